@@ -1,1 +1,248 @@
-//! placeholder
+//! The adjudicator: decides, for the keys it owns, whether a transaction may commit, and at
+//! which timestamp (DESIGN §1–§3).
+//!
+//! ```text
+//!  QP ── commit(read_ts, writes, locks) ──► adjudicator ── append(record @ commit_ts) ──► journal
+//!                                          │  last commit_ts per key (recent only)
+//!                                          │  commit point (never goes backwards)
+//!                                          │  memory floor (below it: not remembered)
+//! ```
+//!
+//! **The rule.** A transaction conflicts when any key of its conflict set (writes and locks)
+//! was committed after its `read_ts`: `last_commit[key] > read_ts`. Because the adjudicator
+//! records a key's new `commit_ts` the moment it accepts the commit, before the journal append
+//! is durable, a key whose commit is still *pending* conflicts the same way. First committer
+//! wins; the loser gets [`cairn_types::Error::Conflict`] naming the key.
+//!
+//! **Choosing `commit_ts`.** Greater than `read_ts`, than the commit point (so greater than
+//! every `commit_ts` seen on any key), and at least `clock.now().latest`. The timestamp is
+//! chosen and the journal append is *called* under one lock, so journal order equals
+//! `commit_ts` order; the append is *awaited* outside the lock, so concurrent commits share one
+//! fsync (the journal's call-order contract makes this safe).
+//!
+//! **Heartbeats.** When idle, storage learns it is complete to `t` only from a promise that
+//! nothing at or below `t` will commit. [`LocalAdjudicator::heartbeat`] raises the commit
+//! point to `now().latest` and appends that promise, ordered with the records, to the journal.
+//! [`run_heartbeats`] does so periodically and whenever storage signals a waiting read.
+//!
+//! **Memory and restart.** The per-key map keeps commits newer than `now - memory` (DESIGN §4:
+//! the maximum transaction age). Transactions that write with `read_ts` below the memory floor
+//! are refused with a conflict, because what they might conflict with is forgotten. On open
+//! the adjudicator fences the journal with a new epoch (a stale adjudicator can no longer
+//! append) and takes the journal's highest timestamp as both its commit point and its memory
+//! floor: a conservative bound instead of replaying the tail, so it never accepts a commit that
+//! conflicts with one made before the restart.
+//!
+//! Shortcuts: one adjudicator owns every key (the vote messages for several exist in
+//! `cairn_types::adjudicator`); lock-only transactions are journaled as records without writes
+//! so that their commit point is durable like any other.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use cairn_types::adjudicator::{
+    Adjudicator, CommitRequest, CommitResponse, HeartbeatRequest, HeartbeatResponse,
+    StatusRequest, StatusResponse,
+};
+use cairn_types::clock::Clock;
+use cairn_types::journal::{self, AppendRequest, Entry, Epoch, FenceRequest, Journal};
+use cairn_types::seam::BoxFuture;
+use cairn_types::{CommitRecord, Conflict, ConflictKind, Error, Key, Result, Timestamp};
+use tokio::sync::Notify;
+
+/// Tuning for [`LocalAdjudicator`].
+#[derive(Clone, Debug)]
+pub struct AdjudicatorOptions {
+    /// How long a key's last commit is remembered: the maximum transaction age. Transactions
+    /// older than this that write are refused.
+    pub memory: Duration,
+}
+
+impl Default for AdjudicatorOptions {
+    fn default() -> Self {
+        AdjudicatorOptions { memory: Duration::from_secs(300) }
+    }
+}
+
+/// The one adjudicator of an embedded Cairn: owns every key.
+pub struct LocalAdjudicator {
+    journal: Arc<dyn Journal>,
+    clock: Arc<dyn Clock>,
+    epoch: Epoch,
+    memory_nanos: u64,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Every commit (and heartbeat promise) so far is at or below this.
+    commit_point: Timestamp,
+    /// Last commit of each remembered key.
+    last_commit: HashMap<Key, Timestamp>,
+    /// Remembered commits in `commit_ts` order, to forget them once old.
+    history: VecDeque<(Timestamp, Vec<Key>)>,
+    /// Writing transactions with `read_ts` below this are refused.
+    memory_floor: Timestamp,
+}
+
+impl LocalAdjudicator {
+    /// Takes over `journal` as its only writer: fences it with the next epoch and continues
+    /// above everything it holds.
+    pub async fn open(
+        journal: Arc<dyn Journal>,
+        clock: Arc<dyn Clock>,
+        options: AdjudicatorOptions,
+    ) -> Result<Self> {
+        let status = journal.status(journal::StatusRequest {}).await?;
+        let epoch = Epoch(status.epoch.0 + 1);
+        let fenced = journal.fence(FenceRequest { epoch }).await?;
+        clock.observe(fenced.high_ts);
+        tracing::info!(epoch = epoch.0, high_ts = %fenced.high_ts, "adjudicator took over the journal");
+        Ok(LocalAdjudicator {
+            journal,
+            clock,
+            epoch,
+            memory_nanos: u64::try_from(options.memory.as_nanos()).unwrap_or(u64::MAX),
+            state: Mutex::new(State {
+                commit_point: fenced.high_ts,
+                last_commit: HashMap::new(),
+                history: VecDeque::new(),
+                memory_floor: fenced.high_ts,
+            }),
+        })
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves only in-memory conflict state, which stays
+        // conservative (keys recorded before their append): keep going.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Checks the conflict set, chooses `commit_ts`, records the keys as pending and calls the
+    /// journal append, all under the lock; returns the append to await outside it.
+    fn accept(
+        &self,
+        request: CommitRequest,
+    ) -> Result<(Timestamp, BoxFuture<'static, Result<journal::AppendResponse>>)> {
+        let CommitRequest { txn_id, read_ts, writes, locks } = request;
+        if writes.is_empty() && locks.is_empty() {
+            return Err(Error::InvalidInput("a commit needs at least one write or lock".into()));
+        }
+        let conflict_set: Vec<Key> =
+            writes.iter().map(|w| w.key.clone()).chain(locks).collect();
+        let now = self.clock.now();
+        let mut state = self.lock_state();
+        state.forget_before(now.latest.saturating_sub_nanos(self.memory_nanos));
+        if read_ts < state.memory_floor {
+            return Err(Error::Conflict(Conflict {
+                kind: ConflictKind::Data,
+                key: conflict_set[0].clone(),
+                committed_ts: None,
+            }));
+        }
+        for key in &conflict_set {
+            if let Some(&committed) = state.last_commit.get(key) {
+                if committed > read_ts {
+                    return Err(Error::Conflict(Conflict {
+                        kind: ConflictKind::Data,
+                        key: key.clone(),
+                        committed_ts: Some(committed),
+                    }));
+                }
+            }
+        }
+        let commit_ts = state.commit_point.next().max(read_ts.next()).max(now.latest);
+        state.commit_point = commit_ts;
+        for key in &conflict_set {
+            state.last_commit.insert(key.clone(), commit_ts);
+        }
+        state.history.push_back((commit_ts, conflict_set));
+        let record = CommitRecord { txn_id, commit_ts, writes };
+        let append =
+            self.journal.append(AppendRequest { epoch: self.epoch, entry: Entry::Commit(record) });
+        Ok((commit_ts, append))
+    }
+}
+
+impl State {
+    /// Forgets commits older than `horizon`, raising the memory floor to match.
+    fn forget_before(&mut self, horizon: Timestamp) {
+        while let Some((ts, _)) = self.history.front() {
+            if *ts >= horizon {
+                break;
+            }
+            let Some((ts, keys)) = self.history.pop_front() else { break };
+            for key in keys {
+                if self.last_commit.get(&key) == Some(&ts) {
+                    self.last_commit.remove(&key);
+                }
+            }
+            self.memory_floor = self.memory_floor.max(ts);
+        }
+    }
+}
+
+impl Adjudicator for LocalAdjudicator {
+    fn commit(&self, request: CommitRequest) -> BoxFuture<'_, Result<CommitResponse>> {
+        let accepted = self.accept(request);
+        Box::pin(async move {
+            let (commit_ts, append) = accepted?;
+            match append.await {
+                Ok(_) => Ok(CommitResponse { commit_ts }),
+                // The keys stay recorded: if the record did reach the disk, later commits must
+                // still conflict with it.
+                Err(e) => Err(Error::Unavailable(format!(
+                    "commit outcome unknown: the journal append at {commit_ts} failed: {e}"
+                ))),
+            }
+        })
+    }
+
+    fn heartbeat(&self, _request: HeartbeatRequest) -> BoxFuture<'_, Result<HeartbeatResponse>> {
+        let (promised, append) = {
+            let mut state = self.lock_state();
+            let promised = state.commit_point.max(self.clock.now().latest);
+            state.commit_point = promised;
+            let append = self
+                .journal
+                .append(AppendRequest { epoch: self.epoch, entry: Entry::Heartbeat(promised) });
+            (promised, append)
+        };
+        Box::pin(async move {
+            append.await?;
+            Ok(HeartbeatResponse { promised })
+        })
+    }
+
+    fn status(&self, _request: StatusRequest) -> BoxFuture<'_, Result<StatusResponse>> {
+        let state = self.lock_state();
+        let status = StatusResponse {
+            commit_point: state.commit_point,
+            memory_floor: state.memory_floor,
+            remembered_keys: state.last_commit.len() as u64,
+        };
+        Box::pin(std::future::ready(Ok(status)))
+    }
+}
+
+/// Publishes heartbeats every `interval`, and at once whenever `nudge` is notified (storage
+/// does so when a read has to wait). Runs until the task is dropped or aborted.
+pub async fn run_heartbeats(
+    adjudicator: Arc<dyn Adjudicator>,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    nudge: Arc<Notify>,
+) {
+    loop {
+        let sleep = clock.sleep(interval);
+        tokio::select! {
+            () = sleep => {}
+            () = nudge.notified() => {}
+        }
+        if let Err(e) = adjudicator.heartbeat(HeartbeatRequest {}).await {
+            tracing::warn!(error = %e, "heartbeat failed");
+            // Do not spin on a broken journal.
+            clock.sleep(interval).await;
+        }
+    }
+}

@@ -1,1 +1,290 @@
-//! placeholder
+//! The crossbar: follows every journal, merges their records by `commit_ts`, and routes each
+//! write to the storage shard owning its key (DESIGN §1).
+//!
+//! ```text
+//!  journal 0 ──read(from, wait_past)──┐
+//!  journal 1 ──read(from, wait_past)──┤  Merger: releases records with commit_ts <= min(watermarks)
+//!                                     ▼  in commit_ts order, then Heartbeat(min watermark)
+//!                             shard [a, m) ── apply(events) ──► storage
+//!                             shard [m, ∞) ── apply(events) ──► storage
+//! ```
+//!
+//! **Promise to subscribers.** Each storage shard sees records in `commit_ts` order, then a
+//! heartbeat `t` meaning "nothing more at or below `t` will come". A record from one journal is
+//! released only once every journal has passed its timestamp (by a later record or a
+//! watermark), so a slow journal holds the others back instead of being overtaken.
+//!
+//! **Positions.** Each event carries its journal and the position after it; storage stores
+//! them with the data. On start the crossbar reads each journal from the lowest position any
+//! shard has applied, and shards skip what they already have.
+//!
+//! The merge is a plain struct, [`Merger`], with no I/O, so it is tested on its own; [`run`]
+//! drives it with one reader task per journal.
+//!
+//! Shortcuts: one shard receives whole records; a shard whose range holds none of a record's
+//! keys still receives the record (empty) so its position advances.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use cairn_types::journal::{Journal, PositionedRecord, ReadRequest};
+use cairn_types::storage::{ApplyEvent, ApplyRequest, Storage, StatusRequest};
+use cairn_types::{CommitRecord, Error, JournalId, KeyRange, Position, Result, Timestamp};
+use tokio::sync::mpsc;
+
+/// Records read per journal request.
+const READ_BATCH: u32 = 1024;
+
+/// A storage shard: the key range it owns and how to reach it.
+#[derive(Clone)]
+pub struct Shard {
+    /// Keys this shard stores.
+    pub range: KeyRange,
+    /// The shard.
+    pub storage: Arc<dyn Storage>,
+}
+
+/// Merges the record streams of several journals into one stream in `commit_ts` order.
+#[derive(Debug)]
+pub struct Merger {
+    sources: Vec<Source>,
+    released: Timestamp,
+}
+
+#[derive(Debug)]
+struct Source {
+    journal: JournalId,
+    queued: VecDeque<PositionedRecord>,
+    /// No record of this journal not yet queued has `commit_ts <= watermark`.
+    watermark: Timestamp,
+}
+
+impl Merger {
+    /// A merger over these journals, none of which has reported anything yet.
+    pub fn new(journals: impl IntoIterator<Item = JournalId>) -> Self {
+        let sources = journals
+            .into_iter()
+            .map(|journal| Source { journal, queued: VecDeque::new(), watermark: Timestamp::ZERO })
+            .collect();
+        Merger { sources, released: Timestamp::ZERO }
+    }
+
+    /// Adds what a read of `journal` returned.
+    pub fn push(
+        &mut self,
+        journal: JournalId,
+        records: Vec<PositionedRecord>,
+        watermark: Timestamp,
+    ) -> Result<()> {
+        let source = self
+            .sources
+            .iter_mut()
+            .find(|s| s.journal == journal)
+            .ok_or_else(|| Error::Internal(format!("crossbar: unknown journal {journal:?}")))?;
+        let last = source.queued.back().map_or(source.watermark, |r| r.record.commit_ts);
+        if let Some(first) = records.first() {
+            if first.record.commit_ts <= last {
+                return Err(Error::Internal(format!(
+                    "crossbar: journal {journal:?} went back in time: record at {} after {last}",
+                    first.record.commit_ts
+                )));
+            }
+        }
+        source.queued.extend(records);
+        source.watermark = source.watermark.max(watermark);
+        Ok(())
+    }
+
+    /// Takes every record that can no longer be overtaken, in `commit_ts` order, followed by a
+    /// heartbeat if the common watermark advanced.
+    pub fn release(&mut self) -> Vec<ApplyEvent> {
+        let bound = self.sources.iter().map(|s| s.watermark).min().unwrap_or(Timestamp::ZERO);
+        let mut ready: Vec<(JournalId, PositionedRecord)> = Vec::new();
+        for source in &mut self.sources {
+            while source.queued.front().is_some_and(|r| r.record.commit_ts <= bound) {
+                if let Some(record) = source.queued.pop_front() {
+                    ready.push((source.journal, record));
+                }
+            }
+        }
+        ready.sort_by_key(|(_, r)| r.record.commit_ts);
+        let mut events: Vec<ApplyEvent> = ready
+            .into_iter()
+            .map(|(journal, r)| ApplyEvent::Record { journal, next: r.next, record: r.record })
+            .collect();
+        if bound > self.released {
+            self.released = bound;
+            events.push(ApplyEvent::Heartbeat(bound));
+        }
+        events
+    }
+}
+
+/// Keeps only the writes of `record` whose keys lie in `range`.
+fn restrict(record: &CommitRecord, range: &KeyRange) -> CommitRecord {
+    CommitRecord {
+        txn_id: record.txn_id,
+        commit_ts: record.commit_ts,
+        writes: record.writes.iter().filter(|w| range.contains(&w.key)).cloned().collect(),
+    }
+}
+
+/// The events `shard` should apply out of `events`.
+fn route(events: &[ApplyEvent], shard: &Shard, whole_key_space: bool) -> Vec<ApplyEvent> {
+    if whole_key_space {
+        return events.to_vec();
+    }
+    events
+        .iter()
+        .map(|event| match event {
+            ApplyEvent::Record { journal, next, record } => ApplyEvent::Record {
+                journal: *journal,
+                next: *next,
+                record: restrict(record, &shard.range),
+            },
+            ApplyEvent::Heartbeat(ts) => ApplyEvent::Heartbeat(*ts),
+        })
+        .collect()
+}
+
+/// Follows `journals` and feeds `shards` until a journal or a shard fails; returns that error.
+/// Drop or abort the task running it to stop.
+pub async fn run(journals: Vec<(JournalId, Arc<dyn Journal>)>, shards: Vec<Shard>) -> Result<()> {
+    let mut merger = Merger::new(journals.iter().map(|(id, _)| *id));
+    let (sender, mut receiver) = mpsc::channel::<Result<(JournalId, Vec<PositionedRecord>, Timestamp)>>(
+        4 * journals.len().max(1),
+    );
+    let mut readers = tokio::task::JoinSet::new();
+    for (id, journal) in journals {
+        let from = resume_position(id, &shards).await?;
+        readers.spawn(follow(id, journal, from, sender.clone()));
+    }
+    drop(sender);
+    let whole_key_space = shards.len() == 1 && shards[0].range == KeyRange::all();
+    while let Some(read) = receiver.recv().await {
+        let (journal, records, watermark) = read?;
+        merger.push(journal, records, watermark)?;
+        // Take whatever else is already waiting, so one apply covers it all.
+        while let Ok(more) = receiver.try_recv() {
+            let (journal, records, watermark) = more?;
+            merger.push(journal, records, watermark)?;
+        }
+        let events = merger.release();
+        if events.is_empty() {
+            continue;
+        }
+        for shard in &shards {
+            let events = route(&events, shard, whole_key_space);
+            shard.storage.apply(ApplyRequest { events }).await?;
+        }
+    }
+    Err(Error::Unavailable("crossbar: every journal reader stopped".into()))
+}
+
+/// The lowest position of `journal` that some shard still needs.
+async fn resume_position(journal: JournalId, shards: &[Shard]) -> Result<Position> {
+    let mut from: Option<Position> = None;
+    for shard in shards {
+        let status = shard.storage.status(StatusRequest {}).await?;
+        let applied = status
+            .applied
+            .iter()
+            .find(|(id, _)| *id == journal)
+            .map_or(Position(0), |(_, position)| *position);
+        from = Some(from.map_or(applied, |f| f.min(applied)));
+    }
+    Ok(from.unwrap_or(Position(0)))
+}
+
+/// Long-polls one journal and forwards what it reads.
+async fn follow(
+    id: JournalId,
+    journal: Arc<dyn Journal>,
+    mut from: Position,
+    sender: mpsc::Sender<Result<(JournalId, Vec<PositionedRecord>, Timestamp)>>,
+) {
+    let mut watermark: Option<Timestamp> = None;
+    loop {
+        let request = ReadRequest { from, max_records: READ_BATCH, wait_past: watermark };
+        match journal.read(request).await {
+            Ok(response) => {
+                from = response.next;
+                watermark = Some(response.watermark);
+                if sender.send(Ok((id, response.records, response.watermark))).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = sender.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_types::TxnId;
+
+    fn record(ts: u64, next: u64) -> PositionedRecord {
+        PositionedRecord {
+            position: Position(next - 1),
+            next: Position(next),
+            record: CommitRecord { txn_id: TxnId(ts), commit_ts: Timestamp(ts), writes: vec![] },
+        }
+    }
+
+    fn released_timestamps(events: &[ApplyEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                ApplyEvent::Record { journal, record, .. } => {
+                    format!("j{}@{}", journal.0, record.commit_ts.0)
+                }
+                ApplyEvent::Heartbeat(ts) => format!("hb{}", ts.0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lagging_journal_holds_back_records_it_could_still_precede() {
+        let mut merger = Merger::new([JournalId(0), JournalId(1)]);
+        merger.push(JournalId(0), vec![record(10, 1), record(30, 2)], Timestamp(30)).unwrap();
+        assert!(merger.release().is_empty(), "journal 1 has promised nothing yet");
+        merger.push(JournalId(1), vec![record(20, 1)], Timestamp(25)).unwrap();
+        assert_eq!(released_timestamps(&merger.release()), ["j0@10", "j1@20", "hb25"]);
+        merger.push(JournalId(1), vec![], Timestamp(40)).unwrap();
+        assert_eq!(released_timestamps(&merger.release()), ["j0@30", "hb30"]);
+        assert!(merger.release().is_empty(), "nothing new, no repeated heartbeat");
+    }
+
+    #[test]
+    fn a_journal_going_back_in_time_is_an_error() {
+        let mut merger = Merger::new([JournalId(0)]);
+        merger.push(JournalId(0), vec![record(10, 1)], Timestamp(10)).unwrap();
+        assert!(merger.push(JournalId(0), vec![record(9, 2)], Timestamp(10)).is_err());
+    }
+
+    #[test]
+    fn shards_receive_only_their_keys_but_every_heartbeat() {
+        let mut rec = record(5, 1).record;
+        rec.writes = vec![
+            cairn_types::Write { key: "a".into(), value: None },
+            cairn_types::Write { key: "x".into(), value: None },
+        ];
+        let events = vec![
+            ApplyEvent::Record { journal: JournalId(0), next: Position(1), record: rec },
+            ApplyEvent::Heartbeat(Timestamp(5)),
+        ];
+        let range = KeyRange::between("m", "z");
+        let restricted = events
+            .iter()
+            .map(|e| match e {
+                ApplyEvent::Record { record, .. } => restrict(record, &range).writes.len(),
+                ApplyEvent::Heartbeat(_) => usize::MAX,
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(restricted, [1, usize::MAX]);
+    }
+}

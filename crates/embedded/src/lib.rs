@@ -1,1 +1,217 @@
-//! placeholder
+//! Embedded Cairn: every component in one process over one data directory (DESIGN §6).
+//!
+//! ```text
+//!  data_dir/journal/   FileJournal      ◄── append ── LocalAdjudicator ◄── commit ── Database (qp)
+//!  data_dir/storage/   FjallStorage     ◄── apply ─── crossbar ◄── read ── journal      │
+//!                           ▲                                                           │
+//!                           └───────────────────── get / scan at read_ts ───────────────┘
+//! ```
+//!
+//! The components talk only through their seam traits, exactly as they would across
+//! processes; with [`Options::loopback`] every message is also serialised both ways.
+//! Background tasks: the crossbar (journal → storage), heartbeats (periodic, and on demand
+//! when a read waits for storage to become complete), and maintenance (checkpoint storage,
+//! truncate the journal prefix it covers, garbage-collect old versions).
+//!
+//! Opening on an existing directory is recovery: the journal truncates a torn tail (and refuses
+//! to open on corruption), the adjudicator fences the journal and continues above its highest
+//! timestamp, and the crossbar replays the journal into storage from storage's applied position.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_adjudicator::{AdjudicatorOptions, LocalAdjudicator};
+use cairn_clock::SystemClock;
+use cairn_crossbar::Shard;
+use cairn_journal::{FileJournal, JournalOptions};
+use cairn_qp::Database;
+use cairn_storage::{FjallStorage, StorageOptions};
+use cairn_types::adjudicator::{self, Adjudicator};
+use cairn_types::clock::Clock;
+use cairn_types::journal::{self as journal_seam, Journal, TruncateRequest};
+use cairn_types::storage::{self, CheckpointRequest, GcRequest, Storage};
+use cairn_types::{JournalId, KeyRange, Result};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// How to open an embedded Cairn.
+#[derive(Clone)]
+pub struct Options {
+    /// Where the journal and storage live.
+    pub data_dir: PathBuf,
+    /// The clock every component reads.
+    pub clock: Arc<dyn Clock>,
+    /// Send every message between components through the wire encoding (slower; catches
+    /// encoding bugs).
+    pub loopback: bool,
+    /// Heartbeats are published at least this often (and at once when a read waits).
+    pub heartbeat_interval: Duration,
+    /// How often storage is checkpointed, the journal truncated and old versions collected.
+    pub maintenance_interval: Duration,
+    /// The maximum transaction age: the adjudicator's memory and the GC horizon's lag.
+    pub max_transaction_age: Duration,
+    /// How long a read waits for storage to become complete before failing.
+    pub read_wait_timeout: Duration,
+    /// Journal tuning.
+    pub journal: JournalOptions,
+}
+
+impl Options {
+    /// Defaults over `data_dir`, with the system clock (error bound zero: one machine).
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Options {
+            data_dir: data_dir.into(),
+            clock: Arc::new(SystemClock::default()),
+            loopback: false,
+            heartbeat_interval: Duration::from_millis(50),
+            maintenance_interval: Duration::from_secs(30),
+            max_transaction_age: Duration::from_secs(300),
+            read_wait_timeout: Duration::from_secs(5),
+            journal: JournalOptions::default(),
+        }
+    }
+}
+
+/// A running embedded Cairn. Dropping it stops the background tasks.
+pub struct Embedded {
+    database: Database,
+    journal: Arc<FileJournal>,
+    storage: Arc<dyn Storage>,
+    adjudicator: Arc<dyn Adjudicator>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Embedded {
+    /// Opens (or creates, or recovers) the database in `options.data_dir`. Must be called on a
+    /// tokio runtime; the background tasks run on it.
+    pub async fn open(options: Options) -> Result<Embedded> {
+        let clock = options.clock.clone();
+        let journal_dir = options.data_dir.join("journal");
+        let storage_dir = options.data_dir.join("storage");
+        for dir in [&journal_dir, &storage_dir] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| cairn_types::Error::io(format!("creating {}", dir.display()), e))?;
+        }
+
+        let file_journal = Arc::new(FileJournal::open(&journal_dir, options.journal.clone())?);
+        let journal: Arc<dyn Journal> = if options.loopback {
+            Arc::new(journal_seam::Loopback(file_journal.clone()))
+        } else {
+            file_journal.clone()
+        };
+
+        let nudge = Arc::new(Notify::new());
+        let on_wait = {
+            let nudge = nudge.clone();
+            Arc::new(move |_ts| nudge.notify_one())
+        };
+        let storage_options = StorageOptions {
+            read_wait_timeout: options.read_wait_timeout,
+            on_wait: Some(on_wait),
+        };
+        let fjall = FjallStorage::open(&storage_dir, clock.clone(), storage_options)?;
+        let storage: Arc<dyn Storage> = if options.loopback {
+            Arc::new(storage::Loopback(fjall))
+        } else {
+            Arc::new(fjall)
+        };
+
+        let adjudicator_options = AdjudicatorOptions { memory: options.max_transaction_age };
+        let local = LocalAdjudicator::open(journal.clone(), clock.clone(), adjudicator_options).await?;
+        let adjudicator: Arc<dyn Adjudicator> = if options.loopback {
+            Arc::new(adjudicator::Loopback(local))
+        } else {
+            Arc::new(local)
+        };
+
+        let shards = vec![Shard { range: KeyRange::all(), storage: storage.clone() }];
+        let crossbar_journals = vec![(JournalId(0), journal.clone())];
+        let tasks = vec![
+            tokio::spawn(async move {
+                if let Err(e) = cairn_crossbar::run(crossbar_journals, shards).await {
+                    tracing::error!(error = %e, "crossbar stopped: storage no longer advances");
+                }
+            }),
+            tokio::spawn(cairn_adjudicator::run_heartbeats(
+                adjudicator.clone(),
+                clock.clone(),
+                options.heartbeat_interval,
+                nudge,
+            )),
+            tokio::spawn(maintain(
+                journal.clone(),
+                storage.clone(),
+                clock.clone(),
+                options.maintenance_interval,
+                options.max_transaction_age,
+            )),
+        ];
+
+        let database = Database::new(storage.clone(), adjudicator.clone(), clock);
+        Ok(Embedded { database, journal: file_journal, storage, adjudicator, tasks })
+    }
+
+    /// The query processor's entry point: begin transactions here.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// The journal, for statistics.
+    pub fn journal(&self) -> &Arc<FileJournal> {
+        &self.journal
+    }
+
+    /// The storage seam.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The adjudicator seam.
+    pub fn adjudicator(&self) -> &Arc<dyn Adjudicator> {
+        &self.adjudicator
+    }
+
+    /// Checkpoints storage and truncates the journal prefix it covers, now.
+    pub async fn checkpoint(&self) -> Result<()> {
+        checkpoint(self.journal.as_ref(), self.storage.as_ref()).await
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn checkpoint(journal: &dyn Journal, storage: &dyn Storage) -> Result<()> {
+    let checkpointed = storage.checkpoint(CheckpointRequest {}).await?.checkpointed;
+    if let Some((_, before)) = checkpointed.iter().find(|(id, _)| *id == JournalId(0)) {
+        journal.truncate(TruncateRequest { before: *before }).await?;
+    }
+    Ok(())
+}
+
+/// Periodic upkeep: checkpoint and truncate, then collect versions older than the horizon.
+async fn maintain(
+    journal: Arc<dyn Journal>,
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    max_transaction_age: Duration,
+) {
+    let age_nanos = u64::try_from(max_transaction_age.as_nanos()).unwrap_or(u64::MAX);
+    loop {
+        clock.sleep(interval).await;
+        if let Err(e) = checkpoint(journal.as_ref(), storage.as_ref()).await {
+            tracing::warn!(error = %e, "checkpoint failed");
+        }
+        let horizon = clock.now().earliest.saturating_sub_nanos(age_nanos);
+        match storage.gc(GcRequest { horizon }).await {
+            Ok(done) => tracing::debug!(removed = done.versions_removed, "garbage collected"),
+            Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+        }
+    }
+}

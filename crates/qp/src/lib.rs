@@ -1,1 +1,224 @@
-//! placeholder
+//! The query processor's transaction API: what SQL statements will run on (DESIGN §2, §3).
+//!
+//! ```text
+//!  begin ──► read_ts = clock.now().latest
+//!   get/scan ──► buffered writes  ⊕  storage.read(key|range, read_ts)   (read-your-writes)
+//!   put/delete ──► buffer post-image (or tombstone)
+//!   lock ──► conflict set only (SELECT ... FOR UPDATE)
+//!  commit ──► nothing buffered?  done, no adjudicator, never aborts
+//!         └─► adjudicator.commit(read_ts, writes, locks) ──► commit_ts (durable)
+//!             ──► commit-wait until clock.now().earliest > commit_ts ──► acknowledged
+//! ```
+//!
+//! Invariants:
+//! - Every read of a transaction is at its one `read_ts`: reads come from one snapshot, so
+//!   read skew cannot happen. Storage never answers stale, so `read_ts` taken after a commit was
+//!   acknowledged sees it.
+//! - Nothing leaves the transaction before `commit`: writes are buffered as full post-images,
+//!   and reads merge them over storage, deletes hiding keys inside scans too.
+//! - A read-only transaction never contacts the adjudicator and never aborts.
+//! - `commit` returns only once the commit is durable and `clock.now().earliest > commit_ts`
+//!   (commit-wait), so any transaction that starts afterwards, anywhere, reads at a later
+//!   timestamp.
+//! - Conflicts come back as [`cairn_types::Error::Conflict`] naming a key; the caller retries
+//!   the whole transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_types::adjudicator::{Adjudicator, CommitRequest};
+use cairn_types::clock::Clock;
+use cairn_types::storage::{GetRequest, ScanRequest, Storage};
+use cairn_types::{Key, KeyRange, Result, Timestamp, TxnId, Write};
+
+/// Rows fetched from storage per scan request when merging with buffered writes.
+const SCAN_PAGE: u32 = 256;
+
+/// Where transactions come from: the components a query processor talks to.
+#[derive(Clone)]
+pub struct Database {
+    storage: Arc<dyn Storage>,
+    adjudicator: Arc<dyn Adjudicator>,
+    clock: Arc<dyn Clock>,
+    next_txn: Arc<AtomicU64>,
+}
+
+impl Database {
+    /// A query processor over these components.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        adjudicator: Arc<dyn Adjudicator>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        // Transaction ids only need to be unique enough for logs; starting from the clock
+        // keeps them from repeating across restarts.
+        let first = clock.now().latest.0;
+        Database { storage, adjudicator, clock, next_txn: Arc::new(AtomicU64::new(first)) }
+    }
+
+    /// Starts a transaction reading at `clock.now().latest`.
+    pub fn begin(&self) -> Transaction {
+        let read_ts = self.clock.now().latest;
+        Transaction {
+            db: self.clone(),
+            txn_id: TxnId(self.next_txn.fetch_add(1, Ordering::Relaxed)),
+            read_ts,
+            writes: BTreeMap::new(),
+            locks: BTreeSet::new(),
+        }
+    }
+
+    /// The clock this query processor reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+}
+
+/// One transaction: a snapshot to read at and a buffer of writes.
+pub struct Transaction {
+    db: Database,
+    txn_id: TxnId,
+    read_ts: Timestamp,
+    /// Post-images by key; `None` is a delete.
+    writes: BTreeMap<Key, Option<Bytes>>,
+    /// Keys locked but not written.
+    locks: BTreeSet<Key>,
+}
+
+/// What a successful commit tells the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The commit timestamp, or `None` for a read-only transaction (nothing to commit).
+    pub commit_ts: Option<Timestamp>,
+}
+
+impl Transaction {
+    /// The snapshot this transaction reads at.
+    pub fn read_ts(&self) -> Timestamp {
+        self.read_ts
+    }
+
+    /// The transaction's id.
+    pub fn id(&self) -> TxnId {
+        self.txn_id
+    }
+
+    /// Whether the transaction has written or locked anything.
+    pub fn is_read_only(&self) -> bool {
+        self.writes.is_empty() && self.locks.is_empty()
+    }
+
+    /// The value of `key` as this transaction sees it: its own write if any, else storage at
+    /// `read_ts`.
+    pub async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
+        if let Some(buffered) = self.writes.get(key) {
+            return Ok(buffered.clone());
+        }
+        let request = GetRequest { key: key.clone(), ts: self.read_ts };
+        Ok(self.db.storage.get(request).await?.value)
+    }
+
+    /// Up to `limit` live rows of `range` in key order, as this transaction sees them: storage
+    /// at `read_ts` with the transaction's own writes laid over it.
+    pub async fn scan(&self, range: &KeyRange, limit: usize) -> Result<Vec<(Key, Bytes)>> {
+        let mut rows = Vec::new();
+        if limit == 0 || range.is_empty() {
+            return Ok(rows);
+        }
+        let end = range.end.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+        let mut buffered =
+            self.writes.range::<Key, _>((Bound::Included(&range.start), end)).peekable();
+        let mut cursor = range.start.clone();
+        loop {
+            let page_range = KeyRange { start: cursor, end: range.end.clone() };
+            let page = self
+                .db
+                .storage
+                .scan(ScanRequest { range: page_range, ts: self.read_ts, limit: SCAN_PAGE })
+                .await?;
+            let mut stored = page.rows.into_iter().peekable();
+            // Buffered keys at or past the page's end belong to a later page.
+            let covers = |key: &Key| page.resume.as_ref().is_none_or(|resume| key < resume);
+            loop {
+                let take_buffered = match (buffered.peek(), stored.peek()) {
+                    (Some((bk, _)), Some((sk, _))) => covers(bk) && *bk <= sk,
+                    (Some((bk, _)), None) => covers(bk),
+                    (None, _) => false,
+                };
+                let row = if take_buffered {
+                    let Some((key, value)) = buffered.next() else { break };
+                    if stored.peek().is_some_and(|(sk, _)| sk == key) {
+                        stored.next(); // the transaction's own write replaces it
+                    }
+                    value.clone().map(|value| (key.clone(), value))
+                } else if let Some(row) = stored.next() {
+                    Some(row)
+                } else {
+                    break;
+                };
+                if let Some(row) = row {
+                    rows.push(row);
+                    if rows.len() == limit {
+                        return Ok(rows);
+                    }
+                }
+            }
+            match page.resume {
+                Some(resume) => cursor = resume,
+                None => return Ok(rows),
+            }
+        }
+    }
+
+    /// Buffers `value` as the new value of `key`.
+    pub fn put(&mut self, key: Key, value: Bytes) {
+        self.writes.insert(key, Some(value));
+    }
+
+    /// Buffers a delete of `key`.
+    pub fn delete(&mut self, key: Key) {
+        self.writes.insert(key, None);
+    }
+
+    /// Adds `key` to the conflict set without changing it: the commit fails if another
+    /// transaction committed a write to it after `read_ts`, and later writers conflict with
+    /// this commit (what `SELECT ... FOR UPDATE` does).
+    pub fn lock(&mut self, key: Key) {
+        self.locks.insert(key);
+    }
+
+    /// Commits. Read-only transactions succeed at once; others go to the adjudicator and
+    /// return once durable and past commit-wait, or fail with a conflict naming a key.
+    pub async fn commit(self) -> Result<Committed> {
+        if self.is_read_only() {
+            return Ok(Committed { commit_ts: None });
+        }
+        let Transaction { db, txn_id, read_ts, writes, locks } = self;
+        let locks: Vec<Key> = locks.into_iter().filter(|k| !writes.contains_key(k)).collect();
+        let writes: Vec<Write> =
+            writes.into_iter().map(|(key, value)| Write { key, value }).collect();
+        let request = CommitRequest { txn_id, read_ts, writes, locks };
+        let commit_ts = db.adjudicator.commit(request).await?.commit_ts;
+        db.clock.observe(commit_ts);
+        commit_wait(db.clock.as_ref(), commit_ts).await;
+        Ok(Committed { commit_ts: Some(commit_ts) })
+    }
+
+    /// Abandons the transaction; nothing it buffered is kept.
+    pub fn rollback(self) {}
+}
+
+/// Waits until every clock agrees `commit_ts` is in the past (DESIGN §2).
+async fn commit_wait(clock: &dyn Clock, commit_ts: Timestamp) {
+    loop {
+        let earliest = clock.now().earliest;
+        if earliest > commit_ts {
+            return;
+        }
+        clock.sleep(Duration::from_nanos(commit_ts.0 - earliest.0 + 1)).await;
+    }
+}
