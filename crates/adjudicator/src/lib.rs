@@ -26,7 +26,8 @@
 //! [`run_heartbeats`] does so periodically and whenever storage signals a waiting read.
 //!
 //! **Memory and restart.** The per-key map keeps commits newer than `now - memory` (DESIGN §4:
-//! the maximum transaction age). Transactions that write with `read_ts` below the memory floor
+//! the maximum transaction age), and at most `max_remembered_keys` of them, forgetting the
+//! oldest first under a high commit rate. Transactions that write with `read_ts` below the memory floor
 //! are refused with a conflict, because what they might conflict with is forgotten. On open
 //! the adjudicator fences the journal with a new epoch (a stale adjudicator can no longer
 //! append) and takes the journal's highest timestamp as both its commit point and its memory
@@ -57,11 +58,14 @@ pub struct AdjudicatorOptions {
     /// How long a key's last commit is remembered: the maximum transaction age. Transactions
     /// older than this that write are refused.
     pub memory: Duration,
+    /// At most this many remembered commits' keys; past it the oldest are forgotten early
+    /// (raising the memory floor), so memory stays bounded under any commit rate.
+    pub max_remembered_keys: usize,
 }
 
 impl Default for AdjudicatorOptions {
     fn default() -> Self {
-        AdjudicatorOptions { memory: Duration::from_secs(300) }
+        AdjudicatorOptions { memory: Duration::from_secs(300), max_remembered_keys: 4_000_000 }
     }
 }
 
@@ -71,6 +75,7 @@ pub struct LocalAdjudicator {
     clock: Arc<dyn Clock>,
     epoch: Epoch,
     memory_nanos: u64,
+    max_remembered_keys: usize,
     state: Mutex<State>,
 }
 
@@ -81,6 +86,8 @@ struct State {
     last_commit: HashMap<Key, Timestamp>,
     /// Remembered commits in `commit_ts` order, to forget them once old.
     history: VecDeque<(Timestamp, Vec<Key>)>,
+    /// Keys held in `history` (with repeats): what memory use is bounded by.
+    remembered_keys: usize,
     /// Writing transactions with `read_ts` below this are refused.
     memory_floor: Timestamp,
 }
@@ -103,10 +110,12 @@ impl LocalAdjudicator {
             clock,
             epoch,
             memory_nanos: u64::try_from(options.memory.as_nanos()).unwrap_or(u64::MAX),
+            max_remembered_keys: options.max_remembered_keys,
             state: Mutex::new(State {
                 commit_point: fenced.high_ts,
                 last_commit: HashMap::new(),
                 history: VecDeque::new(),
+                remembered_keys: 0,
                 memory_floor: fenced.high_ts,
             }),
         })
@@ -132,7 +141,8 @@ impl LocalAdjudicator {
             writes.iter().map(|w| w.key.clone()).chain(locks).collect();
         let now = self.clock.now();
         let mut state = self.lock_state();
-        state.forget_before(now.latest.saturating_sub_nanos(self.memory_nanos));
+        let horizon = now.latest.saturating_sub_nanos(self.memory_nanos);
+        state.forget(horizon, self.max_remembered_keys);
         if read_ts < state.memory_floor {
             return Err(Error::Conflict(Conflict {
                 kind: ConflictKind::Data,
@@ -156,6 +166,7 @@ impl LocalAdjudicator {
         for key in &conflict_set {
             state.last_commit.insert(key.clone(), commit_ts);
         }
+        state.remembered_keys += conflict_set.len();
         state.history.push_back((commit_ts, conflict_set));
         let record = CommitRecord { txn_id, commit_ts, writes };
         let append =
@@ -165,13 +176,15 @@ impl LocalAdjudicator {
 }
 
 impl State {
-    /// Forgets commits older than `horizon`, raising the memory floor to match.
-    fn forget_before(&mut self, horizon: Timestamp) {
+    /// Forgets commits older than `horizon`, and the oldest beyond `max_keys` remembered
+    /// keys, raising the memory floor to match.
+    fn forget(&mut self, horizon: Timestamp, max_keys: usize) {
         while let Some((ts, _)) = self.history.front() {
-            if *ts >= horizon {
+            if *ts >= horizon && self.remembered_keys <= max_keys {
                 break;
             }
             let Some((ts, keys)) = self.history.pop_front() else { break };
+            self.remembered_keys -= keys.len();
             for key in keys {
                 if self.last_commit.get(&key) == Some(&ts) {
                     self.last_commit.remove(&key);
@@ -219,7 +232,7 @@ impl Adjudicator for LocalAdjudicator {
         let status = StatusResponse {
             commit_point: state.commit_point,
             memory_floor: state.memory_floor,
-            remembered_keys: state.last_commit.len() as u64,
+            remembered_keys: state.remembered_keys as u64,
         };
         Box::pin(std::future::ready(Ok(status)))
     }

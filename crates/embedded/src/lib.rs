@@ -117,7 +117,8 @@ impl Embedded {
             Arc::new(fjall)
         };
 
-        let adjudicator_options = AdjudicatorOptions { memory: options.max_transaction_age };
+        let adjudicator_options =
+            AdjudicatorOptions { memory: options.max_transaction_age, ..Default::default() };
         let local = LocalAdjudicator::open(journal.clone(), clock.clone(), adjudicator_options).await?;
         let adjudicator: Arc<dyn Adjudicator> = if options.loopback {
             Arc::new(adjudicator::Loopback(local))
