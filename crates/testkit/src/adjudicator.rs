@@ -35,15 +35,26 @@ where
 }
 
 fn clock() -> Arc<ManualClock> {
-    Arc::new(ManualClock::new(Timestamp(1_700_000_000_000_000_000), Duration::ZERO))
+    Arc::new(ManualClock::new(
+        Timestamp(1_700_000_000_000_000_000),
+        Duration::ZERO,
+    ))
 }
 
 fn put(key: &str, value: &str) -> Write {
-    Write { key: key.into(), value: Some(Bytes::copy_from_slice(value.as_bytes())) }
+    Write {
+        key: key.into(),
+        value: Some(Bytes::copy_from_slice(value.as_bytes())),
+    }
 }
 
 fn request(txn: u64, read_ts: Timestamp, writes: Vec<Write>, locks: Vec<Key>) -> CommitRequest {
-    CommitRequest { txn_id: TxnId(txn), read_ts, writes, locks }
+    CommitRequest {
+        txn_id: TxnId(txn),
+        read_ts,
+        writes,
+        locks,
+    }
 }
 
 fn conflict_key(result: cairn_types::Result<impl std::fmt::Debug>) -> Key {
@@ -65,8 +76,22 @@ where
     let clock = clock();
     let adj = open(open_journal(dir.path()), clock.clone()).await;
     let read_ts = clock.now().latest;
-    adj.commit(request(1, read_ts, vec![put("x", "1"), put("a", "1")], vec![])).await.unwrap();
-    let second = adj.commit(request(2, read_ts, vec![put("b", "2"), put("x", "2")], vec![])).await;
+    adj.commit(request(
+        1,
+        read_ts,
+        vec![put("x", "1"), put("a", "1")],
+        vec![],
+    ))
+    .await
+    .unwrap();
+    let second = adj
+        .commit(request(
+            2,
+            read_ts,
+            vec![put("b", "2"), put("x", "2")],
+            vec![],
+        ))
+        .await;
     assert_eq!(conflict_key(second), Key::from("x"));
 }
 
@@ -81,13 +106,22 @@ where
     let clock = clock();
     let adj = open(open_journal(dir.path()), clock.clone()).await;
     let read_ts = clock.now().latest;
-    let first = adj.commit(request(1, read_ts, vec![put("a", "1")], vec![])).await.unwrap();
-    let second = adj.commit(request(2, read_ts, vec![put("b", "1")], vec![])).await.unwrap();
+    let first = adj
+        .commit(request(1, read_ts, vec![put("a", "1")], vec![]))
+        .await
+        .unwrap();
+    let second = adj
+        .commit(request(2, read_ts, vec![put("b", "1")], vec![]))
+        .await
+        .unwrap();
     assert!(first.commit_ts > read_ts);
     assert!(second.commit_ts > first.commit_ts);
     // A snapshot far in the future (a client with a fast clock) still gets a later commit.
     let future = Timestamp(clock.now().latest.0 + 1_000_000_000);
-    let third = adj.commit(request(3, future, vec![put("c", "1")], vec![])).await.unwrap();
+    let third = adj
+        .commit(request(3, future, vec![put("c", "1")], vec![]))
+        .await
+        .unwrap();
     assert!(third.commit_ts > future);
 }
 
@@ -123,12 +157,16 @@ where
     let clock = clock();
     let adj = open(open_journal(dir.path()), clock.clone()).await;
     let read_ts = clock.now().latest;
-    adj.commit(request(1, read_ts, vec![put("x", "1")], vec![])).await.unwrap();
+    adj.commit(request(1, read_ts, vec![put("x", "1")], vec![]))
+        .await
+        .unwrap();
     let locker = request(2, read_ts, vec![put("y", "1")], vec!["x".into()]);
     assert_eq!(conflict_key(adj.commit(locker).await), Key::from("x"));
 
     let read_ts = clock.now().latest;
-    adj.commit(request(3, read_ts, vec![], vec!["lonely".into()])).await.unwrap();
+    adj.commit(request(3, read_ts, vec![], vec!["lonely".into()]))
+        .await
+        .unwrap();
     let writer = request(4, read_ts, vec![put("lonely", "1")], vec![]);
     assert_eq!(conflict_key(adj.commit(writer).await), Key::from("lonely"));
 }
@@ -146,13 +184,28 @@ async fn commits_reach_the_journal_with_their_writes_only<A, J, O>(
     let clock = clock();
     let journal = open_journal(dir.path());
     let adj = open(journal.clone(), clock.clone()).await;
-    let writes = vec![put("a", "1"), Write { key: "b".into(), value: None }];
+    let writes = vec![
+        put("a", "1"),
+        Write {
+            key: "b".into(),
+            value: None,
+        },
+    ];
     let done = adj
-        .commit(request(7, clock.now().latest, writes.clone(), vec!["c".into()]))
+        .commit(request(
+            7,
+            clock.now().latest,
+            writes.clone(),
+            vec!["c".into()],
+        ))
         .await
         .unwrap();
     let read = journal
-        .read(ReadRequest { from: cairn_types::Position(0), max_records: 10, wait_past: None })
+        .read(ReadRequest {
+            from: cairn_types::Position(0),
+            max_records: 10,
+            wait_past: None,
+        })
         .await
         .unwrap();
     let last = read.records.last().expect("the commit is in the journal");
@@ -177,14 +230,20 @@ async fn heartbeats_promise_and_later_commits_stay_above<A, J, O>(
     let journal = open_journal(dir.path());
     let adj = open(journal.clone(), clock.clone()).await;
     let read_ts = clock.now().latest;
-    let done = adj.commit(request(1, read_ts, vec![put("a", "1")], vec![])).await.unwrap();
+    let done = adj
+        .commit(request(1, read_ts, vec![put("a", "1")], vec![]))
+        .await
+        .unwrap();
     let before = clock.now().latest;
     let promised = adj.heartbeat(HeartbeatRequest {}).await.unwrap().promised;
     assert!(promised >= done.commit_ts && promised > before);
     let status = journal.status(Default::default()).await.unwrap();
     assert!(status.watermark >= promised);
     // A transaction whose snapshot predates the promise still commits above it.
-    let later = adj.commit(request(2, read_ts, vec![put("b", "1")], vec![])).await.unwrap();
+    let later = adj
+        .commit(request(2, read_ts, vec![put("b", "1")], vec![]))
+        .await
+        .unwrap();
     assert!(later.commit_ts > promised);
     let adj_status = adj.status(StatusRequest {}).await.unwrap();
     assert!(adj_status.commit_point >= later.commit_ts);
@@ -200,7 +259,9 @@ where
     let dir = tempfile::tempdir().unwrap();
     let clock = clock();
     let adj = open(open_journal(dir.path()), clock.clone()).await;
-    let result = adj.commit(request(1, clock.now().latest, vec![], vec![])).await;
+    let result = adj
+        .commit(request(1, clock.now().latest, vec![], vec![]))
+        .await;
     assert!(matches!(result, Err(Error::InvalidInput(_))), "{result:?}");
 }
 
@@ -220,15 +281,25 @@ async fn a_restarted_adjudicator_refuses_what_it_cannot_check<A, J, O>(
     let old_snapshot = clock.now().latest;
     let before_restart = {
         let adj = open(open_journal(dir.path()), clock.clone()).await;
-        adj.commit(request(1, old_snapshot, vec![put("k", "1")], vec![])).await.unwrap().commit_ts
+        adj.commit(request(1, old_snapshot, vec![put("k", "1")], vec![]))
+            .await
+            .unwrap()
+            .commit_ts
     };
     // A fresh clock, even one running behind, must not lead to commits below the old ones.
     let behind = Arc::new(ManualClock::new(Timestamp(1_000), Duration::ZERO));
     let adj = open(open_journal(dir.path()), behind.clone()).await;
-    let stale = adj.commit(request(2, old_snapshot, vec![put("k", "2")], vec![])).await;
+    let stale = adj
+        .commit(request(2, old_snapshot, vec![put("k", "2")], vec![]))
+        .await;
     assert_eq!(conflict_key(stale), Key::from("k"));
     let fresh = adj
-        .commit(request(3, behind.now().latest, vec![put("other", "1")], vec![]))
+        .commit(request(
+            3,
+            behind.now().latest,
+            vec![put("other", "1")],
+            vec![],
+        ))
         .await
         .unwrap();
     assert!(fresh.commit_ts > before_restart);
@@ -247,11 +318,22 @@ where
     let journal = open_journal(dir.path());
     let old = open(journal.clone(), clock.clone()).await;
     let new = open(journal.clone(), clock.clone()).await;
-    let refused = old.commit(request(1, clock.now().latest, vec![put("z", "1")], vec![])).await;
-    assert!(refused.is_err(), "a fenced adjudicator must not commit: {refused:?}");
-    new.commit(request(2, clock.now().latest, vec![put("z", "2")], vec![])).await.unwrap();
+    let refused = old
+        .commit(request(1, clock.now().latest, vec![put("z", "1")], vec![]))
+        .await;
+    assert!(
+        refused.is_err(),
+        "a fenced adjudicator must not commit: {refused:?}"
+    );
+    new.commit(request(2, clock.now().latest, vec![put("z", "2")], vec![]))
+        .await
+        .unwrap();
     let read = journal
-        .read(ReadRequest { from: cairn_types::Position(0), max_records: 10, wait_past: None })
+        .read(ReadRequest {
+            from: cairn_types::Position(0),
+            max_records: 10,
+            wait_past: None,
+        })
         .await
         .unwrap();
     assert_eq!(read.records.len(), 1);

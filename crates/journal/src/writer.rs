@@ -1,0 +1,332 @@
+//! The writer thread: the only code that writes segment files or the epoch file.
+//!
+//! It takes requests in the order `append`, `fence` and `truncate` were *called* (they are
+//! queued under the admission lock), and works in batches: block for one request, drain every
+//! request already queued, write all their records with one `write`, `sync_data` once, publish,
+//! then answer them all. That is group commit: N concurrent appends cost one fsync, not N.
+
+use std::fs::File;
+use std::io::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use cairn_types::journal::{
+    AppendResponse, Epoch, FenceResponse, PositionedRecord, TruncateResponse,
+};
+use cairn_types::{CommitRecord, Error, Position, Result, Timestamp};
+use tokio::sync::oneshot;
+
+use crate::{lock, segment, Shared};
+
+/// What the writer is asked to do.
+pub(crate) enum Request {
+    /// Make an entry durable (a record) or published (a heartbeat).
+    Append {
+        entry: Pending,
+        reply: oneshot::Sender<Result<AppendResponse>>,
+    },
+    /// Make `epoch` durable, after everything queued before it.
+    Fence {
+        epoch: Epoch,
+        reply: oneshot::Sender<Result<FenceResponse>>,
+    },
+    /// Delete whole segments before `before`.
+    Truncate {
+        before: Position,
+        reply: oneshot::Sender<Result<TruncateResponse>>,
+    },
+}
+
+/// An admitted append.
+pub(crate) enum Pending {
+    /// A record with its frame already encoded by the caller.
+    Commit {
+        frame: Vec<u8>,
+        record: CommitRecord,
+    },
+    /// A promise that no later record has `commit_ts <= ts`.
+    Heartbeat(Timestamp),
+}
+
+impl Request {
+    /// Fences and truncations close a batch, so that they answer with the state as of their
+    /// place in call order.
+    fn ends_batch(&self) -> bool {
+        !matches!(self, Request::Append { .. })
+    }
+
+    fn fail(self, error: Error) {
+        // A caller that stopped waiting does not need the answer.
+        let _ = match self {
+            Request::Append { reply, .. } => reply.send(Err(error)).is_ok(),
+            Request::Fence { reply, .. } => reply.send(Err(error)).is_ok(),
+            Request::Truncate { reply, .. } => reply.send(Err(error)).is_ok(),
+        };
+    }
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub shared: Arc<Shared>,
+    pub requests: Receiver<Request>,
+    /// The active (last) segment, open for appending.
+    pub file: File,
+    /// Where the active segment starts.
+    pub file_start: u64,
+    /// The active segment's length.
+    pub file_len: u64,
+    /// The published watermark (at least the last record's `commit_ts`).
+    pub watermark: Timestamp,
+    /// Set by the first write or fsync failure; from then on everything fails.
+    pub poisoned: Option<String>,
+    /// Frames of the batch being written.
+    pub buf: Vec<u8>,
+}
+
+impl Writer {
+    /// Serves requests until every sender is gone (the journal was dropped).
+    pub fn run(mut self) {
+        while let Ok(first) = self.requests.recv() {
+            let mut batch = Vec::new();
+            let mut ends = first.ends_batch();
+            batch.push(first);
+            while !ends {
+                let Ok(next) = self.requests.try_recv() else {
+                    break;
+                };
+                ends = next.ends_batch();
+                batch.push(next);
+            }
+            self.process(batch);
+        }
+    }
+
+    fn process(&mut self, batch: Vec<Request>) {
+        if self.shared.closing.load(Ordering::SeqCst) {
+            for request in batch {
+                request.fail(Error::Unavailable(
+                    "the journal was closed before this request was written; it was not written"
+                        .into(),
+                ));
+            }
+            return;
+        }
+        if let Some(why) = &self.poisoned {
+            for request in batch {
+                request.fail(Error::Unavailable(why.clone()));
+            }
+            return;
+        }
+        let mut appends = Vec::with_capacity(batch.len());
+        let mut control = None;
+        for request in batch {
+            match request {
+                Request::Append { entry, reply } => appends.push((entry, reply)),
+                other => control = Some(other),
+            }
+        }
+
+        let ends = match self.write(&appends) {
+            Ok(ends) => ends,
+            Err(error) => {
+                let message = self.poison(&error);
+                for (_, reply) in appends {
+                    let _ = reply.send(Err(Error::Internal(message.clone())));
+                }
+                if let Some(request) = control {
+                    request.fail(Error::Internal(message));
+                }
+                return;
+            }
+        };
+        self.publish(appends, ends);
+
+        match control {
+            Some(Request::Fence { epoch, reply }) => {
+                let result = match segment::write_epoch(&self.shared.dir, epoch) {
+                    Ok(fsyncs) => {
+                        self.shared
+                            .counters
+                            .fsyncs
+                            .fetch_add(fsyncs, Ordering::Relaxed);
+                        Ok(FenceResponse {
+                            tail: Position(self.file_start + self.file_len),
+                            high_ts: self.watermark,
+                        })
+                    }
+                    Err(e) => Err(Error::Internal(self.poison(&Error::io(
+                        format!(
+                            "persisting epoch {} in {}",
+                            epoch.0,
+                            self.shared.dir.display()
+                        ),
+                        e,
+                    )))),
+                };
+                let _ = reply.send(result);
+            }
+            Some(Request::Truncate { before, reply }) => {
+                let _ = reply.send(self.truncate(before));
+            }
+            Some(Request::Append { .. }) | None => {}
+        }
+    }
+
+    /// Writes the batch's records and makes them durable; returns the end position of each
+    /// record, in order. One write and one `sync_data` per segment touched (one, unless the
+    /// batch crosses into a new segment).
+    fn write(
+        &mut self,
+        appends: &[(Pending, oneshot::Sender<Result<AppendResponse>>)],
+    ) -> Result<Vec<u64>> {
+        self.buf.clear();
+        let mut ends = Vec::new();
+        for (entry, _) in appends {
+            let Pending::Commit { frame, .. } = entry else {
+                continue;
+            };
+            let used = self.file_len + self.buf.len() as u64;
+            // A record never spans segments; one larger than a segment gets a segment alone.
+            if used > 0 && used + frame.len() as u64 > self.shared.options.segment_bytes {
+                self.flush()?;
+                self.roll()?;
+            }
+            self.buf.extend_from_slice(frame);
+            ends.push(self.file_start + self.file_len + self.buf.len() as u64);
+        }
+        self.flush()?;
+        self.shared
+            .counters
+            .appends
+            .fetch_add(ends.len() as u64, Ordering::Relaxed);
+        Ok(ends)
+    }
+
+    /// Writes and syncs the buffered frames to the active segment.
+    fn flush(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let path = segment::path(&self.shared.dir, self.file_start);
+        self.file.write_all(&self.buf).map_err(|e| {
+            Error::io(
+                format!("appending to journal segment {}", path.display()),
+                e,
+            )
+        })?;
+        self.shared
+            .counters
+            .bytes
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        self.file_len += self.buf.len() as u64;
+        self.buf.clear();
+        self.shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(format!("syncing journal segment {}", path.display()), e))
+    }
+
+    /// Starts a new segment where the active one ends.
+    fn roll(&mut self) -> Result<()> {
+        let start = self.file_start + self.file_len;
+        self.file = segment::create(&self.shared.dir, start)?;
+        self.shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.file_start = start;
+        self.file_len = 0;
+        lock(&self.shared.segments).push(start);
+        Ok(())
+    }
+
+    /// Makes a durable batch visible: ring first, then the watch, then the answers, so that a
+    /// reader woken by the watch or by an answer finds the records.
+    fn publish(
+        &mut self,
+        appends: Vec<(Pending, oneshot::Sender<Result<AppendResponse>>)>,
+        ends: Vec<u64>,
+    ) {
+        let tail = Position(self.file_start + self.file_len);
+        let mut replies = Vec::with_capacity(appends.len());
+        {
+            let mut ring = self.shared.ring.write().unwrap_or_else(|e| e.into_inner());
+            let mut ends = ends.into_iter();
+            for (entry, reply) in appends {
+                match entry {
+                    Pending::Commit { frame, record } => {
+                        let next = ends.next().unwrap_or(tail.0);
+                        self.watermark = self.watermark.max(record.commit_ts);
+                        ring.push(PositionedRecord {
+                            position: Position(next - frame.len() as u64),
+                            next: Position(next),
+                            record,
+                        });
+                        replies.push((reply, Position(next)));
+                    }
+                    Pending::Heartbeat(ts) => {
+                        self.watermark = self.watermark.max(ts);
+                        replies.push((reply, tail));
+                    }
+                }
+            }
+        }
+        let watermark = self.watermark;
+        self.shared.published.send_modify(|p| {
+            p.tail = tail;
+            p.watermark = watermark;
+        });
+        for (reply, end) in replies {
+            let _ = reply.send(Ok(AppendResponse { end }));
+        }
+    }
+
+    /// Deletes whole segments that end at or before `before`, oldest first, never the active
+    /// one. Each removal is made durable before the next, so a crash leaves a suffix of the
+    /// segments and never a gap.
+    fn truncate(&mut self, before: Position) -> Result<TruncateResponse> {
+        loop {
+            let victim = {
+                let mut segments = lock(&self.shared.segments);
+                match segments.get(1) {
+                    // The first segment ends where the second starts.
+                    Some(&second_start) if second_start <= before.0 => Some(segments.remove(0)),
+                    _ => None,
+                }
+            };
+            let Some(start) = victim else {
+                break;
+            };
+            let path = segment::path(&self.shared.dir, start);
+            std::fs::remove_file(&path).map_err(|e| {
+                Error::io(format!("removing journal segment {}", path.display()), e)
+            })?;
+            self.shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+            segment::sync_dir(&self.shared.dir).map_err(|e| {
+                Error::io(
+                    format!("syncing directory {}", self.shared.dir.display()),
+                    e,
+                )
+            })?;
+        }
+        Ok(TruncateResponse {
+            start: Position(self.shared.start()),
+        })
+    }
+
+    /// Refuses everything from now on. The state of the failed write on disk is unknown
+    /// (an fsync that failed may have dropped dirty pages), so retrying could acknowledge
+    /// data that is not there: only a reopen, which re-reads the disk, may continue.
+    fn poison(&mut self, error: &Error) -> String {
+        let message = format!(
+            "{error}; whether this request took effect on disk is unknown, and the journal \
+             refuses every later append until it is reopened"
+        );
+        tracing::error!(%message, "journal poisoned");
+        self.poisoned = Some(format!(
+            "the journal is poisoned by an earlier write failure ({error}); this request was not \
+             written; reopen the journal"
+        ));
+        lock(&self.shared.admission).poisoned = self.poisoned.clone();
+        self.shared.published.send_modify(|p| p.poisoned = true);
+        message
+    }
+}
