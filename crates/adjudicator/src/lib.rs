@@ -43,8 +43,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use cairn_types::adjudicator::{
-    Adjudicator, CommitRequest, CommitResponse, HeartbeatRequest, HeartbeatResponse,
-    StatusRequest, StatusResponse,
+    Adjudicator, CommitRequest, CommitResponse, HeartbeatRequest, HeartbeatResponse, StatusRequest,
+    StatusResponse,
 };
 use cairn_types::clock::Clock;
 use cairn_types::journal::{self, AppendRequest, Entry, Epoch, FenceRequest, Journal};
@@ -65,7 +65,10 @@ pub struct AdjudicatorOptions {
 
 impl Default for AdjudicatorOptions {
     fn default() -> Self {
-        AdjudicatorOptions { memory: Duration::from_secs(300), max_remembered_keys: 4_000_000 }
+        AdjudicatorOptions {
+            memory: Duration::from_secs(300),
+            max_remembered_keys: 4_000_000,
+        }
     }
 }
 
@@ -124,7 +127,9 @@ impl LocalAdjudicator {
     fn lock_state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves only in-memory conflict state, which stays
         // conservative (keys recorded before their append): keep going.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Checks the conflict set, chooses `commit_ts`, records the keys as pending and calls the
@@ -132,13 +137,22 @@ impl LocalAdjudicator {
     fn accept(
         &self,
         request: CommitRequest,
-    ) -> Result<(Timestamp, BoxFuture<'static, Result<journal::AppendResponse>>)> {
-        let CommitRequest { txn_id, read_ts, writes, locks } = request;
+    ) -> Result<(
+        Timestamp,
+        BoxFuture<'static, Result<journal::AppendResponse>>,
+    )> {
+        let CommitRequest {
+            txn_id,
+            read_ts,
+            writes,
+            locks,
+        } = request;
         if writes.is_empty() && locks.is_empty() {
-            return Err(Error::InvalidInput("a commit needs at least one write or lock".into()));
+            return Err(Error::InvalidInput(
+                "a commit needs at least one write or lock".into(),
+            ));
         }
-        let conflict_set: Vec<Key> =
-            writes.iter().map(|w| w.key.clone()).chain(locks).collect();
+        let conflict_set: Vec<Key> = writes.iter().map(|w| w.key.clone()).chain(locks).collect();
         let now = self.clock.now();
         let mut state = self.lock_state();
         let horizon = now.latest.saturating_sub_nanos(self.memory_nanos);
@@ -161,16 +175,26 @@ impl LocalAdjudicator {
                 }
             }
         }
-        let commit_ts = state.commit_point.next().max(read_ts.next()).max(now.latest);
+        let commit_ts = state
+            .commit_point
+            .next()
+            .max(read_ts.next())
+            .max(now.latest);
         state.commit_point = commit_ts;
         for key in &conflict_set {
             state.last_commit.insert(key.clone(), commit_ts);
         }
         state.remembered_keys += conflict_set.len();
         state.history.push_back((commit_ts, conflict_set));
-        let record = CommitRecord { txn_id, commit_ts, writes };
-        let append =
-            self.journal.append(AppendRequest { epoch: self.epoch, entry: Entry::Commit(record) });
+        let record = CommitRecord {
+            txn_id,
+            commit_ts,
+            writes,
+        };
+        let append = self.journal.append(AppendRequest {
+            epoch: self.epoch,
+            entry: Entry::Commit(record),
+        });
         Ok((commit_ts, append))
     }
 }
@@ -183,7 +207,9 @@ impl State {
             if *ts >= horizon && self.remembered_keys <= max_keys {
                 break;
             }
-            let Some((ts, keys)) = self.history.pop_front() else { break };
+            let Some((ts, keys)) = self.history.pop_front() else {
+                break;
+            };
             self.remembered_keys -= keys.len();
             for key in keys {
                 if self.last_commit.get(&key) == Some(&ts) {
@@ -216,9 +242,10 @@ impl Adjudicator for LocalAdjudicator {
             let mut state = self.lock_state();
             let promised = state.commit_point.max(self.clock.now().latest);
             state.commit_point = promised;
-            let append = self
-                .journal
-                .append(AppendRequest { epoch: self.epoch, entry: Entry::Heartbeat(promised) });
+            let append = self.journal.append(AppendRequest {
+                epoch: self.epoch,
+                entry: Entry::Heartbeat(promised),
+            });
             (promised, append)
         };
         Box::pin(async move {

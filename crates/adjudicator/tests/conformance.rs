@@ -14,7 +14,9 @@ fn open_journal(dir: &Path) -> Arc<dyn Journal> {
 }
 
 async fn open(journal: Arc<dyn Journal>, clock: Arc<dyn Clock>) -> LocalAdjudicator {
-    LocalAdjudicator::open(journal, clock, AdjudicatorOptions::default()).await.unwrap()
+    LocalAdjudicator::open(journal, clock, AdjudicatorOptions::default())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

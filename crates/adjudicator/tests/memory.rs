@@ -13,28 +13,53 @@ use cairn_types::clock::Clock;
 use cairn_types::{Error, Timestamp, TxnId, Write};
 
 fn write(key: &str) -> Write {
-    Write { key: key.into(), value: Some(Bytes::from_static(b"v")) }
+    Write {
+        key: key.into(),
+        value: Some(Bytes::from_static(b"v")),
+    }
 }
 
-async fn open(dir: &std::path::Path, clock: Arc<ManualClock>, options: AdjudicatorOptions) -> LocalAdjudicator {
+async fn open(
+    dir: &std::path::Path,
+    clock: Arc<ManualClock>,
+    options: AdjudicatorOptions,
+) -> LocalAdjudicator {
     let journal = Arc::new(FileJournal::open(dir, JournalOptions::default()).unwrap());
-    LocalAdjudicator::open(journal, clock, options).await.unwrap()
+    LocalAdjudicator::open(journal, clock, options)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn commits_older_than_the_memory_are_forgotten_and_old_snapshots_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000_000_000), Duration::ZERO));
-    let options = AdjudicatorOptions { memory: Duration::from_secs(10), ..Default::default() };
+    let clock = Arc::new(ManualClock::new(
+        Timestamp(1_000_000_000_000),
+        Duration::ZERO,
+    ));
+    let options = AdjudicatorOptions {
+        memory: Duration::from_secs(10),
+        ..Default::default()
+    };
     let adj = open(dir.path(), clock.clone(), options).await;
     let old_snapshot = clock.now().latest;
-    let request = |txn, read_ts, key| CommitRequest { txn_id: TxnId(txn), read_ts, writes: vec![write(key)], locks: vec![] };
+    let request = |txn, read_ts, key| CommitRequest {
+        txn_id: TxnId(txn),
+        read_ts,
+        writes: vec![write(key)],
+        locks: vec![],
+    };
     adj.commit(request(1, old_snapshot, "a")).await.unwrap();
-    assert_eq!(adj.status(StatusRequest {}).await.unwrap().remembered_keys, 1);
+    assert_eq!(
+        adj.status(StatusRequest {}).await.unwrap().remembered_keys,
+        1
+    );
     clock.advance(Duration::from_secs(11));
     // The next commit forgets "a"; a writer of an unrelated key from the old snapshot is refused,
     // because the adjudicator can no longer tell what it would have conflicted with.
-    adj.commit(request(2, clock.now().latest, "b")).await.unwrap();
+    adj.commit(request(2, clock.now().latest, "b"))
+        .await
+        .unwrap();
     let status = adj.status(StatusRequest {}).await.unwrap();
     assert_eq!(status.remembered_keys, 1);
     assert!(status.memory_floor > old_snapshot);
@@ -45,16 +70,32 @@ async fn commits_older_than_the_memory_are_forgotten_and_old_snapshots_refused()
 #[tokio::test]
 async fn remembered_keys_are_bounded_by_count() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000_000_000), Duration::ZERO));
-    let options = AdjudicatorOptions { max_remembered_keys: 100, ..Default::default() };
+    let clock = Arc::new(ManualClock::new(
+        Timestamp(1_000_000_000_000),
+        Duration::ZERO,
+    ));
+    let options = AdjudicatorOptions {
+        max_remembered_keys: 100,
+        ..Default::default()
+    };
     let adj = open(dir.path(), clock.clone(), options).await;
     let first_snapshot = clock.now().latest;
     for n in 0..1_000 {
-        let request = CommitRequest { txn_id: TxnId(n), read_ts: clock.now().latest, writes: vec![write(&format!("k{n}"))], locks: vec![] };
+        let request = CommitRequest {
+            txn_id: TxnId(n),
+            read_ts: clock.now().latest,
+            writes: vec![write(&format!("k{n}"))],
+            locks: vec![],
+        };
         adj.commit(request).await.unwrap();
     }
     let status = adj.status(StatusRequest {}).await.unwrap();
     assert!(status.remembered_keys <= 101, "{status:?}");
-    let stale = CommitRequest { txn_id: TxnId(5_000), read_ts: first_snapshot, writes: vec![write("k0")], locks: vec![] };
+    let stale = CommitRequest {
+        txn_id: TxnId(5_000),
+        read_ts: first_snapshot,
+        writes: vec![write("k0")],
+        locks: vec![],
+    };
     assert!(matches!(adj.commit(stale).await, Err(Error::Conflict(_))));
 }

@@ -32,14 +32,22 @@ struct Hybrid {
 impl Hybrid {
     fn interval(&self, physical_nanos: u64, error_nanos: u64) -> TimeInterval {
         let earliest = physical_nanos.saturating_sub(error_nanos);
-        let earliest = self.last_earliest.fetch_max(earliest, Ordering::AcqRel).max(earliest);
+        let earliest = self
+            .last_earliest
+            .fetch_max(earliest, Ordering::AcqRel)
+            .max(earliest);
         let floor = physical_nanos.saturating_add(error_nanos);
         let previous = self
             .last_latest
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| Some(floor.max(last + 1)))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                Some(floor.max(last + 1))
+            })
             .unwrap_or_else(|last| last);
         let latest = floor.max(previous + 1);
-        TimeInterval { earliest: Timestamp(earliest), latest: Timestamp(latest) }
+        TimeInterval {
+            earliest: Timestamp(earliest),
+            latest: Timestamp(latest),
+        }
     }
 
     fn observe(&self, ts: Timestamp) {
@@ -66,7 +74,9 @@ impl SystemClock {
     }
 
     fn physical_nanos() -> u64 {
-        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
     }
 }
@@ -83,7 +93,8 @@ const SHORTEST_TIMER_SLEEP: Duration = Duration::from_millis(1);
 
 impl Clock for SystemClock {
     fn now(&self) -> TimeInterval {
-        self.hybrid.interval(Self::physical_nanos(), self.error_nanos)
+        self.hybrid
+            .interval(Self::physical_nanos(), self.error_nanos)
     }
 
     fn observe(&self, ts: Timestamp) {
@@ -136,7 +147,9 @@ impl ManualClock {
     /// Moves physical time forward by `duration`, waking sleeps that are due.
     pub fn advance(&self, duration: Duration) {
         let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        self.inner.physical.send_modify(|now| *now = now.saturating_add(nanos));
+        self.inner
+            .physical
+            .send_modify(|now| *now = now.saturating_add(nanos));
     }
 
     /// The physical time, without the error bound or logical part.
@@ -147,7 +160,9 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> TimeInterval {
-        self.inner.hybrid.interval(*self.inner.physical.borrow(), self.inner.error_nanos)
+        self.inner
+            .hybrid
+            .interval(*self.inner.physical.borrow(), self.inner.error_nanos)
     }
 
     fn observe(&self, ts: Timestamp) {
@@ -198,7 +213,10 @@ mod tests {
         let clock = ManualClock::new(Timestamp(10), Duration::ZERO);
         clock.observe(Timestamp(5_000));
         assert!(clock.now().latest > Timestamp(5_000));
-        assert!(clock.now().earliest <= Timestamp(10), "earliest stays physical");
+        assert!(
+            clock.now().earliest <= Timestamp(10),
+            "earliest stays physical"
+        );
     }
 
     #[test]
@@ -207,10 +225,15 @@ mod tests {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let clock = clock.clone();
-                std::thread::spawn(move || (0..10_000).map(|_| clock.now().latest).collect::<Vec<_>>())
+                std::thread::spawn(move || {
+                    (0..10_000).map(|_| clock.now().latest).collect::<Vec<_>>()
+                })
             })
             .collect();
-        let mut all: Vec<_> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let mut all: Vec<_> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         let count = all.len();
         all.sort();
         all.dedup();
@@ -225,7 +248,10 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!sleeper.is_finished());
         clock.advance(Duration::from_secs(1));
-        tokio::time::timeout(Duration::from_secs(5), sleeper).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), sleeper)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]
@@ -234,8 +260,12 @@ mod tests {
         let waiting = {
             let clock = clock.clone();
             tokio::spawn(async move {
-                cairn_types::clock::timeout(&clock, Duration::from_secs(1), std::future::pending::<()>())
-                    .await
+                cairn_types::clock::timeout(
+                    &clock,
+                    Duration::from_secs(1),
+                    std::future::pending::<()>(),
+                )
+                .await
             })
         };
         tokio::task::yield_now().await;

@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use cairn_types::journal::{Journal, PositionedRecord, ReadRequest};
-use cairn_types::storage::{ApplyEvent, ApplyRequest, Storage, StatusRequest};
+use cairn_types::storage::{ApplyEvent, ApplyRequest, StatusRequest, Storage};
 use cairn_types::{CommitRecord, Error, JournalId, KeyRange, Position, Result, Timestamp};
 use tokio::sync::mpsc;
 
@@ -64,9 +64,16 @@ impl Merger {
     pub fn new(journals: impl IntoIterator<Item = JournalId>) -> Self {
         let sources = journals
             .into_iter()
-            .map(|journal| Source { journal, queued: VecDeque::new(), watermark: Timestamp::ZERO })
+            .map(|journal| Source {
+                journal,
+                queued: VecDeque::new(),
+                watermark: Timestamp::ZERO,
+            })
             .collect();
-        Merger { sources, released: Timestamp::ZERO }
+        Merger {
+            sources,
+            released: Timestamp::ZERO,
+        }
     }
 
     /// Adds what a read of `journal` returned.
@@ -81,7 +88,10 @@ impl Merger {
             .iter_mut()
             .find(|s| s.journal == journal)
             .ok_or_else(|| Error::Internal(format!("crossbar: unknown journal {journal:?}")))?;
-        let last = source.queued.back().map_or(source.watermark, |r| r.record.commit_ts);
+        let last = source
+            .queued
+            .back()
+            .map_or(source.watermark, |r| r.record.commit_ts);
         if let Some(first) = records.first() {
             if first.record.commit_ts <= last {
                 return Err(Error::Internal(format!(
@@ -98,10 +108,19 @@ impl Merger {
     /// Takes every record that can no longer be overtaken, in `commit_ts` order, followed by a
     /// heartbeat if the common watermark advanced.
     pub fn release(&mut self) -> Vec<ApplyEvent> {
-        let bound = self.sources.iter().map(|s| s.watermark).min().unwrap_or(Timestamp::ZERO);
+        let bound = self
+            .sources
+            .iter()
+            .map(|s| s.watermark)
+            .min()
+            .unwrap_or(Timestamp::ZERO);
         let mut ready: Vec<(JournalId, PositionedRecord)> = Vec::new();
         for source in &mut self.sources {
-            while source.queued.front().is_some_and(|r| r.record.commit_ts <= bound) {
+            while source
+                .queued
+                .front()
+                .is_some_and(|r| r.record.commit_ts <= bound)
+            {
                 if let Some(record) = source.queued.pop_front() {
                     ready.push((source.journal, record));
                 }
@@ -110,7 +129,11 @@ impl Merger {
         ready.sort_by_key(|(_, r)| r.record.commit_ts);
         let mut events: Vec<ApplyEvent> = ready
             .into_iter()
-            .map(|(journal, r)| ApplyEvent::Record { journal, next: r.next, record: r.record })
+            .map(|(journal, r)| ApplyEvent::Record {
+                journal,
+                next: r.next,
+                record: r.record,
+            })
             .collect();
         if bound > self.released {
             self.released = bound;
@@ -125,7 +148,12 @@ fn restrict(record: &CommitRecord, range: &KeyRange) -> CommitRecord {
     CommitRecord {
         txn_id: record.txn_id,
         commit_ts: record.commit_ts,
-        writes: record.writes.iter().filter(|w| range.contains(&w.key)).cloned().collect(),
+        writes: record
+            .writes
+            .iter()
+            .filter(|w| range.contains(&w.key))
+            .cloned()
+            .collect(),
     }
 }
 
@@ -137,7 +165,11 @@ fn route(events: &[ApplyEvent], shard: &Shard, whole_key_space: bool) -> Vec<App
     events
         .iter()
         .map(|event| match event {
-            ApplyEvent::Record { journal, next, record } => ApplyEvent::Record {
+            ApplyEvent::Record {
+                journal,
+                next,
+                record,
+            } => ApplyEvent::Record {
                 journal: *journal,
                 next: *next,
                 record: restrict(record, &shard.range),
@@ -151,9 +183,9 @@ fn route(events: &[ApplyEvent], shard: &Shard, whole_key_space: bool) -> Vec<App
 /// Drop or abort the task running it to stop.
 pub async fn run(journals: Vec<(JournalId, Arc<dyn Journal>)>, shards: Vec<Shard>) -> Result<()> {
     let mut merger = Merger::new(journals.iter().map(|(id, _)| *id));
-    let (sender, mut receiver) = mpsc::channel::<Result<(JournalId, Vec<PositionedRecord>, Timestamp)>>(
-        4 * journals.len().max(1),
-    );
+    let (sender, mut receiver) = mpsc::channel::<
+        Result<(JournalId, Vec<PositionedRecord>, Timestamp)>,
+    >(4 * journals.len().max(1));
     let mut readers = tokio::task::JoinSet::new();
     for (id, journal) in journals {
         let from = resume_position(id, &shards).await?;
@@ -178,7 +210,9 @@ pub async fn run(journals: Vec<(JournalId, Arc<dyn Journal>)>, shards: Vec<Shard
             shard.storage.apply(ApplyRequest { events }).await?;
         }
     }
-    Err(Error::Unavailable("crossbar: every journal reader stopped".into()))
+    Err(Error::Unavailable(
+        "crossbar: every journal reader stopped".into(),
+    ))
 }
 
 /// The lowest position of `journal` that some shard still needs.
@@ -205,12 +239,20 @@ async fn follow(
 ) {
     let mut watermark: Option<Timestamp> = None;
     loop {
-        let request = ReadRequest { from, max_records: READ_BATCH, wait_past: watermark };
+        let request = ReadRequest {
+            from,
+            max_records: READ_BATCH,
+            wait_past: watermark,
+        };
         match journal.read(request).await {
             Ok(response) => {
                 from = response.next;
                 watermark = Some(response.watermark);
-                if sender.send(Ok((id, response.records, response.watermark))).await.is_err() {
+                if sender
+                    .send(Ok((id, response.records, response.watermark)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -231,7 +273,11 @@ mod tests {
         PositionedRecord {
             position: Position(next - 1),
             next: Position(next),
-            record: CommitRecord { txn_id: TxnId(ts), commit_ts: Timestamp(ts), writes: vec![] },
+            record: CommitRecord {
+                txn_id: TxnId(ts),
+                commit_ts: Timestamp(ts),
+                writes: vec![],
+            },
         }
     }
 
@@ -239,7 +285,9 @@ mod tests {
         events
             .iter()
             .map(|e| match e {
-                ApplyEvent::Record { journal, record, .. } => {
+                ApplyEvent::Record {
+                    journal, record, ..
+                } => {
                     format!("j{}@{}", journal.0, record.commit_ts.0)
                 }
                 ApplyEvent::Heartbeat(ts) => format!("hb{}", ts.0),
@@ -250,31 +298,62 @@ mod tests {
     #[test]
     fn a_lagging_journal_holds_back_records_it_could_still_precede() {
         let mut merger = Merger::new([JournalId(0), JournalId(1)]);
-        merger.push(JournalId(0), vec![record(10, 1), record(30, 2)], Timestamp(30)).unwrap();
-        assert!(merger.release().is_empty(), "journal 1 has promised nothing yet");
-        merger.push(JournalId(1), vec![record(20, 1)], Timestamp(25)).unwrap();
-        assert_eq!(released_timestamps(&merger.release()), ["j0@10", "j1@20", "hb25"]);
+        merger
+            .push(
+                JournalId(0),
+                vec![record(10, 1), record(30, 2)],
+                Timestamp(30),
+            )
+            .unwrap();
+        assert!(
+            merger.release().is_empty(),
+            "journal 1 has promised nothing yet"
+        );
+        merger
+            .push(JournalId(1), vec![record(20, 1)], Timestamp(25))
+            .unwrap();
+        assert_eq!(
+            released_timestamps(&merger.release()),
+            ["j0@10", "j1@20", "hb25"]
+        );
         merger.push(JournalId(1), vec![], Timestamp(40)).unwrap();
         assert_eq!(released_timestamps(&merger.release()), ["j0@30", "hb30"]);
-        assert!(merger.release().is_empty(), "nothing new, no repeated heartbeat");
+        assert!(
+            merger.release().is_empty(),
+            "nothing new, no repeated heartbeat"
+        );
     }
 
     #[test]
     fn a_journal_going_back_in_time_is_an_error() {
         let mut merger = Merger::new([JournalId(0)]);
-        merger.push(JournalId(0), vec![record(10, 1)], Timestamp(10)).unwrap();
-        assert!(merger.push(JournalId(0), vec![record(9, 2)], Timestamp(10)).is_err());
+        merger
+            .push(JournalId(0), vec![record(10, 1)], Timestamp(10))
+            .unwrap();
+        assert!(merger
+            .push(JournalId(0), vec![record(9, 2)], Timestamp(10))
+            .is_err());
     }
 
     #[test]
     fn shards_receive_only_their_keys_but_every_heartbeat() {
         let mut rec = record(5, 1).record;
         rec.writes = vec![
-            cairn_types::Write { key: "a".into(), value: None },
-            cairn_types::Write { key: "x".into(), value: None },
+            cairn_types::Write {
+                key: "a".into(),
+                value: None,
+            },
+            cairn_types::Write {
+                key: "x".into(),
+                value: None,
+            },
         ];
         let events = vec![
-            ApplyEvent::Record { journal: JournalId(0), next: Position(1), record: rec },
+            ApplyEvent::Record {
+                journal: JournalId(0),
+                next: Position(1),
+                record: rec,
+            },
             ApplyEvent::Heartbeat(Timestamp(5)),
         ];
         let range = KeyRange::between("m", "z");

@@ -6,11 +6,9 @@
 //! temporary directory). Prints a Markdown table; docs/benchmarks.md records the figures.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_embedded::{Embedded, Options};
-use cairn_types::clock::Clock;
 use cairn_types::{Key, KeyRange};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -18,7 +16,10 @@ use rand::{Rng, SeedableRng};
 const READ_KEYS: u64 = 100_000;
 
 fn seconds() -> u64 {
-    std::env::var("CAIRN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5)
+    std::env::var("CAIRN_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
 }
 
 fn percentile(sorted_nanos: &[u64], p: f64) -> f64 {
@@ -52,8 +53,13 @@ async fn commits(db: &Arc<Embedded>, committers: u64, secs: u64) -> Row {
                 while clock.monotonic_nanos() < deadline {
                     let began = clock.monotonic_nanos();
                     let mut txn = db.database().begin();
-                    txn.put(format!("w/{committers}/{c}/{n}").into(), Bytes::from_static(b"value"));
-                    txn.commit().await.expect("no conflicts: every key is distinct");
+                    txn.put(
+                        format!("w/{committers}/{c}/{n}").into(),
+                        Bytes::from_static(b"value"),
+                    );
+                    txn.commit()
+                        .await
+                        .expect("no conflicts: every key is distinct");
                     latencies.push(clock.monotonic_nanos() - began);
                     n += 1;
                 }
@@ -69,12 +75,18 @@ async fn commits(db: &Arc<Embedded>, committers: u64, secs: u64) -> Row {
     latencies.sort_unstable();
     let fsyncs = db.journal().stats().fsyncs - fsyncs_before;
     Row {
-        what: format!("commit, {committers} committer{}", if committers == 1 { "" } else { "s" }),
+        what: format!(
+            "commit, {committers} committer{}",
+            if committers == 1 { "" } else { "s" }
+        ),
         rate: latencies.len() as f64 / elapsed,
         unit: "commits/s",
         p50_us: Some(percentile(&latencies, 0.50)),
         p99_us: Some(percentile(&latencies, 0.99)),
-        note: format!("{:.1} commits per fsync", latencies.len() as f64 / fsyncs.max(1) as f64),
+        note: format!(
+            "{:.1} commits per fsync",
+            latencies.len() as f64 / fsyncs.max(1) as f64
+        ),
     }
 }
 
@@ -105,7 +117,10 @@ async fn point_reads(db: &Arc<Embedded>, readers: u64, secs: u64) -> Row {
                 let mut latencies = Vec::new();
                 while clock.monotonic_nanos() < deadline {
                     let began = clock.monotonic_nanos();
-                    let value = txn.get(&read_key(rng.gen_range(0..READ_KEYS))).await.expect("get");
+                    let value = txn
+                        .get(&read_key(rng.gen_range(0..READ_KEYS)))
+                        .await
+                        .expect("get");
                     assert!(value.is_some());
                     latencies.push(clock.monotonic_nanos() - began);
                 }
@@ -120,7 +135,10 @@ async fn point_reads(db: &Arc<Embedded>, readers: u64, secs: u64) -> Row {
     let elapsed = (clock.monotonic_nanos() - start) as f64 / 1e9;
     latencies.sort_unstable();
     Row {
-        what: format!("point read at a snapshot, {readers} reader{}", if readers == 1 { "" } else { "s" }),
+        what: format!(
+            "point read at a snapshot, {readers} reader{}",
+            if readers == 1 { "" } else { "s" }
+        ),
         rate: latencies.len() as f64 / elapsed,
         unit: "reads/s",
         p50_us: Some(percentile(&latencies, 0.50)),
@@ -136,7 +154,11 @@ async fn scans(db: &Embedded, secs: u64) -> Row {
     let mut rows = 0usize;
     while clock.monotonic_nanos() < deadline {
         let txn = db.database().begin();
-        rows += txn.scan(&KeyRange::prefix("r/"), usize::MAX).await.expect("scan").len();
+        rows += txn
+            .scan(&KeyRange::prefix("r/"), usize::MAX)
+            .await
+            .expect("scan")
+            .len();
     }
     let elapsed = (clock.monotonic_nanos() - start) as f64 / 1e9;
     Row {
@@ -157,9 +179,16 @@ fn main() {
         None => tempfile::tempdir(),
     }
     .expect("temporary directory");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let rows = runtime.block_on(async {
-        let db = Arc::new(Embedded::open(Options::new(dir.path())).await.expect("open"));
+        let db = Arc::new(
+            Embedded::open(Options::new(dir.path()))
+                .await
+                .expect("open"),
+        );
         let mut rows = Vec::new();
         for committers in [1, 8, 64] {
             rows.push(commits(&db, committers, secs).await);
@@ -187,5 +216,8 @@ fn main() {
     }
     let one = rows[0].rate;
     let many = rows[2].rate;
-    println!("\ngroup commit: 64 committers = {:.1}x one committer's throughput", many / one);
+    println!(
+        "\ngroup commit: 64 committers = {:.1}x one committer's throughput",
+        many / one
+    );
 }

@@ -117,16 +117,22 @@ impl Embedded {
             Arc::new(fjall)
         };
 
-        let adjudicator_options =
-            AdjudicatorOptions { memory: options.max_transaction_age, ..Default::default() };
-        let local = LocalAdjudicator::open(journal.clone(), clock.clone(), adjudicator_options).await?;
+        let adjudicator_options = AdjudicatorOptions {
+            memory: options.max_transaction_age,
+            ..Default::default()
+        };
+        let local =
+            LocalAdjudicator::open(journal.clone(), clock.clone(), adjudicator_options).await?;
         let adjudicator: Arc<dyn Adjudicator> = if options.loopback {
             Arc::new(adjudicator::Loopback(local))
         } else {
             Arc::new(local)
         };
 
-        let shards = vec![Shard { range: KeyRange::all(), storage: storage.clone() }];
+        let shards = vec![Shard {
+            range: KeyRange::all(),
+            storage: storage.clone(),
+        }];
         let crossbar_journals = vec![(JournalId(0), journal.clone())];
         let tasks = vec![
             tokio::spawn(async move {
@@ -150,7 +156,13 @@ impl Embedded {
         ];
 
         let database = Database::new(storage.clone(), adjudicator.clone(), clock);
-        Ok(Embedded { database, journal: file_journal, storage, adjudicator, tasks })
+        Ok(Embedded {
+            database,
+            journal: file_journal,
+            storage,
+            adjudicator,
+            tasks,
+        })
     }
 
     /// The query processor's entry point: begin transactions here.
@@ -190,7 +202,9 @@ impl Drop for Embedded {
 async fn checkpoint(journal: &dyn Journal, storage: &dyn Storage) -> Result<()> {
     let checkpointed = storage.checkpoint(CheckpointRequest {}).await?.checkpointed;
     if let Some((_, before)) = checkpointed.iter().find(|(id, _)| *id == JournalId(0)) {
-        journal.truncate(TruncateRequest { before: *before }).await?;
+        journal
+            .truncate(TruncateRequest { before: *before })
+            .await?;
     }
     Ok(())
 }

@@ -27,9 +27,17 @@ fn balance(value: &Bytes) -> i64 {
 
 #[test]
 fn concurrent_transfers_conserve_the_total_in_every_audit() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(runtime.block_on(Embedded::open(Options::new(dir.path()))).unwrap());
+    let db = Arc::new(
+        runtime
+            .block_on(Embedded::open(Options::new(dir.path())))
+            .unwrap(),
+    );
     runtime.block_on(async {
         let mut txn = db.database().begin();
         for n in 0..ACCOUNTS {
@@ -104,10 +112,18 @@ fn concurrent_transfers_conserve_the_total_in_every_audit() {
 
     let final_sum: i64 = runtime.block_on(async {
         let txn = db.database().begin();
-        txn.scan(&KeyRange::prefix("acct/"), 1_000).await.unwrap().iter().map(|(_, v)| balance(v)).sum()
+        txn.scan(&KeyRange::prefix("acct/"), 1_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, v)| balance(v))
+            .sum()
     });
     assert_eq!(final_sum, total);
-    assert!(audits.load(Ordering::Relaxed) > 0, "auditors ran while transfers did");
+    assert!(
+        audits.load(Ordering::Relaxed) > 0,
+        "auditors ran while transfers did"
+    );
     eprintln!(
         "{} transfers, {} conflicts retried, {} audits",
         TRANSFER_THREADS * TRANSFERS_PER_THREAD,

@@ -18,7 +18,11 @@ async fn a_corrupted_record_mid_journal_fails_startup_naming_file_and_offset() {
         }
         let read = db
             .journal()
-            .read(ReadRequest { from: Position(0), max_records: 10, wait_past: None })
+            .read(ReadRequest {
+                from: Position(0),
+                max_records: 10,
+                wait_past: None,
+            })
             .await
             .unwrap();
         assert_eq!(read.records.len(), 5);
@@ -40,6 +44,12 @@ async fn a_corrupted_record_mid_journal_fails_startup_naming_file_and_offset() {
         panic!("expected a data error, got {:?}", result.map(|_| ()));
     };
     let file_name = segment.file_name().unwrap().to_string_lossy();
-    assert!(message.contains(file_name.as_ref()), "names the file: {message}");
-    assert!(message.contains(&victim.position.0.to_string()), "names the offset: {message}");
+    assert!(
+        message.contains(file_name.as_ref()),
+        "names the file: {message}"
+    );
+    assert!(
+        message.contains(&victim.position.0.to_string()),
+        "names the offset: {message}"
+    );
 }

@@ -18,9 +18,15 @@ const CYCLES: usize = 20;
 
 /// Every `t/N/*` row, grouped by `N`: the parts present and the values they hold.
 fn committed(dir: &std::path::Path) -> BTreeMap<u64, Vec<(String, u64)>> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
-        let db = Embedded::open(Options::new(dir)).await.expect("reopens cleanly after SIGKILL");
+        let db = Embedded::open(Options::new(dir))
+            .await
+            .expect("reopens cleanly after SIGKILL");
         let txn = db.database().begin();
         let rows = txn.scan(&KeyRange::prefix("t/"), usize::MAX).await.unwrap();
         let mut by_txn: BTreeMap<u64, Vec<(String, u64)>> = BTreeMap::new();
@@ -59,12 +65,18 @@ fn acknowledged_commits_survive_sigkill_and_no_transaction_is_partly_visible() {
                 }
             }
         });
-        assert_eq!(lines.recv_timeout(Duration::from_secs(30)).unwrap(), "ready", "cycle {cycle}");
+        assert_eq!(
+            lines.recv_timeout(Duration::from_secs(30)).unwrap(),
+            "ready",
+            "cycle {cycle}"
+        );
         // Let it commit a random number of transactions, then kill it mid-flight.
         let target = rng.gen_range(0..300);
         let mut acked_this_cycle = 0;
         while acked_this_cycle < target {
-            let line = lines.recv_timeout(Duration::from_secs(30)).expect("the child commits");
+            let line = lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the child commits");
             if let Some(n) = line.strip_prefix("ack ") {
                 acknowledged.insert(n.parse::<u64>().unwrap());
                 acked_this_cycle += 1;
@@ -82,15 +94,35 @@ fn acknowledged_commits_survive_sigkill_and_no_transaction_is_partly_visible() {
 
         let present = committed(dir.path());
         for n in &acknowledged {
-            assert!(present.contains_key(n), "cycle {cycle}: acknowledged transaction {n} was lost");
+            assert!(
+                present.contains_key(n),
+                "cycle {cycle}: acknowledged transaction {n} was lost"
+            );
         }
         for (n, parts) in &present {
             let names: Vec<&str> = parts.iter().map(|(p, _)| p.as_str()).collect();
-            assert_eq!(names, ["a", "b", "c"], "cycle {cycle}: transaction {n} is partly visible");
-            assert!(parts.iter().all(|(_, v)| v == n), "cycle {cycle}: transaction {n} has foreign values");
+            assert_eq!(
+                names,
+                ["a", "b", "c"],
+                "cycle {cycle}: transaction {n} is partly visible"
+            );
+            assert!(
+                parts.iter().all(|(_, v)| v == n),
+                "cycle {cycle}: transaction {n} has foreign values"
+            );
         }
-        next_n = present.keys().chain(acknowledged.iter()).max().map_or(0, |n| n + 1);
+        next_n = present
+            .keys()
+            .chain(acknowledged.iter())
+            .max()
+            .map_or(0, |n| n + 1);
     }
-    assert!(acknowledged.len() > CYCLES, "the child committed too little to test anything");
-    eprintln!("{CYCLES} kills, {} acknowledged commits all present", acknowledged.len());
+    assert!(
+        acknowledged.len() > CYCLES,
+        "the child committed too little to test anything"
+    );
+    eprintln!(
+        "{CYCLES} kills, {} acknowledged commits all present",
+        acknowledged.len()
+    );
 }

@@ -57,7 +57,12 @@ impl Database {
         // Transaction ids only need to be unique enough for logs; starting from the clock
         // keeps them from repeating across restarts.
         let first = clock.now().latest.0;
-        Database { storage, adjudicator, clock, next_txn: Arc::new(AtomicU64::new(first)) }
+        Database {
+            storage,
+            adjudicator,
+            clock,
+            next_txn: Arc::new(AtomicU64::new(first)),
+        }
     }
 
     /// Starts a transaction reading at `clock.now().latest`.
@@ -118,7 +123,10 @@ impl Transaction {
         if let Some(buffered) = self.writes.get(key) {
             return Ok(buffered.clone());
         }
-        let request = GetRequest { key: key.clone(), ts: self.read_ts };
+        let request = GetRequest {
+            key: key.clone(),
+            ts: self.read_ts,
+        };
         Ok(self.db.storage.get(request).await?.value)
     }
 
@@ -130,15 +138,24 @@ impl Transaction {
             return Ok(rows);
         }
         let end = range.end.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
-        let mut buffered =
-            self.writes.range::<Key, _>((Bound::Included(&range.start), end)).peekable();
+        let mut buffered = self
+            .writes
+            .range::<Key, _>((Bound::Included(&range.start), end))
+            .peekable();
         let mut cursor = range.start.clone();
         loop {
-            let page_range = KeyRange { start: cursor, end: range.end.clone() };
+            let page_range = KeyRange {
+                start: cursor,
+                end: range.end.clone(),
+            };
             let page = self
                 .db
                 .storage
-                .scan(ScanRequest { range: page_range, ts: self.read_ts, limit: SCAN_PAGE })
+                .scan(ScanRequest {
+                    range: page_range,
+                    ts: self.read_ts,
+                    limit: SCAN_PAGE,
+                })
                 .await?;
             let mut stored = page.rows.into_iter().peekable();
             // Buffered keys at or past the page's end belong to a later page.
@@ -150,7 +167,9 @@ impl Transaction {
                     (None, _) => false,
                 };
                 let row = if take_buffered {
-                    let Some((key, value)) = buffered.next() else { break };
+                    let Some((key, value)) = buffered.next() else {
+                        break;
+                    };
                     if stored.peek().is_some_and(|(sk, _)| sk == key) {
                         stored.next(); // the transaction's own write replaces it
                     }
@@ -197,15 +216,33 @@ impl Transaction {
         if self.is_read_only() {
             return Ok(Committed { commit_ts: None });
         }
-        let Transaction { db, txn_id, read_ts, writes, locks } = self;
-        let locks: Vec<Key> = locks.into_iter().filter(|k| !writes.contains_key(k)).collect();
-        let writes: Vec<Write> =
-            writes.into_iter().map(|(key, value)| Write { key, value }).collect();
-        let request = CommitRequest { txn_id, read_ts, writes, locks };
+        let Transaction {
+            db,
+            txn_id,
+            read_ts,
+            writes,
+            locks,
+        } = self;
+        let locks: Vec<Key> = locks
+            .into_iter()
+            .filter(|k| !writes.contains_key(k))
+            .collect();
+        let writes: Vec<Write> = writes
+            .into_iter()
+            .map(|(key, value)| Write { key, value })
+            .collect();
+        let request = CommitRequest {
+            txn_id,
+            read_ts,
+            writes,
+            locks,
+        };
         let commit_ts = db.adjudicator.commit(request).await?.commit_ts;
         db.clock.observe(commit_ts);
         commit_wait(db.clock.as_ref(), commit_ts).await;
-        Ok(Committed { commit_ts: Some(commit_ts) })
+        Ok(Committed {
+            commit_ts: Some(commit_ts),
+        })
     }
 
     /// Abandons the transaction; nothing it buffered is kept.
@@ -219,6 +256,8 @@ async fn commit_wait(clock: &dyn Clock, commit_ts: Timestamp) {
         if earliest > commit_ts {
             return;
         }
-        clock.sleep(Duration::from_nanos(commit_ts.0 - earliest.0 + 1)).await;
+        clock
+            .sleep(Duration::from_nanos(commit_ts.0 - earliest.0 + 1))
+            .await;
     }
 }

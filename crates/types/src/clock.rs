@@ -40,7 +40,11 @@ pub trait Clock: Send + Sync + 'static {
 }
 
 /// Runs `future` for at most `duration` of `clock`'s time; `None` if it did not finish.
-pub async fn timeout<F: Future>(clock: &dyn Clock, duration: Duration, future: F) -> Option<F::Output> {
+pub async fn timeout<F: Future>(
+    clock: &dyn Clock,
+    duration: Duration,
+    future: F,
+) -> Option<F::Output> {
     let mut future = pin!(future);
     let mut deadline = clock.sleep(duration);
     poll_fn(|cx| {

@@ -23,7 +23,9 @@ use crate::seam::{round_trip, round_trip_result, BoxFuture};
 use crate::{CommitRecord, Position, Result, Timestamp};
 
 /// A fencing epoch: a writer's right to append.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize,
+)]
 pub struct Epoch(pub u64);
 
 /// What can be appended.

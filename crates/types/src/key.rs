@@ -46,6 +46,12 @@ impl From<&[u8]> for Key {
     }
 }
 
+impl From<String> for Key {
+    fn from(s: String) -> Self {
+        Key(s.into_bytes().into())
+    }
+}
+
 impl From<Vec<u8>> for Key {
     fn from(v: Vec<u8>) -> Self {
         Key(v.into())
@@ -95,7 +101,10 @@ impl KeyRange {
 
     /// `[start, end)`.
     pub fn between(start: impl Into<Key>, end: impl Into<Key>) -> Self {
-        KeyRange { start: start.into(), end: Some(end.into()) }
+        KeyRange {
+            start: start.into(),
+            end: Some(end.into()),
+        }
     }
 
     /// Whether `key` lies in the range.
@@ -122,7 +131,10 @@ mod tests {
         assert!(!range.contains(&"aa\u{7f}".into()));
         let all_ff = KeyRange::prefix(Key::from(vec![0xFF, 0xFF]));
         assert_eq!(all_ff.end, None);
-        assert_eq!(KeyRange::prefix(Key::from(vec![1, 0xFF])).end, Some(Key::from(vec![2])));
+        assert_eq!(
+            KeyRange::prefix(Key::from(vec![1, 0xFF])).end,
+            Some(Key::from(vec![2]))
+        );
     }
 
     #[test]

@@ -23,8 +23,7 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>> {
 
 /// Decodes a message encoded by [`encode`]. Malformed bytes are an error, never a panic.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    postcard::from_bytes(bytes)
-        .map_err(|e| Error::InvalidInput(format!("decoding message: {e}")))
+    postcard::from_bytes(bytes).map_err(|e| Error::InvalidInput(format!("decoding message: {e}")))
 }
 
 /// Sends a message through the wire encoding and back: what a loopback seam does to every

@@ -19,7 +19,10 @@ fn main() {
         eprintln!("usage: cairn-crash-child DATA_DIR FIRST_N");
         std::process::exit(2);
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cannot start runtime: {e}");
@@ -37,7 +40,10 @@ fn main() {
                     loop {
                         let mut txn = db.database().begin();
                         for part in ["a", "b", "c"] {
-                            txn.put(format!("t/{n:08}/{part}").into(), Bytes::from(n.to_string()));
+                            txn.put(
+                                format!("t/{n:08}/{part}").into(),
+                                Bytes::from(n.to_string()),
+                            );
                         }
                         txn.commit().await?;
                         let mut out = std::io::stdout().lock();
@@ -51,7 +57,9 @@ fn main() {
             })
             .collect();
         for writer in writers {
-            writer.await.map_err(|e| cairn_types::Error::Internal(e.to_string()))??;
+            writer
+                .await
+                .map_err(|e| cairn_types::Error::Internal(e.to_string()))??;
         }
         Ok(())
     });

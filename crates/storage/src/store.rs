@@ -1,0 +1,908 @@
+//! [`FjallStorage`]: the [`Storage`] seam on fjall. The byte layout is in [`crate::layout`];
+//! this module holds the rules: when a read may answer, how apply stays atomic and
+//! idempotent, what a checkpoint promises, and what GC may drop.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_types::clock::{timeout, Clock};
+use cairn_types::seam::BoxFuture;
+use cairn_types::storage::{
+    ApplyEvent, ApplyRequest, ApplyResponse, CheckpointRequest, CheckpointResponse, GcRequest,
+    GcResponse, GetRequest, GetResponse, ScanRequest, ScanResponse, StatusRequest, StatusResponse,
+    Storage,
+};
+use cairn_types::{Error, JournalId, Key, KeyRange, Position, Result, Timestamp};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable, Snapshot};
+use tokio::sync::watch;
+
+use crate::layout::{self, MetaKey, MAX_FJALL_KEY};
+
+/// Keyspace of the versions `key@commit_ts`.
+const VERSIONS: &str = "versions";
+/// Keyspace of the applied positions and the GC horizon.
+const META: &str = "meta";
+
+/// While skipping versions of one key that a scan cannot use, it steps through this many
+/// entries before it opens a new iterator past them: stepping is cheap, a seek is not.
+const RESEEK_AFTER: usize = 8;
+
+/// GC commits its deletions in batches of about this many versions (never splitting one key's
+/// deletions across two batches, see [`FjallStorage::collect_garbage`]).
+const GC_BATCH: usize = 1024;
+
+/// A hint: called with the timestamp a read is about to wait for.
+pub type OnWait = Arc<dyn Fn(Timestamp) + Send + Sync>;
+
+/// How a [`FjallStorage`] behaves.
+#[derive(Clone)]
+pub struct StorageOptions {
+    /// How long a read waits for storage to become complete to its timestamp before it fails
+    /// with [`Error::Unavailable`]. Measured on the storage's [`Clock`].
+    pub read_wait_timeout: Duration,
+    /// Called once, before a read starts waiting for completeness, with the timestamp it
+    /// waits for: the embedding process may use it to have the adjudicator publish a
+    /// heartbeat sooner. A hint only; correctness never depends on it. It runs on the reading
+    /// task, so it must return quickly.
+    pub on_wait: Option<OnWait>,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            read_wait_timeout: Duration::from_secs(5),
+            on_wait: None,
+        }
+    }
+}
+
+impl fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageOptions")
+            .field("read_wait_timeout", &self.read_wait_timeout)
+            .field("on_wait", &self.on_wait.as_ref().map(|_| "Fn(Timestamp)"))
+            .finish()
+    }
+}
+
+/// MVCC storage on fjall. See the crate documentation for the layout and the invariants.
+pub struct FjallStorage {
+    path: PathBuf,
+    db: Database,
+    versions: Keyspace,
+    meta: Keyspace,
+    clock: Arc<dyn Clock>,
+    options: StorageOptions,
+    /// The apply mutex: held for the whole of an apply, so batches and the positions they
+    /// carry are written in order. Also read by status and checkpoint.
+    applied: Mutex<BTreeMap<JournalId, Position>>,
+    /// Applied positions known durable (max per journal over checkpoints).
+    checkpointed: Mutex<BTreeMap<JournalId, Position>>,
+    /// Storage is complete to this timestamp; readers wait on it.
+    complete: watch::Sender<Timestamp>,
+    /// The GC horizon in force. Raised (and persisted) before GC deletes anything.
+    gc_horizon: AtomicU64,
+    /// One GC pass at a time, so that the counts it reports are its own.
+    gc_pass: Mutex<()>,
+}
+
+impl fmt::Debug for FjallStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FjallStorage")
+            .field("path", &self.path)
+            .field("complete_ts", &*self.complete.borrow())
+            .field(
+                "gc_horizon",
+                &Timestamp(self.gc_horizon.load(Ordering::SeqCst)),
+            )
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maps a fjall error to [`Error::Internal`], naming what was being done.
+fn engine(context: impl fmt::Display) -> impl FnOnce(fjall::Error) -> Error {
+    move |err| Error::Internal(format!("storage engine failed {context}: {err}"))
+}
+
+/// Locks a mutex; a poisoned one means a panic mid-update, reported rather than propagated.
+fn lock<'a, T>(mutex: &'a Mutex<T>, what: &str) -> Result<MutexGuard<'a, T>> {
+    mutex.lock().map_err(|_| {
+        Error::Internal(format!(
+            "storage {what} lock poisoned by an earlier panic; restart storage"
+        ))
+    })
+}
+
+impl FjallStorage {
+    /// Opens (or creates) storage in `dir`.
+    ///
+    /// Recovery: fjall replays its own journal, then storage syncs it once, so the applied
+    /// positions recovered from `meta` are durable and count as checkpointed. Storage is
+    /// complete to [`Timestamp::ZERO`] until the crossbar delivers a heartbeat: after a
+    /// restart it cannot know which records it has yet to see.
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>, options: StorageOptions) -> Result<Self> {
+        let shown = dir.display();
+        let db = Database::builder(dir)
+            .open()
+            .map_err(engine(format_args!("opening {shown}")))?;
+        let versions = db
+            .keyspace(VERSIONS, KeyspaceCreateOptions::default)
+            .map_err(engine(format_args!(
+                "opening keyspace `{VERSIONS}` in {shown}"
+            )))?;
+        let meta = db
+            .keyspace(META, KeyspaceCreateOptions::default)
+            .map_err(engine(format_args!("opening keyspace `{META}` in {shown}")))?;
+        db.persist(PersistMode::SyncAll)
+            .map_err(engine(format_args!("syncing recovered state in {shown}")))?;
+
+        let mut applied = BTreeMap::new();
+        for guard in meta.prefix(layout::APPLIED_PREFIX) {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(engine("reading applied positions"))?;
+            let meta_key = MetaKey::decode(&key)?;
+            if let MetaKey::Applied(journal) = meta_key {
+                applied.insert(journal, layout::decode_position(&value, meta_key)?);
+            }
+        }
+        let gc_horizon = match meta.get(MetaKey::GcHorizon.encode()) {
+            Ok(Some(value)) => layout::decode_u64(&value, MetaKey::GcHorizon)?,
+            Ok(None) => 0,
+            Err(err) => return Err(engine("reading the GC horizon")(err)),
+        };
+        tracing::info!(
+            path = %shown,
+            applied = ?applied,
+            gc_horizon = %Timestamp(gc_horizon),
+            "storage opened"
+        );
+        let (complete, _) = watch::channel(Timestamp::ZERO);
+        Ok(FjallStorage {
+            path: dir.to_path_buf(),
+            db,
+            versions,
+            meta,
+            clock,
+            options,
+            checkpointed: Mutex::new(applied.clone()),
+            applied: Mutex::new(applied),
+            complete,
+            gc_horizon: AtomicU64::new(gc_horizon),
+            gc_pass: Mutex::new(()),
+        })
+    }
+
+    /// The directory storage lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn horizon(&self) -> Timestamp {
+        Timestamp(self.gc_horizon.load(Ordering::SeqCst))
+    }
+
+    fn complete_ts(&self) -> Timestamp {
+        *self.complete.borrow()
+    }
+
+    /// Refuses a read below the GC horizon.
+    fn check_not_too_old(&self, ts: Timestamp) -> Result<()> {
+        let horizon = self.horizon();
+        if ts < horizon {
+            return Err(Error::TooOld(format!(
+                "read at {ts} is below storage's GC horizon {horizon}: versions it needs may be \
+                 gone; start a new transaction"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Waits until storage is complete to `ts`, at most the read timeout.
+    async fn wait_until_complete(&self, ts: Timestamp) -> Result<()> {
+        let mut receiver = self.complete.subscribe();
+        if *receiver.borrow_and_update() >= ts {
+            return Ok(());
+        }
+        if let Some(on_wait) = &self.options.on_wait {
+            on_wait(ts);
+        }
+        let wait = async move {
+            receiver
+                .wait_for(|complete| *complete >= ts)
+                .await
+                .map(|_| ())
+        };
+        match timeout(&*self.clock, self.options.read_wait_timeout, wait).await {
+            Some(Ok(())) => Ok(()),
+            // The sender lives in `self`, which outlives this borrow.
+            Some(Err(_)) => Err(Error::Internal(
+                "storage's completeness channel closed".into(),
+            )),
+            None => {
+                let complete = self.complete_ts();
+                tracing::debug!(%ts, %complete, "read timed out waiting for completeness");
+                Err(Error::Unavailable(format!(
+                    "storage is not complete to {ts}: it has every journal's records only up to \
+                     {complete}, and no heartbeat covering {ts} arrived within {:?}; the \
+                     crossbar or a journal is behind or down",
+                    self.options.read_wait_timeout
+                )))
+            }
+        }
+    }
+
+    /// The common frame of every read: too old? wait; read; too old now?
+    ///
+    /// The second check closes the race with GC: GC raises the horizon *before* it deletes,
+    /// so if the horizon is still at or below `ts` after the read, no deletion that could
+    /// matter to `ts` had started when the read's snapshot was taken.
+    async fn read<T>(&self, ts: Timestamp, read: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        self.check_not_too_old(ts)?;
+        self.wait_until_complete(ts).await?;
+        let answer = read(self)?;
+        self.check_not_too_old(ts)?;
+        Ok(answer)
+    }
+
+    /// The newest version of `key` at or before `ts`: one seek to `enc(key) ‖ !ts`.
+    fn read_get(&self, key: &Key, ts: Timestamp) -> Result<Option<Bytes>> {
+        let from = layout::version_key(key.as_bytes(), ts);
+        if from.len() > MAX_FJALL_KEY {
+            return Ok(None); // longer than any stored key: apply refuses such keys
+        }
+        let to = layout::version_key(key.as_bytes(), Timestamp::ZERO);
+        let snapshot = self.db.snapshot();
+        let Some(guard) = snapshot.range(&self.versions, from..=to).next() else {
+            return Ok(None);
+        };
+        let (stored_key, value) = guard
+            .into_inner()
+            .map_err(engine(format_args!("reading key {key}")))?;
+        layout::decode_value(&value, &stored_key)
+    }
+
+    /// An iterator over `versions` from `from` to the end of the scanned range; `None` if
+    /// that holds nothing (fjall must not see inverted bounds).
+    fn versions_from(
+        &self,
+        snapshot: &Snapshot,
+        from: Bound<Vec<u8>>,
+        end: &Bound<Vec<u8>>,
+    ) -> Option<fjall::Iter> {
+        layout::bounds_may_hold_keys(&from, end)
+            .then(|| snapshot.range(&self.versions, (from, end.clone())))
+    }
+
+    /// Live keys of `range` at `ts`, in key order, at most `limit`.
+    ///
+    /// Walks the versions in order. For each key, versions newer than `ts` are passed over,
+    /// the first at or before `ts` decides the key (a row, or nothing if it is a tombstone),
+    /// and the key's older versions are passed over. Long runs of passed-over versions are
+    /// skipped with a new seek rather than stepped through.
+    fn read_scan(&self, range: &KeyRange, ts: Timestamp, limit: u32) -> Result<ScanResponse> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let end = match &range.end {
+            Some(end) => layout::upper_bound(layout::encode_key(end.as_bytes())),
+            None => Bound::Unbounded,
+        };
+        let snapshot = self.db.snapshot();
+        let start = layout::lower_bound(layout::encode_key(range.start.as_bytes()));
+        let Some(mut versions) = self.versions_from(&snapshot, start, &end) else {
+            return Ok(ScanResponse {
+                rows: Vec::new(),
+                resume: None,
+            });
+        };
+        let mut rows = Vec::new();
+        // The encoded key being walked, whether it is decided, and how many of its entries
+        // were passed over in a row.
+        let mut current: Vec<u8> = Vec::new();
+        let mut decided = false;
+        let mut passed = 0usize;
+        while let Some(guard) = versions.next() {
+            let (stored_key, value) = guard
+                .into_inner()
+                .map_err(engine(format_args!("scanning {range:?}")))?;
+            let (encoded, version_ts) = layout::split_version_key(&stored_key)?;
+            if encoded != current.as_slice() {
+                current.clear();
+                current.extend_from_slice(encoded);
+                decided = false;
+                passed = 0;
+            }
+            if decided || version_ts > ts {
+                passed += 1;
+                if passed >= RESEEK_AFTER {
+                    // Past this key entirely, or straight to its newest version at or before ts.
+                    let target = if decided {
+                        layout::after_versions_of(&current)
+                    } else {
+                        layout::version_key_of_encoded(&current, ts)
+                    };
+                    match self.versions_from(&snapshot, Bound::Included(target), &end) {
+                        Some(rest) => versions = rest,
+                        None => break,
+                    }
+                    passed = 0;
+                }
+                continue;
+            }
+            decided = true;
+            passed = 0;
+            let Some(row) = layout::decode_value(&value, &stored_key)? else {
+                continue; // a tombstone: the key is deleted at ts
+            };
+            let key = layout::decode_key(encoded)?;
+            if rows.len() == limit {
+                return Ok(ScanResponse {
+                    rows,
+                    resume: Some(key),
+                });
+            }
+            rows.push((key, row));
+        }
+        Ok(ScanResponse { rows, resume: None })
+    }
+
+    /// Applies events in order; see the crate documentation, "Apply".
+    fn apply_events(&self, events: Vec<ApplyEvent>) -> Result<Timestamp> {
+        let mut applied = lock(&self.applied, "apply")?;
+        let mut positions = applied.clone();
+        // Nothing new may commit at or below this: completeness so far, then each heartbeat.
+        let mut covered = self.complete_ts();
+        let mut heartbeat = None::<Timestamp>;
+        let mut batch = self.db.batch();
+        let mut records = 0usize;
+        for event in events {
+            let (journal, next, record) = match event {
+                ApplyEvent::Heartbeat(ts) => {
+                    covered = covered.max(ts);
+                    heartbeat = heartbeat.max(Some(ts));
+                    continue;
+                }
+                ApplyEvent::Record {
+                    journal,
+                    next,
+                    record,
+                } => (journal, next, record),
+            };
+            if positions
+                .get(&journal)
+                .is_some_and(|applied| next <= *applied)
+            {
+                tracing::trace!(?journal, %next, "skipping a record already applied");
+                continue;
+            }
+            if record.commit_ts <= covered {
+                return Err(Error::InvalidInput(format!(
+                    "record of txn {} from journal {} at position {next} commits at {}, but \
+                     storage was already promised that nothing more commits at or before \
+                     {covered}; the crossbar must deliver records in commit_ts order, before \
+                     the heartbeats that cover them",
+                    record.txn_id.0, journal.0, record.commit_ts
+                )));
+            }
+            for write in &record.writes {
+                let key = layout::version_key(write.key.as_bytes(), record.commit_ts);
+                if key.len() > MAX_FJALL_KEY {
+                    return Err(Error::InvalidInput(format!(
+                        "key of {} bytes in txn {} is too long for storage (at most {} bytes, \
+                         fewer if it holds zero bytes)",
+                        write.key.as_bytes().len(),
+                        record.txn_id.0,
+                        MAX_FJALL_KEY - 10
+                    )));
+                }
+                if write
+                    .value
+                    .as_ref()
+                    .is_some_and(|v| v.len() >= u32::MAX as usize)
+                {
+                    return Err(Error::InvalidInput(format!(
+                        "value for key {} in txn {} is larger than storage's 4 GiB limit",
+                        write.key, record.txn_id.0
+                    )));
+                }
+                batch.insert(
+                    &self.versions,
+                    key,
+                    layout::encode_value(write.value.as_deref()),
+                );
+            }
+            positions.insert(journal, next);
+            records += 1;
+        }
+        if records > 0 {
+            for (journal, next) in &positions {
+                if applied.get(journal) != Some(next) {
+                    batch.insert(
+                        &self.meta,
+                        MetaKey::Applied(*journal).encode(),
+                        layout::encode_u64(next.0).to_vec(),
+                    );
+                }
+            }
+            batch
+                .commit()
+                .map_err(engine(format_args!("applying {records} records")))?;
+            *applied = positions;
+        }
+        drop(applied);
+        if let Some(heartbeat) = heartbeat {
+            self.complete.send_if_modified(|complete| {
+                let advance = heartbeat > *complete;
+                if advance {
+                    *complete = heartbeat;
+                }
+                advance
+            });
+        }
+        Ok(self.complete_ts())
+    }
+
+    fn status_now(&self) -> Result<StatusResponse> {
+        let applied = lock(&self.applied, "apply")?
+            .iter()
+            .map(|(j, p)| (*j, *p))
+            .collect();
+        let checkpointed = lock(&self.checkpointed, "checkpoint")?
+            .iter()
+            .map(|(j, p)| (*j, *p))
+            .collect();
+        Ok(StatusResponse {
+            applied,
+            checkpointed,
+            complete_ts: self.complete_ts(),
+            gc_horizon: self.horizon(),
+        })
+    }
+
+    /// Reads the applied positions, then syncs fjall's journal: every batch committed before
+    /// the read, and so the positions, are durable once the sync returns. The sync runs
+    /// outside the apply mutex, so applies do not wait for the disk.
+    fn checkpoint_now(&self) -> Result<Vec<(JournalId, Position)>> {
+        let positions = lock(&self.applied, "apply")?.clone();
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(engine(format_args!(
+                "syncing {} for a checkpoint",
+                self.path.display()
+            )))?;
+        let mut checkpointed = lock(&self.checkpointed, "checkpoint")?;
+        for (journal, position) in positions {
+            let entry = checkpointed.entry(journal).or_insert(position);
+            *entry = (*entry).max(position);
+        }
+        Ok(checkpointed.iter().map(|(j, p)| (*j, *p)).collect())
+    }
+
+    /// Raises the horizon to `requested` (never lowers it), then drops every version no read
+    /// at or after the horizon can see. See the crate documentation, "GC".
+    fn collect_garbage(&self, requested: Timestamp) -> Result<GcResponse> {
+        let _pass = lock(&self.gc_pass, "GC")?;
+        let horizon = self.horizon().max(requested);
+        if horizon > self.horizon() {
+            // Persisted before any deletion: fjall's journal keeps writes in order, so after a
+            // crash either the deletions are lost or the horizon that justified them is kept.
+            self.meta
+                .insert(
+                    MetaKey::GcHorizon.encode(),
+                    layout::encode_u64(horizon.0).to_vec(),
+                )
+                .map_err(engine("persisting the GC horizon"))?;
+            // Published before any deletion: see `read`.
+            self.gc_horizon.store(horizon.0, Ordering::SeqCst);
+        }
+
+        let snapshot = self.db.snapshot();
+        let mut batch = self.db.batch();
+        let mut removed = 0u64;
+        // The key being walked, whether its newest version at or before the horizon was seen
+        // (all older ones go), and its deletions so far, committed together.
+        let mut current: Vec<u8> = Vec::new();
+        let mut seen_visible = false;
+        let mut doomed: Vec<fjall::Slice> = Vec::new();
+        for guard in snapshot.iter(&self.versions) {
+            let (stored_key, value) = guard
+                .into_inner()
+                .map_err(engine("scanning versions for GC"))?;
+            let (encoded, version_ts) = layout::split_version_key(&stored_key)?;
+            if encoded != current.as_slice() {
+                removed += self.queue_deletions(&mut batch, &mut doomed);
+                if batch.len() >= GC_BATCH {
+                    batch.commit().map_err(engine("committing GC deletions"))?;
+                    batch = self.db.batch();
+                }
+                current.clear();
+                current.extend_from_slice(encoded);
+                seen_visible = false;
+            }
+            if version_ts > horizon {
+                continue; // reads at or after the horizon may see it
+            }
+            if seen_visible {
+                doomed.push(stored_key); // shadowed at the horizon by a newer version
+                continue;
+            }
+            seen_visible = true;
+            if layout::decode_value(&value, &stored_key)?.is_none() {
+                // A tombstone at the horizon reads as absence, as does nothing at all.
+                doomed.push(stored_key);
+            }
+        }
+        removed += self.queue_deletions(&mut batch, &mut doomed);
+        batch.commit().map_err(engine("committing GC deletions"))?;
+        tracing::info!(%horizon, removed, "GC pass done");
+        Ok(GcResponse {
+            versions_removed: removed,
+            horizon,
+        })
+    }
+
+    /// Moves one key's deletions into `batch`, so they all land in one atomic commit (a
+    /// reader must never see a tombstone gone but an older version of its key still there).
+    fn queue_deletions(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        doomed: &mut Vec<fjall::Slice>,
+    ) -> u64 {
+        let count = doomed.len() as u64;
+        for key in doomed.drain(..) {
+            batch.remove(&self.versions, key);
+        }
+        count
+    }
+}
+
+impl Storage for FjallStorage {
+    fn get(&self, request: GetRequest) -> BoxFuture<'_, Result<GetResponse>> {
+        Box::pin(async move {
+            let value = self
+                .read(request.ts, |s| s.read_get(&request.key, request.ts))
+                .await?;
+            Ok(GetResponse { value })
+        })
+    }
+
+    fn scan(&self, request: ScanRequest) -> BoxFuture<'_, Result<ScanResponse>> {
+        Box::pin(async move {
+            let ScanRequest { range, ts, limit } = request;
+            if range.is_empty() || limit == 0 {
+                return Ok(ScanResponse {
+                    rows: Vec::new(),
+                    resume: None,
+                });
+            }
+            self.read(ts, |s| s.read_scan(&range, ts, limit)).await
+        })
+    }
+
+    fn apply(&self, request: ApplyRequest) -> BoxFuture<'_, Result<ApplyResponse>> {
+        Box::pin(async move {
+            let complete_ts = self.apply_events(request.events)?;
+            Ok(ApplyResponse { complete_ts })
+        })
+    }
+
+    fn status(&self, _request: StatusRequest) -> BoxFuture<'_, Result<StatusResponse>> {
+        Box::pin(async move { self.status_now() })
+    }
+
+    fn checkpoint(&self, _request: CheckpointRequest) -> BoxFuture<'_, Result<CheckpointResponse>> {
+        Box::pin(async move {
+            Ok(CheckpointResponse {
+                checkpointed: self.checkpoint_now()?,
+            })
+        })
+    }
+
+    fn gc(&self, request: GcRequest) -> BoxFuture<'_, Result<GcResponse>> {
+        Box::pin(async move { self.collect_garbage(request.horizon) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_clock::ManualClock;
+    use cairn_types::{CommitRecord, TxnId, Write};
+
+    use super::*;
+
+    fn clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(Timestamp(1_000_000_000), Duration::ZERO))
+    }
+
+    fn open(dir: &Path, options: StorageOptions) -> FjallStorage {
+        FjallStorage::open(dir, clock(), options).unwrap()
+    }
+
+    fn record(next: u64, commit_ts: u64, writes: Vec<Write>) -> ApplyEvent {
+        ApplyEvent::Record {
+            journal: JournalId(0),
+            next: Position(next),
+            record: CommitRecord {
+                txn_id: TxnId(next),
+                commit_ts: Timestamp(commit_ts),
+                writes,
+            },
+        }
+    }
+
+    fn put(key: impl Into<Key>, value: &'static str) -> Write {
+        Write {
+            key: key.into(),
+            value: Some(Bytes::from_static(value.as_bytes())),
+        }
+    }
+
+    async fn apply(s: &FjallStorage, events: Vec<ApplyEvent>) -> Result<Timestamp> {
+        s.apply(ApplyRequest { events })
+            .await
+            .map(|r| r.complete_ts)
+    }
+
+    async fn get(s: &FjallStorage, key: impl Into<Key>, ts: u64) -> Result<Option<Bytes>> {
+        s.get(GetRequest {
+            key: key.into(),
+            ts: Timestamp(ts),
+        })
+        .await
+        .map(|r| r.value)
+    }
+
+    #[tokio::test]
+    async fn on_wait_hears_once_from_each_read_that_has_to_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let heard = calls.clone();
+        let on_wait: OnWait = Arc::new(move |ts| heard.lock().unwrap().push(ts));
+        let options = StorageOptions {
+            on_wait: Some(on_wait),
+            ..StorageOptions::default()
+        };
+        let s = Arc::new(open(dir.path(), options));
+        apply(&s, vec![ApplyEvent::Heartbeat(Timestamp(10))])
+            .await
+            .unwrap();
+        get(&s, "a", 10).await.unwrap();
+        assert!(
+            calls.lock().unwrap().is_empty(),
+            "a read that need not wait is not reported"
+        );
+
+        let waiting = tokio::spawn({
+            let s = s.clone();
+            async move { get(&s, "a", 20).await }
+        });
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(*calls.lock().unwrap(), vec![Timestamp(20)]);
+        apply(&s, vec![ApplyEvent::Heartbeat(Timestamp(20))])
+            .await
+            .unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), None);
+        assert_eq!(
+            calls.lock().unwrap().len(),
+            1,
+            "called once per wait, not per wake-up"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_record_at_or_below_what_completeness_promised_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), StorageOptions::default());
+        apply(
+            &s,
+            vec![
+                record(1, 10, vec![put("a", "1")]),
+                ApplyEvent::Heartbeat(Timestamp(50)),
+            ],
+        )
+        .await
+        .unwrap();
+        let late = apply(
+            &s,
+            vec![
+                record(2, 60, vec![put("b", "1")]),
+                record(3, 50, vec![put("c", "1")]),
+            ],
+        );
+        assert!(
+            matches!(late.await, Err(Error::InvalidInput(_))),
+            "50 is covered by the heartbeat"
+        );
+        let behind_heartbeat = vec![
+            record(2, 60, vec![put("b", "1")]),
+            ApplyEvent::Heartbeat(Timestamp(70)),
+            record(3, 70, vec![put("c", "1")]),
+        ];
+        let refused = apply(&s, behind_heartbeat).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidInput(_))),
+            "70 is covered earlier in the request"
+        );
+
+        let status = s.status(StatusRequest {}).await.unwrap();
+        assert_eq!(
+            status.applied,
+            vec![(JournalId(0), Position(1))],
+            "refused requests apply nothing"
+        );
+        assert_eq!(
+            status.complete_ts,
+            Timestamp(50),
+            "nor do their heartbeats count"
+        );
+        apply(&s, vec![ApplyEvent::Heartbeat(Timestamp(100))])
+            .await
+            .unwrap();
+        assert_eq!(get(&s, "b", 100).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn keys_too_long_for_fjall_are_refused_at_apply_and_absent_to_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), StorageOptions::default());
+        let longest_ok = Key::from(vec![b'x'; MAX_FJALL_KEY - 10]);
+        let too_long = Key::from(vec![b'x'; MAX_FJALL_KEY - 9]);
+        let zeros = Key::from(vec![0u8; MAX_FJALL_KEY / 2]); // doubles when escaped
+        for key in [too_long.clone(), zeros] {
+            let refused = apply(&s, vec![record(1, 10, vec![Write { key, value: None }])]).await;
+            assert!(
+                matches!(refused, Err(Error::InvalidInput(_))),
+                "{refused:?}"
+            );
+        }
+        let events = vec![
+            record(
+                1,
+                10,
+                vec![Write {
+                    key: longest_ok.clone(),
+                    value: Some("v".into()),
+                }],
+            ),
+            ApplyEvent::Heartbeat(Timestamp(10)),
+        ];
+        apply(&s, events).await.unwrap();
+        assert_eq!(get(&s, longest_ok.clone(), 10).await.unwrap().unwrap(), "v");
+        assert_eq!(get(&s, too_long.clone(), 10).await.unwrap(), None);
+        let huge = Key::from(vec![b'x'; 2 * MAX_FJALL_KEY]);
+        assert_eq!(get(&s, huge.clone(), 10).await.unwrap(), None);
+
+        // Range bounds longer than fjall allows still select exactly the right keys.
+        let scan = |range: KeyRange| {
+            s.scan(ScanRequest {
+                range,
+                ts: Timestamp(10),
+                limit: 10,
+            })
+        };
+        let from_huge = scan(KeyRange {
+            start: huge.clone(),
+            end: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            from_huge.rows,
+            vec![],
+            "the stored key sorts before the huge start"
+        );
+        let to_huge = scan(KeyRange {
+            start: Key::default(),
+            end: Some(huge.clone()),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            to_huge.rows.len(),
+            1,
+            "the stored key sorts before the huge end"
+        );
+        let tiny = scan(KeyRange::between(
+            huge.clone(),
+            Key::from(vec![b'x'; 2 * MAX_FJALL_KEY + 1]),
+        ));
+        assert_eq!(tiny.await.unwrap().rows, vec![]);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_version_is_a_data_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), StorageOptions::default());
+        apply(&s, vec![ApplyEvent::Heartbeat(Timestamp(100))])
+            .await
+            .unwrap();
+        s.versions
+            .insert(layout::version_key(b"a", Timestamp(10)), vec![9u8])
+            .unwrap();
+        assert!(matches!(get(&s, "a", 20).await, Err(Error::Data(_))));
+        let scan = s.scan(ScanRequest {
+            range: KeyRange::all(),
+            ts: Timestamp(20),
+            limit: 10,
+        });
+        assert!(matches!(scan.await, Err(Error::Data(_))));
+        s.versions
+            .insert(b"no framing".to_vec(), vec![1u8])
+            .unwrap();
+        assert!(matches!(
+            s.gc(GcRequest {
+                horizon: Timestamp(5)
+            })
+            .await,
+            Err(Error::Data(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn recovered_applied_positions_count_as_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), StorageOptions::default());
+        apply(&s, vec![record(7, 10, vec![put("a", "1")])])
+            .await
+            .unwrap();
+        let status = s.status(StatusRequest {}).await.unwrap();
+        assert_eq!(status.applied, vec![(JournalId(0), Position(7))]);
+        assert_eq!(
+            status.checkpointed,
+            vec![],
+            "applied without a sync is not yet durable"
+        );
+        drop(s);
+        let s = open(dir.path(), StorageOptions::default());
+        let status = s.status(StatusRequest {}).await.unwrap();
+        assert_eq!(status.checkpointed, vec![(JournalId(0), Position(7))]);
+    }
+
+    #[tokio::test]
+    async fn gc_spanning_several_batches_removes_every_shadowed_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), StorageOptions::default());
+        let keys = 3 * GC_BATCH;
+        let writes = |value: &'static str| -> Vec<Write> {
+            (0..keys)
+                .map(|i| put(format!("key{i:06}").as_str(), value))
+                .collect()
+        };
+        let deletes = (0..keys).step_by(2).map(|i| Write {
+            key: format!("key{i:06}").as_str().into(),
+            value: None,
+        });
+        let events = vec![
+            record(1, 10, writes("old")),
+            record(2, 20, writes("new")),
+            record(3, 30, deletes.collect()),
+            ApplyEvent::Heartbeat(Timestamp(100)),
+        ];
+        apply(&s, events).await.unwrap();
+        let gc = s
+            .gc(GcRequest {
+                horizon: Timestamp(30),
+            })
+            .await
+            .unwrap();
+        // Every key loses its version at 10; deleted keys also lose 20 and the tombstone.
+        assert_eq!(gc.versions_removed, (keys + keys / 2 * 2) as u64);
+        assert_eq!(s.versions.iter().count(), keys / 2);
+        let live = s.scan(ScanRequest {
+            range: KeyRange::all(),
+            ts: Timestamp(30),
+            limit: u32::MAX,
+        });
+        let live = live.await.unwrap().rows;
+        assert_eq!(live.len(), keys / 2);
+        assert!(live.iter().all(|(_, v)| v == "new"));
+    }
+}
