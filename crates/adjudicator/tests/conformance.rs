@@ -1,4 +1,5 @@
 //! The adjudicator conformance suite, in process and through the loopback encoding.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! The adjudicator's memory is bounded by age and by size; forgetting raises the memory floor,
 //! and writers whose snapshot lies below it are refused rather than checked against nothing.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 use std::sync::Arc;
 use std::time::Duration;

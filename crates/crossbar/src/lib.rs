@@ -157,8 +157,8 @@ fn restrict(record: &CommitRecord, range: &KeyRange) -> CommitRecord {
     }
 }
 
-/// The events `shard` should apply out of `events`.
-fn route(events: &[ApplyEvent], shard: &Shard, whole_key_space: bool) -> Vec<ApplyEvent> {
+/// The events the shard owning `range` should apply out of `events`.
+fn route(events: &[ApplyEvent], range: &KeyRange, whole_key_space: bool) -> Vec<ApplyEvent> {
     if whole_key_space {
         return events.to_vec();
     }
@@ -172,7 +172,7 @@ fn route(events: &[ApplyEvent], shard: &Shard, whole_key_space: bool) -> Vec<App
             } => ApplyEvent::Record {
                 journal: *journal,
                 next: *next,
-                record: restrict(record, &shard.range),
+                record: restrict(record, range),
             },
             ApplyEvent::Heartbeat(ts) => ApplyEvent::Heartbeat(*ts),
         })
@@ -206,7 +206,7 @@ pub async fn run(journals: Vec<(JournalId, Arc<dyn Journal>)>, shards: Vec<Shard
             continue;
         }
         for shard in &shards {
-            let events = route(&events, shard, whole_key_space);
+            let events = route(&events, &shard.range, whole_key_space);
             shard.storage.apply(ApplyRequest { events }).await?;
         }
     }
@@ -338,17 +338,14 @@ mod tests {
     #[test]
     fn shards_receive_only_their_keys_but_every_heartbeat() {
         let mut rec = record(5, 1).record;
-        rec.writes = vec![
-            cairn_types::Write {
-                key: "a".into(),
+        rec.writes = ["a", "n", "x"]
+            .into_iter()
+            .map(|k| cairn_types::Write {
+                key: k.into(),
                 value: None,
-            },
-            cairn_types::Write {
-                key: "x".into(),
-                value: None,
-            },
-        ];
-        let events = vec![
+            })
+            .collect();
+        let events = [
             ApplyEvent::Record {
                 journal: JournalId(0),
                 next: Position(1),
@@ -356,14 +353,18 @@ mod tests {
             },
             ApplyEvent::Heartbeat(Timestamp(5)),
         ];
-        let range = KeyRange::between("m", "z");
-        let restricted = events
-            .iter()
-            .map(|e| match e {
-                ApplyEvent::Record { record, .. } => restrict(record, &range).writes.len(),
-                ApplyEvent::Heartbeat(_) => usize::MAX,
-            })
-            .collect::<Vec<_>>();
-        assert_eq!(restricted, [1, usize::MAX]);
+        let routed = route(&events, &KeyRange::between("m", "w"), false);
+        let ApplyEvent::Record { record, next, .. } = &routed[0] else {
+            panic!("{routed:?}")
+        };
+        let keys: Vec<String> = record.writes.iter().map(|w| w.key.to_string()).collect();
+        assert_eq!(keys, ["\"n\""]);
+        assert_eq!(
+            *next,
+            Position(1),
+            "the position advances even for a shard's part"
+        );
+        assert_eq!(routed[1], ApplyEvent::Heartbeat(Timestamp(5)));
+        assert_eq!(route(&events, &KeyRange::all(), true), events.to_vec());
     }
 }

@@ -1,6 +1,7 @@
 //! The bank workload: many threads move money between accounts at random, retrying on
 //! conflict, while auditors read every account in read-only transactions. Snapshot isolation
 //! and first-committer-wins mean every audit, and the final state, add up to the same total.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

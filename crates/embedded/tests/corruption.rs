@@ -1,5 +1,6 @@
 //! Bad data: a damaged record in the middle of the journal (not a torn tail) stops startup with
 //! an error naming the file and the offset; nothing is silently dropped.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 use bytes::Bytes;
 use cairn_embedded::{Embedded, Options};

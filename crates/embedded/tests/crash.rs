@@ -2,6 +2,7 @@
 //! moments; after each kill the database reopens on the same directory, and every
 //! acknowledged commit is there, no transaction is partly visible, and the journal reopened
 //! cleanly. Then the child carries on from there.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};

@@ -1,5 +1,6 @@
 //! Snapshot isolation as the transaction API gives it, through every real component:
 //! which anomalies are prevented, which one is allowed, and how `lock` removes it.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 use bytes::Bytes;
 use cairn_embedded::{Embedded, Options};

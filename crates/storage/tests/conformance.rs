@@ -1,5 +1,6 @@
 //! The storage conformance suite (`cairn_testkit::storage`) against `FjallStorage`, in process
 //! and through the loopback that sends every message through the wire encoding.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,4 +1,5 @@
 //! Helpers shared by the journal's integration tests.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::path::{Path, PathBuf};
