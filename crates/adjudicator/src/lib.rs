@@ -85,8 +85,9 @@ pub struct LocalAdjudicator {
 struct State {
     /// Every commit (and heartbeat promise) so far is at or below this.
     commit_point: Timestamp,
-    /// Last commit of each remembered key.
-    last_commit: HashMap<Key, Timestamp>,
+    /// Last commit of each remembered key. foldhash: fast, and seeded per process so clients
+    /// cannot choose keys that collide.
+    last_commit: HashMap<Key, Timestamp, foldhash::fast::RandomState>,
     /// Remembered commits in `commit_ts` order, to forget them once old.
     history: VecDeque<(Timestamp, Vec<Key>)>,
     /// Keys held in `history` (with repeats): what memory use is bounded by.
@@ -116,7 +117,7 @@ impl LocalAdjudicator {
             max_remembered_keys: options.max_remembered_keys,
             state: Mutex::new(State {
                 commit_point: fenced.high_ts,
-                last_commit: HashMap::new(),
+                last_commit: HashMap::default(),
                 history: VecDeque::new(),
                 remembered_keys: 0,
                 memory_floor: fenced.high_ts,

@@ -3,7 +3,9 @@
 //!
 //! Run: `cargo bench -p cairn-embedded --bench core` (`CAIRN_BENCH_SECS` sets seconds per
 //! measurement, default 5; `CAIRN_BENCH_DIR` the data directory's parent, default the system
-//! temporary directory). Prints a Markdown table; docs/benchmarks.md records the figures.
+//! temporary directory; `CAIRN_BENCH_COMMITTERS` a comma-separated list of committer counts, for
+//! profiling one of them, default `1,8,64`). Prints a Markdown table; docs/benchmarks.md
+//! records the figures.
 
 use std::sync::Arc;
 
@@ -12,6 +14,9 @@ use cairn_embedded::{Embedded, Options};
 use cairn_types::{Key, KeyRange};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const READ_KEYS: u64 = 100_000;
 
@@ -171,6 +176,10 @@ async fn scans(db: &Embedded, secs: u64) -> Row {
     }
 }
 
+async fn open(dir: &std::path::Path) -> Arc<Embedded> {
+    Arc::new(Embedded::open(Options::new(dir)).await.expect("open"))
+}
+
 fn main() {
     let secs = seconds();
     let parent = std::env::var_os("CAIRN_BENCH_DIR").map(std::path::PathBuf::from);
@@ -184,15 +193,22 @@ fn main() {
         .build()
         .expect("runtime");
     let rows = runtime.block_on(async {
-        let db = Arc::new(
-            Embedded::open(Options::new(dir.path()))
-                .await
-                .expect("open"),
-        );
         let mut rows = Vec::new();
-        for committers in [1, 8, 64] {
+        let committer_counts: Vec<u64> = std::env::var("CAIRN_BENCH_COMMITTERS")
+            .unwrap_or_else(|_| "1,8,64".into())
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+        // Each commit measurement starts from an empty database, so that none pays for the
+        // data an earlier one left behind (a bigger memtable, more compaction).
+        for &committers in &committer_counts {
+            let db = open(&dir.path().join(format!("commits-{committers}"))).await;
             rows.push(commits(&db, committers, secs).await);
         }
+        if committer_counts != [1, 8, 64] {
+            return rows;
+        }
+        let db = open(&dir.path().join("reads")).await;
         load(&db).await;
         for readers in [1, 8] {
             rows.push(point_reads(&db, readers, secs).await);
