@@ -4,7 +4,8 @@
 //! Run: `cargo bench -p cairn-embedded --bench core` (`CAIRN_BENCH_SECS` sets seconds per
 //! measurement, default 5; `CAIRN_BENCH_DIR` the data directory's parent, default the system
 //! temporary directory; `CAIRN_BENCH_COMMITTERS` a comma-separated list of committer counts, for
-//! profiling one of them, default `1,8,64`). Prints a Markdown table; docs/benchmarks.md
+//! profiling one of them, default `1,8,64`; `CAIRN_BENCH_WORKERS` the runtime's worker threads,
+//! default 2). Prints a Markdown table; docs/benchmarks.md
 //! records the figures.
 
 use std::sync::Arc;

@@ -9,7 +9,7 @@
 //!
 //! The components talk only through their seam traits, exactly as they would across
 //! processes; with [`Options::loopback`] every message is also serialised both ways.
-//! Background tasks: the crossbar (journal → storage), heartbeats (periodic, and on demand
+//! Background work: the crossbar (journal → storage, on a thread of its own), heartbeats (periodic, and on demand
 //! when a read waits for storage to become complete), and maintenance (checkpoint storage,
 //! truncate the journal prefix it covers, garbage-collect old versions).
 //!
@@ -80,6 +80,7 @@ pub struct Embedded {
     storage: Arc<dyn Storage>,
     adjudicator: Arc<dyn Adjudicator>,
     tasks: Vec<JoinHandle<()>>,
+    crossbar: Option<CrossbarThread>,
 }
 
 impl Embedded {
@@ -134,12 +135,8 @@ impl Embedded {
             storage: storage.clone(),
         }];
         let crossbar_journals = vec![(JournalId(0), journal.clone())];
+        let crossbar = CrossbarThread::start(crossbar_journals, shards)?;
         let tasks = vec![
-            tokio::spawn(async move {
-                if let Err(e) = cairn_crossbar::run(crossbar_journals, shards).await {
-                    tracing::error!(error = %e, "crossbar stopped: storage no longer advances");
-                }
-            }),
             tokio::spawn(cairn_adjudicator::run_heartbeats(
                 adjudicator.clone(),
                 clock.clone(),
@@ -162,6 +159,7 @@ impl Embedded {
             storage,
             adjudicator,
             tasks,
+            crossbar: Some(crossbar),
         })
     }
 
@@ -195,6 +193,50 @@ impl Drop for Embedded {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+        if let Some(crossbar) = self.crossbar.take() {
+            crossbar.stop();
+        }
+    }
+}
+
+/// The crossbar runs on a thread of its own: storage's engine calls block, and they must not
+/// stall the runtime that runs transactions (measured: with the crossbar on the shared runtime,
+/// 64 committers used 1.4 of 2 cores and throughput stalled behind storage apply).
+struct CrossbarThread {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl CrossbarThread {
+    fn start(journals: Vec<(JournalId, Arc<dyn Journal>)>, shards: Vec<Shard>) -> Result<Self> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| cairn_types::Error::io("starting the crossbar's runtime", e))?;
+        let thread = std::thread::Builder::new()
+            .name("cairn-crossbar".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    tokio::select! {
+                        result = cairn_crossbar::run(journals, shards) => {
+                            if let Err(e) = result {
+                                tracing::error!(error = %e, "crossbar stopped: storage no longer advances");
+                            }
+                        }
+                        _ = stopped => {}
+                    }
+                });
+            })
+            .map_err(|e| cairn_types::Error::io("starting the crossbar thread", e))?;
+        Ok(CrossbarThread { stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        if self.thread.join().is_err() {
+            tracing::error!("the crossbar thread panicked");
         }
     }
 }

@@ -129,7 +129,11 @@ impl FjallStorage {
     /// restart it cannot know which records it has yet to see.
     pub fn open(dir: &Path, clock: Arc<dyn Clock>, options: StorageOptions) -> Result<Self> {
         let shown = dir.display();
+        // fjall's own journal need not reach the OS on every batch: Cairn's journal is the
+        // durable copy, and what fjall loses in a crash is a suffix of batches, replayed from
+        // the applied position that is stored inside those same batches.
         let db = Database::builder(dir)
+            .manual_journal_persist(true)
             .open()
             .map_err(engine(format_args!("opening {shown}")))?;
         let versions = db
