@@ -147,6 +147,7 @@ impl LocalAdjudicator {
             read_ts,
             writes,
             locks,
+            reads,
         } = request;
         if writes.is_empty() && locks.is_empty() {
             return Err(Error::InvalidInput(
@@ -165,7 +166,7 @@ impl LocalAdjudicator {
                 committed_ts: None,
             }));
         }
-        for key in &conflict_set {
+        for key in conflict_set.iter().chain(&reads) {
             if let Some(&committed) = state.last_commit.get(key) {
                 if committed > read_ts {
                     return Err(Error::Conflict(Conflict {

@@ -49,6 +49,7 @@ async fn commits_older_than_the_memory_are_forgotten_and_old_snapshots_refused()
         read_ts,
         writes: vec![write(key)],
         locks: vec![],
+        reads: vec![],
     };
     adj.commit(request(1, old_snapshot, "a")).await.unwrap();
     assert_eq!(
@@ -87,6 +88,7 @@ async fn remembered_keys_are_bounded_by_count() {
             read_ts: clock.now().latest,
             writes: vec![write(&format!("k{n}"))],
             locks: vec![],
+            reads: vec![],
         };
         adj.commit(request).await.unwrap();
     }
@@ -97,6 +99,7 @@ async fn remembered_keys_are_bounded_by_count() {
         read_ts: first_snapshot,
         writes: vec![write("k0")],
         locks: vec![],
+        reads: vec![],
     };
     assert!(matches!(adj.commit(stale).await, Err(Error::Conflict(_))));
 }

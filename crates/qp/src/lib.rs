@@ -74,6 +74,7 @@ impl Database {
             read_ts,
             writes: BTreeMap::new(),
             locks: BTreeSet::new(),
+            reads: BTreeSet::new(),
         }
     }
 
@@ -92,6 +93,8 @@ pub struct Transaction {
     writes: BTreeMap<Key, Option<Bytes>>,
     /// Keys locked but not written.
     locks: BTreeSet<Key>,
+    /// Keys whose unchanged value the transaction depends on (validated at commit).
+    reads: BTreeSet<Key>,
 }
 
 /// What a successful commit tells the caller.
@@ -210,6 +213,14 @@ impl Transaction {
         self.locks.insert(key);
     }
 
+    /// Records that the transaction depends on `key` staying as it was at `read_ts` (a
+    /// catalog entry, say): a writing transaction fails at commit if another committed a
+    /// change to it since. Read-only transactions are not checked (their snapshot is
+    /// consistent as it is).
+    pub fn validate_read(&mut self, key: Key) {
+        self.reads.insert(key);
+    }
+
     /// Commits. Read-only transactions succeed at once; others go to the adjudicator and
     /// return once durable and past commit-wait, or fail with a conflict naming a key.
     pub async fn commit(self) -> Result<Committed> {
@@ -222,6 +233,7 @@ impl Transaction {
             read_ts,
             writes,
             locks,
+            reads,
         } = self;
         let locks: Vec<Key> = locks
             .into_iter()
@@ -236,6 +248,7 @@ impl Transaction {
             read_ts,
             writes,
             locks,
+            reads: reads.into_iter().collect(),
         };
         let commit_ts = db.adjudicator.commit(request).await?.commit_ts;
         db.clock.observe(commit_ts);

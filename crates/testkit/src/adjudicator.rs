@@ -30,6 +30,7 @@ where
     commits_reach_the_journal_with_their_writes_only(&mut open_journal, &mut open).await;
     heartbeats_promise_and_later_commits_stay_above(&mut open_journal, &mut open).await;
     empty_commits_are_refused(&mut open_journal, &mut open).await;
+    reads_are_validated_but_not_held(&mut open_journal, &mut open).await;
     a_restarted_adjudicator_refuses_what_it_cannot_check(&mut open_journal, &mut open).await;
     a_newer_adjudicator_fences_the_older(&mut open_journal, &mut open).await;
 }
@@ -54,6 +55,7 @@ fn request(txn: u64, read_ts: Timestamp, writes: Vec<Write>, locks: Vec<Key>) ->
         read_ts,
         writes,
         locks,
+        reads: vec![],
     }
 }
 
@@ -338,4 +340,29 @@ where
         .unwrap();
     assert_eq!(read.records.len(), 1);
     assert_eq!(read.records[0].record.txn_id, TxnId(2));
+}
+
+/// A key in `reads` conflicts with a later commit of it, but two transactions reading the
+/// same key do not conflict with each other.
+async fn reads_are_validated_but_not_held<A, J, O>(open_journal: &mut J, open: &mut O)
+where
+    A: Adjudicator,
+    J: FnMut(&Path) -> Arc<dyn Journal>,
+    O: AsyncFnMut(Arc<dyn Journal>, Arc<dyn Clock>) -> A,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let adj = open(open_journal(dir.path()), clock.clone()).await;
+    let read_ts = clock.now().latest;
+    let reader = |txn, key: &str| CommitRequest {
+        txn_id: TxnId(txn),
+        read_ts,
+        writes: vec![put(&format!("row{txn}"), "1")],
+        locks: vec![],
+        reads: vec![Key::from(key)],
+    };
+    adj.commit(reader(1, "schema")).await.unwrap();
+    adj.commit(reader(2, "schema")).await.unwrap();
+    adj.commit(request(3, read_ts, vec![put("schema", "v2")], vec![])).await.unwrap();
+    assert_eq!(conflict_key(adj.commit(reader(4, "schema")).await), Key::from("schema"));
 }

@@ -4,7 +4,8 @@
 //! Contract, for every implementation:
 //! - [`Adjudicator::commit`] refuses with [`crate::Error::Conflict`] when any key of the
 //!   request's conflict set (its writes and its locks) was committed in `(read_ts, commit_ts]`
-//!   or is held by another transaction's pending commit. Otherwise it chooses `commit_ts`
+//!   or is held by another transaction's pending commit. Its `reads` are checked the same way
+//!   but not recorded. Otherwise it chooses `commit_ts`
 //!   greater than `read_ts`, than its own commit point, and than every `commit_ts` it has seen
 //!   on those keys, and at least the clock's `now().latest`; appends the whole transaction to
 //!   its journal; and answers only once the append is durable.
@@ -37,6 +38,10 @@ pub struct CommitRequest {
     /// Keys read with intent to write (`SELECT ... FOR UPDATE`): checked and held like writes,
     /// but not changed.
     pub locks: Vec<Key>,
+    /// Keys whose value the transaction depends on but does not hold (the catalog entries of
+    /// the tables it used): checked like writes, not recorded, so concurrent readers of the
+    /// same key do not conflict with each other, only with a writer of it.
+    pub reads: Vec<Key>,
 }
 
 /// A transaction committed.

@@ -1,0 +1,219 @@
+//! The catalog: table definitions stored as keys in the same MVCC store as the rows (DESIGN §4),
+//! so DDL is transactional and versioned like any write.
+//!
+//! ```text
+//!   0x00 "t/" <table name>        → TableDesc (postcard)       one key per table
+//!   0x00 "next_table_id"          → u32 BE                     table ids are never reused
+//!   0x01 <table id u32 BE> 0x01 <primary key, order-preserving> → row (types::row)
+//! ```
+//!
+//! A statement that uses a table reads its descriptor at the transaction's snapshot and asks
+//! the commit to validate that read ([`cairn_qp::Transaction::validate_read`]): if DDL changed
+//! the table after the snapshot, a writing transaction fails at commit with a schema conflict.
+//! Creating tables allocates ids from one counter key, so concurrent CREATE TABLEs conflict
+//! (DDL is rare; retrying is cheap). Dropping a table deletes its descriptor only: its id is
+//! never reused, so its rows become unreachable; reclaiming their space is left to a later
+//! background job.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_qp::Transaction;
+use cairn_types::{Key, KeyRange};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::types::{keycode, DataType, Value};
+
+/// First byte of every catalog key.
+pub const CATALOG_PREFIX: u8 = 0x00;
+/// First byte of every row key.
+pub const DATA_PREFIX: u8 = 0x01;
+/// Index id of a table's primary index (its rows).
+const PRIMARY_INDEX: u8 = 0x01;
+/// The first table id handed out.
+const FIRST_TABLE_ID: u32 = 1;
+
+/// A table's definition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableDesc {
+    /// Never reused, even after DROP TABLE.
+    pub id: u32,
+    /// The table's name (normalised: unquoted identifiers are lower case).
+    pub name: String,
+    /// Columns in definition order; a hidden row-id column comes last in tables created
+    /// without a primary key.
+    pub columns: Vec<ColumnDesc>,
+    /// Indexes into `columns` of the primary key, in key order.
+    pub primary_key: Vec<usize>,
+}
+
+/// A column's definition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDesc {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub data_type: DataType,
+    /// Whether NULL is allowed.
+    pub nullable: bool,
+    /// The DEFAULT expression, as SQL text.
+    pub default: Option<String>,
+    /// The hidden row id of a table without a primary key: not shown by `SELECT *`.
+    pub hidden: bool,
+}
+
+impl TableDesc {
+    /// The visible columns' indexes, in order (what `SELECT *` returns).
+    pub fn visible_columns(&self) -> impl Iterator<Item = usize> + '_ {
+        self.columns.iter().enumerate().filter(|(_, c)| !c.hidden).map(|(i, _)| i)
+    }
+
+    /// The index of the column named `name`.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The name PostgreSQL gives the primary key constraint.
+    pub fn primary_key_name(&self) -> String {
+        format!("{}_pkey", self.name)
+    }
+
+    /// The key of the row whose primary-key values are `pk`.
+    pub fn row_key(&self, pk: &[&Value]) -> Key {
+        let mut key = self.rows_prefix();
+        for value in pk {
+            keycode::encode_key_value(value, &mut key);
+        }
+        Key::from(key)
+    }
+
+    /// The key of `row` (all columns).
+    pub fn key_of_row(&self, row: &[Value]) -> Key {
+        let pk: Vec<&Value> = self.primary_key.iter().map(|&i| &row[i]).collect();
+        self.row_key(&pk)
+    }
+
+    /// The bytes every row key of this table starts with.
+    pub fn rows_prefix(&self) -> Vec<u8> {
+        rows_prefix(self.id)
+    }
+
+    /// Every row of the table.
+    pub fn all_rows(&self) -> KeyRange {
+        KeyRange::prefix(Key::from(self.rows_prefix()))
+    }
+}
+
+fn rows_prefix(table_id: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16);
+    key.push(DATA_PREFIX);
+    key.extend_from_slice(&table_id.to_be_bytes());
+    key.push(PRIMARY_INDEX);
+    key
+}
+
+/// The catalog key of table `name`.
+pub fn table_key(name: &str) -> Key {
+    let mut key = vec![CATALOG_PREFIX];
+    key.extend_from_slice(b"t/");
+    key.extend_from_slice(name.as_bytes());
+    Key::from(key)
+}
+
+fn next_table_id_key() -> Key {
+    let mut key = vec![CATALOG_PREFIX];
+    key.extend_from_slice(b"next_table_id");
+    Key::from(key)
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> SqlError {
+    SqlError::new(SqlState::DATA_CORRUPTED, format!("catalog entry {what} is damaged: {e}"))
+}
+
+fn core(e: cairn_types::Error) -> SqlError {
+    SqlError::from_core(e, |k| k.to_string())
+}
+
+/// The definition of table `name` at the transaction's snapshot, recorded as a read the commit
+/// validates (schema conflicts).
+pub async fn lookup(txn: &mut Transaction, name: &str) -> SqlResult<Option<Arc<TableDesc>>> {
+    let key = table_key(name);
+    let found = txn.get(&key).await.map_err(core)?;
+    txn.validate_read(key);
+    match found {
+        None => Ok(None),
+        Some(bytes) => {
+            let desc: TableDesc = postcard::from_bytes(&bytes).map_err(|e| corrupt(name, e))?;
+            Ok(Some(Arc::new(desc)))
+        }
+    }
+}
+
+/// Like [`lookup`], but a missing table is 42P01.
+pub async fn require(txn: &mut Transaction, name: &str) -> SqlResult<Arc<TableDesc>> {
+    lookup(txn, name).await?.ok_or_else(|| undefined_table(name))
+}
+
+/// 42P01 `relation "x" does not exist`.
+pub fn undefined_table(name: &str) -> SqlError {
+    SqlError::new(SqlState::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))
+}
+
+/// Creates a table in the transaction: allocates its id and writes its descriptor. The caller
+/// has checked that the name is free.
+pub async fn create(txn: &mut Transaction, mut desc: TableDesc) -> SqlResult<TableDesc> {
+    let counter = next_table_id_key();
+    let id = match txn.get(&counter).await.map_err(core)? {
+        None => FIRST_TABLE_ID,
+        Some(bytes) => {
+            let raw: [u8; 4] = bytes.as_ref().try_into().map_err(|_| {
+                corrupt("next_table_id", format!("{} bytes instead of 4", bytes.len()))
+            })?;
+            u32::from_be_bytes(raw)
+        }
+    };
+    let next = id.checked_add(1).ok_or_else(|| {
+        SqlError::new(SqlState::PROGRAM_LIMIT_EXCEEDED, "too many tables have been created")
+    })?;
+    txn.put(counter, Bytes::copy_from_slice(&next.to_be_bytes()));
+    desc.id = id;
+    let encoded = postcard::to_allocvec(&desc)
+        .map_err(|e| SqlError::internal(format!("encoding table definition: {e}")))?;
+    txn.put(table_key(&desc.name), Bytes::from(encoded));
+    Ok(desc)
+}
+
+/// Drops table `name` in the transaction (its descriptor; see the module notes for rows).
+pub fn drop(txn: &mut Transaction, name: &str) {
+    txn.delete(table_key(name));
+}
+
+/// The name of the table a row key belongs to, for messages; falls back to describing the key.
+pub async fn describe_key(txn: &Transaction, key: &Key) -> String {
+    let bytes = key.as_bytes();
+    match bytes.first() {
+        Some(&CATALOG_PREFIX) => {
+            let name = bytes.strip_prefix(&[CATALOG_PREFIX, b't', b'/']);
+            match name {
+                Some(name) => format!("table \"{}\"", String::from_utf8_lossy(name)),
+                None => "the catalog".into(),
+            }
+        }
+        Some(&DATA_PREFIX) if bytes.len() >= 5 => {
+            let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+            let catalog = KeyRange::prefix(Key::from(vec![CATALOG_PREFIX, b't', b'/']));
+            if let Ok(tables) = txn.scan(&catalog, usize::MAX).await {
+                for (_, value) in tables {
+                    if let Ok(desc) = postcard::from_bytes::<TableDesc>(&value) {
+                        if desc.id == id {
+                            return format!("a row of table \"{}\"", desc.name);
+                        }
+                    }
+                }
+            }
+            format!("a row of dropped table {id}")
+        }
+        _ => format!("key {key}"),
+    }
+}

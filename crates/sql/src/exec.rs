@@ -1,0 +1,687 @@
+//! Execution: runs a [`Plan`] inside a transaction of the core and produces rows.
+//!
+//! Rows are read from storage through the transaction (so they include its own writes),
+//! decoded, filtered, locked if asked, then aggregated, projected, sorted and limited in
+//! memory: the shape of OLTP statements, which touch few rows. A full scan reads the table in
+//! pages, checking for cancellation between pages.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+
+use bytes::Bytes;
+use cairn_qp::Transaction;
+use cairn_types::{Key, KeyRange};
+
+use crate::catalog::TableDesc;
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::expr::{truth, AggFunc, EvalContext, Expr};
+use crate::plan::{Access, Aggregation, InsertSource, Plan, Scan, SelectPlan};
+use crate::types::ops::{self, ArithOp};
+use crate::types::{cast, keycode, row as rowcode, text, DataType, Value};
+
+/// Rows read per storage request in a scan.
+const SCAN_PAGE: usize = 512;
+/// Keys longer than this are refused (PostgreSQL's btree refuses entries over ~2.7 kB).
+const MAX_KEY_BYTES: usize = 8_192;
+/// Rows whose encoding is longer than this are refused.
+const MAX_ROW_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a statement needs besides its plan.
+pub struct ExecContext<'a> {
+    /// Parameter values.
+    pub params: &'a [Value],
+    /// The transaction's start, µs since 2000-01-01 (now()).
+    pub now_micros: i64,
+    /// Set when the client asked to cancel.
+    pub cancel: &'a AtomicBool,
+    /// A source of unique row ids for tables without a primary key.
+    pub next_row_id: &'a dyn Fn() -> i64,
+}
+
+impl ExecContext<'_> {
+    fn eval(&self) -> EvalContext<'_> {
+        EvalContext { params: self.params, now_micros: self.now_micros }
+    }
+
+    fn check_cancel(&self) -> SqlResult<()> {
+        if self.cancel.load(AtomicOrdering::Acquire) {
+            return Err(SqlError::new(SqlState::QUERY_CANCELED, "canceling statement due to user request"));
+        }
+        Ok(())
+    }
+}
+
+/// A statement's rows and command tag.
+pub struct Produced {
+    /// Rows (empty for statements without results).
+    pub rows: Vec<Vec<Value>>,
+    /// CommandComplete tag.
+    pub tag: String,
+}
+
+fn core(e: cairn_types::Error) -> SqlError {
+    SqlError::from_core(e, |k| k.to_string())
+}
+
+/// Runs a data statement (SELECT, INSERT, UPDATE, DELETE).
+pub async fn run(txn: &mut Transaction, plan: &Plan, ctx: &ExecContext<'_>) -> SqlResult<Produced> {
+    match plan {
+        Plan::Select(select) => {
+            let rows = select_rows(txn, select, ctx).await?;
+            let tag = format!("SELECT {}", rows.len());
+            Ok(Produced { rows, tag })
+        }
+        Plan::Insert(insert) => {
+            let sources: Vec<Vec<Value>> = match &insert.source {
+                InsertSource::Values(rows) => {
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in rows {
+                        let mut values = Vec::with_capacity(row.len());
+                        for (expr, &target) in row.iter().zip(&insert.targets) {
+                            values.push(match expr {
+                                Some(e) => e.eval(&[], &ctx.eval())?,
+                                None => default_value(insert.defaults[target].as_ref(), ctx)?,
+                            });
+                        }
+                        out.push(values);
+                    }
+                    out
+                }
+                InsertSource::Query(query) => Box::pin(select_rows(txn, query, ctx)).await?,
+            };
+            let table = &insert.table;
+            let mut returned = Vec::new();
+            let inserted = sources.len();
+            for source in sources {
+                ctx.check_cancel()?;
+                let mut row: Vec<Value> = Vec::with_capacity(table.columns.len());
+                for (i, column) in table.columns.iter().enumerate() {
+                    row.push(match insert.targets.iter().position(|&t| t == i) {
+                        Some(p) => source[p].clone(),
+                        None if column.hidden => Value::Int8((ctx.next_row_id)()),
+                        None => default_value(insert.defaults[i].as_ref(), ctx)?,
+                    });
+                }
+                let row = conform_row(table, row)?;
+                let key = checked_key(table, &row)?;
+                if txn.get(&key).await.map_err(core)?.is_some() {
+                    return Err(duplicate_key(table, &row));
+                }
+                txn.put(key, encode(&row)?);
+                if let Some((exprs, _)) = &insert.returning {
+                    returned.push(project(exprs, &row, ctx)?);
+                }
+            }
+            Ok(Produced { rows: returned, tag: format!("INSERT 0 {inserted}") })
+        }
+        Plan::Update(update) => {
+            let rows = scan_rows(txn, &update.scan, ctx).await?;
+            let table = &update.scan.table;
+            let mut returned = Vec::new();
+            let count = rows.len();
+            for (old_key, old) in rows {
+                ctx.check_cancel()?;
+                let mut new = old.clone();
+                for (index, expr) in &update.assignments {
+                    new[*index] = expr.eval(&old, &ctx.eval())?;
+                }
+                let new = conform_row(table, new)?;
+                let new_key = checked_key(table, &new)?;
+                if new_key != old_key {
+                    if txn.get(&new_key).await.map_err(core)?.is_some() {
+                        return Err(duplicate_key(table, &new));
+                    }
+                    txn.delete(old_key);
+                }
+                txn.put(new_key, encode(&new)?);
+                if let Some((exprs, _)) = &update.returning {
+                    returned.push(project(exprs, &new, ctx)?);
+                }
+            }
+            Ok(Produced { rows: returned, tag: format!("UPDATE {count}") })
+        }
+        Plan::Delete(delete) => {
+            let rows = scan_rows(txn, &delete.scan, ctx).await?;
+            let mut returned = Vec::new();
+            let count = rows.len();
+            for (key, old) in rows {
+                txn.delete(key);
+                if let Some((exprs, _)) = &delete.returning {
+                    returned.push(project(exprs, &old, ctx)?);
+                }
+            }
+            Ok(Produced { rows: returned, tag: format!("DELETE {count}") })
+        }
+        _ => Err(SqlError::internal("not a data statement")),
+    }
+}
+
+fn default_value(default: Option<&Expr>, ctx: &ExecContext<'_>) -> SqlResult<Value> {
+    match default {
+        Some(e) => e.eval(&[], &ctx.eval()),
+        None => Ok(Value::Null),
+    }
+}
+
+fn encode(row: &[Value]) -> SqlResult<Bytes> {
+    let bytes = rowcode::encode_row(row);
+    if bytes.len() > MAX_ROW_BYTES {
+        return Err(SqlError::new(
+            SqlState::PROGRAM_LIMIT_EXCEEDED,
+            format!("row is too big: size {}, maximum size {MAX_ROW_BYTES}", bytes.len()),
+        ));
+    }
+    Ok(Bytes::from(bytes))
+}
+
+fn checked_key(table: &TableDesc, row: &[Value]) -> SqlResult<Key> {
+    let key = table.key_of_row(row);
+    if key.as_bytes().len() > MAX_KEY_BYTES {
+        return Err(SqlError::new(
+            SqlState::PROGRAM_LIMIT_EXCEEDED,
+            format!("index row size {} exceeds maximum {MAX_KEY_BYTES} for index \"{}\"", key.as_bytes().len(), table.primary_key_name()),
+        ));
+    }
+    Ok(key)
+}
+
+/// Applies column types (assignment casts) and NOT NULL to a full row.
+fn conform_row(table: &TableDesc, row: Vec<Value>) -> SqlResult<Vec<Value>> {
+    let mut out = Vec::with_capacity(row.len());
+    for (value, column) in row.into_iter().zip(&table.columns) {
+        let value = if value.is_null() { value } else { cast::assignment_cast(value, &column.data_type, &column.name)? };
+        out.push(value);
+    }
+    for (value, column) in out.iter().zip(&table.columns) {
+        if value.is_null() && !column.nullable {
+            return Err(SqlError::new(
+                SqlState::NOT_NULL_VIOLATION,
+                format!("null value in column \"{}\" of relation \"{}\" violates not-null constraint", column.name, table.name),
+            )
+            .with_detail(format!("Failing row contains ({}).", describe_row(table, &out))));
+        }
+    }
+    Ok(out)
+}
+
+fn describe_row(table: &TableDesc, row: &[Value]) -> String {
+    table
+        .visible_columns()
+        .map(|i| match &row[i] {
+            Value::Null => "null".to_string(),
+            v => text::format_text_typed(v, &table.columns[i].data_type),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn duplicate_key(table: &TableDesc, row: &[Value]) -> SqlError {
+    let names: Vec<&str> = table.primary_key.iter().map(|&i| table.columns[i].name.as_str()).collect();
+    let values: Vec<String> = table.primary_key.iter().map(|&i| text::format_text_typed(&row[i], &table.columns[i].data_type)).collect();
+    SqlError::new(
+        SqlState::UNIQUE_VIOLATION,
+        format!("duplicate key value violates unique constraint \"{}\"", table.primary_key_name()),
+    )
+    .with_detail(format!("Key ({})=({}) already exists.", names.join(", "), values.join(", ")))
+}
+
+fn project(exprs: &[Expr], row: &[Value], ctx: &ExecContext<'_>) -> SqlResult<Vec<Value>> {
+    exprs.iter().map(|e| e.eval(row, &ctx.eval())).collect()
+}
+
+/// Evaluates a row-independent expression to a value of the column's type, for key bounds.
+fn key_value(expr: &Expr, ty: &DataType, ctx: &ExecContext<'_>) -> SqlResult<Value> {
+    let value = expr.eval(&[], &ctx.eval())?;
+    if value.is_null() || value.data_type() == *ty || !matches!(ty, DataType::Numeric { .. }) {
+        Ok(value)
+    } else {
+        cast::cast(value, ty, false)
+    }
+}
+
+/// Reads the rows a scan selects, with their keys: filtered, and locked if asked.
+pub async fn scan_rows(txn: &mut Transaction, scan: &Scan, ctx: &ExecContext<'_>) -> SqlResult<Vec<(Key, Vec<Value>)>> {
+    scan_rows_limited(txn, scan, ctx, usize::MAX).await
+}
+
+async fn scan_rows_limited(txn: &mut Transaction, scan: &Scan, ctx: &ExecContext<'_>, limit: usize) -> SqlResult<Vec<(Key, Vec<Value>)>> {
+    let table = &scan.table;
+    let key_type = |i: usize| &table.columns[table.primary_key[i]].data_type;
+    let mut out = Vec::new();
+    let mut keep = |key: Key, bytes: &[u8], out: &mut Vec<(Key, Vec<Value>)>| -> SqlResult<()> {
+        let row = rowcode::decode_row(bytes)?;
+        if row.len() != table.columns.len() {
+            return Err(SqlError::new(SqlState::DATA_CORRUPTED, format!("row of table \"{}\" has {} columns, expected {}", table.name, row.len(), table.columns.len())));
+        }
+        let matches = match &scan.filter {
+            Some(filter) => truth(&filter.eval(&row, &ctx.eval())?)? == Some(true),
+            None => true,
+        };
+        if matches {
+            out.push((key, row));
+        }
+        Ok(())
+    };
+    match &scan.access {
+        Access::Point(values) => {
+            let mut pk = Vec::with_capacity(values.len());
+            for (i, expr) in values.iter().enumerate() {
+                let value = key_value(expr, key_type(i), ctx)?;
+                if value.is_null() {
+                    return Ok(out); // `key = NULL` matches nothing
+                }
+                pk.push(value);
+            }
+            let key = table.row_key(&pk.iter().collect::<Vec<_>>());
+            if let Some(bytes) = txn.get(&key).await.map_err(core)? {
+                keep(key, &bytes, &mut out)?;
+            }
+        }
+        Access::Range { prefix, lower, upper } => {
+            let mut start = table.rows_prefix();
+            for (i, expr) in prefix.iter().enumerate() {
+                let value = key_value(expr, key_type(i), ctx)?;
+                if value.is_null() {
+                    return Ok(out);
+                }
+                keycode::encode_key_value(&value, &mut start);
+            }
+            let base = start.clone();
+            let next_type = key_type(prefix.len().min(table.primary_key.len() - 1)).clone();
+            let mut end: Option<Vec<u8>> = Key::from(base.clone()).prefix_successor().map(|k| k.as_bytes().to_vec());
+            if let Some((expr, inclusive)) = lower {
+                let value = key_value(expr, &next_type, ctx)?;
+                if value.is_null() {
+                    return Ok(out);
+                }
+                let mut bound = base.clone();
+                keycode::encode_key_value(&value, &mut bound);
+                start = if *inclusive { bound } else { Key::from(bound).prefix_successor().map(|k| k.as_bytes().to_vec()).unwrap_or_default() };
+            }
+            if let Some((expr, inclusive)) = upper {
+                let value = key_value(expr, &next_type, ctx)?;
+                if value.is_null() {
+                    return Ok(out);
+                }
+                let mut bound = base.clone();
+                keycode::encode_key_value(&value, &mut bound);
+                end = if *inclusive { Key::from(bound).prefix_successor().map(|k| k.as_bytes().to_vec()) } else { Some(bound) };
+            }
+            let range = KeyRange { start: Key::from(start), end: end.map(Key::from) };
+            scan_range(txn, &range, ctx, limit, &mut out, &mut keep).await?;
+        }
+        Access::Full => {
+            scan_range(txn, &table.all_rows(), ctx, limit, &mut out, &mut keep).await?;
+        }
+    }
+    if scan.lock {
+        for (key, _) in &out {
+            txn.lock(key.clone());
+        }
+    }
+    Ok(out)
+}
+
+async fn scan_range(
+    txn: &mut Transaction,
+    range: &KeyRange,
+    ctx: &ExecContext<'_>,
+    limit: usize,
+    out: &mut Vec<(Key, Vec<Value>)>,
+    keep: &mut impl FnMut(Key, &[u8], &mut Vec<(Key, Vec<Value>)>) -> SqlResult<()>,
+) -> SqlResult<()> {
+    let mut cursor = range.clone();
+    loop {
+        ctx.check_cancel()?;
+        if cursor.is_empty() {
+            return Ok(());
+        }
+        let page = txn.scan(&cursor, SCAN_PAGE).await.map_err(core)?;
+        let full = page.len() == SCAN_PAGE;
+        let mut last = None;
+        for (key, bytes) in page {
+            keep(key.clone(), &bytes, out)?;
+            last = Some(key);
+            if out.len() >= limit {
+                return Ok(());
+            }
+        }
+        match (full, last) {
+            (true, Some(last)) => {
+                let mut next = last.as_bytes().to_vec();
+                next.push(0);
+                cursor.start = Key::from(next);
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// A group key hashed and compared with SQL equality (1 = 1.0, NULLs group together).
+struct GroupKey(Vec<Value>);
+
+impl PartialEq for GroupKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| ops::total_cmp(a, b) == Ordering::Equal)
+    }
+}
+
+impl Eq for GroupKey {}
+
+impl Hash for GroupKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for value in &self.0 {
+            ops::hash_key(value, state);
+        }
+    }
+}
+
+/// One aggregate's running state.
+enum Accumulator {
+    Count(i64),
+    Sum(Option<Value>, DataType),
+    Avg(Option<Value>, i64, DataType),
+    MinMax(Option<Value>, bool),
+}
+
+impl Accumulator {
+    fn new(func: AggFunc, arg: Option<&Expr>) -> Self {
+        let arg_ty = arg.map(Expr::ty).unwrap_or(DataType::Int8);
+        match func {
+            AggFunc::CountStar | AggFunc::Count => Accumulator::Count(0),
+            AggFunc::Sum => Accumulator::Sum(None, sum_type(&arg_ty)),
+            AggFunc::Avg => Accumulator::Avg(None, 0, avg_type(&arg_ty)),
+            AggFunc::Min => Accumulator::MinMax(None, false),
+            AggFunc::Max => Accumulator::MinMax(None, true),
+        }
+    }
+
+    fn add(&mut self, value: Option<Value>) -> SqlResult<()> {
+        match (self, value) {
+            (Accumulator::Count(n), None) => *n += 1,
+            (_, Some(Value::Null)) => {}
+            (Accumulator::Count(n), Some(_)) => *n += 1,
+            (Accumulator::Sum(total, ty), Some(v)) => {
+                let v = cast::cast(v, ty, false)?;
+                *total = Some(match total.take() {
+                    None => v,
+                    Some(t) => ops::arith(ArithOp::Add, &t, &v)?,
+                });
+            }
+            (Accumulator::Avg(total, count, ty), Some(v)) => {
+                let v = cast::cast(v, ty, false)?;
+                *total = Some(match total.take() {
+                    None => v,
+                    Some(t) => ops::arith(ArithOp::Add, &t, &v)?,
+                });
+                *count += 1;
+            }
+            (Accumulator::MinMax(best, is_max), Some(v)) => {
+                let replace = match best {
+                    None => true,
+                    Some(b) => {
+                        let ordering = ops::compare(&v, b)?.unwrap_or(Ordering::Equal);
+                        if *is_max { ordering == Ordering::Greater } else { ordering == Ordering::Less }
+                    }
+                };
+                if replace {
+                    *best = Some(v);
+                }
+            }
+            (_, None) => {}
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> SqlResult<Value> {
+        Ok(match self {
+            Accumulator::Count(n) => Value::Int8(n),
+            Accumulator::Sum(total, _) => total.unwrap_or(Value::Null),
+            Accumulator::Avg(None, _, _) => Value::Null,
+            Accumulator::Avg(Some(total), count, ty) => {
+                let count = cast::cast(Value::Int8(count), &ty, false)?;
+                ops::arith(ArithOp::Div, &total, &count)?
+            }
+            Accumulator::MinMax(best, _) => best.unwrap_or(Value::Null),
+        })
+    }
+}
+
+fn sum_type(arg: &DataType) -> DataType {
+    match arg {
+        DataType::Int2 | DataType::Int4 => DataType::Int8,
+        DataType::Float4 => DataType::Float4,
+        DataType::Float8 => DataType::Float8,
+        _ => DataType::Numeric { precision: None, scale: None },
+    }
+}
+
+fn avg_type(arg: &DataType) -> DataType {
+    match arg {
+        DataType::Float4 | DataType::Float8 => DataType::Float8,
+        _ => DataType::Numeric { precision: None, scale: None },
+    }
+}
+
+fn aggregate(rows: Vec<Vec<Value>>, aggregation: &Aggregation, ctx: &ExecContext<'_>) -> SqlResult<Vec<Vec<Value>>> {
+    let new_accumulators = || -> Vec<Accumulator> {
+        aggregation.aggregates.iter().map(|(func, arg, _)| Accumulator::new(*func, arg.as_ref())).collect()
+    };
+    let mut groups: HashMap<GroupKey, (Vec<Accumulator>, Vec<Vec<GroupKey>>)> = HashMap::new();
+    let mut order: Vec<GroupKey> = Vec::new();
+    for row in &rows {
+        let key: Vec<Value> = aggregation.group_by.iter().map(|g| g.eval(row, &ctx.eval())).collect::<SqlResult<_>>()?;
+        let key = GroupKey(key);
+        if !groups.contains_key(&key) {
+            order.push(GroupKey(key.0.clone()));
+            groups.insert(GroupKey(key.0.clone()), (new_accumulators(), vec![Vec::new(); aggregation.aggregates.len()]));
+        }
+        let Some((accumulators, seen)) = groups.get_mut(&key) else { continue };
+        for (i, ((_, arg, distinct), acc)) in aggregation.aggregates.iter().zip(accumulators.iter_mut()).enumerate() {
+            let value = match arg {
+                Some(e) => Some(e.eval(row, &ctx.eval())?),
+                None => None,
+            };
+            if *distinct {
+                if let Some(v) = &value {
+                    let marker = GroupKey(vec![v.clone()]);
+                    if v.is_null() || seen[i].contains(&marker) {
+                        continue;
+                    }
+                    seen[i].push(marker);
+                }
+            }
+            acc.add(value)?;
+        }
+    }
+    // Aggregates without GROUP BY make one row even from no input.
+    if aggregation.group_by.is_empty() && groups.is_empty() {
+        order.push(GroupKey(vec![]));
+        groups.insert(GroupKey(vec![]), (new_accumulators(), vec![]));
+    }
+    let mut out = Vec::with_capacity(order.len());
+    for key in order {
+        let Some((accumulators, _)) = groups.remove(&key) else { continue };
+        let mut row = key.0;
+        for acc in accumulators {
+            row.push(acc.finish()?);
+        }
+        if let Some(having) = &aggregation.having {
+            if truth(&having.eval(&row, &ctx.eval())?)? != Some(true) {
+                continue;
+            }
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
+fn non_negative(expr: &Option<Expr>, ctx: &ExecContext<'_>, what: &str) -> SqlResult<Option<usize>> {
+    let Some(expr) = expr else { return Ok(None) };
+    match cast::cast(expr.eval(&[], &ctx.eval())?, &DataType::Int8, false)? {
+        Value::Null => Ok(None),
+        Value::Int8(n) if n >= 0 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        _ => Err(SqlError::new(
+            if what == "LIMIT" { SqlState("2201W") } else { SqlState("2201X") },
+            format!("{what} must not be negative"),
+        )),
+    }
+}
+
+/// Runs a SELECT.
+pub async fn select_rows(txn: &mut Transaction, select: &SelectPlan, ctx: &ExecContext<'_>) -> SqlResult<Vec<Vec<Value>>> {
+    let limit = non_negative(&select.limit, ctx, "LIMIT")?;
+    let offset = non_negative(&select.offset, ctx, "OFFSET")?.unwrap_or(0);
+    // Stop reading early when nothing after the scan needs every row.
+    let streaming = select.aggregation.is_none() && select.order_by.is_empty() && !select.distinct;
+    let read_limit = match (streaming, limit) {
+        (true, Some(limit)) => limit.saturating_add(offset),
+        _ => usize::MAX,
+    };
+    let input: Vec<Vec<Value>> = match &select.scan {
+        Some(scan) => scan_rows_limited(txn, scan, ctx, read_limit).await?.into_iter().map(|(_, row)| row).collect(),
+        None => vec![vec![]],
+    };
+    let rows = match &select.aggregation {
+        Some(aggregation) => aggregate(input, aggregation, ctx)?,
+        None => input,
+    };
+    let mut produced: Vec<(Vec<Value>, Vec<Value>)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let keys = select.order_by.iter().map(|k| k.expr.eval(row, &ctx.eval())).collect::<SqlResult<Vec<_>>>()?;
+        produced.push((keys, project(&select.projection, row, ctx)?));
+    }
+    if !select.order_by.is_empty() {
+        produced.sort_by(|(a, _), (b, _)| {
+            for ((x, y), key) in a.iter().zip(b).zip(&select.order_by) {
+                let ordering = match (x.is_null(), y.is_null()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => if key.nulls_first { Ordering::Less } else { Ordering::Greater },
+                    (false, true) => if key.nulls_first { Ordering::Greater } else { Ordering::Less },
+                    (false, false) => {
+                        let o = ops::total_cmp(x, y);
+                        if key.descending { o.reverse() } else { o }
+                    }
+                };
+                if ordering != Ordering::Equal {
+                    return ordering;
+                }
+            }
+            Ordering::Equal
+        });
+    }
+    let mut out: Vec<Vec<Value>> = produced.into_iter().map(|(_, row)| row).collect();
+    if select.distinct {
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|row| seen.insert(GroupKey(row.clone())));
+    }
+    let out: Vec<Vec<Value>> = out.into_iter().skip(offset).take(limit.unwrap_or(usize::MAX)).collect();
+    Ok(out)
+}
+
+/// EXPLAIN's text for a plan.
+pub fn explain(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    match plan {
+        Plan::Select(select) => explain_select(select, &mut lines, 0),
+        Plan::Insert(insert) => {
+            lines.push(format!("Insert on {}", insert.table.name));
+            if let InsertSource::Query(query) = &insert.source {
+                explain_select(query, &mut lines, 1);
+            } else {
+                lines.push("  ->  Values".into());
+            }
+        }
+        Plan::Update(update) => {
+            lines.push(format!("Update on {}", update.scan.table.name));
+            explain_scan(&update.scan, &mut lines, 1);
+        }
+        Plan::Delete(delete) => {
+            lines.push(format!("Delete on {}", delete.scan.table.name));
+            explain_scan(&delete.scan, &mut lines, 1);
+        }
+        Plan::Explain(inner) => return explain(inner),
+        other => lines.push(format!("Utility statement ({})", utility_name(other))),
+    }
+    lines
+}
+
+fn utility_name(plan: &Plan) -> &'static str {
+    match plan {
+        Plan::CreateTable { .. } => "CREATE TABLE",
+        Plan::DropTable { .. } => "DROP TABLE",
+        Plan::Begin(_) => "BEGIN",
+        Plan::Commit => "COMMIT",
+        Plan::Rollback => "ROLLBACK",
+        Plan::Set { .. } | Plan::SetTransaction { .. } => "SET",
+        Plan::Show(_) => "SHOW",
+        _ => "other",
+    }
+}
+
+fn indent(depth: usize) -> String {
+    if depth == 0 {
+        String::new()
+    } else {
+        format!("{}->  ", "      ".repeat(depth - 1) + "  ")
+    }
+}
+
+fn explain_select(select: &SelectPlan, lines: &mut Vec<String>, mut depth: usize) {
+    if select.limit.is_some() || select.offset.is_some() {
+        lines.push(format!("{}Limit", indent(depth)));
+        depth += 1;
+    }
+    if select.distinct {
+        lines.push(format!("{}Unique", indent(depth)));
+        depth += 1;
+    }
+    if !select.order_by.is_empty() {
+        let keys: Vec<String> = select.order_by.iter().map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" })).collect();
+        lines.push(format!("{}Sort (key: {})", indent(depth), keys.join(", ")));
+        depth += 1;
+    }
+    if let Some(aggregation) = &select.aggregation {
+        if aggregation.group_by.is_empty() {
+            lines.push(format!("{}Aggregate", indent(depth)));
+        } else {
+            let keys: Vec<String> = aggregation.group_by.iter().map(ToString::to_string).collect();
+            lines.push(format!("{}HashAggregate (group key: {})", indent(depth), keys.join(", ")));
+        }
+        depth += 1;
+    }
+    match &select.scan {
+        Some(scan) => explain_scan(scan, lines, depth),
+        None => lines.push(format!("{}Result", indent(depth))),
+    }
+}
+
+fn explain_scan(scan: &Scan, lines: &mut Vec<String>, depth: usize) {
+    let table = &scan.table;
+    let key_name = |i: usize| table.columns[table.primary_key[i]].name.clone();
+    let head = match &scan.access {
+        Access::Point(values) => {
+            let conditions: Vec<String> = values.iter().enumerate().map(|(i, v)| format!("{} = {v}", key_name(i))).collect();
+            format!("Point Lookup on {} using {} ({})", table.name, table.primary_key_name(), conditions.join(" AND "))
+        }
+        Access::Range { prefix, lower, upper } => {
+            let mut conditions: Vec<String> = prefix.iter().enumerate().map(|(i, v)| format!("{} = {v}", key_name(i))).collect();
+            let next = key_name(prefix.len().min(table.primary_key.len() - 1));
+            if let Some((v, inclusive)) = lower {
+                conditions.push(format!("{next} {} {v}", if *inclusive { ">=" } else { ">" }));
+            }
+            if let Some((v, inclusive)) = upper {
+                conditions.push(format!("{next} {} {v}", if *inclusive { "<=" } else { "<" }));
+            }
+            format!("Range Scan on {} using {} ({})", table.name, table.primary_key_name(), conditions.join(" AND "))
+        }
+        Access::Full => format!("Full Scan on {}", table.name),
+    };
+    lines.push(format!("{}{head}{}", indent(depth), if scan.lock { " FOR UPDATE" } else { "" }));
+    if let Some(filter) = &scan.filter {
+        let pad = if depth == 0 { "  ".to_string() } else { " ".repeat(indent(depth).len() + 2) };
+        lines.push(format!("{pad}Filter: {filter}"));
+    }
+}

@@ -1,0 +1,657 @@
+//! Bound expressions: what the binder makes of SQL expressions once names are resolved to
+//! column positions and every node has a type, and how they evaluate against a row.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::types::ops::{self, ArithOp};
+use crate::types::{cast, text, DataType, Value};
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `=`
+    Eq,
+    /// `<>`
+    NotEq,
+    /// `<`
+    Lt,
+    /// `<=`
+    LtEq,
+    /// `>`
+    Gt,
+    /// `>=`
+    GtEq,
+}
+
+impl CmpOp {
+    fn holds(self, ordering: Ordering) -> bool {
+        match self {
+            CmpOp::Eq => ordering == Ordering::Equal,
+            CmpOp::NotEq => ordering != Ordering::Equal,
+            CmpOp::Lt => ordering == Ordering::Less,
+            CmpOp::LtEq => ordering != Ordering::Greater,
+            CmpOp::Gt => ordering == Ordering::Greater,
+            CmpOp::GtEq => ordering != Ordering::Less,
+        }
+    }
+
+    /// The operator with its operands swapped (`a < b` ⇔ `b > a`).
+    pub fn flipped(self) -> CmpOp {
+        match self {
+            CmpOp::Lt => CmpOp::Gt,
+            CmpOp::LtEq => CmpOp::GtEq,
+            CmpOp::Gt => CmpOp::Lt,
+            CmpOp::GtEq => CmpOp::LtEq,
+            other => other,
+        }
+    }
+
+    /// SQL spelling.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::NotEq => "<>",
+            CmpOp::Lt => "<",
+            CmpOp::LtEq => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::GtEq => ">=",
+        }
+    }
+}
+
+/// A built-in scalar function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Func {
+    /// coalesce(a, b, ...)
+    Coalesce,
+    /// nullif(a, b)
+    NullIf,
+    /// lower(text)
+    Lower,
+    /// upper(text)
+    Upper,
+    /// length(text) / char_length
+    Length,
+    /// abs(number)
+    Abs,
+    /// now() / current_timestamp: the transaction's start
+    Now,
+    /// version()
+    Version,
+    /// greatest(...)
+    Greatest,
+    /// least(...)
+    Least,
+}
+
+/// An aggregate function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggFunc {
+    /// count(*)
+    CountStar,
+    /// count(expr)
+    Count,
+    /// sum(expr)
+    Sum,
+    /// avg(expr)
+    Avg,
+    /// min(expr)
+    Min,
+    /// max(expr)
+    Max,
+}
+
+/// An expression with names resolved and types known.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// A column of the input row.
+    Column {
+        /// Position in the input row.
+        index: usize,
+        /// Name, for EXPLAIN and messages.
+        name: String,
+        /// Type.
+        ty: DataType,
+    },
+    /// A constant.
+    Literal(Value, DataType),
+    /// A parameter `$n` (0-based index).
+    Param {
+        /// 0-based.
+        index: usize,
+        /// Its (inferred) type.
+        ty: DataType,
+    },
+    /// `-x`
+    Neg(Box<Expr>, DataType),
+    /// `NOT x`
+    Not(Box<Expr>),
+    /// Arithmetic.
+    Arith(ArithOp, Box<Expr>, Box<Expr>, DataType),
+    /// Comparison.
+    Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    /// `AND`
+    And(Box<Expr>, Box<Expr>),
+    /// `OR`
+    Or(Box<Expr>, Box<Expr>),
+    /// `||`
+    Concat(Box<Expr>, Box<Expr>),
+    /// `[NOT] LIKE` / `ILIKE`
+    Like {
+        /// The string.
+        expr: Box<Expr>,
+        /// The pattern.
+        pattern: Box<Expr>,
+        /// NOT LIKE.
+        negated: bool,
+        /// ILIKE.
+        case_insensitive: bool,
+    },
+    /// `IS [NOT] NULL`
+    IsNull(Box<Expr>, bool),
+    /// `x [NOT] IN (a, b, ...)`
+    InList(Box<Expr>, Vec<Expr>, bool),
+    /// `CAST(x AS t)` / `x::t`, or an implicit coercion.
+    Cast(Box<Expr>, DataType),
+    /// `CASE [operand] WHEN ... THEN ... [ELSE ...] END`
+    Case {
+        /// `CASE x WHEN ...`: compared to each WHEN.
+        operand: Option<Box<Expr>>,
+        /// (condition or value, result)
+        whens: Vec<(Expr, Expr)>,
+        /// ELSE result.
+        otherwise: Option<Box<Expr>>,
+        /// Result type.
+        ty: DataType,
+    },
+    /// A scalar function call.
+    Func(Func, Vec<Expr>, DataType),
+    /// An aggregate call, as bound before the aggregation rewrite turns it into an
+    /// [`Expr::AggRef`]; never evaluated.
+    Aggregate {
+        /// Position in the plan's aggregate list.
+        index: usize,
+        /// Result type.
+        ty: DataType,
+    },
+    /// The result of aggregate number `index` (in an aggregated row, after the group keys).
+    AggRef {
+        /// Position in the aggregated row.
+        index: usize,
+        /// Type.
+        ty: DataType,
+        /// Display name.
+        name: String,
+    },
+}
+
+/// What an expression may need besides the row.
+pub struct EvalContext<'a> {
+    /// Parameter values.
+    pub params: &'a [Value],
+    /// now(): the transaction's start, µs since 2000-01-01 UTC.
+    pub now_micros: i64,
+}
+
+impl Expr {
+    /// The expression's type.
+    pub fn ty(&self) -> DataType {
+        match self {
+            Expr::Column { ty, .. }
+            | Expr::Param { ty, .. }
+            | Expr::AggRef { ty, .. }
+            | Expr::Aggregate { ty, .. } => ty.clone(),
+            Expr::Literal(_, ty)
+            | Expr::Neg(_, ty)
+            | Expr::Arith(_, _, _, ty)
+            | Expr::Cast(_, ty)
+            | Expr::Case { ty, .. }
+            | Expr::Func(_, _, ty) => ty.clone(),
+            Expr::Not(_)
+            | Expr::Cmp(..)
+            | Expr::And(..)
+            | Expr::Or(..)
+            | Expr::Like { .. }
+            | Expr::IsNull(..)
+            | Expr::InList(..) => DataType::Bool,
+            Expr::Concat(..) => DataType::Text,
+        }
+    }
+
+    /// Whether the expression refers to no column of the row (constants and parameters only).
+    pub fn is_row_independent(&self) -> bool {
+        let mut independent = true;
+        self.walk(&mut |e| {
+            if matches!(e, Expr::Column { .. } | Expr::AggRef { .. } | Expr::Aggregate { .. }) {
+                independent = false;
+            }
+        });
+        independent
+    }
+
+    /// Calls `f` on this node and every node below it.
+    pub fn walk(&self, f: &mut impl FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Column { .. }
+            | Expr::Literal(..)
+            | Expr::Param { .. }
+            | Expr::AggRef { .. }
+            | Expr::Aggregate { .. } => {}
+            Expr::Neg(e, _) | Expr::Not(e) | Expr::IsNull(e, _) | Expr::Cast(e, _) => e.walk(f),
+            Expr::Arith(_, a, b, _)
+            | Expr::Cmp(_, a, b)
+            | Expr::And(a, b)
+            | Expr::Or(a, b)
+            | Expr::Concat(a, b) => {
+                a.walk(f);
+                b.walk(f);
+            }
+            Expr::Like { expr, pattern, .. } => {
+                expr.walk(f);
+                pattern.walk(f);
+            }
+            Expr::InList(e, list, _) => {
+                e.walk(f);
+                list.iter().for_each(|x| x.walk(f));
+            }
+            Expr::Case { operand, whens, otherwise, .. } => {
+                if let Some(o) = operand {
+                    o.walk(f);
+                }
+                for (w, t) in whens {
+                    w.walk(f);
+                    t.walk(f);
+                }
+                if let Some(o) = otherwise {
+                    o.walk(f);
+                }
+            }
+            Expr::Func(_, args, _) => args.iter().for_each(|x| x.walk(f)),
+        }
+    }
+
+    /// Rebuilds the expression with `f` applied to each direct child.
+    pub fn map_children(self, f: &mut impl FnMut(Expr) -> SqlResult<Expr>) -> SqlResult<Expr> {
+        let mut b = |e: Box<Expr>| -> SqlResult<Box<Expr>> { Ok(Box::new(f(*e)?)) };
+        Ok(match self {
+            leaf @ (Expr::Column { .. }
+            | Expr::Literal(..)
+            | Expr::Param { .. }
+            | Expr::AggRef { .. }
+            | Expr::Aggregate { .. }) => leaf,
+            Expr::Neg(e, ty) => Expr::Neg(b(e)?, ty),
+            Expr::Not(e) => Expr::Not(b(e)?),
+            Expr::IsNull(e, n) => Expr::IsNull(b(e)?, n),
+            Expr::Cast(e, ty) => Expr::Cast(b(e)?, ty),
+            Expr::Arith(op, x, y, ty) => Expr::Arith(op, b(x)?, b(y)?, ty),
+            Expr::Cmp(op, x, y) => Expr::Cmp(op, b(x)?, b(y)?),
+            Expr::And(x, y) => Expr::And(b(x)?, b(y)?),
+            Expr::Or(x, y) => Expr::Or(b(x)?, b(y)?),
+            Expr::Concat(x, y) => Expr::Concat(b(x)?, b(y)?),
+            Expr::Like { expr, pattern, negated, case_insensitive } => {
+                Expr::Like { expr: b(expr)?, pattern: b(pattern)?, negated, case_insensitive }
+            }
+            Expr::InList(e, list, n) => {
+                let list = list.into_iter().map(&mut *f).collect::<SqlResult<Vec<_>>>()?;
+                Expr::InList(b(e)?, list, n)
+            }
+            Expr::Case { operand, whens, otherwise, ty } => {
+                let operand = match operand {
+                    Some(o) => Some(b(o)?),
+                    None => None,
+                };
+                let whens = whens
+                    .into_iter()
+                    .map(|(w, t)| Ok((f(w)?, f(t)?)))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                let otherwise = match otherwise {
+                    Some(o) => Some(b(o)?),
+                    None => None,
+                };
+                Expr::Case { operand, whens, otherwise, ty }
+            }
+            Expr::Func(func, args, ty) => {
+                Expr::Func(func, args.into_iter().map(&mut *f).collect::<SqlResult<Vec<_>>>()?, ty)
+            }
+        })
+    }
+
+    /// Evaluates against `row`.
+    pub fn eval(&self, row: &[Value], ctx: &EvalContext<'_>) -> SqlResult<Value> {
+        Ok(match self {
+            Expr::Column { index, .. } | Expr::AggRef { index, .. } => row
+                .get(*index)
+                .cloned()
+                .ok_or_else(|| SqlError::internal(format!("column {index} missing from row")))?,
+            Expr::Literal(value, _) => value.clone(),
+            Expr::Aggregate { .. } => {
+                return Err(SqlError::new(
+                    SqlState::GROUPING_ERROR,
+                    "aggregate functions are not allowed here",
+                ))
+            }
+            Expr::Param { index, .. } => ctx.params.get(*index).cloned().ok_or_else(|| {
+                SqlError::new(
+                    SqlState::UNDEFINED_PARAMETER,
+                    format!("there is no parameter ${}", index + 1),
+                )
+            })?,
+            Expr::Neg(e, _) => ops::negate(&e.eval(row, ctx)?)?,
+            Expr::Not(e) => match truth(&e.eval(row, ctx)?)? {
+                Some(b) => Value::Bool(!b),
+                None => Value::Null,
+            },
+            Expr::Arith(op, a, b, _) => ops::arith(*op, &a.eval(row, ctx)?, &b.eval(row, ctx)?)?,
+            Expr::Cmp(op, a, b) => {
+                match ops::compare(&a.eval(row, ctx)?, &b.eval(row, ctx)?)? {
+                    Some(ordering) => Value::Bool(op.holds(ordering)),
+                    None => Value::Null,
+                }
+            }
+            Expr::And(a, b) => {
+                let left = truth(&a.eval(row, ctx)?)?;
+                if left == Some(false) {
+                    return Ok(Value::Bool(false));
+                }
+                match (left, truth(&b.eval(row, ctx)?)?) {
+                    (_, Some(false)) => Value::Bool(false),
+                    (Some(true), Some(true)) => Value::Bool(true),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Or(a, b) => {
+                let left = truth(&a.eval(row, ctx)?)?;
+                if left == Some(true) {
+                    return Ok(Value::Bool(true));
+                }
+                match (left, truth(&b.eval(row, ctx)?)?) {
+                    (_, Some(true)) => Value::Bool(true),
+                    (Some(false), Some(false)) => Value::Bool(false),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Concat(a, b) => {
+                let (a, b) = (a.eval(row, ctx)?, b.eval(row, ctx)?);
+                if a.is_null() || b.is_null() {
+                    Value::Null
+                } else {
+                    Value::Text(format!("{}{}", as_text(&a), as_text(&b)))
+                }
+            }
+            Expr::Like { expr, pattern, negated, case_insensitive } => {
+                let (value, pattern) = (expr.eval(row, ctx)?, pattern.eval(row, ctx)?);
+                if value.is_null() || pattern.is_null() {
+                    Value::Null
+                } else {
+                    let (mut value, mut pattern) = (as_text(&value), as_text(&pattern));
+                    if *case_insensitive {
+                        value = value.to_lowercase();
+                        pattern = pattern.to_lowercase();
+                    }
+                    Value::Bool(like(&value, &pattern)? != *negated)
+                }
+            }
+            Expr::IsNull(e, negated) => Value::Bool(e.eval(row, ctx)?.is_null() != *negated),
+            Expr::InList(e, list, negated) => {
+                let value = e.eval(row, ctx)?;
+                if value.is_null() {
+                    return Ok(Value::Null);
+                }
+                let mut saw_null = false;
+                for item in list {
+                    match ops::compare(&value, &item.eval(row, ctx)?)? {
+                        Some(Ordering::Equal) => return Ok(Value::Bool(!negated)),
+                        Some(_) => {}
+                        None => saw_null = true,
+                    }
+                }
+                if saw_null {
+                    Value::Null
+                } else {
+                    Value::Bool(*negated)
+                }
+            }
+            Expr::Cast(e, ty) => cast::cast(e.eval(row, ctx)?, ty, true)?,
+            Expr::Case { operand, whens, otherwise, .. } => {
+                let operand = match operand {
+                    Some(o) => Some(o.eval(row, ctx)?),
+                    None => None,
+                };
+                for (when, then) in whens {
+                    let hit = match &operand {
+                        Some(value) => {
+                            ops::compare(value, &when.eval(row, ctx)?)? == Some(Ordering::Equal)
+                        }
+                        None => truth(&when.eval(row, ctx)?)? == Some(true),
+                    };
+                    if hit {
+                        return then.eval(row, ctx);
+                    }
+                }
+                match otherwise {
+                    Some(e) => e.eval(row, ctx)?,
+                    None => Value::Null,
+                }
+            }
+            Expr::Func(func, args, ty) => eval_func(*func, args, ty, row, ctx)?,
+        })
+    }
+}
+
+/// A boolean's truth: `Some(b)`, or `None` for NULL.
+pub fn truth(value: &Value) -> SqlResult<Option<bool>> {
+    match value {
+        Value::Bool(b) => Ok(Some(*b)),
+        Value::Null => Ok(None),
+        other => Err(SqlError::new(
+            SqlState::DATATYPE_MISMATCH,
+            format!("argument of WHERE must be type boolean, not type {}", other.data_type()),
+        )),
+    }
+}
+
+fn as_text(value: &Value) -> String {
+    match value {
+        Value::Text(s) => s.clone(),
+        other => text::format_text(other),
+    }
+}
+
+fn eval_func(
+    func: Func,
+    args: &[Expr],
+    ty: &DataType,
+    row: &[Value],
+    ctx: &EvalContext<'_>,
+) -> SqlResult<Value> {
+    let values = args.iter().map(|a| a.eval(row, ctx)).collect::<SqlResult<Vec<_>>>()?;
+    let first = values.first().cloned().unwrap_or(Value::Null);
+    Ok(match func {
+        Func::Coalesce => {
+            let found = values.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null);
+            coerce_result(found, ty)?
+        }
+        Func::NullIf => {
+            let second = values.get(1).cloned().unwrap_or(Value::Null);
+            if ops::compare(&first, &second)? == Some(Ordering::Equal) {
+                Value::Null
+            } else {
+                first
+            }
+        }
+        Func::Lower | Func::Upper | Func::Length if first.is_null() => Value::Null,
+        Func::Lower => Value::Text(as_text(&first).to_lowercase()),
+        Func::Upper => Value::Text(as_text(&first).to_uppercase()),
+        Func::Length => Value::Int4(i32::try_from(as_text(&first).chars().count()).unwrap_or(i32::MAX)),
+        Func::Abs => {
+            if first.is_null() {
+                Value::Null
+            } else if ops::compare(&first, &Value::Int4(0))? == Some(Ordering::Less) {
+                ops::negate(&first)?
+            } else {
+                first
+            }
+        }
+        Func::Now => Value::TimestampTz(ctx.now_micros),
+        Func::Version => Value::Text(crate::version_string()),
+        Func::Greatest | Func::Least => {
+            let mut best: Option<Value> = None;
+            for value in values.into_iter().filter(|v| !v.is_null()) {
+                let value = coerce_result(value, ty)?;
+                best = Some(match best {
+                    None => value,
+                    Some(current) => {
+                        let ordering = ops::total_cmp(&value, &current);
+                        let better = if func == Func::Greatest {
+                            ordering == Ordering::Greater
+                        } else {
+                            ordering == Ordering::Less
+                        };
+                        if better {
+                            value
+                        } else {
+                            current
+                        }
+                    }
+                });
+            }
+            best.unwrap_or(Value::Null)
+        }
+    })
+}
+
+fn coerce_result(value: Value, ty: &DataType) -> SqlResult<Value> {
+    if value.is_null() || *ty == DataType::Unknown || value.data_type() == *ty {
+        Ok(value)
+    } else {
+        cast::cast(value, ty, false)
+    }
+}
+
+/// SQL LIKE with `%`, `_` and backslash escapes.
+fn like(value: &str, pattern: &str) -> SqlResult<bool> {
+    let value: Vec<char> = value.chars().collect();
+    let mut tokens = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        tokens.push(match c {
+            '%' => LikeToken::Any,
+            '_' => LikeToken::One,
+            '\\' => match chars.next() {
+                Some(escaped) => LikeToken::Char(escaped),
+                None => {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_ESCAPE_SEQUENCE,
+                        "LIKE pattern must not end with escape character",
+                    ))
+                }
+            },
+            c => LikeToken::Char(c),
+        });
+    }
+    // Dynamic programming over (token, char) positions: linear memory, no backtracking blowup.
+    let mut matches = vec![false; value.len() + 1];
+    matches[0] = true;
+    for token in &tokens {
+        let mut next = vec![false; value.len() + 1];
+        match token {
+            LikeToken::Any => {
+                let mut reachable = false;
+                for i in 0..=value.len() {
+                    reachable |= matches[i];
+                    next[i] = reachable;
+                }
+            }
+            LikeToken::One => {
+                for i in 0..value.len() {
+                    next[i + 1] = matches[i];
+                }
+            }
+            LikeToken::Char(c) => {
+                for i in 0..value.len() {
+                    next[i + 1] = matches[i] && value[i] == *c;
+                }
+            }
+        }
+        matches = next;
+    }
+    Ok(matches[value.len()])
+}
+
+enum LikeToken {
+    Any,
+    One,
+    Char(char),
+}
+
+/// EXPLAIN's rendering of an expression.
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Column { name, .. } | Expr::AggRef { name, .. } => f.write_str(name),
+            Expr::Aggregate { index, .. } => write!(f, "aggregate#{index}"),
+            Expr::Literal(Value::Null, _) => f.write_str("NULL"),
+            Expr::Literal(value @ Value::Text(_), _) => write!(f, "'{}'", text::format_text(value)),
+            Expr::Literal(value, _) => f.write_str(&text::format_text(value)),
+            Expr::Param { index, .. } => write!(f, "${}", index + 1),
+            Expr::Neg(e, _) => write!(f, "(- {e})"),
+            Expr::Not(e) => write!(f, "(NOT {e})"),
+            Expr::Arith(op, a, b, _) => {
+                let symbol = match op {
+                    ArithOp::Add => "+",
+                    ArithOp::Sub => "-",
+                    ArithOp::Mul => "*",
+                    ArithOp::Div => "/",
+                    ArithOp::Mod => "%",
+                };
+                write!(f, "({a} {symbol} {b})")
+            }
+            Expr::Cmp(op, a, b) => write!(f, "({a} {} {b})", op.symbol()),
+            Expr::And(a, b) => write!(f, "({a} AND {b})"),
+            Expr::Or(a, b) => write!(f, "({a} OR {b})"),
+            Expr::Concat(a, b) => write!(f, "({a} || {b})"),
+            Expr::Like { expr, pattern, negated, case_insensitive } => {
+                let op = match (negated, case_insensitive) {
+                    (false, false) => "~~",
+                    (true, false) => "!~~",
+                    (false, true) => "~~*",
+                    (true, true) => "!~~*",
+                };
+                write!(f, "({expr} {op} {pattern})")
+            }
+            Expr::IsNull(e, false) => write!(f, "({e} IS NULL)"),
+            Expr::IsNull(e, true) => write!(f, "({e} IS NOT NULL)"),
+            Expr::InList(e, list, negated) => {
+                let items: Vec<String> = list.iter().map(ToString::to_string).collect();
+                let op = if *negated { "<> ALL" } else { "= ANY" };
+                write!(f, "({e} {op} ({}))", items.join(", "))
+            }
+            Expr::Cast(e, ty) => write!(f, "({e})::{ty}"),
+            Expr::Case { .. } => f.write_str("CASE ... END"),
+            Expr::Func(func, args, _) => {
+                let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+                write!(f, "{}({})", format!("{func:?}").to_lowercase(), args.join(", "))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_matches_wildcards_and_escapes() {
+        assert!(like("hello", "h%o").unwrap());
+        assert!(like("hello", "h_llo").unwrap());
+        assert!(!like("hello", "h_lo").unwrap());
+        assert!(like("50%", "50\\%").unwrap());
+        assert!(!like("500", "50\\%").unwrap());
+        assert!(like("", "%").unwrap());
+        assert!(like("a%b", "a%%b").unwrap());
+        assert!(like("x", "\\").is_err());
+    }
+}

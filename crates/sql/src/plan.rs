@@ -1,0 +1,955 @@
+//! Binding and planning: from the parser's AST to a [`Plan`] whose names are resolved against
+//! the catalog, whose expressions are typed, and whose table access is chosen.
+//!
+//! Access paths, for OLTP: conjuncts of the WHERE clause that fix the primary key's columns
+//! with `=` to constants or parameters make a **point lookup**; a prefix of them, optionally
+//! followed by `<`, `<=`, `>`, `>=` bounds on the next key column, makes a **range scan**;
+//! anything else is a **full scan** of the table. The whole WHERE clause is still applied to
+//! every row read, so an access path only ever narrows what is read, never what matches.
+
+use std::sync::Arc;
+
+use sqlparser::ast;
+
+use crate::catalog::{self, ColumnDesc, TableDesc};
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::expr::{AggFunc, CmpOp, Expr, Func};
+use crate::types::ops::{self, ArithOp};
+use crate::types::{cast, text, DataType, Value};
+use crate::Column;
+
+/// A planned statement.
+#[derive(Clone, Debug)]
+pub enum Plan {
+    /// SELECT.
+    Select(Box<SelectPlan>),
+    /// INSERT.
+    Insert(Box<InsertPlan>),
+    /// UPDATE.
+    Update(Box<UpdatePlan>),
+    /// DELETE.
+    Delete(Box<DeletePlan>),
+    /// CREATE TABLE.
+    CreateTable {
+        /// The definition (its id is allocated at execution).
+        desc: TableDesc,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+    },
+    /// DROP TABLE.
+    DropTable {
+        /// Tables to drop.
+        names: Vec<String>,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
+    /// BEGIN / START TRANSACTION.
+    Begin(TxnModes),
+    /// COMMIT / END.
+    Commit,
+    /// ROLLBACK / ABORT.
+    Rollback,
+    /// SET TRANSACTION / SET SESSION CHARACTERISTICS AS TRANSACTION.
+    SetTransaction {
+        /// The modes.
+        modes: TxnModes,
+        /// SESSION CHARACTERISTICS (the default for later transactions).
+        session: bool,
+    },
+    /// SET name = value (None: DEFAULT) / RESET name.
+    Set {
+        /// Parameter name, lower case.
+        name: String,
+        /// New value, or `None` to reset.
+        value: Option<String>,
+    },
+    /// SHOW name / SHOW ALL.
+    Show(String),
+    /// EXPLAIN.
+    Explain(Box<Plan>),
+    /// DISCARD ALL and other statements accepted as no-ops, with their tag.
+    NoOp(&'static str),
+}
+
+/// BEGIN's modes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxnModes {
+    /// ISOLATION LEVEL, as SHOW transaction_isolation prints it.
+    pub isolation: Option<&'static str>,
+    /// READ ONLY (true) / READ WRITE (false).
+    pub read_only: Option<bool>,
+}
+
+/// How a scan reaches its rows.
+#[derive(Clone, Debug)]
+pub enum Access {
+    /// Every primary-key column fixed by equality: at most one row.
+    Point(Vec<Expr>),
+    /// A prefix of the key fixed, and optional bounds on the next key column.
+    Range {
+        /// Values of the leading key columns.
+        prefix: Vec<Expr>,
+        /// Lower bound on the next column: (value, inclusive).
+        lower: Option<(Expr, bool)>,
+        /// Upper bound on the next column: (value, inclusive).
+        upper: Option<(Expr, bool)>,
+    },
+    /// Every row of the table.
+    Full,
+}
+
+/// Reading rows of one table.
+#[derive(Clone, Debug)]
+pub struct Scan {
+    /// The table.
+    pub table: Arc<TableDesc>,
+    /// How rows are reached.
+    pub access: Access,
+    /// Rows must satisfy this (the whole WHERE clause).
+    pub filter: Option<Expr>,
+    /// SELECT ... FOR UPDATE / FOR SHARE: rows read join the conflict set.
+    pub lock: bool,
+}
+
+/// Grouping and aggregates.
+#[derive(Clone, Debug)]
+pub struct Aggregation {
+    /// GROUP BY expressions over the input row.
+    pub group_by: Vec<Expr>,
+    /// Aggregate calls: function, argument (over the input row), DISTINCT.
+    pub aggregates: Vec<(AggFunc, Option<Expr>, bool)>,
+    /// HAVING, over the aggregated row.
+    pub having: Option<Expr>,
+}
+
+/// An ORDER BY key.
+#[derive(Clone, Debug)]
+pub struct SortKey {
+    /// Over the same row as the projection.
+    pub expr: Expr,
+    /// DESC.
+    pub descending: bool,
+    /// NULLS FIRST.
+    pub nulls_first: bool,
+}
+
+/// SELECT.
+#[derive(Clone, Debug)]
+pub struct SelectPlan {
+    /// The table read, or `None` for SELECT without FROM (one empty row).
+    pub scan: Option<Scan>,
+    /// GROUP BY / aggregates, if any.
+    pub aggregation: Option<Aggregation>,
+    /// Output expressions (over the input row, or the aggregated row).
+    pub projection: Vec<Expr>,
+    /// Output columns.
+    pub columns: Vec<Column>,
+    /// DISTINCT.
+    pub distinct: bool,
+    /// ORDER BY.
+    pub order_by: Vec<SortKey>,
+    /// LIMIT (row-independent).
+    pub limit: Option<Expr>,
+    /// OFFSET (row-independent).
+    pub offset: Option<Expr>,
+}
+
+/// Where INSERT's rows come from.
+#[derive(Clone, Debug)]
+pub enum InsertSource {
+    /// VALUES rows; `None` is DEFAULT.
+    Values(Vec<Vec<Option<Expr>>>),
+    /// INSERT ... SELECT.
+    Query(Box<SelectPlan>),
+}
+
+/// INSERT.
+#[derive(Clone, Debug)]
+pub struct InsertPlan {
+    /// The table.
+    pub table: Arc<TableDesc>,
+    /// For each source column, the table column it fills.
+    pub targets: Vec<usize>,
+    /// The rows.
+    pub source: InsertSource,
+    /// Default expression per table column (`None`: NULL, or a generated row id).
+    pub defaults: Vec<Option<Expr>>,
+    /// RETURNING expressions over the new row, and their columns.
+    pub returning: Option<(Vec<Expr>, Vec<Column>)>,
+}
+
+/// UPDATE.
+#[derive(Clone, Debug)]
+pub struct UpdatePlan {
+    /// Rows to change.
+    pub scan: Scan,
+    /// (column index, new value over the old row).
+    pub assignments: Vec<(usize, Expr)>,
+    /// RETURNING over the new row.
+    pub returning: Option<(Vec<Expr>, Vec<Column>)>,
+}
+
+/// DELETE.
+#[derive(Clone, Debug)]
+pub struct DeletePlan {
+    /// Rows to delete.
+    pub scan: Scan,
+    /// RETURNING over the deleted row.
+    pub returning: Option<(Vec<Expr>, Vec<Column>)>,
+}
+
+impl Plan {
+    /// The result columns, if the statement returns rows.
+    pub fn columns(&self) -> Option<Vec<Column>> {
+        match self {
+            Plan::Select(select) => Some(select.columns.clone()),
+            Plan::Insert(insert) => insert.returning.as_ref().map(|(_, c)| c.clone()),
+            Plan::Update(update) => update.returning.as_ref().map(|(_, c)| c.clone()),
+            Plan::Delete(delete) => delete.returning.as_ref().map(|(_, c)| c.clone()),
+            Plan::Show(name) if name == "all" => Some(vec![
+                column("name", DataType::Text),
+                column("setting", DataType::Text),
+                column("description", DataType::Text),
+            ]),
+            Plan::Show(name) => Some(vec![column(name, DataType::Text)]),
+            Plan::Explain(_) => Some(vec![column("QUERY PLAN", DataType::Text)]),
+            _ => None,
+        }
+    }
+
+    /// The tables the plan was bound against (to check they have not changed before reuse).
+    pub fn tables(&self) -> Vec<Arc<TableDesc>> {
+        match self {
+            Plan::Select(select) => select.tables(),
+            Plan::Insert(insert) => {
+                let mut tables = vec![insert.table.clone()];
+                if let InsertSource::Query(query) = &insert.source {
+                    tables.extend(query.tables());
+                }
+                tables
+            }
+            Plan::Update(update) => vec![update.scan.table.clone()],
+            Plan::Delete(delete) => vec![delete.scan.table.clone()],
+            Plan::Explain(inner) => inner.tables(),
+            _ => vec![],
+        }
+    }
+
+    /// Whether the statement writes (refused in READ ONLY transactions), and its name.
+    pub fn write_kind(&self) -> Option<&'static str> {
+        match self {
+            Plan::Insert(_) => Some("INSERT"),
+            Plan::Update(_) => Some("UPDATE"),
+            Plan::Delete(_) => Some("DELETE"),
+            Plan::CreateTable { .. } => Some("CREATE TABLE"),
+            Plan::DropTable { .. } => Some("DROP TABLE"),
+            Plan::Select(select) if select.scan.as_ref().is_some_and(|s| s.lock) => {
+                Some("SELECT FOR UPDATE")
+            }
+            _ => None,
+        }
+    }
+}
+
+impl SelectPlan {
+    fn tables(&self) -> Vec<Arc<TableDesc>> {
+        self.scan.iter().map(|s| s.table.clone()).collect()
+    }
+}
+
+fn column(name: &str, data_type: DataType) -> Column {
+    Column { name: name.to_string(), data_type }
+}
+
+/// Normalises an identifier: unquoted ones fold to lower case.
+pub fn ident_name(ident: &ast::Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+/// The table named by `name` (optionally qualified by the `public` schema).
+pub fn table_name(name: &ast::ObjectName) -> SqlResult<String> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|part| match part {
+            ast::ObjectNamePart::Identifier(ident) => Ok(ident_name(ident)),
+            ast::ObjectNamePart::Function(_) => Err(SqlError::syntax(format!("invalid name {name}"))),
+        })
+        .collect::<SqlResult<_>>()?;
+    match parts.as_slice() {
+        [table] => Ok(table.clone()),
+        [schema, table] if schema == "public" => Ok(table.clone()),
+        [schema, _] => Err(SqlError::new(
+            SqlState::UNDEFINED_OBJECT,
+            format!("schema \"{schema}\" does not exist"),
+        )),
+        _ => Err(SqlError::syntax(format!("improper qualified name: {name}"))),
+    }
+}
+
+/// What the binder resolves names against: at most one table, under a name or alias.
+#[derive(Clone)]
+pub struct Scope {
+    table: Option<(Arc<TableDesc>, String)>,
+}
+
+impl Scope {
+    /// A scope without columns (SELECT without FROM, VALUES, defaults).
+    pub fn empty() -> Self {
+        Scope { table: None }
+    }
+
+    /// The columns of `table`, reachable as `name.column` too.
+    pub fn table(table: Arc<TableDesc>, name: String) -> Self {
+        Scope { table: Some((table, name)) }
+    }
+}
+
+/// Binds expressions: resolves names, infers parameter types, checks types.
+pub struct Binder {
+    /// Parameter types so far (index = $n - 1); `Unknown` until inferred.
+    pub params: Vec<DataType>,
+    /// Aggregate calls met while binding (when allowed).
+    pub aggregates: Vec<(AggFunc, Option<Expr>, bool)>,
+    allow_aggregates: bool,
+}
+
+impl Binder {
+    /// A binder with the parameter types the client declared.
+    pub fn new(declared: &[Option<DataType>]) -> Self {
+        let params = declared.iter().map(|t| t.clone().unwrap_or(DataType::Unknown)).collect();
+        Binder { params, aggregates: Vec::new(), allow_aggregates: false }
+    }
+
+    /// Binds `expr` in `scope`.
+    pub fn bind(&mut self, expr: &ast::Expr, scope: &Scope) -> SqlResult<Expr> {
+        use ast::Expr as A;
+        Ok(match expr {
+            A::Identifier(ident) => self.column(scope, None, ident)?,
+            A::CompoundIdentifier(parts) => match parts.as_slice() {
+                [table, column] => self.column(scope, Some(table), column)?,
+                [schema, table, column] if ident_name(schema) == "public" => {
+                    self.column(scope, Some(table), column)?
+                }
+                _ => {
+                    return Err(SqlError::new(
+                        SqlState::UNDEFINED_COLUMN,
+                        format!("column reference \"{expr}\" is not supported"),
+                    ))
+                }
+            },
+            A::Value(value) => match &value.value {
+                ast::Value::Placeholder(p) => placeholder(self, p)?,
+                other => literal(other)?,
+            },
+            A::TypedString(typed) => {
+                let ty = DataType::from_ast(&typed.data_type)?;
+                let text = string_value(&typed.value.value).ok_or_else(|| {
+                    SqlError::syntax(format!("expected a string after {}", typed.data_type))
+                })?;
+                Expr::Literal(text::parse_text(&ty, &text)?, ty)
+            }
+            A::Nested(inner) => self.bind(inner, scope)?,
+            A::UnaryOp { op, expr } => {
+                let inner = self.bind(expr, scope)?;
+                match op {
+                    ast::UnaryOperator::Not => Expr::Not(Box::new(self.coerce(inner, &DataType::Bool)?)),
+                    ast::UnaryOperator::Minus => {
+                        if let Expr::Literal(value, ty) = &inner {
+                            if ty.is_numeric() {
+                                return Ok(Expr::Literal(ops::negate(value)?, ty.clone()));
+                            }
+                        }
+                        let inner = self.numeric_operand(inner)?;
+                        let ty = inner.ty();
+                        Expr::Neg(Box::new(inner), ty)
+                    }
+                    ast::UnaryOperator::Plus => self.numeric_operand(inner)?,
+                    other => return Err(SqlError::unsupported(format!("operator {other} is not supported"))),
+                }
+            }
+            A::BinaryOp { left, op, right } => self.binary(left, op, right, scope)?,
+            A::IsNull(e) => Expr::IsNull(Box::new(self.bind(e, scope)?), false),
+            A::IsNotNull(e) => Expr::IsNull(Box::new(self.bind(e, scope)?), true),
+            A::IsTrue(e) | A::IsNotTrue(e) | A::IsFalse(e) | A::IsNotFalse(e) => {
+                let inner = self.coerce(self.bind(e, scope)?, &DataType::Bool)?;
+                let want = matches!(expr, A::IsTrue(_) | A::IsNotFalse(_));
+                let negate = matches!(expr, A::IsNotTrue(_) | A::IsNotFalse(_));
+                // x IS TRUE = coalesce(x = true, false); IS NOT TRUE is its negation.
+                let test = Expr::Func(
+                    Func::Coalesce,
+                    vec![
+                        Expr::Cmp(CmpOp::Eq, Box::new(inner), Box::new(Expr::Literal(Value::Bool(want), DataType::Bool))),
+                        Expr::Literal(Value::Bool(false), DataType::Bool),
+                    ],
+                    DataType::Bool,
+                );
+                if negate ^ !want {
+                    Expr::Not(Box::new(test))
+                } else {
+                    test
+                }
+            }
+            A::IsDistinctFrom(a, b) | A::IsNotDistinctFrom(a, b) => {
+                let (a, b) = self.comparable(self.bind(a, scope)?, self.bind(b, scope)?, "IS DISTINCT FROM")?;
+                // Not distinct: both NULL, or equal.
+                let both_null = Expr::And(
+                    Box::new(Expr::IsNull(Box::new(a.clone()), false)),
+                    Box::new(Expr::IsNull(Box::new(b.clone()), false)),
+                );
+                let equal = Expr::Func(
+                    Func::Coalesce,
+                    vec![
+                        Expr::Cmp(CmpOp::Eq, Box::new(a), Box::new(b)),
+                        Expr::Literal(Value::Bool(false), DataType::Bool),
+                    ],
+                    DataType::Bool,
+                );
+                let not_distinct = Expr::Or(Box::new(both_null), Box::new(equal));
+                if matches!(expr, A::IsDistinctFrom(..)) {
+                    Expr::Not(Box::new(not_distinct))
+                } else {
+                    not_distinct
+                }
+            }
+            A::InList { expr, list, negated } => {
+                let mut value = self.bind(expr, scope)?;
+                let mut items = Vec::with_capacity(list.len());
+                for item in list {
+                    let (v, i) = self.comparable(value, self.bind(item, scope)?, "IN")?;
+                    value = v;
+                    items.push(i);
+                }
+                Expr::InList(Box::new(value), items, *negated)
+            }
+            A::Between { expr, negated, low, high } => {
+                let value = self.bind(expr, scope)?;
+                let (v, low) = self.comparable(value, self.bind(low, scope)?, "BETWEEN")?;
+                let (v, high) = self.comparable(v, self.bind(high, scope)?, "BETWEEN")?;
+                let within = Expr::And(
+                    Box::new(Expr::Cmp(CmpOp::GtEq, Box::new(v.clone()), Box::new(low))),
+                    Box::new(Expr::Cmp(CmpOp::LtEq, Box::new(v), Box::new(high))),
+                );
+                if *negated {
+                    Expr::Not(Box::new(within))
+                } else {
+                    within
+                }
+            }
+            A::Like { negated, expr, pattern, escape_char, any: false }
+            | A::ILike { negated, expr, pattern, escape_char, any: false } => {
+                if escape_char.is_some() {
+                    return Err(SqlError::unsupported("LIKE ... ESCAPE is not supported yet"));
+                }
+                let value = self.coerce(self.bind(expr, scope)?, &DataType::Text)?;
+                let pattern = self.coerce(self.bind(pattern, scope)?, &DataType::Text)?;
+                if !value.ty().is_text() || !pattern.ty().is_text() {
+                    return Err(operator_error("~~", &value.ty(), &pattern.ty()));
+                }
+                Expr::Like {
+                    expr: Box::new(value),
+                    pattern: Box::new(pattern),
+                    negated: *negated,
+                    case_insensitive: matches!(expr, A::ILike { .. }),
+                }
+            }
+            A::Cast { kind: ast::CastKind::Cast | ast::CastKind::DoubleColon, expr, data_type, format: None } => {
+                let ty = DataType::from_ast(data_type)?;
+                match self.bind(expr, scope)? {
+                    Expr::Literal(Value::Text(s), DataType::Unknown) => {
+                        Expr::Literal(cast::cast(text::parse_text(&ty, &s)?, &ty, true)?, ty)
+                    }
+                    Expr::Literal(Value::Null, _) => Expr::Literal(Value::Null, ty),
+                    Expr::Param { index, ty: DataType::Unknown } => {
+                        self.params[index] = ty.clone();
+                        Expr::Param { index, ty }
+                    }
+                    inner => Expr::Cast(Box::new(inner), ty),
+                }
+            }
+            A::Case { operand, conditions, else_result, .. } => self.case(operand, conditions, else_result, scope)?,
+            A::Function(function) => self.function(function, scope)?,
+            other => {
+                return Err(SqlError::unsupported(format!("expression {other} is not supported yet")))
+            }
+        })
+    }
+
+    fn column(&mut self, scope: &Scope, qualifier: Option<&ast::Ident>, ident: &ast::Ident) -> SqlResult<Expr> {
+        let name = ident_name(ident);
+        let missing = || match qualifier {
+            Some(q) => SqlError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!("column {}.{name} does not exist", ident_name(q)),
+            ),
+            None => SqlError::new(SqlState::UNDEFINED_COLUMN, format!("column \"{name}\" does not exist")),
+        };
+        let Some((table, table_name)) = &scope.table else {
+            if let Some(q) = qualifier {
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_TABLE,
+                    format!("missing FROM-clause entry for table \"{}\"", ident_name(q)),
+                ));
+            }
+            return Err(missing());
+        };
+        if let Some(q) = qualifier {
+            if ident_name(q) != *table_name {
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_TABLE,
+                    format!("missing FROM-clause entry for table \"{}\"", ident_name(q)),
+                ));
+            }
+        }
+        let index = table.column_index(&name).filter(|&i| !table.columns[i].hidden).ok_or_else(missing)?;
+        Ok(Expr::Column { index, name, ty: table.columns[index].data_type.clone() })
+    }
+
+    fn binary(&mut self, left: &ast::Expr, op: &ast::BinaryOperator, right: &ast::Expr, scope: &Scope) -> SqlResult<Expr> {
+        use ast::BinaryOperator as B;
+        let (l, r) = (self.bind(left, scope)?, self.bind(right, scope)?);
+        let cmp = |op| -> Option<CmpOp> { Some(op) };
+        let comparison = match op {
+            B::Eq => cmp(CmpOp::Eq),
+            B::NotEq => cmp(CmpOp::NotEq),
+            B::Lt => cmp(CmpOp::Lt),
+            B::LtEq => cmp(CmpOp::LtEq),
+            B::Gt => cmp(CmpOp::Gt),
+            B::GtEq => cmp(CmpOp::GtEq),
+            _ => None,
+        };
+        if let Some(cmp_op) = comparison {
+            let (l, r) = self.comparable(l, r, cmp_op.symbol())?;
+            return Ok(Expr::Cmp(cmp_op, Box::new(l), Box::new(r)));
+        }
+        let arith = match op {
+            B::Plus => Some(ArithOp::Add),
+            B::Minus => Some(ArithOp::Sub),
+            B::Multiply => Some(ArithOp::Mul),
+            B::Divide => Some(ArithOp::Div),
+            B::Modulo => Some(ArithOp::Mod),
+            _ => None,
+        };
+        if let Some(arith_op) = arith {
+            let (l, r) = self.unify_unknown(l, r)?;
+            let ty = ops::arith_result_type(arith_op, &l.ty(), &r.ty())?;
+            return Ok(Expr::Arith(arith_op, Box::new(l), Box::new(r), ty));
+        }
+        match op {
+            B::And | B::Or => {
+                let l = self.coerce(l, &DataType::Bool)?;
+                let r = self.coerce(r, &DataType::Bool)?;
+                for side in [&l, &r] {
+                    if side.ty() != DataType::Bool {
+                        return Err(SqlError::new(
+                            SqlState::DATATYPE_MISMATCH,
+                            format!("argument of {} must be type boolean, not type {}", if matches!(op, B::And) { "AND" } else { "OR" }, side.ty()),
+                        ));
+                    }
+                }
+                Ok(if matches!(op, B::And) {
+                    Expr::And(Box::new(l), Box::new(r))
+                } else {
+                    Expr::Or(Box::new(l), Box::new(r))
+                })
+            }
+            B::StringConcat => {
+                let l = self.text_operand(l)?;
+                let r = self.text_operand(r)?;
+                Ok(Expr::Concat(Box::new(l), Box::new(r)))
+            }
+            other => Err(SqlError::unsupported(format!("operator {other} is not supported yet"))),
+        }
+    }
+
+    fn text_operand(&mut self, e: Expr) -> SqlResult<Expr> {
+        match e.ty() {
+            DataType::Unknown => self.coerce(e, &DataType::Text),
+            _ => Ok(e),
+        }
+    }
+
+    fn numeric_operand(&mut self, e: Expr) -> SqlResult<Expr> {
+        let e = if e.ty() == DataType::Unknown { self.coerce(e, &DataType::Numeric { precision: None, scale: None })? } else { e };
+        if !e.ty().is_numeric() {
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("operator does not exist: - {}", e.ty()),
+            ));
+        }
+        Ok(e)
+    }
+
+    /// Gives unknown-typed operands the other side's type (text if both are unknown).
+    fn unify_unknown(&mut self, l: Expr, r: Expr) -> SqlResult<(Expr, Expr)> {
+        match (l.ty(), r.ty()) {
+            (DataType::Unknown, DataType::Unknown) => Ok((self.coerce(l, &DataType::Text)?, self.coerce(r, &DataType::Text)?)),
+            (DataType::Unknown, ty) => Ok((self.coerce(l, &ty)?, r)),
+            (ty, DataType::Unknown) => {
+                let r = self.coerce(r, &ty)?;
+                Ok((l, r))
+            }
+            _ => Ok((l, r)),
+        }
+    }
+
+    /// Makes two operands comparable, or fails with 42883 as PostgreSQL does.
+    pub fn comparable(&mut self, l: Expr, r: Expr, op: &str) -> SqlResult<(Expr, Expr)> {
+        let (l, r) = self.unify_unknown(l, r)?;
+        let (lt, rt) = (l.ty(), r.ty());
+        let compatible = lt == rt
+            || (lt.is_numeric() && rt.is_numeric())
+            || (lt.is_text() && rt.is_text())
+            || (matches!(lt, DataType::Date | DataType::Timestamp | DataType::TimestampTz)
+                && matches!(rt, DataType::Date | DataType::Timestamp | DataType::TimestampTz));
+        if !compatible {
+            return Err(operator_error(op, &lt, &rt));
+        }
+        Ok((l, r))
+    }
+
+    /// Converts `e` to `ty` where PostgreSQL would do so implicitly: unknown literals and
+    /// parameters take the type; other types need an implicit cast.
+    pub fn coerce(&mut self, e: Expr, ty: &DataType) -> SqlResult<Expr> {
+        if *ty == DataType::Unknown {
+            return Ok(e);
+        }
+        match e {
+            Expr::Literal(Value::Text(s), DataType::Unknown) => Ok(Expr::Literal(text::parse_text(ty, &s)?, ty.clone())),
+            Expr::Literal(Value::Null, _) => Ok(Expr::Literal(Value::Null, ty.clone())),
+            Expr::Param { index, ty: DataType::Unknown } => {
+                self.params[index] = ty.clone();
+                Ok(Expr::Param { index, ty: ty.clone() })
+            }
+            e if e.ty() == *ty => Ok(e),
+            e if cast::can_cast_implicitly(&e.ty(), ty) => Ok(Expr::Cast(Box::new(e), ty.clone())),
+            e => Ok(e),
+        }
+    }
+
+    /// Like [`Binder::coerce`] for a value stored into a column: allows assignment casts
+    /// (checked at execution) and refuses what PostgreSQL refuses (42804).
+    pub fn coerce_for_column(&mut self, e: Expr, column: &ColumnDesc) -> SqlResult<Expr> {
+        let e = self.coerce(e, &column.data_type)?;
+        let from = e.ty();
+        let allowed = from == column.data_type
+            || from == DataType::Unknown
+            || (from.is_numeric() && column.data_type.is_numeric())
+            || (from.is_text() && column.data_type.is_text())
+            || cast::can_cast_implicitly(&from, &column.data_type)
+            || column.data_type.is_text();
+        if !allowed {
+            return Err(SqlError::new(
+                SqlState::DATATYPE_MISMATCH,
+                format!(
+                    "column \"{}\" is of type {} but expression is of type {}",
+                    column.name, column.data_type, from
+                ),
+            )
+            .with_hint("You will need to rewrite or cast the expression."));
+        }
+        Ok(e)
+    }
+
+    fn case(
+        &mut self,
+        operand: &Option<Box<ast::Expr>>,
+        conditions: &[ast::CaseWhen],
+        else_result: &Option<Box<ast::Expr>>,
+        scope: &Scope,
+    ) -> SqlResult<Expr> {
+        let mut operand = match operand {
+            Some(o) => Some(self.bind(o, scope)?),
+            None => None,
+        };
+        let mut whens = Vec::new();
+        let mut results = Vec::new();
+        for when in conditions {
+            let condition = self.bind(&when.condition, scope)?;
+            let condition = match operand.take() {
+                Some(o) => {
+                    let (o, c) = self.comparable(o, condition, "=")?;
+                    operand = Some(o);
+                    c
+                }
+                None => self.coerce(condition, &DataType::Bool)?,
+            };
+            whens.push(condition);
+            results.push(self.bind(&when.result, scope)?);
+        }
+        let otherwise = match else_result {
+            Some(e) => Some(self.bind(e, scope)?),
+            None => None,
+        };
+        let ty = common_type(results.iter().chain(otherwise.iter()).map(Expr::ty))?;
+        let mut coerced = Vec::new();
+        for (w, r) in whens.into_iter().zip(results) {
+            coerced.push((w, self.coerce(r, &ty)?));
+        }
+        let otherwise = match otherwise {
+            Some(o) => Some(Box::new(self.coerce(o, &ty)?)),
+            None => None,
+        };
+        Ok(Expr::Case { operand: operand.map(Box::new), whens: coerced, otherwise, ty })
+    }
+
+    fn function(&mut self, function: &ast::Function, scope: &Scope) -> SqlResult<Expr> {
+        let name = function
+            .name
+            .0
+            .last()
+            .and_then(|part| match part {
+                ast::ObjectNamePart::Identifier(ident) => Some(ident_name(ident)),
+                ast::ObjectNamePart::Function(_) => None,
+            })
+            .unwrap_or_default();
+        if function.over.is_some() {
+            return Err(SqlError::unsupported("window functions are not supported yet"));
+        }
+        let (args, distinct, star) = match &function.args {
+            ast::FunctionArguments::None => (vec![], false, false),
+            ast::FunctionArguments::Subquery(_) => {
+                return Err(SqlError::unsupported("subqueries are not supported yet"))
+            }
+            ast::FunctionArguments::List(list) => {
+                let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+                let mut args = Vec::new();
+                let mut star = false;
+                for arg in &list.args {
+                    match arg {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => args.push(e),
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
+                        _ => return Err(SqlError::unsupported(format!("argument form in {function} is not supported"))),
+                    }
+                }
+                (args, distinct, star)
+            }
+        };
+        let aggregate = match name.as_str() {
+            "count" if star => Some(AggFunc::CountStar),
+            "count" => Some(AggFunc::Count),
+            "sum" => Some(AggFunc::Sum),
+            "avg" => Some(AggFunc::Avg),
+            "min" => Some(AggFunc::Min),
+            "max" => Some(AggFunc::Max),
+            _ => None,
+        };
+        if let Some(agg) = aggregate {
+            if !self.allow_aggregates {
+                return Err(SqlError::new(SqlState::GROUPING_ERROR, format!("aggregate functions are not allowed in {}", "this context")));
+            }
+            if agg != AggFunc::CountStar && args.len() != 1 {
+                return Err(no_function(&name, &[]));
+            }
+            // Aggregates do not nest.
+            self.allow_aggregates = false;
+            let arg = match args.first() {
+                Some(a) => Some(self.bind(a, scope)?),
+                None => None,
+            };
+            self.allow_aggregates = true;
+            let arg = match arg {
+                Some(a) if a.ty() == DataType::Unknown => Some(self.coerce(a, &DataType::Text)?),
+                other => other,
+            };
+            let ty = aggregate_type(agg, arg.as_ref().map(Expr::ty).as_ref())?;
+            let index = self.aggregates.len();
+            self.aggregates.push((agg, arg, distinct));
+            return Ok(Expr::Aggregate { index, ty });
+        }
+        if star || distinct {
+            return Err(SqlError::syntax(format!("{name}(*) or DISTINCT is only allowed with aggregates")));
+        }
+        let mut bound = args.iter().map(|a| self.bind(a, scope)).collect::<SqlResult<Vec<_>>>()?;
+        let types: Vec<DataType> = bound.iter().map(Expr::ty).collect();
+        let (func, ty) = match (name.as_str(), bound.len()) {
+            ("coalesce" | "greatest" | "least", n) if n > 0 => {
+                let ty = common_type(types.iter().cloned())?;
+                let func = match name.as_str() {
+                    "coalesce" => Func::Coalesce,
+                    "greatest" => Func::Greatest,
+                    _ => Func::Least,
+                };
+                (func, ty)
+            }
+            ("nullif", 2) => {
+                let (a, b) = self.comparable(bound.remove(0), bound.remove(0), "=")?;
+                let ty = a.ty();
+                bound = vec![a, b];
+                (Func::NullIf, ty)
+            }
+            ("lower" | "upper", 1) => (if name == "lower" { Func::Lower } else { Func::Upper }, DataType::Text),
+            ("length" | "char_length" | "character_length", 1) => (Func::Length, DataType::Int4),
+            ("abs", 1) if types[0].is_numeric() || types[0] == DataType::Unknown => {
+                let ty = if types[0] == DataType::Unknown { DataType::Float8 } else { types[0].clone() };
+                (Func::Abs, ty)
+            }
+            ("now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp", 0) => (Func::Now, DataType::TimestampTz),
+            ("version", 0) => (Func::Version, DataType::Text),
+            _ => return Err(no_function(&name, &types)),
+        };
+        let mut coerced = Vec::with_capacity(bound.len());
+        for arg in bound {
+            coerced.push(match func {
+                Func::Lower | Func::Upper | Func::Length => self.text_operand(arg)?,
+                Func::Coalesce | Func::Greatest | Func::Least | Func::Abs => self.coerce(arg, &ty)?,
+                _ => arg,
+            });
+        }
+        for arg in &coerced {
+            if matches!(func, Func::Lower | Func::Upper | Func::Length) && !arg.ty().is_text() {
+                return Err(no_function(&name, &[arg.ty()]));
+            }
+        }
+        Ok(Expr::Func(func, coerced, ty))
+    }
+
+    /// Binds an expression in a context where aggregates are allowed (select list, HAVING,
+    /// ORDER BY of a SELECT).
+    pub fn bind_allowing_aggregates(&mut self, expr: &ast::Expr, scope: &Scope) -> SqlResult<Expr> {
+        self.allow_aggregates = true;
+        let bound = self.bind(expr, scope);
+        self.allow_aggregates = false;
+        bound
+    }
+
+    /// Gives every parameter never inferred the type text.
+    pub fn finish_params(&mut self) -> Vec<DataType> {
+        self.params
+            .iter()
+            .map(|t| if *t == DataType::Unknown { DataType::Text } else { t.clone() })
+            .collect()
+    }
+}
+
+fn operator_error(op: &str, l: &DataType, r: &DataType) -> SqlError {
+    SqlError::new(SqlState::UNDEFINED_FUNCTION, format!("operator does not exist: {l} {op} {r}"))
+        .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.")
+}
+
+fn no_function(name: &str, types: &[DataType]) -> SqlError {
+    let types: Vec<String> = types.iter().map(ToString::to_string).collect();
+    SqlError::new(
+        SqlState::UNDEFINED_FUNCTION,
+        format!("function {name}({}) does not exist", types.join(", ")),
+    )
+    .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.")
+}
+
+/// The type of an aggregate's result, PostgreSQL's rules.
+fn aggregate_type(agg: AggFunc, arg: Option<&DataType>) -> SqlResult<DataType> {
+    let numeric = DataType::Numeric { precision: None, scale: None };
+    Ok(match (agg, arg) {
+        (AggFunc::CountStar | AggFunc::Count, _) => DataType::Int8,
+        (AggFunc::Sum, Some(DataType::Int2 | DataType::Int4)) => DataType::Int8,
+        (AggFunc::Sum, Some(DataType::Int8 | DataType::Numeric { .. })) => numeric,
+        (AggFunc::Sum, Some(DataType::Float4)) => DataType::Float4,
+        (AggFunc::Sum, Some(DataType::Float8)) => DataType::Float8,
+        (AggFunc::Avg, Some(DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Numeric { .. })) => numeric,
+        (AggFunc::Avg, Some(DataType::Float4 | DataType::Float8)) => DataType::Float8,
+        (AggFunc::Min | AggFunc::Max, Some(ty)) if *ty != DataType::Bytea => match ty {
+            DataType::Varchar(_) | DataType::Char(_) => DataType::Text,
+            DataType::Numeric { .. } => numeric,
+            other => other.clone(),
+        },
+        (agg, arg) => {
+            let name = format!("{agg:?}").to_lowercase();
+            return Err(no_function(&name, &arg.cloned().into_iter().collect::<Vec<_>>()));
+        }
+    })
+}
+
+/// The type several expressions share (CASE, COALESCE), as PostgreSQL resolves it simply.
+fn common_type(types: impl Iterator<Item = DataType>) -> SqlResult<DataType> {
+    let mut result = DataType::Unknown;
+    for ty in types {
+        result = match (&result, &ty) {
+            (DataType::Unknown, _) => ty,
+            (_, DataType::Unknown) => result,
+            (a, b) if a == b => result,
+            (a, b) if a.is_text() && b.is_text() => DataType::Text,
+            (a, b) if a.is_numeric() && b.is_numeric() => numeric_rank_max(a, b),
+            (a, b) if cast::can_cast_implicitly(a, b) => ty,
+            (a, b) if cast::can_cast_implicitly(b, a) => result,
+            (a, b) => {
+                return Err(SqlError::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!("types {a} and {b} cannot be matched"),
+                ))
+            }
+        };
+    }
+    Ok(if result == DataType::Unknown { DataType::Text } else { result })
+}
+
+fn numeric_rank_max(a: &DataType, b: &DataType) -> DataType {
+    let rank = |t: &DataType| match t {
+        DataType::Int2 => 0,
+        DataType::Int4 => 1,
+        DataType::Int8 => 2,
+        DataType::Numeric { .. } => 3,
+        DataType::Float4 => 4,
+        _ => 5,
+    };
+    let top = if rank(a) >= rank(b) { a } else { b };
+    match top {
+        DataType::Numeric { .. } => DataType::Numeric { precision: None, scale: None },
+        other => other.clone(),
+    }
+}
+
+fn string_value(value: &ast::Value) -> Option<String> {
+    match value {
+        ast::Value::SingleQuotedString(s)
+        | ast::Value::EscapedStringLiteral(s)
+        | ast::Value::DoubleQuotedString(s)
+        | ast::Value::NationalStringLiteral(s) => Some(s.clone()),
+        ast::Value::DollarQuotedString(d) => Some(d.value.clone()),
+        _ => None,
+    }
+}
+
+fn literal(value: &ast::Value) -> SqlResult<Expr> {
+    if let Some(s) = string_value(value) {
+        return Ok(Expr::Literal(Value::Text(s), DataType::Unknown));
+    }
+    Ok(match value {
+        ast::Value::Number(digits, _) => {
+            let digits = digits.to_string();
+            if let Ok(n) = digits.parse::<i32>() {
+                Expr::Literal(Value::Int4(n), DataType::Int4)
+            } else if let Ok(n) = digits.parse::<i64>() {
+                Expr::Literal(Value::Int8(n), DataType::Int8)
+            } else {
+                let ty = DataType::Numeric { precision: None, scale: None };
+                Expr::Literal(text::parse_text(&ty, &digits)?, ty)
+            }
+        }
+        ast::Value::Boolean(b) => Expr::Literal(Value::Bool(*b), DataType::Bool),
+        ast::Value::Null => Expr::Literal(Value::Null, DataType::Unknown),
+        ast::Value::HexStringLiteral(hex) => {
+            Expr::Literal(text::parse_text(&DataType::Bytea, &format!("\\x{hex}"))?, DataType::Bytea)
+        }
+        ast::Value::Placeholder(p) => {
+            return Err(SqlError::internal(format!("placeholder {p} reached literal binding")))
+        }
+        other => return Err(SqlError::unsupported(format!("literal {other} is not supported"))),
+    })
+}
+
+/// Binds a placeholder `$n`.
+fn placeholder(binder: &mut Binder, p: &str) -> SqlResult<Expr> {
+    let n: usize = p
+        .strip_prefix('$')
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n >= 1 && *n <= 65_535)
+        .ok_or_else(|| SqlError::syntax(format!("invalid parameter reference {p}")))?;
+    if binder.params.len() < n {
+        binder.params.resize(n, DataType::Unknown);
+    }
+    Ok(Expr::Param { index: n - 1, ty: binder.params[n - 1].clone() })
+}

@@ -1,0 +1,749 @@
+//! Sessions: one per client connection, holding its transaction state and settings.
+//!
+//! ```text
+//!            BEGIN                         error
+//!   Idle ───────────► InBlock ────────────────────► Failed
+//!    ▲  ◄─────────────  │  COMMIT / ROLLBACK          │ ROLLBACK (or COMMIT,
+//!    │                  │                             │  which rolls back)
+//!    └──────────────────┴─────────────────────────────┘
+//! ```
+//!
+//! Outside a block every statement is its own transaction (autocommit). Inside one, the core
+//! transaction begins at the first statement (where PostgreSQL takes its snapshot), all
+//! statements read at its `read_ts`, and COMMIT sends the buffered writes to the adjudicator.
+//! An error inside a block discards its writes and leaves the block failed: further statements
+//! get 25P02 until ROLLBACK. A conflict at COMMIT is 40001, naming the table, and ends the block.
+//! Several statements in one simple-query message run as one implicit transaction, as in
+//! PostgreSQL.
+//!
+//! Statements are parsed and planned once per prepared statement; before each execution the
+//! plan's tables are looked up again at the transaction's snapshot (which also makes them part
+//! of what the commit validates), and a changed table means planning again.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cairn_qp::{Database, Transaction};
+use cairn_types::{ConflictKind, Error as CoreError};
+use sqlparser::ast;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use crate::catalog::{self, CATALOG_PREFIX};
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::exec::{self, ExecContext};
+use crate::plan::{Plan, TxnModes};
+use crate::planner;
+use crate::types::{DataType, Value};
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// What every session shares: the transactional core.
+pub struct Engine {
+    db: Database,
+}
+
+impl Engine {
+    /// An engine over the transactional core.
+    pub fn new(db: Database) -> Arc<Engine> {
+        Arc::new(Engine { db })
+    }
+}
+
+/// Transaction state, as ReadyForQuery reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    /// 'I': not in a transaction block.
+    Idle,
+    /// 'T': in a transaction block.
+    InBlock,
+    /// 'E': in a failed transaction block (statements refused until ROLLBACK).
+    Failed,
+}
+
+/// A result column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub data_type: DataType,
+}
+
+/// A NoticeResponse to send before the statement's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// Severity: "NOTICE" or "WARNING".
+    pub severity: &'static str,
+    /// SQLSTATE.
+    pub code: &'static str,
+    /// Message.
+    pub message: String,
+}
+
+/// A parsed and planned statement, ready to execute many times with different parameters.
+pub struct Prepared {
+    /// The parameters' types, inferred where the client left them unspecified.
+    pub param_types: Vec<DataType>,
+    /// The result columns (empty for statements that return no rows).
+    pub columns: Vec<Column>,
+    sql: String,
+    statement: Option<ast::Statement>,
+    declared: Vec<Option<DataType>>,
+    plan: Mutex<Arc<Plan>>,
+}
+
+impl Prepared {
+    /// The SQL text it was prepared from.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Whether the statement is empty (EmptyQueryResponse).
+    pub fn is_empty(&self) -> bool {
+        self.statement.is_none()
+    }
+
+    fn plan(&self) -> Arc<Plan> {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// What executing a statement produced.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// The CommandComplete tag, e.g. `INSERT 0 3`, `SELECT 2`, `BEGIN`; empty for an empty
+    /// query (EmptyQueryResponse).
+    pub tag: String,
+    /// Result columns, if the statement returns rows (SELECT, RETURNING, SHOW, EXPLAIN).
+    pub columns: Option<Vec<Column>>,
+    /// Result rows.
+    pub rows: Vec<Vec<Value>>,
+    /// Notices raised while executing.
+    pub notices: Vec<Notice>,
+    /// Session parameters whose reported value changed (for ParameterStatus).
+    pub parameter_changes: Vec<(String, String)>,
+}
+
+/// Cancels the statement a session is running (CancelRequest).
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// Asks the running statement to stop with 57014.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Block {
+    /// Autocommit.
+    None,
+    /// BEGIN ... (the core transaction starts at the first statement).
+    Open,
+    /// Several statements of one simple query.
+    Implicit,
+    /// An error happened in the block.
+    Failed,
+}
+
+/// One client's session.
+pub struct Session {
+    engine: Arc<Engine>,
+    cancel: CancelToken,
+    txn: Option<Transaction>,
+    block: Block,
+    block_modes: TxnModes,
+    settings: BTreeMap<String, String>,
+}
+
+/// Parameters reported with ParameterStatus, under their canonical names.
+const REPORTED: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "default_transaction_read_only",
+    "in_hot_standby",
+    "integer_datetimes",
+    "IntervalStyle",
+    "is_superuser",
+    "server_encoding",
+    "server_version",
+    "session_authorization",
+    "standard_conforming_strings",
+    "TimeZone",
+];
+
+/// Parameters a client may read but not set.
+const READ_ONLY: &[&str] = &[
+    "server_version",
+    "server_version_num",
+    "server_encoding",
+    "integer_datetimes",
+    "in_hot_standby",
+    "is_superuser",
+    "max_identifier_length",
+    "transaction_isolation",
+    "transaction_read_only",
+];
+
+fn canonical(name: &str) -> String {
+    match name {
+        "datestyle" => "DateStyle".into(),
+        "timezone" => "TimeZone".into(),
+        "intervalstyle" => "IntervalStyle".into(),
+        other => other.to_string(),
+    }
+}
+
+fn default_settings(user: &str) -> BTreeMap<String, String> {
+    [
+        ("application_name", ""),
+        ("bytea_output", "hex"),
+        ("client_encoding", "UTF8"),
+        ("client_min_messages", "notice"),
+        ("DateStyle", "ISO, MDY"),
+        ("default_transaction_deferrable", "off"),
+        ("default_transaction_isolation", "repeatable read"),
+        ("default_transaction_read_only", "off"),
+        ("extra_float_digits", "1"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("in_hot_standby", "off"),
+        ("integer_datetimes", "on"),
+        ("IntervalStyle", "postgres"),
+        ("is_superuser", "on"),
+        ("lock_timeout", "0"),
+        ("max_identifier_length", "63"),
+        ("search_path", "\"$user\", public"),
+        ("server_encoding", "UTF8"),
+        ("server_version", crate::SERVER_VERSION),
+        ("server_version_num", crate::SERVER_VERSION_NUM),
+        ("session_authorization", user),
+        ("standard_conforming_strings", "on"),
+        ("statement_timeout", "0"),
+        ("TimeZone", "UTC"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Parses SQL text into statements with PostgreSQL's dialect; errors are 42601.
+pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
+    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
+        let message = e.to_string();
+        let message = message.strip_prefix("sql parser error: ").unwrap_or(&message).to_string();
+        let near = message.rsplit_once("found: ").map(|(_, rest)| {
+            rest.split(" at Line").next().unwrap_or(rest).trim().to_string()
+        });
+        match near {
+            Some(token) if token == "EOF" => SqlError::syntax("syntax error at end of input").with_detail(message),
+            Some(token) => SqlError::syntax(format!("syntax error at or near \"{token}\"")).with_detail(message),
+            None => SqlError::syntax(format!("syntax error: {message}")),
+        }
+    })
+}
+
+fn is_transaction_control(statement: &ast::Statement) -> bool {
+    matches!(
+        statement,
+        ast::Statement::StartTransaction { .. } | ast::Statement::Commit { .. } | ast::Statement::Rollback { .. }
+    )
+}
+
+fn warning(code: &'static str, message: &str) -> Notice {
+    Notice { severity: "WARNING", code, message: message.to_string() }
+}
+
+impl Session {
+    /// A session for `user` on `database`.
+    pub fn new(engine: Arc<Engine>, user: &str, _database: &str) -> Session {
+        Session {
+            engine,
+            cancel: CancelToken::default(),
+            txn: None,
+            block: Block::None,
+            block_modes: TxnModes::default(),
+            settings: default_settings(user),
+        }
+    }
+
+    /// Runs a simple-protocol query string: every statement in it, in order, stopping at the
+    /// first error (the error is the last element). An empty string gives an empty vector.
+    pub async fn simple_query(&mut self, sql: &str) -> Vec<SqlResult<Outcome>> {
+        let statements = match parse(sql) {
+            Ok(statements) => statements,
+            Err(e) => {
+                self.fail_block();
+                return vec![Err(e)];
+            }
+        };
+        let implicit = statements.len() > 1
+            && self.block == Block::None
+            && !statements.iter().any(is_transaction_control);
+        if implicit {
+            self.block = Block::Implicit;
+        }
+        let mut results = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let sql = statement.to_string();
+            let outcome = match self.prepare_statement(sql, Some(statement), &[]).await {
+                Ok(prepared) => self.execute(&prepared, Vec::new()).await,
+                Err(e) => {
+                    self.fail_block();
+                    Err(e)
+                }
+            };
+            let failed = outcome.is_err();
+            results.push(outcome);
+            if failed {
+                break;
+            }
+        }
+        if implicit {
+            let failed = results.last().is_some_and(|r| r.is_err());
+            if failed {
+                self.txn = None;
+            } else if let Err(e) = self.commit_transaction().await {
+                results.push(Err(e));
+            }
+            self.block = Block::None;
+            self.txn = None;
+        }
+        results
+    }
+
+    /// Parses and plans one statement (extended protocol Parse). `param_types` are the types
+    /// the client specified (`None` or `Unknown` = infer).
+    pub async fn prepare(&mut self, sql: &str, param_types: &[Option<DataType>]) -> SqlResult<Arc<Prepared>> {
+        let mut statements = parse(sql)?;
+        if statements.len() > 1 {
+            return Err(SqlError::syntax("cannot insert multiple commands into a prepared statement"));
+        }
+        let statement = statements.pop();
+        self.prepare_statement(sql.to_string(), statement, param_types).await
+    }
+
+    async fn prepare_statement(
+        &mut self,
+        sql: String,
+        statement: Option<ast::Statement>,
+        param_types: &[Option<DataType>],
+    ) -> SqlResult<Arc<Prepared>> {
+        let declared: Vec<Option<DataType>> = param_types
+            .iter()
+            .map(|t| t.clone().filter(|t| *t != DataType::Unknown))
+            .collect();
+        let Some(stmt) = &statement else {
+            return Ok(Arc::new(Prepared {
+                param_types: vec![],
+                columns: vec![],
+                sql,
+                statement,
+                declared,
+                plan: Mutex::new(Arc::new(Plan::NoOp(""))),
+            }));
+        };
+        let (plan, params) = self.plan_with_snapshot(stmt, &declared).await?;
+        Ok(Arc::new(Prepared {
+            param_types: params,
+            columns: plan.columns().unwrap_or_default(),
+            sql,
+            statement,
+            declared,
+            plan: Mutex::new(Arc::new(plan)),
+        }))
+    }
+
+    /// Plans in the session's transaction if one is open, else at a fresh snapshot.
+    async fn plan_with_snapshot(&mut self, statement: &ast::Statement, declared: &[Option<DataType>]) -> SqlResult<(Plan, Vec<DataType>)> {
+        match self.txn.as_mut() {
+            Some(txn) => planner::plan(txn, statement, declared).await,
+            None => {
+                let mut txn = self.engine.db.begin();
+                planner::plan(&mut txn, statement, declared).await
+            }
+        }
+    }
+
+    /// Executes a prepared statement with parameter values (already decoded to the types in
+    /// `prepared.param_types`).
+    pub async fn execute(&mut self, prepared: &Prepared, params: Vec<Value>) -> SqlResult<Outcome> {
+        self.cancel.0.store(false, Ordering::Release);
+        let Some(statement) = &prepared.statement else {
+            return Ok(Outcome::default());
+        };
+        if self.block == Block::Failed && !is_transaction_control(statement) {
+            return Err(SqlError::new(
+                SqlState::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        if params.len() != prepared.param_types.len() {
+            return Err(SqlError::new(
+                SqlState::PROTOCOL_VIOLATION,
+                format!("bind message supplies {} parameters, but prepared statement requires {}", params.len(), prepared.param_types.len()),
+            ));
+        }
+        let plan = prepared.plan();
+        let result = match plan.as_ref() {
+            Plan::Begin(modes) => self.begin(modes),
+            Plan::Commit => self.commit().await,
+            Plan::Rollback => Ok(self.rollback()),
+            Plan::SetTransaction { modes, session } => self.set_transaction(modes, *session),
+            Plan::Set { name, value } => self.set(name, value.as_deref()),
+            Plan::Show(name) => self.show(name),
+            Plan::NoOp(tag) => Ok(Outcome { tag: (*tag).to_string(), ..Outcome::default() }),
+            Plan::Explain(inner) => {
+                let rows = exec::explain(inner).into_iter().map(|line| vec![Value::Text(line)]).collect();
+                Ok(Outcome { tag: "EXPLAIN".into(), columns: plan.columns(), rows, ..Outcome::default() })
+            }
+            _ => self.run_in_transaction(prepared, statement, plan, &params).await,
+        };
+        if result.is_err() {
+            self.fail_block();
+        }
+        result
+    }
+
+    /// After an error: a block becomes failed (its writes are gone); autocommit forgets its
+    /// transaction.
+    fn fail_block(&mut self) {
+        self.txn = None;
+        if matches!(self.block, Block::Open | Block::Implicit) {
+            self.block = if self.block == Block::Open { Block::Failed } else { Block::Implicit };
+        }
+    }
+
+    async fn run_in_transaction(
+        &mut self,
+        prepared: &Prepared,
+        statement: &ast::Statement,
+        mut plan: Arc<Plan>,
+        params: &[Value],
+    ) -> SqlResult<Outcome> {
+        let read_only = self.read_only();
+        if let (Some(kind), true) = (plan.write_kind(), read_only) {
+            return Err(SqlError::new(SqlState::READ_ONLY_SQL_TRANSACTION, format!("cannot execute {kind} in a read-only transaction")));
+        }
+        let mut txn = match self.txn.take() {
+            Some(txn) => txn,
+            None => self.engine.db.begin(),
+        };
+        let result = async {
+            // The plan's tables, read at this snapshot: unchanged, or plan again.
+            let mut stale = false;
+            for table in plan.tables() {
+                match catalog::lookup(&mut txn, &table.name).await? {
+                    Some(current) if current == table => {}
+                    _ => stale = true,
+                }
+            }
+            if stale {
+                let (replanned, types) = planner::plan(&mut txn, statement, &prepared.declared).await?;
+                if types != prepared.param_types || replanned.columns().unwrap_or_default() != prepared.columns {
+                    return Err(SqlError::new(SqlState::FEATURE_NOT_SUPPORTED, "cached plan must not change result type"));
+                }
+                plan = Arc::new(replanned);
+                *prepared.plan.lock().unwrap_or_else(|p| p.into_inner()) = plan.clone();
+            }
+            self.run_plan(&mut txn, &plan, params).await
+        }
+        .await;
+        match result {
+            Ok(outcome) => {
+                self.txn = Some(txn);
+                if self.block == Block::None {
+                    self.commit_transaction().await?;
+                }
+                Ok(outcome)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn run_plan(&mut self, txn: &mut Transaction, plan: &Plan, params: &[Value]) -> SqlResult<Outcome> {
+        match plan {
+            Plan::CreateTable { desc, if_not_exists } => {
+                if catalog::lookup(txn, &desc.name).await?.is_some() {
+                    let message = format!("relation \"{}\" already exists", desc.name);
+                    if *if_not_exists {
+                        let notice = Notice { severity: "NOTICE", code: "42P07", message: format!("{message}, skipping") };
+                        return Ok(Outcome { tag: "CREATE TABLE".into(), notices: vec![notice], ..Outcome::default() });
+                    }
+                    return Err(SqlError::new(SqlState::DUPLICATE_TABLE, message));
+                }
+                catalog::create(txn, desc.clone()).await?;
+                Ok(Outcome { tag: "CREATE TABLE".into(), ..Outcome::default() })
+            }
+            Plan::DropTable { names, if_exists } => {
+                let mut notices = Vec::new();
+                for name in names {
+                    if catalog::lookup(txn, name).await?.is_none() {
+                        if *if_exists {
+                            notices.push(Notice { severity: "NOTICE", code: "00000", message: format!("table \"{name}\" does not exist, skipping") });
+                            continue;
+                        }
+                        return Err(SqlError::new(SqlState::UNDEFINED_TABLE, format!("table \"{name}\" does not exist")));
+                    }
+                    catalog::drop(txn, name);
+                }
+                Ok(Outcome { tag: "DROP TABLE".into(), notices, ..Outcome::default() })
+            }
+            _ => {
+                let clock = self.engine.db.clock().clone();
+                let next_row_id = move || i64::try_from(clock.now().latest.0).unwrap_or(i64::MAX);
+                let now_micros = i64::try_from(txn.read_ts().0 / 1_000).unwrap_or(i64::MAX) - POSTGRES_EPOCH_MICROS;
+                let ctx = ExecContext { params, now_micros, cancel: &self.cancel.0, next_row_id: &next_row_id };
+                let produced = exec::run(txn, plan, &ctx).await?;
+                Ok(Outcome { tag: produced.tag, columns: plan.columns(), rows: produced.rows, ..Outcome::default() })
+            }
+        }
+    }
+
+    fn read_only(&self) -> bool {
+        match self.block_modes.read_only {
+            Some(read_only) if self.block == Block::Open => read_only,
+            _ => self.settings.get("default_transaction_read_only").is_some_and(|v| v == "on"),
+        }
+    }
+
+    /// Commits the open core transaction, if any; a conflict names the table.
+    async fn commit_transaction(&mut self) -> SqlResult<()> {
+        let Some(txn) = self.txn.take() else { return Ok(()) };
+        match txn.commit().await {
+            Ok(_) => Ok(()),
+            Err(CoreError::Conflict(mut conflict)) => {
+                if conflict.key.as_bytes().first() == Some(&CATALOG_PREFIX) {
+                    conflict.kind = ConflictKind::Schema;
+                }
+                let reader = self.engine.db.begin();
+                let described = catalog::describe_key(&reader, &conflict.key).await;
+                Err(SqlError::from_core(CoreError::Conflict(conflict), |_| described.clone()))
+            }
+            Err(other) => Err(SqlError::from_core(other, |k| k.to_string())),
+        }
+    }
+
+    fn begin(&mut self, modes: &TxnModes) -> SqlResult<Outcome> {
+        if matches!(self.block, Block::Open | Block::Failed) {
+            let notice = warning("25001", "there is already a transaction in progress");
+            return Ok(Outcome { tag: "BEGIN".into(), notices: vec![notice], ..Outcome::default() });
+        }
+        check_isolation(modes.isolation)?;
+        self.block = Block::Open;
+        self.block_modes = modes.clone();
+        self.txn = None;
+        Ok(Outcome { tag: "BEGIN".into(), ..Outcome::default() })
+    }
+
+    async fn commit(&mut self) -> SqlResult<Outcome> {
+        match self.block {
+            Block::None | Block::Implicit => {
+                let notice = warning("25P01", "there is no transaction in progress");
+                Ok(Outcome { tag: "COMMIT".into(), notices: vec![notice], ..Outcome::default() })
+            }
+            Block::Failed => Ok(self.rollback()),
+            Block::Open => {
+                self.block = Block::None;
+                self.block_modes = TxnModes::default();
+                self.commit_transaction().await?;
+                Ok(Outcome { tag: "COMMIT".into(), ..Outcome::default() })
+            }
+        }
+    }
+
+    fn rollback(&mut self) -> Outcome {
+        let notices = if matches!(self.block, Block::None | Block::Implicit) {
+            vec![warning("25P01", "there is no transaction in progress")]
+        } else {
+            vec![]
+        };
+        self.txn = None;
+        self.block = Block::None;
+        self.block_modes = TxnModes::default();
+        Outcome { tag: "ROLLBACK".into(), notices, ..Outcome::default() }
+    }
+
+    fn set_transaction(&mut self, modes: &TxnModes, session: bool) -> SqlResult<Outcome> {
+        check_isolation(modes.isolation)?;
+        if session {
+            if let Some(isolation) = modes.isolation {
+                self.settings.insert("default_transaction_isolation".into(), isolation.into());
+            }
+            if let Some(read_only) = modes.read_only {
+                self.settings.insert("default_transaction_read_only".into(), if read_only { "on" } else { "off" }.into());
+            }
+            return Ok(Outcome { tag: "SET".into(), ..Outcome::default() });
+        }
+        if self.block != Block::Open {
+            let notice = warning("25P01", "SET TRANSACTION can only be used in transaction blocks");
+            return Ok(Outcome { tag: "SET".into(), notices: vec![notice], ..Outcome::default() });
+        }
+        if self.txn.is_some() && modes.isolation.is_some() {
+            return Err(SqlError::new(SqlState::ACTIVE_SQL_TRANSACTION, "SET TRANSACTION ISOLATION LEVEL must be called before any query"));
+        }
+        if modes.isolation.is_some() {
+            self.block_modes.isolation = modes.isolation;
+        }
+        if modes.read_only.is_some() {
+            self.block_modes.read_only = modes.read_only;
+        }
+        Ok(Outcome { tag: "SET".into(), ..Outcome::default() })
+    }
+
+    fn set(&mut self, name: &str, value: Option<&str>) -> SqlResult<Outcome> {
+        let key = canonical(name);
+        if READ_ONLY.contains(&key.as_str()) {
+            return Err(SqlError::new(SqlState("55P02"), format!("parameter \"{name}\" cannot be changed")));
+        }
+        let known = self.settings.contains_key(&key) || key.contains('.');
+        if !known {
+            return Err(SqlError::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\"")));
+        }
+        let value = match value {
+            None => default_settings("postgres").get(&key).cloned().unwrap_or_default(),
+            Some(v) => validate_setting(&key, v)?,
+        };
+        if key == "default_transaction_isolation" {
+            check_isolation(Some(isolation_name(&value)?))?;
+        }
+        let changed = self.settings.get(&key) != Some(&value);
+        self.settings.insert(key.clone(), value.clone());
+        let parameter_changes = if changed && REPORTED.contains(&key.as_str()) { vec![(key, value)] } else { vec![] };
+        Ok(Outcome { tag: "SET".into(), parameter_changes, ..Outcome::default() })
+    }
+
+    fn show(&self, name: &str) -> SqlResult<Outcome> {
+        if name == "all" {
+            let mut rows: Vec<Vec<Value>> = self
+                .settings
+                .iter()
+                .map(|(k, v)| vec![Value::Text(k.clone()), Value::Text(v.clone()), Value::Text(String::new())])
+                .collect();
+            for (k, v) in [("transaction_isolation", self.isolation()), ("transaction_read_only", self.read_only_text())] {
+                rows.push(vec![Value::Text(k.into()), Value::Text(v), Value::Text(String::new())]);
+            }
+            rows.sort_by(|a, b| crate::types::ops::total_cmp(&a[0], &b[0]));
+            let columns = Plan::Show("all".into()).columns();
+            return Ok(Outcome { tag: "SHOW".into(), columns, rows, ..Outcome::default() });
+        }
+        let value = self.parameter(name).ok_or_else(|| {
+            SqlError::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\""))
+        })?;
+        let columns = Some(vec![Column { name: canonical(name), data_type: DataType::Text }]);
+        Ok(Outcome { tag: "SHOW".into(), columns, rows: vec![vec![Value::Text(value)]], ..Outcome::default() })
+    }
+
+    fn isolation(&self) -> String {
+        match self.block_modes.isolation {
+            Some(level) if self.block == Block::Open => level.to_string(),
+            _ => self.settings.get("default_transaction_isolation").cloned().unwrap_or_else(|| "repeatable read".into()),
+        }
+    }
+
+    fn read_only_text(&self) -> String {
+        if self.read_only() { "on" } else { "off" }.into()
+    }
+
+    /// The transaction state for ReadyForQuery.
+    pub fn transaction_status(&self) -> TxStatus {
+        match self.block {
+            Block::None | Block::Implicit => TxStatus::Idle,
+            Block::Open => TxStatus::InBlock,
+            Block::Failed => TxStatus::Failed,
+        }
+    }
+
+    /// The value of a session parameter (as SHOW prints it), if it exists.
+    pub fn parameter(&self, name: &str) -> Option<String> {
+        let key = canonical(&planner::normalize_parameter(name));
+        match key.as_str() {
+            "transaction_isolation" => Some(self.isolation()),
+            "transaction_read_only" => Some(self.read_only_text()),
+            _ => self.settings.get(&key).cloned(),
+        }
+    }
+
+    /// The parameters reported to the client at startup with ParameterStatus, and their values.
+    pub fn reported_parameters(&self) -> Vec<(String, String)> {
+        REPORTED
+            .iter()
+            .filter_map(|name| self.settings.get(*name).map(|v| (name.to_string(), v.clone())))
+            .collect()
+    }
+
+    /// Sets a parameter from the startup message (application_name, client_encoding, ...);
+    /// unknown or invalid ones are errors, as PostgreSQL's FATAL at startup.
+    pub fn set_startup_parameter(&mut self, name: &str, value: &str) -> SqlResult<()> {
+        let key = canonical(&name.to_lowercase());
+        if matches!(key.as_str(), "user" | "database" | "replication" | "options") {
+            return Ok(());
+        }
+        self.set(&key, Some(value)).map(|_| ())
+    }
+
+    /// A token another task can use to cancel this session's running statement.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
+    /// Called when the client goes away: rolls back any open transaction.
+    pub fn close(&mut self) {
+        self.txn = None;
+        self.block = Block::None;
+    }
+}
+
+fn isolation_name(value: &str) -> SqlResult<&'static str> {
+    Ok(match value.to_lowercase().as_str() {
+        "read uncommitted" => "read uncommitted",
+        "read committed" => "read committed",
+        "repeatable read" => "repeatable read",
+        "serializable" => "serializable",
+        _ => return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"default_transaction_isolation\": \"{value}\""))),
+    })
+}
+
+/// SERIALIZABLE needs read-set validation, which is not built yet: refuse it rather than give
+/// a weaker guarantee than asked. READ COMMITTED runs as snapshot isolation, which is stronger.
+fn check_isolation(isolation: Option<&'static str>) -> SqlResult<()> {
+    if isolation == Some("serializable") {
+        return Err(SqlError::unsupported("SERIALIZABLE isolation is not supported yet")
+            .with_hint("Cairn runs REPEATABLE READ (strong snapshot isolation); use SELECT ... FOR UPDATE to prevent write skew."));
+    }
+    Ok(())
+}
+
+fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
+    let invalid = || SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"{key}\": \"{value}\""));
+    Ok(match key {
+        "client_encoding" => match value.to_uppercase().replace(['-', '_'], "").as_str() {
+            "UTF8" | "UNICODE" => "UTF8".into(),
+            _ => return Err(SqlError::unsupported(format!("encoding \"{value}\" is not supported: Cairn speaks UTF8 only"))),
+        },
+        "TimeZone" => match value.to_uppercase().as_str() {
+            "UTC" | "ETC/UTC" | "GMT" | "Z" | "ZULU" | "UCT" | "00:00" | "+00" | "+00:00" | "0" => "UTC".into(),
+            _ => return Err(invalid().with_hint("Cairn supports only the UTC time zone for now.")),
+        },
+        "DateStyle" => {
+            let upper = value.to_uppercase();
+            if upper.contains("ISO") || upper == "MDY" {
+                "ISO, MDY".into()
+            } else {
+                return Err(invalid().with_hint("Cairn supports only DateStyle ISO for now."));
+            }
+        }
+        "bytea_output" if value != "hex" => return Err(invalid()),
+        "default_transaction_read_only" | "standard_conforming_strings" => match value.to_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => "on".into(),
+            "off" | "false" | "0" | "no" if key != "standard_conforming_strings" => "off".into(),
+            _ => return Err(invalid()),
+        },
+        "default_transaction_isolation" => isolation_name(value)?.to_string(),
+        _ => value.to_string(),
+    })
+}

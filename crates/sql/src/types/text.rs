@@ -1,0 +1,652 @@
+//! PostgreSQL's text input and output functions (`int4in`, `float8out`, `byteain`...).
+//!
+//! [`parse_text`] turns the text a client sent (a quoted literal, a text-format parameter,
+//! a `COPY` field) into a [`Value`] of the given type; [`format_text`] prints a value as
+//! PostgreSQL's output function does with its default settings (`DateStyle = ISO`,
+//! `TimeZone = UTC`, `extra_float_digits = 1`, `bytea_output = hex`). Error messages and
+//! SQLSTATEs are PostgreSQL's, byte for byte.
+//!
+//! Strings of type `char(n)` are kept without their trailing blanks (see [`super::cast`]);
+//! [`format_text_typed`] pads them back to `n` as `bpcharout` shows them.
+
+use super::{datetime, DataType, Numeric, Value};
+use crate::error::{SqlError, SqlResult, SqlState};
+
+fn invalid_syntax(type_name: &str, input: &str) -> SqlError {
+    SqlError::new(
+        SqlState::INVALID_TEXT_REPRESENTATION,
+        format!("invalid input syntax for type {type_name}: \"{input}\""),
+    )
+}
+
+/// Parses `input` as a value of type `ty` with PostgreSQL's input function for that type.
+/// `Unknown` yields text. Length limits of `varchar(n)`/`char(n)` and numeric type modifiers
+/// are not applied here (that is [`super::cast`]'s job), but `char(n)` input loses its
+/// trailing blanks.
+pub fn parse_text(ty: &DataType, input: &str) -> SqlResult<Value> {
+    Ok(match ty {
+        DataType::Bool => Value::Bool(parse_bool(input)?),
+        DataType::Int2 => {
+            let v = parse_int(input, "smallint")?;
+            Value::Int2(i16::try_from(v).map_err(|_| int_range(input, "smallint"))?)
+        }
+        DataType::Int4 => {
+            let v = parse_int(input, "integer")?;
+            Value::Int4(i32::try_from(v).map_err(|_| int_range(input, "integer"))?)
+        }
+        DataType::Int8 => Value::Int8(parse_int(input, "bigint")?),
+        DataType::Float4 => Value::Float4(parse_float4(input)?),
+        DataType::Float8 => Value::Float8(parse_float8(input)?),
+        DataType::Numeric { .. } => Value::Numeric(Numeric::parse(input)?),
+        DataType::Text | DataType::Varchar(_) | DataType::Unknown => Value::Text(input.to_string()),
+        DataType::Char(_) => Value::Text(input.trim_end_matches(' ').to_string()),
+        DataType::Bytea => Value::Bytea(parse_bytea(input)?),
+        DataType::Date => Value::Date(datetime::parse_date(input)?),
+        DataType::Timestamp => Value::Timestamp(datetime::parse_timestamp(input, false)?),
+        DataType::TimestampTz => Value::TimestampTz(datetime::parse_timestamp(input, true)?),
+        DataType::Uuid => Value::Uuid(parse_uuid(input)?),
+    })
+}
+
+/// `boolin`: `t`/`true`/`yes`/`on`/`1` and `f`/`false`/`no`/`off`/`0`, any unambiguous
+/// prefix of the words, in any case, surrounded by optional whitespace.
+pub fn parse_bool(input: &str) -> SqlResult<bool> {
+    let s = input.trim_matches(|c: char| c.is_ascii_whitespace()).to_ascii_lowercase();
+    let prefix_of = |word: &str, min: usize| s.len() >= min && word.starts_with(s.as_str());
+    let v = match s.as_bytes().first() {
+        Some(b't') if prefix_of("true", 1) => Some(true),
+        Some(b'y') if prefix_of("yes", 1) => Some(true),
+        Some(b'f') if prefix_of("false", 1) => Some(false),
+        Some(b'n') if prefix_of("no", 1) => Some(false),
+        Some(b'o') if prefix_of("on", 2) => Some(true),
+        Some(b'o') if prefix_of("off", 2) => Some(false),
+        Some(b'1') if s.len() == 1 => Some(true),
+        Some(b'0') if s.len() == 1 => Some(false),
+        _ => None,
+    };
+    v.ok_or_else(|| invalid_syntax("boolean", input))
+}
+
+fn int_range(input: &str, type_name: &str) -> SqlError {
+    SqlError::new(
+        SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+        format!("value \"{input}\" is out of range for type {type_name}"),
+    )
+}
+
+/// `int8in` and friends: optional whitespace, sign, decimal digits, whitespace. The caller
+/// narrows to the type's range (the error names `type_name` either way).
+fn parse_int(input: &str, type_name: &str) -> SqlResult<i64> {
+    let s = input.trim_matches(|c: char| c.is_ascii_whitespace());
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid_syntax(type_name, input));
+    }
+    let mut acc: i64 = 0;
+    for b in digits.bytes() {
+        let d = i64::from(b - b'0');
+        // Accumulate negatively so that i64::MIN parses.
+        acc = acc
+            .checked_mul(10)
+            .and_then(|a| a.checked_sub(d))
+            .ok_or_else(|| int_range(input, type_name))?;
+    }
+    if negative {
+        Ok(acc)
+    } else {
+        acc.checked_neg().ok_or_else(|| int_range(input, type_name))
+    }
+}
+
+/// Checks the syntax `strtod` would accept for a decimal number (sign, digits with an
+/// optional point, optional exponent); returns the text to parse and whether any mantissa
+/// digit is non-zero. Special words are handled by the caller.
+fn float_syntax(s: &str) -> Option<bool> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    let mut digits = 0;
+    let mut nonzero = false;
+    let mut point = false;
+    while i < b.len() {
+        match b[i] {
+            b'0'..=b'9' => {
+                digits += 1;
+                nonzero |= b[i] != b'0';
+            }
+            b'.' if !point => point = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    if digits == 0 {
+        return None;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+    }
+    (i == b.len()).then_some(nonzero)
+}
+
+fn float_special(s: &str) -> Option<f64> {
+    match s.to_ascii_lowercase().as_str() {
+        "nan" | "+nan" | "-nan" => Some(f64::NAN),
+        "infinity" | "+infinity" | "inf" | "+inf" => Some(f64::INFINITY),
+        "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+/// `float8in`: decimal or exponent notation, `NaN`, `Infinity`, `inf`, with optional
+/// whitespace; values that overflow or underflow to zero are 22003 errors.
+pub fn parse_float8(input: &str) -> SqlResult<f64> {
+    let s = input.trim_matches(|c: char| c.is_ascii_whitespace());
+    if let Some(v) = float_special(s) {
+        return Ok(v);
+    }
+    let nonzero = float_syntax(s).ok_or_else(|| invalid_syntax("double precision", input))?;
+    let v: f64 = s.parse().map_err(|_| invalid_syntax("double precision", input))?;
+    if v.is_infinite() || (v == 0.0 && nonzero) {
+        return Err(SqlError::new(
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("\"{input}\" is out of range for type double precision"),
+        ));
+    }
+    Ok(v)
+}
+
+/// `float4in`, as [`parse_float8`] for `real`.
+pub fn parse_float4(input: &str) -> SqlResult<f32> {
+    let s = input.trim_matches(|c: char| c.is_ascii_whitespace());
+    if let Some(v) = float_special(s) {
+        return Ok(v as f32);
+    }
+    let nonzero = float_syntax(s).ok_or_else(|| invalid_syntax("real", input))?;
+    let v: f32 = s.parse().map_err(|_| invalid_syntax("real", input))?;
+    if v.is_infinite() || (v == 0.0 && nonzero) {
+        return Err(SqlError::new(
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("\"{input}\" is out of range for type real"),
+        ));
+    }
+    Ok(v)
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `byteain`: hex format (`\x0102`, whitespace allowed between bytes) or escape format
+/// (`\\` for a backslash, `\ooo` octal, other bytes as themselves).
+pub fn parse_bytea(input: &str) -> SqlResult<Vec<u8>> {
+    let b = input.as_bytes();
+    if let Some(hex) = input.strip_prefix("\\x") {
+        let h = hex.as_bytes();
+        let mut out = Vec::with_capacity(h.len() / 2);
+        let mut i = 0;
+        while i < h.len() {
+            if matches!(h[i], b' ' | b'\n' | b'\t' | b'\r') {
+                i += 1;
+                continue;
+            }
+            let bad_digit = |c: u8| {
+                let ch = hex[i..].chars().next().unwrap_or(char::from(c));
+                SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("invalid hexadecimal digit: \"{ch}\""),
+                )
+            };
+            let hi = hex_value(h[i]).ok_or_else(|| bad_digit(h[i]))?;
+            i += 1;
+            let Some(&lo_c) = h.get(i) else {
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "invalid hexadecimal data: odd number of digits",
+                ));
+            };
+            let lo = hex_value(lo_c).ok_or_else(|| {
+                let ch = hex[i..].chars().next().unwrap_or('?');
+                SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("invalid hexadecimal digit: \"{ch}\""),
+                )
+            })?;
+            i += 1;
+            out.push(hi << 4 | lo);
+        }
+        return Ok(out);
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+        } else if b.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else if let (Some(&d1 @ b'0'..=b'3'), Some(&d2 @ b'0'..=b'7'), Some(&d3 @ b'0'..=b'7')) =
+            (b.get(i + 1), b.get(i + 2), b.get(i + 3))
+        {
+            out.push(((d1 - b'0') << 6) | ((d2 - b'0') << 3) | (d3 - b'0'));
+            i += 4;
+        } else {
+            return Err(SqlError::new(
+                SqlState::INVALID_TEXT_REPRESENTATION,
+                "invalid input syntax for type bytea",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `uuid_in`: 32 hex digits, optionally in braces, with an optional hyphen after any group
+/// of four digits.
+pub fn parse_uuid(input: &str) -> SqlResult<[u8; 16]> {
+    let err = || invalid_syntax("uuid", input);
+    let b = input.as_bytes();
+    let mut i = 0;
+    let braces = b.first() == Some(&b'{');
+    if braces {
+        i += 1;
+    }
+    let mut out = [0u8; 16];
+    for (k, byte) in out.iter_mut().enumerate() {
+        let hi = b.get(i).copied().and_then(hex_value).ok_or_else(err)?;
+        let lo = b.get(i + 1).copied().and_then(hex_value).ok_or_else(err)?;
+        *byte = hi << 4 | lo;
+        i += 2;
+        if b.get(i) == Some(&b'-') && k % 2 == 1 && k < 15 {
+            i += 1;
+        }
+    }
+    if braces {
+        if b.get(i) != Some(&b'}') {
+            return Err(err());
+        }
+        i += 1;
+    }
+    if i != b.len() {
+        return Err(err());
+    }
+    Ok(out)
+}
+
+/// PostgreSQL's text output for `value` (NULL prints as the empty string; callers send
+/// NULL as a null field instead). `char(n)` values print unpadded: use
+/// [`format_text_typed`] where the column type is known.
+pub fn format_text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Bool(b) => if *b { "t" } else { "f" }.to_string(),
+        Value::Int2(v) => v.to_string(),
+        Value::Int4(v) => v.to_string(),
+        Value::Int8(v) => v.to_string(),
+        Value::Float4(v) => format_float4(*v),
+        Value::Float8(v) => format_float8(*v),
+        Value::Numeric(n) => n.to_string(),
+        Value::Text(s) => s.clone(),
+        Value::Bytea(bytes) => format_bytea(bytes),
+        Value::Date(d) => datetime::format_date(*d),
+        Value::Timestamp(ts) => datetime::format_timestamp(*ts, false),
+        Value::TimestampTz(ts) => datetime::format_timestamp(*ts, true),
+        Value::Uuid(u) => format_uuid(u),
+    }
+}
+
+/// [`format_text`] for a value of column type `ty`: `char(n)` values are blank-padded to
+/// `n` characters as `bpcharout` shows them.
+pub fn format_text_typed(value: &Value, ty: &DataType) -> String {
+    match (value, ty) {
+        (Value::Text(s), DataType::Char(Some(n))) => {
+            let len = s.chars().count();
+            let n = *n as usize;
+            if len >= n {
+                s.clone()
+            } else {
+                let mut out = String::with_capacity(s.len() + n - len);
+                out.push_str(s);
+                out.extend(std::iter::repeat_n(' ', n - len));
+                out
+            }
+        }
+        _ => format_text(value),
+    }
+}
+
+/// `byteaout` in hex format: `\x0a0b`.
+pub fn format_bytea(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 + bytes.len() * 2);
+    out.push_str("\\x");
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// `uuid_out`: lower-case, hyphenated 8-4-4-4-12.
+pub fn format_uuid(u: &[u8; 16]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// Prints shortest round-trip digits as PostgreSQL's Ryu-based output does: plain notation
+/// for decimal exponents in `-4..max_plain_exp`, else `d.ddde±XX`.
+fn format_shortest(sci: &str, max_plain_exp: i32) -> String {
+    // `sci` is Rust's shortest `{:e}` form: `-1.2345e-7`, `1e16`, `0e0`.
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let mut out = String::with_capacity(digits.len() + 8);
+    if negative {
+        out.push('-');
+    }
+    if exp < -4 || exp >= max_plain_exp {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        out.push_str(&format!("{:02}", exp.unsigned_abs()));
+    } else if exp < 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
+        out.push_str(&digits);
+    } else {
+        let int_len = exp as usize + 1;
+        if digits.len() <= int_len {
+            out.push_str(&digits);
+            out.extend(std::iter::repeat_n('0', int_len - digits.len()));
+        } else {
+            out.push_str(&digits[..int_len]);
+            out.push('.');
+            out.push_str(&digits[int_len..]);
+        }
+    }
+    out
+}
+
+/// `float8out` with `extra_float_digits = 1`: the shortest text that reads back exactly.
+pub fn format_float8(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        format_shortest(&format!("{v:e}"), 15)
+    }
+}
+
+/// `float4out` with `extra_float_digits = 1`.
+pub fn format_float4(v: f32) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        format_shortest(&format!("{v:e}"), 6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::SmallRng, Rng, SeedableRng};
+
+    fn err(ty: DataType, input: &str) -> (SqlState, String) {
+        let e = parse_text(&ty, input).unwrap_err();
+        (e.state, e.message)
+    }
+
+    #[test]
+    fn bools_accept_postgres_spellings() {
+        for (s, v) in [
+            ("t", true),
+            ("TRUE", true),
+            ("tr", true),
+            (" yes ", true),
+            ("on", true),
+            ("1", true),
+            ("f", false),
+            ("fal", false),
+            ("No", false),
+            ("of", false),
+            ("off", false),
+            ("0", false),
+        ] {
+            assert_eq!(parse_bool(s).unwrap(), v, "{s}");
+        }
+        for s in ["o", "x", "", "10", "truex", "onn"] {
+            assert_eq!(
+                err(DataType::Bool, s),
+                (
+                    SqlState::INVALID_TEXT_REPRESENTATION,
+                    format!("invalid input syntax for type boolean: \"{s}\"")
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn integers_parse_with_postgres_errors() {
+        assert_eq!(parse_text(&DataType::Int4, " 12 ").unwrap(), Value::Int4(12));
+        assert_eq!(parse_text(&DataType::Int2, "+5").unwrap(), Value::Int2(5));
+        assert_eq!(parse_text(&DataType::Int2, "-32768").unwrap(), Value::Int2(i16::MIN));
+        assert_eq!(
+            parse_text(&DataType::Int8, "-9223372036854775808").unwrap(),
+            Value::Int8(i64::MIN)
+        );
+        assert_eq!(
+            err(DataType::Int4, "abc"),
+            (SqlState::INVALID_TEXT_REPRESENTATION, "invalid input syntax for type integer: \"abc\"".into())
+        );
+        assert_eq!(
+            err(DataType::Int4, ""),
+            (SqlState::INVALID_TEXT_REPRESENTATION, "invalid input syntax for type integer: \"\"".into())
+        );
+        assert_eq!(
+            err(DataType::Int4, "99999999999"),
+            (
+                SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                "value \"99999999999\" is out of range for type integer".into()
+            )
+        );
+        assert_eq!(
+            err(DataType::Int2, "32768").1,
+            "value \"32768\" is out of range for type smallint"
+        );
+        assert_eq!(
+            err(DataType::Int8, "9223372036854775808").1,
+            "value \"9223372036854775808\" is out of range for type bigint"
+        );
+        assert_eq!(err(DataType::Int8, "1.5").1, "invalid input syntax for type bigint: \"1.5\"");
+    }
+
+    #[test]
+    fn floats_parse_with_postgres_errors() {
+        assert_eq!(parse_float8(" 1.5e3 ").unwrap(), 1500.0);
+        assert!(parse_float8("NaN").unwrap().is_nan());
+        assert_eq!(parse_float8("-Infinity").unwrap(), f64::NEG_INFINITY);
+        assert_eq!(parse_float8("inf").unwrap(), f64::INFINITY);
+        assert_eq!(parse_float8(".5").unwrap(), 0.5);
+        assert_eq!(parse_float8("0e-500").unwrap(), 0.0);
+        assert_eq!(
+            err(DataType::Float8, "1e400"),
+            (SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "\"1e400\" is out of range for type double precision".into())
+        );
+        assert_eq!(err(DataType::Float8, "1e-400").1, "\"1e-400\" is out of range for type double precision");
+        assert_eq!(err(DataType::Float8, "abc").1, "invalid input syntax for type double precision: \"abc\"");
+        assert_eq!(err(DataType::Float4, "1e39").1, "\"1e39\" is out of range for type real");
+        assert_eq!(err(DataType::Float4, "x").1, "invalid input syntax for type real: \"x\"");
+    }
+
+    /// Expected strings from PostgreSQL 15 (extra_float_digits = 1).
+    #[test]
+    fn floats_print_like_postgres() {
+        for (v, want) in [
+            (1e15, "1e+15"),
+            (1e14, "100000000000000"),
+            (123456789012345680.0, "1.2345678901234568e+17"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1e100, "1e+100"),
+            (-0.0, "-0"),
+            (0.0, "0"),
+            (0.1, "0.1"),
+            (-1.5, "-1.5"),
+            (1.0 / 3.0, "0.3333333333333333"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+            (5e-324, "5e-324"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+        ] {
+            assert_eq!(format_float8(v), want);
+        }
+        for (v, want) in [
+            (1.5f32, "1.5"),
+            (1e6, "1e+06"),
+            (1e7, "1e+07"),
+            (1e-5, "1e-05"),
+            (0.1, "0.1"),
+            (3.4e38, "3.4e+38"),
+            (1234567.0, "1.234567e+06"),
+            (12345678.0, "1.2345678e+07"),
+            (123456.0, "123456"),
+            (99999.5, "99999.5"),
+            (1e5, "100000"),
+        ] {
+            assert_eq!(format_float4(v), want);
+        }
+    }
+
+    #[test]
+    fn random_floats_round_trip_through_text() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        for _ in 0..20_000 {
+            let v = f64::from_bits(rng.gen());
+            if v.is_nan() {
+                continue;
+            }
+            let text = format_float8(v);
+            assert_eq!(parse_float8(&text).unwrap().to_bits(), v.to_bits(), "{text}");
+            let f = f32::from_bits(rng.gen());
+            if f.is_nan() {
+                continue;
+            }
+            let text = format_float4(f);
+            assert_eq!(parse_float4(&text).unwrap().to_bits(), f.to_bits(), "{text}");
+        }
+    }
+
+    #[test]
+    fn bytea_hex_and_escape_input() {
+        assert_eq!(parse_bytea("\\x0102").unwrap(), vec![1, 2]);
+        assert_eq!(parse_bytea("\\x 01 0A").unwrap(), vec![1, 10]);
+        assert_eq!(parse_bytea("abc\\\\d\\001").unwrap(), b"abc\\d\x01".to_vec());
+        assert_eq!(format_bytea(b"abc\\d\x01"), "\\x6162635c6401");
+        assert_eq!(format_bytea(&[]), "\\x");
+        let e = parse_bytea("\\x0g").unwrap_err();
+        assert_eq!((e.state, e.message.as_str()), (SqlState::INVALID_PARAMETER_VALUE, "invalid hexadecimal digit: \"g\""));
+        let e = parse_bytea("\\x012").unwrap_err();
+        assert_eq!(e.message, "invalid hexadecimal data: odd number of digits");
+        let e = parse_bytea("a\\9").unwrap_err();
+        assert_eq!((e.state, e.message.as_str()), (SqlState::INVALID_TEXT_REPRESENTATION, "invalid input syntax for type bytea"));
+    }
+
+    #[test]
+    fn uuids_accept_postgres_forms() {
+        let want = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        for s in [
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+            "A0EEBC999C0B4EF8BB6D6BB9BD380A11",
+            "a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11",
+            "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
+        ] {
+            assert_eq!(format_uuid(&parse_uuid(s).unwrap()), want, "{s}");
+        }
+        for s in [
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-",
+            "-a0eebc999c0b4ef8bb6d6bb9bd380a11",
+            " a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        ] {
+            assert_eq!(
+                err(DataType::Uuid, s),
+                (SqlState::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type uuid: \"{s}\""))
+            );
+        }
+    }
+
+    #[test]
+    fn char_values_are_stored_unpadded_and_printed_padded() {
+        let v = parse_text(&DataType::Char(Some(5)), "ab  ").unwrap();
+        assert_eq!(v, Value::Text("ab".into()));
+        assert_eq!(format_text_typed(&v, &DataType::Char(Some(5))), "ab   ");
+        assert_eq!(format_text_typed(&v, &DataType::Varchar(Some(5))), "ab");
+        assert_eq!(format_text(&v), "ab");
+    }
+
+    #[test]
+    fn values_round_trip_through_text() {
+        let cases = [
+            (DataType::Bool, Value::Bool(true)),
+            (DataType::Int2, Value::Int2(-7)),
+            (DataType::Int4, Value::Int4(i32::MIN)),
+            (DataType::Int8, Value::Int8(i64::MAX)),
+            (DataType::Numeric { precision: None, scale: None }, Value::Numeric(Numeric::parse("-12.340").unwrap())),
+            (DataType::Text, Value::Text("héllo".into())),
+            (DataType::Bytea, Value::Bytea(vec![0, 255, 10])),
+            (DataType::Date, Value::Date(-1)),
+            (DataType::Timestamp, Value::Timestamp(1)),
+            (DataType::TimestampTz, Value::TimestampTz(-86_400_000_001)),
+            (DataType::Uuid, Value::Uuid([7; 16])),
+        ];
+        for (ty, v) in cases {
+            let text = format_text(&v);
+            assert_eq!(parse_text(&ty, &text).unwrap(), v, "{text}");
+        }
+        assert_eq!(format_text(&Value::Bool(false)), "f");
+        assert_eq!(format_text(&Value::Date(0)), "2000-01-01");
+        assert_eq!(format_text(&Value::TimestampTz(0)), "2000-01-01 00:00:00+00");
+    }
+}
