@@ -66,7 +66,11 @@ pub struct ColumnDesc {
 impl TableDesc {
     /// The visible columns' indexes, in order (what `SELECT *` returns).
     pub fn visible_columns(&self) -> impl Iterator<Item = usize> + '_ {
-        self.columns.iter().enumerate().filter(|(_, c)| !c.hidden).map(|(i, _)| i)
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.hidden)
+            .map(|(i, _)| i)
     }
 
     /// The index of the column named `name`.
@@ -128,7 +132,10 @@ fn next_table_id_key() -> Key {
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> SqlError {
-    SqlError::new(SqlState::DATA_CORRUPTED, format!("catalog entry {what} is damaged: {e}"))
+    SqlError::new(
+        SqlState::DATA_CORRUPTED,
+        format!("catalog entry {what} is damaged: {e}"),
+    )
 }
 
 fn core(e: cairn_types::Error) -> SqlError {
@@ -152,12 +159,17 @@ pub async fn lookup(txn: &mut Transaction, name: &str) -> SqlResult<Option<Arc<T
 
 /// Like [`lookup`], but a missing table is 42P01.
 pub async fn require(txn: &mut Transaction, name: &str) -> SqlResult<Arc<TableDesc>> {
-    lookup(txn, name).await?.ok_or_else(|| undefined_table(name))
+    lookup(txn, name)
+        .await?
+        .ok_or_else(|| undefined_table(name))
 }
 
 /// 42P01 `relation "x" does not exist`.
 pub fn undefined_table(name: &str) -> SqlError {
-    SqlError::new(SqlState::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))
+    SqlError::new(
+        SqlState::UNDEFINED_TABLE,
+        format!("relation \"{name}\" does not exist"),
+    )
 }
 
 /// Creates a table in the transaction: allocates its id and writes its descriptor. The caller
@@ -168,13 +180,19 @@ pub async fn create(txn: &mut Transaction, mut desc: TableDesc) -> SqlResult<Tab
         None => FIRST_TABLE_ID,
         Some(bytes) => {
             let raw: [u8; 4] = bytes.as_ref().try_into().map_err(|_| {
-                corrupt("next_table_id", format!("{} bytes instead of 4", bytes.len()))
+                corrupt(
+                    "next_table_id",
+                    format!("{} bytes instead of 4", bytes.len()),
+                )
             })?;
             u32::from_be_bytes(raw)
         }
     };
     let next = id.checked_add(1).ok_or_else(|| {
-        SqlError::new(SqlState::PROGRAM_LIMIT_EXCEEDED, "too many tables have been created")
+        SqlError::new(
+            SqlState::PROGRAM_LIMIT_EXCEEDED,
+            "too many tables have been created",
+        )
     })?;
     txn.put(counter, Bytes::copy_from_slice(&next.to_be_bytes()));
     desc.id = id;

@@ -96,7 +96,12 @@ pub type SqlResult<T> = Result<T, SqlError>;
 impl SqlError {
     /// An error with `state` and `message`.
     pub fn new(state: SqlState, message: impl Into<String>) -> Self {
-        SqlError { state, message: message.into(), detail: None, hint: None }
+        SqlError {
+            state,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
     }
 
     /// Adds a detail.
@@ -148,10 +153,11 @@ impl SqlError {
                 })
                 .with_hint("Retry the whole transaction.")
             }
-            CoreError::TooOld(message) => {
-                SqlError::new(SqlState::SERIALIZATION_FAILURE, format!("snapshot too old: {message}"))
-                    .with_hint("Retry the whole transaction.")
-            }
+            CoreError::TooOld(message) => SqlError::new(
+                SqlState::SERIALIZATION_FAILURE,
+                format!("snapshot too old: {message}"),
+            )
+            .with_hint("Retry the whole transaction."),
             CoreError::InvalidInput(message) => {
                 SqlError::new(SqlState::PROGRAM_LIMIT_EXCEEDED, message)
             }

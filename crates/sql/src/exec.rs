@@ -37,17 +37,23 @@ pub struct ExecContext<'a> {
     /// Set when the client asked to cancel.
     pub cancel: &'a AtomicBool,
     /// A source of unique row ids for tables without a primary key.
-    pub next_row_id: &'a dyn Fn() -> i64,
+    pub next_row_id: &'a (dyn Fn() -> i64 + Send + Sync),
 }
 
 impl ExecContext<'_> {
     fn eval(&self) -> EvalContext<'_> {
-        EvalContext { params: self.params, now_micros: self.now_micros }
+        EvalContext {
+            params: self.params,
+            now_micros: self.now_micros,
+        }
     }
 
     fn check_cancel(&self) -> SqlResult<()> {
         if self.cancel.load(AtomicOrdering::Acquire) {
-            return Err(SqlError::new(SqlState::QUERY_CANCELED, "canceling statement due to user request"));
+            return Err(SqlError::new(
+                SqlState::QUERY_CANCELED,
+                "canceling statement due to user request",
+            ));
         }
         Ok(())
     }
@@ -114,7 +120,10 @@ pub async fn run(txn: &mut Transaction, plan: &Plan, ctx: &ExecContext<'_>) -> S
                     returned.push(project(exprs, &row, ctx)?);
                 }
             }
-            Ok(Produced { rows: returned, tag: format!("INSERT 0 {inserted}") })
+            Ok(Produced {
+                rows: returned,
+                tag: format!("INSERT 0 {inserted}"),
+            })
         }
         Plan::Update(update) => {
             let rows = scan_rows(txn, &update.scan, ctx).await?;
@@ -140,7 +149,10 @@ pub async fn run(txn: &mut Transaction, plan: &Plan, ctx: &ExecContext<'_>) -> S
                     returned.push(project(exprs, &new, ctx)?);
                 }
             }
-            Ok(Produced { rows: returned, tag: format!("UPDATE {count}") })
+            Ok(Produced {
+                rows: returned,
+                tag: format!("UPDATE {count}"),
+            })
         }
         Plan::Delete(delete) => {
             let rows = scan_rows(txn, &delete.scan, ctx).await?;
@@ -152,7 +164,10 @@ pub async fn run(txn: &mut Transaction, plan: &Plan, ctx: &ExecContext<'_>) -> S
                     returned.push(project(exprs, &old, ctx)?);
                 }
             }
-            Ok(Produced { rows: returned, tag: format!("DELETE {count}") })
+            Ok(Produced {
+                rows: returned,
+                tag: format!("DELETE {count}"),
+            })
         }
         _ => Err(SqlError::internal("not a data statement")),
     }
@@ -170,7 +185,10 @@ fn encode(row: &[Value]) -> SqlResult<Bytes> {
     if bytes.len() > MAX_ROW_BYTES {
         return Err(SqlError::new(
             SqlState::PROGRAM_LIMIT_EXCEEDED,
-            format!("row is too big: size {}, maximum size {MAX_ROW_BYTES}", bytes.len()),
+            format!(
+                "row is too big: size {}, maximum size {MAX_ROW_BYTES}",
+                bytes.len()
+            ),
         ));
     }
     Ok(Bytes::from(bytes))
@@ -181,7 +199,11 @@ fn checked_key(table: &TableDesc, row: &[Value]) -> SqlResult<Key> {
     if key.as_bytes().len() > MAX_KEY_BYTES {
         return Err(SqlError::new(
             SqlState::PROGRAM_LIMIT_EXCEEDED,
-            format!("index row size {} exceeds maximum {MAX_KEY_BYTES} for index \"{}\"", key.as_bytes().len(), table.primary_key_name()),
+            format!(
+                "index row size {} exceeds maximum {MAX_KEY_BYTES} for index \"{}\"",
+                key.as_bytes().len(),
+                table.primary_key_name()
+            ),
         ));
     }
     Ok(key)
@@ -191,16 +213,26 @@ fn checked_key(table: &TableDesc, row: &[Value]) -> SqlResult<Key> {
 fn conform_row(table: &TableDesc, row: Vec<Value>) -> SqlResult<Vec<Value>> {
     let mut out = Vec::with_capacity(row.len());
     for (value, column) in row.into_iter().zip(&table.columns) {
-        let value = if value.is_null() { value } else { cast::assignment_cast(value, &column.data_type, &column.name)? };
+        let value = if value.is_null() {
+            value
+        } else {
+            cast::assignment_cast(value, &column.data_type, &column.name)?
+        };
         out.push(value);
     }
     for (value, column) in out.iter().zip(&table.columns) {
         if value.is_null() && !column.nullable {
             return Err(SqlError::new(
                 SqlState::NOT_NULL_VIOLATION,
-                format!("null value in column \"{}\" of relation \"{}\" violates not-null constraint", column.name, table.name),
+                format!(
+                    "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                    column.name, table.name
+                ),
             )
-            .with_detail(format!("Failing row contains ({}).", describe_row(table, &out))));
+            .with_detail(format!(
+                "Failing row contains ({}).",
+                describe_row(table, &out)
+            )));
         }
     }
     Ok(out)
@@ -218,13 +250,28 @@ fn describe_row(table: &TableDesc, row: &[Value]) -> String {
 }
 
 fn duplicate_key(table: &TableDesc, row: &[Value]) -> SqlError {
-    let names: Vec<&str> = table.primary_key.iter().map(|&i| table.columns[i].name.as_str()).collect();
-    let values: Vec<String> = table.primary_key.iter().map(|&i| text::format_text_typed(&row[i], &table.columns[i].data_type)).collect();
+    let names: Vec<&str> = table
+        .primary_key
+        .iter()
+        .map(|&i| table.columns[i].name.as_str())
+        .collect();
+    let values: Vec<String> = table
+        .primary_key
+        .iter()
+        .map(|&i| text::format_text_typed(&row[i], &table.columns[i].data_type))
+        .collect();
     SqlError::new(
         SqlState::UNIQUE_VIOLATION,
-        format!("duplicate key value violates unique constraint \"{}\"", table.primary_key_name()),
+        format!(
+            "duplicate key value violates unique constraint \"{}\"",
+            table.primary_key_name()
+        ),
     )
-    .with_detail(format!("Key ({})=({}) already exists.", names.join(", "), values.join(", ")))
+    .with_detail(format!(
+        "Key ({})=({}) already exists.",
+        names.join(", "),
+        values.join(", ")
+    ))
 }
 
 fn project(exprs: &[Expr], row: &[Value], ctx: &ExecContext<'_>) -> SqlResult<Vec<Value>> {
@@ -242,18 +289,35 @@ fn key_value(expr: &Expr, ty: &DataType, ctx: &ExecContext<'_>) -> SqlResult<Val
 }
 
 /// Reads the rows a scan selects, with their keys: filtered, and locked if asked.
-pub async fn scan_rows(txn: &mut Transaction, scan: &Scan, ctx: &ExecContext<'_>) -> SqlResult<Vec<(Key, Vec<Value>)>> {
+pub async fn scan_rows(
+    txn: &mut Transaction,
+    scan: &Scan,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<(Key, Vec<Value>)>> {
     scan_rows_limited(txn, scan, ctx, usize::MAX).await
 }
 
-async fn scan_rows_limited(txn: &mut Transaction, scan: &Scan, ctx: &ExecContext<'_>, limit: usize) -> SqlResult<Vec<(Key, Vec<Value>)>> {
+async fn scan_rows_limited(
+    txn: &mut Transaction,
+    scan: &Scan,
+    ctx: &ExecContext<'_>,
+    limit: usize,
+) -> SqlResult<Vec<(Key, Vec<Value>)>> {
     let table = &scan.table;
     let key_type = |i: usize| &table.columns[table.primary_key[i]].data_type;
     let mut out = Vec::new();
     let mut keep = |key: Key, bytes: &[u8], out: &mut Vec<(Key, Vec<Value>)>| -> SqlResult<()> {
         let row = rowcode::decode_row(bytes)?;
         if row.len() != table.columns.len() {
-            return Err(SqlError::new(SqlState::DATA_CORRUPTED, format!("row of table \"{}\" has {} columns, expected {}", table.name, row.len(), table.columns.len())));
+            return Err(SqlError::new(
+                SqlState::DATA_CORRUPTED,
+                format!(
+                    "row of table \"{}\" has {} columns, expected {}",
+                    table.name,
+                    row.len(),
+                    table.columns.len()
+                ),
+            ));
         }
         let matches = match &scan.filter {
             Some(filter) => truth(&filter.eval(&row, &ctx.eval())?)? == Some(true),
@@ -279,7 +343,11 @@ async fn scan_rows_limited(txn: &mut Transaction, scan: &Scan, ctx: &ExecContext
                 keep(key, &bytes, &mut out)?;
             }
         }
-        Access::Range { prefix, lower, upper } => {
+        Access::Range {
+            prefix,
+            lower,
+            upper,
+        } => {
             let mut start = table.rows_prefix();
             for (i, expr) in prefix.iter().enumerate() {
                 let value = key_value(expr, key_type(i), ctx)?;
@@ -290,7 +358,9 @@ async fn scan_rows_limited(txn: &mut Transaction, scan: &Scan, ctx: &ExecContext
             }
             let base = start.clone();
             let next_type = key_type(prefix.len().min(table.primary_key.len() - 1)).clone();
-            let mut end: Option<Vec<u8>> = Key::from(base.clone()).prefix_successor().map(|k| k.as_bytes().to_vec());
+            let mut end: Option<Vec<u8>> = Key::from(base.clone())
+                .prefix_successor()
+                .map(|k| k.as_bytes().to_vec());
             if let Some((expr, inclusive)) = lower {
                 let value = key_value(expr, &next_type, ctx)?;
                 if value.is_null() {
@@ -298,7 +368,14 @@ async fn scan_rows_limited(txn: &mut Transaction, scan: &Scan, ctx: &ExecContext
                 }
                 let mut bound = base.clone();
                 keycode::encode_key_value(&value, &mut bound);
-                start = if *inclusive { bound } else { Key::from(bound).prefix_successor().map(|k| k.as_bytes().to_vec()).unwrap_or_default() };
+                start = if *inclusive {
+                    bound
+                } else {
+                    Key::from(bound)
+                        .prefix_successor()
+                        .map(|k| k.as_bytes().to_vec())
+                        .unwrap_or_default()
+                };
             }
             if let Some((expr, inclusive)) = upper {
                 let value = key_value(expr, &next_type, ctx)?;
@@ -307,9 +384,18 @@ async fn scan_rows_limited(txn: &mut Transaction, scan: &Scan, ctx: &ExecContext
                 }
                 let mut bound = base.clone();
                 keycode::encode_key_value(&value, &mut bound);
-                end = if *inclusive { Key::from(bound).prefix_successor().map(|k| k.as_bytes().to_vec()) } else { Some(bound) };
+                end = if *inclusive {
+                    Key::from(bound)
+                        .prefix_successor()
+                        .map(|k| k.as_bytes().to_vec())
+                } else {
+                    Some(bound)
+                };
             }
-            let range = KeyRange { start: Key::from(start), end: end.map(Key::from) };
+            let range = KeyRange {
+                start: Key::from(start),
+                end: end.map(Key::from),
+            };
             scan_range(txn, &range, ctx, limit, &mut out, &mut keep).await?;
         }
         Access::Full => {
@@ -364,7 +450,12 @@ struct GroupKey(Vec<Value>);
 
 impl PartialEq for GroupKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| ops::total_cmp(a, b) == Ordering::Equal)
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|(a, b)| ops::total_cmp(a, b) == Ordering::Equal)
     }
 }
 
@@ -423,7 +514,11 @@ impl Accumulator {
                     None => true,
                     Some(b) => {
                         let ordering = ops::compare(&v, b)?.unwrap_or(Ordering::Equal);
-                        if *is_max { ordering == Ordering::Greater } else { ordering == Ordering::Less }
+                        if *is_max {
+                            ordering == Ordering::Greater
+                        } else {
+                            ordering == Ordering::Less
+                        }
                     }
                 };
                 if replace {
@@ -454,32 +549,65 @@ fn sum_type(arg: &DataType) -> DataType {
         DataType::Int2 | DataType::Int4 => DataType::Int8,
         DataType::Float4 => DataType::Float4,
         DataType::Float8 => DataType::Float8,
-        _ => DataType::Numeric { precision: None, scale: None },
+        _ => DataType::Numeric {
+            precision: None,
+            scale: None,
+        },
     }
 }
 
 fn avg_type(arg: &DataType) -> DataType {
     match arg {
         DataType::Float4 | DataType::Float8 => DataType::Float8,
-        _ => DataType::Numeric { precision: None, scale: None },
+        _ => DataType::Numeric {
+            precision: None,
+            scale: None,
+        },
     }
 }
 
-fn aggregate(rows: Vec<Vec<Value>>, aggregation: &Aggregation, ctx: &ExecContext<'_>) -> SqlResult<Vec<Vec<Value>>> {
+fn aggregate(
+    rows: Vec<Vec<Value>>,
+    aggregation: &Aggregation,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<Vec<Value>>> {
     let new_accumulators = || -> Vec<Accumulator> {
-        aggregation.aggregates.iter().map(|(func, arg, _)| Accumulator::new(*func, arg.as_ref())).collect()
+        aggregation
+            .aggregates
+            .iter()
+            .map(|(func, arg, _)| Accumulator::new(*func, arg.as_ref()))
+            .collect()
     };
     let mut groups: HashMap<GroupKey, (Vec<Accumulator>, Vec<Vec<GroupKey>>)> = HashMap::new();
     let mut order: Vec<GroupKey> = Vec::new();
     for row in &rows {
-        let key: Vec<Value> = aggregation.group_by.iter().map(|g| g.eval(row, &ctx.eval())).collect::<SqlResult<_>>()?;
+        let key: Vec<Value> = aggregation
+            .group_by
+            .iter()
+            .map(|g| g.eval(row, &ctx.eval()))
+            .collect::<SqlResult<_>>()?;
         let key = GroupKey(key);
         if !groups.contains_key(&key) {
             order.push(GroupKey(key.0.clone()));
-            groups.insert(GroupKey(key.0.clone()), (new_accumulators(), vec![Vec::new(); aggregation.aggregates.len()]));
+            groups.insert(
+                GroupKey(key.0.clone()),
+                (
+                    new_accumulators(),
+                    (0..aggregation.aggregates.len())
+                        .map(|_| Vec::new())
+                        .collect(),
+                ),
+            );
         }
-        let Some((accumulators, seen)) = groups.get_mut(&key) else { continue };
-        for (i, ((_, arg, distinct), acc)) in aggregation.aggregates.iter().zip(accumulators.iter_mut()).enumerate() {
+        let Some((accumulators, seen)) = groups.get_mut(&key) else {
+            continue;
+        };
+        for (i, ((_, arg, distinct), acc)) in aggregation
+            .aggregates
+            .iter()
+            .zip(accumulators.iter_mut())
+            .enumerate()
+        {
             let value = match arg {
                 Some(e) => Some(e.eval(row, &ctx.eval())?),
                 None => None,
@@ -503,7 +631,9 @@ fn aggregate(rows: Vec<Vec<Value>>, aggregation: &Aggregation, ctx: &ExecContext
     }
     let mut out = Vec::with_capacity(order.len());
     for key in order {
-        let Some((accumulators, _)) = groups.remove(&key) else { continue };
+        let Some((accumulators, _)) = groups.remove(&key) else {
+            continue;
+        };
         let mut row = key.0;
         for acc in accumulators {
             row.push(acc.finish()?);
@@ -518,20 +648,32 @@ fn aggregate(rows: Vec<Vec<Value>>, aggregation: &Aggregation, ctx: &ExecContext
     Ok(out)
 }
 
-fn non_negative(expr: &Option<Expr>, ctx: &ExecContext<'_>, what: &str) -> SqlResult<Option<usize>> {
+fn non_negative(
+    expr: &Option<Expr>,
+    ctx: &ExecContext<'_>,
+    what: &str,
+) -> SqlResult<Option<usize>> {
     let Some(expr) = expr else { return Ok(None) };
     match cast::cast(expr.eval(&[], &ctx.eval())?, &DataType::Int8, false)? {
         Value::Null => Ok(None),
         Value::Int8(n) if n >= 0 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
         _ => Err(SqlError::new(
-            if what == "LIMIT" { SqlState("2201W") } else { SqlState("2201X") },
+            if what == "LIMIT" {
+                SqlState("2201W")
+            } else {
+                SqlState("2201X")
+            },
             format!("{what} must not be negative"),
         )),
     }
 }
 
 /// Runs a SELECT.
-pub async fn select_rows(txn: &mut Transaction, select: &SelectPlan, ctx: &ExecContext<'_>) -> SqlResult<Vec<Vec<Value>>> {
+pub async fn select_rows(
+    txn: &mut Transaction,
+    select: &SelectPlan,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<Vec<Value>>> {
     let limit = non_negative(&select.limit, ctx, "LIMIT")?;
     let offset = non_negative(&select.offset, ctx, "OFFSET")?.unwrap_or(0);
     // Stop reading early when nothing after the scan needs every row.
@@ -541,7 +683,11 @@ pub async fn select_rows(txn: &mut Transaction, select: &SelectPlan, ctx: &ExecC
         _ => usize::MAX,
     };
     let input: Vec<Vec<Value>> = match &select.scan {
-        Some(scan) => scan_rows_limited(txn, scan, ctx, read_limit).await?.into_iter().map(|(_, row)| row).collect(),
+        Some(scan) => scan_rows_limited(txn, scan, ctx, read_limit)
+            .await?
+            .into_iter()
+            .map(|(_, row)| row)
+            .collect(),
         None => vec![vec![]],
     };
     let rows = match &select.aggregation {
@@ -550,7 +696,11 @@ pub async fn select_rows(txn: &mut Transaction, select: &SelectPlan, ctx: &ExecC
     };
     let mut produced: Vec<(Vec<Value>, Vec<Value>)> = Vec::with_capacity(rows.len());
     for row in &rows {
-        let keys = select.order_by.iter().map(|k| k.expr.eval(row, &ctx.eval())).collect::<SqlResult<Vec<_>>>()?;
+        let keys = select
+            .order_by
+            .iter()
+            .map(|k| k.expr.eval(row, &ctx.eval()))
+            .collect::<SqlResult<Vec<_>>>()?;
         produced.push((keys, project(&select.projection, row, ctx)?));
     }
     if !select.order_by.is_empty() {
@@ -558,11 +708,27 @@ pub async fn select_rows(txn: &mut Transaction, select: &SelectPlan, ctx: &ExecC
             for ((x, y), key) in a.iter().zip(b).zip(&select.order_by) {
                 let ordering = match (x.is_null(), y.is_null()) {
                     (true, true) => Ordering::Equal,
-                    (true, false) => if key.nulls_first { Ordering::Less } else { Ordering::Greater },
-                    (false, true) => if key.nulls_first { Ordering::Greater } else { Ordering::Less },
+                    (true, false) => {
+                        if key.nulls_first {
+                            Ordering::Less
+                        } else {
+                            Ordering::Greater
+                        }
+                    }
+                    (false, true) => {
+                        if key.nulls_first {
+                            Ordering::Greater
+                        } else {
+                            Ordering::Less
+                        }
+                    }
                     (false, false) => {
                         let o = ops::total_cmp(x, y);
-                        if key.descending { o.reverse() } else { o }
+                        if key.descending {
+                            o.reverse()
+                        } else {
+                            o
+                        }
                     }
                 };
                 if ordering != Ordering::Equal {
@@ -577,7 +743,11 @@ pub async fn select_rows(txn: &mut Transaction, select: &SelectPlan, ctx: &ExecC
         let mut seen = std::collections::HashSet::new();
         out.retain(|row| seen.insert(GroupKey(row.clone())));
     }
-    let out: Vec<Vec<Value>> = out.into_iter().skip(offset).take(limit.unwrap_or(usize::MAX)).collect();
+    let out: Vec<Vec<Value>> = out
+        .into_iter()
+        .skip(offset)
+        .take(limit.unwrap_or(usize::MAX))
+        .collect();
     Ok(out)
 }
 
@@ -639,7 +809,11 @@ fn explain_select(select: &SelectPlan, lines: &mut Vec<String>, mut depth: usize
         depth += 1;
     }
     if !select.order_by.is_empty() {
-        let keys: Vec<String> = select.order_by.iter().map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" })).collect();
+        let keys: Vec<String> = select
+            .order_by
+            .iter()
+            .map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" }))
+            .collect();
         lines.push(format!("{}Sort (key: {})", indent(depth), keys.join(", ")));
         depth += 1;
     }
@@ -647,8 +821,16 @@ fn explain_select(select: &SelectPlan, lines: &mut Vec<String>, mut depth: usize
         if aggregation.group_by.is_empty() {
             lines.push(format!("{}Aggregate", indent(depth)));
         } else {
-            let keys: Vec<String> = aggregation.group_by.iter().map(ToString::to_string).collect();
-            lines.push(format!("{}HashAggregate (group key: {})", indent(depth), keys.join(", ")));
+            let keys: Vec<String> = aggregation
+                .group_by
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            lines.push(format!(
+                "{}HashAggregate (group key: {})",
+                indent(depth),
+                keys.join(", ")
+            ));
         }
         depth += 1;
     }
@@ -663,25 +845,61 @@ fn explain_scan(scan: &Scan, lines: &mut Vec<String>, depth: usize) {
     let key_name = |i: usize| table.columns[table.primary_key[i]].name.clone();
     let head = match &scan.access {
         Access::Point(values) => {
-            let conditions: Vec<String> = values.iter().enumerate().map(|(i, v)| format!("{} = {v}", key_name(i))).collect();
-            format!("Point Lookup on {} using {} ({})", table.name, table.primary_key_name(), conditions.join(" AND "))
+            let conditions: Vec<String> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("{} = {v}", key_name(i)))
+                .collect();
+            format!(
+                "Point Lookup on {} using {} ({})",
+                table.name,
+                table.primary_key_name(),
+                conditions.join(" AND ")
+            )
         }
-        Access::Range { prefix, lower, upper } => {
-            let mut conditions: Vec<String> = prefix.iter().enumerate().map(|(i, v)| format!("{} = {v}", key_name(i))).collect();
+        Access::Range {
+            prefix,
+            lower,
+            upper,
+        } => {
+            let mut conditions: Vec<String> = prefix
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("{} = {v}", key_name(i)))
+                .collect();
             let next = key_name(prefix.len().min(table.primary_key.len() - 1));
             if let Some((v, inclusive)) = lower {
-                conditions.push(format!("{next} {} {v}", if *inclusive { ">=" } else { ">" }));
+                conditions.push(format!(
+                    "{next} {} {v}",
+                    if *inclusive { ">=" } else { ">" }
+                ));
             }
             if let Some((v, inclusive)) = upper {
-                conditions.push(format!("{next} {} {v}", if *inclusive { "<=" } else { "<" }));
+                conditions.push(format!(
+                    "{next} {} {v}",
+                    if *inclusive { "<=" } else { "<" }
+                ));
             }
-            format!("Range Scan on {} using {} ({})", table.name, table.primary_key_name(), conditions.join(" AND "))
+            format!(
+                "Range Scan on {} using {} ({})",
+                table.name,
+                table.primary_key_name(),
+                conditions.join(" AND ")
+            )
         }
         Access::Full => format!("Full Scan on {}", table.name),
     };
-    lines.push(format!("{}{head}{}", indent(depth), if scan.lock { " FOR UPDATE" } else { "" }));
+    lines.push(format!(
+        "{}{head}{}",
+        indent(depth),
+        if scan.lock { " FOR UPDATE" } else { "" }
+    ));
     if let Some(filter) = &scan.filter {
-        let pad = if depth == 0 { "  ".to_string() } else { " ".repeat(indent(depth).len() + 2) };
+        let pad = if depth == 0 {
+            "  ".to_string()
+        } else {
+            " ".repeat(indent(depth).len() + 2)
+        };
         lines.push(format!("{pad}Filter: {filter}"));
     }
 }

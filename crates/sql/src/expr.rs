@@ -224,7 +224,10 @@ impl Expr {
     pub fn is_row_independent(&self) -> bool {
         let mut independent = true;
         self.walk(&mut |e| {
-            if matches!(e, Expr::Column { .. } | Expr::AggRef { .. } | Expr::Aggregate { .. }) {
+            if matches!(
+                e,
+                Expr::Column { .. } | Expr::AggRef { .. } | Expr::Aggregate { .. }
+            ) {
                 independent = false;
             }
         });
@@ -257,7 +260,12 @@ impl Expr {
                 e.walk(f);
                 list.iter().for_each(|x| x.walk(f));
             }
-            Expr::Case { operand, whens, otherwise, .. } => {
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+                ..
+            } => {
                 if let Some(o) = operand {
                     o.walk(f);
                 }
@@ -275,47 +283,76 @@ impl Expr {
 
     /// Rebuilds the expression with `f` applied to each direct child.
     pub fn map_children(self, f: &mut impl FnMut(Expr) -> SqlResult<Expr>) -> SqlResult<Expr> {
-        let mut b = |e: Box<Expr>| -> SqlResult<Box<Expr>> { Ok(Box::new(f(*e)?)) };
+        #[allow(clippy::boxed_local)] // the children are boxed already; keep their boxes
+        fn b(e: Box<Expr>, f: &mut impl FnMut(Expr) -> SqlResult<Expr>) -> SqlResult<Box<Expr>> {
+            Ok(Box::new(f(*e)?))
+        }
         Ok(match self {
             leaf @ (Expr::Column { .. }
             | Expr::Literal(..)
             | Expr::Param { .. }
             | Expr::AggRef { .. }
             | Expr::Aggregate { .. }) => leaf,
-            Expr::Neg(e, ty) => Expr::Neg(b(e)?, ty),
-            Expr::Not(e) => Expr::Not(b(e)?),
-            Expr::IsNull(e, n) => Expr::IsNull(b(e)?, n),
-            Expr::Cast(e, ty) => Expr::Cast(b(e)?, ty),
-            Expr::Arith(op, x, y, ty) => Expr::Arith(op, b(x)?, b(y)?, ty),
-            Expr::Cmp(op, x, y) => Expr::Cmp(op, b(x)?, b(y)?),
-            Expr::And(x, y) => Expr::And(b(x)?, b(y)?),
-            Expr::Or(x, y) => Expr::Or(b(x)?, b(y)?),
-            Expr::Concat(x, y) => Expr::Concat(b(x)?, b(y)?),
-            Expr::Like { expr, pattern, negated, case_insensitive } => {
-                Expr::Like { expr: b(expr)?, pattern: b(pattern)?, negated, case_insensitive }
-            }
+            Expr::Neg(e, ty) => Expr::Neg(b(e, f)?, ty),
+            Expr::Not(e) => Expr::Not(b(e, f)?),
+            Expr::IsNull(e, n) => Expr::IsNull(b(e, f)?, n),
+            Expr::Cast(e, ty) => Expr::Cast(b(e, f)?, ty),
+            Expr::Arith(op, x, y, ty) => Expr::Arith(op, b(x, f)?, b(y, f)?, ty),
+            Expr::Cmp(op, x, y) => Expr::Cmp(op, b(x, f)?, b(y, f)?),
+            Expr::And(x, y) => Expr::And(b(x, f)?, b(y, f)?),
+            Expr::Or(x, y) => Expr::Or(b(x, f)?, b(y, f)?),
+            Expr::Concat(x, y) => Expr::Concat(b(x, f)?, b(y, f)?),
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+                case_insensitive,
+            } => Expr::Like {
+                expr: b(expr, f)?,
+                pattern: b(pattern, f)?,
+                negated,
+                case_insensitive,
+            },
             Expr::InList(e, list, n) => {
-                let list = list.into_iter().map(&mut *f).collect::<SqlResult<Vec<_>>>()?;
-                Expr::InList(b(e)?, list, n)
-            }
-            Expr::Case { operand, whens, otherwise, ty } => {
-                let operand = match operand {
-                    Some(o) => Some(b(o)?),
-                    None => None,
-                };
-                let whens = whens
+                let e = b(e, f)?;
+                let list = list
                     .into_iter()
-                    .map(|(w, t)| Ok((f(w)?, f(t)?)))
+                    .map(&mut *f)
                     .collect::<SqlResult<Vec<_>>>()?;
-                let otherwise = match otherwise {
-                    Some(o) => Some(b(o)?),
+                Expr::InList(e, list, n)
+            }
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+                ty,
+            } => {
+                let operand = match operand {
+                    Some(o) => Some(b(o, f)?),
                     None => None,
                 };
-                Expr::Case { operand, whens, otherwise, ty }
+                let mut mapped = Vec::with_capacity(whens.len());
+                for (w, t) in whens {
+                    mapped.push((f(w)?, f(t)?));
+                }
+                let otherwise = match otherwise {
+                    Some(o) => Some(b(o, f)?),
+                    None => None,
+                };
+                Expr::Case {
+                    operand,
+                    whens: mapped,
+                    otherwise,
+                    ty,
+                }
             }
-            Expr::Func(func, args, ty) => {
-                Expr::Func(func, args.into_iter().map(&mut *f).collect::<SqlResult<Vec<_>>>()?, ty)
-            }
+            Expr::Func(func, args, ty) => Expr::Func(
+                func,
+                args.into_iter()
+                    .map(&mut *f)
+                    .collect::<SqlResult<Vec<_>>>()?,
+                ty,
+            ),
         })
     }
 
@@ -345,12 +382,10 @@ impl Expr {
                 None => Value::Null,
             },
             Expr::Arith(op, a, b, _) => ops::arith(*op, &a.eval(row, ctx)?, &b.eval(row, ctx)?)?,
-            Expr::Cmp(op, a, b) => {
-                match ops::compare(&a.eval(row, ctx)?, &b.eval(row, ctx)?)? {
-                    Some(ordering) => Value::Bool(op.holds(ordering)),
-                    None => Value::Null,
-                }
-            }
+            Expr::Cmp(op, a, b) => match ops::compare(&a.eval(row, ctx)?, &b.eval(row, ctx)?)? {
+                Some(ordering) => Value::Bool(op.holds(ordering)),
+                None => Value::Null,
+            },
             Expr::And(a, b) => {
                 let left = truth(&a.eval(row, ctx)?)?;
                 if left == Some(false) {
@@ -381,7 +416,12 @@ impl Expr {
                     Value::Text(format!("{}{}", as_text(&a), as_text(&b)))
                 }
             }
-            Expr::Like { expr, pattern, negated, case_insensitive } => {
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+                case_insensitive,
+            } => {
                 let (value, pattern) = (expr.eval(row, ctx)?, pattern.eval(row, ctx)?);
                 if value.is_null() || pattern.is_null() {
                     Value::Null
@@ -415,7 +455,12 @@ impl Expr {
                 }
             }
             Expr::Cast(e, ty) => cast::cast(e.eval(row, ctx)?, ty, true)?,
-            Expr::Case { operand, whens, otherwise, .. } => {
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+                ..
+            } => {
                 let operand = match operand {
                     Some(o) => Some(o.eval(row, ctx)?),
                     None => None,
@@ -448,7 +493,10 @@ pub fn truth(value: &Value) -> SqlResult<Option<bool>> {
         Value::Null => Ok(None),
         other => Err(SqlError::new(
             SqlState::DATATYPE_MISMATCH,
-            format!("argument of WHERE must be type boolean, not type {}", other.data_type()),
+            format!(
+                "argument of WHERE must be type boolean, not type {}",
+                other.data_type()
+            ),
         )),
     }
 }
@@ -467,11 +515,17 @@ fn eval_func(
     row: &[Value],
     ctx: &EvalContext<'_>,
 ) -> SqlResult<Value> {
-    let values = args.iter().map(|a| a.eval(row, ctx)).collect::<SqlResult<Vec<_>>>()?;
+    let values = args
+        .iter()
+        .map(|a| a.eval(row, ctx))
+        .collect::<SqlResult<Vec<_>>>()?;
     let first = values.first().cloned().unwrap_or(Value::Null);
     Ok(match func {
         Func::Coalesce => {
-            let found = values.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null);
+            let found = values
+                .into_iter()
+                .find(|v| !v.is_null())
+                .unwrap_or(Value::Null);
             coerce_result(found, ty)?
         }
         Func::NullIf => {
@@ -485,7 +539,9 @@ fn eval_func(
         Func::Lower | Func::Upper | Func::Length if first.is_null() => Value::Null,
         Func::Lower => Value::Text(as_text(&first).to_lowercase()),
         Func::Upper => Value::Text(as_text(&first).to_uppercase()),
-        Func::Length => Value::Int4(i32::try_from(as_text(&first).chars().count()).unwrap_or(i32::MAX)),
+        Func::Length => {
+            Value::Int4(i32::try_from(as_text(&first).chars().count()).unwrap_or(i32::MAX))
+        }
         Func::Abs => {
             if first.is_null() {
                 Value::Null
@@ -566,9 +622,7 @@ fn like(value: &str, pattern: &str) -> SqlResult<bool> {
                 }
             }
             LikeToken::One => {
-                for i in 0..value.len() {
-                    next[i + 1] = matches[i];
-                }
+                next[1..=value.len()].copy_from_slice(&matches[..value.len()]);
             }
             LikeToken::Char(c) => {
                 for i in 0..value.len() {
@@ -613,7 +667,12 @@ impl fmt::Display for Expr {
             Expr::And(a, b) => write!(f, "({a} AND {b})"),
             Expr::Or(a, b) => write!(f, "({a} OR {b})"),
             Expr::Concat(a, b) => write!(f, "({a} || {b})"),
-            Expr::Like { expr, pattern, negated, case_insensitive } => {
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+                case_insensitive,
+            } => {
                 let op = match (negated, case_insensitive) {
                     (false, false) => "~~",
                     (true, false) => "!~~",
@@ -633,7 +692,12 @@ impl fmt::Display for Expr {
             Expr::Case { .. } => f.write_str("CASE ... END"),
             Expr::Func(func, args, _) => {
                 let args: Vec<String> = args.iter().map(ToString::to_string).collect();
-                write!(f, "{}({})", format!("{func:?}").to_lowercase(), args.join(", "))
+                write!(
+                    f,
+                    "{}({})",
+                    format!("{func:?}").to_lowercase(),
+                    args.join(", ")
+                )
             }
         }
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use sqlparser::ast;
 
-use crate::catalog::{self, ColumnDesc, TableDesc};
+use crate::catalog::{ColumnDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{AggFunc, CmpOp, Expr, Func};
 use crate::types::ops::{self, ArithOp};
@@ -258,7 +258,10 @@ impl SelectPlan {
 }
 
 fn column(name: &str, data_type: DataType) -> Column {
-    Column { name: name.to_string(), data_type }
+    Column {
+        name: name.to_string(),
+        data_type,
+    }
 }
 
 /// Normalises an identifier: unquoted ones fold to lower case.
@@ -277,7 +280,9 @@ pub fn table_name(name: &ast::ObjectName) -> SqlResult<String> {
         .iter()
         .map(|part| match part {
             ast::ObjectNamePart::Identifier(ident) => Ok(ident_name(ident)),
-            ast::ObjectNamePart::Function(_) => Err(SqlError::syntax(format!("invalid name {name}"))),
+            ast::ObjectNamePart::Function(_) => {
+                Err(SqlError::syntax(format!("invalid name {name}")))
+            }
         })
         .collect::<SqlResult<_>>()?;
     match parts.as_slice() {
@@ -305,7 +310,9 @@ impl Scope {
 
     /// The columns of `table`, reachable as `name.column` too.
     pub fn table(table: Arc<TableDesc>, name: String) -> Self {
-        Scope { table: Some((table, name)) }
+        Scope {
+            table: Some((table, name)),
+        }
     }
 }
 
@@ -321,8 +328,15 @@ pub struct Binder {
 impl Binder {
     /// A binder with the parameter types the client declared.
     pub fn new(declared: &[Option<DataType>]) -> Self {
-        let params = declared.iter().map(|t| t.clone().unwrap_or(DataType::Unknown)).collect();
-        Binder { params, aggregates: Vec::new(), allow_aggregates: false }
+        let params = declared
+            .iter()
+            .map(|t| t.clone().unwrap_or(DataType::Unknown))
+            .collect();
+        Binder {
+            params,
+            aggregates: Vec::new(),
+            allow_aggregates: false,
+        }
     }
 
     /// Binds `expr` in `scope`.
@@ -357,7 +371,10 @@ impl Binder {
             A::UnaryOp { op, expr } => {
                 let inner = self.bind(expr, scope)?;
                 match op {
-                    ast::UnaryOperator::Not => Expr::Not(Box::new(self.coerce(inner, &DataType::Bool)?)),
+                    ast::UnaryOperator::Not => {
+                        let inner = self.coerce(inner, &DataType::Bool)?;
+                        Expr::Not(Box::new(inner))
+                    }
                     ast::UnaryOperator::Minus => {
                         if let Expr::Literal(value, ty) = &inner {
                             if ty.is_numeric() {
@@ -369,21 +386,30 @@ impl Binder {
                         Expr::Neg(Box::new(inner), ty)
                     }
                     ast::UnaryOperator::Plus => self.numeric_operand(inner)?,
-                    other => return Err(SqlError::unsupported(format!("operator {other} is not supported"))),
+                    other => {
+                        return Err(SqlError::unsupported(format!(
+                            "operator {other} is not supported"
+                        )))
+                    }
                 }
             }
             A::BinaryOp { left, op, right } => self.binary(left, op, right, scope)?,
             A::IsNull(e) => Expr::IsNull(Box::new(self.bind(e, scope)?), false),
             A::IsNotNull(e) => Expr::IsNull(Box::new(self.bind(e, scope)?), true),
             A::IsTrue(e) | A::IsNotTrue(e) | A::IsFalse(e) | A::IsNotFalse(e) => {
-                let inner = self.coerce(self.bind(e, scope)?, &DataType::Bool)?;
+                let inner = self.bind(e, scope)?;
+                let inner = self.coerce(inner, &DataType::Bool)?;
                 let want = matches!(expr, A::IsTrue(_) | A::IsNotFalse(_));
                 let negate = matches!(expr, A::IsNotTrue(_) | A::IsNotFalse(_));
                 // x IS TRUE = coalesce(x = true, false); IS NOT TRUE is its negation.
                 let test = Expr::Func(
                     Func::Coalesce,
                     vec![
-                        Expr::Cmp(CmpOp::Eq, Box::new(inner), Box::new(Expr::Literal(Value::Bool(want), DataType::Bool))),
+                        Expr::Cmp(
+                            CmpOp::Eq,
+                            Box::new(inner),
+                            Box::new(Expr::Literal(Value::Bool(want), DataType::Bool)),
+                        ),
                         Expr::Literal(Value::Bool(false), DataType::Bool),
                     ],
                     DataType::Bool,
@@ -395,7 +421,8 @@ impl Binder {
                 }
             }
             A::IsDistinctFrom(a, b) | A::IsNotDistinctFrom(a, b) => {
-                let (a, b) = self.comparable(self.bind(a, scope)?, self.bind(b, scope)?, "IS DISTINCT FROM")?;
+                let (a, b) = (self.bind(a, scope)?, self.bind(b, scope)?);
+                let (a, b) = self.comparable(a, b, "IS DISTINCT FROM")?;
                 // Not distinct: both NULL, or equal.
                 let both_null = Expr::And(
                     Box::new(Expr::IsNull(Box::new(a.clone()), false)),
@@ -416,20 +443,32 @@ impl Binder {
                     not_distinct
                 }
             }
-            A::InList { expr, list, negated } => {
+            A::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let mut value = self.bind(expr, scope)?;
                 let mut items = Vec::with_capacity(list.len());
                 for item in list {
-                    let (v, i) = self.comparable(value, self.bind(item, scope)?, "IN")?;
+                    let item = self.bind(item, scope)?;
+                    let (v, i) = self.comparable(value, item, "IN")?;
                     value = v;
                     items.push(i);
                 }
                 Expr::InList(Box::new(value), items, *negated)
             }
-            A::Between { expr, negated, low, high } => {
+            A::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
                 let value = self.bind(expr, scope)?;
-                let (v, low) = self.comparable(value, self.bind(low, scope)?, "BETWEEN")?;
-                let (v, high) = self.comparable(v, self.bind(high, scope)?, "BETWEEN")?;
+                let low = self.bind(low, scope)?;
+                let (v, low) = self.comparable(value, low, "BETWEEN")?;
+                let high = self.bind(high, scope)?;
+                let (v, high) = self.comparable(v, high, "BETWEEN")?;
                 let within = Expr::And(
                     Box::new(Expr::Cmp(CmpOp::GtEq, Box::new(v.clone()), Box::new(low))),
                     Box::new(Expr::Cmp(CmpOp::LtEq, Box::new(v), Box::new(high))),
@@ -440,53 +479,102 @@ impl Binder {
                     within
                 }
             }
-            A::Like { negated, expr, pattern, escape_char, any: false }
-            | A::ILike { negated, expr, pattern, escape_char, any: false } => {
-                if escape_char.is_some() {
-                    return Err(SqlError::unsupported("LIKE ... ESCAPE is not supported yet"));
-                }
-                let value = self.coerce(self.bind(expr, scope)?, &DataType::Text)?;
-                let pattern = self.coerce(self.bind(pattern, scope)?, &DataType::Text)?;
-                if !value.ty().is_text() || !pattern.ty().is_text() {
-                    return Err(operator_error("~~", &value.ty(), &pattern.ty()));
-                }
-                Expr::Like {
-                    expr: Box::new(value),
-                    pattern: Box::new(pattern),
-                    negated: *negated,
-                    case_insensitive: matches!(expr, A::ILike { .. }),
-                }
-            }
-            A::Cast { kind: ast::CastKind::Cast | ast::CastKind::DoubleColon, expr, data_type, format: None } => {
+            A::Like {
+                negated,
+                expr: value,
+                pattern,
+                escape_char,
+                any: false,
+            } => self.like(value, pattern, escape_char, *negated, false, scope)?,
+            A::ILike {
+                negated,
+                expr: value,
+                pattern,
+                escape_char,
+                any: false,
+            } => self.like(value, pattern, escape_char, *negated, true, scope)?,
+            A::Cast {
+                kind: ast::CastKind::Cast | ast::CastKind::DoubleColon,
+                expr,
+                data_type,
+                format: None,
+            } => {
                 let ty = DataType::from_ast(data_type)?;
                 match self.bind(expr, scope)? {
                     Expr::Literal(Value::Text(s), DataType::Unknown) => {
                         Expr::Literal(cast::cast(text::parse_text(&ty, &s)?, &ty, true)?, ty)
                     }
                     Expr::Literal(Value::Null, _) => Expr::Literal(Value::Null, ty),
-                    Expr::Param { index, ty: DataType::Unknown } => {
+                    Expr::Param {
+                        index,
+                        ty: DataType::Unknown,
+                    } => {
                         self.params[index] = ty.clone();
                         Expr::Param { index, ty }
                     }
                     inner => Expr::Cast(Box::new(inner), ty),
                 }
             }
-            A::Case { operand, conditions, else_result, .. } => self.case(operand, conditions, else_result, scope)?,
+            A::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => self.case(operand, conditions, else_result, scope)?,
             A::Function(function) => self.function(function, scope)?,
             other => {
-                return Err(SqlError::unsupported(format!("expression {other} is not supported yet")))
+                return Err(SqlError::unsupported(format!(
+                    "expression {other} is not supported yet"
+                )))
             }
         })
     }
 
-    fn column(&mut self, scope: &Scope, qualifier: Option<&ast::Ident>, ident: &ast::Ident) -> SqlResult<Expr> {
+    fn like(
+        &mut self,
+        value: &ast::Expr,
+        pattern: &ast::Expr,
+        escape_char: &Option<Box<ast::Expr>>,
+        negated: bool,
+        case_insensitive: bool,
+        scope: &Scope,
+    ) -> SqlResult<Expr> {
+        if escape_char.is_some() {
+            return Err(SqlError::unsupported(
+                "LIKE ... ESCAPE is not supported yet",
+            ));
+        }
+        let value = self.bind(value, scope)?;
+        let value = self.coerce(value, &DataType::Text)?;
+        let pattern = self.bind(pattern, scope)?;
+        let pattern = self.coerce(pattern, &DataType::Text)?;
+        if !value.ty().is_text() || !pattern.ty().is_text() {
+            return Err(operator_error("~~", &value.ty(), &pattern.ty()));
+        }
+        Ok(Expr::Like {
+            expr: Box::new(value),
+            pattern: Box::new(pattern),
+            negated,
+            case_insensitive,
+        })
+    }
+
+    fn column(
+        &mut self,
+        scope: &Scope,
+        qualifier: Option<&ast::Ident>,
+        ident: &ast::Ident,
+    ) -> SqlResult<Expr> {
         let name = ident_name(ident);
         let missing = || match qualifier {
             Some(q) => SqlError::new(
                 SqlState::UNDEFINED_COLUMN,
                 format!("column {}.{name} does not exist", ident_name(q)),
             ),
-            None => SqlError::new(SqlState::UNDEFINED_COLUMN, format!("column \"{name}\" does not exist")),
+            None => SqlError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!("column \"{name}\" does not exist"),
+            ),
         };
         let Some((table, table_name)) = &scope.table else {
             if let Some(q) = qualifier {
@@ -505,11 +593,24 @@ impl Binder {
                 ));
             }
         }
-        let index = table.column_index(&name).filter(|&i| !table.columns[i].hidden).ok_or_else(missing)?;
-        Ok(Expr::Column { index, name, ty: table.columns[index].data_type.clone() })
+        let index = table
+            .column_index(&name)
+            .filter(|&i| !table.columns[i].hidden)
+            .ok_or_else(missing)?;
+        Ok(Expr::Column {
+            index,
+            name,
+            ty: table.columns[index].data_type.clone(),
+        })
     }
 
-    fn binary(&mut self, left: &ast::Expr, op: &ast::BinaryOperator, right: &ast::Expr, scope: &Scope) -> SqlResult<Expr> {
+    fn binary(
+        &mut self,
+        left: &ast::Expr,
+        op: &ast::BinaryOperator,
+        right: &ast::Expr,
+        scope: &Scope,
+    ) -> SqlResult<Expr> {
         use ast::BinaryOperator as B;
         let (l, r) = (self.bind(left, scope)?, self.bind(right, scope)?);
         let cmp = |op| -> Option<CmpOp> { Some(op) };
@@ -547,7 +648,11 @@ impl Binder {
                     if side.ty() != DataType::Bool {
                         return Err(SqlError::new(
                             SqlState::DATATYPE_MISMATCH,
-                            format!("argument of {} must be type boolean, not type {}", if matches!(op, B::And) { "AND" } else { "OR" }, side.ty()),
+                            format!(
+                                "argument of {} must be type boolean, not type {}",
+                                if matches!(op, B::And) { "AND" } else { "OR" },
+                                side.ty()
+                            ),
                         ));
                     }
                 }
@@ -562,7 +667,9 @@ impl Binder {
                 let r = self.text_operand(r)?;
                 Ok(Expr::Concat(Box::new(l), Box::new(r)))
             }
-            other => Err(SqlError::unsupported(format!("operator {other} is not supported yet"))),
+            other => Err(SqlError::unsupported(format!(
+                "operator {other} is not supported yet"
+            ))),
         }
     }
 
@@ -574,7 +681,17 @@ impl Binder {
     }
 
     fn numeric_operand(&mut self, e: Expr) -> SqlResult<Expr> {
-        let e = if e.ty() == DataType::Unknown { self.coerce(e, &DataType::Numeric { precision: None, scale: None })? } else { e };
+        let e = if e.ty() == DataType::Unknown {
+            self.coerce(
+                e,
+                &DataType::Numeric {
+                    precision: None,
+                    scale: None,
+                },
+            )?
+        } else {
+            e
+        };
         if !e.ty().is_numeric() {
             return Err(SqlError::new(
                 SqlState::UNDEFINED_FUNCTION,
@@ -587,7 +704,10 @@ impl Binder {
     /// Gives unknown-typed operands the other side's type (text if both are unknown).
     fn unify_unknown(&mut self, l: Expr, r: Expr) -> SqlResult<(Expr, Expr)> {
         match (l.ty(), r.ty()) {
-            (DataType::Unknown, DataType::Unknown) => Ok((self.coerce(l, &DataType::Text)?, self.coerce(r, &DataType::Text)?)),
+            (DataType::Unknown, DataType::Unknown) => Ok((
+                self.coerce(l, &DataType::Text)?,
+                self.coerce(r, &DataType::Text)?,
+            )),
             (DataType::Unknown, ty) => Ok((self.coerce(l, &ty)?, r)),
             (ty, DataType::Unknown) => {
                 let r = self.coerce(r, &ty)?;
@@ -604,8 +724,13 @@ impl Binder {
         let compatible = lt == rt
             || (lt.is_numeric() && rt.is_numeric())
             || (lt.is_text() && rt.is_text())
-            || (matches!(lt, DataType::Date | DataType::Timestamp | DataType::TimestampTz)
-                && matches!(rt, DataType::Date | DataType::Timestamp | DataType::TimestampTz));
+            || (matches!(
+                lt,
+                DataType::Date | DataType::Timestamp | DataType::TimestampTz
+            ) && matches!(
+                rt,
+                DataType::Date | DataType::Timestamp | DataType::TimestampTz
+            ));
         if !compatible {
             return Err(operator_error(op, &lt, &rt));
         }
@@ -619,11 +744,19 @@ impl Binder {
             return Ok(e);
         }
         match e {
-            Expr::Literal(Value::Text(s), DataType::Unknown) => Ok(Expr::Literal(text::parse_text(ty, &s)?, ty.clone())),
+            Expr::Literal(Value::Text(s), DataType::Unknown) => {
+                Ok(Expr::Literal(text::parse_text(ty, &s)?, ty.clone()))
+            }
             Expr::Literal(Value::Null, _) => Ok(Expr::Literal(Value::Null, ty.clone())),
-            Expr::Param { index, ty: DataType::Unknown } => {
+            Expr::Param {
+                index,
+                ty: DataType::Unknown,
+            } => {
                 self.params[index] = ty.clone();
-                Ok(Expr::Param { index, ty: ty.clone() })
+                Ok(Expr::Param {
+                    index,
+                    ty: ty.clone(),
+                })
             }
             e if e.ty() == *ty => Ok(e),
             e if cast::can_cast_implicitly(&e.ty(), ty) => Ok(Expr::Cast(Box::new(e), ty.clone())),
@@ -643,14 +776,11 @@ impl Binder {
             || cast::can_cast_implicitly(&from, &column.data_type)
             || column.data_type.is_text();
         if !allowed {
-            return Err(SqlError::new(
-                SqlState::DATATYPE_MISMATCH,
-                format!(
-                    "column \"{}\" is of type {} but expression is of type {}",
-                    column.name, column.data_type, from
-                ),
-            )
-            .with_hint("You will need to rewrite or cast the expression."));
+            return Err(cast::assignment_mismatch(
+                &from,
+                &column.data_type,
+                &column.name,
+            ));
         }
         Ok(e)
     }
@@ -694,7 +824,12 @@ impl Binder {
             Some(o) => Some(Box::new(self.coerce(o, &ty)?)),
             None => None,
         };
-        Ok(Expr::Case { operand: operand.map(Box::new), whens: coerced, otherwise, ty })
+        Ok(Expr::Case {
+            operand: operand.map(Box::new),
+            whens: coerced,
+            otherwise,
+            ty,
+        })
     }
 
     fn function(&mut self, function: &ast::Function, scope: &Scope) -> SqlResult<Expr> {
@@ -708,7 +843,9 @@ impl Binder {
             })
             .unwrap_or_default();
         if function.over.is_some() {
-            return Err(SqlError::unsupported("window functions are not supported yet"));
+            return Err(SqlError::unsupported(
+                "window functions are not supported yet",
+            ));
         }
         let (args, distinct, star) = match &function.args {
             ast::FunctionArguments::None => (vec![], false, false),
@@ -716,14 +853,21 @@ impl Binder {
                 return Err(SqlError::unsupported("subqueries are not supported yet"))
             }
             ast::FunctionArguments::List(list) => {
-                let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+                let distinct = matches!(
+                    list.duplicate_treatment,
+                    Some(ast::DuplicateTreatment::Distinct)
+                );
                 let mut args = Vec::new();
                 let mut star = false;
                 for arg in &list.args {
                     match arg {
                         ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => args.push(e),
                         ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
-                        _ => return Err(SqlError::unsupported(format!("argument form in {function} is not supported"))),
+                        _ => {
+                            return Err(SqlError::unsupported(format!(
+                                "argument form in {function} is not supported"
+                            )))
+                        }
                     }
                 }
                 (args, distinct, star)
@@ -740,7 +884,10 @@ impl Binder {
         };
         if let Some(agg) = aggregate {
             if !self.allow_aggregates {
-                return Err(SqlError::new(SqlState::GROUPING_ERROR, format!("aggregate functions are not allowed in {}", "this context")));
+                return Err(SqlError::new(
+                    SqlState::GROUPING_ERROR,
+                    format!("aggregate functions are not allowed in {}", "this context"),
+                ));
             }
             if agg != AggFunc::CountStar && args.len() != 1 {
                 return Err(no_function(&name, &[]));
@@ -762,9 +909,14 @@ impl Binder {
             return Ok(Expr::Aggregate { index, ty });
         }
         if star || distinct {
-            return Err(SqlError::syntax(format!("{name}(*) or DISTINCT is only allowed with aggregates")));
+            return Err(SqlError::syntax(format!(
+                "{name}(*) or DISTINCT is only allowed with aggregates"
+            )));
         }
-        let mut bound = args.iter().map(|a| self.bind(a, scope)).collect::<SqlResult<Vec<_>>>()?;
+        let mut bound = args
+            .iter()
+            .map(|a| self.bind(a, scope))
+            .collect::<SqlResult<Vec<_>>>()?;
         let types: Vec<DataType> = bound.iter().map(Expr::ty).collect();
         let (func, ty) = match (name.as_str(), bound.len()) {
             ("coalesce" | "greatest" | "least", n) if n > 0 => {
@@ -777,18 +929,32 @@ impl Binder {
                 (func, ty)
             }
             ("nullif", 2) => {
-                let (a, b) = self.comparable(bound.remove(0), bound.remove(0), "=")?;
+                let (first, second) = (bound.remove(0), bound.remove(0));
+                let (a, b) = self.comparable(first, second, "=")?;
                 let ty = a.ty();
                 bound = vec![a, b];
                 (Func::NullIf, ty)
             }
-            ("lower" | "upper", 1) => (if name == "lower" { Func::Lower } else { Func::Upper }, DataType::Text),
+            ("lower" | "upper", 1) => (
+                if name == "lower" {
+                    Func::Lower
+                } else {
+                    Func::Upper
+                },
+                DataType::Text,
+            ),
             ("length" | "char_length" | "character_length", 1) => (Func::Length, DataType::Int4),
             ("abs", 1) if types[0].is_numeric() || types[0] == DataType::Unknown => {
-                let ty = if types[0] == DataType::Unknown { DataType::Float8 } else { types[0].clone() };
+                let ty = if types[0] == DataType::Unknown {
+                    DataType::Float8
+                } else {
+                    types[0].clone()
+                };
                 (Func::Abs, ty)
             }
-            ("now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp", 0) => (Func::Now, DataType::TimestampTz),
+            ("now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp", 0) => {
+                (Func::Now, DataType::TimestampTz)
+            }
             ("version", 0) => (Func::Version, DataType::Text),
             _ => return Err(no_function(&name, &types)),
         };
@@ -796,7 +962,9 @@ impl Binder {
         for arg in bound {
             coerced.push(match func {
                 Func::Lower | Func::Upper | Func::Length => self.text_operand(arg)?,
-                Func::Coalesce | Func::Greatest | Func::Least | Func::Abs => self.coerce(arg, &ty)?,
+                Func::Coalesce | Func::Greatest | Func::Least | Func::Abs => {
+                    self.coerce(arg, &ty)?
+                }
                 _ => arg,
             });
         }
@@ -821,7 +989,13 @@ impl Binder {
     pub fn finish_params(&mut self) -> Vec<DataType> {
         self.params
             .iter()
-            .map(|t| if *t == DataType::Unknown { DataType::Text } else { t.clone() })
+            .map(|t| {
+                if *t == DataType::Unknown {
+                    DataType::Text
+                } else {
+                    t.clone()
+                }
+            })
             .collect()
     }
 }
@@ -842,14 +1016,20 @@ fn no_function(name: &str, types: &[DataType]) -> SqlError {
 
 /// The type of an aggregate's result, PostgreSQL's rules.
 fn aggregate_type(agg: AggFunc, arg: Option<&DataType>) -> SqlResult<DataType> {
-    let numeric = DataType::Numeric { precision: None, scale: None };
+    let numeric = DataType::Numeric {
+        precision: None,
+        scale: None,
+    };
     Ok(match (agg, arg) {
         (AggFunc::CountStar | AggFunc::Count, _) => DataType::Int8,
         (AggFunc::Sum, Some(DataType::Int2 | DataType::Int4)) => DataType::Int8,
         (AggFunc::Sum, Some(DataType::Int8 | DataType::Numeric { .. })) => numeric,
         (AggFunc::Sum, Some(DataType::Float4)) => DataType::Float4,
         (AggFunc::Sum, Some(DataType::Float8)) => DataType::Float8,
-        (AggFunc::Avg, Some(DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Numeric { .. })) => numeric,
+        (
+            AggFunc::Avg,
+            Some(DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Numeric { .. }),
+        ) => numeric,
         (AggFunc::Avg, Some(DataType::Float4 | DataType::Float8)) => DataType::Float8,
         (AggFunc::Min | AggFunc::Max, Some(ty)) if *ty != DataType::Bytea => match ty {
             DataType::Varchar(_) | DataType::Char(_) => DataType::Text,
@@ -858,7 +1038,10 @@ fn aggregate_type(agg: AggFunc, arg: Option<&DataType>) -> SqlResult<DataType> {
         },
         (agg, arg) => {
             let name = format!("{agg:?}").to_lowercase();
-            return Err(no_function(&name, &arg.cloned().into_iter().collect::<Vec<_>>()));
+            return Err(no_function(
+                &name,
+                &arg.cloned().into_iter().collect::<Vec<_>>(),
+            ));
         }
     })
 }
@@ -883,7 +1066,11 @@ fn common_type(types: impl Iterator<Item = DataType>) -> SqlResult<DataType> {
             }
         };
     }
-    Ok(if result == DataType::Unknown { DataType::Text } else { result })
+    Ok(if result == DataType::Unknown {
+        DataType::Text
+    } else {
+        result
+    })
 }
 
 fn numeric_rank_max(a: &DataType, b: &DataType) -> DataType {
@@ -897,7 +1084,10 @@ fn numeric_rank_max(a: &DataType, b: &DataType) -> DataType {
     };
     let top = if rank(a) >= rank(b) { a } else { b };
     match top {
-        DataType::Numeric { .. } => DataType::Numeric { precision: None, scale: None },
+        DataType::Numeric { .. } => DataType::Numeric {
+            precision: None,
+            scale: None,
+        },
         other => other.clone(),
     }
 }
@@ -925,19 +1115,29 @@ fn literal(value: &ast::Value) -> SqlResult<Expr> {
             } else if let Ok(n) = digits.parse::<i64>() {
                 Expr::Literal(Value::Int8(n), DataType::Int8)
             } else {
-                let ty = DataType::Numeric { precision: None, scale: None };
+                let ty = DataType::Numeric {
+                    precision: None,
+                    scale: None,
+                };
                 Expr::Literal(text::parse_text(&ty, &digits)?, ty)
             }
         }
         ast::Value::Boolean(b) => Expr::Literal(Value::Bool(*b), DataType::Bool),
         ast::Value::Null => Expr::Literal(Value::Null, DataType::Unknown),
-        ast::Value::HexStringLiteral(hex) => {
-            Expr::Literal(text::parse_text(&DataType::Bytea, &format!("\\x{hex}"))?, DataType::Bytea)
-        }
+        ast::Value::HexStringLiteral(hex) => Expr::Literal(
+            text::parse_text(&DataType::Bytea, &format!("\\x{hex}"))?,
+            DataType::Bytea,
+        ),
         ast::Value::Placeholder(p) => {
-            return Err(SqlError::internal(format!("placeholder {p} reached literal binding")))
+            return Err(SqlError::internal(format!(
+                "placeholder {p} reached literal binding"
+            )))
         }
-        other => return Err(SqlError::unsupported(format!("literal {other} is not supported"))),
+        other => {
+            return Err(SqlError::unsupported(format!(
+                "literal {other} is not supported"
+            )))
+        }
     })
 }
 
@@ -951,5 +1151,8 @@ fn placeholder(binder: &mut Binder, p: &str) -> SqlResult<Expr> {
     if binder.params.len() < n {
         binder.params.resize(n, DataType::Unknown);
     }
-    Ok(Expr::Param { index: n - 1, ty: binder.params[n - 1].clone() })
+    Ok(Expr::Param {
+        index: n - 1,
+        ty: binder.params[n - 1].clone(),
+    })
 }

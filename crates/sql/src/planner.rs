@@ -28,7 +28,11 @@ pub async fn plan(
     Ok((plan, binder.finish_params()))
 }
 
-async fn plan_statement(txn: &mut Transaction, statement: &ast::Statement, binder: &mut Binder) -> SqlResult<Plan> {
+async fn plan_statement(
+    txn: &mut Transaction,
+    statement: &ast::Statement,
+    binder: &mut Binder,
+) -> SqlResult<Plan> {
     use ast::Statement as S;
     Ok(match statement {
         S::Query(query) => Plan::Select(Box::new(plan_query(txn, query, binder).await?)),
@@ -36,29 +40,62 @@ async fn plan_statement(txn: &mut Transaction, statement: &ast::Statement, binde
         S::Update(update) => Plan::Update(Box::new(plan_update(txn, update, binder).await?)),
         S::Delete(delete) => Plan::Delete(Box::new(plan_delete(txn, delete, binder).await?)),
         S::CreateTable(create) => plan_create_table(create, binder)?,
-        S::Drop { object_type: ast::ObjectType::Table, if_exists, names, cascade, .. } => {
+        S::Drop {
+            object_type: ast::ObjectType::Table,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => {
             if *cascade {
-                return Err(SqlError::unsupported("DROP TABLE ... CASCADE is not supported yet"));
+                return Err(SqlError::unsupported(
+                    "DROP TABLE ... CASCADE is not supported yet",
+                ));
             }
-            let names = names.iter().map(table_name).collect::<SqlResult<Vec<_>>>()?;
-            Plan::DropTable { names, if_exists: *if_exists }
+            let names = names
+                .iter()
+                .map(table_name)
+                .collect::<SqlResult<Vec<_>>>()?;
+            Plan::DropTable {
+                names,
+                if_exists: *if_exists,
+            }
         }
-        S::StartTransaction { modes, statements, .. } if statements.is_empty() => Plan::Begin(txn_modes(modes)?),
+        S::StartTransaction {
+            modes, statements, ..
+        } if statements.is_empty() => Plan::Begin(txn_modes(modes)?),
         S::Commit { chain: false, .. } => Plan::Commit,
-        S::Rollback { chain: false, savepoint: None } => Plan::Rollback,
+        S::Rollback {
+            chain: false,
+            savepoint: None,
+        } => Plan::Rollback,
         S::Set(set) => plan_set(set)?,
         S::ShowVariable { variable } => {
-            let name = variable.iter().map(ident_name).collect::<Vec<_>>().join(" ");
+            let name = variable
+                .iter()
+                .map(ident_name)
+                .collect::<Vec<_>>()
+                .join(" ");
             Plan::Show(normalize_parameter(&name))
         }
-        S::Explain { statement, analyze: false, .. } => {
-            Plan::Explain(Box::new(Box::pin(plan_statement(txn, statement, binder)).await?))
-        }
+        S::Explain {
+            statement,
+            analyze: false,
+            ..
+        } => Plan::Explain(Box::new(
+            Box::pin(plan_statement(txn, statement, binder)).await?,
+        )),
         S::Discard { .. } => Plan::NoOp("DISCARD ALL"),
         other => {
             let text = other.to_string();
-            let head: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-            return Err(SqlError::unsupported(format!("{head} is not supported yet")));
+            let head: String = text
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(SqlError::unsupported(format!(
+                "{head} is not supported yet"
+            )));
         }
     })
 }
@@ -95,22 +132,37 @@ fn txn_modes(modes: &[ast::TransactionMode]) -> SqlResult<TxnModes> {
 
 fn set_value(expr: &ast::Expr) -> SqlResult<Option<String>> {
     Ok(Some(match expr {
-        ast::Expr::Identifier(ident) if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") => return Ok(None),
+        ast::Expr::Identifier(ident)
+            if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") =>
+        {
+            return Ok(None)
+        }
         ast::Expr::Identifier(ident) => ident.value.clone(),
         ast::Expr::Value(v) => match &v.value {
             ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
             ast::Value::Number(n, _) => n.to_string(),
-            ast::Value::Boolean(b) => if *b { "on".into() } else { "off".into() },
+            ast::Value::Boolean(b) => {
+                if *b {
+                    "on".into()
+                } else {
+                    "off".into()
+                }
+            }
             other => other.to_string(),
         },
-        ast::Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => format!("-{}", set_value(expr)?.unwrap_or_default()),
+        ast::Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => format!("-{}", set_value(expr)?.unwrap_or_default()),
         other => other.to_string(),
     }))
 }
 
 fn plan_set(set: &ast::Set) -> SqlResult<Plan> {
     Ok(match set {
-        ast::Set::SingleAssignment { variable, values, .. } => {
+        ast::Set::SingleAssignment {
+            variable, values, ..
+        } => {
             let name = normalize_parameter(&variable.to_string());
             let mut parts = Vec::new();
             for value in values {
@@ -119,36 +171,71 @@ fn plan_set(set: &ast::Set) -> SqlResult<Plan> {
                     None => return Ok(Plan::Set { name, value: None }),
                 }
             }
-            Plan::Set { name, value: Some(parts.join(", ")) }
+            Plan::Set {
+                name,
+                value: Some(parts.join(", ")),
+            }
         }
-        ast::Set::SetTimeZone { value, .. } => Plan::Set { name: "timezone".into(), value: set_value(value)? },
-        ast::Set::SetNames { charset_name, .. } => Plan::Set { name: "client_encoding".into(), value: Some(charset_name.value.clone()) },
-        ast::Set::SetNamesDefault {} => Plan::Set { name: "client_encoding".into(), value: None },
-        ast::Set::SetTransaction { modes, snapshot: None, session } => Plan::SetTransaction { modes: txn_modes(modes)?, session: *session },
+        ast::Set::SetTimeZone { value, .. } => Plan::Set {
+            name: "timezone".into(),
+            value: set_value(value)?,
+        },
+        ast::Set::SetNames { charset_name, .. } => Plan::Set {
+            name: "client_encoding".into(),
+            value: Some(charset_name.value.clone()),
+        },
+        ast::Set::SetNamesDefault {} => Plan::Set {
+            name: "client_encoding".into(),
+            value: None,
+        },
+        ast::Set::SetTransaction {
+            modes,
+            snapshot: None,
+            session,
+        } => Plan::SetTransaction {
+            modes: txn_modes(modes)?,
+            session: *session,
+        },
         other => return Err(SqlError::unsupported(format!("{other} is not supported"))),
     })
 }
 
 fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResult<Plan> {
     if create.query.is_some() {
-        return Err(SqlError::unsupported("CREATE TABLE ... AS is not supported yet"));
+        return Err(SqlError::unsupported(
+            "CREATE TABLE ... AS is not supported yet",
+        ));
     }
     if create.temporary {
-        return Err(SqlError::unsupported("temporary tables are not supported yet"));
+        return Err(SqlError::unsupported(
+            "temporary tables are not supported yet",
+        ));
     }
     let name = table_name(&create.name)?;
     let mut columns: Vec<ColumnDesc> = Vec::new();
     let mut primary_key: Option<Vec<usize>> = None;
     let multiple_keys = || {
-        SqlError::new(SqlState::INVALID_TABLE_DEFINITION, format!("multiple primary keys for table \"{name}\" are not allowed"))
+        SqlError::new(
+            SqlState::INVALID_TABLE_DEFINITION,
+            format!("multiple primary keys for table \"{name}\" are not allowed"),
+        )
     };
     for def in &create.columns {
         let column_name = ident_name(&def.name);
         if columns.iter().any(|c| c.name == column_name) {
-            return Err(SqlError::new(SqlState::DUPLICATE_COLUMN, format!("column \"{column_name}\" specified more than once")));
+            return Err(SqlError::new(
+                SqlState::DUPLICATE_COLUMN,
+                format!("column \"{column_name}\" specified more than once"),
+            ));
         }
         let data_type = DataType::from_ast(&def.data_type)?;
-        let mut column = ColumnDesc { name: column_name.clone(), data_type, nullable: true, default: None, hidden: false };
+        let mut column = ColumnDesc {
+            name: column_name.clone(),
+            data_type,
+            nullable: true,
+            default: None,
+            hidden: false,
+        };
         for option in &def.options {
             match &option.option {
                 ast::ColumnOption::Null => column.nullable = true,
@@ -157,7 +244,10 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
                     // Check it binds now; store the text, bound again when used.
                     let bound = binder.bind(expr, &Scope::empty()).map_err(|e| {
                         if e.state == SqlState::UNDEFINED_COLUMN {
-                            SqlError::new(SqlState::INVALID_COLUMN_DEFINITION, "cannot use column reference in DEFAULT expression")
+                            SqlError::new(
+                                SqlState::INVALID_COLUMN_DEFINITION,
+                                "cannot use column reference in DEFAULT expression",
+                            )
                         } else {
                             e
                         }
@@ -171,7 +261,11 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
                     }
                     primary_key = Some(vec![columns.len()]);
                 }
-                other => return Err(SqlError::unsupported(format!("column constraint {other} is not supported yet"))),
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "column constraint {other} is not supported yet"
+                    )))
+                }
             }
         }
         columns.push(column);
@@ -185,24 +279,43 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
                 let mut key = Vec::new();
                 for column in &pk.columns {
                     let ast::Expr::Identifier(ident) = &column.column.expr else {
-                        return Err(SqlError::unsupported("primary keys on expressions are not supported"));
+                        return Err(SqlError::unsupported(
+                            "primary keys on expressions are not supported",
+                        ));
                     };
                     let column_name = ident_name(ident);
-                    let index = columns.iter().position(|c| c.name == column_name).ok_or_else(|| {
-                        SqlError::new(SqlState::UNDEFINED_COLUMN, format!("column \"{column_name}\" named in key does not exist"))
-                    })?;
+                    let index = columns
+                        .iter()
+                        .position(|c| c.name == column_name)
+                        .ok_or_else(|| {
+                            SqlError::new(
+                                SqlState::UNDEFINED_COLUMN,
+                                format!("column \"{column_name}\" named in key does not exist"),
+                            )
+                        })?;
                     if key.contains(&index) {
-                        return Err(SqlError::new(SqlState::DUPLICATE_COLUMN, format!("column \"{column_name}\" appears twice in primary key constraint")));
+                        return Err(SqlError::new(
+                            SqlState::DUPLICATE_COLUMN,
+                            format!(
+                                "column \"{column_name}\" appears twice in primary key constraint"
+                            ),
+                        ));
                     }
                     key.push(index);
                 }
                 primary_key = Some(key);
             }
-            other => return Err(SqlError::unsupported(format!("table constraint {other} is not supported yet"))),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "table constraint {other} is not supported yet"
+                )))
+            }
         }
     }
     if columns.is_empty() {
-        return Err(SqlError::unsupported("tables without columns are not supported"));
+        return Err(SqlError::unsupported(
+            "tables without columns are not supported",
+        ));
     }
     let primary_key = match primary_key {
         Some(key) => {
@@ -212,25 +325,49 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
             key
         }
         None => {
-            columns.push(ColumnDesc { name: "rowid".into(), data_type: DataType::Int8, nullable: false, default: None, hidden: true });
+            columns.push(ColumnDesc {
+                name: "rowid".into(),
+                data_type: DataType::Int8,
+                nullable: false,
+                default: None,
+                hidden: true,
+            });
             vec![columns.len() - 1]
         }
     };
-    let desc = TableDesc { id: 0, name, columns, primary_key };
-    Ok(Plan::CreateTable { desc, if_not_exists: create.if_not_exists })
+    let desc = TableDesc {
+        id: 0,
+        name,
+        columns,
+        primary_key,
+    };
+    Ok(Plan::CreateTable {
+        desc,
+        if_not_exists: create.if_not_exists,
+    })
 }
 
 /// Resolves a FROM list of at most one plain table.
-async fn from_table(txn: &mut Transaction, from: &[ast::TableWithJoins]) -> SqlResult<Option<(Arc<TableDesc>, String)>> {
+async fn from_table(
+    txn: &mut Transaction,
+    from: &[ast::TableWithJoins],
+) -> SqlResult<Option<(Arc<TableDesc>, String)>> {
     match from {
         [] => Ok(None),
         [single] if single.joins.is_empty() => match &single.relation {
-            ast::TableFactor::Table { name, alias, args: None, .. } => {
+            ast::TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
                 let table = catalog::require(txn, &table_name(name)?).await?;
                 let visible = match alias {
                     Some(alias) => {
                         if !alias.columns.is_empty() {
-                            return Err(SqlError::unsupported("column aliases in FROM are not supported yet"));
+                            return Err(SqlError::unsupported(
+                                "column aliases in FROM are not supported yet",
+                            ));
                         }
                         ident_name(&alias.name)
                     }
@@ -238,7 +375,9 @@ async fn from_table(txn: &mut Transaction, from: &[ast::TableWithJoins]) -> SqlR
                 };
                 Ok(Some((table, visible)))
             }
-            other => Err(SqlError::unsupported(format!("FROM {other} is not supported yet"))),
+            other => Err(SqlError::unsupported(format!(
+                "FROM {other} is not supported yet"
+            ))),
         },
         _ => Err(SqlError::unsupported("joins are not supported yet")),
     }
@@ -248,13 +387,23 @@ fn limit_expr(binder: &mut Binder, expr: &ast::Expr, what: &str) -> SqlResult<Ex
     let bound = binder.bind(expr, &Scope::empty())?;
     let bound = binder.coerce(bound, &DataType::Int8)?;
     if !bound.ty().is_numeric() {
-        return Err(SqlError::new(SqlState::DATATYPE_MISMATCH, format!("argument of {what} must be type bigint, not type {}", bound.ty())));
+        return Err(SqlError::new(
+            SqlState::DATATYPE_MISMATCH,
+            format!(
+                "argument of {what} must be type bigint, not type {}",
+                bound.ty()
+            ),
+        ));
     }
     Ok(bound)
 }
 
 /// Plans a query (SELECT or VALUES).
-pub async fn plan_query(txn: &mut Transaction, query: &ast::Query, binder: &mut Binder) -> SqlResult<SelectPlan> {
+pub async fn plan_query(
+    txn: &mut Transaction,
+    query: &ast::Query,
+    binder: &mut Binder,
+) -> SqlResult<SelectPlan> {
     if query.with.is_some() {
         return Err(SqlError::unsupported("WITH is not supported yet"));
     }
@@ -267,8 +416,16 @@ pub async fn plan_query(txn: &mut Transaction, query: &ast::Query, binder: &mut 
         ast::SetExpr::Query(inner) if query.order_by.is_none() && query.limit_clause.is_none() => {
             return Box::pin(plan_query(txn, inner, binder)).await
         }
-        ast::SetExpr::SetOperation { .. } => return Err(SqlError::unsupported("UNION, INTERSECT and EXCEPT are not supported yet")),
-        other => return Err(SqlError::unsupported(format!("{other} is not supported yet"))),
+        ast::SetExpr::SetOperation { .. } => {
+            return Err(SqlError::unsupported(
+                "UNION, INTERSECT and EXCEPT are not supported yet",
+            ))
+        }
+        other => {
+            return Err(SqlError::unsupported(format!(
+                "{other} is not supported yet"
+            )))
+        }
     };
     let table = from_table(txn, &select.from).await?;
     let scope = match &table {
@@ -283,7 +440,9 @@ pub async fn plan_query(txn: &mut Transaction, query: &ast::Query, binder: &mut 
             }
             for lock in locks {
                 if lock.nonblock.is_some() {
-                    return Err(SqlError::unsupported("NOWAIT and SKIP LOCKED are not supported yet"));
+                    return Err(SqlError::unsupported(
+                        "NOWAIT and SKIP LOCKED are not supported yet",
+                    ));
                 }
             }
             true
@@ -294,7 +453,13 @@ pub async fn plan_query(txn: &mut Transaction, query: &ast::Query, binder: &mut 
             let bound = binder.bind(selection, &scope)?;
             let bound = binder.coerce(bound, &DataType::Bool)?;
             if bound.ty() != DataType::Bool {
-                return Err(SqlError::new(SqlState::DATATYPE_MISMATCH, format!("argument of WHERE must be type boolean, not type {}", bound.ty())));
+                return Err(SqlError::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!(
+                        "argument of WHERE must be type boolean, not type {}",
+                        bound.ty()
+                    ),
+                ));
             }
             Some(bound)
         }
@@ -308,31 +473,52 @@ pub async fn plan_query(txn: &mut Transaction, query: &ast::Query, binder: &mut 
         match item {
             ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
                 let Some((table, _)) = &table else {
-                    return Err(SqlError::syntax("SELECT * with no tables specified is not valid"));
+                    return Err(SqlError::syntax(
+                        "SELECT * with no tables specified is not valid",
+                    ));
                 };
                 for i in table.visible_columns() {
                     let column = &table.columns[i];
-                    projection.push(Expr::Column { index: i, name: column.name.clone(), ty: column.data_type.clone() });
-                    columns.push(Column { name: column.name.clone(), data_type: column.data_type.clone() });
+                    projection.push(Expr::Column {
+                        index: i,
+                        name: column.name.clone(),
+                        ty: column.data_type.clone(),
+                    });
+                    columns.push(Column {
+                        name: column.name.clone(),
+                        data_type: column.data_type.clone(),
+                    });
                 }
             }
             ast::SelectItem::UnnamedExpr(expr) => {
                 let bound = binder.bind_allowing_aggregates(expr, &scope)?;
-                columns.push(Column { name: output_name(expr), data_type: output_type(&bound) });
+                columns.push(Column {
+                    name: output_name(expr),
+                    data_type: output_type(&bound),
+                });
                 projection.push(bound);
             }
             ast::SelectItem::ExprWithAlias { expr, alias } => {
                 let bound = binder.bind_allowing_aggregates(expr, &scope)?;
-                columns.push(Column { name: ident_name(alias), data_type: output_type(&bound) });
+                columns.push(Column {
+                    name: ident_name(alias),
+                    data_type: output_type(&bound),
+                });
                 projection.push(bound);
             }
-            other => return Err(SqlError::unsupported(format!("select item {other} is not supported"))),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "select item {other} is not supported"
+                )))
+            }
         }
     }
     let distinct = match &select.distinct {
         None | Some(ast::Distinct::All) => false,
         Some(ast::Distinct::Distinct) => true,
-        Some(ast::Distinct::On(_)) => return Err(SqlError::unsupported("DISTINCT ON is not supported yet")),
+        Some(ast::Distinct::On(_)) => {
+            return Err(SqlError::unsupported("DISTINCT ON is not supported yet"))
+        }
     };
 
     // ORDER BY: output ordinals and names first, else expressions over the input.
@@ -346,11 +532,27 @@ pub async fn plan_query(txn: &mut Transaction, query: &ast::Query, binder: &mut 
                 ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
                     let n: usize = v.value.to_string().parse().unwrap_or(0);
                     projection.get(n.wrapping_sub(1)).cloned().ok_or_else(|| {
-                        SqlError::new(SqlState::INVALID_COLUMN_REFERENCE, format!("ORDER BY position {n} is not in select list"))
+                        SqlError::new(
+                            SqlState::INVALID_COLUMN_REFERENCE,
+                            format!("ORDER BY position {n} is not in select list"),
+                        )
                     })?
                 }
-                ast::Expr::Identifier(ident) if columns.iter().filter(|c| c.name == ident_name(ident)).count() == 1 && !select.projection.iter().any(|p| matches!(p, ast::SelectItem::Wildcard(_))) => {
-                    let index = columns.iter().position(|c| c.name == ident_name(ident)).unwrap_or(0);
+                ast::Expr::Identifier(ident)
+                    if columns
+                        .iter()
+                        .filter(|c| c.name == ident_name(ident))
+                        .count()
+                        == 1
+                        && !select
+                            .projection
+                            .iter()
+                            .any(|p| matches!(p, ast::SelectItem::Wildcard(_))) =>
+                {
+                    let index = columns
+                        .iter()
+                        .position(|c| c.name == ident_name(ident))
+                        .unwrap_or(0);
                     projection[index].clone()
                 }
                 other => binder.bind_allowing_aggregates(other, &scope)?,
@@ -360,7 +562,11 @@ pub async fn plan_query(txn: &mut Transaction, query: &ast::Query, binder: &mut 
                 return Err(SqlError::unsupported("ORDER BY ... USING is not supported"));
             }
             let nulls_first = item.options.nulls_first.unwrap_or(descending);
-            order_by.push(SortKey { expr, descending, nulls_first });
+            order_by.push(SortKey {
+                expr,
+                descending,
+                nulls_first,
+            });
         }
     }
 
@@ -373,7 +579,10 @@ pub async fn plan_query(txn: &mut Transaction, query: &ast::Query, binder: &mut 
                     ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
                         let n: usize = v.value.to_string().parse().unwrap_or(0);
                         projection.get(n.wrapping_sub(1)).cloned().ok_or_else(|| {
-                            SqlError::new(SqlState::INVALID_COLUMN_REFERENCE, format!("GROUP BY position {n} is not in select list"))
+                            SqlError::new(
+                                SqlState::INVALID_COLUMN_REFERENCE,
+                                format!("GROUP BY position {n} is not in select list"),
+                            )
                         })?
                     }
                     other => binder.bind(other, &scope)?,
@@ -381,7 +590,11 @@ pub async fn plan_query(txn: &mut Transaction, query: &ast::Query, binder: &mut 
             }
             bound
         }
-        _ => return Err(SqlError::unsupported("GROUP BY ALL, ROLLUP, CUBE and GROUPING SETS are not supported")),
+        _ => {
+            return Err(SqlError::unsupported(
+                "GROUP BY ALL, ROLLUP, CUBE and GROUPING SETS are not supported",
+            ))
+        }
     };
     let having = match &select.having {
         Some(h) => {
@@ -394,7 +607,10 @@ pub async fn plan_query(txn: &mut Transaction, query: &ast::Query, binder: &mut 
     let aggregation = if aggregated {
         let groups = group_by.len();
         let rewrite = |e: Expr| rewrite_aggregated(e, &group_by, groups);
-        projection = projection.into_iter().map(rewrite).collect::<SqlResult<_>>()?;
+        projection = projection
+            .into_iter()
+            .map(rewrite)
+            .collect::<SqlResult<_>>()?;
         for key in &mut order_by {
             key.expr = rewrite_aggregated(key.expr.clone(), &group_by, groups)?;
         }
@@ -402,14 +618,22 @@ pub async fn plan_query(txn: &mut Transaction, query: &ast::Query, binder: &mut 
             Some(h) => Some(rewrite_aggregated(h, &group_by, groups)?),
             None => None,
         };
-        Some(Aggregation { group_by: group_by.clone(), aggregates: std::mem::take(&mut binder.aggregates), having })
+        Some(Aggregation {
+            group_by: group_by.clone(),
+            aggregates: std::mem::take(&mut binder.aggregates),
+            having,
+        })
     } else {
         None
     };
 
     let (limit, offset) = match &query.limit_clause {
         None => (None, None),
-        Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
+        Some(ast::LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) => {
             if !limit_by.is_empty() {
                 return Err(SqlError::unsupported("LIMIT BY is not supported"));
             }
@@ -423,17 +647,32 @@ pub async fn plan_query(txn: &mut Transaction, query: &ast::Query, binder: &mut 
             };
             (limit, offset)
         }
-        Some(ast::LimitClause::OffsetCommaLimit { .. }) => return Err(SqlError::syntax("LIMIT #,# syntax is not supported")),
+        Some(ast::LimitClause::OffsetCommaLimit { .. }) => {
+            return Err(SqlError::syntax("LIMIT #,# syntax is not supported"))
+        }
     };
 
     let scan = table.map(|(table, _)| choose_access(table, filter, lock));
-    Ok(SelectPlan { scan, aggregation, projection, columns, distinct, order_by, limit, offset })
+    Ok(SelectPlan {
+        scan,
+        aggregation,
+        projection,
+        columns,
+        distinct,
+        order_by,
+        limit,
+        offset,
+    })
 }
 
 /// After grouping, expressions see the aggregated row: group keys, then aggregate results.
 fn rewrite_aggregated(expr: Expr, group_by: &[Expr], groups: usize) -> SqlResult<Expr> {
     if let Some(i) = group_by.iter().position(|g| *g == expr) {
-        return Ok(Expr::AggRef { index: i, ty: expr.ty(), name: expr.to_string() });
+        return Ok(Expr::AggRef {
+            index: i,
+            ty: expr.ty(),
+            name: expr.to_string(),
+        });
     }
     match expr {
         Expr::Aggregate { index, ty } => Ok(Expr::AggRef { index: groups + index, ty, name: format!("aggregate#{index}") }),
@@ -466,8 +705,12 @@ fn output_name(expr: &ast::Expr) -> String {
                 ast::ObjectNamePart::Function(f) => ident_name(&f.name),
             })
             .unwrap_or_else(|| "?column?".into()),
-        ast::Expr::Cast { expr, data_type, .. } => match expr.as_ref() {
-            ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) | ast::Expr::Function(_) => output_name(expr),
+        ast::Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
+            ast::Expr::Identifier(_)
+            | ast::Expr::CompoundIdentifier(_)
+            | ast::Expr::Function(_) => output_name(expr),
             _ => match DataType::from_ast(data_type) {
                 Ok(ty) => short_type_name(&ty),
                 Err(_) => "?column?".into(),
@@ -502,25 +745,50 @@ fn short_type_name(ty: &DataType) -> String {
     .into()
 }
 
-fn plan_values(values: &ast::Values, query: &ast::Query, binder: &mut Binder) -> SqlResult<SelectPlan> {
+fn plan_values(
+    values: &ast::Values,
+    query: &ast::Query,
+    binder: &mut Binder,
+) -> SqlResult<SelectPlan> {
     if query.order_by.is_some() || query.limit_clause.is_some() {
-        return Err(SqlError::unsupported("ORDER BY and LIMIT on VALUES are not supported yet"));
+        return Err(SqlError::unsupported(
+            "ORDER BY and LIMIT on VALUES are not supported yet",
+        ));
     }
     // A VALUES list becomes a SELECT per row... kept simple: one row only outside INSERT.
     let [row] = values.rows.as_slice() else {
-        return Err(SqlError::unsupported("VALUES with several rows is only supported in INSERT"));
+        return Err(SqlError::unsupported(
+            "VALUES with several rows is only supported in INSERT",
+        ));
     };
     let mut projection = Vec::new();
     let mut columns = Vec::new();
     for (i, expr) in row.content.iter().enumerate() {
         let bound = binder.bind(expr, &Scope::empty())?;
-        columns.push(Column { name: format!("column{}", i + 1), data_type: output_type(&bound) });
+        columns.push(Column {
+            name: format!("column{}", i + 1),
+            data_type: output_type(&bound),
+        });
         projection.push(bound);
     }
-    Ok(SelectPlan { scan: None, aggregation: None, projection, columns, distinct: false, order_by: vec![], limit: None, offset: None })
+    Ok(SelectPlan {
+        scan: None,
+        aggregation: None,
+        projection,
+        columns,
+        distinct: false,
+        order_by: vec![],
+        limit: None,
+        offset: None,
+    })
 }
 
-fn returning(binder: &mut Binder, items: &Option<Vec<ast::SelectItem>>, table: &Arc<TableDesc>, scope: &Scope) -> SqlResult<Option<(Vec<Expr>, Vec<Column>)>> {
+fn returning(
+    binder: &mut Binder,
+    items: &Option<Vec<ast::SelectItem>>,
+    table: &Arc<TableDesc>,
+    scope: &Scope,
+) -> SqlResult<Option<(Vec<Expr>, Vec<Column>)>> {
     let Some(items) = items else { return Ok(None) };
     let mut exprs = Vec::new();
     let mut columns = Vec::new();
@@ -529,21 +797,38 @@ fn returning(binder: &mut Binder, items: &Option<Vec<ast::SelectItem>>, table: &
             ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
                 for i in table.visible_columns() {
                     let c = &table.columns[i];
-                    exprs.push(Expr::Column { index: i, name: c.name.clone(), ty: c.data_type.clone() });
-                    columns.push(Column { name: c.name.clone(), data_type: c.data_type.clone() });
+                    exprs.push(Expr::Column {
+                        index: i,
+                        name: c.name.clone(),
+                        ty: c.data_type.clone(),
+                    });
+                    columns.push(Column {
+                        name: c.name.clone(),
+                        data_type: c.data_type.clone(),
+                    });
                 }
             }
             ast::SelectItem::UnnamedExpr(expr) => {
                 let bound = binder.bind(expr, scope)?;
-                columns.push(Column { name: output_name(expr), data_type: output_type(&bound) });
+                columns.push(Column {
+                    name: output_name(expr),
+                    data_type: output_type(&bound),
+                });
                 exprs.push(bound);
             }
             ast::SelectItem::ExprWithAlias { expr, alias } => {
                 let bound = binder.bind(expr, scope)?;
-                columns.push(Column { name: ident_name(alias), data_type: output_type(&bound) });
+                columns.push(Column {
+                    name: ident_name(alias),
+                    data_type: output_type(&bound),
+                });
                 exprs.push(bound);
             }
-            other => return Err(SqlError::unsupported(format!("RETURNING {other} is not supported"))),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "RETURNING {other} is not supported"
+                )))
+            }
         }
     }
     Ok(Some((exprs, columns)))
@@ -561,7 +846,12 @@ pub fn bind_defaults(binder: &mut Binder, table: &TableDesc) -> SqlResult<Vec<Op
                 let expr = sqlparser::parser::Parser::new(&dialect)
                     .try_with_sql(text)
                     .and_then(|mut p| p.parse_expr())
-                    .map_err(|e| SqlError::internal(format!("stored DEFAULT of column \"{}\" does not parse: {e}", column.name)))?;
+                    .map_err(|e| {
+                        SqlError::internal(format!(
+                            "stored DEFAULT of column \"{}\" does not parse: {e}",
+                            column.name
+                        ))
+                    })?;
                 let bound = binder.bind(&expr, &Scope::empty())?;
                 Ok(Some(binder.coerce_for_column(bound, column)?))
             }
@@ -569,12 +859,20 @@ pub fn bind_defaults(binder: &mut Binder, table: &TableDesc) -> SqlResult<Vec<Op
         .collect()
 }
 
-async fn plan_insert(txn: &mut Transaction, insert: &ast::Insert, binder: &mut Binder) -> SqlResult<InsertPlan> {
+async fn plan_insert(
+    txn: &mut Transaction,
+    insert: &ast::Insert,
+    binder: &mut Binder,
+) -> SqlResult<InsertPlan> {
     let ast::TableObject::TableName(name) = &insert.table else {
-        return Err(SqlError::unsupported("INSERT INTO a table function is not supported"));
+        return Err(SqlError::unsupported(
+            "INSERT INTO a table function is not supported",
+        ));
     };
     if insert.on.is_some() {
-        return Err(SqlError::unsupported("INSERT ... ON CONFLICT is not supported yet"));
+        return Err(SqlError::unsupported(
+            "INSERT ... ON CONFLICT is not supported yet",
+        ));
     }
     let table = catalog::require(txn, &table_name(name)?).await?;
     let targets: Vec<usize> = if insert.columns.is_empty() {
@@ -582,37 +880,66 @@ async fn plan_insert(txn: &mut Transaction, insert: &ast::Insert, binder: &mut B
     } else {
         let mut targets = Vec::new();
         for column in &insert.columns {
-            let column_name = column.0.last().map(|p| match p {
-                ast::ObjectNamePart::Identifier(i) => ident_name(i),
-                ast::ObjectNamePart::Function(f) => ident_name(&f.name),
-            }).unwrap_or_default();
-            let index = table.column_index(&column_name).filter(|&i| !table.columns[i].hidden).ok_or_else(|| {
-                SqlError::new(SqlState::UNDEFINED_COLUMN, format!("column \"{column_name}\" of relation \"{}\" does not exist", table.name))
-            })?;
+            let column_name = column
+                .0
+                .last()
+                .map(|p| match p {
+                    ast::ObjectNamePart::Identifier(i) => ident_name(i),
+                    ast::ObjectNamePart::Function(f) => ident_name(&f.name),
+                })
+                .unwrap_or_default();
+            let index = table
+                .column_index(&column_name)
+                .filter(|&i| !table.columns[i].hidden)
+                .ok_or_else(|| {
+                    SqlError::new(
+                        SqlState::UNDEFINED_COLUMN,
+                        format!(
+                            "column \"{column_name}\" of relation \"{}\" does not exist",
+                            table.name
+                        ),
+                    )
+                })?;
             if targets.contains(&index) {
-                return Err(SqlError::new(SqlState::DUPLICATE_COLUMN, format!("column \"{column_name}\" specified more than once")));
+                return Err(SqlError::new(
+                    SqlState::DUPLICATE_COLUMN,
+                    format!("column \"{column_name}\" specified more than once"),
+                ));
             }
             targets.push(index);
         }
         targets
     };
     let Some(source) = &insert.source else {
-        return Err(SqlError::unsupported("INSERT without VALUES or SELECT is not supported"));
+        return Err(SqlError::unsupported(
+            "INSERT without VALUES or SELECT is not supported",
+        ));
     };
     let source = match source.body.as_ref() {
-        ast::SetExpr::Values(values) if source.order_by.is_none() && source.limit_clause.is_none() => {
+        ast::SetExpr::Values(values)
+            if source.order_by.is_none() && source.limit_clause.is_none() =>
+        {
             let mut rows = Vec::with_capacity(values.rows.len());
             for row in &values.rows {
                 if row.content.len() > targets.len() {
-                    return Err(SqlError::syntax("INSERT has more expressions than target columns"));
+                    return Err(SqlError::syntax(
+                        "INSERT has more expressions than target columns",
+                    ));
                 }
                 if row.content.len() < targets.len() {
-                    return Err(SqlError::syntax("INSERT has more target columns than expressions"));
+                    return Err(SqlError::syntax(
+                        "INSERT has more target columns than expressions",
+                    ));
                 }
                 let mut bound = Vec::with_capacity(row.content.len());
                 for (expr, &target) in row.content.iter().zip(&targets) {
                     bound.push(match expr {
-                        ast::Expr::Identifier(ident) if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") => None,
+                        ast::Expr::Identifier(ident)
+                            if ident.quote_style.is_none()
+                                && ident.value.eq_ignore_ascii_case("default") =>
+                        {
+                            None
+                        }
                         expr => {
                             let e = binder.bind(expr, &Scope::empty())?;
                             Some(binder.coerce_for_column(e, &table.columns[target])?)
@@ -638,20 +965,41 @@ async fn plan_insert(txn: &mut Transaction, insert: &ast::Insert, binder: &mut B
     let defaults = bind_defaults(binder, &table)?;
     let scope = Scope::table(table.clone(), table.name.clone());
     let returning = returning(binder, &insert.returning, &table, &scope)?;
-    Ok(InsertPlan { table, targets, source, defaults, returning })
+    Ok(InsertPlan {
+        table,
+        targets,
+        source,
+        defaults,
+        returning,
+    })
 }
 
-async fn single_table(txn: &mut Transaction, relation: &ast::TableWithJoins) -> SqlResult<(Arc<TableDesc>, String)> {
-    from_table(txn, std::slice::from_ref(relation)).await?.ok_or_else(|| SqlError::syntax("missing table"))
+async fn single_table(
+    txn: &mut Transaction,
+    relation: &ast::TableWithJoins,
+) -> SqlResult<(Arc<TableDesc>, String)> {
+    from_table(txn, std::slice::from_ref(relation))
+        .await?
+        .ok_or_else(|| SqlError::syntax("missing table"))
 }
 
-fn where_clause(binder: &mut Binder, selection: &Option<ast::Expr>, scope: &Scope) -> SqlResult<Option<Expr>> {
+fn where_clause(
+    binder: &mut Binder,
+    selection: &Option<ast::Expr>,
+    scope: &Scope,
+) -> SqlResult<Option<Expr>> {
     match selection {
         Some(selection) => {
             let bound = binder.bind(selection, scope)?;
             let bound = binder.coerce(bound, &DataType::Bool)?;
             if bound.ty() != DataType::Bool {
-                return Err(SqlError::new(SqlState::DATATYPE_MISMATCH, format!("argument of WHERE must be type boolean, not type {}", bound.ty())));
+                return Err(SqlError::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!(
+                        "argument of WHERE must be type boolean, not type {}",
+                        bound.ty()
+                    ),
+                ));
             }
             Ok(Some(bound))
         }
@@ -659,31 +1007,59 @@ fn where_clause(binder: &mut Binder, selection: &Option<ast::Expr>, scope: &Scop
     }
 }
 
-async fn plan_update(txn: &mut Transaction, update: &ast::Update, binder: &mut Binder) -> SqlResult<UpdatePlan> {
+async fn plan_update(
+    txn: &mut Transaction,
+    update: &ast::Update,
+    binder: &mut Binder,
+) -> SqlResult<UpdatePlan> {
     if update.from.is_some() {
-        return Err(SqlError::unsupported("UPDATE ... FROM is not supported yet"));
+        return Err(SqlError::unsupported(
+            "UPDATE ... FROM is not supported yet",
+        ));
     }
     let (table, name) = single_table(txn, &update.table).await?;
     let scope = Scope::table(table.clone(), name);
     let mut assignments: Vec<(usize, Expr)> = Vec::new();
     for assignment in &update.assignments {
         let ast::AssignmentTarget::ColumnName(column) = &assignment.target else {
-            return Err(SqlError::unsupported("tuple assignment is not supported yet"));
+            return Err(SqlError::unsupported(
+                "tuple assignment is not supported yet",
+            ));
         };
-        let column_name = column.0.last().map(|p| match p {
-            ast::ObjectNamePart::Identifier(i) => ident_name(i),
-            ast::ObjectNamePart::Function(f) => ident_name(&f.name),
-        }).unwrap_or_default();
-        let index = table.column_index(&column_name).filter(|&i| !table.columns[i].hidden).ok_or_else(|| {
-            SqlError::new(SqlState::UNDEFINED_COLUMN, format!("column \"{column_name}\" of relation \"{}\" does not exist", table.name))
-        })?;
+        let column_name = column
+            .0
+            .last()
+            .map(|p| match p {
+                ast::ObjectNamePart::Identifier(i) => ident_name(i),
+                ast::ObjectNamePart::Function(f) => ident_name(&f.name),
+            })
+            .unwrap_or_default();
+        let index = table
+            .column_index(&column_name)
+            .filter(|&i| !table.columns[i].hidden)
+            .ok_or_else(|| {
+                SqlError::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!(
+                        "column \"{column_name}\" of relation \"{}\" does not exist",
+                        table.name
+                    ),
+                )
+            })?;
         if assignments.iter().any(|(i, _)| *i == index) {
-            return Err(SqlError::syntax(format!("multiple assignments to same column \"{column_name}\"")));
+            return Err(SqlError::syntax(format!(
+                "multiple assignments to same column \"{column_name}\""
+            )));
         }
         let value = match &assignment.value {
-            ast::Expr::Identifier(ident) if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") => {
+            ast::Expr::Identifier(ident)
+                if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") =>
+            {
                 let defaults = bind_defaults(binder, &table)?;
-                defaults[index].clone().unwrap_or(Expr::Literal(crate::types::Value::Null, table.columns[index].data_type.clone()))
+                defaults[index].clone().unwrap_or(Expr::Literal(
+                    crate::types::Value::Null,
+                    table.columns[index].data_type.clone(),
+                ))
             }
             expr => {
                 let bound = binder.bind(expr, &scope)?;
@@ -694,24 +1070,39 @@ async fn plan_update(txn: &mut Transaction, update: &ast::Update, binder: &mut B
     }
     let filter = where_clause(binder, &update.selection, &scope)?;
     let returning = returning(binder, &update.returning, &table, &scope)?;
-    Ok(UpdatePlan { scan: choose_access(table, filter, false), assignments, returning })
+    Ok(UpdatePlan {
+        scan: choose_access(table, filter, false),
+        assignments,
+        returning,
+    })
 }
 
-async fn plan_delete(txn: &mut Transaction, delete: &ast::Delete, binder: &mut Binder) -> SqlResult<DeletePlan> {
+async fn plan_delete(
+    txn: &mut Transaction,
+    delete: &ast::Delete,
+    binder: &mut Binder,
+) -> SqlResult<DeletePlan> {
     if delete.using.is_some() {
-        return Err(SqlError::unsupported("DELETE ... USING is not supported yet"));
+        return Err(SqlError::unsupported(
+            "DELETE ... USING is not supported yet",
+        ));
     }
     let from = match &delete.from {
         ast::FromTable::WithFromKeyword(from) | ast::FromTable::WithoutKeyword(from) => from,
     };
     let [relation] = from.as_slice() else {
-        return Err(SqlError::unsupported("DELETE from several tables is not supported"));
+        return Err(SqlError::unsupported(
+            "DELETE from several tables is not supported",
+        ));
     };
     let (table, name) = single_table(txn, relation).await?;
     let scope = Scope::table(table.clone(), name);
     let filter = where_clause(binder, &delete.selection, &scope)?;
     let returning = returning(binder, &delete.returning, &table, &scope)?;
-    Ok(DeletePlan { scan: choose_access(table, filter, false), returning })
+    Ok(DeletePlan {
+        scan: choose_access(table, filter, false),
+        returning,
+    })
 }
 
 /// Splits a predicate into its AND-ed conjuncts.
@@ -729,11 +1120,20 @@ fn conjuncts(expr: &Expr) -> Vec<&Expr> {
 /// If `conjunct` compares column `column` with a row-independent value of the column's own
 /// type, the comparison (column on the left) and the value.
 fn key_condition(conjunct: &Expr, column: usize, ty: &DataType) -> Option<(CmpOp, Expr)> {
-    let Expr::Cmp(op, l, r) = conjunct else { return None };
-    let usable = |e: &Expr| e.is_row_independent() && e.ty() == *ty;
+    let Expr::Cmp(op, l, r) = conjunct else {
+        return None;
+    };
+    // Integer keys encode the same whatever their width, so any integer bound will do.
+    let integer = |t: &DataType| matches!(t, DataType::Int2 | DataType::Int4 | DataType::Int8);
+    let usable =
+        |e: &Expr| e.is_row_independent() && (e.ty() == *ty || (integer(&e.ty()) && integer(ty)));
     match (l.as_ref(), r.as_ref()) {
-        (Expr::Column { index, .. }, value) if *index == column && usable(value) => Some((*op, value.clone())),
-        (value, Expr::Column { index, .. }) if *index == column && usable(value) => Some((op.flipped(), value.clone())),
+        (Expr::Column { index, .. }, value) if *index == column && usable(value) => {
+            Some((*op, value.clone()))
+        }
+        (value, Expr::Column { index, .. }) if *index == column && usable(value) => {
+            Some((op.flipped(), value.clone()))
+        }
         _ => None,
     }
 }
@@ -746,10 +1146,12 @@ pub fn choose_access(table: Arc<TableDesc>, filter: Option<Expr>, lock: bool) ->
         let mut prefix = Vec::new();
         for &key_column in &table.primary_key {
             let ty = &table.columns[key_column].data_type;
-            let equal = parts.iter().find_map(|c| match key_condition(c, key_column, ty) {
-                Some((CmpOp::Eq, value)) => Some(value),
-                _ => None,
-            });
+            let equal = parts
+                .iter()
+                .find_map(|c| match key_condition(c, key_column, ty) {
+                    Some((CmpOp::Eq, value)) => Some(value),
+                    _ => None,
+                });
             match equal {
                 Some(value) => prefix.push(value),
                 None => {
@@ -765,7 +1167,11 @@ pub fn choose_access(table: Arc<TableDesc>, filter: Option<Expr>, lock: bool) ->
                         }
                     }
                     if !prefix.is_empty() || lower.is_some() || upper.is_some() {
-                        access = Access::Range { prefix: std::mem::take(&mut prefix), lower, upper };
+                        access = Access::Range {
+                            prefix: std::mem::take(&mut prefix),
+                            lower,
+                            upper,
+                        };
                     }
                     break;
                 }
@@ -775,5 +1181,10 @@ pub fn choose_access(table: Arc<TableDesc>, filter: Option<Expr>, lock: bool) ->
             access = Access::Point(prefix);
         }
     }
-    Scan { table, access, filter, lock }
+    Scan {
+        table,
+        access,
+        filter,
+        lock,
+    }
 }

@@ -235,13 +235,23 @@ fn default_settings(user: &str) -> BTreeMap<String, String> {
 pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
     Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
         let message = e.to_string();
-        let message = message.strip_prefix("sql parser error: ").unwrap_or(&message).to_string();
+        let message = message
+            .strip_prefix("sql parser error: ")
+            .unwrap_or(&message)
+            .to_string();
         let near = message.rsplit_once("found: ").map(|(_, rest)| {
-            rest.split(" at Line").next().unwrap_or(rest).trim().to_string()
+            rest.split(" at Line")
+                .next()
+                .unwrap_or(rest)
+                .trim()
+                .to_string()
         });
         match near {
-            Some(token) if token == "EOF" => SqlError::syntax("syntax error at end of input").with_detail(message),
-            Some(token) => SqlError::syntax(format!("syntax error at or near \"{token}\"")).with_detail(message),
+            Some(token) if token == "EOF" => {
+                SqlError::syntax("syntax error at end of input").with_detail(message)
+            }
+            Some(token) => SqlError::syntax(format!("syntax error at or near \"{token}\""))
+                .with_detail(message),
             None => SqlError::syntax(format!("syntax error: {message}")),
         }
     })
@@ -250,12 +260,18 @@ pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
 fn is_transaction_control(statement: &ast::Statement) -> bool {
     matches!(
         statement,
-        ast::Statement::StartTransaction { .. } | ast::Statement::Commit { .. } | ast::Statement::Rollback { .. }
+        ast::Statement::StartTransaction { .. }
+            | ast::Statement::Commit { .. }
+            | ast::Statement::Rollback { .. }
     )
 }
 
 fn warning(code: &'static str, message: &str) -> Notice {
-    Notice { severity: "WARNING", code, message: message.to_string() }
+    Notice {
+        severity: "WARNING",
+        code,
+        message: message.to_string(),
+    }
 }
 
 impl Session {
@@ -318,13 +334,20 @@ impl Session {
 
     /// Parses and plans one statement (extended protocol Parse). `param_types` are the types
     /// the client specified (`None` or `Unknown` = infer).
-    pub async fn prepare(&mut self, sql: &str, param_types: &[Option<DataType>]) -> SqlResult<Arc<Prepared>> {
+    pub async fn prepare(
+        &mut self,
+        sql: &str,
+        param_types: &[Option<DataType>],
+    ) -> SqlResult<Arc<Prepared>> {
         let mut statements = parse(sql)?;
         if statements.len() > 1 {
-            return Err(SqlError::syntax("cannot insert multiple commands into a prepared statement"));
+            return Err(SqlError::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            ));
         }
         let statement = statements.pop();
-        self.prepare_statement(sql.to_string(), statement, param_types).await
+        self.prepare_statement(sql.to_string(), statement, param_types)
+            .await
     }
 
     async fn prepare_statement(
@@ -359,7 +382,11 @@ impl Session {
     }
 
     /// Plans in the session's transaction if one is open, else at a fresh snapshot.
-    async fn plan_with_snapshot(&mut self, statement: &ast::Statement, declared: &[Option<DataType>]) -> SqlResult<(Plan, Vec<DataType>)> {
+    async fn plan_with_snapshot(
+        &mut self,
+        statement: &ast::Statement,
+        declared: &[Option<DataType>],
+    ) -> SqlResult<(Plan, Vec<DataType>)> {
         match self.txn.as_mut() {
             Some(txn) => planner::plan(txn, statement, declared).await,
             None => {
@@ -385,7 +412,11 @@ impl Session {
         if params.len() != prepared.param_types.len() {
             return Err(SqlError::new(
                 SqlState::PROTOCOL_VIOLATION,
-                format!("bind message supplies {} parameters, but prepared statement requires {}", params.len(), prepared.param_types.len()),
+                format!(
+                    "bind message supplies {} parameters, but prepared statement requires {}",
+                    params.len(),
+                    prepared.param_types.len()
+                ),
             ));
         }
         let plan = prepared.plan();
@@ -396,12 +427,26 @@ impl Session {
             Plan::SetTransaction { modes, session } => self.set_transaction(modes, *session),
             Plan::Set { name, value } => self.set(name, value.as_deref()),
             Plan::Show(name) => self.show(name),
-            Plan::NoOp(tag) => Ok(Outcome { tag: (*tag).to_string(), ..Outcome::default() }),
+            Plan::NoOp(tag) => Ok(Outcome {
+                tag: (*tag).to_string(),
+                ..Outcome::default()
+            }),
             Plan::Explain(inner) => {
-                let rows = exec::explain(inner).into_iter().map(|line| vec![Value::Text(line)]).collect();
-                Ok(Outcome { tag: "EXPLAIN".into(), columns: plan.columns(), rows, ..Outcome::default() })
+                let rows = exec::explain(inner)
+                    .into_iter()
+                    .map(|line| vec![Value::Text(line)])
+                    .collect();
+                Ok(Outcome {
+                    tag: "EXPLAIN".into(),
+                    columns: plan.columns(),
+                    rows,
+                    ..Outcome::default()
+                })
             }
-            _ => self.run_in_transaction(prepared, statement, plan, &params).await,
+            _ => {
+                self.run_in_transaction(prepared, statement, plan, &params)
+                    .await
+            }
         };
         if result.is_err() {
             self.fail_block();
@@ -414,7 +459,11 @@ impl Session {
     fn fail_block(&mut self) {
         self.txn = None;
         if matches!(self.block, Block::Open | Block::Implicit) {
-            self.block = if self.block == Block::Open { Block::Failed } else { Block::Implicit };
+            self.block = if self.block == Block::Open {
+                Block::Failed
+            } else {
+                Block::Implicit
+            };
         }
     }
 
@@ -427,7 +476,10 @@ impl Session {
     ) -> SqlResult<Outcome> {
         let read_only = self.read_only();
         if let (Some(kind), true) = (plan.write_kind(), read_only) {
-            return Err(SqlError::new(SqlState::READ_ONLY_SQL_TRANSACTION, format!("cannot execute {kind} in a read-only transaction")));
+            return Err(SqlError::new(
+                SqlState::READ_ONLY_SQL_TRANSACTION,
+                format!("cannot execute {kind} in a read-only transaction"),
+            ));
         }
         let mut txn = match self.txn.take() {
             Some(txn) => txn,
@@ -443,9 +495,15 @@ impl Session {
                 }
             }
             if stale {
-                let (replanned, types) = planner::plan(&mut txn, statement, &prepared.declared).await?;
-                if types != prepared.param_types || replanned.columns().unwrap_or_default() != prepared.columns {
-                    return Err(SqlError::new(SqlState::FEATURE_NOT_SUPPORTED, "cached plan must not change result type"));
+                let (replanned, types) =
+                    planner::plan(&mut txn, statement, &prepared.declared).await?;
+                if types != prepared.param_types
+                    || replanned.columns().unwrap_or_default() != prepared.columns
+                {
+                    return Err(SqlError::new(
+                        SqlState::FEATURE_NOT_SUPPORTED,
+                        "cached plan must not change result type",
+                    ));
                 }
                 plan = Arc::new(replanned);
                 *prepared.plan.lock().unwrap_or_else(|p| p.into_inner()) = plan.clone();
@@ -465,41 +523,82 @@ impl Session {
         }
     }
 
-    async fn run_plan(&mut self, txn: &mut Transaction, plan: &Plan, params: &[Value]) -> SqlResult<Outcome> {
+    async fn run_plan(
+        &mut self,
+        txn: &mut Transaction,
+        plan: &Plan,
+        params: &[Value],
+    ) -> SqlResult<Outcome> {
         match plan {
-            Plan::CreateTable { desc, if_not_exists } => {
+            Plan::CreateTable {
+                desc,
+                if_not_exists,
+            } => {
                 if catalog::lookup(txn, &desc.name).await?.is_some() {
                     let message = format!("relation \"{}\" already exists", desc.name);
                     if *if_not_exists {
-                        let notice = Notice { severity: "NOTICE", code: "42P07", message: format!("{message}, skipping") };
-                        return Ok(Outcome { tag: "CREATE TABLE".into(), notices: vec![notice], ..Outcome::default() });
+                        let notice = Notice {
+                            severity: "NOTICE",
+                            code: "42P07",
+                            message: format!("{message}, skipping"),
+                        };
+                        return Ok(Outcome {
+                            tag: "CREATE TABLE".into(),
+                            notices: vec![notice],
+                            ..Outcome::default()
+                        });
                     }
                     return Err(SqlError::new(SqlState::DUPLICATE_TABLE, message));
                 }
                 catalog::create(txn, desc.clone()).await?;
-                Ok(Outcome { tag: "CREATE TABLE".into(), ..Outcome::default() })
+                Ok(Outcome {
+                    tag: "CREATE TABLE".into(),
+                    ..Outcome::default()
+                })
             }
             Plan::DropTable { names, if_exists } => {
                 let mut notices = Vec::new();
                 for name in names {
                     if catalog::lookup(txn, name).await?.is_none() {
                         if *if_exists {
-                            notices.push(Notice { severity: "NOTICE", code: "00000", message: format!("table \"{name}\" does not exist, skipping") });
+                            notices.push(Notice {
+                                severity: "NOTICE",
+                                code: "00000",
+                                message: format!("table \"{name}\" does not exist, skipping"),
+                            });
                             continue;
                         }
-                        return Err(SqlError::new(SqlState::UNDEFINED_TABLE, format!("table \"{name}\" does not exist")));
+                        return Err(SqlError::new(
+                            SqlState::UNDEFINED_TABLE,
+                            format!("table \"{name}\" does not exist"),
+                        ));
                     }
                     catalog::drop(txn, name);
                 }
-                Ok(Outcome { tag: "DROP TABLE".into(), notices, ..Outcome::default() })
+                Ok(Outcome {
+                    tag: "DROP TABLE".into(),
+                    notices,
+                    ..Outcome::default()
+                })
             }
             _ => {
                 let clock = self.engine.db.clock().clone();
                 let next_row_id = move || i64::try_from(clock.now().latest.0).unwrap_or(i64::MAX);
-                let now_micros = i64::try_from(txn.read_ts().0 / 1_000).unwrap_or(i64::MAX) - POSTGRES_EPOCH_MICROS;
-                let ctx = ExecContext { params, now_micros, cancel: &self.cancel.0, next_row_id: &next_row_id };
+                let now_micros = i64::try_from(txn.read_ts().0 / 1_000).unwrap_or(i64::MAX)
+                    - POSTGRES_EPOCH_MICROS;
+                let ctx = ExecContext {
+                    params,
+                    now_micros,
+                    cancel: &self.cancel.0,
+                    next_row_id: &next_row_id,
+                };
                 let produced = exec::run(txn, plan, &ctx).await?;
-                Ok(Outcome { tag: produced.tag, columns: plan.columns(), rows: produced.rows, ..Outcome::default() })
+                Ok(Outcome {
+                    tag: produced.tag,
+                    columns: plan.columns(),
+                    rows: produced.rows,
+                    ..Outcome::default()
+                })
             }
         }
     }
@@ -507,13 +606,18 @@ impl Session {
     fn read_only(&self) -> bool {
         match self.block_modes.read_only {
             Some(read_only) if self.block == Block::Open => read_only,
-            _ => self.settings.get("default_transaction_read_only").is_some_and(|v| v == "on"),
+            _ => self
+                .settings
+                .get("default_transaction_read_only")
+                .is_some_and(|v| v == "on"),
         }
     }
 
     /// Commits the open core transaction, if any; a conflict names the table.
     async fn commit_transaction(&mut self) -> SqlResult<()> {
-        let Some(txn) = self.txn.take() else { return Ok(()) };
+        let Some(txn) = self.txn.take() else {
+            return Ok(());
+        };
         match txn.commit().await {
             Ok(_) => Ok(()),
             Err(CoreError::Conflict(mut conflict)) => {
@@ -522,7 +626,9 @@ impl Session {
                 }
                 let reader = self.engine.db.begin();
                 let described = catalog::describe_key(&reader, &conflict.key).await;
-                Err(SqlError::from_core(CoreError::Conflict(conflict), |_| described.clone()))
+                Err(SqlError::from_core(CoreError::Conflict(conflict), |_| {
+                    described.clone()
+                }))
             }
             Err(other) => Err(SqlError::from_core(other, |k| k.to_string())),
         }
@@ -531,27 +637,41 @@ impl Session {
     fn begin(&mut self, modes: &TxnModes) -> SqlResult<Outcome> {
         if matches!(self.block, Block::Open | Block::Failed) {
             let notice = warning("25001", "there is already a transaction in progress");
-            return Ok(Outcome { tag: "BEGIN".into(), notices: vec![notice], ..Outcome::default() });
+            return Ok(Outcome {
+                tag: "BEGIN".into(),
+                notices: vec![notice],
+                ..Outcome::default()
+            });
         }
         check_isolation(modes.isolation)?;
         self.block = Block::Open;
         self.block_modes = modes.clone();
         self.txn = None;
-        Ok(Outcome { tag: "BEGIN".into(), ..Outcome::default() })
+        Ok(Outcome {
+            tag: "BEGIN".into(),
+            ..Outcome::default()
+        })
     }
 
     async fn commit(&mut self) -> SqlResult<Outcome> {
         match self.block {
             Block::None | Block::Implicit => {
                 let notice = warning("25P01", "there is no transaction in progress");
-                Ok(Outcome { tag: "COMMIT".into(), notices: vec![notice], ..Outcome::default() })
+                Ok(Outcome {
+                    tag: "COMMIT".into(),
+                    notices: vec![notice],
+                    ..Outcome::default()
+                })
             }
             Block::Failed => Ok(self.rollback()),
             Block::Open => {
                 self.block = Block::None;
                 self.block_modes = TxnModes::default();
                 self.commit_transaction().await?;
-                Ok(Outcome { tag: "COMMIT".into(), ..Outcome::default() })
+                Ok(Outcome {
+                    tag: "COMMIT".into(),
+                    ..Outcome::default()
+                })
             }
         }
     }
@@ -565,26 +685,47 @@ impl Session {
         self.txn = None;
         self.block = Block::None;
         self.block_modes = TxnModes::default();
-        Outcome { tag: "ROLLBACK".into(), notices, ..Outcome::default() }
+        Outcome {
+            tag: "ROLLBACK".into(),
+            notices,
+            ..Outcome::default()
+        }
     }
 
     fn set_transaction(&mut self, modes: &TxnModes, session: bool) -> SqlResult<Outcome> {
         check_isolation(modes.isolation)?;
         if session {
             if let Some(isolation) = modes.isolation {
-                self.settings.insert("default_transaction_isolation".into(), isolation.into());
+                self.settings
+                    .insert("default_transaction_isolation".into(), isolation.into());
             }
             if let Some(read_only) = modes.read_only {
-                self.settings.insert("default_transaction_read_only".into(), if read_only { "on" } else { "off" }.into());
+                self.settings.insert(
+                    "default_transaction_read_only".into(),
+                    if read_only { "on" } else { "off" }.into(),
+                );
             }
-            return Ok(Outcome { tag: "SET".into(), ..Outcome::default() });
+            return Ok(Outcome {
+                tag: "SET".into(),
+                ..Outcome::default()
+            });
         }
         if self.block != Block::Open {
-            let notice = warning("25P01", "SET TRANSACTION can only be used in transaction blocks");
-            return Ok(Outcome { tag: "SET".into(), notices: vec![notice], ..Outcome::default() });
+            let notice = warning(
+                "25P01",
+                "SET TRANSACTION can only be used in transaction blocks",
+            );
+            return Ok(Outcome {
+                tag: "SET".into(),
+                notices: vec![notice],
+                ..Outcome::default()
+            });
         }
         if self.txn.is_some() && modes.isolation.is_some() {
-            return Err(SqlError::new(SqlState::ACTIVE_SQL_TRANSACTION, "SET TRANSACTION ISOLATION LEVEL must be called before any query"));
+            return Err(SqlError::new(
+                SqlState::ACTIVE_SQL_TRANSACTION,
+                "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+            ));
         }
         if modes.isolation.is_some() {
             self.block_modes.isolation = modes.isolation;
@@ -592,20 +733,32 @@ impl Session {
         if modes.read_only.is_some() {
             self.block_modes.read_only = modes.read_only;
         }
-        Ok(Outcome { tag: "SET".into(), ..Outcome::default() })
+        Ok(Outcome {
+            tag: "SET".into(),
+            ..Outcome::default()
+        })
     }
 
     fn set(&mut self, name: &str, value: Option<&str>) -> SqlResult<Outcome> {
         let key = canonical(name);
         if READ_ONLY.contains(&key.as_str()) {
-            return Err(SqlError::new(SqlState("55P02"), format!("parameter \"{name}\" cannot be changed")));
+            return Err(SqlError::new(
+                SqlState("55P02"),
+                format!("parameter \"{name}\" cannot be changed"),
+            ));
         }
         let known = self.settings.contains_key(&key) || key.contains('.');
         if !known {
-            return Err(SqlError::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\"")));
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
         }
         let value = match value {
-            None => default_settings("postgres").get(&key).cloned().unwrap_or_default(),
+            None => default_settings("postgres")
+                .get(&key)
+                .cloned()
+                .unwrap_or_default(),
             Some(v) => validate_setting(&key, v)?,
         };
         if key == "default_transaction_isolation" {
@@ -613,8 +766,16 @@ impl Session {
         }
         let changed = self.settings.get(&key) != Some(&value);
         self.settings.insert(key.clone(), value.clone());
-        let parameter_changes = if changed && REPORTED.contains(&key.as_str()) { vec![(key, value)] } else { vec![] };
-        Ok(Outcome { tag: "SET".into(), parameter_changes, ..Outcome::default() })
+        let parameter_changes = if changed && REPORTED.contains(&key.as_str()) {
+            vec![(key, value)]
+        } else {
+            vec![]
+        };
+        Ok(Outcome {
+            tag: "SET".into(),
+            parameter_changes,
+            ..Outcome::default()
+        })
     }
 
     fn show(&self, name: &str) -> SqlResult<Outcome> {
@@ -622,26 +783,59 @@ impl Session {
             let mut rows: Vec<Vec<Value>> = self
                 .settings
                 .iter()
-                .map(|(k, v)| vec![Value::Text(k.clone()), Value::Text(v.clone()), Value::Text(String::new())])
+                .map(|(k, v)| {
+                    vec![
+                        Value::Text(k.clone()),
+                        Value::Text(v.clone()),
+                        Value::Text(String::new()),
+                    ]
+                })
                 .collect();
-            for (k, v) in [("transaction_isolation", self.isolation()), ("transaction_read_only", self.read_only_text())] {
-                rows.push(vec![Value::Text(k.into()), Value::Text(v), Value::Text(String::new())]);
+            for (k, v) in [
+                ("transaction_isolation", self.isolation()),
+                ("transaction_read_only", self.read_only_text()),
+            ] {
+                rows.push(vec![
+                    Value::Text(k.into()),
+                    Value::Text(v),
+                    Value::Text(String::new()),
+                ]);
             }
             rows.sort_by(|a, b| crate::types::ops::total_cmp(&a[0], &b[0]));
             let columns = Plan::Show("all".into()).columns();
-            return Ok(Outcome { tag: "SHOW".into(), columns, rows, ..Outcome::default() });
+            return Ok(Outcome {
+                tag: "SHOW".into(),
+                columns,
+                rows,
+                ..Outcome::default()
+            });
         }
         let value = self.parameter(name).ok_or_else(|| {
-            SqlError::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\""))
+            SqlError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            )
         })?;
-        let columns = Some(vec![Column { name: canonical(name), data_type: DataType::Text }]);
-        Ok(Outcome { tag: "SHOW".into(), columns, rows: vec![vec![Value::Text(value)]], ..Outcome::default() })
+        let columns = Some(vec![Column {
+            name: canonical(name),
+            data_type: DataType::Text,
+        }]);
+        Ok(Outcome {
+            tag: "SHOW".into(),
+            columns,
+            rows: vec![vec![Value::Text(value)]],
+            ..Outcome::default()
+        })
     }
 
     fn isolation(&self) -> String {
         match self.block_modes.isolation {
             Some(level) if self.block == Block::Open => level.to_string(),
-            _ => self.settings.get("default_transaction_isolation").cloned().unwrap_or_else(|| "repeatable read".into()),
+            _ => self
+                .settings
+                .get("default_transaction_isolation")
+                .cloned()
+                .unwrap_or_else(|| "repeatable read".into()),
         }
     }
 
@@ -672,7 +866,11 @@ impl Session {
     pub fn reported_parameters(&self) -> Vec<(String, String)> {
         REPORTED
             .iter()
-            .filter_map(|name| self.settings.get(*name).map(|v| (name.to_string(), v.clone())))
+            .filter_map(|name| {
+                self.settings
+                    .get(*name)
+                    .map(|v| (name.to_string(), v.clone()))
+            })
             .collect()
     }
 
@@ -680,7 +878,10 @@ impl Session {
     /// unknown or invalid ones are errors, as PostgreSQL's FATAL at startup.
     pub fn set_startup_parameter(&mut self, name: &str, value: &str) -> SqlResult<()> {
         let key = canonical(&name.to_lowercase());
-        if matches!(key.as_str(), "user" | "database" | "replication" | "options") {
+        if matches!(
+            key.as_str(),
+            "user" | "database" | "replication" | "options"
+        ) {
             return Ok(());
         }
         self.set(&key, Some(value)).map(|_| ())
@@ -704,7 +905,14 @@ fn isolation_name(value: &str) -> SqlResult<&'static str> {
         "read committed" => "read committed",
         "repeatable read" => "repeatable read",
         "serializable" => "serializable",
-        _ => return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"default_transaction_isolation\": \"{value}\""))),
+        _ => {
+            return Err(SqlError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                format!(
+                    "invalid value for parameter \"default_transaction_isolation\": \"{value}\""
+                ),
+            ))
+        }
     })
 }
 
@@ -719,14 +927,25 @@ fn check_isolation(isolation: Option<&'static str>) -> SqlResult<()> {
 }
 
 fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
-    let invalid = || SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"{key}\": \"{value}\""));
+    let invalid = || {
+        SqlError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!("invalid value for parameter \"{key}\": \"{value}\""),
+        )
+    };
     Ok(match key {
         "client_encoding" => match value.to_uppercase().replace(['-', '_'], "").as_str() {
             "UTF8" | "UNICODE" => "UTF8".into(),
-            _ => return Err(SqlError::unsupported(format!("encoding \"{value}\" is not supported: Cairn speaks UTF8 only"))),
+            _ => {
+                return Err(SqlError::unsupported(format!(
+                    "encoding \"{value}\" is not supported: Cairn speaks UTF8 only"
+                )))
+            }
         },
         "TimeZone" => match value.to_uppercase().as_str() {
-            "UTC" | "ETC/UTC" | "GMT" | "Z" | "ZULU" | "UCT" | "00:00" | "+00" | "+00:00" | "0" => "UTC".into(),
+            "UTC" | "ETC/UTC" | "GMT" | "Z" | "ZULU" | "UCT" | "00:00" | "+00" | "+00:00" | "0" => {
+                "UTC".into()
+            }
             _ => return Err(invalid().with_hint("Cairn supports only the UTC time zone for now.")),
         },
         "DateStyle" => {
@@ -738,7 +957,10 @@ fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
             }
         }
         "bytea_output" if value != "hex" => return Err(invalid()),
-        "default_transaction_read_only" | "standard_conforming_strings" => match value.to_lowercase().as_str() {
+        "default_transaction_read_only" | "standard_conforming_strings" => match value
+            .to_lowercase()
+            .as_str()
+        {
             "on" | "true" | "1" | "yes" => "on".into(),
             "off" | "false" | "0" | "no" if key != "standard_conforming_strings" => "off".into(),
             _ => return Err(invalid()),

@@ -28,7 +28,10 @@ const NUMERIC_PINF: u16 = 0xD000;
 const NUMERIC_NINF: u16 = 0xF000;
 
 fn bad_format() -> SqlError {
-    SqlError::new(SqlState::INVALID_BINARY_REPRESENTATION, "incorrect binary data format")
+    SqlError::new(
+        SqlState::INVALID_BINARY_REPRESENTATION,
+        "incorrect binary data format",
+    )
 }
 
 fn fixed<const N: usize>(bytes: &[u8]) -> SqlResult<[u8; N]> {
@@ -58,7 +61,10 @@ pub fn decode_binary(ty: &DataType, bytes: &[u8]) -> SqlResult<Value> {
                     .collect();
                 SqlError::new(
                     SqlState::CHARACTER_NOT_IN_REPERTOIRE,
-                    format!("invalid byte sequence for encoding \"UTF8\": {}", bad.join(" ")),
+                    format!(
+                        "invalid byte sequence for encoding \"UTF8\": {}",
+                        bad.join(" ")
+                    ),
                 )
             })?;
             if matches!(ty, DataType::Char(_)) {
@@ -106,7 +112,10 @@ fn decode_numeric(bytes: &[u8]) -> SqlResult<Numeric> {
     let mut digits = Vec::with_capacity(ndigits);
     for pair in body.chunks_exact(2) {
         let d = i16::from_be_bytes([pair[0], pair[1]]);
-        let d = u16::try_from(d).ok().filter(|d| *d < 10_000).ok_or_else(|| invalid("digit"))?;
+        let d = u16::try_from(d)
+            .ok()
+            .filter(|d| *d < 10_000)
+            .ok_or_else(|| invalid("digit"))?;
         digits.push(d);
     }
     Numeric::from_parts(sign == NUMERIC_NEG, i32::from(weight), dscale, digits)
@@ -131,15 +140,32 @@ pub fn encode_binary(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// [`encode_binary`] for a value of column type `ty`: `char(n)` values are blank-padded to
+/// `n` characters, as `bpcharsend` sends them.
+pub fn encode_binary_typed(value: &Value, ty: &DataType, out: &mut Vec<u8>) {
+    match (value, ty) {
+        (Value::Text(_), DataType::Char(Some(_))) => {
+            out.extend_from_slice(super::text::format_text_typed(value, ty).as_bytes())
+        }
+        _ => encode_binary(value, out),
+    }
+}
+
 /// `numeric_send`.
 fn encode_numeric(n: &Numeric, out: &mut Vec<u8>) {
     let (sign, weight, digits): (u16, i32, &[u16]) = match n.kind() {
         NumericKind::NaN => (NUMERIC_NAN, 0, &[]),
         NumericKind::PosInf => (NUMERIC_PINF, 0, &[]),
         NumericKind::NegInf => (NUMERIC_NINF, 0, &[]),
-        NumericKind::Finite => {
-            (if n.is_negative() { NUMERIC_NEG } else { NUMERIC_POS }, n.weight(), n.digits())
-        }
+        NumericKind::Finite => (
+            if n.is_negative() {
+                NUMERIC_NEG
+            } else {
+                NUMERIC_POS
+            },
+            n.weight(),
+            n.digits(),
+        ),
     };
     // Values are kept within PostgreSQL's limits (weight fits i16, at most 2^16 digits).
     out.extend_from_slice(&(digits.len() as i16).to_be_bytes());
@@ -165,11 +191,22 @@ mod tests {
             DataType::Float4 => Value::Float4(f32::from_bits(rng.gen())),
             DataType::Float8 => Value::Float8(f64::from_bits(rng.gen())),
             DataType::Numeric { .. } => {
-                let digits: String = (0..rng.gen_range(1..40)).map(|_| char::from(b'0' + rng.gen_range(0..10))).collect();
-                let text = format!("{}{}e{}", if rng.gen() { "-" } else { "" }, digits, rng.gen_range(-30..30));
+                let digits: String = (0..rng.gen_range(1..40))
+                    .map(|_| char::from(b'0' + rng.gen_range(0..10)))
+                    .collect();
+                let text = format!(
+                    "{}{}e{}",
+                    if rng.gen() { "-" } else { "" },
+                    digits,
+                    rng.gen_range(-30..30)
+                );
                 Value::Numeric(Numeric::parse(&text).unwrap())
             }
-            DataType::Text => Value::Text((0..rng.gen_range(0..10)).map(|_| rng.gen::<char>()).collect()),
+            DataType::Text => Value::Text(
+                (0..rng.gen_range(0..10))
+                    .map(|_| rng.gen::<char>())
+                    .collect(),
+            ),
             DataType::Bytea => Value::Bytea((0..rng.gen_range(0..10)).map(|_| rng.gen()).collect()),
             DataType::Date => Value::Date(rng.gen()),
             DataType::Timestamp => Value::Timestamp(rng.gen()),
@@ -195,7 +232,10 @@ mod tests {
         DataType::Int8,
         DataType::Float4,
         DataType::Float8,
-        DataType::Numeric { precision: None, scale: None },
+        DataType::Numeric {
+            precision: None,
+            scale: None,
+        },
         DataType::Text,
         DataType::Bytea,
         DataType::Date,
@@ -227,7 +267,10 @@ mod tests {
             buf
         };
         // 12345.678: ndigits 3, weight 1, +, dscale 3, digits 1 2345 6780
-        assert_eq!(enc("12345.678"), [0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c]);
+        assert_eq!(
+            enc("12345.678"),
+            [0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c]
+        );
         // -0.0015: ndigits 1, weight -1, -, dscale 4, digit 15
         assert_eq!(enc("-0.0015"), [0, 1, 0xff, 0xff, 0x40, 0, 0, 4, 0, 15]);
         assert_eq!(enc("0.00"), [0, 0, 0, 0, 0, 0, 0, 2]);
@@ -239,6 +282,21 @@ mod tests {
     }
 
     #[test]
+    fn char_values_are_sent_padded() {
+        let mut buf = Vec::new();
+        encode_binary_typed(
+            &Value::Text("ab".into()),
+            &DataType::Char(Some(4)),
+            &mut buf,
+        );
+        assert_eq!(buf, b"ab  ");
+        assert_eq!(
+            decode_binary(&DataType::Char(Some(4)), b"ab  ").unwrap(),
+            Value::Text("ab".into())
+        );
+    }
+
+    #[test]
     fn malformed_input_is_an_error_not_a_panic() {
         let mut rng = SmallRng::seed_from_u64(5);
         for ty in &TYPES {
@@ -247,17 +305,37 @@ mod tests {
                 let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
                 if let Err(e) = decode_binary(ty, &bytes) {
                     assert!(
-                        [SqlState::INVALID_BINARY_REPRESENTATION, SqlState::CHARACTER_NOT_IN_REPERTOIRE, SqlState::NUMERIC_VALUE_OUT_OF_RANGE]
-                            .contains(&e.state),
+                        [
+                            SqlState::INVALID_BINARY_REPRESENTATION,
+                            SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+                            SqlState::NUMERIC_VALUE_OUT_OF_RANGE
+                        ]
+                        .contains(&e.state),
                         "{e}"
                     );
                 }
             }
         }
-        assert_eq!(decode_binary(&DataType::Int4, &[0, 1]).unwrap_err().message, "incorrect binary data format");
+        assert_eq!(
+            decode_binary(&DataType::Int4, &[0, 1]).unwrap_err().message,
+            "incorrect binary data format"
+        );
         let e = decode_binary(&DataType::Text, b"a\xff").unwrap_err();
-        assert_eq!((e.state, e.message.as_str()), (SqlState::CHARACTER_NOT_IN_REPERTOIRE, "invalid byte sequence for encoding \"UTF8\": 0xff"));
-        let e = decode_binary(&DataType::Numeric { precision: None, scale: None }, &[0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10]).unwrap_err();
+        assert_eq!(
+            (e.state, e.message.as_str()),
+            (
+                SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+                "invalid byte sequence for encoding \"UTF8\": 0xff"
+            )
+        );
+        let e = decode_binary(
+            &DataType::Numeric {
+                precision: None,
+                scale: None,
+            },
+            &[0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10],
+        )
+        .unwrap_err();
         assert_eq!(e.message, "invalid digit in external \"numeric\" value");
     }
 }

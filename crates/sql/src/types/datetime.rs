@@ -85,7 +85,11 @@ pub fn days_in_month(year: i64, month: u32) -> u32 {
 enum Parsed {
     /// A finite moment: days since 2000-01-01 and µs into the day (may be a full day for
     /// 24:00:00), shifted to UTC by the zone if one was given.
-    Moment { days: i64, usecs: i64, zone_secs: Option<i64> },
+    Moment {
+        days: i64,
+        usecs: i64,
+        zone_secs: Option<i64>,
+    },
     PosInfinity,
     NegInfinity,
 }
@@ -117,7 +121,11 @@ impl Errors<'_> {
     fn syntax(&self) -> SqlError {
         SqlError::new(
             SqlState::INVALID_DATETIME_FORMAT,
-            format!("invalid input syntax for type {}: \"{}\"", self.target.name(), self.input),
+            format!(
+                "invalid input syntax for type {}: \"{}\"",
+                self.target.name(),
+                self.input
+            ),
         )
     }
     fn field(&self) -> SqlError {
@@ -133,7 +141,11 @@ impl Errors<'_> {
         )
     }
     fn range(&self) -> SqlError {
-        let what = if self.target == Target::Date { "date" } else { "timestamp" };
+        let what = if self.target == Target::Date {
+            "date"
+        } else {
+            "timestamp"
+        };
         SqlError::new(
             SqlState::DATETIME_FIELD_OVERFLOW,
             format!("{what} out of range: \"{}\"", self.input),
@@ -185,6 +197,16 @@ impl Cursor<'_> {
     }
 }
 
+/// Reads the digits after a seconds' decimal point as microseconds, as PostgreSQL does:
+/// `strtod` the fraction, then `rint` to microseconds.
+fn parse_fraction(c: &mut Cursor<'_>) -> i64 {
+    let start = c.i;
+    c.number();
+    let frac = std::str::from_utf8(&c.s[start..c.i]).unwrap_or("");
+    let f: f64 = format!("0.{frac}").parse().unwrap_or(0.0);
+    (f * 1_000_000.0).round_ties_even() as i64
+}
+
 fn parse(input: &str, target: Target) -> SqlResult<Parsed> {
     let err = Errors { input, target };
     let trimmed = input.trim_matches(|c: char| c.is_ascii_whitespace());
@@ -192,7 +214,11 @@ fn parse(input: &str, target: Target) -> SqlResult<Parsed> {
         "infinity" | "+infinity" => return Ok(Parsed::PosInfinity),
         "-infinity" => return Ok(Parsed::NegInfinity),
         "epoch" => {
-            return Ok(Parsed::Moment { days: UNIX_EPOCH_DAYS, usecs: 0, zone_secs: Some(0) })
+            return Ok(Parsed::Moment {
+                days: UNIX_EPOCH_DAYS,
+                usecs: 0,
+                zone_secs: Some(0),
+            })
         }
         w @ ("now" | "today" | "tomorrow" | "yesterday") => {
             return Err(SqlError::unsupported(format!(
@@ -201,7 +227,10 @@ fn parse(input: &str, target: Target) -> SqlResult<Parsed> {
         }
         _ => {}
     }
-    let mut c = Cursor { s: trimmed.as_bytes(), i: 0 };
+    let mut c = Cursor {
+        s: trimmed.as_bytes(),
+        i: 0,
+    };
 
     // Date: YYYY-MM-DD, YYYYMMDD or MM/DD/YYYY.
     let (first, first_len) = c.number();
@@ -253,27 +282,30 @@ fn parse(input: &str, target: Target) -> SqlResult<Parsed> {
         }
         hour = h;
         minute = m;
-        if c.eat(b':') {
+        if c.peek() == Some(b'.') {
+            // `MM:SS.fraction`, as PostgreSQL reads two fields with a fraction.
+            hour = 0;
+            minute = h;
+            second = m;
+            c.eat(b'.');
+            usec = parse_fraction(&mut c);
+        } else if c.eat(b':') {
             let (sec, sl) = c.number();
             if sl == 0 || sl > 2 {
                 return Err(err.syntax());
             }
             second = sec;
             if c.eat(b'.') {
-                let start = c.i;
-                c.number();
-                let frac = std::str::from_utf8(&c.s[start..c.i]).unwrap_or("");
-                // As PostgreSQL: strtod the fraction, then rint to microseconds.
-                let f: f64 = format!("0.{frac}").parse().unwrap_or(0.0);
-                usec = (f * 1_000_000.0).round_ties_even() as i64;
+                usec = parse_fraction(&mut c);
             }
         }
-    } else if had_t {
+    } else if had_t || (!had_space && c.peek() == Some(b'-')) {
         return Err(err.syntax());
     }
 
     // Zone and era, in any order.
     let mut zone_secs: Option<i64> = None;
+    let mut zone_bad = false;
     let mut bc = false;
     loop {
         c.skip_spaces();
@@ -310,10 +342,8 @@ fn parse(input: &str, target: Target) -> SqlResult<Parsed> {
                 if m > 59 || s > 59 {
                     return Err(err.field());
                 }
-                if h > 15 {
-                    return Err(err.zone());
-                }
-                let secs = h * 3600 + m * 60 + s;
+                zone_bad |= h > 15;
+                let secs = h.saturating_mul(3600) + m * 60 + s;
                 zone_secs = Some(if sign == b'-' { -secs } else { secs });
             }
             Some(b) if b.is_ascii_alphabetic() => match c.word().as_str() {
@@ -327,7 +357,19 @@ fn parse(input: &str, target: Target) -> SqlResult<Parsed> {
     }
 
     if month_bad || short_year {
-        return Err(err.field().with_hint("Perhaps you need a different \"datestyle\" setting."));
+        return Err(err
+            .field()
+            .with_hint("Perhaps you need a different \"datestyle\" setting."));
+    }
+    if hour > 24
+        || minute > 59
+        || second > 60
+        || (hour == 24 && (minute > 0 || second > 0 || usec > 0))
+    {
+        return Err(err.field());
+    }
+    if zone_bad {
+        return Err(err.zone());
     }
     if year == 0 || year > 10_000_000 {
         return Err(if year == 0 { err.field() } else { err.range() });
@@ -337,22 +379,21 @@ fn parse(input: &str, target: Target) -> SqlResult<Parsed> {
     if day < 1 || day > i64::from(days_in_month(year, month)) {
         return Err(err.field());
     }
-    let leap_second_ok = second < 60 || (second == 60 && usec == 0);
-    if hour > 24
-        || minute > 59
-        || !leap_second_ok
-        || (hour == 24 && (minute > 0 || second > 0 || usec > 0))
-    {
-        return Err(err.field());
-    }
     let days = days_from_civil(year, month, day as u32);
     let usecs = ((hour * 60 + minute) * 60 + second) * 1_000_000 + usec;
-    Ok(Parsed::Moment { days, usecs, zone_secs })
+    Ok(Parsed::Moment {
+        days,
+        usecs,
+        zone_secs,
+    })
 }
 
 /// PostgreSQL's `date_in`: days since 2000-01-01. A time or zone in the input is ignored.
 pub fn parse_date(input: &str) -> SqlResult<i32> {
-    let err = Errors { input, target: Target::Date };
+    let err = Errors {
+        input,
+        target: Target::Date,
+    };
     match parse(input, Target::Date)? {
         Parsed::PosInfinity => Ok(DATE_INFINITY),
         Parsed::NegInfinity => Ok(DATE_NEG_INFINITY),
@@ -368,13 +409,25 @@ pub fn parse_date(input: &str) -> SqlResult<i32> {
 /// PostgreSQL's `timestamp_in` (`with_tz` false: a zone in the input is ignored) or
 /// `timestamptz_in` (`with_tz` true: no zone means the session's, which is UTC).
 pub fn parse_timestamp(input: &str, with_tz: bool) -> SqlResult<i64> {
-    let target = if with_tz { Target::TimestampTz } else { Target::Timestamp };
+    let target = if with_tz {
+        Target::TimestampTz
+    } else {
+        Target::Timestamp
+    };
     let err = Errors { input, target };
     match parse(input, target)? {
         Parsed::PosInfinity => Ok(TIMESTAMP_INFINITY),
         Parsed::NegInfinity => Ok(TIMESTAMP_NEG_INFINITY),
-        Parsed::Moment { days, usecs, zone_secs } => {
-            let offset = if with_tz { zone_secs.unwrap_or(0) * 1_000_000 } else { 0 };
+        Parsed::Moment {
+            days,
+            usecs,
+            zone_secs,
+        } => {
+            let offset = if with_tz {
+                zone_secs.unwrap_or(0) * 1_000_000
+            } else {
+                0
+            };
             let ts = i128::from(days) * i128::from(USECS_PER_DAY) + i128::from(usecs)
                 - i128::from(offset);
             if ts < i128::from(TIMESTAMP_MIN) || ts >= i128::from(TIMESTAMP_END) {
@@ -387,7 +440,11 @@ pub fn parse_timestamp(input: &str, with_tz: bool) -> SqlResult<i64> {
 
 fn push_ymd(out: &mut String, days: i64) -> bool {
     let (year, month, day) = civil_from_days(days);
-    let (shown, bc) = if year <= 0 { (1 - year, true) } else { (year, false) };
+    let (shown, bc) = if year <= 0 {
+        (1 - year, true)
+    } else {
+        (year, false)
+    };
     out.push_str(&format!("{shown:04}-{month:02}-{day:02}"));
     bc
 }
@@ -423,7 +480,12 @@ pub fn format_timestamp(usecs: i64, with_tz: bool) -> String {
     let bc = push_ymd(&mut out, days);
     let secs = time / 1_000_000;
     let frac = time % 1_000_000;
-    out.push_str(&format!(" {:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60));
+    out.push_str(&format!(
+        " {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    ));
     if frac != 0 {
         let f = format!("{frac:06}");
         out.push('.');
@@ -498,27 +560,46 @@ mod tests {
             SqlState::DATETIME_FIELD_OVERFLOW,
             "date/time field value out of range: \"2024-13-01\"",
         );
-        check("abc", SqlState::INVALID_DATETIME_FORMAT, "invalid input syntax for type date: \"abc\"");
+        check(
+            "abc",
+            SqlState::INVALID_DATETIME_FORMAT,
+            "invalid input syntax for type date: \"abc\"",
+        );
         check(
             "2024-01-31x",
             SqlState::INVALID_DATETIME_FORMAT,
             "invalid input syntax for type date: \"2024-01-31x\"",
         );
-        check("5874898-01-01", SqlState::DATETIME_FIELD_OVERFLOW, "date out of range: \"5874898-01-01\"");
-        check("4714-11-23 BC", SqlState::DATETIME_FIELD_OVERFLOW, "date out of range: \"4714-11-23 BC\"");
+        check(
+            "5874898-01-01",
+            SqlState::DATETIME_FIELD_OVERFLOW,
+            "date out of range: \"5874898-01-01\"",
+        );
+        check(
+            "4714-11-23 BC",
+            SqlState::DATETIME_FIELD_OVERFLOW,
+            "date out of range: \"4714-11-23 BC\"",
+        );
         check(
             "0000-01-01",
             SqlState::DATETIME_FIELD_OVERFLOW,
             "date/time field value out of range: \"0000-01-01\"",
         );
-        assert_eq!(parse_date("now").unwrap_err().state, SqlState::FEATURE_NOT_SUPPORTED);
+        assert_eq!(
+            parse_date("now").unwrap_err().state,
+            SqlState::FEATURE_NOT_SUPPORTED
+        );
     }
 
     #[test]
     fn timestamps_parse_and_print_like_postgres() {
         for (input, tz, want) in [
             ("2024-01-31 12:34:56.789", false, "2024-01-31 12:34:56.789"),
-            ("2024-01-31T12:34:56.7891236", false, "2024-01-31 12:34:56.789124"),
+            (
+                "2024-01-31T12:34:56.7891236",
+                false,
+                "2024-01-31 12:34:56.789124",
+            ),
             ("2024-01-31 24:00:00", false, "2024-02-01 00:00:00"),
             ("2024-01-31", false, "2024-01-31 00:00:00"),
             ("2024-01-31 12:34", false, "2024-01-31 12:34:00"),
@@ -530,21 +611,54 @@ mod tests {
             ("2024-01-31 12:34:56.", false, "2024-01-31 12:34:56"),
             ("2024-01-31T12:34:56Z", false, "2024-01-31 12:34:56"),
             ("2024-01-31 12:34:56.9999999", false, "2024-01-31 12:34:57"),
-            ("2024-01-31 12:34:56.1234565", false, "2024-01-31 12:34:56.123456"),
-            ("2024-01-31 12:34:56.1234575", false, "2024-01-31 12:34:56.123458"),
+            (
+                "2024-01-31 12:34:56.1234565",
+                false,
+                "2024-01-31 12:34:56.123456",
+            ),
+            (
+                "2024-01-31 12:34:56.1234575",
+                false,
+                "2024-01-31 12:34:56.123458",
+            ),
             (" 2024-01-31 12:34:56 ", false, "2024-01-31 12:34:56"),
             ("2024-01-31 12:34:56+02", true, "2024-01-31 10:34:56+00"),
-            ("2024-01-31 12:34:56.5+02:30", true, "2024-01-31 10:04:56.5+00"),
+            (
+                "2024-01-31 12:34:56.5+02:30",
+                true,
+                "2024-01-31 10:04:56.5+00",
+            ),
             ("2024-01-31 12:34:56Z", true, "2024-01-31 12:34:56+00"),
             ("2024-01-31 12:34:56 UTC", true, "2024-01-31 12:34:56+00"),
             ("2024-01-31 12:34:56-0530", true, "2024-01-31 18:04:56+00"),
-            ("2024-01-31 12:34:56.5 +02:00", true, "2024-01-31 10:34:56.5+00"),
-            ("2024-01-31 12:34:56+05:30:15", true, "2024-01-31 07:04:41+00"),
+            (
+                "2024-01-31 12:34:56.5 +02:00",
+                true,
+                "2024-01-31 10:34:56.5+00",
+            ),
+            (
+                "2024-01-31 12:34:56+05:30:15",
+                true,
+                "2024-01-31 07:04:41+00",
+            ),
             ("2024-01-31   12:34:56 gmt", true, "2024-01-31 12:34:56+00"),
             ("2024-01-31 12:34:56 +15:59", true, "2024-01-30 20:35:56+00"),
             ("0001-01-01 00:00:00 BC", true, "0001-01-01 00:00:00+00 BC"),
             ("-infinity", true, "-infinity"),
             ("2024-01-31 12:34:56", true, "2024-01-31 12:34:56+00"),
+            (
+                "5015-08-16 08:01.0865690+06:00",
+                true,
+                "5015-08-15 18:08:01.086569+00",
+            ),
+            ("2024-01-31 +04", true, "2024-01-30 20:00:00+00"),
+            ("2024-01-31Z", true, "2024-01-31 00:00:00+00"),
+            ("3830-02-18+06", true, "3830-02-17 18:00:00+00"),
+            (
+                "3737-11-11T12:46:60.619170011",
+                true,
+                "3737-11-11 12:47:00.61917+00",
+            ),
         ] {
             let got = format_timestamp(parse_timestamp(input, tz).unwrap(), tz);
             assert_eq!(got, want, "{input}");
@@ -558,9 +672,24 @@ mod tests {
             assert_eq!((e.state, e.message.as_str()), (state, message), "{input}");
         };
         let field = SqlState::DATETIME_FIELD_OVERFLOW;
-        check("2024-01-31 25:00", false, field, "date/time field value out of range: \"2024-01-31 25:00\"");
-        check("2024-01-31 12:60", false, field, "date/time field value out of range: \"2024-01-31 12:60\"");
-        check("abc", false, SqlState::INVALID_DATETIME_FORMAT, "invalid input syntax for type timestamp: \"abc\"");
+        check(
+            "2024-01-31 25:00",
+            false,
+            field,
+            "date/time field value out of range: \"2024-01-31 25:00\"",
+        );
+        check(
+            "2024-01-31 12:60",
+            false,
+            field,
+            "date/time field value out of range: \"2024-01-31 12:60\"",
+        );
+        check(
+            "abc",
+            false,
+            SqlState::INVALID_DATETIME_FORMAT,
+            "invalid input syntax for type timestamp: \"abc\"",
+        );
         check(
             "abc",
             true,
@@ -579,7 +708,12 @@ mod tests {
             SqlState("22009"),
             "time zone displacement out of range: \"2024-01-31 12:34:56+25\"",
         );
-        check("294277-01-01", false, field, "timestamp out of range: \"294277-01-01\"");
+        check(
+            "294277-01-01",
+            false,
+            field,
+            "timestamp out of range: \"294277-01-01\"",
+        );
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //! | uuid | `Uuid` | `Uuid([u8; 16])` | 2950 |
 //!
 //! Dates and timestamps count from PostgreSQL's epoch (2000-01-01), as its binary format does.
+//! `char(n)` values are held without their trailing blanks (insignificant to `bpchar`
+//! comparison), so that equality, ordering and keys are byte-wise; output pads them back
+//! ([`text::format_text_typed`]). See [`cast`] for lengths and the cast contexts.
 //! `Unknown` is the type of a quoted literal or parameter whose type is not yet inferred.
 //!
 //! Submodules: [`numeric`] (arbitrary-scale decimal), [`datetime`] (calendar arithmetic,
@@ -155,7 +158,10 @@ impl DataType {
             1082 => DataType::Date,
             1114 => DataType::Timestamp,
             1184 => DataType::TimestampTz,
-            1700 => DataType::Numeric { precision: None, scale: None },
+            1700 => DataType::Numeric {
+                precision: None,
+                scale: None,
+            },
             2950 => DataType::Uuid,
             _ => return None,
         })
@@ -180,9 +186,10 @@ impl DataType {
             DataType::Varchar(Some(n)) | DataType::Char(Some(n)) => {
                 i32::try_from(*n).unwrap_or(i32::MAX - 4) + 4
             }
-            DataType::Numeric { precision: Some(p), scale } => {
-                ((i32::from(*p) << 16) | i32::from(scale.unwrap_or(0))) + 4
-            }
+            DataType::Numeric {
+                precision: Some(p),
+                scale,
+            } => ((i32::from(*p) << 16) | i32::from(scale.unwrap_or(0))) + 4,
             _ => -1,
         }
     }
@@ -202,23 +209,32 @@ impl DataType {
 
     /// Whether values of this type are character strings.
     pub fn is_text(&self) -> bool {
-        matches!(self, DataType::Text | DataType::Varchar(_) | DataType::Char(_))
+        matches!(
+            self,
+            DataType::Text | DataType::Varchar(_) | DataType::Char(_)
+        )
     }
 
     /// The type named by a SQL type name in a column definition or cast.
     pub fn from_ast(data_type: &ast::DataType) -> SqlResult<DataType> {
         use ast::DataType as A;
-        let length = |len: &Option<ast::CharacterLength>| -> SqlResult<Option<u32>> {
+        // PostgreSQL names the types `varchar` and `char` in these messages.
+        let length = |len: &Option<ast::CharacterLength>, name: &str| -> SqlResult<Option<u32>> {
             match len {
                 None | Some(ast::CharacterLength::Max) => Ok(None),
                 Some(ast::CharacterLength::IntegerLength { length, .. }) => {
-                    if *length == 0 || *length > 10_485_760 {
-                        return Err(SqlError::new(
-                            SqlState::INVALID_PARAMETER_VALUE,
-                            format!("length for type varchar must be between 1 and 10485760, not {length}"),
-                        ));
+                    let invalid = |m: String| SqlError::new(SqlState::INVALID_PARAMETER_VALUE, m);
+                    if *length == 0 {
+                        return Err(invalid(format!(
+                            "length for type {name} must be at least 1"
+                        )));
                     }
-                    Ok(Some(u32::try_from(*length).unwrap_or(u32::MAX)))
+                    if *length > 10_485_760 {
+                        return Err(invalid(format!(
+                            "length for type {name} cannot exceed 10485760"
+                        )));
+                    }
+                    Ok(Some(*length as u32))
                 }
             }
         };
@@ -230,15 +246,30 @@ impl DataType {
             A::Real | A::Float4 => DataType::Float4,
             A::Double(_) | A::DoublePrecision | A::Float8 => DataType::Float8,
             A::Float(info) => match float_precision(info) {
+                None => DataType::Float8,
+                Some(0) => {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        "precision for type float must be at least 1 bit",
+                    ))
+                }
                 Some(p) if p <= 24 => DataType::Float4,
-                _ => DataType::Float8,
+                Some(p) if p <= 53 => DataType::Float8,
+                Some(_) => {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        "precision for type float must be less than 54 bits",
+                    ))
+                }
             },
             A::Numeric(info) | A::Decimal(info) | A::Dec(info) => numeric_type(info)?,
             A::Text | A::String(_) => DataType::Text,
             A::Varchar(len) | A::CharacterVarying(len) | A::CharVarying(len) => {
-                DataType::Varchar(length(len)?)
+                DataType::Varchar(length(len, "varchar")?)
             }
-            A::Char(len) | A::Character(len) => DataType::Char(Some(length(len)?.unwrap_or(1))),
+            A::Char(len) | A::Character(len) => {
+                DataType::Char(Some(length(len, "char")?.unwrap_or(1)))
+            }
             A::Bytea => DataType::Bytea,
             A::Date => DataType::Date,
             A::Timestamp(_, tz) => match tz {
@@ -272,7 +303,9 @@ impl DataType {
                 }
             }
             other => {
-                return Err(SqlError::unsupported(format!("type {other} is not supported")));
+                return Err(SqlError::unsupported(format!(
+                    "type {other} is not supported"
+                )));
             }
         })
     }
@@ -298,19 +331,30 @@ fn numeric_type(info: &ast::ExactNumberInfo) -> SqlResult<DataType> {
         Ok(p as u16)
     };
     Ok(match info {
-        ast::ExactNumberInfo::None => DataType::Numeric { precision: None, scale: None },
-        ast::ExactNumberInfo::Precision(p) => {
-            DataType::Numeric { precision: Some(check_precision(*p)?), scale: Some(0) }
-        }
+        ast::ExactNumberInfo::None => DataType::Numeric {
+            precision: None,
+            scale: None,
+        },
+        ast::ExactNumberInfo::Precision(p) => DataType::Numeric {
+            precision: Some(check_precision(*p)?),
+            scale: Some(0),
+        },
         ast::ExactNumberInfo::PrecisionAndScale(p, s) => {
             let precision = check_precision(*p)?;
-            let scale = u16::try_from(*s).ok().filter(|s| *s <= precision).ok_or_else(|| {
-                SqlError::new(
+            if !(-1000..=1000).contains(s) {
+                return Err(SqlError::new(
                     SqlState::INVALID_PARAMETER_VALUE,
-                    format!("NUMERIC scale {s} must be between 0 and precision {p}"),
-                )
+                    format!("NUMERIC scale {s} must be between -1000 and 1000"),
+                ));
+            }
+            // PostgreSQL 15 allows a negative scale (rounding to tens, hundreds...).
+            let scale = u16::try_from(*s).map_err(|_| {
+                SqlError::unsupported(format!("NUMERIC scale {s} is not supported (negative)"))
             })?;
-            DataType::Numeric { precision: Some(precision), scale: Some(scale) }
+            DataType::Numeric {
+                precision: Some(precision),
+                scale: Some(scale),
+            }
         }
     })
 }
@@ -325,7 +369,10 @@ impl fmt::Display for DataType {
             DataType::Int8 => f.write_str("bigint"),
             DataType::Float4 => f.write_str("real"),
             DataType::Float8 => f.write_str("double precision"),
-            DataType::Numeric { precision: Some(p), scale } => {
+            DataType::Numeric {
+                precision: Some(p),
+                scale,
+            } => {
                 write!(f, "numeric({p},{})", scale.unwrap_or(0))
             }
             DataType::Numeric { .. } => f.write_str("numeric"),
@@ -360,13 +407,114 @@ impl Value {
             Value::Int8(_) => DataType::Int8,
             Value::Float4(_) => DataType::Float4,
             Value::Float8(_) => DataType::Float8,
-            Value::Numeric(_) => DataType::Numeric { precision: None, scale: None },
+            Value::Numeric(_) => DataType::Numeric {
+                precision: None,
+                scale: None,
+            },
             Value::Text(_) => DataType::Text,
             Value::Bytea(_) => DataType::Bytea,
             Value::Date(_) => DataType::Date,
             Value::Timestamp(_) => DataType::Timestamp,
             Value::TimestampTz(_) => DataType::TimestampTz,
             Value::Uuid(_) => DataType::Uuid,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    fn parse(sql: &str) -> SqlResult<DataType> {
+        let dialect = PostgreSqlDialect {};
+        let ast = Parser::new(&dialect)
+            .try_with_sql(sql)
+            .unwrap()
+            .parse_data_type()
+            .unwrap();
+        DataType::from_ast(&ast)
+    }
+
+    /// Names as PostgreSQL 15's `format_type` prints them.
+    #[test]
+    fn type_names_parse_and_print_like_postgres() {
+        for (sql, name) in [
+            ("int", "integer"),
+            ("int2", "smallint"),
+            ("bigint", "bigint"),
+            ("float4", "real"),
+            ("float(24)", "real"),
+            ("float(25)", "double precision"),
+            ("double precision", "double precision"),
+            ("numeric", "numeric"),
+            ("numeric(10)", "numeric(10,0)"),
+            ("decimal(10,2)", "numeric(10,2)"),
+            ("varchar(3)", "character varying(3)"),
+            ("character varying", "character varying"),
+            ("char", "character(1)"),
+            ("char(5)", "character(5)"),
+            ("text", "text"),
+            ("bytea", "bytea"),
+            ("date", "date"),
+            ("timestamp", "timestamp without time zone"),
+            ("timestamp with time zone", "timestamp with time zone"),
+            ("timestamptz", "timestamp with time zone"),
+            ("uuid", "uuid"),
+            ("boolean", "boolean"),
+        ] {
+            assert_eq!(parse(sql).unwrap().to_string(), name, "{sql}");
+        }
+    }
+
+    /// Messages from PostgreSQL 15's CREATE TABLE.
+    #[test]
+    fn bad_type_modifiers_fail_like_postgres() {
+        for (sql, message) in [
+            ("varchar(0)", "length for type varchar must be at least 1"),
+            (
+                "varchar(10485761)",
+                "length for type varchar cannot exceed 10485760",
+            ),
+            ("char(0)", "length for type char must be at least 1"),
+            (
+                "numeric(0)",
+                "NUMERIC precision 0 must be between 1 and 1000",
+            ),
+            (
+                "numeric(1001)",
+                "NUMERIC precision 1001 must be between 1 and 1000",
+            ),
+            (
+                "float(54)",
+                "precision for type float must be less than 54 bits",
+            ),
+            ("foo", "type \"foo\" does not exist"),
+        ] {
+            assert_eq!(parse(sql).unwrap_err().message, message, "{sql}");
+        }
+        assert_eq!(
+            parse("numeric(5,6)").unwrap(),
+            DataType::Numeric {
+                precision: Some(5),
+                scale: Some(6)
+            }
+        );
+    }
+
+    #[test]
+    fn oids_and_modifiers_match_postgres() {
+        assert_eq!(parse("varchar(10)").unwrap().type_modifier(), 14);
+        assert_eq!(parse("numeric(10,2)").unwrap().type_modifier(), 655_366);
+        assert_eq!(parse("text").unwrap().type_modifier(), -1);
+        for ty in [
+            DataType::Bool,
+            DataType::Int8,
+            DataType::Uuid,
+            DataType::TimestampTz,
+        ] {
+            assert_eq!(DataType::from_oid(ty.oid()), Some(ty));
         }
     }
 }

@@ -1,0 +1,173 @@
+//! The SQL layer through sessions on a real embedded core (no wire protocol): statements,
+//! transactions, and what two sessions see of each other.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
+
+use std::sync::Arc;
+
+use cairn_embedded::{Embedded, Options};
+use cairn_sql::types::text::format_text_typed;
+use cairn_sql::{Engine, Session, SqlResult, TxStatus, Value};
+
+async fn engine(dir: &std::path::Path) -> (Embedded, Arc<Engine>) {
+    let db = Embedded::open(Options::new(dir)).await.unwrap();
+    let engine = Engine::new(db.database().clone());
+    (db, engine)
+}
+
+/// Runs `sql` and renders each result like psql's unaligned output: rows as `a|b`, then the tag.
+async fn run(session: &mut Session, sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for result in session.simple_query(sql).await {
+        match result {
+            Ok(outcome) => {
+                let types: Vec<_> = outcome
+                    .columns
+                    .iter()
+                    .flatten()
+                    .map(|c| c.data_type.clone())
+                    .collect();
+                for row in outcome.rows {
+                    let cells: Vec<String> = row
+                        .iter()
+                        .zip(&types)
+                        .map(|(v, t)| {
+                            if v.is_null() {
+                                "NULL".into()
+                            } else {
+                                format_text_typed(v, t)
+                            }
+                        })
+                        .collect();
+                    out.push(cells.join("|"));
+                }
+                out.push(outcome.tag);
+            }
+            Err(e) => out.push(format!("ERROR {}: {}", e.state.code(), e.message)),
+        }
+    }
+    out
+}
+
+fn one(result: Vec<SqlResult<cairn_sql::Outcome>>) -> Vec<Vec<Value>> {
+    result.into_iter().next().unwrap().unwrap().rows
+}
+
+#[tokio::test]
+async fn statements_run_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, engine) = engine(dir.path()).await;
+    let mut s = Session::new(engine, "postgres", "postgres");
+    assert_eq!(
+        run(
+            &mut s,
+            "CREATE TABLE t (id int PRIMARY KEY, name text, n numeric(6,2))"
+        )
+        .await,
+        ["CREATE TABLE"]
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO t VALUES (1, 'a', 1.5), (2, 'b', NULL)").await,
+        ["INSERT 0 2"]
+    );
+    assert_eq!(
+        run(&mut s, "SELECT * FROM t ORDER BY id DESC").await,
+        ["2|b|NULL", "1|a|1.50", "SELECT 2"]
+    );
+    assert_eq!(
+        run(&mut s, "SELECT count(*), sum(n) FROM t").await,
+        ["2|1.50", "SELECT 1"]
+    );
+    assert_eq!(
+        run(&mut s, "UPDATE t SET n = n * 2 WHERE id = 1 RETURNING n").await,
+        ["3.00", "UPDATE 1"]
+    );
+    assert_eq!(
+        run(&mut s, "SELECT 1 / 0").await,
+        ["ERROR 22012: division by zero"]
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO t VALUES (1, 'dup', 0)").await[0],
+        "ERROR 23505: duplicate key value violates unique constraint \"t_pkey\""
+    );
+    assert_eq!(
+        run(&mut s, "EXPLAIN SELECT * FROM t WHERE id = 1").await[0],
+        "Point Lookup on t using t_pkey (id = 1)"
+    );
+    assert_eq!(
+        run(&mut s, "EXPLAIN SELECT * FROM t WHERE id > 1").await[0],
+        "Range Scan on t using t_pkey (id > 1)"
+    );
+    assert!(
+        run(&mut s, "EXPLAIN SELECT * FROM t WHERE name = 'a'").await[0]
+            .starts_with("Full Scan on t")
+    );
+}
+
+#[tokio::test]
+async fn a_failed_block_refuses_statements_until_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, engine) = engine(dir.path()).await;
+    let mut s = Session::new(engine, "postgres", "postgres");
+    run(&mut s, "CREATE TABLE t (id int PRIMARY KEY)").await;
+    run(&mut s, "BEGIN; INSERT INTO t VALUES (1)").await;
+    assert_eq!(s.transaction_status(), TxStatus::InBlock);
+    assert_eq!(
+        run(&mut s, "SELECT nosuch FROM t").await,
+        ["ERROR 42703: column \"nosuch\" does not exist"]
+    );
+    assert_eq!(s.transaction_status(), TxStatus::Failed);
+    assert_eq!(run(&mut s, "SELECT 1").await[0], "ERROR 25P02: current transaction is aborted, commands ignored until end of transaction block");
+    assert_eq!(run(&mut s, "ROLLBACK").await, ["ROLLBACK"]);
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM t").await,
+        ["0", "SELECT 1"]
+    );
+}
+
+#[tokio::test]
+async fn concurrent_sessions_lost_update_is_a_serialization_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, engine) = engine(dir.path()).await;
+    let mut a = Session::new(engine.clone(), "postgres", "postgres");
+    let mut b = Session::new(engine, "postgres", "postgres");
+    run(
+        &mut a,
+        "CREATE TABLE c (id int PRIMARY KEY, v int); INSERT INTO c VALUES (1, 0)",
+    )
+    .await;
+    run(&mut a, "BEGIN").await;
+    run(&mut b, "BEGIN").await;
+    assert_eq!(
+        one(a.simple_query("SELECT v FROM c WHERE id = 1").await),
+        [[Value::Int4(0)]]
+    );
+    assert_eq!(
+        one(b.simple_query("SELECT v FROM c WHERE id = 1").await),
+        [[Value::Int4(0)]]
+    );
+    run(&mut a, "UPDATE c SET v = 1 WHERE id = 1").await;
+    run(&mut b, "UPDATE c SET v = 2 WHERE id = 1").await;
+    assert_eq!(run(&mut a, "COMMIT").await, ["COMMIT"]);
+    let refused = run(&mut b, "COMMIT").await;
+    assert!(
+        refused[0].starts_with("ERROR 40001: could not serialize access"),
+        "{refused:?}"
+    );
+    assert!(refused[0].contains("table \"c\""), "{refused:?}");
+    assert_eq!(b.transaction_status(), TxStatus::Idle);
+    assert_eq!(run(&mut b, "SELECT v FROM c").await, ["1", "SELECT 1"]);
+}
+
+#[tokio::test]
+async fn a_schema_change_after_the_snapshot_is_a_schema_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, engine) = engine(dir.path()).await;
+    let mut a = Session::new(engine.clone(), "postgres", "postgres");
+    let mut b = Session::new(engine, "postgres", "postgres");
+    run(&mut a, "CREATE TABLE s (id int PRIMARY KEY)").await;
+    run(&mut a, "BEGIN; INSERT INTO s VALUES (1)").await;
+    run(&mut b, "DROP TABLE s").await;
+    let refused = run(&mut a, "COMMIT").await;
+    assert!(refused[0].starts_with("ERROR 40001"), "{refused:?}");
+    assert!(refused[0].contains("schema conflict"), "{refused:?}");
+}
