@@ -38,8 +38,12 @@ use cairn_sql::{
 };
 use cairn_types::clock::{timeout, Clock};
 use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
-use pgwire::messages::extendedquery::{BindComplete, CloseComplete, ParseComplete, PortalSuspended};
-use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus};
+use pgwire::messages::extendedquery::{
+    BindComplete, CloseComplete, ParseComplete, PortalSuspended,
+};
+use pgwire::messages::response::{
+    CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus,
+};
 use pgwire::messages::startup::{BackendKeyData, ParameterStatus, SecretKey};
 use pgwire::messages::PgWireBackendMessage as Backend;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -104,7 +108,10 @@ pub(crate) async fn run<S>(
     let accepted = match started {
         None => return wire.fatal(&admin_shutdown()).await,
         Some(None) => {
-            let error = SqlError::new(SqlState::QUERY_CANCELED, "canceling authentication due to timeout");
+            let error = SqlError::new(
+                SqlState::QUERY_CANCELED,
+                "canceling authentication due to timeout",
+            );
             return wire.fatal(&error).await;
         }
         Some(Some(Err(Stop::Fatal(error)))) => {
@@ -124,7 +131,9 @@ pub(crate) async fn run<S>(
         }
     }
     let busy = Arc::new(AtomicBool::new(false));
-    let registration = shared.registry.register(session.cancel_token(), busy.clone());
+    let registration = shared
+        .registry
+        .register(session.cancel_token(), busy.clone());
     tracing::debug!(%peer, pid = registration.pid, "session started");
     let mut connection = Connection {
         wire,
@@ -161,7 +170,10 @@ struct Statement {
 
 impl Statement {
     fn columns(&self) -> &[Column] {
-        self.prepared.as_ref().map(|p| p.columns.as_slice()).unwrap_or(&[])
+        self.prepared
+            .as_ref()
+            .map(|p| p.columns.as_slice())
+            .unwrap_or(&[])
     }
 }
 
@@ -234,13 +246,16 @@ impl<S> Drop for Connection<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// ParameterStatus for every reported parameter, BackendKeyData, ReadyForQuery.
     fn greet(&mut self) {
-        let mut parameters: Vec<(String, String)> =
-            REPORTED_PARAMETERS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let mut set = |name: String, value: String| {
-            match parameters.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(&name)) {
-                Some(entry) => entry.1 = value,
-                None => parameters.push((name, value)),
-            }
+        let mut parameters: Vec<(String, String)> = REPORTED_PARAMETERS
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut set = |name: String, value: String| match parameters
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&name))
+        {
+            Some(entry) => entry.1 = value,
+            None => parameters.push((name, value)),
         };
         for (name, value) in self.session.reported_parameters() {
             set(name, value);
@@ -290,10 +305,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     async fn handle(&mut self, message: Frontend) -> Result<(), Failure> {
         match message {
             Frontend::Query(sql) => self.simple_query(&sql).await,
-            Frontend::Parse { name, query, param_oids } => self.parse(name, &query, &param_oids).await,
-            Frontend::Bind { portal, statement, param_formats, params, result_formats } => {
-                self.bind(portal, &statement, &param_formats, params, result_formats)
-            }
+            Frontend::Parse {
+                name,
+                query,
+                param_oids,
+            } => self.parse(name, &query, &param_oids).await,
+            Frontend::Bind {
+                portal,
+                statement,
+                param_formats,
+                params,
+                result_formats,
+            } => self.bind(portal, &statement, &param_formats, params, result_formats),
             Frontend::Describe(target, name) => self.describe(target, &name),
             Frontend::Execute { portal, max_rows } => self.execute(portal, max_rows).await,
             Frontend::Close(target, name) => {
@@ -331,13 +354,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         self.portals.remove("");
         self.statements.remove("");
         if is_empty_query(sql) {
-            self.wire.send(Backend::EmptyQueryResponse(EmptyQueryResponse::new()));
+            self.wire
+                .send(Backend::EmptyQueryResponse(EmptyQueryResponse::new()));
         } else {
             self.busy.store(true, Ordering::Release);
             let results = self.session.simple_query(sql).await;
             self.busy.store(false, Ordering::Release);
             if results.is_empty() {
-                self.wire.send(Backend::EmptyQueryResponse(EmptyQueryResponse::new()));
+                self.wire
+                    .send(Backend::EmptyQueryResponse(EmptyQueryResponse::new()));
             }
             for result in results {
                 match result {
@@ -359,9 +384,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     async fn send_simple_outcome(&mut self, outcome: Outcome) -> Result<(), Failure> {
         self.send_side_effects(&outcome);
         if let Some(columns) = &outcome.columns {
-            self.wire.send(Backend::RowDescription(row_description(columns, &[])));
+            self.wire
+                .send(Backend::RowDescription(row_description(columns, &[])));
             for row in &outcome.rows {
-                if let Err(error) = put_data_row(self.wire.output(), row, columns, &[], &mut self.scratch) {
+                if let Err(error) =
+                    put_data_row(self.wire.output(), row, columns, &[], &mut self.scratch)
+                {
                     // The statement ran; only this result cannot be sent.
                     self.wire.send_error(&error, Severity::Error);
                     return Ok(());
@@ -393,14 +421,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             })
             .collect::<SqlResult<Vec<Option<DataType>>>>()?;
         let statement = if is_empty_query(query) {
-            let param_types = specified.into_iter().map(|t| t.unwrap_or(DataType::Unknown)).collect();
-            Statement { name: name.clone(), prepared: None, param_types }
+            let param_types = specified
+                .into_iter()
+                .map(|t| t.unwrap_or(DataType::Unknown))
+                .collect();
+            Statement {
+                name: name.clone(),
+                prepared: None,
+                param_types,
+            }
         } else {
             self.busy.store(true, Ordering::Release);
             let prepared = self.session.prepare(query, &specified).await;
             self.busy.store(false, Ordering::Release);
             let prepared = prepared?;
-            Statement { name: name.clone(), param_types: prepared.param_types.clone(), prepared: Some(prepared) }
+            Statement {
+                name: name.clone(),
+                param_types: prepared.param_types.clone(),
+                prepared: Some(prepared),
+            }
         };
         self.statements.insert(name, Arc::new(statement));
         self.wire.send(Backend::ParseComplete(ParseComplete::new()));
@@ -417,7 +456,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     ) -> Result<(), Failure> {
         let statement = self.statement(statement)?;
         if !portal.is_empty() && self.portals.contains_key(&portal) {
-            return Err(SqlError::new(SqlState("42P03"), format!("portal \"{portal}\" already exists")).into());
+            return Err(SqlError::new(
+                SqlState("42P03"),
+                format!("portal \"{portal}\" already exists"),
+            )
+            .into());
         }
         let params = decode_params(&statement, param_formats, params)?;
         check_formats(&result_formats)?;
@@ -431,7 +474,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         self.portals.insert(
             portal,
-            Portal { statement, params, result_formats, state: PortalState::Ready },
+            Portal {
+                statement,
+                params,
+                result_formats,
+                state: PortalState::Ready,
+            },
         );
         self.wire.send(Backend::BindComplete(BindComplete::new()));
         Ok(())
@@ -441,8 +489,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         match target {
             Target::Statement => {
                 let statement = self.statement(name)?;
-                let types = statement.param_types.iter().map(|t| wire_type(t).oid()).collect();
-                self.wire.send(Backend::ParameterDescription(ParameterDescription::new(types)));
+                let types = statement
+                    .param_types
+                    .iter()
+                    .map(|t| wire_type(t).oid())
+                    .collect();
+                self.wire
+                    .send(Backend::ParameterDescription(ParameterDescription::new(
+                        types,
+                    )));
                 self.send_description(statement.columns(), &[]);
             }
             Target::Portal => {
@@ -452,7 +507,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                         Some(row_description(columns, &portal.result_formats))
                     }
                     _ if portal.statement.columns().is_empty() => None,
-                    _ => Some(row_description(portal.statement.columns(), &portal.result_formats)),
+                    _ => Some(row_description(
+                        portal.statement.columns(),
+                        &portal.result_formats,
+                    )),
                 };
                 match description {
                     Some(description) => self.wire.send(Backend::RowDescription(description)),
@@ -472,11 +530,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         result
     }
 
-    async fn run_portal(&mut self, portal: &mut Portal, name: &str, max_rows: i32) -> Result<(), Failure> {
+    async fn run_portal(
+        &mut self,
+        portal: &mut Portal,
+        name: &str,
+        max_rows: i32,
+    ) -> Result<(), Failure> {
         if let PortalState::Ready = portal.state {
             portal.state = PortalState::Done { rerun_tag: None };
             let Some(prepared) = portal.statement.prepared.clone().filter(|p| !p.is_empty()) else {
-                self.wire.send(Backend::EmptyQueryResponse(EmptyQueryResponse::new()));
+                self.wire
+                    .send(Backend::EmptyQueryResponse(EmptyQueryResponse::new()));
                 return Ok(());
             };
             let params = std::mem::take(&mut portal.params);
@@ -501,14 +565,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
         }
         match &mut portal.state {
-            PortalState::Streaming { tag, columns, rows, suspended } => {
-                let limit = usize::try_from(max_rows).ok().filter(|n| *n > 0).unwrap_or(usize::MAX);
+            PortalState::Streaming {
+                tag,
+                columns,
+                rows,
+                suspended,
+            } => {
+                let limit = usize::try_from(max_rows)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .unwrap_or(usize::MAX);
                 let mut sent = 0usize;
                 while sent < limit {
                     let Some(row) = rows.next() else { break };
-                    if let Err(error) =
-                        put_data_row(self.wire.output(), &row, columns, &portal.result_formats, &mut self.scratch)
-                    {
+                    if let Err(error) = put_data_row(
+                        self.wire.output(),
+                        &row,
+                        columns,
+                        &portal.result_formats,
+                        &mut self.scratch,
+                    ) {
                         portal.state = PortalState::Done { rerun_tag: None };
                         return Err(error.into());
                     }
@@ -517,16 +593,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 }
                 if rows.len() > 0 {
                     *suspended = true;
-                    self.wire.send(Backend::PortalSuspended(PortalSuspended::new()));
+                    self.wire
+                        .send(Backend::PortalSuspended(PortalSuspended::new()));
                     return Ok(());
                 }
-                let tag = if *suspended { with_row_count(tag, sent) } else { tag.clone() };
+                let tag = if *suspended {
+                    with_row_count(tag, sent)
+                } else {
+                    tag.clone()
+                };
                 let rerun_tag = Some(with_row_count(&tag, 0));
                 self.send_complete(&tag);
                 portal.state = PortalState::Done { rerun_tag };
                 Ok(())
             }
-            PortalState::Done { rerun_tag: Some(tag) } => {
+            PortalState::Done {
+                rerun_tag: Some(tag),
+            } => {
                 let tag = tag.clone();
                 self.send_complete(&tag);
                 Ok(())
@@ -559,7 +642,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// Notices and parameter changes, sent ahead of a statement's result.
     fn send_side_effects(&mut self, outcome: &Outcome) {
         for notice in &outcome.notices {
-            self.wire.send(Backend::NoticeResponse(notice_response(notice)));
+            self.wire
+                .send(Backend::NoticeResponse(notice_response(notice)));
         }
         for (name, value) in &outcome.parameter_changes {
             self.send_parameter(name, value);
@@ -570,16 +654,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         if columns.is_empty() {
             self.wire.send(Backend::NoData(NoData::new()));
         } else {
-            self.wire.send(Backend::RowDescription(row_description(columns, formats)));
+            self.wire
+                .send(Backend::RowDescription(row_description(columns, formats)));
         }
     }
 
     fn send_complete(&mut self, tag: &str) {
-        self.wire.send(Backend::CommandComplete(CommandComplete::new(cstring(tag))));
+        self.wire
+            .send(Backend::CommandComplete(CommandComplete::new(cstring(tag))));
     }
 
     fn send_parameter(&mut self, name: &str, value: &str) {
-        self.wire.send(Backend::ParameterStatus(ParameterStatus::new(cstring(name), cstring(value))));
+        self.wire
+            .send(Backend::ParameterStatus(ParameterStatus::new(
+                cstring(name),
+                cstring(value),
+            )));
     }
 
     fn ready_for_query(&mut self) {
@@ -588,7 +678,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             TxStatus::InBlock => TransactionStatus::Transaction,
             TxStatus::Failed => TransactionStatus::Error,
         };
-        self.wire.send(Backend::ReadyForQuery(ReadyForQuery::new(status)));
+        self.wire
+            .send(Backend::ReadyForQuery(ReadyForQuery::new(status)));
     }
 }
 
@@ -692,14 +783,19 @@ fn decode_params(
         .zip(types)
         .enumerate()
         .map(|(i, (value, data_type))| {
-            let Some(bytes) = value else { return Ok(Value::Null) };
+            let Some(bytes) = value else {
+                return Ok(Value::Null);
+            };
             if format_code(formats, i) == 1 {
                 return binary::decode_binary(data_type, &bytes);
             }
             let text = std::str::from_utf8(&bytes).map_err(|_| {
                 SqlError::new(
                     SqlState::CHARACTER_NOT_IN_REPERTOIRE,
-                    format!("invalid byte sequence for encoding \"UTF8\" in parameter ${}", i + 1),
+                    format!(
+                        "invalid byte sequence for encoding \"UTF8\" in parameter ${}",
+                        i + 1
+                    ),
                 )
             })?;
             text::parse_text(data_type, text)
@@ -733,7 +829,12 @@ fn put_data_row_fields(
     scratch: &mut Vec<u8>,
     start: usize,
 ) -> SqlResult<()> {
-    let too_large = || SqlError::new(SqlState::PROGRAM_LIMIT_EXCEEDED, "result row is too large to send");
+    let too_large = || {
+        SqlError::new(
+            SqlState::PROGRAM_LIMIT_EXCEEDED,
+            "result row is too large to send",
+        )
+    };
     out.put_u8(b'D');
     out.put_i32(0); // patched below
     out.put_i16(i16::try_from(row.len()).map_err(|_| too_large())?);
@@ -744,7 +845,11 @@ fn put_data_row_fields(
         }
         let field: &[u8] = if format_code(formats, i) == 1 {
             scratch.clear();
-            binary::encode_binary(value, scratch);
+            // Typed, so char(n) goes out blank-padded as PostgreSQL sends it.
+            match columns.get(i) {
+                Some(column) => binary::encode_binary_typed(value, &column.data_type, scratch),
+                None => binary::encode_binary(value, scratch),
+            }
             scratch
         } else {
             let natural;
@@ -778,7 +883,10 @@ mod tests {
         assert_eq!(format_code(&[1], 3), 1);
         assert_eq!(format_code(&[0, 1], 1), 1);
         assert!(check_formats(&[0, 1]).is_ok());
-        assert_eq!(check_formats(&[2]).unwrap_err().state, SqlState::INVALID_PARAMETER_VALUE);
+        assert_eq!(
+            check_formats(&[2]).unwrap_err().state,
+            SqlState::INVALID_PARAMETER_VALUE
+        );
     }
 
     #[test]
@@ -797,27 +905,42 @@ mod tests {
     #[test]
     fn data_rows_encode_nulls_and_patch_the_length() {
         let mut out = BytesMut::new();
-        let columns = vec![Column { name: "a".into(), data_type: DataType::Int4 }];
+        let columns = vec![Column {
+            name: "a".into(),
+            data_type: DataType::Int4,
+        }];
         put_data_row(&mut out, &[Value::Null], &columns, &[], &mut Vec::new()).unwrap();
         assert_eq!(&out[..], &[b'D', 0, 0, 0, 10, 0, 1, 0xff, 0xff, 0xff, 0xff]);
     }
 
     #[test]
     fn parameter_count_mismatch_is_a_protocol_violation() {
-        let statement = Statement { name: "s".into(), prepared: None, param_types: vec![DataType::Int4] };
+        let statement = Statement {
+            name: "s".into(),
+            prepared: None,
+            param_types: vec![DataType::Int4],
+        };
         let error = decode_params(&statement, &[], vec![]).unwrap_err();
         assert_eq!(error.state, SqlState::PROTOCOL_VIOLATION);
         let error = decode_params(&statement, &[0, 0], vec![None]).unwrap_err();
         assert_eq!(error.state, SqlState::PROTOCOL_VIOLATION);
-        assert_eq!(decode_params(&statement, &[1], vec![None]).unwrap(), vec![Value::Null]);
+        assert_eq!(
+            decode_params(&statement, &[1], vec![None]).unwrap(),
+            vec![Value::Null]
+        );
     }
 
     #[test]
     fn unknown_parameters_arrive_as_text() {
-        let statement = Statement { name: String::new(), prepared: None, param_types: vec![DataType::Unknown] };
+        let statement = Statement {
+            name: String::new(),
+            prepared: None,
+            param_types: vec![DataType::Unknown],
+        };
         let values = decode_params(&statement, &[], vec![Some(Bytes::from_static(b"hi"))]).unwrap();
         assert_eq!(values, vec![Value::Text("hi".into())]);
-        let error = decode_params(&statement, &[], vec![Some(Bytes::from_static(b"\xff"))]).unwrap_err();
+        let error =
+            decode_params(&statement, &[], vec![Some(Bytes::from_static(b"\xff"))]).unwrap_err();
         assert_eq!(error.state, SqlState::CHARACTER_NOT_IN_REPERTOIRE);
     }
 }

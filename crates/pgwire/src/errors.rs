@@ -42,6 +42,9 @@ pub(crate) fn error_response(error: &SqlError, severity: Severity) -> ErrorRespo
     if let Some(hint) = &error.hint {
         fields.push((b'H', cstring(hint)));
     }
+    if let Some(position) = error.position {
+        fields.push((b'P', cstring(&position.to_string())));
+    }
     ErrorResponse::new(fields)
 }
 

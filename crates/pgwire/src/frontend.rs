@@ -180,7 +180,9 @@ pub(crate) fn decode_startup(buf: &mut BytesMut) -> Result<Option<Startup>, SqlE
             let pid = body.i32()?;
             let secret = body.rest();
             if !(4..=256).contains(&secret.len()) {
-                return Err(protocol_violation("invalid length of cancel request packet"));
+                return Err(protocol_violation(
+                    "invalid length of cancel request packet",
+                ));
             }
             Startup::Cancel { pid, secret }
         }
@@ -204,7 +206,11 @@ pub(crate) fn decode_startup(buf: &mut BytesMut) -> Result<Option<Startup>, SqlE
                 params.push((name, value));
             }
             body.finish()?;
-            Startup::Start { major, minor, params }
+            Startup::Start {
+                major,
+                minor,
+                params,
+            }
         }
     };
     Ok(Some(message))
@@ -220,7 +226,9 @@ pub(crate) fn decode(buf: &mut BytesMut) -> Result<Option<Frontend>, SqlError> {
         b'p' => MAX_AUTH_MESSAGE,
         b'D' | b'E' | b'C' | b'S' | b'H' | b'X' | b'c' | b'f' => MAX_SMALL_MESSAGE,
         other => {
-            return Err(protocol_violation(format!("invalid frontend message type {other}")));
+            return Err(protocol_violation(format!(
+                "invalid frontend message type {other}"
+            )));
         }
     };
     if buf.len() < 5 {
@@ -248,7 +256,10 @@ fn parse_body(kind: u8, mut body: Reader) -> Result<Frontend, SqlError> {
     let message = match kind {
         b'Q' => match body.cstring()? {
             Ok(sql) => Frontend::Query(sql),
-            Err(error) => Frontend::Invalid { error, extended: false },
+            Err(error) => Frontend::Invalid {
+                error,
+                extended: false,
+            },
         },
         b'P' => {
             let name = body.cstring()?;
@@ -259,15 +270,23 @@ fn parse_body(kind: u8, mut body: Reader) -> Result<Frontend, SqlError> {
                 param_oids.push(body.u32()?);
             }
             match (name, query) {
-                (Ok(name), Ok(query)) => Frontend::Parse { name, query, param_oids },
-                (Err(error), _) | (_, Err(error)) => Frontend::Invalid { error, extended: true },
+                (Ok(name), Ok(query)) => Frontend::Parse {
+                    name,
+                    query,
+                    param_oids,
+                },
+                (Err(error), _) | (_, Err(error)) => Frontend::Invalid {
+                    error,
+                    extended: true,
+                },
             }
         }
         b'B' => {
             let portal = body.cstring()?;
             let statement = body.cstring()?;
             let count = body.u16()?;
-            let mut param_formats = Vec::with_capacity(usize::from(count).min(body.remaining() / 2));
+            let mut param_formats =
+                Vec::with_capacity(usize::from(count).min(body.remaining() / 2));
             for _ in 0..count {
                 param_formats.push(body.i16()?);
             }
@@ -297,7 +316,10 @@ fn parse_body(kind: u8, mut body: Reader) -> Result<Frontend, SqlError> {
                     params,
                     result_formats,
                 },
-                (Err(error), _) | (_, Err(error)) => Frontend::Invalid { error, extended: true },
+                (Err(error), _) | (_, Err(error)) => Frontend::Invalid {
+                    error,
+                    extended: true,
+                },
             }
         }
         b'D' | b'C' => {
@@ -314,7 +336,10 @@ fn parse_body(kind: u8, mut body: Reader) -> Result<Frontend, SqlError> {
             match body.cstring()? {
                 Ok(name) if kind == b'D' => Frontend::Describe(target, name),
                 Ok(name) => Frontend::Close(target, name),
-                Err(error) => Frontend::Invalid { error, extended: true },
+                Err(error) => Frontend::Invalid {
+                    error,
+                    extended: true,
+                },
             }
         }
         b'E' => {
@@ -322,7 +347,10 @@ fn parse_body(kind: u8, mut body: Reader) -> Result<Frontend, SqlError> {
             let max_rows = body.i32()?;
             match portal {
                 Ok(portal) => Frontend::Execute { portal, max_rows },
-                Err(error) => Frontend::Invalid { error, extended: true },
+                Err(error) => Frontend::Invalid {
+                    error,
+                    extended: true,
+                },
             }
         }
         b'S' => Frontend::Sync,
@@ -337,7 +365,11 @@ fn parse_body(kind: u8, mut body: Reader) -> Result<Frontend, SqlError> {
             let _ = body.rest();
             Frontend::FunctionCall
         }
-        other => return Err(protocol_violation(format!("invalid frontend message type {other}"))),
+        other => {
+            return Err(protocol_violation(format!(
+                "invalid frontend message type {other}"
+            )))
+        }
     };
     body.finish()?;
     Ok(message)
@@ -346,7 +378,9 @@ fn parse_body(kind: u8, mut body: Reader) -> Result<Frontend, SqlError> {
 /// Parses the body of a SASLInitialResponse: the mechanism and the client-first message.
 pub(crate) fn parse_sasl_initial(body: Bytes) -> Result<(String, Bytes), SqlError> {
     let mut body = Reader::new(body);
-    let mechanism = body.cstring()?.map_err(|_| protocol_violation("invalid SASL mechanism"))?;
+    let mechanism = body
+        .cstring()?
+        .map_err(|_| protocol_violation("invalid SASL mechanism"))?;
     let length = body.i32()?;
     let data = if length == -1 {
         Bytes::new()
@@ -431,7 +465,11 @@ impl Reader {
     fn cstring(&mut self) -> Result<Result<String, SqlError>, SqlError> {
         let bytes = self.cstring_bytes()?;
         Ok(String::from_utf8(bytes).map_err(|e| {
-            let bad = e.as_bytes().get(e.utf8_error().valid_up_to()).copied().unwrap_or(0);
+            let bad = e
+                .as_bytes()
+                .get(e.utf8_error().valid_up_to())
+                .copied()
+                .unwrap_or(0);
             SqlError::new(
                 SqlState::CHARACTER_NOT_IN_REPERTOIRE,
                 format!("invalid byte sequence for encoding \"UTF8\": 0x{bad:02x}"),
@@ -443,7 +481,9 @@ impl Reader {
         if self.buf.is_empty() {
             Ok(())
         } else {
-            Err(protocol_violation("invalid message format: bytes left over after the message"))
+            Err(protocol_violation(
+                "invalid message format: bytes left over after the message",
+            ))
         }
     }
 }
@@ -500,12 +540,27 @@ mod tests {
 
     #[test]
     fn ssl_gss_and_cancel_requests_are_recognised() {
-        assert_eq!(decode_startup(&mut startup_packet(SSL_REQUEST_CODE, b"")).unwrap(), Some(Startup::Ssl));
-        assert_eq!(decode_startup(&mut startup_packet(GSSENC_REQUEST_CODE, b"")).unwrap(), Some(Startup::Gss));
-        let cancel = decode_startup(&mut startup_packet(CANCEL_REQUEST_CODE, &[0, 0, 0, 7, 1, 2, 3, 4]))
-            .unwrap()
-            .unwrap();
-        assert_eq!(cancel, Startup::Cancel { pid: 7, secret: Bytes::from_static(&[1, 2, 3, 4]) });
+        assert_eq!(
+            decode_startup(&mut startup_packet(SSL_REQUEST_CODE, b"")).unwrap(),
+            Some(Startup::Ssl)
+        );
+        assert_eq!(
+            decode_startup(&mut startup_packet(GSSENC_REQUEST_CODE, b"")).unwrap(),
+            Some(Startup::Gss)
+        );
+        let cancel = decode_startup(&mut startup_packet(
+            CANCEL_REQUEST_CODE,
+            &[0, 0, 0, 7, 1, 2, 3, 4],
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            cancel,
+            Startup::Cancel {
+                pid: 7,
+                secret: Bytes::from_static(&[1, 2, 3, 4])
+            }
+        );
     }
 
     #[test]
@@ -518,13 +573,19 @@ mod tests {
     #[test]
     fn startup_parameters_without_terminator_are_refused() {
         let mut buf = startup_packet(196_608, b"user\0postgres");
-        assert_eq!(decode_startup(&mut buf).unwrap_err().state, SqlState::PROTOCOL_VIOLATION);
+        assert_eq!(
+            decode_startup(&mut buf).unwrap_err().state,
+            SqlState::PROTOCOL_VIOLATION
+        );
     }
 
     #[test]
     fn query_message_decodes() {
         let mut buf = message(b'Q', b"SELECT 1\0");
-        assert_eq!(decode(&mut buf).unwrap(), Some(Frontend::Query("SELECT 1".into())));
+        assert_eq!(
+            decode(&mut buf).unwrap(),
+            Some(Frontend::Query("SELECT 1".into()))
+        );
     }
 
     #[test]
@@ -552,7 +613,10 @@ mod tests {
     #[test]
     fn unknown_message_type_is_refused_at_once() {
         let mut buf = BytesMut::from(&b"?"[..]);
-        assert_eq!(decode(&mut buf).unwrap_err().state, SqlState::PROTOCOL_VIOLATION);
+        assert_eq!(
+            decode(&mut buf).unwrap_err().state,
+            SqlState::PROTOCOL_VIOLATION
+        );
     }
 
     #[test]
@@ -561,7 +625,11 @@ mod tests {
             let mut buf = BytesMut::new();
             buf.put_u8(b'S');
             buf.put_i32(length);
-            assert_eq!(decode(&mut buf).unwrap_err().state, SqlState::PROTOCOL_VIOLATION, "{length}");
+            assert_eq!(
+                decode(&mut buf).unwrap_err().state,
+                SqlState::PROTOCOL_VIOLATION,
+                "{length}"
+            );
         }
     }
 
@@ -569,19 +637,31 @@ mod tests {
     fn a_length_that_does_not_match_the_body_is_refused() {
         // Sync with a body; Execute whose declared length cuts its max_rows field.
         let mut buf = message(b'S', b"xx");
-        assert_eq!(decode(&mut buf).unwrap_err().state, SqlState::PROTOCOL_VIOLATION);
+        assert_eq!(
+            decode(&mut buf).unwrap_err().state,
+            SqlState::PROTOCOL_VIOLATION
+        );
         let mut buf = message(b'E', b"\0\0\0");
-        assert_eq!(decode(&mut buf).unwrap_err().state, SqlState::PROTOCOL_VIOLATION);
+        assert_eq!(
+            decode(&mut buf).unwrap_err().state,
+            SqlState::PROTOCOL_VIOLATION
+        );
         // Bind claiming more parameters than it carries.
         let mut buf = message(b'B', b"\0\0\0\0\0\x05");
-        assert_eq!(decode(&mut buf).unwrap_err().state, SqlState::PROTOCOL_VIOLATION);
+        assert_eq!(
+            decode(&mut buf).unwrap_err().state,
+            SqlState::PROTOCOL_VIOLATION
+        );
     }
 
     #[test]
     fn invalid_utf8_is_an_ordinary_error() {
         let mut buf = message(b'Q', b"SELECT '\xff'\0");
         match decode(&mut buf).unwrap() {
-            Some(Frontend::Invalid { error, extended: false }) => {
+            Some(Frontend::Invalid {
+                error,
+                extended: false,
+            }) => {
                 assert_eq!(error.state, SqlState::CHARACTER_NOT_IN_REPERTOIRE)
             }
             other => panic!("unexpected {other:?}"),
@@ -596,7 +676,10 @@ mod tests {
         let valid: Vec<BytesMut> = vec![
             message(b'Q', b"SELECT 1\0"),
             message(b'P', b"s\0SELECT $1\0\0\x01\0\0\0\x17"),
-            message(b'B', b"\0\0\0\x01\0\x01\0\x01\0\0\0\x04\0\0\0\x01\0\x01\0\x01"),
+            message(
+                b'B',
+                b"\0\0\0\x01\0\x01\0\x01\0\0\0\x04\0\0\0\x01\0\x01\0\x01",
+            ),
             message(b'D', b"S\0"),
             message(b'E', b"\0\0\0\0\x02"),
             message(b'C', b"P\0"),

@@ -32,7 +32,7 @@
 //!   violation: the client gets FATAL 08P01 and the connection closes.
 //! - Every error the client sees is a `SqlError` carrying its SQLSTATE; the SQL layer picks
 //!   the code, this crate's own errors (08P01, 28000, 28P01, 3D000, 57P01) are built as
-//!   `SqlError`s too, and [`errors`](crate::errors) alone turns them into ErrorResponses.
+//!   `SqlError`s too, and `errors.rs` alone turns them into ErrorResponses.
 //! - ReadyForQuery reports the session's transaction status (I/T/E). After an error in an
 //!   extended-protocol message, messages are discarded until Sync.
 //! - However a connection ends, its session is closed, rolling back an open transaction.
@@ -49,16 +49,21 @@
 //!   or Parse panics on `get_u16` past the end; a wrong length misparses the next message),
 //!   a decode error closes the socket without the 08P01 ErrorResponse, and the loop has no
 //!   hook for shutdown (FATAL 57P01 to idle clients) or for one `&mut Session` per
-//!   connection. The decoder here is ~300 lines and fuzzed by its tests.
+//!   connection. The decoder here is small, bounds-checked everywhere, and fuzzed by its tests.
 //! - No TLS yet: SSLRequest and GSSENCRequest are answered 'N'. SCRAM runs without channel
 //!   binding.
 //! - Protocol 3.0 only: a client asking for 3.2 gets NegotiateProtocolVersion (3.0), so
 //!   cancel keys are 4 bytes.
 //! - A portal's rows are materialised by its first Execute (the session returns whole
 //!   results); Execute with a row limit then pages through them with PortalSuspended.
-//! - Startup parameters other than `user`, `database` and `application_name` are accepted
-//!   and ignored; the reported values (UTF8, `ISO, MDY`, UTC, ...) are the server's.
-//! - COPY and the function-call interface are not supported.
+//! - Startup parameters (and `-c name=value` switches in `options`) go to
+//!   `Session::set_startup_parameter`; what the session refuses ends the connection with its
+//!   FATAL error, as in PostgreSQL. `replication` connections are refused.
+//! - COPY and the function-call interface are not supported. There is no connection limit
+//!   yet (PostgreSQL's `max_connections`); startup must finish within 60 s.
+//! - Shutdown: stop accepting, let running statements finish, FATAL 57P01 to every connection
+//!   once it waits for input; after 5 s cancel what still runs, after 5 s more abandon it.
+//! - Each connection is a `tokio::spawn`ed task, so the session's futures must be `Send`.
 //! - Cancel secrets and the SCRAM salt come from the standard library's randomly keyed
 //!   SipHash (see `registry::random_u64`), because the workspace has no unseeded RNG.
 

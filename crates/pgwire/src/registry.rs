@@ -31,11 +31,16 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn new() -> Arc<Registry> {
-        Arc::new(Registry { sessions: Mutex::new(HashMap::new()), next_pid: Mutex::new(FIRST_PID) })
+        Arc::new(Registry {
+            sessions: Mutex::new(HashMap::new()),
+            next_pid: Mutex::new(FIRST_PID),
+        })
     }
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<i32, Entry>> {
-        self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Registers a session; `busy` is true while it runs a statement.
@@ -45,7 +50,10 @@ impl Registry {
         busy: Arc<AtomicBool>,
     ) -> Registration {
         let secret = random_u64() as i32;
-        let mut next = self.next_pid.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = self
+            .next_pid
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut sessions = self.sessions();
         let pid = loop {
             let pid = *next;
@@ -54,8 +62,19 @@ impl Registry {
                 break pid;
             }
         };
-        sessions.insert(pid, Entry { secret, token, busy });
-        Registration { registry: self.clone(), pid, secret }
+        sessions.insert(
+            pid,
+            Entry {
+                secret,
+                token,
+                busy,
+            },
+        );
+        Registration {
+            registry: self.clone(),
+            pid,
+            secret,
+        }
     }
 
     /// Cancels the running statement of the session `(pid, secret)`, if there is one. Returns
@@ -122,7 +141,10 @@ mod tests {
         let busy = Arc::new(AtomicBool::new(false));
         let registration = registry.register(CancelToken::default(), busy.clone());
         let secret = registration.secret.to_be_bytes();
-        assert!(!registry.cancel(registration.pid, &secret), "idle sessions ignore cancels");
+        assert!(
+            !registry.cancel(registration.pid, &secret),
+            "idle sessions ignore cancels"
+        );
         busy.store(true, Ordering::Release);
         assert!(!registry.cancel(registration.pid, &(registration.secret ^ 1).to_be_bytes()));
         assert!(!registry.cancel(registration.pid + 1, &secret));

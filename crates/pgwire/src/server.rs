@@ -58,12 +58,24 @@ pub(crate) async fn serve(
         }
     }
     drop(listener);
-    tracing::info!(connections = connections.len(), "shutting down: no longer accepting connections");
+    tracing::info!(
+        connections = connections.len(),
+        "shutting down: no longer accepting connections"
+    );
     let _ = stop.send(true);
-    if timeout(clock.as_ref(), SHUTDOWN_GRACE, drain(&mut connections)).await.is_none() {
-        tracing::warn!(connections = connections.len(), "cancelling statements still running");
+    if timeout(clock.as_ref(), SHUTDOWN_GRACE, drain(&mut connections))
+        .await
+        .is_none()
+    {
+        tracing::warn!(
+            connections = connections.len(),
+            "cancelling statements still running"
+        );
         registry.cancel_all();
-        if timeout(clock.as_ref(), SHUTDOWN_GRACE, drain(&mut connections)).await.is_none() {
+        if timeout(clock.as_ref(), SHUTDOWN_GRACE, drain(&mut connections))
+            .await
+            .is_none()
+        {
             tracing::warn!(connections = connections.len(), "abandoning connections");
             connections.abort_all();
             drain(&mut connections).await;

@@ -51,9 +51,15 @@ pub(crate) struct Credential {
 impl Credential {
     /// Salts and hashes `password` (PBKDF2, 4096 rounds: a few milliseconds, done once).
     pub(crate) fn new(password: &str) -> Credential {
-        let salt: Vec<u8> = [random_u64(), random_u64()].iter().flat_map(|w| w.to_be_bytes()).collect();
+        let salt: Vec<u8> = [random_u64(), random_u64()]
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect();
         let salted_password = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
-        Credential { salt, salted_password }
+        Credential {
+            salt,
+            salted_password,
+        }
     }
 
     fn secret(&self) -> ScramSecret {
@@ -95,14 +101,20 @@ pub(crate) async fn startup<S: AsyncRead + AsyncWrite + Unpin>(
                 wire.flush().await?;
             }
             Startup::Ssl | Startup::Gss => {
-                return Err(Stop::Fatal(protocol_violation("repeated SSL or GSS negotiation")));
+                return Err(Stop::Fatal(protocol_violation(
+                    "repeated SSL or GSS negotiation",
+                )));
             }
             Startup::Cancel { pid, secret } => {
                 let cancelled = registry.cancel(pid, &secret);
                 tracing::debug!(pid, cancelled, "cancel request");
                 return Ok(None);
             }
-            Startup::Start { major, minor, params } => break (major, minor, params),
+            Startup::Start {
+                major,
+                minor,
+                params,
+            } => break (major, minor, params),
         }
     };
 
@@ -111,26 +123,40 @@ pub(crate) async fn startup<S: AsyncRead + AsyncWrite + Unpin>(
             "unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"
         ))));
     }
-    let unsupported: Vec<String> =
-        params.iter().filter(|(k, _)| k.starts_with("_pq_.")).map(|(k, _)| k.clone()).collect();
+    let unsupported: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k.starts_with("_pq_."))
+        .map(|(k, _)| k.clone())
+        .collect();
     if minor > 0 || !unsupported.is_empty() {
-        wire.send(PgWireBackendMessage::NegotiateProtocolVersion(NegotiateProtocolVersion::new(
-            PROTOCOL_3_0,
-            unsupported,
-        )));
+        wire.send(PgWireBackendMessage::NegotiateProtocolVersion(
+            NegotiateProtocolVersion::new(PROTOCOL_3_0, unsupported),
+        ));
     }
 
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let Some(user) = param("user").filter(|u| !u.is_empty()) else {
         return Err(Stop::Fatal(SqlError::new(
             SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
             "no PostgreSQL user name specified in startup packet",
         )));
     };
-    let database = param("database").filter(|d| !d.is_empty()).unwrap_or_else(|| user.clone());
+    let database = param("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| user.clone());
     if let Some(replication) = param("replication") {
-        if !matches!(replication.to_ascii_lowercase().as_str(), "false" | "off" | "no" | "0") {
-            return Err(Stop::Fatal(SqlError::unsupported("replication connections are not supported")));
+        if !matches!(
+            replication.to_ascii_lowercase().as_str(),
+            "false" | "off" | "no" | "0"
+        ) {
+            return Err(Stop::Fatal(SqlError::unsupported(
+                "replication connections are not supported",
+            )));
         }
     }
     if user != ROLE {
@@ -163,14 +189,20 @@ pub(crate) async fn startup<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     wire.send(PgWireBackendMessage::Authentication(Authentication::Ok));
-    let settings = params
-        .into_iter()
-        .filter(|(name, _)| {
-            !matches!(name.as_str(), "user" | "database" | "replication" | "options")
-                && !name.starts_with("_pq_.")
-        })
-        .collect();
-    Ok(Some(Accepted { user, database, settings }))
+    let mut settings: Vec<(String, String)> = Vec::new();
+    for (name, value) in params {
+        match name.as_str() {
+            "user" | "database" | "replication" => {}
+            "options" => settings.extend(parse_options(&value).map_err(Stop::Fatal)?),
+            _ if name.starts_with("_pq_.") => {}
+            _ => settings.push((name, value)),
+        }
+    }
+    Ok(Some(Accepted {
+        user,
+        database,
+        settings,
+    }))
 }
 
 /// SCRAM-SHA-256 without channel binding (there is no TLS to bind to yet), using pgwire's
@@ -180,9 +212,9 @@ async fn scram<S: AsyncRead + AsyncWrite + Unpin>(
     credential: &Credential,
     user: &str,
 ) -> Result<(), Stop> {
-    wire.send(PgWireBackendMessage::Authentication(Authentication::SASL(vec![
-        SCRAM_SHA_256.to_owned(),
-    ])));
+    wire.send(PgWireBackendMessage::Authentication(Authentication::SASL(
+        vec![SCRAM_SHA_256.to_owned()],
+    )));
     wire.flush().await?;
 
     let (mechanism, client_first) =
@@ -195,19 +227,65 @@ async fn scram<S: AsyncRead + AsyncWrite + Unpin>(
     let (server_first, waiting) = ScramServerAuth::new()
         .on_client_first_message_with_secret(&client_first, credential.secret())
         .map_err(|e| Stop::Fatal(scram_error(e, user)))?;
-    wire.send(PgWireBackendMessage::Authentication(Authentication::SASLContinue(
-        Bytes::from(server_first),
-    )));
+    wire.send(PgWireBackendMessage::Authentication(
+        Authentication::SASLContinue(Bytes::from(server_first)),
+    ));
     wire.flush().await?;
 
     let client_final = password_message(wire).await?;
     let server_final = waiting
         .on_client_final_message(&client_final)
         .map_err(|e| Stop::Fatal(scram_error(e, user)))?;
-    wire.send(PgWireBackendMessage::Authentication(Authentication::SASLFinal(Bytes::from(
-        server_final,
-    ))));
+    wire.send(PgWireBackendMessage::Authentication(
+        Authentication::SASLFinal(Bytes::from(server_final)),
+    ));
     Ok(())
+}
+
+/// The `options` startup parameter, as libpq's `PGOPTIONS` sends it: command-line switches
+/// `-c name=value` (or `-cname=value`, `--name=value`), separated by spaces; a backslash
+/// escapes the next character.
+fn parse_options(options: &str) -> Result<Vec<(String, String)>, SqlError> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_ascii_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let invalid = |arg: &str| {
+        SqlError::new(
+            SqlState::PROTOCOL_VIOLATION,
+            format!("invalid command-line argument for server process: {arg}"),
+        )
+        .with_hint("Only -c name=value and --name=value are accepted in options.")
+    };
+    let mut settings = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let setting = if word == "-c" {
+            words.next().ok_or_else(|| invalid(&word))?
+        } else if let Some(rest) = word.strip_prefix("--").or_else(|| word.strip_prefix("-c")) {
+            rest.to_owned()
+        } else {
+            return Err(invalid(&word));
+        };
+        let Some((name, value)) = setting.split_once('=') else {
+            return Err(invalid(&setting));
+        };
+        settings.push((name.replace('-', "_"), value.to_owned()));
+    }
+    Ok(settings)
 }
 
 async fn password_message<S: AsyncRead + AsyncWrite + Unpin>(
@@ -233,6 +311,33 @@ fn scram_error(error: PgWireError, user: &str) -> SqlError {
         other => {
             tracing::debug!(error = %other, "SCRAM exchange failed");
             protocol_violation(format!("malformed SCRAM message: {other}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_carry_settings_as_postgres_parses_them() {
+        let parsed =
+            parse_options("-c search_path=a\\ b  -cstatement_timeout=5 --lock-timeout=1").unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                ("search_path".to_owned(), "a b".to_owned()),
+                ("statement_timeout".to_owned(), "5".to_owned()),
+                ("lock_timeout".to_owned(), "1".to_owned()),
+            ]
+        );
+        assert!(parse_options("").unwrap().is_empty());
+        for bad in ["-x", "-c", "-c novalue", "plain"] {
+            assert_eq!(
+                parse_options(bad).unwrap_err().state,
+                SqlState::PROTOCOL_VIOLATION,
+                "{bad}"
+            );
         }
     }
 }

@@ -64,7 +64,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     pub(crate) fn send_error(&mut self, error: &SqlError, severity: Severity) {
         let response = error_response(error, severity);
         let before = self.output.len();
-        if PgWireBackendMessage::ErrorResponse(response).encode(&mut self.output).is_err() {
+        if PgWireBackendMessage::ErrorResponse(response)
+            .encode(&mut self.output)
+            .is_err()
+        {
             self.output.truncate(before);
         }
     }
@@ -117,7 +120,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             if self.input.is_empty() {
                 return Err(Stop::Closed);
             }
-            return Err(Stop::Fatal(protocol_violation("unexpected EOF within a message")));
+            return Err(Stop::Fatal(protocol_violation(
+                "unexpected EOF within a message",
+            )));
         }
         Ok(())
     }

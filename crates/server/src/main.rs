@@ -78,7 +78,9 @@ enum Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -118,7 +120,12 @@ fn start(args: StartArgs) -> Result<(), Failure> {
 async fn run(args: StartArgs, password: Option<String>) -> Result<(), Failure> {
     let embedded = cairn_embedded::Embedded::open(cairn_embedded::Options::new(&args.data_dir))
         .await
-        .map_err(|e| Failure::Runtime(format!("cannot open the data directory {}: {e}", args.data_dir.display())))?;
+        .map_err(|e| {
+            Failure::Runtime(format!(
+                "cannot open the data directory {}: {e}",
+                args.data_dir.display()
+            ))
+        })?;
     tracing::info!(data_dir = %args.data_dir.display(), "data directory open");
     let engine = cairn_sql::Engine::new(embedded.database().clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -138,12 +145,13 @@ async fn run(args: StartArgs, password: Option<String>) -> Result<(), Failure> {
 fn password(args: &StartArgs) -> Result<Option<String>, Failure> {
     let password = match (&args.password_env, &args.password_file) {
         (Some(var), _) => Some(std::env::var(var).map_err(|_| {
-            Failure::Config(format!("--password-env {var}: the environment variable is not set (or not UTF-8)"))
+            Failure::Config(format!(
+                "--password-env {var}: the environment variable is not set (or not UTF-8)"
+            ))
         })?),
         (None, Some(path)) => {
-            let contents = std::fs::read_to_string(path).map_err(|e| {
-                Failure::Config(format!("--password-file {}: {e}", path.display()))
-            })?;
+            let contents = std::fs::read_to_string(path)
+                .map_err(|e| Failure::Config(format!("--password-file {}: {e}", path.display())))?;
             Some(contents.trim_end_matches(['\n', '\r']).to_owned())
         }
         (None, None) => None,

@@ -88,6 +88,12 @@ pub struct SqlError {
     pub detail: Option<String>,
     /// A suggestion, if any.
     pub hint: Option<String>,
+    /// Where in the query string the error is: a 1-based character position (field P), which
+    /// psql turns into its `LINE 1: ...` marker.
+    pub position: Option<u32>,
+    /// The same place as the parser counts it (line, column; 1-based), until the session
+    /// turns it into `position` against the query text.
+    pub location: Option<(u64, u64)>,
 }
 
 /// Result with [`SqlError`].
@@ -101,6 +107,8 @@ impl SqlError {
             message: message.into(),
             detail: None,
             hint: None,
+            position: None,
+            location: None,
         }
     }
 
@@ -113,6 +121,31 @@ impl SqlError {
     /// Adds a hint.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Marks where in the statement the error is (line and column, 1-based).
+    pub fn at(mut self, line: u64, column: u64) -> Self {
+        if line > 0 && column > 0 && self.location.is_none() {
+            self.location = Some((line, column));
+        }
+        self
+    }
+
+    /// Turns a `location` into the `position` PostgreSQL reports, counted in `sql`.
+    pub fn locate_in(mut self, sql: &str) -> Self {
+        if let (None, Some((line, column))) = (self.position, self.location) {
+            let mut position = 0u32;
+            for (n, text) in sql.split('\n').enumerate() {
+                if n as u64 + 1 == line {
+                    let within = text.chars().count().min(column.saturating_sub(1) as usize);
+                    position += within as u32 + 1;
+                    self.position = Some(position);
+                    break;
+                }
+                position += text.chars().count() as u32 + 1;
+            }
+        }
         self
     }
 

@@ -566,15 +566,19 @@ impl Binder {
         ident: &ast::Ident,
     ) -> SqlResult<Expr> {
         let name = ident_name(ident);
-        let missing = || match qualifier {
-            Some(q) => SqlError::new(
-                SqlState::UNDEFINED_COLUMN,
-                format!("column {}.{name} does not exist", ident_name(q)),
-            ),
-            None => SqlError::new(
-                SqlState::UNDEFINED_COLUMN,
-                format!("column \"{name}\" does not exist"),
-            ),
+        let (line, column) = (ident.span.start.line, ident.span.start.column);
+        let missing = || {
+            match qualifier {
+                Some(q) => SqlError::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!("column {}.{name} does not exist", ident_name(q)),
+                ),
+                None => SqlError::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!("column \"{name}\" does not exist"),
+                ),
+            }
+            .at(line, column)
         };
         let Some((table, table_name)) = &scope.table else {
             if let Some(q) = qualifier {

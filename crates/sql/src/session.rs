@@ -239,19 +239,35 @@ pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
             .strip_prefix("sql parser error: ")
             .unwrap_or(&message)
             .to_string();
-        let near = message.rsplit_once("found: ").map(|(_, rest)| {
-            rest.split(" at Line")
-                .next()
-                .unwrap_or(rest)
-                .trim()
-                .to_string()
-        });
-        match near {
+        // sqlparser says "Expected: X, found: Y at Line: L, Column: C".
+        let (found, location) = match message.rsplit_once("found: ") {
+            Some((_, rest)) => match rest.split_once(" at Line: ") {
+                Some((token, place)) => {
+                    let mut numbers = place
+                        .split(", Column: ")
+                        .map(|n| n.trim().parse::<u64>().unwrap_or(0));
+                    (
+                        Some(token.trim().to_string()),
+                        Some((numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))),
+                    )
+                }
+                None => (Some(rest.trim().to_string()), None),
+            },
+            None => (None, None),
+        };
+        match found {
             Some(token) if token == "EOF" => {
-                SqlError::syntax("syntax error at end of input").with_detail(message)
+                let mut error = SqlError::syntax("syntax error at end of input");
+                error.position = Some(sql.chars().count() as u32 + 1);
+                error
             }
-            Some(token) => SqlError::syntax(format!("syntax error at or near \"{token}\""))
-                .with_detail(message),
+            Some(token) => {
+                let error = SqlError::syntax(format!("syntax error at or near \"{token}\""));
+                match location {
+                    Some((line, column)) => error.at(line, column).locate_in(sql),
+                    None => error,
+                }
+            }
             None => SqlError::syntax(format!("syntax error: {message}")),
         }
     })
@@ -290,6 +306,7 @@ impl Session {
     /// Runs a simple-protocol query string: every statement in it, in order, stopping at the
     /// first error (the error is the last element). An empty string gives an empty vector.
     pub async fn simple_query(&mut self, sql: &str) -> Vec<SqlResult<Outcome>> {
+        let original = sql;
         let statements = match parse(sql) {
             Ok(statements) => statements,
             Err(e) => {
@@ -313,6 +330,7 @@ impl Session {
                     Err(e)
                 }
             };
+            let outcome = outcome.map_err(|e| e.locate_in(original));
             let failed = outcome.is_err();
             results.push(outcome);
             if failed {
@@ -936,6 +954,8 @@ fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
     Ok(match key {
         "client_encoding" => match value.to_uppercase().replace(['-', '_'], "").as_str() {
             "UTF8" | "UNICODE" => "UTF8".into(),
+            // What psql asks for under the C locale: no conversion, bytes pass as they are.
+            "SQLASCII" => "SQL_ASCII".into(),
             _ => {
                 return Err(SqlError::unsupported(format!(
                     "encoding \"{value}\" is not supported: Cairn speaks UTF8 only"

@@ -363,6 +363,11 @@ where
     };
     adj.commit(reader(1, "schema")).await.unwrap();
     adj.commit(reader(2, "schema")).await.unwrap();
-    adj.commit(request(3, read_ts, vec![put("schema", "v2")], vec![])).await.unwrap();
-    assert_eq!(conflict_key(adj.commit(reader(4, "schema")).await), Key::from("schema"));
+    adj.commit(request(3, read_ts, vec![put("schema", "v2")], vec![]))
+        .await
+        .unwrap();
+    assert_eq!(
+        conflict_key(adj.commit(reader(4, "schema")).await),
+        Key::from("schema")
+    );
 }

@@ -1,0 +1,162 @@
+//! Two sessions over the wire against the real binary: what snapshot isolation prevents, what
+//! it allows, and how SELECT ... FOR UPDATE closes the gap.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
+
+mod common;
+
+use tokio_postgres::error::SqlState;
+
+async fn setup(server: &common::Server, sql: &str) {
+    server.connect().await.batch_execute(sql).await.unwrap();
+}
+
+fn serialization_failure(result: Result<(), tokio_postgres::Error>) -> String {
+    let error = result.expect_err("expected a serialization failure");
+    let db = error.as_db_error().expect("a server error");
+    assert_eq!(db.code(), &SqlState::T_R_SERIALIZATION_FAILURE, "{db:?}");
+    db.message().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_update_is_prevented_with_40001() {
+    let server = common::Server::start().await;
+    setup(
+        &server,
+        "CREATE TABLE counter (id int PRIMARY KEY, n int); INSERT INTO counter VALUES (1, 0)",
+    )
+    .await;
+    let (a, b) = (server.connect().await, server.connect().await);
+    a.batch_execute("BEGIN").await.unwrap();
+    b.batch_execute("BEGIN").await.unwrap();
+    let read = |row: tokio_postgres::Row| row.get::<_, i32>(0);
+    let na = read(
+        a.query_one("SELECT n FROM counter WHERE id = 1", &[])
+            .await
+            .unwrap(),
+    );
+    let nb = read(
+        b.query_one("SELECT n FROM counter WHERE id = 1", &[])
+            .await
+            .unwrap(),
+    );
+    a.execute("UPDATE counter SET n = $1 WHERE id = 1", &[&(na + 1)])
+        .await
+        .unwrap();
+    b.execute("UPDATE counter SET n = $1 WHERE id = 1", &[&(nb + 1)])
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    let message = serialization_failure(b.batch_execute("COMMIT").await);
+    assert!(
+        message.contains("table \"counter\""),
+        "the message names the table: {message}"
+    );
+    let n = read(
+        server
+            .connect()
+            .await
+            .query_one("SELECT n FROM counter", &[])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(n, 1, "exactly one increment survived");
+}
+
+/// Two doctors on call, each going off call when the other is still on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_skew_is_allowed_under_repeatable_read_and_prevented_by_for_update() {
+    let server = common::Server::start().await;
+    setup(&server, "CREATE TABLE doctors (name text PRIMARY KEY, on_call boolean); INSERT INTO doctors VALUES ('alice', true), ('bob', true)").await;
+    let on_call = "SELECT count(*) FROM doctors WHERE on_call";
+    let count = |row: tokio_postgres::Row| row.get::<_, i64>(0);
+
+    // Plain snapshot isolation: both see two on call, both go off call, both commit.
+    let (a, b) = (server.connect().await, server.connect().await);
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(count(a.query_one(on_call, &[]).await.unwrap()), 2);
+    assert_eq!(count(b.query_one(on_call, &[]).await.unwrap()), 2);
+    a.batch_execute("UPDATE doctors SET on_call = false WHERE name = 'alice'")
+        .await
+        .unwrap();
+    b.batch_execute("UPDATE doctors SET on_call = false WHERE name = 'bob'")
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    b.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        count(
+            server
+                .connect()
+                .await
+                .query_one(on_call, &[])
+                .await
+                .unwrap()
+        ),
+        0,
+        "write skew happened"
+    );
+
+    // With FOR UPDATE on the rows read, the second commit is refused.
+    setup(&server, "UPDATE doctors SET on_call = true").await;
+    a.batch_execute("BEGIN").await.unwrap();
+    b.batch_execute("BEGIN").await.unwrap();
+    let locked = "SELECT name FROM doctors WHERE on_call FOR UPDATE";
+    assert_eq!(a.query(locked, &[]).await.unwrap().len(), 2);
+    assert_eq!(b.query(locked, &[]).await.unwrap().len(), 2);
+    a.batch_execute("UPDATE doctors SET on_call = false WHERE name = 'alice'")
+        .await
+        .unwrap();
+    b.batch_execute("UPDATE doctors SET on_call = false WHERE name = 'bob'")
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    serialization_failure(b.batch_execute("COMMIT").await);
+    assert_eq!(
+        count(
+            server
+                .connect()
+                .await
+                .query_one(on_call, &[])
+                .await
+                .unwrap()
+        ),
+        1,
+        "someone is still on call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_transaction_sees_one_stable_snapshot_while_another_session_commits() {
+    let server = common::Server::start().await;
+    setup(&server, "CREATE TABLE bank (id int PRIMARY KEY, balance int); INSERT INTO bank VALUES (1, 50), (2, 50)").await;
+    let (reader, writer) = (server.connect().await, server.connect().await);
+    reader.batch_execute("BEGIN READ ONLY").await.unwrap();
+    let total = "SELECT sum(balance) FROM bank";
+    let sum = |row: tokio_postgres::Row| row.get::<_, i64>(0);
+    assert_eq!(sum(reader.query_one(total, &[]).await.unwrap()), 100);
+    for amount in 1..=5 {
+        writer
+            .batch_execute(&format!("BEGIN; UPDATE bank SET balance = balance - {amount} WHERE id = 1; UPDATE bank SET balance = balance + {amount} + 1 WHERE id = 2; COMMIT"))
+            .await
+            .unwrap();
+        assert_eq!(
+            sum(reader.query_one(total, &[]).await.unwrap()),
+            100,
+            "the reader's snapshot does not move"
+        );
+        let first = reader
+            .query_one("SELECT balance FROM bank WHERE id = 1", &[])
+            .await
+            .unwrap();
+        assert_eq!(first.get::<_, i32>(0), 50);
+    }
+    reader.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        sum(reader.query_one(total, &[]).await.unwrap()),
+        105,
+        "a new snapshot sees every commit"
+    );
+}

@@ -1,0 +1,482 @@
+//! Queries over the wire, simple and extended protocol, against the real binary. These need
+//! the SQL engine.
+
+mod common;
+
+use common::{cstr, message, patiently, query, sync, Raw, Server};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::SimpleQueryMessage;
+
+fn command_counts(messages: &[SimpleQueryMessage]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .collect()
+}
+
+fn text_rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn simple_query_runs_each_statement_and_reports_each() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    let messages = client
+        .simple_query("SELECT 1 AS one; SELECT 'two' AS two, NULL AS nothing")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&messages),
+        vec![
+            vec![Some("1".to_owned())],
+            vec![Some("two".to_owned()), None]
+        ]
+    );
+    assert_eq!(command_counts(&messages), vec![1, 1]);
+
+    let messages = client
+        .simple_query(
+            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(command_counts(&messages), vec![0, 2]);
+}
+
+#[tokio::test]
+async fn simple_query_stops_at_the_first_error_with_its_sqlstate() {
+    let server = Server::start().await;
+    let (mut raw, _) = Raw::connect_ready(server.addr).await;
+    raw.send(&query("SELECT 1; SELECT * FROM missing; SELECT 3"))
+        .await;
+    let messages = raw.until_ready().await;
+    let kinds: Vec<u8> = messages.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, vec![b'T', b'D', b'C', b'E', b'Z'], "{messages:?}");
+    assert_eq!(messages[3].sqlstate().as_deref(), Some("42P01"));
+    assert_eq!(messages[3].field(b'S').as_deref(), Some("ERROR"));
+    raw.ping().await;
+}
+
+#[tokio::test]
+async fn ready_for_query_reports_the_transaction_status() {
+    let server = Server::start().await;
+    let (mut raw, _) = Raw::connect_ready(server.addr).await;
+    let status = |messages: Vec<common::Msg>| messages.last().map(|m| m.body.clone()).unwrap();
+    raw.send(&query("BEGIN")).await;
+    assert_eq!(status(raw.until_ready().await), b"T");
+    raw.send(&query("SELECT * FROM missing")).await;
+    assert_eq!(status(raw.until_ready().await), b"E");
+    raw.send(&query("ROLLBACK")).await;
+    assert_eq!(status(raw.until_ready().await), b"I");
+}
+
+#[tokio::test]
+async fn extended_protocol_binds_binary_parameters_and_returns_binary_results() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE kinds (id int8 PRIMARY KEY, b bool, s int2, i int4, r real, d double precision, t text, v varchar(10), x bytea)")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO kinds VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .await
+        .unwrap();
+    let inserted = client
+        .execute(
+            &insert,
+            &[
+                &7i64,
+                &true,
+                &-3i16,
+                &40_000i32,
+                &1.5f32,
+                &-2.25f64,
+                &"text",
+                &"varchar",
+                &vec![0u8, 255, 10],
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, 1);
+    let row = client
+        .query_one(
+            "SELECT id, b, s, i, r, d, t, v, x FROM kinds WHERE id = $1",
+            &[&7i64],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 7);
+    assert!(row.get::<_, bool>(1));
+    assert_eq!(row.get::<_, i16>(2), -3);
+    assert_eq!(row.get::<_, i32>(3), 40_000);
+    assert_eq!(row.get::<_, f32>(4), 1.5);
+    assert_eq!(row.get::<_, f64>(5), -2.25);
+    assert_eq!(row.get::<_, String>(6), "text");
+    assert_eq!(row.get::<_, String>(7), "varchar");
+    assert_eq!(row.get::<_, Vec<u8>>(8), vec![0u8, 255, 10]);
+
+    let nulls = client
+        .query_one("SELECT $1::int4 IS NULL", &[&None::<i32>])
+        .await
+        .unwrap();
+    assert!(nulls.get::<_, bool>(0));
+}
+
+#[tokio::test]
+async fn extended_protocol_binds_text_parameters() {
+    let server = Server::start().await;
+    let (mut raw, _) = Raw::connect_ready(server.addr).await;
+    let mut batch = Vec::new();
+    // Parse "s1" with $1 declared int4 (OID 23), $2 left to inference.
+    batch.extend(message(
+        b'P',
+        &[
+            cstr("s1"),
+            cstr("SELECT $1 + 1 AS next, $2::text AS label"),
+            vec![0, 2, 0, 0, 0, 23, 0, 0, 0, 0],
+        ]
+        .concat(),
+    ));
+    batch.extend(message(b'D', &[b"S".to_vec(), cstr("s1")].concat()));
+    // Bind with both parameters in text format, results in text.
+    let mut bind = [cstr(""), cstr("s1"), vec![0, 1, 0, 0], vec![0, 2]].concat();
+    for value in ["41", "hello"] {
+        bind.extend_from_slice(&(value.len() as i32).to_be_bytes());
+        bind.extend_from_slice(value.as_bytes());
+    }
+    bind.extend_from_slice(&[0, 0]);
+    batch.extend(message(b'B', &bind));
+    batch.extend(message(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat()));
+    batch.extend(sync());
+    raw.send(&batch).await;
+    let messages = raw.until_ready().await;
+    let kinds: Vec<u8> = messages.iter().map(|m| m.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![b'1', b't', b'T', b'2', b'D', b'C', b'Z'],
+        "{messages:?}"
+    );
+    let params = &messages[1].body;
+    assert_eq!(&params[..2], &[0, 2]);
+    assert_eq!(&params[2..6], &23u32.to_be_bytes(), "$1 as declared");
+    assert_eq!(&params[6..10], &25u32.to_be_bytes(), "$2 inferred as text");
+    let columns = messages[2].row_description();
+    assert_eq!(columns[0].0, "next");
+    assert_eq!(columns[1], ("label".to_owned(), 25, 0));
+    assert_eq!(
+        messages[4].data_row(),
+        vec![Some(b"42".to_vec()), Some(b"hello".to_vec())]
+    );
+    assert_eq!(messages[5].body, cstr("SELECT 1"));
+}
+
+#[tokio::test]
+async fn bad_text_parameter_is_an_error_and_the_batch_is_skipped() {
+    let server = Server::start().await;
+    let (mut raw, _) = Raw::connect_ready(server.addr).await;
+    let mut batch = Vec::new();
+    batch.extend(message(
+        b'P',
+        &[cstr(""), cstr("SELECT $1::int4"), vec![0, 1, 0, 0, 0, 23]].concat(),
+    ));
+    let bind = [
+        cstr(""),
+        cstr(""),
+        vec![0, 0, 0, 1, 0, 0, 0, 3],
+        b"abc".to_vec(),
+        vec![0, 0],
+    ]
+    .concat();
+    batch.extend(message(b'B', &bind));
+    batch.extend(message(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat()));
+    batch.extend(sync());
+    raw.send(&batch).await;
+    let messages = raw.until_ready().await;
+    let kinds: Vec<u8> = messages.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, vec![b'1', b'E', b'Z'], "{messages:?}");
+    assert_eq!(messages[1].sqlstate().as_deref(), Some("22P02"));
+}
+
+#[tokio::test]
+async fn portal_with_a_row_limit_is_paged() {
+    let server = Server::start().await;
+    let mut client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE five (n int PRIMARY KEY); INSERT INTO five VALUES (1), (2), (3), (4), (5)")
+        .await
+        .unwrap();
+    let transaction = client.transaction().await.unwrap();
+    let statement = transaction
+        .prepare("SELECT n FROM five ORDER BY n")
+        .await
+        .unwrap();
+    let portal = transaction.bind(&statement, &[]).await.unwrap();
+    let mut pages = Vec::new();
+    for _ in 0..4 {
+        let rows = transaction.query_portal(&portal, 2).await.unwrap();
+        pages.push(rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>());
+    }
+    assert_eq!(pages, vec![vec![1, 2], vec![3, 4], vec![5], vec![]]);
+    transaction.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn portal_suspension_over_the_wire() {
+    let server = Server::start().await;
+    let (mut raw, _) = Raw::connect_ready(server.addr).await;
+    raw.send(&query(
+        "CREATE TABLE three (n int PRIMARY KEY); INSERT INTO three VALUES (1), (2), (3); BEGIN",
+    ))
+    .await;
+    raw.until_ready().await;
+    let mut batch = Vec::new();
+    batch.extend(message(
+        b'P',
+        &[cstr(""), cstr("SELECT n FROM three ORDER BY n"), vec![0, 0]].concat(),
+    ));
+    batch.extend(message(
+        b'B',
+        &[cstr("p"), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat(),
+    ));
+    batch.extend(message(
+        b'E',
+        &[cstr("p"), 2i32.to_be_bytes().to_vec()].concat(),
+    ));
+    batch.extend(sync());
+    raw.send(&batch).await;
+    let kinds: Vec<u8> = raw.until_ready().await.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, vec![b'1', b'2', b'D', b'D', b's', b'Z']);
+    raw.send(
+        &[
+            message(b'E', &[cstr("p"), 2i32.to_be_bytes().to_vec()].concat()),
+            sync(),
+        ]
+        .concat(),
+    )
+    .await;
+    let messages = raw.until_ready().await;
+    let kinds: Vec<u8> = messages.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, vec![b'D', b'C', b'Z']);
+    assert_eq!(messages[1].body, cstr("SELECT 1"));
+}
+
+/// Cairn has no `pg_sleep` yet, so the long statement is a scan of a table big enough that it
+/// does not finish between two cancel attempts (the engine checks for cancellation between
+/// pages of a scan). The table doubles until a scan is caught running, so the test holds at
+/// any build speed.
+#[tokio::test]
+async fn cancel_stops_a_running_statement() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE big (id int8 PRIMARY KEY, pad text)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO big VALUES (0, 'padding padding padding padding')")
+        .await
+        .unwrap();
+    let mut rows = 1i64;
+    let double = |rows: i64| format!("INSERT INTO big SELECT id + {rows}, pad FROM big");
+    while rows < 1 << 14 {
+        client.batch_execute(&double(rows)).await.unwrap();
+        rows *= 2;
+    }
+    let client = std::sync::Arc::new(client);
+    loop {
+        let cancel = client.cancel_token();
+        let scanning = client.clone();
+        let running = tokio::spawn(async move {
+            scanning
+                .simple_query("SELECT count(*) FROM big WHERE pad <> 'x'")
+                .await
+        });
+        // Keep cancelling until the statement ends: a cancel that arrives before the statement
+        // starts (or after it ends) is ignored, as in PostgreSQL.
+        let result = patiently("the scan to end", async {
+            loop {
+                cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+                if running.is_finished() {
+                    break running.await.unwrap();
+                }
+                common::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        match result {
+            Err(error) => {
+                assert_eq!(error.code(), Some(&SqlState::QUERY_CANCELED), "{error}");
+                break;
+            }
+            Ok(_) => {
+                assert!(
+                    rows < 1 << 20,
+                    "a scan of {rows} rows was never caught running"
+                );
+                client.batch_execute(&double(rows)).await.unwrap();
+                rows *= 2;
+            }
+        }
+    }
+    // The session survives the cancel.
+    let messages = client.simple_query("SELECT 1").await.unwrap();
+    assert_eq!(text_rows(&messages), vec![vec![Some("1".to_owned())]]);
+}
+
+#[tokio::test]
+async fn client_vanishing_mid_transaction_does_not_hurt_others() {
+    let server = Server::start().await;
+    let other = server.connect().await;
+    other
+        .batch_execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int)")
+        .await
+        .unwrap();
+
+    let (mut vanishing, _) = Raw::connect_ready(server.addr).await;
+    vanishing
+        .send(&query("BEGIN; INSERT INTO accounts VALUES (1, 100)"))
+        .await;
+    vanishing.until_ready().await;
+    drop(vanishing); // no Terminate: the socket just closes
+
+    // The vanished transaction left nothing behind and holds nothing.
+    other
+        .batch_execute("INSERT INTO accounts VALUES (1, 5)")
+        .await
+        .unwrap();
+    let row = other
+        .query_one("SELECT balance FROM accounts WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 5);
+    let again = server.connect().await;
+    let count = again.simple_query("SELECT id FROM accounts").await.unwrap();
+    assert_eq!(text_rows(&count).len(), 1);
+}
+
+#[tokio::test]
+async fn notices_come_before_the_result_and_errors_carry_their_sqlstate() {
+    let server = Server::start().await;
+    let (mut raw, _) = Raw::connect_ready(server.addr).await;
+    raw.send(&query("COMMIT")).await;
+    let messages = raw.until_ready().await;
+    let kinds: Vec<u8> = messages.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, vec![b'N', b'C', b'Z'], "{messages:?}");
+    assert_eq!(messages[0].field(b'S').as_deref(), Some("WARNING"));
+    assert_eq!(messages[0].sqlstate().as_deref(), Some("25P01"));
+    assert_eq!(
+        messages[0].field(b'M').as_deref(),
+        Some("there is no transaction in progress")
+    );
+
+    let client = server.connect().await;
+    let error = common::expect_err(client.simple_query("SELECT 1/0").await, "division by zero");
+    assert_eq!(error.code(), Some(&SqlState::DIVISION_BY_ZERO), "{error}");
+}
+
+/// Per-column result formats: each column in the format the client asked for, binary in
+/// PostgreSQL's send format, text in its output format.
+#[tokio::test]
+async fn result_columns_come_in_the_requested_formats() {
+    let server = Server::start().await;
+    let (mut raw, _) = Raw::connect_ready(server.addr).await;
+    let sql = "SELECT '2000-01-02'::date AS d, '2000-01-01 00:00:01'::timestamp AS ts, \
+               '2000-01-01 00:00:01+00'::timestamptz AS tz, \
+               'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, 1.5::numeric AS n, \
+               'ab'::char(3) AS c";
+    let uuid = [
+        0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a,
+        0x11,
+    ];
+    let run = |formats: Vec<i16>| {
+        let mut bind = [cstr(""), cstr(""), vec![0, 0, 0, 0]].concat();
+        bind.extend_from_slice(&(formats.len() as i16).to_be_bytes());
+        for format in &formats {
+            bind.extend_from_slice(&format.to_be_bytes());
+        }
+        [
+            message(b'P', &[cstr(""), cstr(sql), vec![0, 0]].concat()),
+            message(b'B', &bind),
+            message(b'D', &[b"P".to_vec(), cstr("")].concat()),
+            message(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat()),
+            sync(),
+        ]
+        .concat()
+    };
+
+    raw.send(&run(vec![1, 1, 1, 1, 1, 0])).await;
+    let messages = raw.until_ready().await;
+    let kinds: Vec<u8> = messages.iter().map(|m| m.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![b'1', b'2', b'T', b'D', b'C', b'Z'],
+        "{messages:?}"
+    );
+    let columns = messages[2].row_description();
+    let oids: Vec<u32> = columns.iter().map(|c| c.1).collect();
+    assert_eq!(oids, vec![1082, 1114, 1184, 2950, 1700, 1042]);
+    let formats: Vec<i16> = columns.iter().map(|c| c.2).collect();
+    assert_eq!(formats, vec![1, 1, 1, 1, 1, 0]);
+    let row = messages[3].data_row();
+    assert_eq!(
+        row[0].as_deref(),
+        Some(&1i32.to_be_bytes()[..]),
+        "date: days since 2000-01-01"
+    );
+    assert_eq!(
+        row[1].as_deref(),
+        Some(&1_000_000i64.to_be_bytes()[..]),
+        "timestamp: µs since 2000"
+    );
+    assert_eq!(
+        row[2].as_deref(),
+        Some(&1_000_000i64.to_be_bytes()[..]),
+        "timestamptz"
+    );
+    assert_eq!(row[3].as_deref(), Some(&uuid[..]));
+    // numeric 1.5: 2 digits, weight 0, positive, dscale 1, base-10000 digits 1 and 5000.
+    assert_eq!(
+        row[4].as_deref(),
+        Some(&[0, 2, 0, 0, 0, 0, 0, 1, 0, 1, 0x13, 0x88][..])
+    );
+    assert_eq!(
+        row[5].as_deref(),
+        Some(&b"ab "[..]),
+        "char(3) is blank-padded"
+    );
+
+    raw.send(&run(vec![0])).await;
+    let messages = raw.until_ready().await;
+    let row: Vec<String> = messages[3]
+        .data_row()
+        .into_iter()
+        .map(|v| String::from_utf8(v.unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        row,
+        vec![
+            "2000-01-02",
+            "2000-01-01 00:00:01",
+            "2000-01-01 00:00:01+00",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "1.5",
+            "ab "
+        ]
+    );
+}
