@@ -18,7 +18,8 @@
 //! timestamp, and the crossbar replays the journal into storage from storage's applied position.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use cairn_adjudicator::{AdjudicatorOptions, LocalAdjudicator};
@@ -27,7 +28,7 @@ use cairn_crossbar::Shard;
 use cairn_journal::{FileJournal, JournalOptions};
 use cairn_qp::Database;
 use cairn_storage::{FjallStorage, StorageOptions};
-use cairn_types::adjudicator::{self, Adjudicator};
+use cairn_types::adjudicator::{self, Adjudicator, HeartbeatRequest};
 use cairn_types::clock::Clock;
 use cairn_types::journal::{self as journal_seam, Journal, TruncateRequest};
 use cairn_types::storage::{self, CheckpointRequest, GcRequest, Storage};
@@ -102,10 +103,23 @@ impl Embedded {
             file_journal.clone()
         };
 
+        // A read that must wait for storage to become complete asks for a heartbeat at once,
+        // in its own task (no hop to the heartbeat task) when the adjudicator can answer
+        // without waiting; the heartbeat task is nudged as well, in case it cannot.
         let nudge = Arc::new(Notify::new());
+        let adjudicator_cell: Arc<OnceLock<Arc<dyn Adjudicator>>> = Arc::new(OnceLock::new());
         let on_wait = {
-            let nudge = nudge.clone();
-            Arc::new(move |_ts| nudge.notify_one())
+            let (nudge, cell) = (nudge.clone(), adjudicator_cell.clone());
+            Arc::new(move |_ts| {
+                if let Some(adjudicator) = cell.get() {
+                    let mut heartbeat = adjudicator.heartbeat(HeartbeatRequest {});
+                    let mut context = Context::from_waker(Waker::noop());
+                    if heartbeat.as_mut().poll(&mut context).is_ready() {
+                        return;
+                    }
+                }
+                nudge.notify_one();
+            })
         };
         let storage_options = StorageOptions {
             read_wait_timeout: options.read_wait_timeout,
@@ -129,6 +143,8 @@ impl Embedded {
         } else {
             Arc::new(local)
         };
+
+        let _ = adjudicator_cell.set(adjudicator.clone());
 
         let shards = vec![Shard {
             range: KeyRange::all(),

@@ -152,7 +152,8 @@ impl Writer {
                             .fetch_add(fsyncs, Ordering::Relaxed);
                         Ok(FenceResponse {
                             tail: Position(self.file_start + self.file_len),
-                            high_ts: self.watermark,
+                            // Heartbeats published directly count too.
+                            high_ts: self.watermark.max(self.shared.published.borrow().watermark),
                         })
                     }
                     Err(e) => Err(Error::Internal(self.poison(&Error::io(
@@ -272,7 +273,8 @@ impl Writer {
         let watermark = self.watermark;
         self.shared.published.send_modify(|p| {
             p.tail = tail;
-            p.watermark = watermark;
+            // A heartbeat may have been published directly meanwhile: never go back.
+            p.watermark = p.watermark.max(watermark);
         });
         for (reply, end) in replies {
             let _ = reply.send(Ok(AppendResponse { end }));
