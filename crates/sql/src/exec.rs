@@ -786,6 +786,7 @@ fn utility_name(plan: &Plan) -> &'static str {
         Plan::Commit => "COMMIT",
         Plan::Rollback => "ROLLBACK",
         Plan::Set { .. } | Plan::SetTransaction { .. } => "SET",
+        Plan::Reset(_) => "RESET",
         Plan::Show(_) => "SHOW",
         _ => "other",
     }

@@ -175,6 +175,8 @@ pub enum Expr {
         index: usize,
         /// Result type.
         ty: DataType,
+        /// Display name, as written (`count(*)`).
+        name: String,
     },
     /// The result of aggregate number `index` (in an aggregated row, after the group keys).
     AggRef {
@@ -646,7 +648,7 @@ impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expr::Column { name, .. } | Expr::AggRef { name, .. } => f.write_str(name),
-            Expr::Aggregate { index, .. } => write!(f, "aggregate#{index}"),
+            Expr::Aggregate { name, .. } => f.write_str(name),
             Expr::Literal(Value::Null, _) => f.write_str("NULL"),
             Expr::Literal(value @ Value::Text(_), _) => write!(f, "'{}'", text::format_text(value)),
             Expr::Literal(value, _) => f.write_str(&text::format_text(value)),

@@ -63,6 +63,8 @@ pub enum Plan {
         /// New value, or `None` to reset.
         value: Option<String>,
     },
+    /// RESET name / RESET ALL (`all`).
+    Reset(String),
     /// SHOW name / SHOW ALL.
     Show(String),
     /// EXPLAIN.
@@ -910,7 +912,11 @@ impl Binder {
             let ty = aggregate_type(agg, arg.as_ref().map(Expr::ty).as_ref())?;
             let index = self.aggregates.len();
             self.aggregates.push((agg, arg, distinct));
-            return Ok(Expr::Aggregate { index, ty });
+            return Ok(Expr::Aggregate {
+                index,
+                ty,
+                name: function.to_string(),
+            });
         }
         if star || distinct {
             return Err(SqlError::syntax(format!(

@@ -86,6 +86,13 @@ async fn plan_statement(
             Box::pin(plan_statement(txn, statement, binder)).await?,
         )),
         S::Discard { .. } => Plan::NoOp("DISCARD ALL"),
+        S::Reset(reset) => match &reset.reset {
+            ast::Reset::ConfigurationParameter(name) => {
+                Plan::Reset(normalize_parameter(&name.to_string()))
+            }
+            ast::Reset::ALL => Plan::Reset("all".into()),
+            ast::Reset::SessionAuthorization => Plan::NoOp("RESET"),
+        },
         other => {
             let text = other.to_string();
             let head: String = text
@@ -675,7 +682,7 @@ fn rewrite_aggregated(expr: Expr, group_by: &[Expr], groups: usize) -> SqlResult
         });
     }
     match expr {
-        Expr::Aggregate { index, ty } => Ok(Expr::AggRef { index: groups + index, ty, name: format!("aggregate#{index}") }),
+        Expr::Aggregate { index, ty, name } => Ok(Expr::AggRef { index: groups + index, ty, name }),
         Expr::Column { name, .. } => Err(SqlError::new(
             SqlState::GROUPING_ERROR,
             format!("column \"{name}\" must appear in the GROUP BY clause or be used in an aggregate function"),

@@ -444,6 +444,10 @@ impl Session {
             Plan::Rollback => Ok(self.rollback()),
             Plan::SetTransaction { modes, session } => self.set_transaction(modes, *session),
             Plan::Set { name, value } => self.set(name, value.as_deref()),
+            Plan::Reset(name) => self.set(name, None).map(|outcome| Outcome {
+                tag: "RESET".into(),
+                ..outcome
+            }),
             Plan::Show(name) => self.show(name),
             Plan::NoOp(tag) => Ok(Outcome {
                 tag: (*tag).to_string(),
@@ -758,6 +762,27 @@ impl Session {
     }
 
     fn set(&mut self, name: &str, value: Option<&str>) -> SqlResult<Outcome> {
+        if name == "all" && value.is_none() {
+            // RESET ALL: every settable parameter back to its default.
+            let defaults = default_settings("postgres");
+            let mut parameter_changes = Vec::new();
+            for (key, default) in defaults {
+                if READ_ONLY.contains(&key.as_str()) || key == "session_authorization" {
+                    continue;
+                }
+                if self.settings.get(&key) != Some(&default) {
+                    if REPORTED.contains(&key.as_str()) {
+                        parameter_changes.push((key.clone(), default.clone()));
+                    }
+                    self.settings.insert(key, default);
+                }
+            }
+            return Ok(Outcome {
+                tag: "RESET".into(),
+                parameter_changes,
+                ..Outcome::default()
+            });
+        }
         let key = canonical(name);
         if READ_ONLY.contains(&key.as_str()) {
             return Err(SqlError::new(
