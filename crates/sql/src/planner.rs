@@ -455,23 +455,7 @@ pub async fn plan_query(
             true
         }
     };
-    let filter = match &select.selection {
-        Some(selection) => {
-            let bound = binder.bind(selection, &scope)?;
-            let bound = binder.coerce(bound, &DataType::Bool)?;
-            if bound.ty() != DataType::Bool {
-                return Err(SqlError::new(
-                    SqlState::DATATYPE_MISMATCH,
-                    format!(
-                        "argument of WHERE must be type boolean, not type {}",
-                        bound.ty()
-                    ),
-                ));
-            }
-            Some(bound)
-        }
-        None => None,
-    };
+    let filter = where_clause(binder, &select.selection, &scope)?;
 
     // Projection, with aggregates allowed.
     let mut projection = Vec::new();
@@ -866,6 +850,28 @@ pub fn bind_defaults(binder: &mut Binder, table: &TableDesc) -> SqlResult<Vec<Op
         .collect()
 }
 
+/// The table column a column name in INSERT's list or UPDATE's SET names: its name and index.
+fn target_column(table: &TableDesc, column: &ast::ObjectName) -> SqlResult<(String, usize)> {
+    let name = match column.0.last() {
+        Some(ast::ObjectNamePart::Identifier(ident)) => ident_name(ident),
+        Some(ast::ObjectNamePart::Function(f)) => ident_name(&f.name),
+        None => String::new(),
+    };
+    let index = table
+        .column_index(&name)
+        .filter(|&i| !table.columns[i].hidden)
+        .ok_or_else(|| {
+            SqlError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!(
+                    "column \"{name}\" of relation \"{}\" does not exist",
+                    table.name
+                ),
+            )
+        })?;
+    Ok((name, index))
+}
+
 async fn plan_insert(
     txn: &mut Transaction,
     insert: &ast::Insert,
@@ -887,26 +893,7 @@ async fn plan_insert(
     } else {
         let mut targets = Vec::new();
         for column in &insert.columns {
-            let column_name = column
-                .0
-                .last()
-                .map(|p| match p {
-                    ast::ObjectNamePart::Identifier(i) => ident_name(i),
-                    ast::ObjectNamePart::Function(f) => ident_name(&f.name),
-                })
-                .unwrap_or_default();
-            let index = table
-                .column_index(&column_name)
-                .filter(|&i| !table.columns[i].hidden)
-                .ok_or_else(|| {
-                    SqlError::new(
-                        SqlState::UNDEFINED_COLUMN,
-                        format!(
-                            "column \"{column_name}\" of relation \"{}\" does not exist",
-                            table.name
-                        ),
-                    )
-                })?;
+            let (column_name, index) = target_column(&table, column)?;
             if targets.contains(&index) {
                 return Err(SqlError::new(
                     SqlState::DUPLICATE_COLUMN,
@@ -1033,26 +1020,7 @@ async fn plan_update(
                 "tuple assignment is not supported yet",
             ));
         };
-        let column_name = column
-            .0
-            .last()
-            .map(|p| match p {
-                ast::ObjectNamePart::Identifier(i) => ident_name(i),
-                ast::ObjectNamePart::Function(f) => ident_name(&f.name),
-            })
-            .unwrap_or_default();
-        let index = table
-            .column_index(&column_name)
-            .filter(|&i| !table.columns[i].hidden)
-            .ok_or_else(|| {
-                SqlError::new(
-                    SqlState::UNDEFINED_COLUMN,
-                    format!(
-                        "column \"{column_name}\" of relation \"{}\" does not exist",
-                        table.name
-                    ),
-                )
-            })?;
+        let (column_name, index) = target_column(&table, column)?;
         if assignments.iter().any(|(i, _)| *i == index) {
             return Err(SqlError::syntax(format!(
                 "multiple assignments to same column \"{column_name}\""
