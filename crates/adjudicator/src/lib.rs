@@ -34,6 +34,11 @@
 //! floor: a conservative bound instead of replaying the tail, so it never accepts a commit that
 //! conflicts with one made before the restart.
 //!
+//! **SERIALIZABLE.** A request may also carry validated `reads` and `read_ranges`: keys and
+//! ranges the transaction read. They conflict with commits after `read_ts` exactly like the
+//! conflict set does, but are not recorded, so readers do not conflict with each other. Range
+//! checks walk the commits newer than `read_ts` in the history.
+//!
 //! Shortcuts: one adjudicator owns every key (the vote messages for several exist in
 //! `cairn_types::adjudicator`); lock-only transactions are journaled as records without writes
 //! so that their commit point is durable like any other.
@@ -148,6 +153,7 @@ impl LocalAdjudicator {
             writes,
             locks,
             reads,
+            read_ranges,
         } = request;
         if writes.is_empty() && locks.is_empty() {
             return Err(Error::InvalidInput(
@@ -177,6 +183,9 @@ impl LocalAdjudicator {
                 }
             }
         }
+        if !read_ranges.is_empty() {
+            state.check_ranges(&read_ranges, read_ts)?;
+        }
         let commit_ts = state
             .commit_point
             .next()
@@ -202,6 +211,25 @@ impl LocalAdjudicator {
 }
 
 impl State {
+    /// Fails if a commit after `read_ts` (or a pending one) wrote a key inside one of `ranges`.
+    /// Walks the remembered commits newer than `read_ts`, newest first: the cost is the
+    /// number of commits that ran concurrently with the transaction, not the size of the map.
+    fn check_ranges(&self, ranges: &[cairn_types::KeyRange], read_ts: Timestamp) -> Result<()> {
+        for (committed, keys) in self.history.iter().rev() {
+            if *committed <= read_ts {
+                break;
+            }
+            if let Some(key) = keys.iter().find(|k| ranges.iter().any(|r| r.contains(k))) {
+                return Err(Error::Conflict(Conflict {
+                    kind: ConflictKind::Data,
+                    key: key.clone(),
+                    committed_ts: Some(*committed),
+                }));
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets commits older than `horizon`, and the oldest beyond `max_keys` remembered
     /// keys, raising the memory floor to match.
     fn forget(&mut self, horizon: Timestamp, max_keys: usize) {

@@ -50,6 +50,7 @@ async fn commits_older_than_the_memory_are_forgotten_and_old_snapshots_refused()
         writes: vec![write(key)],
         locks: vec![],
         reads: vec![],
+        read_ranges: vec![],
     };
     adj.commit(request(1, old_snapshot, "a")).await.unwrap();
     assert_eq!(
@@ -89,6 +90,7 @@ async fn remembered_keys_are_bounded_by_count() {
             writes: vec![write(&format!("k{n}"))],
             locks: vec![],
             reads: vec![],
+            read_ranges: vec![],
         };
         adj.commit(request).await.unwrap();
     }
@@ -100,6 +102,7 @@ async fn remembered_keys_are_bounded_by_count() {
         writes: vec![write("k0")],
         locks: vec![],
         reads: vec![],
+        read_ranges: vec![],
     };
     assert!(matches!(adj.commit(stale).await, Err(Error::Conflict(_))));
 }

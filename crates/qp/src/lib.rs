@@ -22,11 +22,15 @@
 //!   timestamp.
 //! - Conflicts come back as [`cairn_types::Error::Conflict`] naming a key; the caller retries
 //!   the whole transaction.
+//! - Under [`Isolation::Serializable`] the transaction also records every key it read and
+//!   every range it scanned (up to where the scan stopped), and a writing transaction sends
+//!   them for validation at commit: anything written there after `read_ts`, including a new
+//!   row in a scanned range, is a conflict. That removes write skew and phantoms.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -65,8 +69,13 @@ impl Database {
         }
     }
 
-    /// Starts a transaction reading at `clock.now().latest`.
+    /// Starts a snapshot-isolation transaction reading at `clock.now().latest`.
     pub fn begin(&self) -> Transaction {
+        self.begin_with(Isolation::Snapshot)
+    }
+
+    /// Starts a transaction with the given isolation, reading at `clock.now().latest`.
+    pub fn begin_with(&self, isolation: Isolation) -> Transaction {
         let read_ts = self.clock.now().latest;
         Transaction {
             db: self.clone(),
@@ -75,6 +84,7 @@ impl Database {
             writes: BTreeMap::new(),
             locks: BTreeSet::new(),
             reads: BTreeSet::new(),
+            read_set: (isolation == Isolation::Serializable).then(Mutex::default),
         }
     }
 
@@ -95,6 +105,29 @@ pub struct Transaction {
     locks: BTreeSet<Key>,
     /// Keys whose unchanged value the transaction depends on (validated at commit).
     reads: BTreeSet<Key>,
+    /// SERIALIZABLE only: every key read and range scanned, validated at commit. Behind a
+    /// lock because reads take `&self`.
+    read_set: Option<Mutex<ReadSet>>,
+}
+
+/// How much a transaction is isolated from concurrent ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Snapshot isolation (PostgreSQL's REPEATABLE READ): reads from one snapshot, write
+    /// conflicts refused; write skew possible.
+    #[default]
+    Snapshot,
+    /// Serializable: additionally, a writing transaction fails at commit if anything it read
+    /// (keys, and scanned ranges including rows that did not exist) changed after `read_ts`.
+    /// Read-only transactions still never fail: they are serialised at `read_ts`.
+    Serializable,
+}
+
+/// What a SERIALIZABLE transaction read.
+#[derive(Default)]
+struct ReadSet {
+    keys: BTreeSet<Key>,
+    ranges: Vec<KeyRange>,
 }
 
 /// What a successful commit tells the caller.
@@ -123,6 +156,9 @@ impl Transaction {
     /// The value of `key` as this transaction sees it: its own write if any, else storage at
     /// `read_ts`.
     pub async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
+        if let Some(read_set) = &self.read_set {
+            lock(read_set).keys.insert(key.clone());
+        }
         if let Some(buffered) = self.writes.get(key) {
             return Ok(buffered.clone());
         }
@@ -136,6 +172,26 @@ impl Transaction {
     /// Up to `limit` live rows of `range` in key order, as this transaction sees them: storage
     /// at `read_ts` with the transaction's own writes laid over it.
     pub async fn scan(&self, range: &KeyRange, limit: usize) -> Result<Vec<(Key, Bytes)>> {
+        let rows = self.scan_merged(range, limit).await?;
+        if let Some(read_set) = &self.read_set {
+            // What the scan observed: all of the range, or up to its last row if cut short.
+            let observed = match rows.last() {
+                Some((last, _)) if rows.len() == limit => {
+                    let mut end = last.as_bytes().to_vec();
+                    end.push(0);
+                    KeyRange {
+                        start: range.start.clone(),
+                        end: Some(Key::from(end)),
+                    }
+                }
+                _ => range.clone(),
+            };
+            lock(read_set).ranges.push(observed);
+        }
+        Ok(rows)
+    }
+
+    async fn scan_merged(&self, range: &KeyRange, limit: usize) -> Result<Vec<(Key, Bytes)>> {
         let mut rows = Vec::new();
         if limit == 0 || range.is_empty() {
             return Ok(rows);
@@ -234,7 +290,20 @@ impl Transaction {
             writes,
             locks,
             reads,
+            read_set,
         } = self;
+        let (mut reads, read_ranges) = match read_set {
+            Some(read_set) => {
+                let ReadSet { keys, ranges } =
+                    read_set.into_inner().unwrap_or_else(|p| p.into_inner());
+                let mut all = reads;
+                all.extend(keys);
+                (all, ranges)
+            }
+            None => (reads, Vec::new()),
+        };
+        // Keys the transaction writes or locks are checked as such already.
+        reads.retain(|k| !writes.contains_key(k) && !locks.contains(k));
         let locks: Vec<Key> = locks
             .into_iter()
             .filter(|k| !writes.contains_key(k))
@@ -249,6 +318,7 @@ impl Transaction {
             writes,
             locks,
             reads: reads.into_iter().collect(),
+            read_ranges,
         };
         let commit_ts = db.adjudicator.commit(request).await?.commit_ts;
         db.clock.observe(commit_ts);
@@ -260,6 +330,10 @@ impl Transaction {
 
     /// Abandons the transaction; nothing it buffered is kept.
     pub fn rollback(self) {}
+}
+
+fn lock(read_set: &Mutex<ReadSet>) -> MutexGuard<'_, ReadSet> {
+    read_set.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Waits until every clock agrees `commit_ts` is in the past (DESIGN §2).

@@ -160,3 +160,87 @@ async fn a_read_only_transaction_sees_one_stable_snapshot_while_another_session_
         "a new snapshot sees every commit"
     );
 }
+
+/// Under SERIALIZABLE the doctors' write skew is refused without FOR UPDATE: what each
+/// transaction read is validated at commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serializable_prevents_write_skew_and_phantoms() {
+    let server = common::Server::start().await;
+    setup(&server, "CREATE TABLE doctors (name text PRIMARY KEY, on_call boolean); INSERT INTO doctors VALUES ('alice', true), ('bob', true)").await;
+    let on_call = "SELECT count(*) FROM doctors WHERE on_call";
+    let count = |row: tokio_postgres::Row| row.get::<_, i64>(0);
+    let (a, b) = (server.connect().await, server.connect().await);
+    a.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .unwrap();
+    assert_eq!(count(a.query_one(on_call, &[]).await.unwrap()), 2);
+    assert_eq!(count(b.query_one(on_call, &[]).await.unwrap()), 2);
+    a.batch_execute("UPDATE doctors SET on_call = false WHERE name = 'alice'")
+        .await
+        .unwrap();
+    b.batch_execute("UPDATE doctors SET on_call = false WHERE name = 'bob'")
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    serialization_failure(b.batch_execute("COMMIT").await);
+    assert_eq!(
+        count(
+            server
+                .connect()
+                .await
+                .query_one(on_call, &[])
+                .await
+                .unwrap()
+        ),
+        1
+    );
+
+    // A phantom: a count over the table, then a concurrent insert into it.
+    let (counter, inserter) = (server.connect().await, server.connect().await);
+    counter
+        .batch_execute("SET default_transaction_isolation = 'serializable'; BEGIN")
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            counter
+                .query_one("SELECT count(*) FROM doctors", &[])
+                .await
+                .unwrap()
+        ),
+        2
+    );
+    inserter
+        .batch_execute("INSERT INTO doctors VALUES ('cy', true)")
+        .await
+        .unwrap();
+    counter
+        .batch_execute("UPDATE doctors SET on_call = true WHERE name = 'alice'")
+        .await
+        .unwrap();
+    serialization_failure(counter.batch_execute("COMMIT").await);
+
+    // Read-only serializable transactions never fail.
+    let reader = server.connect().await;
+    reader
+        .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY")
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            reader
+                .query_one("SELECT count(*) FROM doctors", &[])
+                .await
+                .unwrap()
+        ),
+        3
+    );
+    inserter
+        .batch_execute("INSERT INTO doctors VALUES ('dee', true)")
+        .await
+        .unwrap();
+    reader.batch_execute("COMMIT").await.unwrap();
+}

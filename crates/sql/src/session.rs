@@ -16,6 +16,11 @@
 //! Several statements in one simple-query message run as one implicit transaction, as in
 //! PostgreSQL.
 //!
+//! Isolation: REPEATABLE READ (the default) is strong snapshot isolation; SERIALIZABLE adds
+//! validation of everything read (keys, and the key ranges scans covered) at commit, so write
+//! skew and phantoms become 40001; READ COMMITTED and READ UNCOMMITTED currently run as
+//! snapshot isolation, which is stronger than asked.
+//!
 //! Statements are parsed and planned once per prepared statement; before each execution the
 //! plan's tables are looked up again at the transaction's snapshot (which also makes them part
 //! of what the commit validates), and a changed table means planning again.
@@ -505,7 +510,7 @@ impl Session {
         }
         let mut txn = match self.txn.take() {
             Some(txn) => txn,
-            None => self.engine.db.begin(),
+            None => self.engine.db.begin_with(self.core_isolation()),
         };
         let result = async {
             // The plan's tables, read at this snapshot: unchanged, or plan again.
@@ -665,7 +670,6 @@ impl Session {
                 ..Outcome::default()
             });
         }
-        check_isolation(modes.isolation)?;
         self.block = Block::Open;
         self.block_modes = modes.clone();
         self.txn = None;
@@ -715,7 +719,6 @@ impl Session {
     }
 
     fn set_transaction(&mut self, modes: &TxnModes, session: bool) -> SqlResult<Outcome> {
-        check_isolation(modes.isolation)?;
         if session {
             if let Some(isolation) = modes.isolation {
                 self.settings
@@ -804,9 +807,6 @@ impl Session {
                 .unwrap_or_default(),
             Some(v) => validate_setting(&key, v)?,
         };
-        if key == "default_transaction_isolation" {
-            check_isolation(Some(isolation_name(&value)?))?;
-        }
         let changed = self.settings.get(&key) != Some(&value);
         self.settings.insert(key.clone(), value.clone());
         let parameter_changes = if changed && REPORTED.contains(&key.as_str()) {
@@ -869,6 +869,15 @@ impl Session {
             rows: vec![vec![Value::Text(value)]],
             ..Outcome::default()
         })
+    }
+
+    /// The core's isolation for the next transaction this session starts.
+    fn core_isolation(&self) -> cairn_qp::Isolation {
+        if self.isolation() == "serializable" {
+            cairn_qp::Isolation::Serializable
+        } else {
+            cairn_qp::Isolation::Snapshot
+        }
     }
 
     fn isolation(&self) -> String {
@@ -957,16 +966,6 @@ fn isolation_name(value: &str) -> SqlResult<&'static str> {
             ))
         }
     })
-}
-
-/// SERIALIZABLE needs read-set validation, which is not built yet: refuse it rather than give
-/// a weaker guarantee than asked. READ COMMITTED runs as snapshot isolation, which is stronger.
-fn check_isolation(isolation: Option<&'static str>) -> SqlResult<()> {
-    if isolation == Some("serializable") {
-        return Err(SqlError::unsupported("SERIALIZABLE isolation is not supported yet")
-            .with_hint("Cairn runs REPEATABLE READ (strong snapshot isolation); use SELECT ... FOR UPDATE to prevent write skew."));
-    }
-    Ok(())
 }
 
 fn validate_setting(key: &str, value: &str) -> SqlResult<String> {

@@ -31,6 +31,7 @@ where
     heartbeats_promise_and_later_commits_stay_above(&mut open_journal, &mut open).await;
     empty_commits_are_refused(&mut open_journal, &mut open).await;
     reads_are_validated_but_not_held(&mut open_journal, &mut open).await;
+    scanned_ranges_conflict_with_later_writes_inside_them(&mut open_journal, &mut open).await;
     a_restarted_adjudicator_refuses_what_it_cannot_check(&mut open_journal, &mut open).await;
     a_newer_adjudicator_fences_the_older(&mut open_journal, &mut open).await;
 }
@@ -56,6 +57,7 @@ fn request(txn: u64, read_ts: Timestamp, writes: Vec<Write>, locks: Vec<Key>) ->
         writes,
         locks,
         reads: vec![],
+        read_ranges: vec![],
     }
 }
 
@@ -360,6 +362,7 @@ where
         writes: vec![put(&format!("row{txn}"), "1")],
         locks: vec![],
         reads: vec![Key::from(key)],
+        read_ranges: vec![],
     };
     adj.commit(reader(1, "schema")).await.unwrap();
     adj.commit(reader(2, "schema")).await.unwrap();
@@ -370,4 +373,52 @@ where
         conflict_key(adj.commit(reader(4, "schema")).await),
         Key::from("schema")
     );
+}
+
+/// A scanned range conflicts with any later commit of a key inside it, also one that did not
+/// exist when scanned (a phantom), and not with commits outside it or before the snapshot.
+async fn scanned_ranges_conflict_with_later_writes_inside_them<A, J, O>(
+    open_journal: &mut J,
+    open: &mut O,
+) where
+    A: Adjudicator,
+    J: FnMut(&Path) -> Arc<dyn Journal>,
+    O: AsyncFnMut(Arc<dyn Journal>, Arc<dyn Clock>) -> A,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let adj = open(open_journal(dir.path()), clock.clone()).await;
+    adj.commit(request(
+        1,
+        clock.now().latest,
+        vec![put("m/before", "1")],
+        vec![],
+    ))
+    .await
+    .unwrap();
+    let read_ts = clock.now().latest;
+    let scanner = |txn, range: cairn_types::KeyRange| CommitRequest {
+        txn_id: TxnId(txn),
+        read_ts,
+        writes: vec![put(&format!("elsewhere/{txn}"), "1")],
+        locks: vec![],
+        reads: vec![],
+        read_ranges: vec![range],
+    };
+    // Only a commit before the snapshot touched the range: no conflict.
+    adj.commit(scanner(2, cairn_types::KeyRange::prefix("m/")))
+        .await
+        .unwrap();
+    // A new key appears inside the range after the snapshot.
+    adj.commit(request(3, read_ts, vec![put("m/phantom", "1")], vec![]))
+        .await
+        .unwrap();
+    let refused = adj
+        .commit(scanner(4, cairn_types::KeyRange::prefix("m/")))
+        .await;
+    assert_eq!(conflict_key(refused), Key::from("m/phantom"));
+    // A range that does not contain it is fine.
+    adj.commit(scanner(5, cairn_types::KeyRange::between("n", "z")))
+        .await
+        .unwrap();
 }

@@ -4,8 +4,8 @@
 //! Contract, for every implementation:
 //! - [`Adjudicator::commit`] refuses with [`crate::Error::Conflict`] when any key of the
 //!   request's conflict set (its writes and its locks) was committed in `(read_ts, commit_ts]`
-//!   or is held by another transaction's pending commit. Its `reads` are checked the same way
-//!   but not recorded. Otherwise it chooses `commit_ts`
+//!   or is held by another transaction's pending commit. Its `reads` and `read_ranges` are
+//!   checked the same way but not recorded (SERIALIZABLE read-set validation). Otherwise it chooses `commit_ts`
 //!   greater than `read_ts`, than its own commit point, and than every `commit_ts` it has seen
 //!   on those keys, and at least the clock's `now().latest`; appends the whole transaction to
 //!   its journal; and answers only once the append is durable.
@@ -42,6 +42,10 @@ pub struct CommitRequest {
     /// the tables it used): checked like writes, not recorded, so concurrent readers of the
     /// same key do not conflict with each other, only with a writer of it.
     pub reads: Vec<Key>,
+    /// Key ranges the transaction scanned (SERIALIZABLE): a commit after `read_ts` of any key
+    /// inside one, including a key that did not exist when scanned (a phantom), conflicts.
+    /// Checked, not recorded, like `reads`.
+    pub read_ranges: Vec<crate::KeyRange>,
 }
 
 /// A transaction committed.
