@@ -81,6 +81,7 @@ impl Database {
             db: self.clone(),
             txn_id: TxnId(self.next_txn.fetch_add(1, Ordering::Relaxed)),
             read_ts,
+            conflict_ts: read_ts,
             writes: BTreeMap::new(),
             locks: BTreeSet::new(),
             reads: BTreeSet::new(),
@@ -99,6 +100,10 @@ pub struct Transaction {
     db: Database,
     txn_id: TxnId,
     read_ts: Timestamp,
+    /// The snapshot commits are checked against: the first `read_ts`. It stays put when
+    /// [`Transaction::refresh_snapshot`] moves `read_ts` (READ COMMITTED), so a write based on
+    /// an earlier statement's read is still checked against everything committed since.
+    conflict_ts: Timestamp,
     /// Post-images by key; `None` is a delete.
     writes: BTreeMap<Key, Option<Bytes>>,
     /// Keys locked but not written.
@@ -141,6 +146,13 @@ impl Transaction {
     /// The snapshot this transaction reads at.
     pub fn read_ts(&self) -> Timestamp {
         self.read_ts
+    }
+
+    /// Moves the snapshot to now, for the next statement (READ COMMITTED): later reads see
+    /// every commit acknowledged before this call. Buffered writes stay, and the commit is
+    /// still checked against every commit since the transaction's first snapshot.
+    pub fn refresh_snapshot(&mut self) {
+        self.read_ts = self.db.clock.now().latest;
     }
 
     /// The transaction's id.
@@ -286,7 +298,8 @@ impl Transaction {
         let Transaction {
             db,
             txn_id,
-            read_ts,
+            read_ts: _,
+            conflict_ts,
             writes,
             locks,
             reads,
@@ -314,7 +327,7 @@ impl Transaction {
             .collect();
         let request = CommitRequest {
             txn_id,
-            read_ts,
+            read_ts: conflict_ts,
             writes,
             locks,
             reads: reads.into_iter().collect(),

@@ -20,7 +20,7 @@
 //!
 //! Shortcuts, each to be lifted by a later issue: one table per query (no joins or subqueries),
 //! no secondary indexes, sequences or constraints beyond NOT NULL and the primary key;
-//! READ COMMITTED runs as snapshot isolation; the time zone is UTC.
+//! the time zone is UTC.
 
 mod catalog;
 pub mod error;

@@ -171,3 +171,37 @@ async fn a_schema_change_after_the_snapshot_is_a_schema_conflict() {
     assert!(refused[0].starts_with("ERROR 40001"), "{refused:?}");
     assert!(refused[0].contains("schema conflict"), "{refused:?}");
 }
+
+#[tokio::test]
+async fn read_committed_statements_see_commits_made_between_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, engine) = engine(dir.path()).await;
+    let mut rc = Session::new(engine.clone(), "postgres", "postgres");
+    let mut rr = Session::new(engine.clone(), "postgres", "postgres");
+    let mut writer = Session::new(engine, "postgres", "postgres");
+    run(
+        &mut writer,
+        "CREATE TABLE v (id int PRIMARY KEY, n int); INSERT INTO v VALUES (1, 0)",
+    )
+    .await;
+    run(&mut rc, "BEGIN ISOLATION LEVEL READ COMMITTED").await;
+    run(&mut rr, "BEGIN ISOLATION LEVEL REPEATABLE READ").await;
+    assert_eq!(run(&mut rc, "SELECT n FROM v").await, ["0", "SELECT 1"]);
+    assert_eq!(run(&mut rr, "SELECT n FROM v").await, ["0", "SELECT 1"]);
+    run(&mut writer, "UPDATE v SET n = 1").await;
+    assert_eq!(
+        run(&mut rc, "SELECT n FROM v").await,
+        ["1", "SELECT 1"],
+        "a new statement, a new snapshot"
+    );
+    assert_eq!(
+        run(&mut rr, "SELECT n FROM v").await,
+        ["0", "SELECT 1"],
+        "one snapshot per transaction"
+    );
+    // A write after the concurrent commit is still checked from the transaction's start.
+    run(&mut rc, "UPDATE v SET n = n + 10").await;
+    let refused = run(&mut rc, "COMMIT").await;
+    assert!(refused[0].starts_with("ERROR 40001"), "{refused:?}");
+    run(&mut rr, "ROLLBACK").await;
+}
