@@ -52,12 +52,17 @@ const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// What every session shares: the transactional core.
 pub struct Engine {
     db: Database,
+    /// Sessions opened so far: seeds each session's retry jitter, so runs can be replayed.
+    sessions: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
     /// An engine over the transactional core.
     pub fn new(db: Database) -> Arc<Engine> {
-        Arc::new(Engine { db })
+        Arc::new(Engine {
+            db,
+            sessions: std::sync::atomic::AtomicU64::new(1),
+        })
     }
 }
 
@@ -162,11 +167,41 @@ enum Block {
 /// One client's session.
 pub struct Session {
     engine: Arc<Engine>,
+    jitter: Jitter,
     cancel: CancelToken,
     txn: Option<Transaction>,
     block: Block,
     block_modes: TxnModes,
     settings: BTreeMap<String, String>,
+}
+
+/// Attempts of an autocommit statement whose commit conflicts, before 40001 reaches the client.
+const MAX_AUTOCOMMIT_ATTEMPTS: u32 = 32;
+/// Backoff between attempts: up to this many microseconds times 2^attempt ...
+const RETRY_BASE_DELAY_MICROS: u64 = 50;
+/// ... and never more than this.
+const RETRY_MAX_DELAY_MICROS: u64 = 5_000;
+
+/// A small seeded random source (xorshift64*) for retry jitter.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new(seed: u64) -> Self {
+        Jitter(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// A number in `0..bound` (0 if `bound` is 0).
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let r = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        if bound == 0 {
+            0
+        } else {
+            r % bound
+        }
+    }
 }
 
 /// Parameters reported with ParameterStatus, under their canonical names.
@@ -302,8 +337,10 @@ fn warning(code: &'static str, message: &str) -> Notice {
 impl Session {
     /// A session for `user` on `database`.
     pub fn new(engine: Arc<Engine>, user: &str, _database: &str) -> Session {
+        let seed = engine.sessions.fetch_add(1, Ordering::Relaxed);
         Session {
             engine,
+            jitter: Jitter::new(seed),
             cancel: CancelToken::default(),
             txn: None,
             block: Block::None,
@@ -474,6 +511,10 @@ impl Session {
                     ..Outcome::default()
                 })
             }
+            _ if self.block == Block::None => {
+                self.run_with_retry(prepared, statement, plan, &params)
+                    .await
+            }
             _ => {
                 self.run_in_transaction(prepared, statement, plan, &params)
                     .await
@@ -495,6 +536,43 @@ impl Session {
             } else {
                 Block::Implicit
             };
+        }
+    }
+
+    /// Runs an autocommit statement, retrying it from scratch (new snapshot, new plan check)
+    /// when its commit conflicts: nothing of it has reached the client yet (results are sent
+    /// only after the commit), and the retry recomputes every write from what it reads, so
+    /// nothing is applied blindly twice. Bounded attempts, exponential backoff with jitter.
+    async fn run_with_retry(
+        &mut self,
+        prepared: &Prepared,
+        statement: &ast::Statement,
+        plan: Arc<Plan>,
+        params: &[Value],
+    ) -> SqlResult<Outcome> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .run_in_transaction(prepared, statement, plan.clone(), params)
+                .await;
+            match result {
+                Err(e)
+                    if e.state == SqlState::SERIALIZATION_FAILURE
+                        && attempt + 1 < MAX_AUTOCOMMIT_ATTEMPTS =>
+                {
+                    self.txn = None;
+                    attempt += 1;
+                    let ceiling =
+                        (RETRY_BASE_DELAY_MICROS << attempt.min(16)).min(RETRY_MAX_DELAY_MICROS);
+                    let delay = self.jitter.below(ceiling) + 1;
+                    self.engine
+                        .db
+                        .clock()
+                        .sleep(std::time::Duration::from_micros(delay))
+                        .await;
+                }
+                other => return other,
+            }
         }
     }
 
