@@ -56,6 +56,9 @@ pub struct Options {
     pub read_wait_timeout: Duration,
     /// Journal tuning.
     pub journal: JournalOptions,
+    /// Bounds on each transaction's rows and bytes written; exceeding one is SQLSTATE 54000.
+    /// Its age bound is `max_transaction_age`.
+    pub limits: cairn_qp::Limits,
 }
 
 impl Options {
@@ -70,6 +73,7 @@ impl Options {
             max_transaction_age: Duration::from_secs(300),
             read_wait_timeout: Duration::from_secs(5),
             journal: JournalOptions::default(),
+            limits: cairn_qp::Limits::default(),
         }
     }
 }
@@ -168,7 +172,12 @@ impl Embedded {
             )),
         ];
 
-        let database = Database::new(storage.clone(), adjudicator.clone(), clock);
+        let database = Database::new(storage.clone(), adjudicator.clone(), clock).with_limits(
+            cairn_qp::Limits {
+                max_age: options.max_transaction_age,
+                ..options.limits
+            },
+        );
         Ok(Embedded {
             database,
             journal: file_journal,

@@ -37,7 +37,7 @@ use bytes::Bytes;
 use cairn_types::adjudicator::{Adjudicator, CommitRequest};
 use cairn_types::clock::Clock;
 use cairn_types::storage::{GetRequest, ScanRequest, Storage};
-use cairn_types::{Key, KeyRange, Result, Timestamp, TxnId, Write};
+use cairn_types::{Error, Key, KeyRange, Result, Timestamp, TxnId, Write};
 
 /// Rows fetched from storage per scan request when merging with buffered writes.
 const SCAN_PAGE: u32 = 256;
@@ -49,6 +49,31 @@ pub struct Database {
     adjudicator: Arc<dyn Adjudicator>,
     clock: Arc<dyn Clock>,
     next_txn: Arc<AtomicU64>,
+    limits: Limits,
+}
+
+/// Bounds on one transaction (DESIGN §5), so that apply and GC stay bounded and one client
+/// cannot exhaust memory. Exceeding one is refused with a message naming it (SQLSTATE 54000).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Keys written, deleted or locked.
+    pub max_rows: usize,
+    /// Bytes of keys and values written.
+    pub max_bytes: usize,
+    /// From the first snapshot to commit. Match the adjudicator's memory and the GC lag.
+    pub max_age: Duration,
+}
+
+impl Default for Limits {
+    /// Large enough for ordinary bulk loads (pgbench -i -s 10 writes 1 M rows in one
+    /// transaction), small enough to keep a transaction's buffer in memory.
+    fn default() -> Self {
+        Limits {
+            max_rows: 5_000_000,
+            max_bytes: 1 << 30,
+            max_age: Duration::from_secs(300),
+        }
+    }
 }
 
 impl Database {
@@ -66,7 +91,19 @@ impl Database {
             adjudicator,
             clock,
             next_txn: Arc::new(AtomicU64::new(first)),
+            limits: Limits::default(),
         }
+    }
+
+    /// The same query processor with other transaction limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits transactions run under.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// Starts a snapshot-isolation transaction reading at `clock.now().latest`.
@@ -86,6 +123,7 @@ impl Database {
             locks: BTreeSet::new(),
             reads: BTreeSet::new(),
             read_set: (isolation == Isolation::Serializable).then(Mutex::default),
+            bytes_written: 0,
         }
     }
 
@@ -113,6 +151,8 @@ pub struct Transaction {
     /// SERIALIZABLE only: every key read and range scanned, validated at commit. Behind a
     /// lock because reads take `&self`.
     read_set: Option<Mutex<ReadSet>>,
+    /// Bytes of keys and values buffered (for the byte limit).
+    bytes_written: usize,
 }
 
 /// How much a transaction is isolated from concurrent ones.
@@ -266,12 +306,43 @@ impl Transaction {
 
     /// Buffers `value` as the new value of `key`.
     pub fn put(&mut self, key: Key, value: Bytes) {
+        self.bytes_written += key.as_bytes().len() + value.len();
         self.writes.insert(key, Some(value));
     }
 
     /// Buffers a delete of `key`.
     pub fn delete(&mut self, key: Key) {
+        self.bytes_written += key.as_bytes().len();
         self.writes.insert(key, None);
+    }
+
+    /// Checks the transaction against its [`Limits`]: call after each statement so the one
+    /// that crossed a limit is the one refused. COMMIT checks too.
+    pub fn check_limits(&self) -> Result<()> {
+        let limits = self.db.limits;
+        let rows = self.writes.len() + self.locks.len();
+        if rows > limits.max_rows {
+            return Err(Error::InvalidInput(format!(
+                "transaction exceeds the limit on rows written: {rows} rows, the limit is {}",
+                limits.max_rows
+            )));
+        }
+        if self.bytes_written > limits.max_bytes {
+            return Err(Error::InvalidInput(format!(
+                "transaction exceeds the limit on bytes written: {} bytes, the limit is {}",
+                self.bytes_written, limits.max_bytes
+            )));
+        }
+        let now = self.db.clock.now().earliest;
+        let age = Duration::from_nanos(now.0.saturating_sub(self.conflict_ts.0));
+        if age > limits.max_age {
+            return Err(Error::InvalidInput(format!(
+                "transaction exceeds the limit on age: it started {:.1} s ago, the limit is {} s",
+                age.as_secs_f64(),
+                limits.max_age.as_secs()
+            )));
+        }
+        Ok(())
     }
 
     /// Adds `key` to the conflict set without changing it: the commit fails if another
@@ -295,6 +366,7 @@ impl Transaction {
         if self.is_read_only() {
             return Ok(Committed { commit_ts: None });
         }
+        self.check_limits()?;
         let Transaction {
             db,
             txn_id,
@@ -304,6 +376,7 @@ impl Transaction {
             locks,
             reads,
             read_set,
+            bytes_written: _,
         } = self;
         let (mut reads, read_ranges) = match read_set {
             Some(read_set) => {

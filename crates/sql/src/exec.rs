@@ -73,6 +73,18 @@ fn core(e: cairn_types::Error) -> SqlError {
 
 /// Runs a data statement (SELECT, INSERT, UPDATE, DELETE).
 pub async fn run(txn: &mut Transaction, plan: &Plan, ctx: &ExecContext<'_>) -> SqlResult<Produced> {
+    let produced = run_statement(txn, plan, ctx).await?;
+    if plan.write_kind().is_some() {
+        txn.check_limits().map_err(core)?;
+    }
+    Ok(produced)
+}
+
+async fn run_statement(
+    txn: &mut Transaction,
+    plan: &Plan,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Produced> {
     match plan {
         Plan::Select(select) => {
             let rows = select_rows(txn, select, ctx).await?;

@@ -205,3 +205,38 @@ async fn read_committed_statements_see_commits_made_between_them() {
     assert!(refused[0].starts_with("ERROR 40001"), "{refused:?}");
     run(&mut rr, "ROLLBACK").await;
 }
+
+#[tokio::test]
+async fn transaction_limits_are_54000_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = Options::new(dir.path());
+    options.limits = cairn_qp::Limits {
+        max_rows: 3,
+        max_bytes: 10_000,
+        ..options.limits
+    };
+    let db = Embedded::open(options).await.unwrap();
+    let mut s = Session::new(Engine::new(db.database().clone()), "postgres", "postgres");
+    run(&mut s, "CREATE TABLE l (id int PRIMARY KEY, t text)").await;
+    let refused = run(
+        &mut s,
+        "INSERT INTO l VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')",
+    )
+    .await;
+    assert!(
+        refused[0].starts_with("ERROR 54000: transaction exceeds the limit on rows written"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM l").await,
+        ["0", "SELECT 1"],
+        "nothing of it committed"
+    );
+    let big = format!("INSERT INTO l VALUES (1, '{}')", "x".repeat(20_000));
+    assert!(run(&mut s, &big).await[0]
+        .starts_with("ERROR 54000: transaction exceeds the limit on bytes written"));
+    assert_eq!(
+        run(&mut s, "INSERT INTO l VALUES (1, 'a'), (2, 'b')").await,
+        ["INSERT 0 2"]
+    );
+}
