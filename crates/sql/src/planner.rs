@@ -439,22 +439,13 @@ pub async fn plan_query(
         Some((table, name)) => Scope::table(table.clone(), name.clone()),
         None => Scope::empty(),
     };
-    let lock = match query.locks.as_slice() {
-        [] => false,
-        locks => {
-            if table.is_none() {
-                return Err(SqlError::unsupported("FOR UPDATE needs a FROM clause"));
-            }
-            for lock in locks {
-                if lock.nonblock.is_some() {
-                    return Err(SqlError::unsupported(
-                        "NOWAIT and SKIP LOCKED are not supported yet",
-                    ));
-                }
-            }
-            true
-        }
-    };
+    // Every lock mode puts the rows read into the conflict set (optimistic locking: nothing
+    // waits, so NOWAIT changes nothing, and SKIP LOCKED skips nothing because other
+    // transactions' locks are not visible before they commit).
+    let lock = !query.locks.is_empty();
+    if lock && table.is_none() {
+        return Err(SqlError::unsupported("FOR UPDATE needs a FROM clause"));
+    }
     let filter = where_clause(binder, &select.selection, &scope)?;
 
     // Projection, with aggregates allowed.

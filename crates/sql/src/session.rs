@@ -277,7 +277,17 @@ fn default_settings(user: &str) -> BTreeMap<String, String> {
 
 /// Parses SQL text into statements with PostgreSQL's dialect; errors are 42601.
 pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
-    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
+    let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql);
+    // sqlparser knows FOR UPDATE and FOR SHARE only; PostgreSQL's weaker row locks mean the
+    // same under optimistic concurrency (the row joins the conflict set). Only a statement
+    // that failed to parse is rewritten, so string literals elsewhere are never touched.
+    let parsed = match parsed {
+        Err(_) if has_weak_lock_clause(sql) => {
+            Parser::parse_sql(&PostgreSqlDialect {}, &strengthen_lock_clauses(sql)).or(parsed)
+        }
+        other => other,
+    };
+    parsed.map_err(|e| {
         let message = e.to_string();
         let message = message
             .strip_prefix("sql parser error: ")
@@ -315,6 +325,45 @@ pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
             None => SqlError::syntax(format!("syntax error: {message}")),
         }
     })
+}
+
+fn has_weak_lock_clause(sql: &str) -> bool {
+    let lower = sql.to_lowercase();
+    lower.contains("no key update") || lower.contains("key share")
+}
+
+/// `FOR NO KEY UPDATE` → `FOR UPDATE`, `FOR KEY SHARE` → `FOR SHARE` (any case and spacing).
+fn strengthen_lock_clauses(sql: &str) -> String {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    let mut out: Vec<&str> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let is = |k: usize, w: &str| words.get(i + k).is_some_and(|x| x.eq_ignore_ascii_case(w));
+        if is(0, "for")
+            && is(1, "no")
+            && is(2, "key")
+            && words
+                .get(i + 3)
+                .is_some_and(|w| w.to_lowercase().starts_with("update"))
+        {
+            out.push(words[i]);
+            out.push(words[i + 3]);
+            i += 4;
+        } else if is(0, "for")
+            && is(1, "key")
+            && words
+                .get(i + 2)
+                .is_some_and(|w| w.to_lowercase().starts_with("share"))
+        {
+            out.push(words[i]);
+            out.push(words[i + 2]);
+            i += 3;
+        } else {
+            out.push(words[i]);
+            i += 1;
+        }
+    }
+    out.join(" ")
 }
 
 fn is_transaction_control(statement: &ast::Statement) -> bool {
