@@ -33,6 +33,34 @@ pub const DATA_PREFIX: u8 = 0x01;
 const PRIMARY_INDEX: u8 = 0x01;
 /// The first table id handed out.
 const FIRST_TABLE_ID: u32 = 1;
+/// The id of the built-in `cairn_conflicts` view (no rows in storage).
+pub const CONFLICTS_VIEW_ID: u32 = u32::MAX;
+/// The name of the view of recent conflicts.
+pub const CONFLICTS_VIEW: &str = "cairn_conflicts";
+
+/// The built-in view of recent conflicts: when, which table, which key, what kind. Its rows
+/// come from the engine's conflict log, not from storage; a real table of the same name hides
+/// it.
+pub fn conflicts_view() -> TableDesc {
+    let column = |name: &str, data_type: DataType| ColumnDesc {
+        name: name.into(),
+        data_type,
+        nullable: true,
+        default: None,
+        hidden: false,
+    };
+    TableDesc {
+        id: CONFLICTS_VIEW_ID,
+        name: CONFLICTS_VIEW.into(),
+        columns: vec![
+            column("at", DataType::TimestampTz),
+            column("table_name", DataType::Text),
+            column("key", DataType::Text),
+            column("kind", DataType::Text),
+        ],
+        primary_key: vec![],
+    }
+}
 
 /// A table's definition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -157,11 +185,13 @@ pub async fn lookup(txn: &mut Transaction, name: &str) -> SqlResult<Option<Arc<T
     }
 }
 
-/// Like [`lookup`], but a missing table is 42P01.
+/// Like [`lookup`], but a missing table is 42P01, and the built-in view is found too.
 pub async fn require(txn: &mut Transaction, name: &str) -> SqlResult<Arc<TableDesc>> {
-    lookup(txn, name)
-        .await?
-        .ok_or_else(|| undefined_table(name))
+    match lookup(txn, name).await? {
+        Some(table) => Ok(table),
+        None if name == CONFLICTS_VIEW => Ok(Arc::new(conflicts_view())),
+        None => Err(undefined_table(name)),
+    }
 }
 
 /// 42P01 `relation "x" does not exist`.
@@ -207,31 +237,83 @@ pub fn drop(txn: &mut Transaction, name: &str) {
     txn.delete(table_key(name));
 }
 
-/// The name of the table a row key belongs to, for messages; falls back to describing the key.
-pub async fn describe_key(txn: &Transaction, key: &Key) -> String {
+/// What a key is, for conflict messages and the conflict log.
+pub struct KeyDescription {
+    /// The table, if the key is a row or a table's catalog entry.
+    pub table: Option<String>,
+    /// The key as `(col, ...)=(value, ...)`, or the raw key when it cannot be decoded.
+    pub key: String,
+}
+
+impl std::fmt::Display for KeyDescription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.table {
+            Some(table) => write!(f, "table \"{table}\", key {}", self.key),
+            None => write!(f, "key {}", self.key),
+        }
+    }
+}
+
+/// Describes a key: the table it belongs to and its primary-key values, read from the catalog
+/// at `txn`'s snapshot.
+pub async fn describe_key(txn: &Transaction, key: &Key) -> KeyDescription {
     let bytes = key.as_bytes();
     match bytes.first() {
-        Some(&CATALOG_PREFIX) => {
-            let name = bytes.strip_prefix(&[CATALOG_PREFIX, b't', b'/']);
-            match name {
-                Some(name) => format!("table \"{}\"", String::from_utf8_lossy(name)),
-                None => "the catalog".into(),
-            }
-        }
-        Some(&DATA_PREFIX) if bytes.len() >= 5 => {
+        Some(&CATALOG_PREFIX) => match bytes.strip_prefix(&[CATALOG_PREFIX, b't', b'/']) {
+            Some(name) => KeyDescription {
+                table: Some(String::from_utf8_lossy(name).into_owned()),
+                key: "(its definition)".into(),
+            },
+            None => KeyDescription {
+                table: None,
+                key: format!("{key} (catalog)"),
+            },
+        },
+        Some(&DATA_PREFIX) if bytes.len() >= 6 => {
             let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
             let catalog = KeyRange::prefix(Key::from(vec![CATALOG_PREFIX, b't', b'/']));
-            if let Ok(tables) = txn.scan(&catalog, usize::MAX).await {
-                for (_, value) in tables {
-                    if let Ok(desc) = postcard::from_bytes::<TableDesc>(&value) {
-                        if desc.id == id {
-                            return format!("a row of table \"{}\"", desc.name);
+            let tables = txn.scan(&catalog, usize::MAX).await.unwrap_or_default();
+            let desc = tables
+                .iter()
+                .filter_map(|(_, value)| postcard::from_bytes::<TableDesc>(value).ok())
+                .find(|desc| desc.id == id);
+            match desc {
+                Some(desc) => {
+                    let types: Vec<DataType> = desc
+                        .primary_key
+                        .iter()
+                        .map(|&i| desc.columns[i].data_type.clone())
+                        .collect();
+                    let names: Vec<&str> = desc
+                        .primary_key
+                        .iter()
+                        .map(|&i| desc.columns[i].name.as_str())
+                        .collect();
+                    let key = match keycode::decode_key_values(&types, &bytes[6..]) {
+                        Ok(values) => {
+                            let values: Vec<String> = values
+                                .iter()
+                                .zip(&types)
+                                .map(|(v, t)| crate::types::text::format_text_typed(v, t))
+                                .collect();
+                            format!("({})=({})", names.join(", "), values.join(", "))
                         }
+                        Err(_) => key.to_string(),
+                    };
+                    KeyDescription {
+                        table: Some(desc.name),
+                        key,
                     }
                 }
+                None => KeyDescription {
+                    table: Some(format!("(dropped table {id})")),
+                    key: key.to_string(),
+                },
             }
-            format!("a row of dropped table {id}")
         }
-        _ => format!("key {key}"),
+        _ => KeyDescription {
+            table: None,
+            key: key.to_string(),
+        },
     }
 }

@@ -38,6 +38,8 @@ pub struct ExecContext<'a> {
     pub cancel: &'a AtomicBool,
     /// A source of unique row ids for tables without a primary key.
     pub next_row_id: &'a (dyn Fn() -> i64 + Send + Sync),
+    /// Rows of the built-in `cairn_conflicts` view.
+    pub conflicts: &'a crate::session::ConflictLog,
 }
 
 impl ExecContext<'_> {
@@ -318,6 +320,16 @@ async fn scan_rows_limited(
     let table = &scan.table;
     let key_type = |i: usize| &table.columns[table.primary_key[i]].data_type;
     let mut out = Vec::new();
+    let keep_row = |row: Vec<Value>, key: Key, out: &mut Vec<(Key, Vec<Value>)>| -> SqlResult<()> {
+        let matches = match &scan.filter {
+            Some(filter) => truth(&filter.eval(&row, &ctx.eval())?)? == Some(true),
+            None => true,
+        };
+        if matches {
+            out.push((key, row));
+        }
+        Ok(())
+    };
     let mut keep = |key: Key, bytes: &[u8], out: &mut Vec<(Key, Vec<Value>)>| -> SqlResult<()> {
         let row = rowcode::decode_row(bytes)?;
         if row.len() != table.columns.len() {
@@ -331,15 +343,14 @@ async fn scan_rows_limited(
                 ),
             ));
         }
-        let matches = match &scan.filter {
-            Some(filter) => truth(&filter.eval(&row, &ctx.eval())?)? == Some(true),
-            None => true,
-        };
-        if matches {
-            out.push((key, row));
-        }
-        Ok(())
+        keep_row(row, key, out)
     };
+    if table.id == crate::catalog::CONFLICTS_VIEW_ID {
+        for row in ctx.conflicts.rows() {
+            keep_row(row, Key::default(), &mut out)?;
+        }
+        return Ok(out);
+    }
     match &scan.access {
         Access::Point(values) => {
             let mut pk = Vec::with_capacity(values.len());

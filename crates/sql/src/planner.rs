@@ -863,6 +863,16 @@ fn target_column(table: &TableDesc, column: &ast::ObjectName) -> SqlResult<(Stri
     Ok((name, index))
 }
 
+fn refuse_view(table: &TableDesc) -> SqlResult<()> {
+    if table.id == catalog::CONFLICTS_VIEW_ID {
+        return Err(SqlError::new(
+            SqlState("42809"),
+            format!("cannot change view \"{}\"", table.name),
+        ));
+    }
+    Ok(())
+}
+
 async fn plan_insert(
     txn: &mut Transaction,
     insert: &ast::Insert,
@@ -879,6 +889,7 @@ async fn plan_insert(
         ));
     }
     let table = catalog::require(txn, &table_name(name)?).await?;
+    refuse_view(&table)?;
     let targets: Vec<usize> = if insert.columns.is_empty() {
         table.visible_columns().collect()
     } else {
@@ -1003,6 +1014,7 @@ async fn plan_update(
         ));
     }
     let (table, name) = single_table(txn, &update.table).await?;
+    refuse_view(&table)?;
     let scope = Scope::table(table.clone(), name);
     let mut assignments: Vec<(usize, Expr)> = Vec::new();
     for assignment in &update.assignments {
@@ -1062,6 +1074,7 @@ async fn plan_delete(
         ));
     };
     let (table, name) = single_table(txn, relation).await?;
+    refuse_view(&table)?;
     let scope = Scope::table(table.clone(), name);
     let filter = where_clause(binder, &delete.selection, &scope)?;
     let returning = returning(binder, &delete.returning, &table, &scope)?;
@@ -1107,6 +1120,14 @@ fn key_condition(conjunct: &Expr, column: usize, ty: &DataType) -> Option<(CmpOp
 /// Chooses how to read `table` for `filter` (see the module documentation of `plan.rs`).
 pub fn choose_access(table: Arc<TableDesc>, filter: Option<Expr>, lock: bool) -> Scan {
     let mut access = Access::Full;
+    if table.primary_key.is_empty() {
+        return Scan {
+            table,
+            access,
+            filter,
+            lock,
+        };
+    }
     if let Some(filter) = &filter {
         let parts = conjuncts(filter);
         let mut prefix = Vec::new();

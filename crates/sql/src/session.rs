@@ -52,6 +52,8 @@ const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// What every session shares: the transactional core.
 pub struct Engine {
     db: Database,
+    /// Recent conflicts, for the `cairn_conflicts` view.
+    pub(crate) conflicts: ConflictLog,
     /// Sessions opened so far: seeds each session's retry jitter, so runs can be replayed.
     sessions: std::sync::atomic::AtomicU64,
 }
@@ -61,9 +63,62 @@ impl Engine {
     pub fn new(db: Database) -> Arc<Engine> {
         Arc::new(Engine {
             db,
+            conflicts: ConflictLog::default(),
             sessions: std::sync::atomic::AtomicU64::new(1),
         })
     }
+}
+
+/// One conflict, as the `cairn_conflicts` view shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct ConflictEntry {
+    /// When it was reported, µs since 2000-01-01 UTC.
+    pub at_micros: i64,
+    /// The table, if known.
+    pub table: Option<String>,
+    /// The key, described.
+    pub key: String,
+    /// Data or schema.
+    pub kind: ConflictKind,
+}
+
+/// The most recent conflicts reported to clients (a bounded ring), so hot keys can be found.
+#[derive(Default)]
+pub(crate) struct ConflictLog(Mutex<std::collections::VecDeque<ConflictEntry>>);
+
+/// How many conflicts the log keeps.
+const CONFLICT_LOG_CAPACITY: usize = 1_000;
+
+impl ConflictLog {
+    fn record(&self, entry: ConflictEntry) {
+        let mut log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() == CONFLICT_LOG_CAPACITY {
+            log.pop_front();
+        }
+        log.push_back(entry);
+    }
+
+    /// The view's rows: time, table, key, kind; oldest first.
+    pub(crate) fn rows(&self) -> Vec<Vec<Value>> {
+        let log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter()
+            .map(|e| {
+                vec![
+                    Value::TimestampTz(e.at_micros),
+                    e.table.clone().map_or(Value::Null, Value::Text),
+                    Value::Text(e.key.clone()),
+                    Value::Text(match e.kind {
+                        ConflictKind::Data => "data".into(),
+                        ConflictKind::Schema => "schema".into(),
+                    }),
+                ]
+            })
+            .collect()
+    }
+}
+
+fn micros_since_2000(ts: cairn_types::Timestamp) -> i64 {
+    i64::try_from(ts.0 / 1_000).unwrap_or(i64::MAX) - POSTGRES_EPOCH_MICROS
 }
 
 /// Transaction state, as ReadyForQuery reports it.
@@ -656,6 +711,9 @@ impl Session {
             // The plan's tables, read at this snapshot: unchanged, or plan again.
             let mut stale = false;
             for table in plan.tables() {
+                if table.id == catalog::CONFLICTS_VIEW_ID {
+                    continue;
+                }
                 match catalog::lookup(&mut txn, &table.name).await? {
                     Some(current) if current == table => {}
                     _ => stale = true,
@@ -754,6 +812,7 @@ impl Session {
                 let now_micros = i64::try_from(txn.read_ts().0 / 1_000).unwrap_or(i64::MAX)
                     - POSTGRES_EPOCH_MICROS;
                 let ctx = ExecContext {
+                    conflicts: &self.engine.conflicts,
                     params,
                     now_micros,
                     cancel: &self.cancel.0,
@@ -793,8 +852,15 @@ impl Session {
                 }
                 let reader = self.engine.db.begin();
                 let described = catalog::describe_key(&reader, &conflict.key).await;
+                self.engine.conflicts.record(ConflictEntry {
+                    at_micros: micros_since_2000(self.engine.db.clock().now().latest),
+                    table: described.table.clone(),
+                    key: described.key.clone(),
+                    kind: conflict.kind,
+                });
+                let text = described.to_string();
                 Err(SqlError::from_core(CoreError::Conflict(conflict), |_| {
-                    described.clone()
+                    text.clone()
                 }))
             }
             Err(other) => Err(SqlError::from_core(other, |k| k.to_string())),

@@ -153,7 +153,20 @@ async fn concurrent_sessions_lost_update_is_a_serialization_failure() {
         refused[0].starts_with("ERROR 40001: could not serialize access"),
         "{refused:?}"
     );
-    assert!(refused[0].contains("table \"c\""), "{refused:?}");
+    assert!(
+        refused[0].contains("table \"c\", key (id)=(1)"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        run(
+            &mut b,
+            "SELECT table_name, key, kind, at IS NOT NULL FROM cairn_conflicts"
+        )
+        .await,
+        ["c|(id)=(1)|data|t", "SELECT 1"],
+        "the conflict is listed in the view"
+    );
+    assert!(run(&mut b, "DELETE FROM cairn_conflicts").await[0].starts_with("ERROR 42809"));
     assert_eq!(b.transaction_status(), TxStatus::Idle);
     assert_eq!(run(&mut b, "SELECT v FROM c").await, ["1", "SELECT 1"]);
 }
