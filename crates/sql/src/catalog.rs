@@ -5,6 +5,7 @@
 //!   0x00 "t/" <table name>        → TableDesc (postcard)       one key per table
 //!   0x00 "next_table_id"          → u32 BE                     table ids are never reused
 //!   0x01 <table id u32 BE> 0x01 <primary key, order-preserving> → row (types::row)
+//!   0x02 <idempotency key>        → when a transaction with that key committed (µs, i64 BE)
 //! ```
 //!
 //! A statement that uses a table reads its descriptor at the transaction's snapshot and asks
@@ -151,6 +152,16 @@ pub fn table_key(name: &str) -> Key {
     key.extend_from_slice(b"t/");
     key.extend_from_slice(name.as_bytes());
     Key::from(key)
+}
+
+/// First byte of idempotency records.
+pub const IDEMPOTENCY_PREFIX: u8 = 0x02;
+
+/// Where the record of a committed idempotency key lives.
+pub fn idempotency_key(key: &str) -> Key {
+    let mut bytes = vec![IDEMPOTENCY_PREFIX];
+    bytes.extend_from_slice(key.as_bytes());
+    Key::from(bytes)
 }
 
 fn next_table_id_key() -> Key {

@@ -808,7 +808,7 @@ fn utility_name(plan: &Plan) -> &'static str {
         Plan::Begin(_) => "BEGIN",
         Plan::Commit => "COMMIT",
         Plan::Rollback => "ROLLBACK",
-        Plan::Set { .. } | Plan::SetTransaction { .. } => "SET",
+        Plan::Set { .. } | Plan::SetLocal { .. } | Plan::SetTransaction { .. } => "SET",
         Plan::Reset(_) => "RESET",
         Plan::Show(_) => "SHOW",
         _ => "other",

@@ -63,6 +63,13 @@ pub enum Plan {
         /// New value, or `None` to reset.
         value: Option<String>,
     },
+    /// SET LOCAL name = value: until the end of the transaction block.
+    SetLocal {
+        /// Parameter name, lower case.
+        name: String,
+        /// New value, or `None` for the default.
+        value: Option<String>,
+    },
     /// RESET name / RESET ALL (`all`).
     Reset(String),
     /// SHOW name / SHOW ALL.

@@ -168,19 +168,25 @@ fn set_value(expr: &ast::Expr) -> SqlResult<Option<String>> {
 fn plan_set(set: &ast::Set) -> SqlResult<Plan> {
     Ok(match set {
         ast::Set::SingleAssignment {
-            variable, values, ..
+            variable,
+            values,
+            scope,
+            ..
         } => {
             let name = normalize_parameter(&variable.to_string());
             let mut parts = Vec::new();
+            let mut default = false;
             for value in values {
                 match set_value(value)? {
                     Some(v) => parts.push(v),
-                    None => return Ok(Plan::Set { name, value: None }),
+                    None => default = true,
                 }
             }
-            Plan::Set {
-                name,
-                value: Some(parts.join(", ")),
+            let value = (!default).then(|| parts.join(", "));
+            if matches!(scope, Some(ast::ContextModifier::Local)) {
+                Plan::SetLocal { name, value }
+            } else {
+                Plan::Set { name, value }
             }
         }
         ast::Set::SetTimeZone { value, .. } => Plan::Set {

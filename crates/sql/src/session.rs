@@ -54,6 +54,9 @@ pub struct Engine {
     db: Database,
     /// Recent conflicts, for the `cairn_conflicts` view.
     pub(crate) conflicts: ConflictLog,
+    /// Fault injection for tests: abort the process right after committing a transaction with
+    /// this idempotency key, before replying (environment CAIRN_FAULT_CRASH_AFTER_COMMIT_KEY).
+    crash_after_commit_with_key: Option<String>,
     /// Sessions opened so far: seeds each session's retry jitter, so runs can be replayed.
     sessions: std::sync::atomic::AtomicU64,
 }
@@ -63,6 +66,7 @@ impl Engine {
     pub fn new(db: Database) -> Arc<Engine> {
         Arc::new(Engine {
             db,
+            crash_after_commit_with_key: std::env::var("CAIRN_FAULT_CRASH_AFTER_COMMIT_KEY").ok(),
             conflicts: ConflictLog::default(),
             sessions: std::sync::atomic::AtomicU64::new(1),
         })
@@ -228,7 +232,15 @@ pub struct Session {
     block: Block,
     block_modes: TxnModes,
     settings: BTreeMap<String, String>,
+    /// Values SET LOCAL replaced (`None`: the parameter was unset), restored at block end.
+    local_saved: BTreeMap<String, Option<String>>,
 }
+
+/// The parameter a transaction block sets (with SET LOCAL) to make its COMMIT idempotent.
+pub const IDEMPOTENCY_KEY: &str = "cairn.idempotency_key";
+/// How long a committed idempotency key is remembered: a retried COMMIT later than this
+/// applies again.
+const IDEMPOTENCY_RETENTION_MICROS: i64 = 24 * 3600 * 1_000_000;
 
 /// Attempts of an autocommit statement whose commit conflicts, before 40001 reaches the client.
 const MAX_AUTOCOMMIT_ATTEMPTS: u32 = 32;
@@ -450,6 +462,7 @@ impl Session {
             block: Block::None,
             block_modes: TxnModes::default(),
             settings: default_settings(user),
+            local_saved: BTreeMap::new(),
         }
     }
 
@@ -593,7 +606,12 @@ impl Session {
             Plan::Commit => self.commit().await,
             Plan::Rollback => Ok(self.rollback()),
             Plan::SetTransaction { modes, session } => self.set_transaction(modes, *session),
+            Plan::Set { name, value } if name == IDEMPOTENCY_KEY => {
+                let _ = value;
+                Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("{IDEMPOTENCY_KEY} can only be set with SET LOCAL inside a transaction block")))
+            }
             Plan::Set { name, value } => self.set(name, value.as_deref()),
+            Plan::SetLocal { name, value } => self.set_local(name, value.as_deref()),
             Plan::Reset(name) => self.set(name, None).map(|outcome| Outcome {
                 tag: "RESET".into(),
                 ..outcome
@@ -632,6 +650,53 @@ impl Session {
 
     /// After an error: a block becomes failed (its writes are gone); autocommit forgets its
     /// transaction.
+    /// Ends a transaction block, whatever its outcome: SET LOCAL values go back.
+    fn end_block(&mut self) {
+        self.txn = None;
+        self.block = Block::None;
+        self.block_modes = TxnModes::default();
+        for (key, value) in std::mem::take(&mut self.local_saved) {
+            match value {
+                Some(value) => self.settings.insert(key, value),
+                None => self.settings.remove(&key),
+            };
+        }
+    }
+
+    fn set_local(&mut self, name: &str, value: Option<&str>) -> SqlResult<Outcome> {
+        if self.block != Block::Open {
+            let notice = warning("25P01", "SET LOCAL can only be used in transaction blocks");
+            return Ok(Outcome {
+                tag: "SET".into(),
+                notices: vec![notice],
+                ..Outcome::default()
+            });
+        }
+        let key = canonical(name);
+        let previous = self.settings.get(&key).cloned();
+        if name == IDEMPOTENCY_KEY {
+            match value {
+                Some(v) if !v.is_empty() && v.len() <= 256 => {
+                    self.settings.insert(key.clone(), v.to_string());
+                }
+                _ => {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("{IDEMPOTENCY_KEY} must be between 1 and 256 characters"),
+                    ))
+                }
+            }
+            self.local_saved.entry(key).or_insert(previous);
+            return Ok(Outcome {
+                tag: "SET".into(),
+                ..Outcome::default()
+            });
+        }
+        let outcome = self.set(name, value)?;
+        self.local_saved.entry(key).or_insert(previous);
+        Ok(outcome)
+    }
+
     fn fail_block(&mut self) {
         self.txn = None;
         if matches!(self.block, Block::Open | Block::Implicit) {
@@ -867,6 +932,57 @@ impl Session {
         }
     }
 
+    /// COMMIT of a block that set an idempotency key: if a transaction with the key already
+    /// committed within the retention window, report success without applying anything;
+    /// otherwise commit with a record of the key written in the same transaction, so the key
+    /// and the data become durable together (and two attempts racing conflict on the key).
+    async fn commit_idempotent(&mut self, key: &str) -> SqlResult<Outcome> {
+        let record_key = catalog::idempotency_key(key);
+        let mut txn = match self.txn.take() {
+            Some(txn) => txn,
+            None => self.engine.db.begin_with(self.core_isolation()),
+        };
+        let now = micros_since_2000(self.engine.db.clock().now().latest);
+        if let Some(record) = txn
+            .get(&record_key)
+            .await
+            .map_err(|e| SqlError::from_core(e, |k| k.to_string()))?
+        {
+            let committed_at = record
+                .as_ref()
+                .try_into()
+                .map(i64::from_be_bytes)
+                .unwrap_or(i64::MIN);
+            if now.saturating_sub(committed_at) <= IDEMPOTENCY_RETENTION_MICROS {
+                let notice = Notice {
+                    severity: "NOTICE",
+                    code: "00000",
+                    message: format!("a transaction with idempotency key \"{key}\" already committed; nothing was applied again"),
+                };
+                return Ok(Outcome {
+                    tag: "COMMIT".into(),
+                    notices: vec![notice],
+                    ..Outcome::default()
+                });
+            }
+        }
+        txn.put(
+            record_key,
+            bytes::Bytes::copy_from_slice(&now.to_be_bytes()),
+        );
+        self.txn = Some(txn);
+        self.commit_transaction().await?;
+        if self.engine.crash_after_commit_with_key.as_deref() == Some(key) {
+            // Test hook (CAIRN_FAULT_CRASH_AFTER_COMMIT_KEY): die after the commit is durable
+            // and before the client hears of it, exactly the case idempotency keys exist for.
+            std::process::abort();
+        }
+        Ok(Outcome {
+            tag: "COMMIT".into(),
+            ..Outcome::default()
+        })
+    }
+
     fn begin(&mut self, modes: &TxnModes) -> SqlResult<Outcome> {
         if matches!(self.block, Block::Open | Block::Failed) {
             let notice = warning("25001", "there is already a transaction in progress");
@@ -897,13 +1013,16 @@ impl Session {
             }
             Block::Failed => Ok(self.rollback()),
             Block::Open => {
-                self.block = Block::None;
-                self.block_modes = TxnModes::default();
-                self.commit_transaction().await?;
-                Ok(Outcome {
-                    tag: "COMMIT".into(),
-                    ..Outcome::default()
-                })
+                let idempotency_key = self.settings.get(IDEMPOTENCY_KEY).cloned();
+                let result = match idempotency_key {
+                    Some(key) => self.commit_idempotent(&key).await,
+                    None => self.commit_transaction().await.map(|()| Outcome {
+                        tag: "COMMIT".into(),
+                        ..Outcome::default()
+                    }),
+                };
+                self.end_block();
+                result
             }
         }
     }
@@ -914,9 +1033,7 @@ impl Session {
         } else {
             vec![]
         };
-        self.txn = None;
-        self.block = Block::None;
-        self.block_modes = TxnModes::default();
+        self.end_block();
         Outcome {
             tag: "ROLLBACK".into(),
             notices,
@@ -1152,8 +1269,7 @@ impl Session {
 
     /// Called when the client goes away: rolls back any open transaction.
     pub fn close(&mut self) {
-        self.txn = None;
-        self.block = Block::None;
+        self.end_block();
     }
 }
 
