@@ -175,6 +175,28 @@ struct ReadSet {
     ranges: Vec<KeyRange>,
 }
 
+/// Past this many individually read keys, a read set is collapsed into the one range that
+/// covers them: more conflicts are possible, none is missed, and the set stays bounded.
+const MAX_READ_KEYS: usize = 10_000;
+
+impl ReadSet {
+    fn add_key(&mut self, key: Key) {
+        self.keys.insert(key);
+        if self.keys.len() > MAX_READ_KEYS {
+            let (Some(first), Some(last)) = (self.keys.first(), self.keys.last()) else {
+                return;
+            };
+            let mut end = last.as_bytes().to_vec();
+            end.push(0);
+            self.ranges.push(KeyRange {
+                start: first.clone(),
+                end: Some(Key::from(end)),
+            });
+            self.keys.clear();
+        }
+    }
+}
+
 /// What a successful commit tells the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Committed {
@@ -209,7 +231,7 @@ impl Transaction {
     /// `read_ts`.
     pub async fn get(&self, key: &Key) -> Result<Option<Bytes>> {
         if let Some(read_set) = &self.read_set {
-            lock(read_set).keys.insert(key.clone());
+            lock(read_set).add_key(key.clone());
         }
         if let Some(buffered) = self.writes.get(key) {
             return Ok(buffered.clone());
@@ -432,5 +454,28 @@ async fn commit_wait(clock: &dyn Clock, commit_ts: Timestamp) {
         clock
             .sleep(Duration::from_nanos(commit_ts.0 - earliest.0 + 1))
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_read_set_collapses_into_one_covering_range() {
+        let mut read_set = ReadSet::default();
+        for n in 0..=MAX_READ_KEYS {
+            read_set.add_key(Key::from(format!("k{n:06}")));
+        }
+        assert!(read_set.keys.is_empty());
+        assert_eq!(read_set.ranges.len(), 1);
+        let range = &read_set.ranges[0];
+        assert!(range.contains(&Key::from("k000000")));
+        assert!(range.contains(&Key::from(format!("k{MAX_READ_KEYS:06}"))));
+        assert!(
+            range.contains(&Key::from("k000001x")),
+            "keys between reads are covered too"
+        );
+        assert!(!range.contains(&Key::from("l")));
     }
 }

@@ -345,14 +345,15 @@ fn default_settings(user: &str) -> BTreeMap<String, String> {
 /// Parses SQL text into statements with PostgreSQL's dialect; errors are 42601.
 pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
     let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql);
-    // sqlparser knows FOR UPDATE and FOR SHARE only; PostgreSQL's weaker row locks mean the
-    // same under optimistic concurrency (the row joins the conflict set). Only a statement
-    // that failed to parse is rewritten, so string literals elsewhere are never touched.
+    // sqlparser lacks some PostgreSQL spellings whose meaning Cairn has anyway; only a
+    // statement that failed to parse is rewritten, so string literals in statements that
+    // parse are never touched.
     let parsed = match parsed {
-        Err(_) if has_weak_lock_clause(sql) => {
-            Parser::parse_sql(&PostgreSqlDialect {}, &strengthen_lock_clauses(sql)).or(parsed)
-        }
-        other => other,
+        Err(_) => match rewrite_unparsed(sql) {
+            Some(rewritten) => Parser::parse_sql(&PostgreSqlDialect {}, &rewritten).or(parsed),
+            None => parsed,
+        },
+        ok => ok,
     };
     parsed.map_err(|e| {
         let message = e.to_string();
@@ -394,43 +395,109 @@ pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
     })
 }
 
-fn has_weak_lock_clause(sql: &str) -> bool {
-    let lower = sql.to_lowercase();
-    lower.contains("no key update") || lower.contains("key share")
-}
-
-/// `FOR NO KEY UPDATE` → `FOR UPDATE`, `FOR KEY SHARE` → `FOR SHARE` (any case and spacing).
-fn strengthen_lock_clauses(sql: &str) -> String {
-    let words: Vec<&str> = sql.split_whitespace().collect();
-    let mut out: Vec<&str> = Vec::with_capacity(words.len());
+/// Rewrites what sqlparser cannot parse into what it can, with the same meaning in Cairn:
+/// - `FOR NO KEY UPDATE` → `FOR UPDATE`, `FOR KEY SHARE` → `FOR SHARE` (under optimistic
+///   concurrency every row lock puts the row into the conflict set);
+/// - `[NOT] DEFERRABLE` in BEGIN / START TRANSACTION / SET TRANSACTION is dropped: it only
+///   makes PostgreSQL wait for a snapshot where a SERIALIZABLE READ ONLY transaction cannot
+///   fail, and in Cairn read-only transactions never fail.
+///
+/// `None` if there is nothing to rewrite.
+fn rewrite_unparsed(sql: &str) -> Option<String> {
+    let words = bare_words(sql);
+    let lower: Vec<String> = words
+        .iter()
+        .map(|&(a, b)| sql[a..b].to_lowercase())
+        .collect();
+    let word = |i: usize| lower.get(i).map(String::as_str);
+    let is_transaction_statement = matches!(word(0), Some("begin" | "start" | "set"));
+    // Byte ranges of the original text to drop.
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
     let mut i = 0;
     while i < words.len() {
-        let is = |k: usize, w: &str| words.get(i + k).is_some_and(|x| x.eq_ignore_ascii_case(w));
-        if is(0, "for")
-            && is(1, "no")
-            && is(2, "key")
-            && words
-                .get(i + 3)
-                .is_some_and(|w| w.to_lowercase().starts_with("update"))
+        if word(i) == Some("for")
+            && word(i + 1) == Some("no")
+            && word(i + 2) == Some("key")
+            && word(i + 3) == Some("update")
         {
-            out.push(words[i]);
-            out.push(words[i + 3]);
+            cuts.push((words[i + 1].0, words[i + 3].0));
             i += 4;
-        } else if is(0, "for")
-            && is(1, "key")
-            && words
-                .get(i + 2)
-                .is_some_and(|w| w.to_lowercase().starts_with("share"))
+        } else if word(i) == Some("for")
+            && word(i + 1) == Some("key")
+            && word(i + 2) == Some("share")
         {
-            out.push(words[i]);
-            out.push(words[i + 2]);
+            cuts.push((words[i + 1].0, words[i + 2].0));
             i += 3;
+        } else if is_transaction_statement
+            && word(i) == Some("not")
+            && word(i + 1) == Some("deferrable")
+        {
+            cuts.push((words[i].0, words[i + 1].1));
+            i += 2;
+        } else if is_transaction_statement && word(i) == Some("deferrable") {
+            cuts.push((words[i].0, words[i].1));
+            i += 1;
         } else {
-            out.push(words[i]);
             i += 1;
         }
     }
-    out.join(" ")
+    if cuts.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut at = 0;
+    for (start, end) in cuts {
+        out.push_str(&sql[at..start]);
+        at = end;
+    }
+    out.push_str(&sql[at..]);
+    // A comma left before a dropped trailing mode, or doubled, would not parse.
+    Some(
+        out.replace(", ,", ",")
+            .replace(",;", ";")
+            .trim_end()
+            .trim_end_matches(',')
+            .to_string(),
+    )
+}
+
+/// Byte ranges of the words of `sql` outside quotes and comments (letters, digits, `_`).
+fn bare_words(sql: &str) -> Vec<(usize, usize)> {
+    let bytes = sql.as_bytes();
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'\'' | b'"') => {
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == quote {
+                        if bytes.get(i + 1) == Some(&quote) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b if b.is_ascii_alphanumeric() || b == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                words.push((start, i));
+            }
+            _ => i += 1,
+        }
+    }
+    words
 }
 
 fn is_transaction_control(statement: &ast::Statement) -> bool {

@@ -253,3 +253,51 @@ async fn transaction_limits_are_54000_naming_the_limit() {
         ["INSERT 0 2"]
     );
 }
+
+#[tokio::test]
+async fn deferrable_and_weak_row_locks_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, engine) = engine(dir.path()).await;
+    let mut s = Session::new(engine, "postgres", "postgres");
+    assert_eq!(
+        run(
+            &mut s,
+            "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE"
+        )
+        .await,
+        ["BEGIN"]
+    );
+    assert_eq!(run(&mut s, "COMMIT").await, ["COMMIT"]);
+    assert_eq!(
+        run(
+            &mut s,
+            "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE, NOT DEFERRABLE"
+        )
+        .await,
+        ["BEGIN"]
+    );
+    run(&mut s, "CREATE TABLE w (k int PRIMARY KEY)").await;
+    assert_eq!(
+        run(&mut s, "SELECT k FROM w FOR NO KEY UPDATE").await,
+        ["SELECT 0"]
+    );
+    assert_eq!(
+        run(&mut s, "SELECT k FROM w FOR KEY SHARE").await,
+        ["SELECT 0"]
+    );
+    assert_eq!(run(&mut s, "COMMIT").await, ["COMMIT"]);
+    // Quoted text is left alone, spacing included, even in a statement that is rewritten.
+    assert_eq!(
+        run(&mut s, "SELECT 'for key share deferrable'").await,
+        ["for key share deferrable", "SELECT 1"]
+    );
+    assert_eq!(
+        run(&mut s, "SELECT 'a  for key share' FROM w FOR KEY SHARE").await,
+        ["SELECT 0"]
+    );
+    run(&mut s, "INSERT INTO w VALUES (1)").await;
+    assert_eq!(
+        run(&mut s, "SELECT 'a  for key share' FROM w FOR   KEY SHARE").await,
+        ["a  for key share", "SELECT 1"]
+    );
+}
