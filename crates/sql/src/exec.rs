@@ -691,6 +691,99 @@ fn non_negative(
     }
 }
 
+/// Joins `left` rows with the rows of `step`'s table: by primary-key lookup per left row
+/// when the ON condition fixes the right key, else by a nested loop over the right table read
+/// once. Outer joins pad the missing side with NULLs.
+async fn join(
+    txn: &mut Transaction,
+    left: Vec<Vec<Value>>,
+    step: &crate::plan::JoinStep,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<Vec<Value>>> {
+    use crate::plan::JoinKind;
+    let right_width = step.scan.table.columns.len();
+    let matches = |combined: &[Value]| -> SqlResult<bool> {
+        match &step.on {
+            Some(on) => Ok(truth(&on.eval(combined, &ctx.eval())?)? == Some(true)),
+            None => Ok(true),
+        }
+    };
+    let keep_unmatched_left = matches!(step.kind, JoinKind::Left | JoinKind::Full);
+    let mut out = Vec::new();
+    if let Some(lookup) = &step.lookup {
+        for row in left {
+            ctx.check_cancel()?;
+            let mut key = Vec::with_capacity(lookup.len());
+            for expr in lookup {
+                key.push(expr.eval(&row, &ctx.eval())?);
+            }
+            let point = Scan {
+                table: step.scan.table.clone(),
+                access: Access::Point(
+                    key.into_iter()
+                        .map(|v| {
+                            let ty = v.data_type();
+                            Expr::Literal(v, ty)
+                        })
+                        .collect(),
+                ),
+                filter: None,
+                lock: step.scan.lock,
+            };
+            let mut matched = false;
+            for (_, right) in scan_rows(txn, &point, ctx).await? {
+                let mut combined = row.clone();
+                combined.extend(right);
+                if matches(&combined)? {
+                    matched = true;
+                    out.push(combined);
+                }
+            }
+            if !matched && keep_unmatched_left {
+                let mut padded = row;
+                padded.extend(std::iter::repeat_n(Value::Null, right_width));
+                out.push(padded);
+            }
+        }
+        return Ok(out);
+    }
+    let right: Vec<Vec<Value>> = scan_rows(txn, &step.scan, ctx)
+        .await?
+        .into_iter()
+        .map(|(_, row)| row)
+        .collect();
+    let mut right_matched = vec![false; right.len()];
+    for row in left {
+        ctx.check_cancel()?;
+        let mut matched = false;
+        for (i, candidate) in right.iter().enumerate() {
+            let mut combined = row.clone();
+            combined.extend(candidate.iter().cloned());
+            if matches(&combined)? {
+                matched = true;
+                right_matched[i] = true;
+                out.push(combined);
+            }
+        }
+        if !matched && keep_unmatched_left {
+            let mut padded = row;
+            padded.extend(std::iter::repeat_n(Value::Null, right_width));
+            out.push(padded);
+        }
+    }
+    if matches!(step.kind, JoinKind::Right | JoinKind::Full) {
+        for (candidate, matched) in right.into_iter().zip(right_matched) {
+            if !matched {
+                let mut padded: Vec<Value> =
+                    std::iter::repeat_n(Value::Null, step.left_width).collect();
+                padded.extend(candidate);
+                out.push(padded);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Runs a SELECT.
 pub async fn select_rows(
     txn: &mut Transaction,
@@ -700,7 +793,10 @@ pub async fn select_rows(
     let limit = non_negative(&select.limit, ctx, "LIMIT")?;
     let offset = non_negative(&select.offset, ctx, "OFFSET")?.unwrap_or(0);
     // Stop reading early when nothing after the scan needs every row.
-    let streaming = select.aggregation.is_none() && select.order_by.is_empty() && !select.distinct;
+    let streaming = select.aggregation.is_none()
+        && select.order_by.is_empty()
+        && !select.distinct
+        && select.joins.is_empty();
     let read_limit = match (streaming, limit) {
         (true, Some(limit)) => limit.saturating_add(offset),
         _ => usize::MAX,
@@ -713,6 +809,19 @@ pub async fn select_rows(
             .collect(),
         None => vec![vec![]],
     };
+    let mut input = input;
+    for step in &select.joins {
+        input = join(txn, input, step, ctx).await?;
+    }
+    if let Some(filter) = &select.filter {
+        let mut kept = Vec::with_capacity(input.len());
+        for row in input {
+            if truth(&filter.eval(&row, &ctx.eval())?)? == Some(true) {
+                kept.push(row);
+            }
+        }
+        input = kept;
+    }
     let rows = match &select.aggregation {
         Some(aggregation) => aggregate(input, aggregation, ctx)?,
         None => input,
@@ -857,6 +966,53 @@ fn explain_select(select: &SelectPlan, lines: &mut Vec<String>, mut depth: usize
             ));
         }
         depth += 1;
+    }
+    // Joins nest left-deep: the last join is the outermost node, and the WHERE clause
+    // filters what it produces.
+    for (n, step) in select.joins.iter().rev().enumerate() {
+        let kind = match step.kind {
+            crate::plan::JoinKind::Inner => "Inner",
+            crate::plan::JoinKind::Left => "Left",
+            crate::plan::JoinKind::Right => "Right",
+            crate::plan::JoinKind::Full => "Full",
+        };
+        let method = if step.lookup.is_some() {
+            "Index Nested Loop"
+        } else {
+            "Nested Loop"
+        };
+        lines.push(format!("{}{method} {kind} Join", indent(depth)));
+        if let Some(on) = &step.on {
+            lines.push(format!(
+                "{}Join Filter: {on}",
+                " ".repeat(indent(depth).len() + 2)
+            ));
+        }
+        if let (0, Some(filter)) = (n, &select.filter) {
+            lines.push(format!(
+                "{}Filter: {filter}",
+                " ".repeat(indent(depth).len() + 2)
+            ));
+        }
+        depth += 1;
+        let table = &step.scan.table;
+        let inner = match &step.lookup {
+            Some(values) => {
+                let conditions: Vec<String> = values
+                    .iter()
+                    .zip(&table.primary_key)
+                    .map(|(v, &i)| format!("{} = {v}", table.columns[i].name))
+                    .collect();
+                format!(
+                    "Point Lookup on {} using {} ({})",
+                    table.name,
+                    table.primary_key_name(),
+                    conditions.join(" AND ")
+                )
+            }
+            None => format!("Full Scan on {}", table.name),
+        };
+        lines.push(format!("{}{inner}", indent(depth)));
     }
     match &select.scan {
         Some(scan) => explain_scan(scan, lines, depth),

@@ -18,8 +18,13 @@
 //!   the core are mapped in exactly one place, [`SqlError::from_core`].
 //! - Types, their text and binary forms, casts and operators follow PostgreSQL 15 (`types`).
 //!
-//! Shortcuts, each to be lifted by a later issue: one table per query (no joins or subqueries),
-//! no secondary indexes, sequences or constraints beyond NOT NULL and the primary key;
+//! Joins (INNER, LEFT, RIGHT, FULL, CROSS, with ON) run left-deep: a primary-key lookup per
+//! left row when the ON condition fixes the right table's key, else a nested loop over the
+//! right table read once.
+//!
+//! Shortcuts, each to be lifted by a later issue: no JOIN ... USING / NATURAL, subqueries,
+//! CTEs or set operations, no hash join; no secondary indexes, sequences or constraints beyond
+//! NOT NULL and the primary key;
 //! the time zone is UTC.
 
 mod catalog;

@@ -120,6 +120,35 @@ pub struct Scan {
     pub lock: bool,
 }
 
+/// How rows of the left side find their partners on the right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Only matching pairs.
+    Inner,
+    /// Every left row, with NULLs when nothing matches.
+    Left,
+    /// Every right row, with NULLs when nothing matches.
+    Right,
+    /// Both.
+    Full,
+}
+
+/// Joining one more table.
+#[derive(Clone, Debug)]
+pub struct JoinStep {
+    /// Which rows survive.
+    pub kind: JoinKind,
+    /// The right table (read in full unless `lookup` is set).
+    pub scan: Scan,
+    /// The join condition over the joined row (`None`: every pair, a cross join).
+    pub on: Option<Expr>,
+    /// For an index nested loop: the right table's primary-key values, computed from each
+    /// left row (every key column is fixed by an equality with the left side).
+    pub lookup: Option<Vec<Expr>>,
+    /// Columns of the left side (where the right table's columns start).
+    pub left_width: usize,
+}
+
 /// Grouping and aggregates.
 #[derive(Clone, Debug)]
 pub struct Aggregation {
@@ -145,8 +174,13 @@ pub struct SortKey {
 /// SELECT.
 #[derive(Clone, Debug)]
 pub struct SelectPlan {
-    /// The table read, or `None` for SELECT without FROM (one empty row).
+    /// The (first) table read, or `None` for SELECT without FROM (one empty row).
     pub scan: Option<Scan>,
+    /// Further tables joined to it, left to right; the WHERE clause applies to the joined
+    /// rows (`filter`).
+    pub joins: Vec<JoinStep>,
+    /// With joins: the whole WHERE clause, over the joined row.
+    pub filter: Option<Expr>,
     /// GROUP BY / aggregates, if any.
     pub aggregation: Option<Aggregation>,
     /// Output expressions (over the input row, or the aggregated row).
@@ -252,7 +286,10 @@ impl Plan {
             Plan::Delete(_) => Some("DELETE"),
             Plan::CreateTable { .. } => Some("CREATE TABLE"),
             Plan::DropTable { .. } => Some("DROP TABLE"),
-            Plan::Select(select) if select.scan.as_ref().is_some_and(|s| s.lock) => {
+            Plan::Select(select)
+                if select.scan.as_ref().is_some_and(|s| s.lock)
+                    || select.joins.iter().any(|j| j.scan.lock) =>
+            {
                 Some("SELECT FOR UPDATE")
             }
             _ => None,
@@ -262,7 +299,11 @@ impl Plan {
 
 impl SelectPlan {
     fn tables(&self) -> Vec<Arc<TableDesc>> {
-        self.scan.iter().map(|s| s.table.clone()).collect()
+        self.scan
+            .iter()
+            .chain(self.joins.iter().map(|j| &j.scan))
+            .map(|s| s.table.clone())
+            .collect()
     }
 }
 
@@ -305,23 +346,75 @@ pub fn table_name(name: &ast::ObjectName) -> SqlResult<String> {
     }
 }
 
-/// What the binder resolves names against: at most one table, under a name or alias.
-#[derive(Clone)]
+/// What the binder resolves names against: the tables of a FROM clause, each under its name
+/// or alias, their columns laid end to end in one row.
+#[derive(Clone, Default)]
 pub struct Scope {
-    table: Option<(Arc<TableDesc>, String)>,
+    tables: Vec<ScopeTable>,
+}
+
+/// One table of a [`Scope`].
+#[derive(Clone)]
+pub struct ScopeTable {
+    /// The table.
+    pub table: Arc<TableDesc>,
+    /// The name it is visible under (its alias, if it has one).
+    pub name: String,
+    /// Where its columns start in the row.
+    pub offset: usize,
 }
 
 impl Scope {
     /// A scope without columns (SELECT without FROM, VALUES, defaults).
     pub fn empty() -> Self {
-        Scope { table: None }
+        Scope::default()
     }
 
     /// The columns of `table`, reachable as `name.column` too.
     pub fn table(table: Arc<TableDesc>, name: String) -> Self {
-        Scope {
-            table: Some((table, name)),
+        let mut scope = Scope::empty();
+        scope.tables.push(ScopeTable {
+            table,
+            name,
+            offset: 0,
+        });
+        scope
+    }
+
+    /// Adds a table after the others (a join); its columns follow theirs in the row.
+    pub fn push(&mut self, table: Arc<TableDesc>, name: String) -> SqlResult<()> {
+        if self.tables.iter().any(|t| t.name == name) {
+            return Err(SqlError::new(
+                SqlState("42712"),
+                format!("table name \"{name}\" specified more than once"),
+            ));
         }
+        let offset = self.width();
+        self.tables.push(ScopeTable {
+            table,
+            name,
+            offset,
+        });
+        Ok(())
+    }
+
+    /// The number of columns in a row of this scope.
+    pub fn width(&self) -> usize {
+        self.tables
+            .last()
+            .map_or(0, |t| t.offset + t.table.columns.len())
+    }
+
+    /// The first `n` tables only.
+    pub fn prefix(scope: &Scope, n: usize) -> Scope {
+        Scope {
+            tables: scope.tables.iter().take(n).cloned().collect(),
+        }
+    }
+
+    /// The tables, in FROM order.
+    pub fn tables(&self) -> &[ScopeTable] {
+        &self.tables
     }
 }
 
@@ -589,31 +682,44 @@ impl Binder {
             }
             .at(line, column)
         };
-        let Some((table, table_name)) = &scope.table else {
-            if let Some(q) = qualifier {
-                return Err(SqlError::new(
-                    SqlState::UNDEFINED_TABLE,
-                    format!("missing FROM-clause entry for table \"{}\"", ident_name(q)),
-                ));
+        let candidates: Vec<&ScopeTable> = match qualifier {
+            Some(q) => {
+                let wanted = ident_name(q);
+                let found: Vec<&ScopeTable> =
+                    scope.tables.iter().filter(|t| t.name == wanted).collect();
+                if found.is_empty() {
+                    return Err(SqlError::new(
+                        SqlState::UNDEFINED_TABLE,
+                        format!("missing FROM-clause entry for table \"{wanted}\""),
+                    ));
+                }
+                found
             }
-            return Err(missing());
+            None => scope.tables.iter().collect(),
         };
-        if let Some(q) = qualifier {
-            if ident_name(q) != *table_name {
-                return Err(SqlError::new(
-                    SqlState::UNDEFINED_TABLE,
-                    format!("missing FROM-clause entry for table \"{}\"", ident_name(q)),
-                ));
-            }
+        let mut matches = candidates.into_iter().filter_map(|t| {
+            t.table
+                .column_index(&name)
+                .filter(|&i| !t.table.columns[i].hidden)
+                .map(|i| (t, i))
+        });
+        let (table, index) = matches.next().ok_or_else(missing)?;
+        if matches.next().is_some() {
+            return Err(SqlError::new(
+                SqlState::AMBIGUOUS_COLUMN,
+                format!("column reference \"{name}\" is ambiguous"),
+            )
+            .at(line, column));
         }
-        let index = table
-            .column_index(&name)
-            .filter(|&i| !table.columns[i].hidden)
-            .ok_or_else(missing)?;
+        let display = if scope.tables.len() > 1 {
+            format!("{}.{name}", table.name)
+        } else {
+            name
+        };
         Ok(Expr::Column {
-            index,
-            name,
-            ty: table.columns[index].data_type.clone(),
+            index: table.offset + index,
+            name: display,
+            ty: table.table.columns[index].data_type.clone(),
         })
     }
 

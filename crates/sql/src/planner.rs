@@ -12,7 +12,7 @@ use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr};
 use crate::plan::{
     ident_name, table_name, Access, Aggregation, Binder, DeletePlan, InsertPlan, InsertSource,
-    Plan, Scan, Scope, SelectPlan, SortKey, TxnModes, UpdatePlan,
+    JoinKind, JoinStep, Plan, Scan, Scope, SelectPlan, SortKey, TxnModes, UpdatePlan,
 };
 use crate::types::DataType;
 use crate::Column;
@@ -396,6 +396,146 @@ async fn from_table(
     }
 }
 
+/// The tables of a FROM clause, as one scope, and for each table after the first how it is
+/// joined: its kind and its ON condition (unbound). Commas are cross joins.
+async fn from_clause(
+    txn: &mut Transaction,
+    from: &[ast::TableWithJoins],
+) -> SqlResult<(Scope, Vec<(JoinKind, Option<ast::Expr>)>)> {
+    let mut scope = Scope::empty();
+    let mut joins = Vec::new();
+    for (n, item) in from.iter().enumerate() {
+        let (table, name) = relation(txn, &item.relation).await?;
+        scope.push(table, name)?;
+        if n > 0 {
+            joins.push((JoinKind::Inner, None));
+        }
+        for join in &item.joins {
+            let (table, name) = relation(txn, &join.relation).await?;
+            scope.push(table, name)?;
+            use ast::JoinOperator as J;
+            let (kind, constraint) = match &join.join_operator {
+                J::Join(c) | J::Inner(c) => (JoinKind::Inner, c),
+                J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, c),
+                J::Right(c) | J::RightOuter(c) => (JoinKind::Right, c),
+                J::FullOuter(c) => (JoinKind::Full, c),
+                J::CrossJoin(c) => (JoinKind::Inner, c),
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "join {other:?} is not supported"
+                    )))
+                }
+            };
+            let on = match constraint {
+                ast::JoinConstraint::On(on) => Some(on.clone()),
+                ast::JoinConstraint::None => None,
+                ast::JoinConstraint::Using(_) | ast::JoinConstraint::Natural => {
+                    return Err(SqlError::unsupported(
+                        "JOIN ... USING and NATURAL JOIN are not supported yet; write the ON condition",
+                    ))
+                }
+            };
+            if on.is_none() && kind != JoinKind::Inner {
+                return Err(SqlError::syntax(
+                    "syntax error: an outer join needs an ON condition",
+                ));
+            }
+            joins.push((kind, on));
+        }
+    }
+    Ok((scope, joins))
+}
+
+/// One table of a FROM clause: the table and the name it goes by.
+async fn relation(
+    txn: &mut Transaction,
+    factor: &ast::TableFactor,
+) -> SqlResult<(Arc<TableDesc>, String)> {
+    match factor {
+        ast::TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } => {
+            let table = catalog::require(txn, &table_name(name)?).await?;
+            let visible = match alias {
+                Some(alias) => {
+                    if !alias.columns.is_empty() {
+                        return Err(SqlError::unsupported(
+                            "column aliases in FROM are not supported yet",
+                        ));
+                    }
+                    ident_name(&alias.name)
+                }
+                None => table.name.clone(),
+            };
+            Ok((table, visible))
+        }
+        other => Err(SqlError::unsupported(format!(
+            "FROM {other} is not supported yet"
+        ))),
+    }
+}
+
+/// The conjuncts of `filter` that use only the first `width` columns, AND-ed (or `None`).
+fn conjunction_within(filter: &Expr, width: usize) -> Option<Expr> {
+    let within = |e: &Expr| {
+        let mut ok = true;
+        e.walk(&mut |node| {
+            if let Expr::Column { index, .. } = node {
+                if *index >= width {
+                    ok = false;
+                }
+            }
+        });
+        ok
+    };
+    conjuncts(filter)
+        .into_iter()
+        .filter(|c| within(c))
+        .cloned()
+        .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)))
+}
+
+/// If `on` fixes every primary-key column of `right` with an equality to an expression over
+/// the left side only, those expressions in key order: the join can look each left row's
+/// partner up by key instead of reading the whole right table.
+fn key_lookup(on: &Expr, right: &crate::plan::ScopeTable) -> Option<Vec<Expr>> {
+    let parts = conjuncts(on);
+    let left_only = |e: &Expr| {
+        let mut ok = true;
+        e.walk(&mut |node| match node {
+            Expr::Column { index, .. } if *index >= right.offset => ok = false,
+            Expr::Aggregate { .. } | Expr::AggRef { .. } => ok = false,
+            _ => {}
+        });
+        ok
+    };
+    let integer = |t: &DataType| matches!(t, DataType::Int2 | DataType::Int4 | DataType::Int8);
+    right
+        .table
+        .primary_key
+        .iter()
+        .map(|&key_column| {
+            let index = right.offset + key_column;
+            let ty = &right.table.columns[key_column].data_type;
+            parts.iter().find_map(|c| {
+                let Expr::Cmp(CmpOp::Eq, l, r) = c else {
+                    return None;
+                };
+                let value = match (l.as_ref(), r.as_ref()) {
+                    (Expr::Column { index: i, .. }, other) if *i == index => other,
+                    (other, Expr::Column { index: i, .. }) if *i == index => other,
+                    _ => return None,
+                };
+                let same_type = value.ty() == *ty || (integer(&value.ty()) && integer(ty));
+                (left_only(value) && same_type).then(|| value.clone())
+            })
+        })
+        .collect()
+}
+
 fn limit_expr(binder: &mut Binder, expr: &ast::Expr, what: &str) -> SqlResult<Expr> {
     let bound = binder.bind(expr, &Scope::empty())?;
     let bound = binder.coerce(bound, &DataType::Int8)?;
@@ -440,19 +580,54 @@ pub async fn plan_query(
             )))
         }
     };
-    let table = from_table(txn, &select.from).await?;
-    let scope = match &table {
-        Some((table, name)) => Scope::table(table.clone(), name.clone()),
-        None => Scope::empty(),
-    };
+    let (scope, join_specs) = from_clause(txn, &select.from).await?;
     // Every lock mode puts the rows read into the conflict set (optimistic locking: nothing
     // waits, so NOWAIT changes nothing, and SKIP LOCKED skips nothing because other
     // transactions' locks are not visible before they commit).
     let lock = !query.locks.is_empty();
-    if lock && table.is_none() {
+    if lock && scope.tables().is_empty() {
         return Err(SqlError::unsupported("FOR UPDATE needs a FROM clause"));
     }
     let filter = where_clause(binder, &select.selection, &scope)?;
+    let mut joins = Vec::with_capacity(join_specs.len());
+    for (k, (kind, on)) in join_specs.into_iter().enumerate() {
+        // ON sees the tables up to and including the one it joins.
+        let visible = Scope::prefix(&scope, k + 2);
+        let on = match on {
+            Some(on) => {
+                let bound = binder.bind(&on, &visible)?;
+                let bound = binder.coerce(bound, &DataType::Bool)?;
+                if bound.ty() != DataType::Bool {
+                    return Err(SqlError::new(
+                        SqlState::DATATYPE_MISMATCH,
+                        format!(
+                            "argument of JOIN/ON must be type boolean, not type {}",
+                            bound.ty()
+                        ),
+                    ));
+                }
+                Some(bound)
+            }
+            None => None,
+        };
+        let right = &scope.tables()[k + 1];
+        let lookup = match kind {
+            JoinKind::Inner | JoinKind::Left => on.as_ref().and_then(|on| key_lookup(on, right)),
+            JoinKind::Right | JoinKind::Full => None,
+        };
+        joins.push(JoinStep {
+            kind,
+            scan: Scan {
+                table: right.table.clone(),
+                access: Access::Full,
+                filter: None,
+                lock,
+            },
+            on,
+            lookup,
+            left_width: right.offset,
+        });
+    }
 
     // Projection, with aggregates allowed.
     let mut projection = Vec::new();
@@ -460,22 +635,43 @@ pub async fn plan_query(
     for item in &select.projection {
         match item {
             ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
-                let Some((table, _)) = &table else {
+                if scope.tables().is_empty() {
                     return Err(SqlError::syntax(
                         "SELECT * with no tables specified is not valid",
                     ));
+                }
+                let only = match item {
+                    ast::SelectItem::QualifiedWildcard(
+                        ast::SelectItemQualifiedWildcardKind::ObjectName(name),
+                        _,
+                    ) => {
+                        let wanted = table_name(name)?;
+                        if !scope.tables().iter().any(|t| t.name == wanted) {
+                            return Err(SqlError::new(
+                                SqlState::UNDEFINED_TABLE,
+                                format!("missing FROM-clause entry for table \"{wanted}\""),
+                            ));
+                        }
+                        Some(wanted)
+                    }
+                    _ => None,
                 };
-                for i in table.visible_columns() {
-                    let column = &table.columns[i];
-                    projection.push(Expr::Column {
-                        index: i,
-                        name: column.name.clone(),
-                        ty: column.data_type.clone(),
-                    });
-                    columns.push(Column {
-                        name: column.name.clone(),
-                        data_type: column.data_type.clone(),
-                    });
+                for entry in scope.tables() {
+                    if only.as_ref().is_some_and(|o| *o != entry.name) {
+                        continue;
+                    }
+                    for i in entry.table.visible_columns() {
+                        let column = &entry.table.columns[i];
+                        projection.push(Expr::Column {
+                            index: entry.offset + i,
+                            name: column.name.clone(),
+                            ty: column.data_type.clone(),
+                        });
+                        columns.push(Column {
+                            name: column.name.clone(),
+                            data_type: column.data_type.clone(),
+                        });
+                    }
                 }
             }
             ast::SelectItem::UnnamedExpr(expr) => {
@@ -640,9 +836,23 @@ pub async fn plan_query(
         }
     };
 
-    let scan = table.map(|(table, _)| choose_access(table, filter, lock));
+    // With joins, the first table's scan takes the conjuncts that concern it alone (for its
+    // access path), and the whole WHERE clause applies to the joined rows.
+    let (scan, filter) = match scope.tables().first() {
+        None => (None, None),
+        Some(first) if joins.is_empty() => {
+            (Some(choose_access(first.table.clone(), filter, lock)), None)
+        }
+        Some(first) => {
+            let width = first.table.columns.len();
+            let own = filter.as_ref().and_then(|f| conjunction_within(f, width));
+            (Some(choose_access(first.table.clone(), own, lock)), filter)
+        }
+    };
     Ok(SelectPlan {
         scan,
+        joins,
+        filter,
         aggregation,
         projection,
         columns,
@@ -760,6 +970,8 @@ fn plan_values(
         projection.push(bound);
     }
     Ok(SelectPlan {
+        joins: vec![],
+        filter: None,
         scan: None,
         aggregation: None,
         projection,

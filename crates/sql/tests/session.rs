@@ -301,3 +301,51 @@ async fn deferrable_and_weak_row_locks_are_accepted() {
         ["a  for key share", "SELECT 1"]
     );
 }
+
+#[tokio::test]
+async fn joins_look_partners_up_by_key_when_the_condition_fixes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, engine) = engine(dir.path()).await;
+    let mut s = Session::new(engine, "postgres", "postgres");
+    run(&mut s, "CREATE TABLE c (id int PRIMARY KEY, name text); CREATE TABLE o (id int PRIMARY KEY, cid int)").await;
+    run(
+        &mut s,
+        "INSERT INTO c VALUES (1, 'a'), (2, 'b'); INSERT INTO o VALUES (10, 1), (11, 2), (12, 1)",
+    )
+    .await;
+    let plan = run(
+        &mut s,
+        "EXPLAIN SELECT o.id, c.name FROM o JOIN c ON c.id = o.cid WHERE o.id = 12",
+    )
+    .await;
+    assert_eq!(
+        plan,
+        [
+            "Index Nested Loop Inner Join",
+            "  Join Filter: (c.id = o.cid)",
+            "  Filter: (o.id = 12)",
+            "  ->  Point Lookup on c using c_pkey (id = o.cid)",
+            "  ->  Point Lookup on o using o_pkey (id = 12)",
+            "        Filter: (o.id = 12)",
+            "EXPLAIN"
+        ],
+        "{plan:#?}"
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT o.id, c.name FROM o JOIN c ON c.id = o.cid WHERE o.id = 12"
+        )
+        .await,
+        ["12|a", "SELECT 1"]
+    );
+    let plan = run(
+        &mut s,
+        "EXPLAIN SELECT * FROM c LEFT JOIN o ON o.cid = c.id",
+    )
+    .await;
+    assert_eq!(
+        plan[0], "Nested Loop Left Join",
+        "o's key is not fixed by the condition: {plan:#?}"
+    );
+}
