@@ -784,6 +784,85 @@ async fn join(
     Ok(out)
 }
 
+/// The rows of UNION / INTERSECT / EXCEPT [ALL], both sides cast to the result's types.
+async fn set_operation_rows(
+    txn: &mut Transaction,
+    set: &crate::plan::SetOperation,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<Vec<Value>>> {
+    use crate::plan::SetOperator;
+    let conform = |rows: Vec<Vec<Value>>| -> SqlResult<Vec<Vec<Value>>> {
+        rows.into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .zip(&set.types)
+                    .map(|(v, ty)| {
+                        if v.is_null()
+                            || v.data_type() == *ty
+                            || ty.is_text() && matches!(v, Value::Text(_))
+                        {
+                            Ok(v)
+                        } else {
+                            cast::cast(v, ty, false)
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let left = conform(select_rows(txn, &set.left, ctx).await?)?;
+    let right = conform(select_rows(txn, &set.right, ctx).await?)?;
+    // Multiplicity of each distinct row of the right side.
+    let mut right_counts: HashMap<GroupKey, usize> = HashMap::new();
+    if set.operator != SetOperator::Union {
+        for row in &right {
+            *right_counts.entry(GroupKey(row.clone())).or_default() += 1;
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    match set.operator {
+        SetOperator::Union => {
+            for row in left.into_iter().chain(right) {
+                if set.all || seen.insert(GroupKey(row.clone())) {
+                    out.push(row);
+                }
+            }
+        }
+        SetOperator::Intersect => {
+            for row in left {
+                let key = GroupKey(row.clone());
+                let Some(count) = right_counts.get_mut(&key) else {
+                    continue;
+                };
+                if set.all {
+                    if *count > 0 {
+                        *count -= 1;
+                        out.push(row);
+                    }
+                } else if seen.insert(key) {
+                    out.push(row);
+                }
+            }
+        }
+        SetOperator::Except => {
+            for row in left {
+                let key = GroupKey(row.clone());
+                match right_counts.get_mut(&key) {
+                    Some(count) if *count > 0 && set.all => *count -= 1,
+                    Some(_) if !set.all => {}
+                    _ => {
+                        if set.all || seen.insert(key) {
+                            out.push(row);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Runs a SELECT.
 pub async fn select_rows(
     txn: &mut Transaction,
@@ -801,13 +880,17 @@ pub async fn select_rows(
         (true, Some(limit)) => limit.saturating_add(offset),
         _ => usize::MAX,
     };
-    let input: Vec<Vec<Value>> = match &select.scan {
-        Some(scan) => scan_rows_limited(txn, scan, ctx, read_limit)
-            .await?
-            .into_iter()
-            .map(|(_, row)| row)
-            .collect(),
-        None => vec![vec![]],
+    let input: Vec<Vec<Value>> = if let Some(set) = &select.set_operation {
+        Box::pin(set_operation_rows(txn, set, ctx)).await?
+    } else {
+        match &select.scan {
+            Some(scan) => scan_rows_limited(txn, scan, ctx, read_limit)
+                .await?
+                .into_iter()
+                .map(|(_, row)| row)
+                .collect(),
+            None => vec![vec![]],
+        }
     };
     let mut input = input;
     for step in &select.joins {
@@ -1013,6 +1096,18 @@ fn explain_select(select: &SelectPlan, lines: &mut Vec<String>, mut depth: usize
             None => format!("Full Scan on {}", table.name),
         };
         lines.push(format!("{}{inner}", indent(depth)));
+    }
+    if let Some(set) = &select.set_operation {
+        let all = if set.all { " All" } else { "" };
+        let name = match set.operator {
+            crate::plan::SetOperator::Union => "Append",
+            crate::plan::SetOperator::Intersect => "Intersect",
+            crate::plan::SetOperator::Except => "Except",
+        };
+        lines.push(format!("{}{name}{all}", indent(depth)));
+        explain_select(&set.left, lines, depth + 1);
+        explain_select(&set.right, lines, depth + 1);
+        return;
     }
     match &select.scan {
         Some(scan) => explain_scan(scan, lines, depth),

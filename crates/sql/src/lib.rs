@@ -22,8 +22,11 @@
 //! left row when the ON condition fixes the right table's key, else a nested loop over the
 //! right table read once.
 //!
-//! Shortcuts, each to be lifted by a later issue: no JOIN ... USING / NATURAL, subqueries,
-//! CTEs or set operations, no hash join; no secondary indexes, sequences or constraints beyond
+//! UNION, INTERSECT and EXCEPT (with ALL) resolve column types across their sides and take
+//! ORDER BY / LIMIT over the result.
+//!
+//! Shortcuts, each to be lifted by a later issue: no JOIN ... USING / NATURAL, subqueries or
+//! CTEs, no hash join; no secondary indexes, sequences or constraints beyond
 //! NOT NULL and the primary key;
 //! the time zone is UTC.
 

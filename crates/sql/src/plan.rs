@@ -120,6 +120,43 @@ pub struct Scan {
     pub lock: bool,
 }
 
+/// Which set operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetOperator {
+    /// Rows of either.
+    Union,
+    /// Rows of both.
+    Intersect,
+    /// Rows of the left not in the right.
+    Except,
+}
+
+impl SetOperator {
+    /// SQL spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            SetOperator::Union => "UNION",
+            SetOperator::Intersect => "INTERSECT",
+            SetOperator::Except => "EXCEPT",
+        }
+    }
+}
+
+/// A set operation of two queries.
+#[derive(Clone, Debug)]
+pub struct SetOperation {
+    /// Which.
+    pub operator: SetOperator,
+    /// ALL: keep duplicates (with multiplicities); otherwise distinct rows.
+    pub all: bool,
+    /// Left query.
+    pub left: SelectPlan,
+    /// Right query.
+    pub right: SelectPlan,
+    /// The result's column types (both sides' values are cast to them).
+    pub types: Vec<DataType>,
+}
+
 /// How rows of the left side find their partners on the right.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JoinKind {
@@ -181,6 +218,8 @@ pub struct SelectPlan {
     pub joins: Vec<JoinStep>,
     /// With joins: the whole WHERE clause, over the joined row.
     pub filter: Option<Expr>,
+    /// UNION / INTERSECT / EXCEPT: the rows come from it instead of a scan.
+    pub set_operation: Option<Box<SetOperation>>,
     /// GROUP BY / aggregates, if any.
     pub aggregation: Option<Aggregation>,
     /// Output expressions (over the input row, or the aggregated row).
@@ -299,11 +338,17 @@ impl Plan {
 
 impl SelectPlan {
     fn tables(&self) -> Vec<Arc<TableDesc>> {
-        self.scan
+        let mut tables: Vec<Arc<TableDesc>> = self
+            .scan
             .iter()
             .chain(self.joins.iter().map(|j| &j.scan))
             .map(|s| s.table.clone())
-            .collect()
+            .collect();
+        if let Some(set) = &self.set_operation {
+            tables.extend(set.left.tables());
+            tables.extend(set.right.tables());
+        }
+        tables
     }
 }
 
@@ -1170,7 +1215,7 @@ fn aggregate_type(agg: AggFunc, arg: Option<&DataType>) -> SqlResult<DataType> {
 }
 
 /// The type several expressions share (CASE, COALESCE), as PostgreSQL resolves it simply.
-fn common_type(types: impl Iterator<Item = DataType>) -> SqlResult<DataType> {
+pub(crate) fn common_type(types: impl Iterator<Item = DataType>) -> SqlResult<DataType> {
     let mut result = DataType::Unknown;
     for ty in types {
         result = match (&result, &ty) {

@@ -11,8 +11,9 @@ use crate::catalog::{self, ColumnDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr};
 use crate::plan::{
-    ident_name, table_name, Access, Aggregation, Binder, DeletePlan, InsertPlan, InsertSource,
-    JoinKind, JoinStep, Plan, Scan, Scope, SelectPlan, SortKey, TxnModes, UpdatePlan,
+    common_type, ident_name, table_name, Access, Aggregation, Binder, DeletePlan, InsertPlan,
+    InsertSource, JoinKind, JoinStep, Plan, Scan, Scope, SelectPlan, SetOperation, SetOperator,
+    SortKey, TxnModes, UpdatePlan,
 };
 use crate::types::DataType;
 use crate::Column;
@@ -551,7 +552,15 @@ fn limit_expr(binder: &mut Binder, expr: &ast::Expr, what: &str) -> SqlResult<Ex
     Ok(bound)
 }
 
-/// Plans a query (SELECT or VALUES).
+/// What follows a query's body: ORDER BY, LIMIT/OFFSET and row locks.
+#[derive(Clone, Copy, Default)]
+struct QueryTail<'a> {
+    order_by: Option<&'a ast::OrderBy>,
+    limit_clause: Option<&'a ast::LimitClause>,
+    locks: &'a [ast::LockClause],
+}
+
+/// Plans a query (SELECT, VALUES, or a set operation of them).
 pub async fn plan_query(
     txn: &mut Transaction,
     query: &ast::Query,
@@ -563,23 +572,232 @@ pub async fn plan_query(
     if query.fetch.is_some() {
         return Err(SqlError::unsupported("FETCH FIRST is not supported yet"));
     }
-    let select = match query.body.as_ref() {
-        ast::SetExpr::Select(select) => select,
-        ast::SetExpr::Values(values) => return plan_values(values, query, binder),
-        ast::SetExpr::Query(inner) if query.order_by.is_none() && query.limit_clause.is_none() => {
-            return Box::pin(plan_query(txn, inner, binder)).await
-        }
-        ast::SetExpr::SetOperation { .. } => {
-            return Err(SqlError::unsupported(
-                "UNION, INTERSECT and EXCEPT are not supported yet",
-            ))
-        }
-        other => {
-            return Err(SqlError::unsupported(format!(
-                "{other} is not supported yet"
-            )))
-        }
+    let tail = QueryTail {
+        order_by: query.order_by.as_ref(),
+        limit_clause: query.limit_clause.as_ref(),
+        locks: &query.locks,
     };
+    match query.body.as_ref() {
+        ast::SetExpr::Select(select) => plan_select(txn, select, tail, binder).await,
+        ast::SetExpr::Values(values) => plan_values(values, query, binder),
+        ast::SetExpr::Query(inner) if query.order_by.is_none() && query.limit_clause.is_none() => {
+            Box::pin(plan_query(txn, inner, binder)).await
+        }
+        ast::SetExpr::SetOperation {
+            left,
+            op,
+            set_quantifier,
+            right,
+        } => {
+            if !query.locks.is_empty() {
+                return Err(SqlError::unsupported(
+                    "FOR UPDATE is not allowed with UNION/INTERSECT/EXCEPT",
+                ));
+            }
+            plan_set_operation(txn, left, *op, *set_quantifier, right, tail, binder).await
+        }
+        other => Err(SqlError::unsupported(format!(
+            "{other} is not supported yet"
+        ))),
+    }
+}
+
+/// One side of a set operation.
+async fn plan_set_side(
+    txn: &mut Transaction,
+    side: &ast::SetExpr,
+    binder: &mut Binder,
+) -> SqlResult<SelectPlan> {
+    match side {
+        ast::SetExpr::Select(select) => {
+            Box::pin(plan_select(txn, select, QueryTail::default(), binder)).await
+        }
+        ast::SetExpr::Query(query) => Box::pin(plan_query(txn, query, binder)).await,
+        ast::SetExpr::SetOperation {
+            left,
+            op,
+            set_quantifier,
+            right,
+        } => {
+            Box::pin(plan_set_operation(
+                txn,
+                left,
+                *op,
+                *set_quantifier,
+                right,
+                QueryTail::default(),
+                binder,
+            ))
+            .await
+        }
+        other => Err(SqlError::unsupported(format!(
+            "{other} as a side of UNION/INTERSECT/EXCEPT is not supported yet"
+        ))),
+    }
+}
+
+/// UNION, INTERSECT or EXCEPT [ALL], with ORDER BY and LIMIT over the result.
+async fn plan_set_operation(
+    txn: &mut Transaction,
+    left: &ast::SetExpr,
+    op: ast::SetOperator,
+    quantifier: ast::SetQuantifier,
+    right: &ast::SetExpr,
+    tail: QueryTail<'_>,
+    binder: &mut Binder,
+) -> SqlResult<SelectPlan> {
+    let operator = match op {
+        ast::SetOperator::Union => SetOperator::Union,
+        ast::SetOperator::Intersect => SetOperator::Intersect,
+        ast::SetOperator::Except => SetOperator::Except,
+        other => return Err(SqlError::unsupported(format!("{other} is not supported"))),
+    };
+    let all = match quantifier {
+        ast::SetQuantifier::All => true,
+        ast::SetQuantifier::Distinct | ast::SetQuantifier::None => false,
+        other => return Err(SqlError::unsupported(format!("{other} is not supported"))),
+    };
+    let left = plan_set_side(txn, left, binder).await?;
+    let right = plan_set_side(txn, right, binder).await?;
+    if left.columns.len() != right.columns.len() {
+        return Err(SqlError::syntax(format!(
+            "each {} query must have the same number of columns",
+            operator.name()
+        )));
+    }
+    let mut columns = Vec::with_capacity(left.columns.len());
+    for (l, r) in left.columns.iter().zip(&right.columns) {
+        let ty =
+            common_type([l.data_type.clone(), r.data_type.clone()].into_iter()).map_err(|_| {
+                SqlError::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!(
+                        "{} types {} and {} cannot be matched",
+                        operator.name(),
+                        l.data_type,
+                        r.data_type
+                    ),
+                )
+            })?;
+        columns.push(Column {
+            name: l.name.clone(),
+            data_type: ty,
+        });
+    }
+    // ORDER BY and LIMIT see the result's columns, by name or position.
+    let output = Arc::new(TableDesc {
+        id: 0,
+        name: String::new(),
+        columns: columns
+            .iter()
+            .map(|c| ColumnDesc {
+                name: c.name.clone(),
+                data_type: c.data_type.clone(),
+                nullable: true,
+                default: None,
+                hidden: false,
+            })
+            .collect(),
+        primary_key: vec![],
+    });
+    let scope = Scope::table(output, String::new());
+    let projection: Vec<Expr> = columns
+        .iter()
+        .enumerate()
+        .map(|(index, c)| Expr::Column {
+            index,
+            name: c.name.clone(),
+            ty: c.data_type.clone(),
+        })
+        .collect();
+    let mut order_by = Vec::new();
+    if let Some(order) = tail.order_by {
+        let ast::OrderByKind::Expressions(exprs) = &order.kind else {
+            return Err(SqlError::unsupported("ORDER BY ALL is not supported"));
+        };
+        for item in exprs {
+            let expr = match &item.expr {
+                ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+                    let n: usize = v.value.to_string().parse().unwrap_or(0);
+                    projection.get(n.wrapping_sub(1)).cloned().ok_or_else(|| {
+                        SqlError::new(
+                            SqlState::INVALID_COLUMN_REFERENCE,
+                            format!("ORDER BY position {n} is not in select list"),
+                        )
+                    })?
+                }
+                other => binder.bind(other, &scope)?,
+            };
+            let descending = matches!(item.options.sort, Some(ast::OrderBySort::Desc));
+            let nulls_first = item.options.nulls_first.unwrap_or(descending);
+            order_by.push(SortKey {
+                expr,
+                descending,
+                nulls_first,
+            });
+        }
+    }
+    let (limit, offset) = limit_and_offset(binder, tail.limit_clause)?;
+    let types = columns.iter().map(|c| c.data_type.clone()).collect();
+    Ok(SelectPlan {
+        scan: None,
+        joins: vec![],
+        filter: None,
+        set_operation: Some(Box::new(SetOperation {
+            operator,
+            all,
+            left,
+            right,
+            types,
+        })),
+        aggregation: None,
+        projection,
+        columns,
+        distinct: false,
+        order_by,
+        limit,
+        offset,
+    })
+}
+
+/// LIMIT and OFFSET, bound.
+fn limit_and_offset(
+    binder: &mut Binder,
+    clause: Option<&ast::LimitClause>,
+) -> SqlResult<(Option<Expr>, Option<Expr>)> {
+    match clause {
+        None => Ok((None, None)),
+        Some(ast::LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) => {
+            if !limit_by.is_empty() {
+                return Err(SqlError::unsupported("LIMIT BY is not supported"));
+            }
+            let limit = match limit {
+                Some(l) => Some(limit_expr(binder, l, "LIMIT")?),
+                None => None,
+            };
+            let offset = match offset {
+                Some(o) => Some(limit_expr(binder, &o.value, "OFFSET")?),
+                None => None,
+            };
+            Ok((limit, offset))
+        }
+        Some(ast::LimitClause::OffsetCommaLimit { .. }) => {
+            Err(SqlError::syntax("LIMIT #,# syntax is not supported"))
+        }
+    }
+}
+
+/// Plans a SELECT with what follows it.
+async fn plan_select(
+    txn: &mut Transaction,
+    select: &ast::Select,
+    query: QueryTail<'_>,
+    binder: &mut Binder,
+) -> SqlResult<SelectPlan> {
     let (scope, join_specs) = from_clause(txn, &select.from).await?;
     // Every lock mode puts the rows read into the conflict set (optimistic locking: nothing
     // waits, so NOWAIT changes nothing, and SKIP LOCKED skips nothing because other
@@ -707,7 +925,7 @@ pub async fn plan_query(
 
     // ORDER BY: output ordinals and names first, else expressions over the input.
     let mut order_by = Vec::new();
-    if let Some(order) = &query.order_by {
+    if let Some(order) = query.order_by {
         let ast::OrderByKind::Expressions(exprs) = &order.kind else {
             return Err(SqlError::unsupported("ORDER BY ALL is not supported"));
         };
@@ -811,30 +1029,7 @@ pub async fn plan_query(
         None
     };
 
-    let (limit, offset) = match &query.limit_clause {
-        None => (None, None),
-        Some(ast::LimitClause::LimitOffset {
-            limit,
-            offset,
-            limit_by,
-        }) => {
-            if !limit_by.is_empty() {
-                return Err(SqlError::unsupported("LIMIT BY is not supported"));
-            }
-            let limit = match limit {
-                Some(l) => Some(limit_expr(binder, l, "LIMIT")?),
-                None => None,
-            };
-            let offset = match offset {
-                Some(o) => Some(limit_expr(binder, &o.value, "OFFSET")?),
-                None => None,
-            };
-            (limit, offset)
-        }
-        Some(ast::LimitClause::OffsetCommaLimit { .. }) => {
-            return Err(SqlError::syntax("LIMIT #,# syntax is not supported"))
-        }
-    };
+    let (limit, offset) = limit_and_offset(binder, query.limit_clause)?;
 
     // With joins, the first table's scan takes the conjuncts that concern it alone (for its
     // access path), and the whole WHERE clause applies to the joined rows.
@@ -853,6 +1048,7 @@ pub async fn plan_query(
         scan,
         joins,
         filter,
+        set_operation: None,
         aggregation,
         projection,
         columns,
@@ -972,6 +1168,7 @@ fn plan_values(
     Ok(SelectPlan {
         joins: vec![],
         filter: None,
+        set_operation: None,
         scan: None,
         aggregation: None,
         projection,
