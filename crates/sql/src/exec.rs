@@ -29,6 +29,7 @@ const MAX_KEY_BYTES: usize = 8_192;
 const MAX_ROW_BYTES: usize = 64 * 1024 * 1024;
 
 /// What a statement needs besides its plan.
+#[derive(Clone, Copy)]
 pub struct ExecContext<'a> {
     /// Parameter values.
     pub params: &'a [Value],
@@ -40,6 +41,8 @@ pub struct ExecContext<'a> {
     pub next_row_id: &'a (dyn Fn() -> i64 + Send + Sync),
     /// Rows of the built-in `cairn_conflicts` view.
     pub conflicts: &'a crate::session::ConflictLog,
+    /// The statement's subqueries' rows (filled by [`run`] before the statement runs).
+    pub subqueries: &'a [Vec<Vec<Value>>],
 }
 
 impl ExecContext<'_> {
@@ -47,6 +50,7 @@ impl ExecContext<'_> {
         EvalContext {
             params: self.params,
             now_micros: self.now_micros,
+            subqueries: self.subqueries,
         }
     }
 
@@ -75,6 +79,22 @@ fn core(e: cairn_types::Error) -> SqlError {
 
 /// Runs a data statement (SELECT, INSERT, UPDATE, DELETE).
 pub async fn run(txn: &mut Transaction, plan: &Plan, ctx: &ExecContext<'_>) -> SqlResult<Produced> {
+    // Uncorrelated subqueries run first, in order (an inner one before the one holding it).
+    let mut results: Vec<Vec<Vec<Value>>> = Vec::new();
+    for subquery in plan.subqueries() {
+        let rows = {
+            let with_earlier = ExecContext {
+                subqueries: &results,
+                ..*ctx
+            };
+            Box::pin(select_rows(txn, subquery, &with_earlier)).await?
+        };
+        results.push(rows);
+    }
+    let ctx = &ExecContext {
+        subqueries: &results,
+        ..*ctx
+    };
     let produced = run_statement(txn, plan, ctx).await?;
     if plan.write_kind().is_some() {
         txn.check_limits().map_err(core)?;

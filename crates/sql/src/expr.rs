@@ -168,6 +168,15 @@ pub enum Expr {
     },
     /// A scalar function call.
     Func(Func, Vec<Expr>, DataType),
+    /// An uncorrelated subquery, computed once before the statement runs.
+    Subquery {
+        /// Position in the statement's subquery list.
+        index: usize,
+        /// How its rows are used.
+        usage: SubqueryUse,
+        /// Result type.
+        ty: DataType,
+    },
     /// An aggregate call, as bound before the aggregation rewrite turns it into an
     /// [`Expr::AggRef`]; never evaluated.
     Aggregate {
@@ -195,6 +204,27 @@ pub struct EvalContext<'a> {
     pub params: &'a [Value],
     /// now(): the transaction's start, µs since 2000-01-01 UTC.
     pub now_micros: i64,
+    /// The rows of the statement's subqueries, computed before it runs.
+    pub subqueries: &'a [Vec<Vec<Value>>],
+}
+
+/// How a subquery's rows are used.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SubqueryUse {
+    /// `(SELECT x ...)`: its one value (NULL if no row; more than one row is an error).
+    Scalar,
+    /// `[NOT] EXISTS (SELECT ...)`.
+    Exists {
+        /// NOT EXISTS.
+        negated: bool,
+    },
+    /// `x [NOT] IN (SELECT y ...)`.
+    In {
+        /// The value looked for.
+        value: Box<Expr>,
+        /// NOT IN.
+        negated: bool,
+    },
 }
 
 impl Expr {
@@ -204,7 +234,8 @@ impl Expr {
             Expr::Column { ty, .. }
             | Expr::Param { ty, .. }
             | Expr::AggRef { ty, .. }
-            | Expr::Aggregate { ty, .. } => ty.clone(),
+            | Expr::Aggregate { ty, .. }
+            | Expr::Subquery { ty, .. } => ty.clone(),
             Expr::Literal(_, ty)
             | Expr::Neg(_, ty)
             | Expr::Arith(_, _, _, ty)
@@ -280,6 +311,11 @@ impl Expr {
                 }
             }
             Expr::Func(_, args, _) => args.iter().for_each(|x| x.walk(f)),
+            Expr::Subquery { usage, .. } => {
+                if let SubqueryUse::In { value, .. } = usage {
+                    value.walk(f);
+                }
+            }
         }
     }
 
@@ -355,6 +391,16 @@ impl Expr {
                     .collect::<SqlResult<Vec<_>>>()?,
                 ty,
             ),
+            Expr::Subquery { index, usage, ty } => {
+                let usage = match usage {
+                    SubqueryUse::In { value, negated } => SubqueryUse::In {
+                        value: b(value, f)?,
+                        negated,
+                    },
+                    other => other,
+                };
+                Expr::Subquery { index, usage, ty }
+            }
         })
     }
 
@@ -484,6 +530,48 @@ impl Expr {
                 }
             }
             Expr::Func(func, args, ty) => eval_func(*func, args, ty, row, ctx)?,
+            Expr::Subquery { index, usage, .. } => {
+                let rows = ctx.subqueries.get(*index).ok_or_else(|| {
+                    SqlError::internal(format!("subquery {index} was not computed"))
+                })?;
+                match usage {
+                    SubqueryUse::Scalar => {
+                        match rows.as_slice() {
+                            [] => Value::Null,
+                            [row] => row.first().cloned().unwrap_or(Value::Null),
+                            _ => return Err(SqlError::new(
+                                SqlState::CARDINALITY_VIOLATION,
+                                "more than one row returned by a subquery used as an expression",
+                            )),
+                        }
+                    }
+                    SubqueryUse::Exists { negated } => Value::Bool(rows.is_empty() == *negated),
+                    SubqueryUse::In { value, negated } => {
+                        let value = value.eval(row, ctx)?;
+                        if value.is_null() {
+                            return Ok(if rows.is_empty() {
+                                Value::Bool(*negated)
+                            } else {
+                                Value::Null
+                            });
+                        }
+                        let mut saw_null = false;
+                        for candidate in rows {
+                            let candidate = candidate.first().cloned().unwrap_or(Value::Null);
+                            match ops::compare(&value, &candidate)? {
+                                Some(Ordering::Equal) => return Ok(Value::Bool(!negated)),
+                                Some(_) => {}
+                                None => saw_null = true,
+                            }
+                        }
+                        if saw_null {
+                            Value::Null
+                        } else {
+                            Value::Bool(*negated)
+                        }
+                    }
+                }
+            }
         })
     }
 }
@@ -692,6 +780,19 @@ impl fmt::Display for Expr {
             }
             Expr::Cast(e, ty) => write!(f, "({e})::{ty}"),
             Expr::Case { .. } => f.write_str("CASE ... END"),
+            Expr::Subquery { index, usage, .. } => match usage {
+                SubqueryUse::Scalar => write!(f, "(SubPlan {})", index + 1),
+                SubqueryUse::Exists { negated: false } => {
+                    write!(f, "EXISTS(SubPlan {})", index + 1)
+                }
+                SubqueryUse::Exists { negated: true } => {
+                    write!(f, "NOT EXISTS(SubPlan {})", index + 1)
+                }
+                SubqueryUse::In { value, negated } => {
+                    let op = if *negated { "<> ALL" } else { "= ANY" };
+                    write!(f, "({value} {op} (SubPlan {}))", index + 1)
+                }
+            },
             Expr::Func(func, args, _) => {
                 let args: Vec<String> = args.iter().map(ToString::to_string).collect();
                 write!(

@@ -25,8 +25,11 @@
 //! UNION, INTERSECT and EXCEPT (with ALL) resolve column types across their sides and take
 //! ORDER BY / LIMIT over the result.
 //!
-//! Shortcuts, each to be lifted by a later issue: no JOIN ... USING / NATURAL, subqueries or
-//! CTEs, no hash join; no secondary indexes, sequences or constraints beyond
+//! Uncorrelated subqueries (scalar, IN / NOT IN, EXISTS) are planned ahead of binding and run
+//! once before their statement, like PostgreSQL's initplans.
+//!
+//! Shortcuts, each to be lifted by a later issue: no JOIN ... USING / NATURAL, correlated
+//! subqueries, derived tables or CTEs, no hash join; no secondary indexes, sequences or constraints beyond
 //! NOT NULL and the primary key;
 //! the time zone is UTC.
 

@@ -13,7 +13,7 @@ use sqlparser::ast;
 
 use crate::catalog::{ColumnDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
-use crate::expr::{AggFunc, CmpOp, Expr, Func};
+use crate::expr::{AggFunc, CmpOp, Expr, Func, SubqueryUse};
 use crate::types::ops::{self, ArithOp};
 use crate::types::{cast, text, DataType, Value};
 use crate::Column;
@@ -220,6 +220,9 @@ pub struct SelectPlan {
     pub filter: Option<Expr>,
     /// UNION / INTERSECT / EXCEPT: the rows come from it instead of a scan.
     pub set_operation: Option<Box<SetOperation>>,
+    /// At the top of a statement: the statement's uncorrelated subqueries, in the order they
+    /// must run ([`Expr::Subquery`] refers to them by position).
+    pub subqueries: Vec<SelectPlan>,
     /// GROUP BY / aggregates, if any.
     pub aggregation: Option<Aggregation>,
     /// Output expressions (over the input row, or the aggregated row).
@@ -263,6 +266,8 @@ pub struct InsertPlan {
 /// UPDATE.
 #[derive(Clone, Debug)]
 pub struct UpdatePlan {
+    /// The statement's uncorrelated subqueries (see [`SelectPlan::subqueries`]).
+    pub subqueries: Vec<SelectPlan>,
     /// Rows to change.
     pub scan: Scan,
     /// (column index, new value over the old row).
@@ -274,6 +279,8 @@ pub struct UpdatePlan {
 /// DELETE.
 #[derive(Clone, Debug)]
 pub struct DeletePlan {
+    /// The statement's uncorrelated subqueries (see [`SelectPlan::subqueries`]).
+    pub subqueries: Vec<SelectPlan>,
     /// Rows to delete.
     pub scan: Scan,
     /// RETURNING over the deleted row.
@@ -310,10 +317,24 @@ impl Plan {
                 }
                 tables
             }
-            Plan::Update(update) => vec![update.scan.table.clone()],
-            Plan::Delete(delete) => vec![delete.scan.table.clone()],
+            Plan::Update(update) => std::iter::once(update.scan.table.clone())
+                .chain(update.subqueries.iter().flat_map(SelectPlan::tables))
+                .collect(),
+            Plan::Delete(delete) => std::iter::once(delete.scan.table.clone())
+                .chain(delete.subqueries.iter().flat_map(SelectPlan::tables))
+                .collect(),
             Plan::Explain(inner) => inner.tables(),
             _ => vec![],
+        }
+    }
+
+    /// The statement's uncorrelated subqueries, in the order they run.
+    pub fn subqueries(&self) -> &[SelectPlan] {
+        match self {
+            Plan::Select(select) => &select.subqueries,
+            Plan::Update(update) => &update.subqueries,
+            Plan::Delete(delete) => &delete.subqueries,
+            _ => &[],
         }
     }
 
@@ -347,6 +368,9 @@ impl SelectPlan {
         if let Some(set) = &self.set_operation {
             tables.extend(set.left.tables());
             tables.extend(set.right.tables());
+        }
+        for subquery in &self.subqueries {
+            tables.extend(subquery.tables());
         }
         tables
     }
@@ -467,6 +491,9 @@ impl Scope {
 pub struct Binder {
     /// Parameter types so far (index = $n - 1); `Unknown` until inferred.
     pub params: Vec<DataType>,
+    /// Subqueries planned ahead of binding (their planning reads the catalog, which binding
+    /// cannot), by the address of their AST node.
+    pub subqueries: Vec<(usize, SelectPlan)>,
     /// Aggregate calls met while binding (when allowed).
     pub aggregates: Vec<(AggFunc, Option<Expr>, bool)>,
     allow_aggregates: bool,
@@ -481,6 +508,7 @@ impl Binder {
             .collect();
         Binder {
             params,
+            subqueries: Vec::new(),
             aggregates: Vec::new(),
             allow_aggregates: false,
         }
@@ -660,6 +688,49 @@ impl Binder {
                         Expr::Param { index, ty }
                     }
                     inner => Expr::Cast(Box::new(inner), ty),
+                }
+            }
+            A::Subquery(query) => {
+                let (index, plan) = self.subquery(query)?;
+                if plan.columns.len() != 1 {
+                    return Err(SqlError::syntax("subquery must return only one column"));
+                }
+                let ty = plan.columns[0].data_type.clone();
+                Expr::Subquery {
+                    index,
+                    usage: SubqueryUse::Scalar,
+                    ty,
+                }
+            }
+            A::Exists { subquery, negated } => {
+                let (index, _) = self.subquery(subquery)?;
+                Expr::Subquery {
+                    index,
+                    usage: SubqueryUse::Exists { negated: *negated },
+                    ty: DataType::Bool,
+                }
+            }
+            A::InSubquery {
+                expr: value,
+                subquery,
+                negated,
+            } => {
+                let (index, plan) = self.subquery(subquery)?;
+                if plan.columns.len() != 1 {
+                    return Err(SqlError::syntax("subquery has too many columns"));
+                }
+                let column_type = plan.columns[0].data_type.clone();
+                let value = self.bind(value, scope)?;
+                let value = self.coerce(value, &column_type)?;
+                let probe = Expr::Literal(Value::Null, column_type.clone());
+                self.comparable(value.clone(), probe, "=")?;
+                Expr::Subquery {
+                    index,
+                    usage: SubqueryUse::In {
+                        value: Box::new(value),
+                        negated: *negated,
+                    },
+                    ty: DataType::Bool,
                 }
             }
             A::Case {
@@ -1151,6 +1222,19 @@ impl Binder {
         let bound = self.bind(expr, scope);
         self.allow_aggregates = false;
         bound
+    }
+
+    /// The pre-planned subquery for `query`: its position and plan.
+    fn subquery(&self, query: &ast::Query) -> SqlResult<(usize, &SelectPlan)> {
+        let address = query as *const ast::Query as usize;
+        self.subqueries
+            .iter()
+            .enumerate()
+            .find(|(_, (a, _))| *a == address)
+            .map(|(i, (_, plan))| (i, plan))
+            .ok_or_else(|| {
+                SqlError::unsupported("subqueries are not supported in this position yet")
+            })
     }
 
     /// Gives every parameter never inferred the type text.

@@ -25,7 +25,20 @@ pub async fn plan(
     declared: &[Option<DataType>],
 ) -> SqlResult<(Plan, Vec<DataType>)> {
     let mut binder = Binder::new(declared);
-    let plan = plan_statement(txn, statement, &mut binder).await?;
+    let mut plan = plan_statement(txn, statement, &mut binder).await?;
+    let subqueries: Vec<SelectPlan> = binder.subqueries.drain(..).map(|(_, plan)| plan).collect();
+    match &mut plan {
+        Plan::Select(select) => select.subqueries = subqueries,
+        Plan::Update(update) => update.subqueries = subqueries,
+        Plan::Delete(delete) => delete.subqueries = subqueries,
+        Plan::Explain(_) => {}
+        _ if subqueries.is_empty() => {}
+        _ => {
+            return Err(SqlError::unsupported(
+                "subqueries are not supported in this statement yet",
+            ))
+        }
+    }
     Ok((plan, binder.finish_params()))
 }
 
@@ -552,6 +565,100 @@ fn limit_expr(binder: &mut Binder, expr: &ast::Expr, what: &str) -> SqlResult<Ex
     Ok(bound)
 }
 
+/// Plans, ahead of binding, the subqueries inside `exprs` (binding cannot read the catalog).
+/// They must be uncorrelated: a reference to an outer column fails as a missing column.
+async fn plan_subqueries<'a>(
+    txn: &mut Transaction,
+    exprs: impl IntoIterator<Item = &'a ast::Expr>,
+    binder: &mut Binder,
+) -> SqlResult<()> {
+    let mut found = Vec::new();
+    for expr in exprs {
+        find_subqueries(expr, &mut found);
+    }
+    for query in found {
+        let plan = Box::pin(plan_query(txn, query, binder)).await?;
+        binder
+            .subqueries
+            .push((query as *const ast::Query as usize, plan));
+    }
+    Ok(())
+}
+
+/// The subqueries directly inside `expr` (not those inside them: planning them finds those).
+fn find_subqueries<'a>(expr: &'a ast::Expr, found: &mut Vec<&'a ast::Query>) {
+    use ast::Expr as A;
+    match expr {
+        A::Subquery(query)
+        | A::Exists {
+            subquery: query, ..
+        } => found.push(query),
+        A::InSubquery { expr, subquery, .. } => {
+            find_subqueries(expr, found);
+            found.push(subquery);
+        }
+        A::BinaryOp { left, right, .. } => {
+            find_subqueries(left, found);
+            find_subqueries(right, found);
+        }
+        A::UnaryOp { expr, .. }
+        | A::Nested(expr)
+        | A::IsNull(expr)
+        | A::IsNotNull(expr)
+        | A::IsTrue(expr)
+        | A::IsNotTrue(expr)
+        | A::IsFalse(expr)
+        | A::IsNotFalse(expr)
+        | A::Cast { expr, .. } => find_subqueries(expr, found),
+        A::IsDistinctFrom(a, b) | A::IsNotDistinctFrom(a, b) => {
+            find_subqueries(a, found);
+            find_subqueries(b, found);
+        }
+        A::InList { expr, list, .. } => {
+            find_subqueries(expr, found);
+            list.iter().for_each(|e| find_subqueries(e, found));
+        }
+        A::Between {
+            expr, low, high, ..
+        } => {
+            for e in [expr, low, high] {
+                find_subqueries(e, found);
+            }
+        }
+        A::Like { expr, pattern, .. } | A::ILike { expr, pattern, .. } => {
+            find_subqueries(expr, found);
+            find_subqueries(pattern, found);
+        }
+        A::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            if let Some(o) = operand {
+                find_subqueries(o, found);
+            }
+            for c in conditions {
+                find_subqueries(&c.condition, found);
+                find_subqueries(&c.result, found);
+            }
+            if let Some(e) = else_result {
+                find_subqueries(e, found);
+            }
+        }
+        A::Function(function) => {
+            if let ast::FunctionArguments::List(list) = &function.args {
+                for arg in &list.args {
+                    if let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = arg {
+                        find_subqueries(e, found);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// What follows a query's body: ORDER BY, LIMIT/OFFSET and row locks.
 #[derive(Clone, Copy, Default)]
 struct QueryTail<'a> {
@@ -743,6 +850,7 @@ async fn plan_set_operation(
         scan: None,
         joins: vec![],
         filter: None,
+        subqueries: vec![],
         set_operation: Some(Box::new(SetOperation {
             operator,
             all,
@@ -799,6 +907,22 @@ async fn plan_select(
     binder: &mut Binder,
 ) -> SqlResult<SelectPlan> {
     let (scope, join_specs) = from_clause(txn, &select.from).await?;
+    let projected = select.projection.iter().filter_map(|item| match item {
+        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+        _ => None,
+    });
+    let ons = join_specs.iter().filter_map(|(_, on)| on.as_ref());
+    plan_subqueries(
+        txn,
+        select
+            .selection
+            .iter()
+            .chain(projected)
+            .chain(select.having.iter())
+            .chain(ons),
+        binder,
+    )
+    .await?;
     // Every lock mode puts the rows read into the conflict set (optimistic locking: nothing
     // waits, so NOWAIT changes nothing, and SKIP LOCKED skips nothing because other
     // transactions' locks are not visible before they commit).
@@ -1049,6 +1173,7 @@ async fn plan_select(
         joins,
         filter,
         set_operation: None,
+        subqueries: vec![],
         aggregation,
         projection,
         columns,
@@ -1169,6 +1294,7 @@ fn plan_values(
         joins: vec![],
         filter: None,
         set_operation: None,
+        subqueries: vec![],
         scan: None,
         aggregation: None,
         projection,
@@ -1430,6 +1556,8 @@ async fn plan_update(
     }
     let (table, name) = single_table(txn, &update.table).await?;
     refuse_view(&table)?;
+    let values = update.assignments.iter().map(|a| &a.value);
+    plan_subqueries(txn, update.selection.iter().chain(values), binder).await?;
     let scope = Scope::table(table.clone(), name);
     let mut assignments: Vec<(usize, Expr)> = Vec::new();
     for assignment in &update.assignments {
@@ -1464,6 +1592,7 @@ async fn plan_update(
     let filter = where_clause(binder, &update.selection, &scope)?;
     let returning = returning(binder, &update.returning, &table, &scope)?;
     Ok(UpdatePlan {
+        subqueries: vec![],
         scan: choose_access(table, filter, false),
         assignments,
         returning,
@@ -1490,10 +1619,12 @@ async fn plan_delete(
     };
     let (table, name) = single_table(txn, relation).await?;
     refuse_view(&table)?;
+    plan_subqueries(txn, delete.selection.iter(), binder).await?;
     let scope = Scope::table(table.clone(), name);
     let filter = where_clause(binder, &delete.selection, &scope)?;
     let returning = returning(binder, &delete.returning, &table, &scope)?;
     Ok(DeletePlan {
+        subqueries: vec![],
         scan: choose_access(table, filter, false),
         returning,
     })

@@ -944,6 +944,7 @@ impl Session {
                 let now_micros = i64::try_from(txn.read_ts().0 / 1_000).unwrap_or(i64::MAX)
                     - POSTGRES_EPOCH_MICROS;
                 let ctx = ExecContext {
+                    subqueries: &[],
                     conflicts: &self.engine.conflicts,
                     params,
                     now_micros,
