@@ -34,6 +34,8 @@ pub const DATA_PREFIX: u8 = 0x01;
 const PRIMARY_INDEX: u8 = 0x01;
 /// The first table id handed out.
 const FIRST_TABLE_ID: u32 = 1;
+/// The id of a derived table (a subquery in FROM or a WITH query): no rows in storage.
+pub const DERIVED_TABLE_ID: u32 = 0;
 /// The id of the built-in `cairn_conflicts` view (no rows in storage).
 pub const CONFLICTS_VIEW_ID: u32 = u32::MAX;
 /// The name of the view of recent conflicts.

@@ -365,6 +365,12 @@ async fn scan_rows_limited(
         }
         keep_row(row, key, out)
     };
+    if let Some(derived) = &scan.derived {
+        for row in Box::pin(select_rows(txn, derived, ctx)).await? {
+            keep_row(row, Key::default(), &mut out)?;
+        }
+        return Ok(out);
+    }
     if table.id == crate::catalog::CONFLICTS_VIEW_ID {
         for row in ctx.conflicts.rows() {
             keep_row(row, Key::default(), &mut out)?;
@@ -738,6 +744,7 @@ async fn join(
                 key.push(expr.eval(&row, &ctx.eval())?);
             }
             let point = Scan {
+                derived: None,
                 table: step.scan.table.clone(),
                 access: Access::Point(
                     key.into_iter()

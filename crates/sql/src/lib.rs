@@ -28,8 +28,11 @@
 //! Uncorrelated subqueries (scalar, IN / NOT IN, EXISTS) are planned ahead of binding and run
 //! once before their statement, like PostgreSQL's initplans.
 //!
+//! Derived tables (subqueries in FROM) and non-recursive WITH queries are planned where they
+//! are referenced and computed when their scan runs.
+//!
 //! Shortcuts, each to be lifted by a later issue: no JOIN ... USING / NATURAL, correlated
-//! subqueries, derived tables or CTEs, no hash join; no secondary indexes, sequences or constraints beyond
+//! subqueries, LATERAL or WITH RECURSIVE, no hash join; no secondary indexes, sequences or constraints beyond
 //! NOT NULL and the primary key;
 //! the time zone is UTC.
 

@@ -118,6 +118,9 @@ pub struct Scan {
     pub filter: Option<Expr>,
     /// SELECT ... FOR UPDATE / FOR SHARE: rows read join the conflict set.
     pub lock: bool,
+    /// A derived table (subquery in FROM, or a WITH query): its rows come from this plan,
+    /// computed when the scan runs; `table` then only describes its columns.
+    pub derived: Option<Arc<SelectPlan>>,
 }
 
 /// Which set operation.
@@ -359,12 +362,14 @@ impl Plan {
 
 impl SelectPlan {
     fn tables(&self) -> Vec<Arc<TableDesc>> {
-        let mut tables: Vec<Arc<TableDesc>> = self
-            .scan
-            .iter()
-            .chain(self.joins.iter().map(|j| &j.scan))
-            .map(|s| s.table.clone())
-            .collect();
+        let scans = self.scan.iter().chain(self.joins.iter().map(|j| &j.scan));
+        let mut tables: Vec<Arc<TableDesc>> = Vec::new();
+        for scan in scans {
+            match &scan.derived {
+                Some(derived) => tables.extend(derived.tables()),
+                None => tables.push(scan.table.clone()),
+            }
+        }
         if let Some(set) = &self.set_operation {
             tables.extend(set.left.tables());
             tables.extend(set.right.tables());
@@ -431,6 +436,8 @@ pub struct ScopeTable {
     pub name: String,
     /// Where its columns start in the row.
     pub offset: usize,
+    /// For a derived table, the query that produces its rows.
+    pub derived: Option<Arc<SelectPlan>>,
 }
 
 impl Scope {
@@ -446,12 +453,18 @@ impl Scope {
             table,
             name,
             offset: 0,
+            derived: None,
         });
         scope
     }
 
     /// Adds a table after the others (a join); its columns follow theirs in the row.
-    pub fn push(&mut self, table: Arc<TableDesc>, name: String) -> SqlResult<()> {
+    pub fn push(
+        &mut self,
+        table: Arc<TableDesc>,
+        name: String,
+        derived: Option<Arc<SelectPlan>>,
+    ) -> SqlResult<()> {
         if self.tables.iter().any(|t| t.name == name) {
             return Err(SqlError::new(
                 SqlState("42712"),
@@ -463,6 +476,7 @@ impl Scope {
             table,
             name,
             offset,
+            derived,
         });
         Ok(())
     }
@@ -494,6 +508,8 @@ pub struct Binder {
     /// Subqueries planned ahead of binding (their planning reads the catalog, which binding
     /// cannot), by the address of their AST node.
     pub subqueries: Vec<(usize, SelectPlan)>,
+    /// WITH queries in scope, innermost last: a FROM reference to one plans it there.
+    pub ctes: Vec<(String, ast::Query)>,
     /// Aggregate calls met while binding (when allowed).
     pub aggregates: Vec<(AggFunc, Option<Expr>, bool)>,
     allow_aggregates: bool,
@@ -509,6 +525,7 @@ impl Binder {
         Binder {
             params,
             subqueries: Vec::new(),
+            ctes: Vec::new(),
             aggregates: Vec::new(),
             allow_aggregates: false,
         }

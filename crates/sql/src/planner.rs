@@ -415,18 +415,19 @@ async fn from_table(
 async fn from_clause(
     txn: &mut Transaction,
     from: &[ast::TableWithJoins],
+    binder: &mut Binder,
 ) -> SqlResult<(Scope, Vec<(JoinKind, Option<ast::Expr>)>)> {
     let mut scope = Scope::empty();
     let mut joins = Vec::new();
     for (n, item) in from.iter().enumerate() {
-        let (table, name) = relation(txn, &item.relation).await?;
-        scope.push(table, name)?;
+        let (table, name, derived) = relation(txn, &item.relation, binder).await?;
+        scope.push(table, name, derived)?;
         if n > 0 {
             joins.push((JoinKind::Inner, None));
         }
         for join in &item.joins {
-            let (table, name) = relation(txn, &join.relation).await?;
-            scope.push(table, name)?;
+            let (table, name, derived) = relation(txn, &join.relation, binder).await?;
+            scope.push(table, name, derived)?;
             use ast::JoinOperator as J;
             let (kind, constraint) = match &join.join_operator {
                 J::Join(c) | J::Inner(c) => (JoinKind::Inner, c),
@@ -460,11 +461,22 @@ async fn from_clause(
     Ok((scope, joins))
 }
 
-/// One table of a FROM clause: the table and the name it goes by.
+/// One table of a FROM clause: the table, the name it goes by, and for a derived table (a
+/// subquery or a WITH query) the plan producing its rows.
 async fn relation(
     txn: &mut Transaction,
     factor: &ast::TableFactor,
-) -> SqlResult<(Arc<TableDesc>, String)> {
+    binder: &mut Binder,
+) -> SqlResult<(Arc<TableDesc>, String, Option<Arc<SelectPlan>>)> {
+    let alias_name = |alias: &Option<ast::TableAlias>| -> SqlResult<Option<String>> {
+        match alias {
+            Some(alias) if !alias.columns.is_empty() => Err(SqlError::unsupported(
+                "column aliases in FROM are not supported yet",
+            )),
+            Some(alias) => Ok(Some(ident_name(&alias.name))),
+            None => Ok(None),
+        }
+    };
     match factor {
         ast::TableFactor::Table {
             name,
@@ -472,24 +484,63 @@ async fn relation(
             args: None,
             ..
         } => {
-            let table = catalog::require(txn, &table_name(name)?).await?;
-            let visible = match alias {
-                Some(alias) => {
-                    if !alias.columns.is_empty() {
-                        return Err(SqlError::unsupported(
-                            "column aliases in FROM are not supported yet",
-                        ));
-                    }
-                    ident_name(&alias.name)
-                }
-                None => table.name.clone(),
+            let table_name = table_name(name)?;
+            // A WITH query of that name hides a table (the innermost WITH first).
+            let cte = (name.0.len() == 1)
+                .then(|| {
+                    binder
+                        .ctes
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| *n == table_name)
+                        .map(|(_, q)| q.clone())
+                })
+                .flatten();
+            if let Some(query) = cte {
+                let plan = Box::pin(plan_query(txn, &query, binder)).await?;
+                let visible = alias_name(alias)?.unwrap_or(table_name);
+                return Ok((derived_table(&plan), visible, Some(Arc::new(plan))));
+            }
+            let table = catalog::require(txn, &table_name).await?;
+            let visible = alias_name(alias)?.unwrap_or_else(|| table.name.clone());
+            Ok((table, visible, None))
+        }
+        ast::TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias,
+            ..
+        } => {
+            let Some(visible) = alias_name(alias)? else {
+                return Err(SqlError::syntax("subquery in FROM must have an alias"));
             };
-            Ok((table, visible))
+            let plan = Box::pin(plan_query(txn, subquery, binder)).await?;
+            Ok((derived_table(&plan), visible, Some(Arc::new(plan))))
         }
         other => Err(SqlError::unsupported(format!(
             "FROM {other} is not supported yet"
         ))),
     }
+}
+
+/// The columns of a derived table, as a table description (id 0: no rows in storage).
+fn derived_table(plan: &SelectPlan) -> Arc<TableDesc> {
+    Arc::new(TableDesc {
+        id: catalog::DERIVED_TABLE_ID,
+        name: String::new(),
+        columns: plan
+            .columns
+            .iter()
+            .map(|c| ColumnDesc {
+                name: c.name.clone(),
+                data_type: c.data_type.clone(),
+                nullable: true,
+                default: None,
+                hidden: false,
+            })
+            .collect(),
+        primary_key: vec![],
+    })
 }
 
 /// The conjuncts of `filter` that use only the first `width` columns, AND-ed (or `None`).
@@ -516,6 +567,9 @@ fn conjunction_within(filter: &Expr, width: usize) -> Option<Expr> {
 /// the left side only, those expressions in key order: the join can look each left row's
 /// partner up by key instead of reading the whole right table.
 fn key_lookup(on: &Expr, right: &crate::plan::ScopeTable) -> Option<Vec<Expr>> {
+    if right.table.primary_key.is_empty() || right.derived.is_some() {
+        return None;
+    }
     let parts = conjuncts(on);
     let left_only = |e: &Expr| {
         let mut ok = true;
@@ -673,9 +727,32 @@ pub async fn plan_query(
     query: &ast::Query,
     binder: &mut Binder,
 ) -> SqlResult<SelectPlan> {
-    if query.with.is_some() {
-        return Err(SqlError::unsupported("WITH is not supported yet"));
+    let outer_ctes = binder.ctes.len();
+    if let Some(with) = &query.with {
+        if with.recursive {
+            return Err(SqlError::unsupported("WITH RECURSIVE is not supported yet"));
+        }
+        for cte in &with.cte_tables {
+            if !cte.alias.columns.is_empty() {
+                return Err(SqlError::unsupported(
+                    "column lists on WITH queries are not supported yet",
+                ));
+            }
+            binder
+                .ctes
+                .push((ident_name(&cte.alias.name), (*cte.query).clone()));
+        }
     }
+    let planned = plan_query_body(txn, query, binder).await;
+    binder.ctes.truncate(outer_ctes);
+    planned
+}
+
+async fn plan_query_body(
+    txn: &mut Transaction,
+    query: &ast::Query,
+    binder: &mut Binder,
+) -> SqlResult<SelectPlan> {
     if query.fetch.is_some() {
         return Err(SqlError::unsupported("FETCH FIRST is not supported yet"));
     }
@@ -906,7 +983,7 @@ async fn plan_select(
     query: QueryTail<'_>,
     binder: &mut Binder,
 ) -> SqlResult<SelectPlan> {
-    let (scope, join_specs) = from_clause(txn, &select.from).await?;
+    let (scope, join_specs) = from_clause(txn, &select.from, binder).await?;
     let projected = select.projection.iter().filter_map(|item| match item {
         ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
         _ => None,
@@ -964,6 +1041,7 @@ async fn plan_select(
                 access: Access::Full,
                 filter: None,
                 lock,
+                derived: right.derived.clone(),
             },
             on,
             lookup,
@@ -1157,7 +1235,7 @@ async fn plan_select(
 
     // With joins, the first table's scan takes the conjuncts that concern it alone (for its
     // access path), and the whole WHERE clause applies to the joined rows.
-    let (scan, filter) = match scope.tables().first() {
+    let (mut scan, filter) = match scope.tables().first() {
         None => (None, None),
         Some(first) if joins.is_empty() => {
             (Some(choose_access(first.table.clone(), filter, lock)), None)
@@ -1168,6 +1246,9 @@ async fn plan_select(
             (Some(choose_access(first.table.clone(), own, lock)), filter)
         }
     };
+    if let (Some(scan), Some(first)) = (scan.as_mut(), scope.tables().first()) {
+        scan.derived = first.derived.clone();
+    }
     Ok(SelectPlan {
         scan,
         joins,
@@ -1672,6 +1753,7 @@ pub fn choose_access(table: Arc<TableDesc>, filter: Option<Expr>, lock: bool) ->
             access,
             filter,
             lock,
+            derived: None,
         };
     }
     if let Some(filter) = &filter {
@@ -1719,5 +1801,6 @@ pub fn choose_access(table: Arc<TableDesc>, filter: Option<Expr>, lock: bool) ->
         access,
         filter,
         lock,
+        derived: None,
     }
 }
