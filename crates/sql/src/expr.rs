@@ -84,6 +84,48 @@ pub enum Func {
     Greatest,
     /// least(...)
     Least,
+    /// replace(text, from, to)
+    Replace,
+    /// split_part(text, delimiter, n)
+    SplitPart,
+    /// left(text, n)
+    Left,
+    /// right(text, n)
+    Right,
+    /// lpad(text, length [, fill])
+    Lpad,
+    /// rpad(text, length [, fill])
+    Rpad,
+    /// btrim(text [, characters]) / TRIM(BOTH ...)
+    Btrim,
+    /// ltrim(text [, characters]) / TRIM(LEADING ...)
+    Ltrim,
+    /// rtrim(text [, characters]) / TRIM(TRAILING ...)
+    Rtrim,
+    /// substr(text, start [, count]) / SUBSTRING(text FROM start FOR count)
+    Substr,
+    /// strpos(text, needle) / POSITION(needle IN text)
+    Strpos,
+    /// repeat(text, n)
+    Repeat,
+    /// reverse(text)
+    Reverse,
+    /// concat(...): NULLs ignored
+    Concat,
+    /// round(x [, scale])
+    Round,
+    /// trunc(x [, scale])
+    Trunc,
+    /// ceil(x) / ceiling(x)
+    Ceil,
+    /// floor(x)
+    Floor,
+    /// mod(a, b)
+    Mod,
+    /// power(a, b)
+    Power,
+    /// sqrt(x)
+    Sqrt,
 }
 
 /// An aggregate function.
@@ -642,6 +684,169 @@ fn eval_func(
             }
         }
         Func::Now => Value::TimestampTz(ctx.now_micros),
+        Func::Concat => {
+            let mut out = String::new();
+            for value in &values {
+                if !value.is_null() {
+                    out.push_str(&as_text(value));
+                }
+            }
+            Value::Text(out)
+        }
+        _ if values.iter().any(Value::is_null) => Value::Null,
+        Func::Replace => {
+            let (s, from, to) = (as_text(&first), as_text(&values[1]), as_text(&values[2]));
+            Value::Text(if from.is_empty() {
+                s
+            } else {
+                s.replace(&from, &to)
+            })
+        }
+        Func::SplitPart => {
+            let (s, delimiter) = (as_text(&first), as_text(&values[1]));
+            let n = int_arg(&values[2])?;
+            if n == 0 {
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "field position must not be zero",
+                ));
+            }
+            let parts: Vec<&str> = if delimiter.is_empty() {
+                vec![s.as_str()]
+            } else {
+                s.split(delimiter.as_str()).collect()
+            };
+            let index = if n > 0 {
+                usize::try_from(n - 1).ok()
+            } else {
+                parts
+                    .len()
+                    .checked_sub(usize::try_from(-n).unwrap_or(usize::MAX))
+            };
+            Value::Text(
+                index
+                    .and_then(|i| parts.get(i))
+                    .map_or(String::new(), |p| (*p).to_string()),
+            )
+        }
+        Func::Left | Func::Right => {
+            let chars: Vec<char> = as_text(&first).chars().collect();
+            let n = int_arg(&values[1])?;
+            let len = chars.len() as i64;
+            let keep = if n >= 0 { n.min(len) } else { (len + n).max(0) } as usize;
+            let taken: String = if func == Func::Left {
+                chars[..keep].iter().collect()
+            } else {
+                chars[chars.len() - keep..].iter().collect()
+            };
+            Value::Text(taken)
+        }
+        Func::Lpad | Func::Rpad => {
+            let chars: Vec<char> = as_text(&first).chars().collect();
+            let length = usize::try_from(int_arg(&values[1])?.max(0)).unwrap_or(0);
+            let fill: Vec<char> = values.get(2).map_or(" ".into(), as_text).chars().collect();
+            if chars.len() >= length || fill.is_empty() {
+                return Ok(Value::Text(chars.iter().take(length).collect()));
+            }
+            let padding: String = fill.iter().cycle().take(length - chars.len()).collect();
+            let text: String = chars.iter().collect();
+            Value::Text(if func == Func::Lpad {
+                padding + &text
+            } else {
+                text + &padding
+            })
+        }
+        Func::Btrim | Func::Ltrim | Func::Rtrim => {
+            let text = as_text(&first);
+            let set: Vec<char> = values.get(1).map_or(" ".into(), as_text).chars().collect();
+            let trimmed = match func {
+                Func::Ltrim => text.trim_start_matches(set.as_slice()),
+                Func::Rtrim => text.trim_end_matches(set.as_slice()),
+                _ => text.trim_matches(set.as_slice()),
+            };
+            Value::Text(trimmed.to_string())
+        }
+        Func::Substr => {
+            let chars: Vec<char> = as_text(&first).chars().collect();
+            let start = int_arg(&values[1])?;
+            let end = match values.get(2) {
+                Some(count) => {
+                    let count = int_arg(count)?;
+                    if count < 0 {
+                        return Err(SqlError::new(
+                            SqlState("22011"),
+                            "negative substring length not allowed",
+                        ));
+                    }
+                    start.saturating_add(count)
+                }
+                None => i64::MAX,
+            };
+            let from = usize::try_from(start.max(1) - 1)
+                .unwrap_or(usize::MAX)
+                .min(chars.len());
+            let to = usize::try_from(end.max(1) - 1)
+                .unwrap_or(usize::MAX)
+                .min(chars.len());
+            Value::Text(chars[from..to.max(from)].iter().collect())
+        }
+        Func::Strpos => {
+            let (text, needle) = (as_text(&first), as_text(&values[1]));
+            let position = text
+                .find(&needle)
+                .map_or(0, |byte| text[..byte].chars().count() + 1);
+            Value::Int4(i32::try_from(position).unwrap_or(i32::MAX))
+        }
+        Func::Repeat => {
+            let n = usize::try_from(int_arg(&values[1])?.max(0)).unwrap_or(0);
+            let text = as_text(&first);
+            if text.len().saturating_mul(n) > 1 << 30 {
+                return Err(SqlError::new(
+                    SqlState::PROGRAM_LIMIT_EXCEEDED,
+                    "requested length too large",
+                ));
+            }
+            Value::Text(text.repeat(n))
+        }
+        Func::Reverse => Value::Text(as_text(&first).chars().rev().collect()),
+        Func::Round | Func::Trunc | Func::Ceil | Func::Floor => {
+            rounding(func, &first, values.get(1))?
+        }
+        Func::Mod => ops::arith(ArithOp::Mod, &first, &values[1])?,
+        Func::Power | Func::Sqrt => {
+            let x = float_arg(&first)?;
+            let result = if func == Func::Sqrt {
+                if x < 0.0 {
+                    return Err(SqlError::new(
+                        SqlState("2201F"),
+                        "cannot take square root of a negative number",
+                    ));
+                }
+                x.sqrt()
+            } else {
+                let y = float_arg(&values[1])?;
+                if x == 0.0 && y < 0.0 {
+                    return Err(SqlError::new(
+                        SqlState("2201F"),
+                        "zero raised to a negative power is undefined",
+                    ));
+                }
+                if x < 0.0 && y.fract() != 0.0 {
+                    return Err(SqlError::new(
+                        SqlState("2201F"),
+                        "a negative number raised to a non-integer power yields a complex result",
+                    ));
+                }
+                x.powf(y)
+            };
+            if result.is_infinite() {
+                return Err(SqlError::new(
+                    SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                    "value out of range: overflow",
+                ));
+            }
+            Value::Float8(result)
+        }
         Func::Version => Value::Text(crate::version_string()),
         Func::Greatest | Func::Least => {
             let mut best: Option<Value> = None;
@@ -665,6 +870,66 @@ fn eval_func(
                 });
             }
             best.unwrap_or(Value::Null)
+        }
+    })
+}
+
+fn int_arg(value: &Value) -> SqlResult<i64> {
+    match cast::cast(value.clone(), &DataType::Int8, false)? {
+        Value::Int8(n) => Ok(n),
+        _ => Err(SqlError::internal("integer argument expected")),
+    }
+}
+
+fn float_arg(value: &Value) -> SqlResult<f64> {
+    match cast::cast(value.clone(), &DataType::Float8, false)? {
+        Value::Float8(x) => Ok(x),
+        _ => Err(SqlError::internal("numeric argument expected")),
+    }
+}
+
+/// round / trunc / ceil / floor: exact on numeric (half away from zero, as PostgreSQL), on
+/// double precision round is half to even (rint).
+fn rounding(func: Func, value: &Value, scale: Option<&Value>) -> SqlResult<Value> {
+    let scale = match scale {
+        Some(s) => i32::try_from(int_arg(s)?).unwrap_or(0),
+        None => 0,
+    };
+    Ok(match value {
+        Value::Numeric(n) => Value::Numeric(match func {
+            Func::Round => n.round_to_scale(scale),
+            Func::Trunc => n.trunc_to_scale(scale),
+            _ => {
+                let truncated = n.trunc_to_scale(0);
+                let exact = truncated == *n;
+                let up = func == Func::Ceil && !n.is_negative() && !exact;
+                let down = func == Func::Floor && n.is_negative() && !exact;
+                let one = crate::types::Numeric::from_i64(1);
+                if up {
+                    truncated.add(&one)?
+                } else if down {
+                    truncated.sub(&one)?
+                } else {
+                    truncated
+                }
+            }
+        }),
+        other => {
+            let x = float_arg(other)?;
+            Value::Float8(match func {
+                Func::Round => {
+                    let r = x.round();
+                    // rint: halves go to the even neighbour.
+                    if (x - x.trunc()).abs() == 0.5 {
+                        2.0 * (x / 2.0).round()
+                    } else {
+                        r
+                    }
+                }
+                Func::Trunc => x.trunc(),
+                Func::Ceil => x.ceil(),
+                _ => x.floor(),
+            })
         }
     })
 }

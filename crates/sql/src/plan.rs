@@ -757,6 +757,91 @@ impl Binder {
                 ..
             } => self.case(operand, conditions, else_result, scope)?,
             A::Function(function) => self.function(function, scope)?,
+            A::Substring {
+                expr: text,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let text = self.bind(text, scope)?;
+                let text = self.text_operand(text)?;
+                let from = match substring_from {
+                    Some(from) => self.bind(from, scope)?,
+                    None => Expr::Literal(Value::Int4(1), DataType::Int4),
+                };
+                let from = self.coerce(from, &DataType::Int4)?;
+                let mut args = vec![text, from];
+                if let Some(count) = substring_for {
+                    let count = self.bind(count, scope)?;
+                    args.push(self.coerce(count, &DataType::Int4)?);
+                }
+                Expr::Func(Func::Substr, args, DataType::Text)
+            }
+            A::Position { expr: needle, r#in } => {
+                let needle = self.bind(needle, scope)?;
+                let needle = self.text_operand(needle)?;
+                let haystack = self.bind(r#in, scope)?;
+                let haystack = self.text_operand(haystack)?;
+                Expr::Func(Func::Strpos, vec![haystack, needle], DataType::Int4)
+            }
+            A::Trim {
+                trim_where,
+                trim_what,
+                expr: text,
+                trim_characters,
+            } => {
+                if trim_characters.is_some() {
+                    return Err(SqlError::unsupported(
+                        "TRIM with a character list is not supported",
+                    ));
+                }
+                let func = match trim_where {
+                    Some(ast::TrimWhereField::Leading) => Func::Ltrim,
+                    Some(ast::TrimWhereField::Trailing) => Func::Rtrim,
+                    _ => Func::Btrim,
+                };
+                let text = self.bind(text, scope)?;
+                let mut args = vec![self.text_operand(text)?];
+                if let Some(what) = trim_what {
+                    let what = self.bind(what, scope)?;
+                    args.push(self.text_operand(what)?);
+                }
+                Expr::Func(func, args, DataType::Text)
+            }
+            A::Ceil {
+                expr: value,
+                field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
+            }
+            | A::Floor {
+                expr: value,
+                field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
+            } => {
+                let func = if matches!(expr, A::Ceil { .. }) {
+                    Func::Ceil
+                } else {
+                    Func::Floor
+                };
+                let value = self.bind(value, scope)?;
+                let value = if value.ty() == DataType::Unknown {
+                    self.coerce(value, &DataType::Float8)?
+                } else {
+                    value
+                };
+                let ty = match value.ty() {
+                    DataType::Numeric { .. } => DataType::Numeric {
+                        precision: None,
+                        scale: None,
+                    },
+                    t if t.is_numeric() => DataType::Float8,
+                    other => {
+                        return Err(no_function(
+                            if func == Func::Ceil { "ceil" } else { "floor" },
+                            &[other],
+                        ))
+                    }
+                };
+                Expr::Func(func, vec![value], ty)
+            }
             other => {
                 return Err(SqlError::unsupported(format!(
                     "expression {other} is not supported yet"
@@ -1212,12 +1297,123 @@ impl Binder {
                 (Func::Now, DataType::TimestampTz)
             }
             ("version", 0) => (Func::Version, DataType::Text),
+            ("replace", 3) => (Func::Replace, DataType::Text),
+            ("split_part", 3) => (Func::SplitPart, DataType::Text),
+            ("left", 2) => (Func::Left, DataType::Text),
+            ("right", 2) => (Func::Right, DataType::Text),
+            ("lpad", 2 | 3) => (Func::Lpad, DataType::Text),
+            ("rpad", 2 | 3) => (Func::Rpad, DataType::Text),
+            ("btrim", 1 | 2) => (Func::Btrim, DataType::Text),
+            ("ltrim", 1 | 2) => (Func::Ltrim, DataType::Text),
+            ("rtrim", 1 | 2) => (Func::Rtrim, DataType::Text),
+            ("substr" | "substring", 2 | 3) => (Func::Substr, DataType::Text),
+            ("strpos", 2) => (Func::Strpos, DataType::Int4),
+            ("repeat", 2) => (Func::Repeat, DataType::Text),
+            ("reverse", 1) => (Func::Reverse, DataType::Text),
+            ("concat", _) => (Func::Concat, DataType::Text),
+            ("round" | "trunc", 1) | ("ceil" | "ceiling" | "floor", 1) => {
+                let func = match name.as_str() {
+                    "round" => Func::Round,
+                    "trunc" => Func::Trunc,
+                    "floor" => Func::Floor,
+                    _ => Func::Ceil,
+                };
+                let ty = match &types[0] {
+                    DataType::Numeric { .. } => DataType::Numeric {
+                        precision: None,
+                        scale: None,
+                    },
+                    t if t.is_numeric() || *t == DataType::Unknown => DataType::Float8,
+                    _ => return Err(no_function(&name, &types)),
+                };
+                (func, ty)
+            }
+            ("round" | "trunc", 2) => {
+                let func = if name == "round" {
+                    Func::Round
+                } else {
+                    Func::Trunc
+                };
+                (
+                    func,
+                    DataType::Numeric {
+                        precision: None,
+                        scale: None,
+                    },
+                )
+            }
+            ("mod", 2) => {
+                let (a, b) = (bound.remove(0), bound.remove(0));
+                let (a, b) = self.comparable(a, b, "%")?;
+                let ty = ops::arith_result_type(ArithOp::Mod, &a.ty(), &b.ty())?;
+                bound = vec![a, b];
+                (Func::Mod, ty)
+            }
+            ("power" | "pow", 2) => (Func::Power, DataType::Float8),
+            ("sqrt", 1) => (Func::Sqrt, DataType::Float8),
             _ => return Err(no_function(&name, &types)),
         };
         let mut coerced = Vec::with_capacity(bound.len());
-        for arg in bound {
+        for (position, arg) in bound.into_iter().enumerate() {
+            let integer_position = match func {
+                Func::SplitPart => position == 2,
+                Func::Left | Func::Right | Func::Lpad | Func::Rpad | Func::Repeat => position == 1,
+                Func::Substr => position >= 1,
+                Func::Round | Func::Trunc => position == 1,
+                _ => false,
+            };
             coerced.push(match func {
-                Func::Lower | Func::Upper | Func::Length => self.text_operand(arg)?,
+                _ if integer_position => {
+                    let arg = self.coerce(arg, &DataType::Int4)?;
+                    if !matches!(arg.ty(), DataType::Int2 | DataType::Int4 | DataType::Int8) {
+                        return Err(no_function(&name, &types));
+                    }
+                    arg
+                }
+                Func::Lower
+                | Func::Upper
+                | Func::Length
+                | Func::Replace
+                | Func::SplitPart
+                | Func::Left
+                | Func::Right
+                | Func::Lpad
+                | Func::Rpad
+                | Func::Btrim
+                | Func::Ltrim
+                | Func::Rtrim
+                | Func::Substr
+                | Func::Strpos
+                | Func::Repeat
+                | Func::Reverse => {
+                    let arg = self.text_operand(arg)?;
+                    if !arg.ty().is_text() {
+                        return Err(no_function(&name, &types));
+                    }
+                    arg
+                }
+                Func::Concat => self.text_operand(arg)?,
+                Func::Round | Func::Trunc
+                    if ty.is_numeric() && matches!(ty, DataType::Numeric { .. }) =>
+                {
+                    self.coerce(arg, &ty)?
+                }
+                Func::Round | Func::Trunc | Func::Ceil | Func::Floor | Func::Power | Func::Sqrt => {
+                    let target = if matches!(ty, DataType::Numeric { .. }) {
+                        ty.clone()
+                    } else {
+                        DataType::Float8
+                    };
+                    let arg = if arg.ty() == DataType::Unknown {
+                        self.coerce(arg, &target)?
+                    } else {
+                        arg
+                    };
+                    if !arg.ty().is_numeric() {
+                        return Err(no_function(&name, &types));
+                    }
+                    arg
+                }
                 Func::Coalesce | Func::Greatest | Func::Least | Func::Abs => {
                     self.coerce(arg, &ty)?
                 }
