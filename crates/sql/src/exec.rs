@@ -524,6 +524,10 @@ enum Accumulator {
     Sum(Option<Value>, DataType),
     Avg(Option<Value>, i64, DataType),
     MinMax(Option<Value>, bool),
+    /// The text so far, and the delimiter to put before the next value.
+    StringAgg(Option<String>, Option<Value>),
+    /// bool_and (true) / bool_or (false).
+    Bool(Option<bool>, bool),
 }
 
 impl Accumulator {
@@ -535,6 +539,9 @@ impl Accumulator {
             AggFunc::Avg => Accumulator::Avg(None, 0, avg_type(&arg_ty)),
             AggFunc::Min => Accumulator::MinMax(None, false),
             AggFunc::Max => Accumulator::MinMax(None, true),
+            AggFunc::StringAgg => Accumulator::StringAgg(None, None),
+            AggFunc::BoolAnd => Accumulator::Bool(None, true),
+            AggFunc::BoolOr => Accumulator::Bool(None, false),
         }
     }
 
@@ -557,6 +564,32 @@ impl Accumulator {
                     Some(t) => ops::arith(ArithOp::Add, &t, &v)?,
                 });
                 *count += 1;
+            }
+            (Accumulator::StringAgg(text, delimiter), Some(v)) => {
+                let piece = match v {
+                    Value::Text(t) => t,
+                    other => text::format_text(&other),
+                };
+                *text = Some(match text.take() {
+                    None => piece,
+                    Some(mut so_far) => {
+                        if let Some(Value::Text(d)) = delimiter {
+                            so_far.push_str(d);
+                        }
+                        so_far.push_str(&piece);
+                        so_far
+                    }
+                });
+            }
+            (Accumulator::Bool(state, is_and), Some(Value::Bool(b))) => {
+                *state = Some(match *state {
+                    None => b,
+                    Some(s) if *is_and => s && b,
+                    Some(s) => s || b,
+                });
+            }
+            (Accumulator::Bool(..), Some(_)) => {
+                return Err(SqlError::internal("bool_and/bool_or of a non-boolean"));
             }
             (Accumulator::MinMax(best, is_max), Some(v)) => {
                 let replace = match best {
@@ -589,6 +622,8 @@ impl Accumulator {
                 ops::arith(ArithOp::Div, &total, &count)?
             }
             Accumulator::MinMax(best, _) => best.unwrap_or(Value::Null),
+            Accumulator::StringAgg(text, _) => text.map_or(Value::Null, Value::Text),
+            Accumulator::Bool(state, _) => state.map_or(Value::Null, Value::Bool),
         })
     }
 }
@@ -624,7 +659,7 @@ fn aggregate(
         aggregation
             .aggregates
             .iter()
-            .map(|(func, arg, _)| Accumulator::new(*func, arg.as_ref()))
+            .map(|call| Accumulator::new(call.func, call.arg.as_ref()))
             .collect()
     };
     let mut groups: HashMap<GroupKey, (Vec<Accumulator>, Vec<Vec<GroupKey>>)> = HashMap::new();
@@ -651,17 +686,25 @@ fn aggregate(
         let Some((accumulators, seen)) = groups.get_mut(&key) else {
             continue;
         };
-        for (i, ((_, arg, distinct), acc)) in aggregation
+        for (i, (call, acc)) in aggregation
             .aggregates
             .iter()
             .zip(accumulators.iter_mut())
             .enumerate()
         {
-            let value = match arg {
+            if let Some(filter) = &call.filter {
+                if truth(&filter.eval(row, &ctx.eval())?)? != Some(true) {
+                    continue;
+                }
+            }
+            let value = match &call.arg {
                 Some(e) => Some(e.eval(row, &ctx.eval())?),
                 None => None,
             };
-            if *distinct {
+            if let (Accumulator::StringAgg(_, delimiter), Some(d)) = (&mut *acc, &call.delimiter) {
+                *delimiter = Some(d.eval(row, &ctx.eval())?);
+            }
+            if call.distinct {
                 if let Some(v) = &value {
                     let marker = GroupKey(vec![v.clone()]);
                     if v.is_null() || seen[i].contains(&marker) {

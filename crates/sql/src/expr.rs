@@ -143,6 +143,27 @@ pub enum AggFunc {
     Min,
     /// max(expr)
     Max,
+    /// string_agg(text, delimiter)
+    StringAgg,
+    /// bool_and(bool) / every(bool)
+    BoolAnd,
+    /// bool_or(bool)
+    BoolOr,
+}
+
+/// One aggregate call of a query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggCall {
+    /// Which aggregate.
+    pub func: AggFunc,
+    /// Its argument (none for count(*)).
+    pub arg: Option<Expr>,
+    /// DISTINCT: each distinct non-null value once.
+    pub distinct: bool,
+    /// FILTER (WHERE ...): only rows where it is true.
+    pub filter: Option<Expr>,
+    /// string_agg's delimiter.
+    pub delimiter: Option<Expr>,
 }
 
 /// An expression with names resolved and types known.

@@ -13,7 +13,7 @@ use sqlparser::ast;
 
 use crate::catalog::{ColumnDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
-use crate::expr::{AggFunc, CmpOp, Expr, Func, SubqueryUse};
+use crate::expr::{AggCall, AggFunc, CmpOp, Expr, Func, SubqueryUse};
 use crate::types::ops::{self, ArithOp};
 use crate::types::{cast, text, DataType, Value};
 use crate::Column;
@@ -195,7 +195,7 @@ pub struct Aggregation {
     /// GROUP BY expressions over the input row.
     pub group_by: Vec<Expr>,
     /// Aggregate calls: function, argument (over the input row), DISTINCT.
-    pub aggregates: Vec<(AggFunc, Option<Expr>, bool)>,
+    pub aggregates: Vec<AggCall>,
     /// HAVING, over the aggregated row.
     pub having: Option<Expr>,
 }
@@ -511,7 +511,7 @@ pub struct Binder {
     /// WITH queries in scope, innermost last: a FROM reference to one plans it there.
     pub ctes: Vec<(String, ast::Query)>,
     /// Aggregate calls met while binding (when allowed).
-    pub aggregates: Vec<(AggFunc, Option<Expr>, bool)>,
+    pub aggregates: Vec<AggCall>,
     allow_aggregates: bool,
 }
 
@@ -1217,8 +1217,17 @@ impl Binder {
             "avg" => Some(AggFunc::Avg),
             "min" => Some(AggFunc::Min),
             "max" => Some(AggFunc::Max),
+            "string_agg" => Some(AggFunc::StringAgg),
+            "bool_and" | "every" => Some(AggFunc::BoolAnd),
+            "bool_or" => Some(AggFunc::BoolOr),
             _ => None,
         };
+        if aggregate.is_none() && function.filter.is_some() {
+            return Err(SqlError::new(
+                SqlState("42809"),
+                format!("FILTER specified, but {name} is not an aggregate function"),
+            ));
+        }
         if let Some(agg) = aggregate {
             if !self.allow_aggregates {
                 return Err(SqlError::new(
@@ -1226,7 +1235,12 @@ impl Binder {
                     format!("aggregate functions are not allowed in {}", "this context"),
                 ));
             }
-            if agg != AggFunc::CountStar && args.len() != 1 {
+            let arity = match agg {
+                AggFunc::CountStar => 0,
+                AggFunc::StringAgg => 2,
+                _ => 1,
+            };
+            if args.len() != arity {
                 return Err(no_function(&name, &[]));
             }
             // Aggregates do not nest.
@@ -1235,14 +1249,51 @@ impl Binder {
                 Some(a) => Some(self.bind(a, scope)?),
                 None => None,
             };
+            let delimiter = match args.get(1) {
+                Some(d) => {
+                    let d = self.bind(d, scope)?;
+                    Some(self.text_operand(d)?)
+                }
+                None => None,
+            };
+            let filter = match &function.filter {
+                Some(f) => {
+                    let f = self.bind(f, scope)?;
+                    let f = self.coerce(f, &DataType::Bool)?;
+                    if f.ty() != DataType::Bool {
+                        return Err(SqlError::new(
+                            SqlState::DATATYPE_MISMATCH,
+                            format!(
+                                "argument of FILTER must be type boolean, not type {}",
+                                f.ty()
+                            ),
+                        ));
+                    }
+                    Some(f)
+                }
+                None => None,
+            };
             self.allow_aggregates = true;
             let arg = match arg {
-                Some(a) if a.ty() == DataType::Unknown => Some(self.coerce(a, &DataType::Text)?),
+                Some(a) if a.ty() == DataType::Unknown => {
+                    let target = if matches!(agg, AggFunc::BoolAnd | AggFunc::BoolOr) {
+                        DataType::Bool
+                    } else {
+                        DataType::Text
+                    };
+                    Some(self.coerce(a, &target)?)
+                }
                 other => other,
             };
             let ty = aggregate_type(agg, arg.as_ref().map(Expr::ty).as_ref())?;
             let index = self.aggregates.len();
-            self.aggregates.push((agg, arg, distinct));
+            self.aggregates.push(AggCall {
+                func: agg,
+                arg,
+                distinct,
+                filter,
+                delimiter,
+            });
             return Ok(Expr::Aggregate {
                 index,
                 ty,
@@ -1496,6 +1547,8 @@ fn aggregate_type(agg: AggFunc, arg: Option<&DataType>) -> SqlResult<DataType> {
             Some(DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Numeric { .. }),
         ) => numeric,
         (AggFunc::Avg, Some(DataType::Float4 | DataType::Float8)) => DataType::Float8,
+        (AggFunc::StringAgg, Some(ty)) if ty.is_text() => DataType::Text,
+        (AggFunc::BoolAnd | AggFunc::BoolOr, Some(DataType::Bool)) => DataType::Bool,
         (AggFunc::Min | AggFunc::Max, Some(ty)) if *ty != DataType::Bytea => match ty {
             DataType::Varchar(_) | DataType::Char(_) => DataType::Text,
             DataType::Numeric { .. } => numeric,
