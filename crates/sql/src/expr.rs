@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::types::ops::{self, ArithOp};
-use crate::types::{cast, text, DataType, Value};
+use crate::types::{cast, datetime, text, DataType, Value};
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +126,14 @@ pub enum Func {
     Power,
     /// sqrt(x)
     Sqrt,
+    /// current_date: the transaction's start, as a date (UTC)
+    CurrentDate,
+    /// extract(field FROM x) (numeric) / date_part('field', x) (double precision)
+    Extract,
+    /// date_trunc('field', x)
+    DateTrunc,
+    /// make_date(year, month, day)
+    MakeDate,
 }
 
 /// An aggregate function.
@@ -705,6 +713,9 @@ fn eval_func(
             }
         }
         Func::Now => Value::TimestampTz(ctx.now_micros),
+        Func::CurrentDate => Value::Date(
+            i32::try_from(ctx.now_micros.div_euclid(datetime::USECS_PER_DAY)).unwrap_or(i32::MAX),
+        ),
         Func::Concat => {
             let mut out = String::new();
             for value in &values {
@@ -833,6 +844,77 @@ fn eval_func(
         Func::Round | Func::Trunc | Func::Ceil | Func::Floor => {
             rounding(func, &first, values.get(1))?
         }
+        Func::Extract => {
+            let field = as_text(&first).to_lowercase();
+            let text = extract(&field, &values[1])?;
+            let numeric = crate::types::Numeric::parse(&text)?;
+            if *ty == DataType::Float8 {
+                Value::Float8(numeric.to_f64())
+            } else {
+                Value::Numeric(numeric)
+            }
+        }
+        Func::DateTrunc => {
+            let field = as_text(&first).to_lowercase();
+            let (micros, with_tz) = match &values[1] {
+                Value::Timestamp(m) => (*m, false),
+                Value::TimestampTz(m) => (*m, true),
+                Value::Date(d) => (i64::from(*d) * datetime::USECS_PER_DAY, false),
+                other => {
+                    return Err(SqlError::internal(format!(
+                        "date_trunc of {}",
+                        other.data_type()
+                    )))
+                }
+            };
+            let days = micros.div_euclid(datetime::USECS_PER_DAY);
+            let (year, month, _) = datetime::civil_from_days(days);
+            let truncated = match field.as_str() {
+                "year" => datetime::days_from_civil(year, 1, 1) * datetime::USECS_PER_DAY,
+                "quarter" => {
+                    datetime::days_from_civil(year, (month - 1) / 3 * 3 + 1, 1)
+                        * datetime::USECS_PER_DAY
+                }
+                "month" => datetime::days_from_civil(year, month, 1) * datetime::USECS_PER_DAY,
+                "day" => days * datetime::USECS_PER_DAY,
+                "hour" => micros.div_euclid(3_600_000_000) * 3_600_000_000,
+                "minute" => micros.div_euclid(60_000_000) * 60_000_000,
+                "second" => micros.div_euclid(1_000_000) * 1_000_000,
+                "milliseconds" => micros.div_euclid(1_000) * 1_000,
+                "microseconds" => micros,
+                _ => {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!(
+                            "unit \"{field}\" not recognized for type timestamp without time zone"
+                        ),
+                    ))
+                }
+            };
+            if with_tz {
+                Value::TimestampTz(truncated)
+            } else {
+                Value::Timestamp(truncated)
+            }
+        }
+        Func::MakeDate => {
+            let (year, month, day) = (int_arg(&first)?, int_arg(&values[1])?, int_arg(&values[2])?);
+            let astronomical = if year < 0 { year + 1 } else { year };
+            let valid = (1..=12).contains(&month)
+                && day >= 1
+                && year != 0
+                && day <= i64::from(datetime::days_in_month(astronomical, month as u32));
+            if !valid {
+                return Err(SqlError::new(
+                    SqlState::DATETIME_FIELD_OVERFLOW,
+                    format!("date field value out of range: {year}-{month:02}-{day:02}"),
+                ));
+            }
+            let days = datetime::days_from_civil(astronomical, month as u32, day as u32);
+            Value::Date(i32::try_from(days).map_err(|_| {
+                SqlError::new(SqlState::DATETIME_FIELD_OVERFLOW, "date out of range")
+            })?)
+        }
         Func::Mod => ops::arith(ArithOp::Mod, &first, &values[1])?,
         Func::Power | Func::Sqrt => {
             let x = float_arg(&first)?;
@@ -893,6 +975,64 @@ fn eval_func(
             best.unwrap_or(Value::Null)
         }
     })
+}
+
+/// extract's value as decimal text: integers for dates and whole-number fields, six decimals
+/// for seconds and epochs of timestamps (PostgreSQL's numeric results).
+fn extract(field: &str, value: &Value) -> SqlResult<String> {
+    let (micros, is_date) = match value {
+        Value::Timestamp(m) | Value::TimestampTz(m) => (*m, false),
+        Value::Date(d) => (i64::from(*d) * datetime::USECS_PER_DAY, true),
+        other => {
+            return Err(SqlError::internal(format!(
+                "extract from {}",
+                other.data_type()
+            )))
+        }
+    };
+    let days = micros.div_euclid(datetime::USECS_PER_DAY);
+    let time = micros.rem_euclid(datetime::USECS_PER_DAY);
+    let (year, month, day) = datetime::civil_from_days(days);
+    let whole = |n: i64| Ok(n.to_string());
+    let unsupported = || {
+        SqlError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!(
+                "unit \"{field}\" not supported for type {}",
+                if is_date {
+                    "date"
+                } else {
+                    "timestamp without time zone"
+                }
+            ),
+        )
+    };
+    match field {
+        "year" => whole(year),
+        "quarter" => whole(i64::from((month - 1) / 3 + 1)),
+        "month" => whole(i64::from(month)),
+        "day" => whole(i64::from(day)),
+        "dow" => whole((days + 6).rem_euclid(7)),
+        "isodow" => whole((days + 5).rem_euclid(7) + 1),
+        "doy" => whole(days - datetime::days_from_civil(year, 1, 1) + 1),
+        "hour" if !is_date => whole(time / 3_600_000_000),
+        "minute" if !is_date => whole(time / 60_000_000 % 60),
+        "second" if !is_date => {
+            let micros = time % 60_000_000;
+            Ok(format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000))
+        }
+        "epoch" => {
+            let since_1970 = micros - datetime::UNIX_EPOCH_DAYS * datetime::USECS_PER_DAY;
+            if is_date {
+                whole(since_1970.div_euclid(1_000_000))
+            } else {
+                let sign = if since_1970 < 0 { "-" } else { "" };
+                let abs = since_1970.unsigned_abs();
+                Ok(format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000))
+            }
+        }
+        _ => Err(unsupported()),
+    }
 }
 
 fn int_arg(value: &Value) -> SqlResult<i64> {

@@ -757,6 +757,31 @@ impl Binder {
                 ..
             } => self.case(operand, conditions, else_result, scope)?,
             A::Function(function) => self.function(function, scope)?,
+            A::Extract {
+                field, expr: value, ..
+            } => {
+                let value = self.bind(value, scope)?;
+                let value = if value.ty() == DataType::Unknown {
+                    self.coerce(value, &DataType::Timestamp)?
+                } else {
+                    value
+                };
+                if !matches!(
+                    value.ty(),
+                    DataType::Date | DataType::Timestamp | DataType::TimestampTz
+                ) {
+                    return Err(no_function("extract", &[DataType::Text, value.ty()]));
+                }
+                let field = field.to_string().to_lowercase();
+                Expr::Func(
+                    Func::Extract,
+                    vec![Expr::Literal(Value::Text(field), DataType::Text), value],
+                    DataType::Numeric {
+                        precision: None,
+                        scale: None,
+                    },
+                )
+            }
             A::Substring {
                 expr: text,
                 substring_from,
@@ -1401,12 +1426,24 @@ impl Binder {
                 (Func::Mod, ty)
             }
             ("power" | "pow", 2) => (Func::Power, DataType::Float8),
+            ("current_date", 0) => (Func::CurrentDate, DataType::Date),
+            ("date_part", 2) => (Func::Extract, DataType::Float8),
+            ("date_trunc", 2) => {
+                let ty = match &types[1] {
+                    DataType::TimestampTz => DataType::TimestampTz,
+                    DataType::Timestamp | DataType::Date | DataType::Unknown => DataType::Timestamp,
+                    _ => return Err(no_function(&name, &types)),
+                };
+                (Func::DateTrunc, ty)
+            }
+            ("make_date", 3) => (Func::MakeDate, DataType::Date),
             ("sqrt", 1) => (Func::Sqrt, DataType::Float8),
             _ => return Err(no_function(&name, &types)),
         };
         let mut coerced = Vec::with_capacity(bound.len());
         for (position, arg) in bound.into_iter().enumerate() {
             let integer_position = match func {
+                Func::MakeDate => true,
                 Func::SplitPart => position == 2,
                 Func::Left | Func::Right | Func::Lpad | Func::Rpad | Func::Repeat => position == 1,
                 Func::Substr => position >= 1,
@@ -1444,6 +1481,32 @@ impl Binder {
                     arg
                 }
                 Func::Concat => self.text_operand(arg)?,
+                Func::Extract | Func::DateTrunc if position == 0 => {
+                    let arg = self.text_operand(arg)?;
+                    if !arg.ty().is_text() {
+                        return Err(no_function(&name, &types));
+                    }
+                    arg
+                }
+                Func::Extract | Func::DateTrunc => {
+                    let arg = if arg.ty() == DataType::Unknown {
+                        let target = if func == Func::DateTrunc {
+                            ty.clone()
+                        } else {
+                            DataType::Timestamp
+                        };
+                        self.coerce(arg, &target)?
+                    } else {
+                        arg
+                    };
+                    if !matches!(
+                        arg.ty(),
+                        DataType::Date | DataType::Timestamp | DataType::TimestampTz
+                    ) {
+                        return Err(no_function(&name, &types));
+                    }
+                    arg
+                }
                 Func::Round | Func::Trunc
                     if ty.is_numeric() && matches!(ty, DataType::Numeric { .. }) =>
                 {
