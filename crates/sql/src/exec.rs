@@ -945,6 +945,7 @@ pub async fn select_rows(
     let streaming = select.aggregation.is_none()
         && select.order_by.is_empty()
         && !select.distinct
+        && select.distinct_on.is_empty()
         && select.joins.is_empty();
     let read_limit = match (streaming, limit) {
         (true, Some(limit)) => limit.saturating_add(offset),
@@ -981,11 +982,15 @@ pub async fn select_rows(
     };
     let mut produced: Vec<(Vec<Value>, Vec<Value>)> = Vec::with_capacity(rows.len());
     for row in &rows {
-        let keys = select
+        let mut keys = select
             .order_by
             .iter()
             .map(|k| k.expr.eval(row, &ctx.eval()))
             .collect::<SqlResult<Vec<_>>>()?;
+        // DISTINCT ON keys ride behind the sort keys (the sort compares only those).
+        for expr in &select.distinct_on {
+            keys.push(expr.eval(row, &ctx.eval())?);
+        }
         produced.push((keys, project(&select.projection, row, ctx)?));
     }
     if !select.order_by.is_empty() {
@@ -1022,6 +1027,11 @@ pub async fn select_rows(
             }
             Ordering::Equal
         });
+    }
+    if !select.distinct_on.is_empty() {
+        let sort_width = select.order_by.len();
+        let mut seen = std::collections::HashSet::new();
+        produced.retain(|(keys, _)| seen.insert(GroupKey(keys[sort_width..].to_vec())));
     }
     let mut out: Vec<Vec<Value>> = produced.into_iter().map(|(_, row)| row).collect();
     if select.distinct {

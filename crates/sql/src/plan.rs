@@ -234,6 +234,9 @@ pub struct SelectPlan {
     pub columns: Vec<Column>,
     /// DISTINCT.
     pub distinct: bool,
+    /// DISTINCT ON (...): keep the first row (in ORDER BY order) of each group of equal
+    /// values of these expressions (over the same row as the projection).
+    pub distinct_on: Vec<Expr>,
     /// ORDER BY.
     pub order_by: Vec<SortKey>,
     /// LIMIT (row-independent).

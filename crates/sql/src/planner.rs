@@ -939,6 +939,7 @@ async fn plan_set_operation(
         projection,
         columns,
         distinct: false,
+        distinct_on: vec![],
         order_by,
         limit,
         offset,
@@ -1120,10 +1121,14 @@ async fn plan_select(
     let distinct = match &select.distinct {
         None | Some(ast::Distinct::All) => false,
         Some(ast::Distinct::Distinct) => true,
-        Some(ast::Distinct::On(_)) => {
-            return Err(SqlError::unsupported("DISTINCT ON is not supported yet"))
-        }
+        Some(ast::Distinct::On(_)) => false,
     };
+    let mut distinct_on = Vec::new();
+    if let Some(ast::Distinct::On(exprs)) = &select.distinct {
+        for expr in exprs {
+            distinct_on.push(binder.bind_allowing_aggregates(expr, &scope)?);
+        }
+    }
 
     // ORDER BY: output ordinals and names first, else expressions over the input.
     let mut order_by = Vec::new();
@@ -1218,6 +1223,10 @@ async fn plan_select(
         for key in &mut order_by {
             key.expr = rewrite_aggregated(key.expr.clone(), &group_by, groups)?;
         }
+        distinct_on = distinct_on
+            .into_iter()
+            .map(|e| rewrite_aggregated(e, &group_by, groups))
+            .collect::<SqlResult<_>>()?;
         let having = match having {
             Some(h) => Some(rewrite_aggregated(h, &group_by, groups)?),
             None => None,
@@ -1232,6 +1241,20 @@ async fn plan_select(
     };
 
     let (limit, offset) = limit_and_offset(binder, query.limit_clause)?;
+    // As in PostgreSQL, ORDER BY must start with the DISTINCT ON expressions (in any order),
+    // so that "the first row of each group" is well defined.
+    if !distinct_on.is_empty() && !order_by.is_empty() {
+        let leading = distinct_on.len().min(order_by.len());
+        if order_by[..leading]
+            .iter()
+            .any(|key| !distinct_on.contains(&key.expr))
+        {
+            return Err(SqlError::new(
+                SqlState::INVALID_COLUMN_REFERENCE,
+                "SELECT DISTINCT ON expressions must match initial ORDER BY expressions",
+            ));
+        }
+    }
 
     // With joins, the first table's scan takes the conjuncts that concern it alone (for its
     // access path), and the whole WHERE clause applies to the joined rows.
@@ -1259,6 +1282,7 @@ async fn plan_select(
         projection,
         columns,
         distinct,
+        distinct_on,
         order_by,
         limit,
         offset,
@@ -1381,6 +1405,7 @@ fn plan_values(
         projection,
         columns,
         distinct: false,
+        distinct_on: vec![],
         order_by: vec![],
         limit: None,
         offset: None,
