@@ -933,6 +933,190 @@ async fn set_operation_rows(
     Ok(out)
 }
 
+/// Orders two values as an ORDER BY key does.
+fn key_order(x: &Value, y: &Value, descending: bool, nulls_first: bool) -> Ordering {
+    match (x.is_null(), y.is_null()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => {
+            if nulls_first {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            }
+        }
+        (false, true) => {
+            if nulls_first {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            }
+        }
+        (false, false) => {
+            let o = ops::total_cmp(x, y);
+            if descending {
+                o.reverse()
+            } else {
+                o
+            }
+        }
+    }
+}
+
+/// Appends each window call's value to every row. Each call sorts the rows by its partition
+/// and order keys; frames are PostgreSQL's default (the partition up to the current row's last
+/// peer when ordered, the whole partition otherwise). Aggregates over a frame are recomputed
+/// per peer group: quadratic in a partition's size, which is fine at OLTP sizes.
+fn compute_windows(
+    rows: &mut [Vec<Value>],
+    windows: &[crate::expr::WindowCall],
+    ctx: &ExecContext<'_>,
+) -> SqlResult<()> {
+    use crate::expr::WindowFunc;
+    let n = rows.len();
+    let mut results: Vec<Vec<Value>> = vec![Vec::with_capacity(windows.len()); n];
+    for call in windows {
+        let mut keyed = Vec::with_capacity(n);
+        for (i, row) in rows.iter().enumerate() {
+            let partition = call
+                .partition_by
+                .iter()
+                .map(|e| e.eval(row, &ctx.eval()))
+                .collect::<SqlResult<Vec<_>>>()?;
+            let order = call
+                .order_by
+                .iter()
+                .map(|(e, _, _)| e.eval(row, &ctx.eval()))
+                .collect::<SqlResult<Vec<_>>>()?;
+            keyed.push((partition, order, i));
+        }
+        keyed.sort_by(|(pa, oa, ia), (pb, ob, ib)| {
+            for (x, y) in pa.iter().zip(pb) {
+                let o = key_order(x, y, false, false);
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            for ((x, y), (_, desc, nulls_first)) in oa.iter().zip(ob).zip(&call.order_by) {
+                let o = key_order(x, y, *desc, *nulls_first);
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            ia.cmp(ib)
+        });
+        let same = |a: &[Value], b: &[Value]| {
+            a.iter()
+                .zip(b)
+                .all(|(x, y)| key_order(x, y, false, false) == Ordering::Equal)
+        };
+        let mut out = vec![Value::Null; n];
+        let mut start = 0;
+        while start < n {
+            let mut end = start + 1;
+            while end < n && same(&keyed[start].0, &keyed[end].0) {
+                end += 1;
+            }
+            let part = &keyed[start..end];
+            // Last peer position (in the partition) for each position.
+            let mut last_peer = vec![0; part.len()];
+            let mut first_peer = vec![0; part.len()];
+            let mut group_start = 0;
+            let mut dense = vec![0i64; part.len()];
+            let mut groups = 0;
+            for pos in 0..part.len() {
+                if pos == 0 || !same(&part[pos - 1].1, &part[pos].1) {
+                    group_start = pos;
+                    groups += 1;
+                }
+                first_peer[pos] = group_start;
+                dense[pos] = groups;
+            }
+            for pos in (0..part.len()).rev() {
+                last_peer[pos] = if pos + 1 < part.len() && first_peer[pos + 1] == first_peer[pos] {
+                    last_peer[pos + 1]
+                } else {
+                    pos
+                };
+            }
+            let arg = |k: usize, pos: usize| -> SqlResult<Value> {
+                match call.args.get(k) {
+                    Some(e) => e.eval(&rows[part[pos].2], &ctx.eval()),
+                    None => Ok(Value::Null),
+                }
+            };
+            for pos in 0..part.len() {
+                let frame_end = if call.order_by.is_empty() {
+                    part.len() - 1
+                } else {
+                    last_peer[pos]
+                };
+                let value = match call.func {
+                    WindowFunc::RowNumber => Value::Int8(pos as i64 + 1),
+                    WindowFunc::Rank => Value::Int8(first_peer[pos] as i64 + 1),
+                    WindowFunc::DenseRank => Value::Int8(dense[pos]),
+                    WindowFunc::Lag | WindowFunc::Lead => {
+                        let offset = match call.args.get(1) {
+                            Some(_) => match arg(1, pos)? {
+                                Value::Int8(o) => o,
+                                Value::Null => {
+                                    return Err(SqlError::new(
+                                        SqlState::INVALID_PARAMETER_VALUE,
+                                        "offset must not be null",
+                                    ))
+                                }
+                                other => cast_offset(other)?,
+                            },
+                            None => 1,
+                        };
+                        let target = if call.func == WindowFunc::Lag {
+                            pos as i64 - offset
+                        } else {
+                            pos as i64 + offset
+                        };
+                        if target >= 0 && (target as usize) < part.len() {
+                            arg(0, target as usize)?
+                        } else {
+                            arg(2, pos)?
+                        }
+                    }
+                    WindowFunc::FirstValue => arg(0, 0)?,
+                    WindowFunc::LastValue => arg(0, frame_end)?,
+                    WindowFunc::Aggregate(func) => {
+                        let mut acc = Accumulator::new(func, call.args.first());
+                        for k in 0..=frame_end {
+                            let value = match call.args.first() {
+                                Some(_) => Some(arg(0, k)?),
+                                None => None,
+                            };
+                            acc.add(value)?;
+                        }
+                        acc.finish()?
+                    }
+                };
+                out[part[pos].2] = value;
+            }
+            start = end;
+        }
+        for (i, value) in out.into_iter().enumerate() {
+            results[i].push(value);
+        }
+    }
+    for (row, extra) in rows.iter_mut().zip(results) {
+        row.extend(extra);
+    }
+    Ok(())
+}
+
+fn cast_offset(value: Value) -> SqlResult<i64> {
+    match cast::cast(value, &DataType::Int8, false)? {
+        Value::Int8(o) => Ok(o),
+        _ => Err(SqlError::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            "offset must be an integer",
+        )),
+    }
+}
+
 /// Runs a SELECT.
 pub async fn select_rows(
     txn: &mut Transaction,
@@ -946,6 +1130,7 @@ pub async fn select_rows(
         && select.order_by.is_empty()
         && !select.distinct
         && select.distinct_on.is_empty()
+        && select.windows.is_empty()
         && select.joins.is_empty();
     let read_limit = match (streaming, limit) {
         (true, Some(limit)) => limit.saturating_add(offset),
@@ -980,6 +1165,10 @@ pub async fn select_rows(
         Some(aggregation) => aggregate(input, aggregation, ctx)?,
         None => input,
     };
+    let mut rows = rows;
+    if !select.windows.is_empty() {
+        compute_windows(&mut rows, &select.windows, ctx)?;
+    }
     let mut produced: Vec<(Vec<Value>, Vec<Value>)> = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut keys = select

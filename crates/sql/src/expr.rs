@@ -159,6 +159,41 @@ pub enum AggFunc {
     BoolOr,
 }
 
+/// A window function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowFunc {
+    /// row_number()
+    RowNumber,
+    /// rank()
+    Rank,
+    /// dense_rank()
+    DenseRank,
+    /// lag(x [, offset [, default]])
+    Lag,
+    /// lead(x [, offset [, default]])
+    Lead,
+    /// first_value(x)
+    FirstValue,
+    /// last_value(x)
+    LastValue,
+    /// An aggregate over the window frame.
+    Aggregate(AggFunc),
+}
+
+/// One window function call: computed over the rows of its partition, in its order, and
+/// appended to each row before the projection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowCall {
+    /// Which function.
+    pub func: WindowFunc,
+    /// Its arguments.
+    pub args: Vec<Expr>,
+    /// PARTITION BY.
+    pub partition_by: Vec<Expr>,
+    /// ORDER BY within the partition: (expression, descending, nulls first).
+    pub order_by: Vec<(Expr, bool, bool)>,
+}
+
 /// One aggregate call of a query.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AggCall {
@@ -239,6 +274,16 @@ pub enum Expr {
     },
     /// A scalar function call.
     Func(Func, Vec<Expr>, DataType),
+    /// A window function call, as bound before it is turned into a column of the row
+    /// (see `WindowCall`); never evaluated.
+    Window {
+        /// Position in the plan's window list.
+        index: usize,
+        /// Result type.
+        ty: DataType,
+        /// Display name.
+        name: String,
+    },
     /// An uncorrelated subquery, computed once before the statement runs.
     Subquery {
         /// Position in the statement's subquery list.
@@ -306,6 +351,7 @@ impl Expr {
             | Expr::Param { ty, .. }
             | Expr::AggRef { ty, .. }
             | Expr::Aggregate { ty, .. }
+            | Expr::Window { ty, .. }
             | Expr::Subquery { ty, .. } => ty.clone(),
             Expr::Literal(_, ty)
             | Expr::Neg(_, ty)
@@ -330,7 +376,10 @@ impl Expr {
         self.walk(&mut |e| {
             if matches!(
                 e,
-                Expr::Column { .. } | Expr::AggRef { .. } | Expr::Aggregate { .. }
+                Expr::Column { .. }
+                    | Expr::AggRef { .. }
+                    | Expr::Aggregate { .. }
+                    | Expr::Window { .. }
             ) {
                 independent = false;
             }
@@ -346,7 +395,8 @@ impl Expr {
             | Expr::Literal(..)
             | Expr::Param { .. }
             | Expr::AggRef { .. }
-            | Expr::Aggregate { .. } => {}
+            | Expr::Aggregate { .. }
+            | Expr::Window { .. } => {}
             Expr::Neg(e, _) | Expr::Not(e) | Expr::IsNull(e, _) | Expr::Cast(e, _) => e.walk(f),
             Expr::Arith(_, a, b, _)
             | Expr::Cmp(_, a, b)
@@ -401,7 +451,8 @@ impl Expr {
             | Expr::Literal(..)
             | Expr::Param { .. }
             | Expr::AggRef { .. }
-            | Expr::Aggregate { .. }) => leaf,
+            | Expr::Aggregate { .. }
+            | Expr::Window { .. }) => leaf,
             Expr::Neg(e, ty) => Expr::Neg(b(e, f)?, ty),
             Expr::Not(e) => Expr::Not(b(e, f)?),
             Expr::IsNull(e, n) => Expr::IsNull(b(e, f)?, n),
@@ -487,6 +538,12 @@ impl Expr {
                 return Err(SqlError::new(
                     SqlState::GROUPING_ERROR,
                     "aggregate functions are not allowed here",
+                ))
+            }
+            Expr::Window { .. } => {
+                return Err(SqlError::new(
+                    SqlState("42P20"),
+                    "window functions are not allowed here",
                 ))
             }
             Expr::Param { index, .. } => ctx.params.get(*index).cloned().ok_or_else(|| {
@@ -1162,7 +1219,7 @@ impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expr::Column { name, .. } | Expr::AggRef { name, .. } => f.write_str(name),
-            Expr::Aggregate { name, .. } => f.write_str(name),
+            Expr::Aggregate { name, .. } | Expr::Window { name, .. } => f.write_str(name),
             Expr::Literal(Value::Null, _) => f.write_str("NULL"),
             Expr::Literal(value @ Value::Text(_), _) => write!(f, "'{}'", text::format_text(value)),
             Expr::Literal(value, _) => f.write_str(&text::format_text(value)),

@@ -31,8 +31,11 @@
 //! Derived tables (subqueries in FROM) and non-recursive WITH queries are planned where they
 //! are referenced and computed when their scan runs.
 //!
+//! Window functions run after grouping, over their partitions in their order, with
+//! PostgreSQL's default frame; their values become extra columns of each row.
+//!
 //! Shortcuts, each to be lifted by a later issue: no JOIN ... USING / NATURAL, correlated
-//! subqueries, LATERAL or WITH RECURSIVE, no hash join; no secondary indexes, sequences or constraints beyond
+//! subqueries, LATERAL, WITH RECURSIVE or window frame clauses, no hash join; no secondary indexes, sequences or constraints beyond
 //! NOT NULL and the primary key;
 //! the time zone is UTC.
 

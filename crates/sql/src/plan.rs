@@ -13,7 +13,7 @@ use sqlparser::ast;
 
 use crate::catalog::{ColumnDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
-use crate::expr::{AggCall, AggFunc, CmpOp, Expr, Func, SubqueryUse};
+use crate::expr::{AggCall, AggFunc, CmpOp, Expr, Func, SubqueryUse, WindowCall, WindowFunc};
 use crate::types::ops::{self, ArithOp};
 use crate::types::{cast, text, DataType, Value};
 use crate::Column;
@@ -234,6 +234,9 @@ pub struct SelectPlan {
     pub columns: Vec<Column>,
     /// DISTINCT.
     pub distinct: bool,
+    /// Window function calls: computed after grouping, appended to each row (the projection
+    /// reads them as columns after the row's own).
+    pub windows: Vec<WindowCall>,
     /// DISTINCT ON (...): keep the first row (in ORDER BY order) of each group of equal
     /// values of these expressions (over the same row as the projection).
     pub distinct_on: Vec<Expr>,
@@ -515,6 +518,10 @@ pub struct Binder {
     pub ctes: Vec<(String, ast::Query)>,
     /// Aggregate calls met while binding (when allowed).
     pub aggregates: Vec<AggCall>,
+    /// Window calls met while binding (when allowed).
+    pub windows: Vec<WindowCall>,
+    /// Inside a window call's arguments or specification.
+    in_window: bool,
     allow_aggregates: bool,
 }
 
@@ -530,6 +537,8 @@ impl Binder {
             subqueries: Vec::new(),
             ctes: Vec::new(),
             aggregates: Vec::new(),
+            windows: Vec::new(),
+            in_window: false,
             allow_aggregates: false,
         }
     }
@@ -1207,10 +1216,8 @@ impl Binder {
                 ast::ObjectNamePart::Function(_) => None,
             })
             .unwrap_or_default();
-        if function.over.is_some() {
-            return Err(SqlError::unsupported(
-                "window functions are not supported yet",
-            ));
+        if let Some(over) = &function.over {
+            return self.window(&name, function, over, scope);
         }
         let (args, distinct, star) = match &function.args {
             ast::FunctionArguments::None => (vec![], false, false),
@@ -1543,6 +1550,128 @@ impl Binder {
             }
         }
         Ok(Expr::Func(func, coerced, ty))
+    }
+
+    fn window(
+        &mut self,
+        name: &str,
+        function: &ast::Function,
+        over: &ast::WindowType,
+        scope: &Scope,
+    ) -> SqlResult<Expr> {
+        if !self.allow_aggregates {
+            return Err(SqlError::new(
+                SqlState("42P20"),
+                "window functions are not allowed here",
+            ));
+        }
+        let ast::WindowType::WindowSpec(spec) = over else {
+            return Err(SqlError::unsupported("named windows are not supported yet"));
+        };
+        if spec.window_frame.is_some() || spec.window_name.is_some() {
+            return Err(SqlError::unsupported(
+                "window frame clauses are not supported yet",
+            ));
+        }
+        let args: Vec<&ast::Expr> = match &function.args {
+            ast::FunctionArguments::List(list) => list
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        };
+        let star = matches!(&function.args, ast::FunctionArguments::List(list)
+            if list.args.iter().any(|a| matches!(a, ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard))));
+        // Window calls do not nest; an aggregate inside one is over the groups.
+        if self.in_window {
+            return Err(SqlError::new(
+                SqlState("42P20"),
+                "window function calls cannot be nested",
+            ));
+        }
+        self.in_window = true;
+        let bound_spec = self.window_parts(&args, spec, scope);
+        self.in_window = false;
+        let (mut bound, partition_by, order_by) = bound_spec?;
+        let types: Vec<DataType> = bound.iter().map(Expr::ty).collect();
+
+        let (func, ty) = match (name, bound.len()) {
+            ("row_number", 0) => (WindowFunc::RowNumber, DataType::Int8),
+            ("rank", 0) => (WindowFunc::Rank, DataType::Int8),
+            ("dense_rank", 0) => (WindowFunc::DenseRank, DataType::Int8),
+            ("lag" | "lead", 1..=3) => {
+                let func = if name == "lag" {
+                    WindowFunc::Lag
+                } else {
+                    WindowFunc::Lead
+                };
+                if let Some(offset) = bound.get(1).cloned() {
+                    bound[1] = self.coerce(offset, &DataType::Int8)?;
+                }
+                if let Some(default) = bound.get(2).cloned() {
+                    bound[2] = self.coerce(default, &types[0])?;
+                }
+                (func, types[0].clone())
+            }
+            ("first_value", 1) => (WindowFunc::FirstValue, types[0].clone()),
+            ("last_value", 1) => (WindowFunc::LastValue, types[0].clone()),
+            ("count", 0) if star => (WindowFunc::Aggregate(AggFunc::CountStar), DataType::Int8),
+            ("count" | "sum" | "avg" | "min" | "max", 1) => {
+                let agg = match name {
+                    "count" => AggFunc::Count,
+                    "sum" => AggFunc::Sum,
+                    "avg" => AggFunc::Avg,
+                    "min" => AggFunc::Min,
+                    _ => AggFunc::Max,
+                };
+                (
+                    WindowFunc::Aggregate(agg),
+                    aggregate_type(agg, types.first())?,
+                )
+            }
+            _ => return Err(no_function(name, &types)),
+        };
+        let index = self.windows.len();
+        self.windows.push(WindowCall {
+            func,
+            args: bound,
+            partition_by,
+            order_by,
+        });
+        Ok(Expr::Window {
+            index,
+            ty,
+            name: function.to_string(),
+        })
+    }
+
+    /// A window call's arguments, PARTITION BY and ORDER BY, bound.
+    #[allow(clippy::type_complexity)]
+    fn window_parts(
+        &mut self,
+        args: &[&ast::Expr],
+        spec: &ast::WindowSpec,
+        scope: &Scope,
+    ) -> SqlResult<(Vec<Expr>, Vec<Expr>, Vec<(Expr, bool, bool)>)> {
+        let mut bound = Vec::with_capacity(args.len());
+        for arg in args {
+            bound.push(self.bind(arg, scope)?);
+        }
+        let mut partition_by = Vec::new();
+        for e in &spec.partition_by {
+            partition_by.push(self.bind(e, scope)?);
+        }
+        let mut order_by = Vec::new();
+        for item in &spec.order_by {
+            let descending = matches!(item.options.sort, Some(ast::OrderBySort::Desc));
+            let nulls_first = item.options.nulls_first.unwrap_or(descending);
+            order_by.push((self.bind(&item.expr, scope)?, descending, nulls_first));
+        }
+        Ok((bound, partition_by, order_by))
     }
 
     /// Binds an expression in a context where aggregates are allowed (select list, HAVING,

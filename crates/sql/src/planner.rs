@@ -940,6 +940,7 @@ async fn plan_set_operation(
         columns,
         distinct: false,
         distinct_on: vec![],
+        windows: vec![],
         order_by,
         limit,
         offset,
@@ -1240,6 +1241,43 @@ async fn plan_select(
         None
     };
 
+    // Window calls become columns after the row's own (the grouped row's, if grouped).
+    let mut windows = std::mem::take(&mut binder.windows);
+    if !windows.is_empty() {
+        let base = match &aggregation {
+            Some(a) => {
+                let groups = a.group_by.len();
+                for call in &mut windows {
+                    let rewrite = |e: Expr| rewrite_aggregated(e, &a.group_by, groups);
+                    call.args = std::mem::take(&mut call.args)
+                        .into_iter()
+                        .map(rewrite)
+                        .collect::<SqlResult<_>>()?;
+                    call.partition_by = std::mem::take(&mut call.partition_by)
+                        .into_iter()
+                        .map(rewrite)
+                        .collect::<SqlResult<_>>()?;
+                    for key in &mut call.order_by {
+                        key.0 = rewrite_aggregated(key.0.clone(), &a.group_by, groups)?;
+                    }
+                }
+                groups + a.aggregates.len()
+            }
+            None => scope.width(),
+        };
+        let to_column = |e: Expr| window_to_column(e, base);
+        projection = projection
+            .into_iter()
+            .map(to_column)
+            .collect::<SqlResult<_>>()?;
+        for key in &mut order_by {
+            key.expr = window_to_column(key.expr.clone(), base)?;
+        }
+        distinct_on = distinct_on
+            .into_iter()
+            .map(|e| window_to_column(e, base))
+            .collect::<SqlResult<_>>()?;
+    }
     let (limit, offset) = limit_and_offset(binder, query.limit_clause)?;
     // As in PostgreSQL, ORDER BY must start with the DISTINCT ON expressions (in any order),
     // so that "the first row of each group" is well defined.
@@ -1283,10 +1321,23 @@ async fn plan_select(
         columns,
         distinct,
         distinct_on,
+        windows,
         order_by,
         limit,
         offset,
     })
+}
+
+/// Window call `i` is read as column `base + i` of the row.
+fn window_to_column(expr: Expr, base: usize) -> SqlResult<Expr> {
+    match expr {
+        Expr::Window { index, ty, name } => Ok(Expr::Column {
+            index: base + index,
+            name,
+            ty,
+        }),
+        other => other.map_children(&mut |child| window_to_column(child, base)),
+    }
 }
 
 /// After grouping, expressions see the aggregated row: group keys, then aggregate results.
@@ -1406,6 +1457,7 @@ fn plan_values(
         columns,
         distinct: false,
         distinct_on: vec![],
+        windows: vec![],
         order_by: vec![],
         limit: None,
         offset: None,
