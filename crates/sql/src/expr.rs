@@ -334,6 +334,15 @@ pub enum SubqueryUse {
         /// NOT EXISTS.
         negated: bool,
     },
+    /// `x op ANY (SELECT y ...)` / `x op ALL (SELECT y ...)`.
+    Quantified {
+        /// The left operand.
+        value: Box<Expr>,
+        /// The comparison.
+        op: CmpOp,
+        /// ALL (every row) rather than ANY (some row).
+        all: bool,
+    },
     /// `x [NOT] IN (SELECT y ...)`.
     In {
         /// The value looked for.
@@ -432,11 +441,12 @@ impl Expr {
                 }
             }
             Expr::Func(_, args, _) => args.iter().for_each(|x| x.walk(f)),
-            Expr::Subquery { usage, .. } => {
-                if let SubqueryUse::In { value, .. } = usage {
-                    value.walk(f);
+            Expr::Subquery { usage, .. } => match usage {
+                SubqueryUse::In { value, .. } | SubqueryUse::Quantified { value, .. } => {
+                    value.walk(f)
                 }
-            }
+                _ => {}
+            },
         }
     }
 
@@ -518,6 +528,11 @@ impl Expr {
                     SubqueryUse::In { value, negated } => SubqueryUse::In {
                         value: b(value, f)?,
                         negated,
+                    },
+                    SubqueryUse::Quantified { value, op, all } => SubqueryUse::Quantified {
+                        value: b(value, f)?,
+                        op,
+                        all,
                     },
                     other => other,
                 };
@@ -674,6 +689,26 @@ impl Expr {
                         }
                     }
                     SubqueryUse::Exists { negated } => Value::Bool(rows.is_empty() == *negated),
+                    SubqueryUse::Quantified { value, op, all } => {
+                        let value = value.eval(row, ctx)?;
+                        let mut saw_null = false;
+                        for candidate in rows {
+                            let candidate = candidate.first().cloned().unwrap_or(Value::Null);
+                            match ops::compare(&value, &candidate)? {
+                                Some(ordering) if op.holds(ordering) != *all => {
+                                    // ANY found a true one / ALL found a false one.
+                                    return Ok(Value::Bool(!all));
+                                }
+                                Some(_) => {}
+                                None => saw_null = true,
+                            }
+                        }
+                        if saw_null {
+                            Value::Null
+                        } else {
+                            Value::Bool(*all)
+                        }
+                    }
                     SubqueryUse::In { value, negated } => {
                         let value = value.eval(row, ctx)?;
                         if value.is_null() {
@@ -1274,6 +1309,15 @@ impl fmt::Display for Expr {
                 SubqueryUse::In { value, negated } => {
                     let op = if *negated { "<> ALL" } else { "= ANY" };
                     write!(f, "({value} {op} (SubPlan {}))", index + 1)
+                }
+                SubqueryUse::Quantified { value, op, all } => {
+                    let quantifier = if *all { "ALL" } else { "ANY" };
+                    write!(
+                        f,
+                        "({value} {} {quantifier} (SubPlan {}))",
+                        op.symbol(),
+                        index + 1
+                    )
                 }
             },
             Expr::Func(func, args, _) => {

@@ -739,6 +739,55 @@ impl Binder {
                     ty: DataType::Bool,
                 }
             }
+            A::AnyOp {
+                left,
+                compare_op,
+                right,
+                ..
+            }
+            | A::AllOp {
+                left,
+                compare_op,
+                right,
+            } => {
+                let all = matches!(expr, A::AllOp { .. });
+                let ast::Expr::Subquery(query) = right.as_ref() else {
+                    return Err(SqlError::unsupported(
+                        "ANY / ALL over arrays is not supported yet",
+                    ));
+                };
+                let op = match compare_op {
+                    ast::BinaryOperator::Eq => CmpOp::Eq,
+                    ast::BinaryOperator::NotEq => CmpOp::NotEq,
+                    ast::BinaryOperator::Lt => CmpOp::Lt,
+                    ast::BinaryOperator::LtEq => CmpOp::LtEq,
+                    ast::BinaryOperator::Gt => CmpOp::Gt,
+                    ast::BinaryOperator::GtEq => CmpOp::GtEq,
+                    other => {
+                        return Err(SqlError::unsupported(format!(
+                            "{other} ANY/ALL is not supported"
+                        )))
+                    }
+                };
+                let (index, plan) = self.subquery(query)?;
+                if plan.columns.len() != 1 {
+                    return Err(SqlError::syntax("subquery has too many columns"));
+                }
+                let column_type = plan.columns[0].data_type.clone();
+                let value = self.bind(left, scope)?;
+                let value = self.coerce(value, &column_type)?;
+                let probe = Expr::Literal(Value::Null, column_type);
+                self.comparable(value.clone(), probe, op.symbol())?;
+                Expr::Subquery {
+                    index,
+                    usage: SubqueryUse::Quantified {
+                        value: Box::new(value),
+                        op,
+                        all,
+                    },
+                    ty: DataType::Bool,
+                }
+            }
             A::InSubquery {
                 expr: value,
                 subquery,

@@ -651,6 +651,10 @@ fn find_subqueries<'a>(expr: &'a ast::Expr, found: &mut Vec<&'a ast::Query>) {
             find_subqueries(expr, found);
             found.push(subquery);
         }
+        A::AnyOp { left, right, .. } | A::AllOp { left, right, .. } => {
+            find_subqueries(left, found);
+            find_subqueries(right, found);
+        }
         A::BinaryOp { left, right, .. } => {
             find_subqueries(left, found);
             find_subqueries(right, found);
