@@ -254,6 +254,8 @@ pub enum Expr {
         negated: bool,
         /// ILIKE.
         case_insensitive: bool,
+        /// The escape character (backslash unless ESCAPE says otherwise; `None`: ESCAPE '').
+        escape: Option<char>,
     },
     /// `IS [NOT] NULL`
     IsNull(Box<Expr>, bool),
@@ -477,11 +479,13 @@ impl Expr {
                 pattern,
                 negated,
                 case_insensitive,
+                escape,
             } => Expr::Like {
                 expr: b(expr, f)?,
                 pattern: b(pattern, f)?,
                 negated,
                 case_insensitive,
+                escape,
             },
             Expr::InList(e, list, n) => {
                 let e = b(e, f)?;
@@ -612,6 +616,7 @@ impl Expr {
                 pattern,
                 negated,
                 case_insensitive,
+                escape,
             } => {
                 let (value, pattern) = (expr.eval(row, ctx)?, pattern.eval(row, ctx)?);
                 if value.is_null() || pattern.is_null() {
@@ -622,7 +627,7 @@ impl Expr {
                         value = value.to_lowercase();
                         pattern = pattern.to_lowercase();
                     }
-                    Value::Bool(like(&value, &pattern)? != *negated)
+                    Value::Bool(like(&value, &pattern, *escape)? != *negated)
                 }
             }
             Expr::IsNull(e, negated) => Value::Bool(e.eval(row, ctx)?.is_null() != *negated),
@@ -1196,7 +1201,7 @@ fn coerce_result(value: Value, ty: &DataType) -> SqlResult<Value> {
 }
 
 /// SQL LIKE with `%`, `_` and backslash escapes.
-fn like(value: &str, pattern: &str) -> SqlResult<bool> {
+fn like(value: &str, pattern: &str, escape: Option<char>) -> SqlResult<bool> {
     let value: Vec<char> = value.chars().collect();
     let mut tokens = Vec::new();
     let mut chars = pattern.chars();
@@ -1204,7 +1209,7 @@ fn like(value: &str, pattern: &str) -> SqlResult<bool> {
         tokens.push(match c {
             '%' => LikeToken::Any,
             '_' => LikeToken::One,
-            '\\' => match chars.next() {
+            c if Some(c) == escape => match chars.next() {
                 Some(escaped) => LikeToken::Char(escaped),
                 None => {
                     return Err(SqlError::new(
@@ -1280,6 +1285,7 @@ impl fmt::Display for Expr {
                 pattern,
                 negated,
                 case_insensitive,
+                ..
             } => {
                 let op = match (negated, case_insensitive) {
                     (false, false) => "~~",
@@ -1339,13 +1345,18 @@ mod tests {
 
     #[test]
     fn like_matches_wildcards_and_escapes() {
-        assert!(like("hello", "h%o").unwrap());
-        assert!(like("hello", "h_llo").unwrap());
-        assert!(!like("hello", "h_lo").unwrap());
-        assert!(like("50%", "50\\%").unwrap());
-        assert!(!like("500", "50\\%").unwrap());
-        assert!(like("", "%").unwrap());
-        assert!(like("a%b", "a%%b").unwrap());
-        assert!(like("x", "\\").is_err());
+        assert!(like("hello", "h%o", Some('\\')).unwrap());
+        assert!(like("hello", "h_llo", Some('\\')).unwrap());
+        assert!(!like("hello", "h_lo", Some('\\')).unwrap());
+        assert!(like("50%", "50\\%", Some('\\')).unwrap());
+        assert!(!like("500", "50\\%", Some('\\')).unwrap());
+        assert!(like("", "%", Some('\\')).unwrap());
+        assert!(like("a%b", "a%%b", Some('\\')).unwrap());
+        assert!(like("x", "\\", Some('\\')).is_err());
+        assert!(like("50%", "50!%", Some('!')).unwrap(), "ESCAPE '!'");
+        assert!(
+            like("a\\b", "a\\b", None).unwrap(),
+            "ESCAPE '' makes backslash ordinary"
+        );
     }
 }

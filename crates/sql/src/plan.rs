@@ -945,11 +945,21 @@ impl Binder {
         case_insensitive: bool,
         scope: &Scope,
     ) -> SqlResult<Expr> {
-        if escape_char.is_some() {
-            return Err(SqlError::unsupported(
-                "LIKE ... ESCAPE is not supported yet",
-            ));
-        }
+        let escape = match escape_char.as_deref() {
+            None => Some('\\'),
+            Some(ast::Expr::Value(v)) => match string_value(&v.value) {
+                Some(text) if text.is_empty() => None,
+                Some(text) if text.chars().count() == 1 => text.chars().next(),
+                _ => {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_ESCAPE_SEQUENCE,
+                        "invalid escape string",
+                    )
+                    .with_hint("Escape string must be empty or one character."))
+                }
+            },
+            Some(_) => return Err(SqlError::unsupported("ESCAPE must be a string literal")),
+        };
         let value = self.bind(value, scope)?;
         let value = self.coerce(value, &DataType::Text)?;
         let pattern = self.bind(pattern, scope)?;
@@ -962,6 +972,7 @@ impl Binder {
             pattern: Box::new(pattern),
             negated,
             case_insensitive,
+            escape,
         })
     }
 
