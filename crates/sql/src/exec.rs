@@ -763,6 +763,18 @@ fn non_negative(
 /// Joins `left` rows with the rows of `step`'s table: by primary-key lookup per left row
 /// when the ON condition fixes the right key, else by a nested loop over the right table read
 /// once. Outer joins pad the missing side with NULLs.
+/// The 1-based bucket of row `pos` of `rows` split into `buckets` as evenly as possible, the
+/// first `rows % buckets` buckets one row larger (PostgreSQL's ntile).
+fn ntile(pos: usize, rows: usize, buckets: usize) -> usize {
+    let small = rows / buckets;
+    let large_rows = (rows % buckets) * (small + 1);
+    if pos < large_rows {
+        pos / (small + 1) + 1
+    } else {
+        (rows % buckets) + (pos - large_rows) / small.max(1) + 1
+    }
+}
+
 async fn join(
     txn: &mut Transaction,
     left: Vec<Vec<Value>>,
@@ -1054,6 +1066,26 @@ fn compute_windows(
                     WindowFunc::RowNumber => Value::Int8(pos as i64 + 1),
                     WindowFunc::Rank => Value::Int8(first_peer[pos] as i64 + 1),
                     WindowFunc::DenseRank => Value::Int8(dense[pos]),
+                    WindowFunc::PercentRank => Value::Float8(if part.len() > 1 {
+                        first_peer[pos] as f64 / (part.len() - 1) as f64
+                    } else {
+                        0.0
+                    }),
+                    WindowFunc::CumeDist => {
+                        Value::Float8((last_peer[pos] + 1) as f64 / part.len() as f64)
+                    }
+                    WindowFunc::Ntile => match arg(0, pos)? {
+                        Value::Null => Value::Null,
+                        Value::Int4(buckets) if buckets > 0 => {
+                            Value::Int4(ntile(pos, part.len(), buckets as usize) as i32)
+                        }
+                        _ => {
+                            return Err(SqlError::new(
+                                SqlState("22014"),
+                                "argument of ntile must be greater than zero",
+                            ))
+                        }
+                    },
                     WindowFunc::Lag | WindowFunc::Lead => {
                         let offset = match call.args.get(1) {
                             Some(_) => match arg(1, pos)? {

@@ -168,6 +168,12 @@ pub enum WindowFunc {
     Rank,
     /// dense_rank()
     DenseRank,
+    /// percent_rank(): (rank - 1) / (partition rows - 1)
+    PercentRank,
+    /// cume_dist(): rows up to the last peer / partition rows
+    CumeDist,
+    /// ntile(buckets)
+    Ntile,
     /// lag(x [, offset [, default]])
     Lag,
     /// lead(x [, offset [, default]])

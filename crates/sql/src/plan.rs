@@ -1663,6 +1663,12 @@ impl Binder {
             ("row_number", 0) => (WindowFunc::RowNumber, DataType::Int8),
             ("rank", 0) => (WindowFunc::Rank, DataType::Int8),
             ("dense_rank", 0) => (WindowFunc::DenseRank, DataType::Int8),
+            ("percent_rank", 0) => (WindowFunc::PercentRank, DataType::Float8),
+            ("cume_dist", 0) => (WindowFunc::CumeDist, DataType::Float8),
+            ("ntile", 1) => {
+                bound[0] = self.coerce(bound[0].clone(), &DataType::Int4)?;
+                (WindowFunc::Ntile, DataType::Int4)
+            }
             ("lag" | "lead", 1..=3) => {
                 let func = if name == "lag" {
                     WindowFunc::Lag
