@@ -431,6 +431,12 @@ pub fn table_name(name: &ast::ObjectName) -> SqlResult<String> {
 #[derive(Clone, Default)]
 pub struct Scope {
     tables: Vec<ScopeTable>,
+    /// Row positions an unqualified name skips: the side of a JOIN ... USING column that the
+    /// merged column does not come from, with how many tables the scope had by then.
+    merged_away: Vec<(usize, usize)>,
+    /// Once a FROM clause has a USING or NATURAL join, the row positions `SELECT *` shows, in
+    /// PostgreSQL's order (each join's merged columns first).
+    star: Option<Vec<usize>>,
 }
 
 /// One table of a [`Scope`].
@@ -498,7 +504,43 @@ impl Scope {
     pub fn prefix(scope: &Scope, n: usize) -> Scope {
         Scope {
             tables: scope.tables.iter().take(n).cloned().collect(),
+            merged_away: scope
+                .merged_away
+                .iter()
+                .copied()
+                .filter(|&(_, tables)| tables <= n)
+                .collect(),
+            star: None,
         }
+    }
+
+    /// Makes an unqualified `name` skip row position `index` (merged away by USING).
+    pub fn merge_away(&mut self, index: usize) {
+        self.merged_away.push((index, self.tables.len()));
+    }
+
+    /// Sets the columns and order of `SELECT *`.
+    pub fn set_star(&mut self, positions: Vec<usize>) {
+        self.star = Some(positions);
+    }
+
+    /// The row positions `SELECT *` shows, if a USING or NATURAL join chose them.
+    pub fn star(&self) -> Option<&[usize]> {
+        self.star.as_deref()
+    }
+
+    /// The table holding row position `index`, and the column's index in that table.
+    pub fn column_at(&self, index: usize) -> Option<(&ScopeTable, usize)> {
+        self.tables
+            .iter()
+            .rev()
+            .find(|t| t.offset <= index)
+            .map(|t| (t, index - t.offset))
+    }
+
+    /// Whether an unqualified name may resolve to row position `index`.
+    pub fn unqualified_visible(&self, index: usize) -> bool {
+        !self.merged_away.iter().any(|&(i, _)| i == index)
     }
 
     /// The tables, in FROM order.
@@ -1016,6 +1058,7 @@ impl Binder {
             t.table
                 .column_index(&name)
                 .filter(|&i| !t.table.columns[i].hidden)
+                .filter(|&i| qualifier.is_some() || scope.unqualified_visible(t.offset + i))
                 .map(|i| (t, i))
         });
         let (table, index) = matches.next().ok_or_else(missing)?;

@@ -12,8 +12,8 @@ use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr};
 use crate::plan::{
     common_type, ident_name, table_name, Access, Aggregation, Binder, DeletePlan, InsertPlan,
-    InsertSource, JoinKind, JoinStep, Plan, Scan, Scope, SelectPlan, SetOperation, SetOperator,
-    SortKey, TxnModes, UpdatePlan,
+    InsertSource, JoinKind, JoinStep, Plan, Scan, Scope, ScopeTable, SelectPlan, SetOperation,
+    SetOperator, SortKey, TxnModes, UpdatePlan,
 };
 use crate::types::DataType;
 use crate::Column;
@@ -419,15 +419,22 @@ async fn from_clause(
 ) -> SqlResult<(Scope, Vec<(JoinKind, Option<ast::Expr>)>)> {
     let mut scope = Scope::empty();
     let mut joins = Vec::new();
+    // SELECT * order, per FROM item, only needed once a USING or NATURAL join reorders it.
+    let mut star = Vec::new();
+    let mut reordered = false;
     for (n, item) in from.iter().enumerate() {
         let (table, name, derived) = relation(txn, &item.relation, binder).await?;
         scope.push(table, name, derived)?;
+        let item_start = scope.tables().len() - 1;
+        let mut item_star = visible_positions(&scope.tables()[item_start]);
         if n > 0 {
             joins.push((JoinKind::Inner, None));
         }
         for join in &item.joins {
             let (table, name, derived) = relation(txn, &join.relation, binder).await?;
             scope.push(table, name, derived)?;
+            let right = scope.tables().len() - 1;
+            let right_star = visible_positions(&scope.tables()[right]);
             use ast::JoinOperator as J;
             let (kind, constraint) = match &join.join_operator {
                 J::Join(c) | J::Inner(c) => (JoinKind::Inner, c),
@@ -441,24 +448,172 @@ async fn from_clause(
                     )))
                 }
             };
-            let on = match constraint {
-                ast::JoinConstraint::On(on) => Some(on.clone()),
-                ast::JoinConstraint::None => None,
-                ast::JoinConstraint::Using(_) | ast::JoinConstraint::Natural => {
-                    return Err(SqlError::unsupported(
-                        "JOIN ... USING and NATURAL JOIN are not supported yet; write the ON condition",
-                    ))
+            let using_or_natural = matches!(
+                constraint,
+                ast::JoinConstraint::Using(_) | ast::JoinConstraint::Natural
+            );
+            let using: Option<Vec<String>> = match constraint {
+                ast::JoinConstraint::Using(names) => {
+                    Some(names.iter().map(table_name).collect::<SqlResult<_>>()?)
                 }
+                ast::JoinConstraint::Natural => {
+                    Some(natural_columns(&scope, &item_star, &scope.tables()[right]))
+                }
+                _ => None,
             };
-            if on.is_none() && kind != JoinKind::Inner {
+            let on = match (constraint, using) {
+                (ast::JoinConstraint::On(on), _) => Some(on.clone()),
+                (_, Some(columns)) => {
+                    reordered = true;
+                    let (on, merged) = using_join(&mut scope, &item_star, right, kind, &columns)?;
+                    let rest = |positions: &[usize]| -> Vec<usize> {
+                        positions
+                            .iter()
+                            .copied()
+                            .filter(|p| scope.unqualified_visible(*p) && !merged.contains(p))
+                            .collect()
+                    };
+                    let mut order = merged.clone();
+                    order.extend(rest(&item_star));
+                    order.extend(rest(&right_star));
+                    item_star = order;
+                    on
+                }
+                _ => None,
+            };
+            if !using_or_natural {
+                item_star.extend(right_star);
+            }
+            if on.is_none() && kind != JoinKind::Inner && !using_or_natural {
                 return Err(SqlError::syntax(
                     "syntax error: an outer join needs an ON condition",
                 ));
             }
             joins.push((kind, on));
         }
+        star.extend(item_star);
+    }
+    if reordered {
+        scope.set_star(star);
     }
     Ok((scope, joins))
+}
+
+/// The row positions of a table's columns that `SELECT *` shows.
+fn visible_positions(entry: &ScopeTable) -> Vec<usize> {
+    entry
+        .table
+        .visible_columns()
+        .map(|i| entry.offset + i)
+        .collect()
+}
+
+/// NATURAL JOIN's columns: the names the left side (`left` row positions) and the right
+/// table have in common, in the left side's order.
+fn natural_columns(scope: &Scope, left: &[usize], right: &ScopeTable) -> Vec<String> {
+    left.iter()
+        .filter(|p| scope.unqualified_visible(**p))
+        .filter_map(|&p| scope.column_at(p))
+        .map(|(t, i)| t.table.columns[i].name.clone())
+        .filter(|name| {
+            right
+                .table
+                .column_index(name)
+                .is_some_and(|i| !right.table.columns[i].hidden)
+        })
+        .collect()
+}
+
+/// JOIN ... USING (columns): the equivalent ON condition, and the row positions of the merged
+/// columns (taken from the side whose value survives the join). The other side's columns are
+/// merged away, so an unqualified name means the merged column.
+fn using_join(
+    scope: &mut Scope,
+    left: &[usize],
+    right: usize,
+    kind: JoinKind,
+    columns: &[String],
+) -> SqlResult<(Option<ast::Expr>, Vec<usize>)> {
+    if kind == JoinKind::Full {
+        return Err(SqlError::unsupported(
+            "FULL JOIN ... USING is not supported yet; write the ON condition",
+        ));
+    }
+    let qualified = |table: &str, column: &str| {
+        ast::Expr::CompoundIdentifier(vec![
+            ast::Ident::with_quote('"', table),
+            ast::Ident::with_quote('"', column),
+        ])
+    };
+    let mut on: Option<ast::Expr> = None;
+    let mut merged = Vec::new();
+    for (k, column) in columns.iter().enumerate() {
+        if columns[..k].contains(column) {
+            return Err(SqlError::new(
+                SqlState("42701"),
+                format!("column name \"{column}\" appears more than once in USING clause"),
+            ));
+        }
+        let mut found = left.iter().copied().filter(|&p| {
+            scope.unqualified_visible(p)
+                && scope
+                    .column_at(p)
+                    .is_some_and(|(t, i)| t.table.columns[i].name == *column)
+        });
+        let Some(left_pos) = found.next() else {
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!(
+                    "column \"{column}\" specified in USING clause does not exist in left table"
+                ),
+            ));
+        };
+        if found.next().is_some() {
+            return Err(SqlError::new(
+                SqlState::AMBIGUOUS_COLUMN,
+                format!("common column name \"{column}\" appears more than once in left table"),
+            ));
+        }
+        let right_entry = &scope.tables()[right];
+        let Some(right_index) = right_entry
+            .table
+            .column_index(column)
+            .filter(|&i| !right_entry.table.columns[i].hidden)
+        else {
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!(
+                    "column \"{column}\" specified in USING clause does not exist in right table"
+                ),
+            ));
+        };
+        let right_pos = right_entry.offset + right_index;
+        let left_name = scope
+            .column_at(left_pos)
+            .map(|(t, _)| t.name.clone())
+            .unwrap_or_default();
+        let condition = ast::Expr::BinaryOp {
+            left: Box::new(qualified(&left_name, column)),
+            op: ast::BinaryOperator::Eq,
+            right: Box::new(qualified(&right_entry.name, column)),
+        };
+        on = Some(match on {
+            None => condition,
+            Some(earlier) => ast::Expr::BinaryOp {
+                left: Box::new(earlier),
+                op: ast::BinaryOperator::And,
+                right: Box::new(condition),
+            },
+        });
+        let (kept, dropped) = if kind == JoinKind::Right {
+            (right_pos, left_pos)
+        } else {
+            (left_pos, right_pos)
+        };
+        scope.merge_away(dropped);
+        merged.push(kept);
+    }
+    Ok((on, merged))
 }
 
 /// One table of a FROM clause: the table, the name it goes by, and for a derived table (a
@@ -1082,22 +1237,29 @@ async fn plan_select(
                     }
                     _ => None,
                 };
-                for entry in scope.tables() {
-                    if only.as_ref().is_some_and(|o| *o != entry.name) {
+                let positions: Vec<usize> = match (&only, scope.star()) {
+                    (None, Some(star)) => star.to_vec(),
+                    _ => scope
+                        .tables()
+                        .iter()
+                        .filter(|entry| only.as_ref().is_none_or(|o| *o == entry.name))
+                        .flat_map(visible_positions)
+                        .collect(),
+                };
+                for position in positions {
+                    let Some((entry, i)) = scope.column_at(position) else {
                         continue;
-                    }
-                    for i in entry.table.visible_columns() {
-                        let column = &entry.table.columns[i];
-                        projection.push(Expr::Column {
-                            index: entry.offset + i,
-                            name: column.name.clone(),
-                            ty: column.data_type.clone(),
-                        });
-                        columns.push(Column {
-                            name: column.name.clone(),
-                            data_type: column.data_type.clone(),
-                        });
-                    }
+                    };
+                    let column = &entry.table.columns[i];
+                    projection.push(Expr::Column {
+                        index: position,
+                        name: column.name.clone(),
+                        ty: column.data_type.clone(),
+                    });
+                    columns.push(Column {
+                        name: column.name.clone(),
+                        data_type: column.data_type.clone(),
+                    });
                 }
             }
             ast::SelectItem::UnnamedExpr(expr) => {
