@@ -1008,20 +1008,20 @@ async fn plan_set_operation(
             operator.name()
         )));
     }
+    // A bare NULL or quoted literal in a side's select list takes the other side's type.
+    let side_type = |side: &SelectPlan, i: usize| match side.projection.get(i).map(Expr::ty) {
+        Some(DataType::Unknown) => DataType::Unknown,
+        _ => side.columns[i].data_type.clone(),
+    };
     let mut columns = Vec::with_capacity(left.columns.len());
-    for (l, r) in left.columns.iter().zip(&right.columns) {
-        let ty =
-            common_type([l.data_type.clone(), r.data_type.clone()].into_iter()).map_err(|_| {
-                SqlError::new(
-                    SqlState::DATATYPE_MISMATCH,
-                    format!(
-                        "{} types {} and {} cannot be matched",
-                        operator.name(),
-                        l.data_type,
-                        r.data_type
-                    ),
-                )
-            })?;
+    for (i, l) in left.columns.iter().enumerate() {
+        let (lt, rt) = (side_type(&left, i), side_type(&right, i));
+        let ty = common_type([lt.clone(), rt.clone()].into_iter()).map_err(|_| {
+            SqlError::new(
+                SqlState::DATATYPE_MISMATCH,
+                format!("{} types {lt} and {rt} cannot be matched", operator.name()),
+            )
+        })?;
         columns.push(Column {
             name: l.name.clone(),
             data_type: ty,
