@@ -624,13 +624,7 @@ async fn relation(
     binder: &mut Binder,
 ) -> SqlResult<(Arc<TableDesc>, String, Option<Arc<SelectPlan>>)> {
     let alias_name = |alias: &Option<ast::TableAlias>| -> SqlResult<Option<String>> {
-        match alias {
-            Some(alias) if !alias.columns.is_empty() => Err(SqlError::unsupported(
-                "column aliases in FROM are not supported yet",
-            )),
-            Some(alias) => Ok(Some(ident_name(&alias.name))),
-            None => Ok(None),
-        }
+        Ok(alias.as_ref().map(|alias| ident_name(&alias.name)))
     };
     match factor {
         ast::TableFactor::Table {
@@ -654,10 +648,12 @@ async fn relation(
             if let Some(query) = cte {
                 let plan = Box::pin(plan_query(txn, &query, binder)).await?;
                 let visible = alias_name(alias)?.unwrap_or(table_name);
-                return Ok((derived_table(&plan), visible, Some(Arc::new(plan))));
+                let table = with_column_aliases(derived_table(&plan), &visible, alias)?;
+                return Ok((table, visible, Some(Arc::new(plan))));
             }
             let table = catalog::require(txn, &table_name).await?;
             let visible = alias_name(alias)?.unwrap_or_else(|| table.name.clone());
+            let table = with_column_aliases(table, &visible, alias)?;
             Ok((table, visible, None))
         }
         ast::TableFactor::Derived {
@@ -670,12 +666,41 @@ async fn relation(
                 return Err(SqlError::syntax("subquery in FROM must have an alias"));
             };
             let plan = Box::pin(plan_query(txn, subquery, binder)).await?;
-            Ok((derived_table(&plan), visible, Some(Arc::new(plan))))
+            let table = with_column_aliases(derived_table(&plan), &visible, alias)?;
+            Ok((table, visible, Some(Arc::new(plan))))
         }
         other => Err(SqlError::unsupported(format!(
             "FROM {other} is not supported yet"
         ))),
     }
+}
+
+/// Renames the first columns of a FROM item as its alias lists them (`AS t (a, b)`); the
+/// columns not listed keep their names.
+fn with_column_aliases(
+    table: Arc<TableDesc>,
+    visible: &str,
+    alias: &Option<ast::TableAlias>,
+) -> SqlResult<Arc<TableDesc>> {
+    let Some(alias) = alias.as_ref().filter(|a| !a.columns.is_empty()) else {
+        return Ok(table);
+    };
+    let positions: Vec<usize> = table.visible_columns().collect();
+    if alias.columns.len() > positions.len() {
+        return Err(SqlError::new(
+            SqlState::INVALID_COLUMN_REFERENCE,
+            format!(
+                "table \"{visible}\" has {} columns available but {} columns specified",
+                positions.len(),
+                alias.columns.len()
+            ),
+        ));
+    }
+    let mut renamed = (*table).clone();
+    for (column, &position) in alias.columns.iter().zip(&positions) {
+        renamed.columns[position].name = ident_name(&column.name);
+    }
+    Ok(Arc::new(renamed))
 }
 
 /// The columns of a derived table, as a table description (id 0: no rows in storage).
