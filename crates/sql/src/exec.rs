@@ -16,7 +16,7 @@ use cairn_types::{Key, KeyRange};
 
 use crate::catalog::TableDesc;
 use crate::error::{SqlError, SqlResult, SqlState};
-use crate::expr::{truth, AggFunc, EvalContext, Expr};
+use crate::expr::{truth, AggCall, AggFunc, EvalContext, Expr};
 use crate::plan::{Access, Aggregation, InsertSource, Plan, Scan, SelectPlan};
 use crate::types::ops::{self, ArithOp};
 use crate::types::{cast, keycode, row as rowcode, text, DataType, Value};
@@ -664,6 +664,12 @@ fn aggregate(
     };
     let mut groups: HashMap<GroupKey, (Vec<Accumulator>, Vec<Vec<GroupKey>>)> = HashMap::new();
     let mut order: Vec<GroupKey> = Vec::new();
+    // Each row's group, for the calls with their own ORDER BY, fed after the others.
+    let mut row_groups = Vec::with_capacity(rows.len());
+    let ordered_calls = aggregation
+        .aggregates
+        .iter()
+        .any(|call| !call.order_by.is_empty());
     for row in &rows {
         let key: Vec<Value> = aggregation
             .group_by
@@ -686,34 +692,43 @@ fn aggregate(
         let Some((accumulators, seen)) = groups.get_mut(&key) else {
             continue;
         };
-        for (i, (call, acc)) in aggregation
-            .aggregates
-            .iter()
-            .zip(accumulators.iter_mut())
-            .enumerate()
-        {
-            if let Some(filter) = &call.filter {
-                if truth(&filter.eval(row, &ctx.eval())?)? != Some(true) {
-                    continue;
-                }
+        for (i, call) in aggregation.aggregates.iter().enumerate() {
+            if call.order_by.is_empty() {
+                feed_aggregate(call, &mut accumulators[i], &mut seen[i], row, ctx)?;
             }
-            let value = match &call.arg {
-                Some(e) => Some(e.eval(row, &ctx.eval())?),
-                None => None,
+        }
+        if ordered_calls {
+            row_groups.push(key);
+        }
+    }
+    for (i, call) in aggregation.aggregates.iter().enumerate() {
+        if call.order_by.is_empty() {
+            continue;
+        }
+        let mut keyed = Vec::with_capacity(rows.len());
+        for (n, row) in rows.iter().enumerate() {
+            let key: Vec<Value> = call
+                .order_by
+                .iter()
+                .map(|(e, _, _)| e.eval(row, &ctx.eval()))
+                .collect::<SqlResult<_>>()?;
+            keyed.push((key, n));
+        }
+        keyed.sort_by(|(a, _), (b, _)| {
+            a.iter()
+                .zip(b)
+                .zip(&call.order_by)
+                .map(|((x, y), (_, descending, nulls_first))| {
+                    key_order(x, y, *descending, *nulls_first)
+                })
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(Ordering::Equal)
+        });
+        for (_, n) in keyed {
+            let Some((accumulators, seen)) = groups.get_mut(&row_groups[n]) else {
+                continue;
             };
-            if let (Accumulator::StringAgg(_, delimiter), Some(d)) = (&mut *acc, &call.delimiter) {
-                *delimiter = Some(d.eval(row, &ctx.eval())?);
-            }
-            if call.distinct {
-                if let Some(v) = &value {
-                    let marker = GroupKey(vec![v.clone()]);
-                    if v.is_null() || seen[i].contains(&marker) {
-                        continue;
-                    }
-                    seen[i].push(marker);
-                }
-            }
-            acc.add(value)?;
+            feed_aggregate(call, &mut accumulators[i], &mut seen[i], &rows[n], ctx)?;
         }
     }
     // Aggregates without GROUP BY make one row even from no input.
@@ -738,6 +753,38 @@ fn aggregate(
         out.push(row);
     }
     Ok(out)
+}
+
+/// Adds one input row to an aggregate call's accumulator, after its FILTER and DISTINCT.
+fn feed_aggregate(
+    call: &AggCall,
+    acc: &mut Accumulator,
+    seen: &mut Vec<GroupKey>,
+    row: &[Value],
+    ctx: &ExecContext<'_>,
+) -> SqlResult<()> {
+    if let Some(filter) = &call.filter {
+        if truth(&filter.eval(row, &ctx.eval())?)? != Some(true) {
+            return Ok(());
+        }
+    }
+    let value = match &call.arg {
+        Some(e) => Some(e.eval(row, &ctx.eval())?),
+        None => None,
+    };
+    if let (Accumulator::StringAgg(_, delimiter), Some(d)) = (&mut *acc, &call.delimiter) {
+        *delimiter = Some(d.eval(row, &ctx.eval())?);
+    }
+    if call.distinct {
+        if let Some(v) = &value {
+            let marker = GroupKey(vec![v.clone()]);
+            if v.is_null() || seen.contains(&marker) {
+                return Ok(());
+            }
+            seen.push(marker);
+        }
+    }
+    acc.add(value)
 }
 
 fn non_negative(

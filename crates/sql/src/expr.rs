@@ -213,6 +213,9 @@ pub struct AggCall {
     pub filter: Option<Expr>,
     /// string_agg's delimiter.
     pub delimiter: Option<Expr>,
+    /// ORDER BY inside the call: the order its inputs are fed in (expression, descending,
+    /// nulls first).
+    pub order_by: Vec<(Expr, bool, bool)>,
 }
 
 /// An expression with names resolved and types known.

@@ -1322,6 +1322,7 @@ impl Binder {
         if let Some(over) = &function.over {
             return self.window(&name, function, over, scope);
         }
+        let mut order_clause: &[ast::OrderByExpr] = &[];
         let (args, distinct, star) = match &function.args {
             ast::FunctionArguments::None => (vec![], false, false),
             ast::FunctionArguments::Subquery(_) => {
@@ -1332,6 +1333,16 @@ impl Binder {
                     list.duplicate_treatment,
                     Some(ast::DuplicateTreatment::Distinct)
                 );
+                for clause in &list.clauses {
+                    match clause {
+                        ast::FunctionArgumentClause::OrderBy(items) => order_clause = items,
+                        other => {
+                            return Err(SqlError::unsupported(format!(
+                                "{other} in a function call is not supported"
+                            )))
+                        }
+                    }
+                }
                 let mut args = Vec::new();
                 let mut star = false;
                 for arg in &list.args {
@@ -1360,6 +1371,12 @@ impl Binder {
             "bool_or" => Some(AggFunc::BoolOr),
             _ => None,
         };
+        if aggregate.is_none() && !order_clause.is_empty() {
+            return Err(SqlError::new(
+                SqlState("42809"),
+                format!("ORDER BY specified, but {name} is not an aggregate function"),
+            ));
+        }
         if aggregate.is_none() && function.filter.is_some() {
             return Err(SqlError::new(
                 SqlState("42809"),
@@ -1411,6 +1428,12 @@ impl Binder {
                 }
                 None => None,
             };
+            let mut order_by = Vec::with_capacity(order_clause.len());
+            for item in order_clause {
+                let descending = matches!(item.options.sort, Some(ast::OrderBySort::Desc));
+                let nulls_first = item.options.nulls_first.unwrap_or(descending);
+                order_by.push((self.bind(&item.expr, scope)?, descending, nulls_first));
+            }
             self.allow_aggregates = true;
             let arg = match arg {
                 Some(a) if a.ty() == DataType::Unknown => {
@@ -1431,6 +1454,7 @@ impl Binder {
                 distinct,
                 filter,
                 delimiter,
+                order_by,
             });
             return Ok(Expr::Aggregate {
                 index,
