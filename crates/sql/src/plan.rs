@@ -557,7 +557,7 @@ pub struct Binder {
     /// cannot), by the address of their AST node.
     pub subqueries: Vec<(usize, SelectPlan)>,
     /// WITH queries in scope, innermost last: a FROM reference to one plans it there.
-    pub ctes: Vec<(String, ast::Query)>,
+    pub ctes: Vec<(String, ast::Query, ast::TableAlias)>,
     /// Aggregate calls met while binding (when allowed).
     pub aggregates: Vec<AggCall>,
     /// Window calls met while binding (when allowed).

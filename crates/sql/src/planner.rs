@@ -641,14 +641,16 @@ async fn relation(
                         .ctes
                         .iter()
                         .rev()
-                        .find(|(n, _)| *n == table_name)
-                        .map(|(_, q)| q.clone())
+                        .find(|(n, _, _)| *n == table_name)
+                        .map(|(_, q, columns)| (q.clone(), columns.clone()))
                 })
                 .flatten();
-            if let Some(query) = cte {
+            if let Some((query, cte_alias)) = cte {
                 let plan = Box::pin(plan_query(txn, &query, binder)).await?;
+                let table =
+                    with_column_aliases(derived_table(&plan), &table_name, &Some(cte_alias))?;
                 let visible = alias_name(alias)?.unwrap_or(table_name);
-                let table = with_column_aliases(derived_table(&plan), &visible, alias)?;
+                let table = with_column_aliases(table, &visible, alias)?;
                 return Ok((table, visible, Some(Arc::new(plan))));
             }
             let table = catalog::require(txn, &table_name).await?;
@@ -917,14 +919,11 @@ pub async fn plan_query(
             return Err(SqlError::unsupported("WITH RECURSIVE is not supported yet"));
         }
         for cte in &with.cte_tables {
-            if !cte.alias.columns.is_empty() {
-                return Err(SqlError::unsupported(
-                    "column lists on WITH queries are not supported yet",
-                ));
-            }
-            binder
-                .ctes
-                .push((ident_name(&cte.alias.name), (*cte.query).clone()));
+            binder.ctes.push((
+                ident_name(&cte.alias.name),
+                (*cte.query).clone(),
+                cte.alias.clone(),
+            ));
         }
     }
     let planned = plan_query_body(txn, query, binder).await;
