@@ -1620,38 +1620,80 @@ fn plan_values(
             "ORDER BY and LIMIT on VALUES are not supported yet",
         ));
     }
-    // A VALUES list becomes a SELECT per row... kept simple: one row only outside INSERT.
-    let [row] = values.rows.as_slice() else {
-        return Err(SqlError::unsupported(
-            "VALUES with several rows is only supported in INSERT",
-        ));
-    };
-    let mut projection = Vec::new();
-    let mut columns = Vec::new();
-    for (i, expr) in row.content.iter().enumerate() {
-        let bound = binder.bind(expr, &Scope::empty())?;
+    let mut rows = Vec::with_capacity(values.rows.len());
+    for row in &values.rows {
+        let bound: Vec<Expr> = row
+            .content
+            .iter()
+            .map(|e| binder.bind(e, &Scope::empty()))
+            .collect::<SqlResult<_>>()?;
+        if rows
+            .first()
+            .is_some_and(|first: &Vec<Expr>| first.len() != bound.len())
+        {
+            return Err(SqlError::syntax("VALUES lists must all be the same length"));
+        }
+        rows.push(bound);
+    }
+    let width = rows.first().map_or(0, Vec::len);
+    // Every row's column i takes the type all rows' column i share, as PostgreSQL resolves it.
+    let mut columns = Vec::with_capacity(width);
+    for i in 0..width {
+        let data_type = common_type(rows.iter().map(|r| r[i].ty())).map_err(|e| {
+            SqlError::new(SqlState::DATATYPE_MISMATCH, format!("VALUES {}", e.message))
+        })?;
+        for row in &mut rows {
+            row[i] = binder.coerce(row[i].clone(), &data_type)?;
+        }
         columns.push(Column {
             name: format!("column{}", i + 1),
-            data_type: output_type(&bound),
+            data_type,
         });
-        projection.push(bound);
     }
-    Ok(SelectPlan {
+    Ok(values_tree(rows, &columns))
+}
+
+/// The rows of a VALUES list as a balanced tree of UNION ALLs of one-row selects (balanced so
+/// that long lists do not recurse deeply).
+fn values_tree(mut rows: Vec<Vec<Expr>>, columns: &[Column]) -> SelectPlan {
+    let mut plan = SelectPlan {
         joins: vec![],
         filter: None,
         set_operation: None,
         subqueries: vec![],
         scan: None,
         aggregation: None,
-        projection,
-        columns,
+        projection: vec![],
+        columns: columns.to_vec(),
         distinct: false,
         distinct_on: vec![],
         windows: vec![],
         order_by: vec![],
         limit: None,
         offset: None,
-    })
+    };
+    if rows.len() <= 1 {
+        plan.projection = rows.pop().unwrap_or_default();
+        return plan;
+    }
+    let right = rows.split_off(rows.len() / 2);
+    plan.projection = columns
+        .iter()
+        .enumerate()
+        .map(|(index, c)| Expr::Column {
+            index,
+            name: c.name.clone(),
+            ty: c.data_type.clone(),
+        })
+        .collect();
+    plan.set_operation = Some(Box::new(SetOperation {
+        operator: SetOperator::Union,
+        all: true,
+        left: values_tree(rows, columns),
+        right: values_tree(right, columns),
+        types: columns.iter().map(|c| c.data_type.clone()).collect(),
+    }));
+    plan
 }
 
 fn returning(
