@@ -112,6 +112,8 @@ pub enum Func {
     Reverse,
     /// concat(...): NULLs ignored
     Concat,
+    /// format(fmt, ...): %s, %I, %L and %%, optionally with an argument position (%2$s)
+    Format,
     /// round(x [, scale])
     Round,
     /// trunc(x [, scale])
@@ -768,6 +770,105 @@ pub fn truth(value: &Value) -> SqlResult<Option<bool>> {
     }
 }
 
+/// PostgreSQL's format(): `%s` (NULL as empty), `%I` (quoted as an identifier when needed),
+/// `%L` (quoted as a literal, NULL as NULL), `%%`, each optionally `%n$` to pick argument n.
+fn format(template: &str, args: &[Value]) -> SqlResult<String> {
+    let invalid = |message: String| SqlError::new(SqlState::INVALID_PARAMETER_VALUE, message);
+    let mut out = String::with_capacity(template.len());
+    let mut chars = template.chars().peekable();
+    let mut next_arg = 0;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+            digits.push(d);
+            chars.next();
+        }
+        let position = if digits.is_empty() {
+            None
+        } else if chars.peek() == Some(&'$') {
+            chars.next();
+            match digits.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n - 1),
+                _ => {
+                    return Err(invalid(
+                        "format specifies argument 0, but arguments are numbered from 1".into(),
+                    ))
+                }
+            }
+        } else {
+            return Err(SqlError::unsupported(
+                "width in format() is not supported yet",
+            ));
+        };
+        let Some(kind) = chars.next() else {
+            return Err(invalid("unterminated format() type specifier".into()));
+        };
+        if kind == '%' && position.is_none() {
+            out.push('%');
+            continue;
+        }
+        if !matches!(kind, 's' | 'I' | 'L') {
+            return Err(invalid(format!(
+                "unrecognized format() type specifier \"{kind}\""
+            )));
+        }
+        let index = position.unwrap_or(next_arg);
+        next_arg = index + 1;
+        let Some(value) = args.get(index) else {
+            return Err(invalid("too few arguments for format()".into()));
+        };
+        match (kind, value) {
+            ('s', Value::Null) => {}
+            ('s', v) => out.push_str(&as_text(v)),
+            ('I', Value::Null) => {
+                return Err(SqlError::new(
+                    SqlState("22004"),
+                    "null values cannot be formatted as an SQL identifier",
+                ))
+            }
+            ('I', v) => out.push_str(&quote_ident(&as_text(v))),
+            (_, Value::Null) => out.push_str("NULL"),
+            (_, v) => out.push_str(&quote_literal(&as_text(v))),
+        }
+    }
+    Ok(out)
+}
+
+/// An identifier as SQL text: bare when it is lower case and not a keyword, quoted otherwise.
+/// (Keywords are sqlparser's, a superset of PostgreSQL's reserved ones, so some unreserved
+/// keywords are quoted where PostgreSQL would not; the result names the same thing.)
+fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && sqlparser::keywords::ALL_KEYWORDS
+            .binary_search(&name.to_ascii_uppercase().as_str())
+            .is_err();
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// A string as an SQL literal, with PostgreSQL's E'' form when it holds backslashes.
+fn quote_literal(text: &str) -> String {
+    let body = text.replace('\'', "''");
+    if text.contains('\\') {
+        format!("E'{}'", body.replace('\\', "\\\\"))
+    } else {
+        format!("'{body}'")
+    }
+}
+
 fn as_text(value: &Value) -> String {
     match value {
         Value::Text(s) => s.clone(),
@@ -831,6 +932,8 @@ fn eval_func(
             }
             Value::Text(out)
         }
+        Func::Format if first.is_null() => Value::Null,
+        Func::Format => Value::Text(format(&as_text(&first), &values[1..])?),
         _ if values.iter().any(Value::is_null) => Value::Null,
         Func::Replace => {
             let (s, from, to) = (as_text(&first), as_text(&values[1]), as_text(&values[2]));

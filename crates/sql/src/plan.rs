@@ -1524,6 +1524,7 @@ impl Binder {
             ("repeat", 2) => (Func::Repeat, DataType::Text),
             ("reverse", 1) => (Func::Reverse, DataType::Text),
             ("concat", _) => (Func::Concat, DataType::Text),
+            ("format", 1..) => (Func::Format, DataType::Text),
             ("round" | "trunc", 1) | ("ceil" | "ceiling" | "floor", 1) => {
                 let func = match name.as_str() {
                     "round" => Func::Round,
@@ -1617,7 +1618,7 @@ impl Binder {
                     }
                     arg
                 }
-                Func::Concat => self.text_operand(arg)?,
+                Func::Concat | Func::Format => self.text_operand(arg)?,
                 Func::Extract | Func::DateTrunc if position == 0 => {
                     let arg = self.text_operand(arg)?;
                     if !arg.ty().is_text() {
