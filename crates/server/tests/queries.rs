@@ -480,3 +480,38 @@ async fn result_columns_come_in_the_requested_formats() {
         ]
     );
 }
+
+#[tokio::test]
+async fn correlated_subqueries_are_refused_as_unsupported_not_as_unknown_names() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE corr (id int PRIMARY KEY, n int)")
+        .await
+        .unwrap();
+    for sql in [
+        "SELECT id FROM corr WHERE EXISTS (SELECT 1 FROM corr AS c WHERE c.id = corr.id + 1)",
+        "SELECT id FROM corr AS o WHERE n > (SELECT min(id) FROM corr WHERE id > o.id)",
+        "DELETE FROM corr WHERE EXISTS (SELECT 1 FROM corr AS c WHERE c.n = corr.id)",
+    ] {
+        let error = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(
+            error.code(),
+            Some(&SqlState::FEATURE_NOT_SUPPORTED),
+            "{sql}: {error}"
+        );
+        let message = error.as_db_error().map(|e| e.message().to_owned());
+        assert!(
+            message.is_some_and(|m| m.contains("correlated")),
+            "{sql}: {error:?}"
+        );
+    }
+    // A name nobody has is still unknown.
+    let error = client
+        .simple_query(
+            "SELECT id FROM corr WHERE EXISTS (SELECT 1 FROM corr AS c WHERE c.id = nowhere.id)",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::UNDEFINED_TABLE), "{error}");
+}

@@ -806,6 +806,7 @@ fn limit_expr(binder: &mut Binder, expr: &ast::Expr, what: &str) -> SqlResult<Ex
 async fn plan_subqueries<'a>(
     txn: &mut Transaction,
     exprs: impl IntoIterator<Item = &'a ast::Expr>,
+    outer: &Scope,
     binder: &mut Binder,
 ) -> SqlResult<()> {
     let mut found = Vec::new();
@@ -813,12 +814,37 @@ async fn plan_subqueries<'a>(
         find_subqueries(expr, &mut found);
     }
     for query in found {
-        let plan = Box::pin(plan_query(txn, query, binder)).await?;
+        let plan = Box::pin(plan_query(txn, query, binder))
+            .await
+            .map_err(|e| refers_outward(e, outer))?;
         binder
             .subqueries
             .push((query as *const ast::Query as usize, plan));
     }
     Ok(())
+}
+
+/// A subquery's unknown table or column that the outer query has means a correlated subquery,
+/// which Cairn does not run yet: say so rather than claim the name does not exist.
+fn refers_outward(error: SqlError, outer: &Scope) -> SqlError {
+    let Some(name) = error.message.split('"').nth(1) else {
+        return error;
+    };
+    let outer_has = match error.state {
+        SqlState::UNDEFINED_TABLE => outer.tables().iter().any(|t| t.name == name),
+        SqlState::UNDEFINED_COLUMN => outer
+            .tables()
+            .iter()
+            .any(|t| t.table.column_index(name).is_some()),
+        _ => false,
+    };
+    if outer_has {
+        SqlError::unsupported(format!(
+            "correlated subqueries are not supported yet (the subquery refers to \"{name}\" of the outer query)"
+        ))
+    } else {
+        error
+    }
 }
 
 /// The subqueries directly inside `expr` (not those inside them: planning them finds those).
@@ -1182,6 +1208,7 @@ async fn plan_select(
             .chain(projected)
             .chain(select.having.iter())
             .chain(ons),
+        &scope,
         binder,
     )
     .await?;
@@ -1947,8 +1974,8 @@ async fn plan_update(
     let (table, name) = single_table(txn, &update.table).await?;
     refuse_view(&table)?;
     let values = update.assignments.iter().map(|a| &a.value);
-    plan_subqueries(txn, update.selection.iter().chain(values), binder).await?;
     let scope = Scope::table(table.clone(), name);
+    plan_subqueries(txn, update.selection.iter().chain(values), &scope, binder).await?;
     let mut assignments: Vec<(usize, Expr)> = Vec::new();
     for assignment in &update.assignments {
         let ast::AssignmentTarget::ColumnName(column) = &assignment.target else {
@@ -2009,8 +2036,8 @@ async fn plan_delete(
     };
     let (table, name) = single_table(txn, relation).await?;
     refuse_view(&table)?;
-    plan_subqueries(txn, delete.selection.iter(), binder).await?;
     let scope = Scope::table(table.clone(), name);
+    plan_subqueries(txn, delete.selection.iter(), &scope, binder).await?;
     let filter = where_clause(binder, &delete.selection, &scope)?;
     let returning = returning(binder, &delete.returning, &table, &scope)?;
     Ok(DeletePlan {
