@@ -1160,6 +1160,19 @@ fn compute_windows(
                     }
                     WindowFunc::FirstValue => arg(0, 0)?,
                     WindowFunc::LastValue => arg(0, frame_end)?,
+                    WindowFunc::NthValue => match arg(1, pos)? {
+                        Value::Null => Value::Null,
+                        Value::Int4(n) if n > 0 => match usize::try_from(n - 1) {
+                            Ok(k) if k <= frame_end => arg(0, k)?,
+                            _ => Value::Null,
+                        },
+                        _ => {
+                            return Err(SqlError::new(
+                                SqlState("22016"),
+                                "argument of nth_value must be greater than zero",
+                            ))
+                        }
+                    },
                     WindowFunc::Aggregate(func) => {
                         let mut acc = Accumulator::new(func, call.args.first());
                         for k in 0..=frame_end {

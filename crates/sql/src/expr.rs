@@ -184,6 +184,8 @@ pub enum WindowFunc {
     FirstValue,
     /// last_value(x)
     LastValue,
+    /// nth_value(x, n): the frame's nth row
+    NthValue,
     /// An aggregate over the window frame.
     Aggregate(AggFunc),
 }

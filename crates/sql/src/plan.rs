@@ -1753,6 +1753,13 @@ impl Binder {
             }
             ("first_value", 1) => (WindowFunc::FirstValue, types[0].clone()),
             ("last_value", 1) => (WindowFunc::LastValue, types[0].clone()),
+            ("nth_value", 2) => {
+                bound[1] = self.coerce(bound[1].clone(), &DataType::Int4)?;
+                if bound[1].ty() != DataType::Int4 {
+                    return Err(no_function(name, &types));
+                }
+                (WindowFunc::NthValue, types[0].clone())
+            }
             ("count", 0) if star => (WindowFunc::Aggregate(AggFunc::CountStar), DataType::Int8),
             ("count" | "sum" | "avg" | "min" | "max", 1) => {
                 let agg = match name {
