@@ -39,6 +39,8 @@ pub struct ExecContext<'a> {
     pub cancel: &'a AtomicBool,
     /// A source of unique row ids for tables without a primary key.
     pub next_row_id: &'a (dyn Fn() -> i64 + Send + Sync),
+    /// random(): a number in [0, 1) from the session's seeded source.
+    pub random: &'a (dyn Fn() -> f64 + Send + Sync),
     /// Rows of the built-in `cairn_conflicts` view.
     pub conflicts: &'a crate::session::ConflictLog,
     /// The statement's subqueries' rows (filled by [`run`] before the statement runs).
@@ -51,6 +53,7 @@ impl ExecContext<'_> {
             params: self.params,
             now_micros: self.now_micros,
             subqueries: self.subqueries,
+            random: self.random,
         }
     }
 

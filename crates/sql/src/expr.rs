@@ -114,6 +114,8 @@ pub enum Func {
     Concat,
     /// format(fmt, ...): %s, %I, %L and %%, optionally with an argument position (%2$s)
     Format,
+    /// random(): uniform in [0, 1)
+    Random,
     /// round(x [, scale])
     Round,
     /// trunc(x [, scale])
@@ -337,6 +339,8 @@ pub struct EvalContext<'a> {
     pub now_micros: i64,
     /// The rows of the statement's subqueries, computed before it runs.
     pub subqueries: &'a [Vec<Vec<Value>>],
+    /// random(): a number in [0, 1) from the session's seeded source.
+    pub random: &'a (dyn Fn() -> f64 + Send + Sync),
 }
 
 /// How a subquery's rows are used.
@@ -922,6 +926,7 @@ fn eval_func(
             }
         }
         Func::Now => Value::TimestampTz(ctx.now_micros),
+        Func::Random => Value::Float8((ctx.random)()),
         Func::CurrentDate => Value::Date(
             i32::try_from(ctx.now_micros.div_euclid(datetime::USECS_PER_DAY)).unwrap_or(i32::MAX),
         ),

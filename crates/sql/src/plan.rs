@@ -1524,6 +1524,7 @@ impl Binder {
             ("repeat", 2) => (Func::Repeat, DataType::Text),
             ("reverse", 1) => (Func::Reverse, DataType::Text),
             ("concat", _) => (Func::Concat, DataType::Text),
+            ("random", 0) => (Func::Random, DataType::Float8),
             ("format", 1..) => (Func::Format, DataType::Text),
             ("round" | "trunc", 1) | ("ceil" | "ceiling" | "floor", 1) => {
                 let func = match name.as_str() {

@@ -227,6 +227,8 @@ enum Block {
 pub struct Session {
     engine: Arc<Engine>,
     jitter: Jitter,
+    /// random()'s source, seeded like `jitter` (so a replayed run draws the same numbers).
+    random: std::sync::Mutex<Jitter>,
     cancel: CancelToken,
     txn: Option<Transaction>,
     block: Block,
@@ -257,17 +259,26 @@ impl Jitter {
         Jitter(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    /// A number in `0..bound` (0 if `bound` is 0).
-    fn below(&mut self, bound: u64) -> u64 {
+    fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
-        let r = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..bound` (0 if `bound` is 0).
+    fn below(&mut self, bound: u64) -> u64 {
+        let r = self.next();
         if bound == 0 {
             0
         } else {
             r % bound
         }
+    }
+
+    /// A number in `[0, 1)` with 53 random bits (random()).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -524,6 +535,7 @@ impl Session {
         Session {
             engine,
             jitter: Jitter::new(seed),
+            random: std::sync::Mutex::new(Jitter::new(!seed)),
             cancel: CancelToken::default(),
             txn: None,
             block: Block::None,
@@ -943,7 +955,12 @@ impl Session {
                 let next_row_id = move || i64::try_from(clock.now().latest.0).unwrap_or(i64::MAX);
                 let now_micros = i64::try_from(txn.read_ts().0 / 1_000).unwrap_or(i64::MAX)
                     - POSTGRES_EPOCH_MICROS;
+                let random = || {
+                    let mut source = self.random.lock().unwrap_or_else(|p| p.into_inner());
+                    source.unit()
+                };
                 let ctx = ExecContext {
+                    random: &random,
                     subqueries: &[],
                     conflicts: &self.engine.conflicts,
                     params,
