@@ -515,3 +515,22 @@ async fn correlated_subqueries_are_refused_as_unsupported_not_as_unknown_names()
         .unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::UNDEFINED_TABLE), "{error}");
 }
+
+#[tokio::test]
+async fn order_by_using_is_refused_wherever_order_by_appears() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    for sql in [
+        "SELECT x FROM (SELECT 1 AS x) AS s ORDER BY x USING >",
+        "SELECT string_agg(x, ',' ORDER BY x USING >) FROM (SELECT 'a' AS x) AS s",
+        "SELECT row_number() OVER (ORDER BY x USING >) FROM (SELECT 1 AS x) AS s",
+        "SELECT 1 AS x UNION SELECT 2 ORDER BY x USING >",
+    ] {
+        let error = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(
+            error.code(),
+            Some(&SqlState::FEATURE_NOT_SUPPORTED),
+            "{sql}: {error:?}"
+        );
+    }
+}

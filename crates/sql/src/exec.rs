@@ -692,14 +692,14 @@ fn aggregate(
                 ),
             );
         }
-        let Some((accumulators, seen)) = groups.get_mut(&key) else {
-            continue;
-        };
-        for (i, call) in aggregation.aggregates.iter().enumerate() {
-            if call.order_by.is_empty() {
-                feed_aggregate(call, &mut accumulators[i], &mut seen[i], row, ctx)?;
+        if let Some((accumulators, seen)) = groups.get_mut(&key) {
+            for (i, call) in aggregation.aggregates.iter().enumerate() {
+                if call.order_by.is_empty() {
+                    feed_aggregate(call, &mut accumulators[i], &mut seen[i], row, ctx)?;
+                }
             }
         }
+        // One entry per row, so the ordered pass below can index it by row number.
         if ordered_calls {
             row_groups.push(key);
         }
@@ -728,7 +728,8 @@ fn aggregate(
                 .unwrap_or(Ordering::Equal)
         });
         for (_, n) in keyed {
-            let Some((accumulators, seen)) = groups.get_mut(&row_groups[n]) else {
+            let Some((accumulators, seen)) = row_groups.get(n).and_then(|k| groups.get_mut(k))
+            else {
                 continue;
             };
             feed_aggregate(call, &mut accumulators[i], &mut seen[i], &rows[n], ctx)?;

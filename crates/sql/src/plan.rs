@@ -1430,8 +1430,7 @@ impl Binder {
             };
             let mut order_by = Vec::with_capacity(order_clause.len());
             for item in order_clause {
-                let descending = matches!(item.options.sort, Some(ast::OrderBySort::Desc));
-                let nulls_first = item.options.nulls_first.unwrap_or(descending);
+                let (descending, nulls_first) = sort_direction(&item.options)?;
                 order_by.push((self.bind(&item.expr, scope)?, descending, nulls_first));
             }
             self.allow_aggregates = true;
@@ -1809,8 +1808,7 @@ impl Binder {
         }
         let mut order_by = Vec::new();
         for item in &spec.order_by {
-            let descending = matches!(item.options.sort, Some(ast::OrderBySort::Desc));
-            let nulls_first = item.options.nulls_first.unwrap_or(descending);
+            let (descending, nulls_first) = sort_direction(&item.options)?;
             order_by.push((self.bind(&item.expr, scope)?, descending, nulls_first));
         }
         Ok((bound, partition_by, order_by))
@@ -1899,6 +1897,29 @@ fn aggregate_type(agg: AggFunc, arg: Option<&DataType>) -> SqlResult<DataType> {
             ));
         }
     })
+}
+
+/// An ORDER BY item's (descending, nulls first), with PostgreSQL's default of NULLS FIRST
+/// exactly when descending. ORDER BY ... USING is refused rather than taken as ascending.
+pub(crate) fn sort_direction(options: &ast::OrderByOptions) -> SqlResult<(bool, bool)> {
+    if let Some(ast::OrderBySort::Using(_)) = options.sort {
+        return Err(SqlError::unsupported("ORDER BY ... USING is not supported"));
+    }
+    let descending = matches!(options.sort, Some(ast::OrderBySort::Desc));
+    Ok((descending, options.nulls_first.unwrap_or(descending)))
+}
+
+/// The columns of a query's output as references to its row, in order.
+pub(crate) fn column_refs(columns: &[crate::Column]) -> Vec<Expr> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(index, c)| Expr::Column {
+            index,
+            name: c.name.clone(),
+            ty: c.data_type.clone(),
+        })
+        .collect()
 }
 
 /// The type several expressions share (CASE, COALESCE), as PostgreSQL resolves it simply.

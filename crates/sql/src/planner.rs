@@ -11,9 +11,9 @@ use crate::catalog::{self, ColumnDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr};
 use crate::plan::{
-    common_type, ident_name, table_name, Access, Aggregation, Binder, DeletePlan, InsertPlan,
-    InsertSource, JoinKind, JoinStep, Plan, Scan, Scope, ScopeTable, SelectPlan, SetOperation,
-    SetOperator, SortKey, TxnModes, UpdatePlan,
+    column_refs, common_type, ident_name, sort_direction, table_name, Access, Aggregation, Binder,
+    DeletePlan, InsertPlan, InsertSource, JoinKind, JoinStep, Plan, Scan, Scope, ScopeTable,
+    SelectPlan, SetOperation, SetOperator, SortKey, TxnModes, UpdatePlan,
 };
 use crate::types::DataType;
 use crate::Column;
@@ -1094,15 +1094,7 @@ async fn plan_set_operation(
         primary_key: vec![],
     });
     let scope = Scope::table(output, String::new());
-    let projection: Vec<Expr> = columns
-        .iter()
-        .enumerate()
-        .map(|(index, c)| Expr::Column {
-            index,
-            name: c.name.clone(),
-            ty: c.data_type.clone(),
-        })
-        .collect();
+    let projection = column_refs(&columns);
     let mut order_by = Vec::new();
     if let Some(order) = tail.order_by {
         let ast::OrderByKind::Expressions(exprs) = &order.kind else {
@@ -1121,8 +1113,7 @@ async fn plan_set_operation(
                 }
                 other => binder.bind(other, &scope)?,
             };
-            let descending = matches!(item.options.sort, Some(ast::OrderBySort::Desc));
-            let nulls_first = item.options.nulls_first.unwrap_or(descending);
+            let (descending, nulls_first) = sort_direction(&item.options)?;
             order_by.push(SortKey {
                 expr,
                 descending,
@@ -1384,11 +1375,7 @@ async fn plan_select(
                 }
                 other => binder.bind_allowing_aggregates(other, &scope)?,
             };
-            let descending = matches!(item.options.sort, Some(ast::OrderBySort::Desc));
-            if let Some(ast::OrderBySort::Using(_)) = item.options.sort {
-                return Err(SqlError::unsupported("ORDER BY ... USING is not supported"));
-            }
-            let nulls_first = item.options.nulls_first.unwrap_or(descending);
+            let (descending, nulls_first) = sort_direction(&item.options)?;
             order_by.push(SortKey {
                 expr,
                 descending,
@@ -1704,15 +1691,7 @@ fn values_tree(mut rows: Vec<Vec<Expr>>, columns: &[Column]) -> SelectPlan {
         return plan;
     }
     let right = rows.split_off(rows.len() / 2);
-    plan.projection = columns
-        .iter()
-        .enumerate()
-        .map(|(index, c)| Expr::Column {
-            index,
-            name: c.name.clone(),
-            ty: c.data_type.clone(),
-        })
-        .collect();
+    plan.projection = column_refs(columns);
     plan.set_operation = Some(Box::new(SetOperation {
         operator: SetOperator::Union,
         all: true,
