@@ -5,8 +5,10 @@
 //! ```text
 //!  SQL text ──parse (sqlparser, PostgreSQL dialect)──► AST
 //!     ──plan (planner.rs, plan.rs: names → catalog at read_ts, types, access path)──► Plan
-//!     ──execute (exec.rs: point lookup / range scan / full scan through the Transaction,
-//!                filter, aggregate, sort, limit; writes buffered as row post-images)──► rows
+//!     ──execute (exec.rs: uncorrelated subqueries first, then point lookup / range scan /
+//!                full scan through the Transaction, joins, filter, aggregate, window
+//!                functions, set operations, sort, limit; writes buffered as row
+//!                post-images)──► rows
 //!     ──session (session.rs: autocommit or block, COMMIT → adjudicator)──► Outcome or SqlError
 //! ```
 //!
