@@ -1,6 +1,7 @@
-//! psql, the real client, runs a script of DDL, DML, a transaction block and errors against
-//! the real binary; its whole output must equal `tests/psql/session.out`, which is exactly
-//! what PostgreSQL 15 prints for the same script.
+//! psql, the real client, runs scripts against the real binary and its whole output must
+//! equal the expected file: `tests/psql/session.sql` (DDL, DML, a transaction block, errors)
+//! prints exactly what PostgreSQL 15 prints; `tests/psql/plans.sql` prints Cairn's EXPLAIN
+//! output for the access paths and join methods the planner chooses.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 mod common;
@@ -11,13 +12,34 @@ use std::process::{Command, Stdio};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_script_output_matches_postgresql() {
     let server = common::Server::start().await;
-    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/psql");
+    let actual = run_psql(&server, "session.sql");
+    expect_output(&server, "session.out", &actual, "PostgreSQL's");
+}
+
+/// EXPLAIN of joins, lookups and scans: `tests/psql/plans.out` is Cairn's own expected
+/// output (PostgreSQL's planner chooses and prints differently). `CAIRN_BLESS=1` rewrites it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_plans_match_golden_output() {
+    let server = common::Server::start().await;
+    let actual = run_psql(&server, "plans.sql");
+    if std::env::var_os("CAIRN_BLESS").is_some() {
+        std::fs::write(scripts().join("plans.out"), &actual).unwrap();
+    }
+    expect_output(&server, "plans.out", &actual, "the expected");
+}
+
+fn scripts() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/psql")
+}
+
+/// Runs `script` with psql against `server`; its output, stdout and stderr in one stream.
+fn run_psql(server: &common::Server, script: &str) -> String {
     let output_path = tempfile::NamedTempFile::new().unwrap();
     let output = output_path.reopen().unwrap();
     // stdout and stderr into one file, as pg_regress does, so errors land between results.
     let status = Command::new("psql")
-        .args(["-X", "-f", "session.sql"])
-        .current_dir(&scripts)
+        .args(["-X", "-f", script])
+        .current_dir(scripts())
         .env("PGHOST", "127.0.0.1")
         .env("PGPORT", server.addr.port().to_string())
         .env("PGUSER", "postgres")
@@ -31,18 +53,28 @@ async fn psql_script_output_matches_postgresql() {
         .status()
         .expect("psql must be installed (Debian: postgresql-client; .ci/run installs it)");
     assert!(status.success(), "psql failed: {status}");
-    let actual = std::fs::read_to_string(output_path.path()).unwrap();
-    let expected = std::fs::read_to_string(scripts.join("session.out")).unwrap();
+    std::fs::read_to_string(output_path.path()).unwrap()
+}
+
+fn expect_output(server: &common::Server, expected_file: &str, actual: &str, whose: &str) {
+    let expected = std::fs::read_to_string(scripts().join(expected_file)).unwrap();
     if actual != expected {
-        let diff: Vec<String> = expected
+        let mut diff: Vec<String> = expected
             .lines()
             .zip(actual.lines())
             .enumerate()
             .filter(|(_, (e, a))| e != a)
             .map(|(n, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", n + 1))
             .collect();
+        if expected.lines().count() != actual.lines().count() {
+            diff.push(format!(
+                "{} lines expected, {} printed",
+                expected.lines().count(),
+                actual.lines().count()
+            ));
+        }
         panic!(
-            "psql output differs from PostgreSQL's:\n{}\n\nfull output:\n{actual}\nserver log:\n{}",
+            "psql output differs from {whose}:\n{}\n\nfull output:\n{actual}\nserver log:\n{}",
             diff.join("\n"),
             server.log()
         );

@@ -17,7 +17,7 @@ use cairn_types::{Key, KeyRange};
 use crate::catalog::TableDesc;
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{truth, AggCall, AggFunc, EvalContext, Expr};
-use crate::plan::{Access, Aggregation, InsertSource, Plan, Scan, SelectPlan};
+use crate::plan::{Access, Aggregation, InsertSource, Plan, Scan, SelectPlan, Series};
 use crate::types::ops::{self, ArithOp};
 use crate::types::{cast, keycode, row as rowcode, text, DataType, Value};
 
@@ -834,8 +834,13 @@ async fn join(
 ) -> SqlResult<Vec<Vec<Value>>> {
     use crate::plan::JoinKind;
     let right_width = step.scan.table.columns.len();
+    // A hash join's buckets hold only pairs whose keys are equal: the rest of ON remains.
+    let condition = match &step.hash {
+        Some(hash) => &hash.residual,
+        None => &step.on,
+    };
     let matches = |combined: &[Value]| -> SqlResult<bool> {
-        match &step.on {
+        match condition {
             Some(on) => Ok(truth(&on.eval(combined, &ctx.eval())?)? == Some(true)),
             None => Ok(true),
         }
@@ -860,7 +865,7 @@ async fn join(
                         })
                         .collect(),
                 ),
-                filter: None,
+                filter: step.scan.filter.clone(),
                 lock: step.scan.lock,
             };
             let mut matched = false;
@@ -886,12 +891,45 @@ async fn join(
         .map(|(_, row)| row)
         .collect();
     let mut right_matched = vec![false; right.len()];
-    for row in left {
-        ctx.check_cancel()?;
+    // Hash join: the right rows by their key values (a NULL key matches nothing).
+    let keys_of = |row: &[Value], exprs: &[Expr]| -> SqlResult<Option<GroupKey>> {
+        let mut key = Vec::with_capacity(exprs.len());
+        for expr in exprs {
+            let value = expr.eval(row, &ctx.eval())?;
+            if value.is_null() {
+                return Ok(None);
+            }
+            key.push(value);
+        }
+        Ok(Some(GroupKey(key)))
+    };
+    let mut buckets: HashMap<GroupKey, Vec<usize>> = HashMap::new();
+    if let Some(hash) = &step.hash {
+        for (i, row) in right.iter().enumerate() {
+            if let Some(key) = keys_of(row, &hash.right)? {
+                buckets.entry(key).or_default().push(i);
+            }
+        }
+    }
+    let all_rows: Vec<usize> = match step.hash {
+        Some(_) => vec![],
+        None => (0..right.len()).collect(),
+    };
+    for (n, row) in left.into_iter().enumerate() {
+        if n % SCAN_PAGE == 0 {
+            ctx.check_cancel()?;
+        }
+        let candidates = match &step.hash {
+            Some(hash) => match keys_of(&row, &hash.left)? {
+                Some(key) => buckets.get(&key).map_or(&[][..], Vec::as_slice),
+                None => &[][..],
+            },
+            None => &all_rows[..],
+        };
         let mut matched = false;
-        for (i, candidate) in right.iter().enumerate() {
+        for &i in candidates {
             let mut combined = row.clone();
-            combined.extend(candidate.iter().cloned());
+            combined.extend(right[i].iter().cloned());
             if matches(&combined)? {
                 matched = true;
                 right_matched[i] = true;
@@ -1234,6 +1272,8 @@ pub async fn select_rows(
     };
     let input: Vec<Vec<Value>> = if let Some(set) = &select.set_operation {
         Box::pin(set_operation_rows(txn, set, ctx)).await?
+    } else if let Some(series) = &select.series {
+        series_rows(series, ctx, read_limit)?
     } else {
         match &select.scan {
             Some(scan) => scan_rows_limited(txn, scan, ctx, read_limit)
@@ -1331,6 +1371,67 @@ pub async fn select_rows(
     Ok(out)
 }
 
+/// The rows of `generate_series`: from `start` by `step` while not past `stop` (none if an
+/// argument is NULL). Integers are counted in i128 so that a series ending at the type's
+/// limit stops there instead of overflowing.
+fn series_rows(series: &Series, ctx: &ExecContext<'_>, limit: usize) -> SqlResult<Vec<Vec<Value>>> {
+    let start = series.start.eval(&[], &ctx.eval())?;
+    let stop = series.stop.eval(&[], &ctx.eval())?;
+    let step = match &series.step {
+        Some(step) => step.eval(&[], &ctx.eval())?,
+        None => cast::cast(Value::Int4(1), &series.data_type, false)?,
+    };
+    if start.is_null() || stop.is_null() || step.is_null() {
+        return Ok(vec![]);
+    }
+    let zero = cast::cast(Value::Int4(0), &series.data_type, false)?;
+    let ascending = match ops::total_cmp(&step, &zero) {
+        Ordering::Equal => {
+            return Err(SqlError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "step size cannot equal zero",
+            ))
+        }
+        order => order == Ordering::Greater,
+    };
+    let within = |value: &Value| match ops::total_cmp(value, &stop) {
+        Ordering::Equal => true,
+        Ordering::Less => ascending,
+        Ordering::Greater => !ascending,
+    };
+    let as_wide = |value: &Value| match value {
+        Value::Int4(v) => Some(i128::from(*v)),
+        Value::Int8(v) => Some(i128::from(*v)),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    if let (Some(mut at), Some(last), Some(by)) = (as_wide(&start), as_wide(&stop), as_wide(&step))
+    {
+        while out.len() < limit && (if ascending { at <= last } else { at >= last }) {
+            if out.len() % SCAN_PAGE == 0 {
+                ctx.check_cancel()?;
+            }
+            // Within [start, stop], so it fits the type.
+            out.push(vec![match series.data_type {
+                DataType::Int4 => Value::Int4(at as i32),
+                _ => Value::Int8(at as i64),
+            }]);
+            at += by;
+        }
+        return Ok(out);
+    }
+    let mut at = start;
+    while out.len() < limit && within(&at) {
+        if out.len() % SCAN_PAGE == 0 {
+            ctx.check_cancel()?;
+        }
+        let next = ops::arith(ArithOp::Add, &at, &step)?;
+        out.push(vec![at]);
+        at = next;
+    }
+    Ok(out)
+}
+
 /// EXPLAIN's text for a plan.
 pub fn explain(plan: &Plan) -> Vec<String> {
     let mut lines = Vec::new();
@@ -1424,59 +1525,80 @@ fn explain_select(select: &SelectPlan, lines: &mut Vec<String>, mut depth: usize
             crate::plan::JoinKind::Right => "Right",
             crate::plan::JoinKind::Full => "Full",
         };
-        let method = if step.lookup.is_some() {
-            "Index Nested Loop"
-        } else {
-            "Nested Loop"
+        let method = match (&step.lookup, &step.hash) {
+            (Some(_), _) => "Index Nested Loop",
+            (None, Some(_)) => "Hash",
+            (None, None) => "Nested Loop",
         };
         lines.push(format!("{}{method} {kind} Join", indent(depth)));
-        if let Some(on) = &step.on {
-            lines.push(format!(
-                "{}Join Filter: {on}",
-                " ".repeat(indent(depth).len() + 2)
-            ));
+        let detail = " ".repeat(indent(depth).len() + 2);
+        if let Some(hash) = &step.hash {
+            // The right keys read the right row alone: name them by their columns.
+            let conditions: Vec<String> = hash
+                .left
+                .iter()
+                .zip(&hash.right)
+                .map(|(l, r)| format!("{l} = {r}"))
+                .collect();
+            lines.push(format!("{detail}Hash Cond: {}", conditions.join(" AND ")));
+        }
+        let condition = match &step.hash {
+            Some(hash) => &hash.residual,
+            None => &step.on,
+        };
+        if let Some(on) = condition {
+            lines.push(format!("{detail}Join Filter: {on}"));
         }
         if let (0, Some(filter)) = (n, &select.filter) {
-            lines.push(format!(
-                "{}Filter: {filter}",
-                " ".repeat(indent(depth).len() + 2)
-            ));
+            lines.push(format!("{detail}Filter: {filter}"));
         }
         depth += 1;
-        let table = &step.scan.table;
-        let inner = match &step.lookup {
+        match &step.lookup {
             Some(values) => {
+                let table = &step.scan.table;
                 let conditions: Vec<String> = values
                     .iter()
                     .zip(&table.primary_key)
                     .map(|(v, &i)| format!("{} = {v}", table.columns[i].name))
                     .collect();
-                format!(
-                    "Point Lookup on {} using {} ({})",
+                lines.push(format!(
+                    "{}Point Lookup on {} using {} ({})",
+                    indent(depth),
                     table.name,
                     table.primary_key_name(),
                     conditions.join(" AND ")
-                )
+                ));
+                if let Some(filter) = &step.scan.filter {
+                    let pad = " ".repeat(indent(depth).len() + 2);
+                    lines.push(format!("{pad}Filter: {filter}"));
+                }
             }
-            None => format!("Full Scan on {}", table.name),
-        };
-        lines.push(format!("{}{inner}", indent(depth)));
+            None if step.hash.is_some() => {
+                lines.push(format!("{}Hash", indent(depth)));
+                explain_scan(&step.scan, lines, depth + 1);
+            }
+            None => explain_scan(&step.scan, lines, depth),
+        }
     }
     if let Some(set) = &select.set_operation {
-        let all = if set.all { " All" } else { "" };
-        let name = match set.operator {
-            crate::plan::SetOperator::Union => "Append",
-            crate::plan::SetOperator::Intersect => "Intersect",
-            crate::plan::SetOperator::Except => "Except",
+        use crate::plan::SetOperator;
+        let name = match (set.operator, set.all) {
+            (SetOperator::Union, true) => "Append",
+            (SetOperator::Union, false) => "Union",
+            (SetOperator::Intersect, true) => "Intersect All",
+            (SetOperator::Intersect, false) => "Intersect",
+            (SetOperator::Except, true) => "Except All",
+            (SetOperator::Except, false) => "Except",
         };
-        lines.push(format!("{}{name}{all}", indent(depth)));
+        lines.push(format!("{}{name}", indent(depth)));
         explain_select(&set.left, lines, depth + 1);
         explain_select(&set.right, lines, depth + 1);
         return;
     }
-    match &select.scan {
-        Some(scan) => explain_scan(scan, lines, depth),
-        None => lines.push(format!("{}Result", indent(depth))),
+    match (&select.scan, &select.series) {
+        (Some(scan), _) => explain_scan(scan, lines, depth),
+        (None, Some(_)) => lines.push(format!("{}Function Scan on generate_series", indent(depth))),
+        (None, None) => lines.push(format!("{}Result", indent(depth))),
     }
 }
 
@@ -1527,6 +1649,7 @@ fn explain_scan(scan: &Scan, lines: &mut Vec<String>, depth: usize) {
                 conditions.join(" AND ")
             )
         }
+        Access::Full if scan.derived.is_some() => format!("Subquery Scan on {}", table.name),
         Access::Full => format!("Full Scan on {}", table.name),
     };
     lines.push(format!(
@@ -1541,5 +1664,8 @@ fn explain_scan(scan: &Scan, lines: &mut Vec<String>, depth: usize) {
             " ".repeat(indent(depth).len() + 2)
         };
         lines.push(format!("{pad}Filter: {filter}"));
+    }
+    if let Some(derived) = &scan.derived {
+        explain_select(derived, lines, depth + 1);
     }
 }

@@ -185,8 +185,22 @@ pub struct JoinStep {
     /// For an index nested loop: the right table's primary-key values, computed from each
     /// left row (every key column is fixed by an equality with the left side).
     pub lookup: Option<Vec<Expr>>,
+    /// For a hash join: equality keys of the ON condition and the rest of it (which then
+    /// replaces `on`).
+    pub hash: Option<HashKeys>,
     /// Columns of the left side (where the right table's columns start).
     pub left_width: usize,
+}
+
+/// The keys a hash join matches on: `left[i] = right[i]` for every i.
+#[derive(Clone, Debug)]
+pub struct HashKeys {
+    /// Over the left (accumulated) row.
+    pub left: Vec<Expr>,
+    /// Over the right table's row alone.
+    pub right: Vec<Expr>,
+    /// The rest of the ON condition, over the joined row, checked on each pair found.
+    pub residual: Option<Expr>,
 }
 
 /// Grouping and aggregates.
@@ -246,6 +260,21 @@ pub struct SelectPlan {
     pub limit: Option<Expr>,
     /// OFFSET (row-independent).
     pub offset: Option<Expr>,
+    /// `generate_series(...)` in FROM: the rows come from it instead of a scan.
+    pub series: Option<Series>,
+}
+
+/// `generate_series(start, stop [, step])`: one row per value from `start` towards `stop`.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// First value.
+    pub start: Expr,
+    /// Last value (inclusive, if reached exactly).
+    pub stop: Expr,
+    /// Increment (1 if absent); negative counts down, zero is an error.
+    pub step: Option<Expr>,
+    /// integer, bigint or numeric.
+    pub data_type: DataType,
 }
 
 /// Where INSERT's rows come from.

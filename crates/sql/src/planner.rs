@@ -2,6 +2,7 @@
 //! transaction's snapshot. Expression binding is in `plan.rs`; this file decides what each
 //! statement does and how each table is read.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use cairn_qp::Transaction;
@@ -12,8 +13,8 @@ use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr};
 use crate::plan::{
     column_refs, common_type, ident_name, sort_direction, table_name, Access, Aggregation, Binder,
-    DeletePlan, InsertPlan, InsertSource, JoinKind, JoinStep, Plan, Scan, Scope, ScopeTable,
-    SelectPlan, SetOperation, SetOperator, SortKey, TxnModes, UpdatePlan,
+    DeletePlan, HashKeys, InsertPlan, InsertSource, JoinKind, JoinStep, Plan, Scan, Scope,
+    ScopeTable, SelectPlan, Series, SetOperation, SetOperator, SortKey, TxnModes, UpdatePlan,
 };
 use crate::types::DataType;
 use crate::Column;
@@ -647,9 +648,12 @@ async fn relation(
                 .flatten();
             if let Some((query, cte_alias)) = cte {
                 let plan = Box::pin(plan_query(txn, &query, binder)).await?;
-                let table =
-                    with_column_aliases(derived_table(&plan), &table_name, &Some(cte_alias))?;
-                let visible = alias_name(alias)?.unwrap_or(table_name);
+                let visible = alias_name(alias)?.unwrap_or_else(|| table_name.clone());
+                let table = with_column_aliases(
+                    derived_table(&plan, &visible),
+                    &table_name,
+                    &Some(cte_alias),
+                )?;
                 let table = with_column_aliases(table, &visible, alias)?;
                 return Ok((table, visible, Some(Arc::new(plan))));
             }
@@ -657,6 +661,28 @@ async fn relation(
             let visible = alias_name(alias)?.unwrap_or_else(|| table.name.clone());
             let table = with_column_aliases(table, &visible, alias)?;
             Ok((table, visible, None))
+        }
+        ast::TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            with_ordinality: false,
+            ..
+        } => {
+            let function = table_name(name)?;
+            if function != "generate_series" {
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!("function {function} does not exist as a table function"),
+                ));
+            }
+            let plan = series_plan(&args.args, binder)?;
+            // A one-column function's column takes the alias's name, as in PostgreSQL.
+            let visible = alias_name(alias)?.unwrap_or_else(|| function.clone());
+            let mut table = derived_table(&plan, &visible);
+            Arc::make_mut(&mut table).columns[0].name = visible.clone();
+            let table = with_column_aliases(table, &visible, alias)?;
+            Ok((table, visible, Some(Arc::new(plan))))
         }
         ast::TableFactor::Derived {
             lateral: false,
@@ -668,13 +694,75 @@ async fn relation(
                 return Err(SqlError::syntax("subquery in FROM must have an alias"));
             };
             let plan = Box::pin(plan_query(txn, subquery, binder)).await?;
-            let table = with_column_aliases(derived_table(&plan), &visible, alias)?;
+            let table = with_column_aliases(derived_table(&plan, &visible), &visible, alias)?;
             Ok((table, visible, Some(Arc::new(plan))))
         }
         other => Err(SqlError::unsupported(format!(
             "FROM {other} is not supported yet"
         ))),
     }
+}
+
+/// `generate_series(start, stop [, step])` over integers or numerics, as a derived table.
+fn series_plan(args: &[ast::FunctionArg], binder: &mut Binder) -> SqlResult<SelectPlan> {
+    let mut bound = Vec::with_capacity(args.len());
+    for arg in args {
+        let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(expr)) = arg else {
+            return Err(SqlError::unsupported(format!(
+                "argument {arg} of generate_series is not supported"
+            )));
+        };
+        bound.push(binder.bind(expr, &Scope::empty())?);
+    }
+    if !(2..=3).contains(&bound.len()) {
+        return Err(SqlError::new(
+            SqlState::UNDEFINED_FUNCTION,
+            format!(
+                "function generate_series({}) does not exist",
+                bound
+                    .iter()
+                    .map(|e| e.ty().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let data_type = match common_type(bound.iter().map(Expr::ty))? {
+        DataType::Int2 | DataType::Int4 => DataType::Int4,
+        DataType::Int8 => DataType::Int8,
+        DataType::Numeric { .. } | DataType::Float4 | DataType::Float8 => DataType::Numeric {
+            precision: None,
+            scale: None,
+        },
+        DataType::Unknown => DataType::Int4,
+        other => {
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("function generate_series({other}, ...) does not exist"),
+            ))
+        }
+    };
+    let mut bound = bound
+        .into_iter()
+        .map(|e| binder.coerce(e, &data_type))
+        .collect::<SqlResult<Vec<_>>>()?
+        .into_iter();
+    let (Some(start), Some(stop)) = (bound.next(), bound.next()) else {
+        unreachable!("two or three arguments were checked above");
+    };
+    let columns = vec![Column {
+        name: "generate_series".into(),
+        data_type: data_type.clone(),
+    }];
+    let mut plan = values_tree(vec![], &columns);
+    plan.projection = column_refs(&columns);
+    plan.series = Some(Series {
+        start,
+        stop,
+        step: bound.next(),
+        data_type,
+    });
+    Ok(plan)
 }
 
 /// Renames the first columns of a FROM item as its alias lists them (`AS t (a, b)`); the
@@ -705,11 +793,11 @@ fn with_column_aliases(
     Ok(Arc::new(renamed))
 }
 
-/// The columns of a derived table, as a table description (id 0: no rows in storage).
-fn derived_table(plan: &SelectPlan) -> Arc<TableDesc> {
+/// The columns of a derived table named `name`, as a table description (no rows in storage).
+fn derived_table(plan: &SelectPlan, name: &str) -> Arc<TableDesc> {
     Arc::new(TableDesc {
         id: catalog::DERIVED_TABLE_ID,
-        name: String::new(),
+        name: name.to_string(),
         columns: plan
             .columns
             .iter()
@@ -725,24 +813,96 @@ fn derived_table(plan: &SelectPlan) -> Arc<TableDesc> {
     })
 }
 
-/// The conjuncts of `filter` that use only the first `width` columns, AND-ed (or `None`).
-fn conjunction_within(filter: &Expr, width: usize) -> Option<Expr> {
-    let within = |e: &Expr| {
-        let mut ok = true;
-        e.walk(&mut |node| {
-            if let Expr::Column { index, .. } = node {
-                if *index >= width {
-                    ok = false;
-                }
-            }
-        });
-        ok
-    };
+/// Whether every column `expr` reads lies in `columns` (and it reads no aggregate).
+fn reads_only(expr: &Expr, columns: &Range<usize>) -> bool {
+    let mut ok = true;
+    expr.walk(&mut |node| match node {
+        Expr::Column { index, .. } if !columns.contains(index) => ok = false,
+        Expr::Aggregate { .. } | Expr::AggRef { .. } | Expr::Window { .. } => ok = false,
+        _ => {}
+    });
+    ok
+}
+
+/// `expr` with its column positions moved down by `by` (to read a row that starts there).
+fn shift_columns(expr: Expr, by: usize) -> Expr {
+    match expr {
+        Expr::Column { index, name, ty } => Expr::Column {
+            index: index - by,
+            name,
+            ty,
+        },
+        other => other
+            .map_children(&mut |child| Ok(shift_columns(child, by)))
+            .unwrap_or_else(|_| unreachable!("shifting columns cannot fail")),
+    }
+}
+
+/// The conjuncts of `filter` that read only `columns`, AND-ed and shifted to read a row made
+/// of those columns alone (or `None`).
+fn conjunction_over(filter: &Expr, columns: Range<usize>) -> Option<Expr> {
     conjuncts(filter)
         .into_iter()
-        .filter(|c| within(c))
-        .cloned()
+        .filter(|c| reads_only(c, &columns))
+        .map(|c| shift_columns(c.clone(), columns.start))
         .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)))
+}
+
+/// The equalities of `on` between an expression over the left side and one over `right`
+/// alone, as (left keys, right keys shifted to the right row): a hash join builds a table on
+/// the right keys and probes it with the left ones. Only pairs whose types hash alike.
+fn hash_keys(on: &Expr, right: &ScopeTable) -> Option<HashKeys> {
+    let left_side = 0..right.offset;
+    let right_side = right.offset..right.offset + right.table.columns.len();
+    let mut keys = HashKeys {
+        left: vec![],
+        right: vec![],
+        residual: None,
+    };
+    let mut rest = Vec::new();
+    for conjunct in conjuncts(on) {
+        let pair = match conjunct {
+            Expr::Cmp(CmpOp::Eq, a, b) => {
+                if reads_only(a, &left_side) && reads_only(b, &right_side) {
+                    Some((a, b))
+                } else if reads_only(b, &left_side) && reads_only(a, &right_side) {
+                    Some((b, a))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        match pair {
+            Some((l, r))
+                if !l.is_row_independent()
+                    && !r.is_row_independent()
+                    && hash_alike(&l.ty(), &r.ty()) =>
+            {
+                keys.left.push(l.as_ref().clone());
+                keys.right
+                    .push(shift_columns(r.as_ref().clone(), right.offset));
+            }
+            _ => rest.push(conjunct.clone()),
+        }
+    }
+    keys.residual = rest
+        .into_iter()
+        .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)));
+    (!keys.left.is_empty()).then_some(keys)
+}
+
+/// Whether equal values of these types always hash equal (integers and numerics hash by
+/// value; a fractional numeric and a float do not).
+fn hash_alike(a: &DataType, b: &DataType) -> bool {
+    let exact = |t: &DataType| {
+        matches!(
+            t,
+            DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Numeric { .. }
+        )
+    };
+    let text = |t: &DataType| matches!(t, DataType::Text | DataType::Varchar(_));
+    a == b || (exact(a) && exact(b)) || (text(a) && text(b))
 }
 
 /// If `on` fixes every primary-key column of `right` with an equality to an expression over
@@ -1144,6 +1304,7 @@ async fn plan_set_operation(
         order_by,
         limit,
         offset,
+        series: None,
     })
 }
 
@@ -1211,6 +1372,22 @@ async fn plan_select(
         return Err(SqlError::unsupported("FOR UPDATE needs a FROM clause"));
     }
     let filter = where_clause(binder, &select.selection, &scope)?;
+    // A table's rows may be filtered by the WHERE conjuncts that concern it alone, before the
+    // join, unless an outer join pads it with NULLs: the padded rows must meet the whole
+    // clause (`WHERE t.x IS NULL` keeps them).
+    let kinds: Vec<JoinKind> = join_specs.iter().map(|(kind, _)| *kind).collect();
+    let nulls_later = |from: usize| {
+        kinds[from..]
+            .iter()
+            .any(|k| matches!(k, JoinKind::Right | JoinKind::Full))
+    };
+    let pushed_down = |table: &ScopeTable, nullable: bool| -> Option<Expr> {
+        let filter = filter.as_ref().filter(|_| !nullable)?;
+        conjunction_over(
+            filter,
+            table.offset..table.offset + table.table.columns.len(),
+        )
+    };
     let mut joins = Vec::with_capacity(join_specs.len());
     for (k, (kind, on)) in join_specs.into_iter().enumerate() {
         // ON sees the tables up to and including the one it joins.
@@ -1237,17 +1414,20 @@ async fn plan_select(
             JoinKind::Inner | JoinKind::Left => on.as_ref().and_then(|on| key_lookup(on, right)),
             JoinKind::Right | JoinKind::Full => None,
         };
+        let hash = match (&lookup, &on) {
+            (None, Some(on)) => hash_keys(on, right),
+            _ => None,
+        };
+        let nullable = matches!(kind, JoinKind::Left | JoinKind::Full) || nulls_later(k + 1);
+        let own = pushed_down(right, nullable);
+        let mut scan = choose_access(right.table.clone(), own, lock);
+        scan.derived = right.derived.clone();
         joins.push(JoinStep {
             kind,
-            scan: Scan {
-                table: right.table.clone(),
-                access: Access::Full,
-                filter: None,
-                lock,
-                derived: right.derived.clone(),
-            },
+            scan,
             on,
             lookup,
+            hash,
             left_width: right.offset,
         });
     }
@@ -1506,8 +1686,7 @@ async fn plan_select(
             (Some(choose_access(first.table.clone(), filter, lock)), None)
         }
         Some(first) => {
-            let width = first.table.columns.len();
-            let own = filter.as_ref().and_then(|f| conjunction_within(f, width));
+            let own = pushed_down(first, nulls_later(0));
             (Some(choose_access(first.table.clone(), own, lock)), filter)
         }
     };
@@ -1529,6 +1708,7 @@ async fn plan_select(
         order_by,
         limit,
         offset,
+        series: None,
     })
 }
 
@@ -1685,6 +1865,7 @@ fn values_tree(mut rows: Vec<Vec<Expr>>, columns: &[Column]) -> SelectPlan {
         order_by: vec![],
         limit: None,
         offset: None,
+        series: None,
     };
     if rows.len() <= 1 {
         plan.projection = rows.pop().unwrap_or_default();

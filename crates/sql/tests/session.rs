@@ -345,7 +345,7 @@ async fn joins_look_partners_up_by_key_when_the_condition_fixes_it() {
     )
     .await;
     assert_eq!(
-        plan[0], "Nested Loop Left Join",
-        "o's key is not fixed by the condition: {plan:#?}"
+        plan[0], "Hash Left Join",
+        "o's key is not fixed by the condition, so o is hashed on cid: {plan:#?}"
     );
 }

@@ -1,0 +1,58 @@
+-- EXPLAIN golden output: which access path and join method the planner chooses.
+-- Regenerate after an intended change: CAIRN_BLESS=1 cargo test -p cairn-server --test psql
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, region int);
+CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, total numeric(10, 2));
+CREATE TABLE order_lines (order_id int, line int, sku text, qty int, PRIMARY KEY (order_id, line));
+CREATE TABLE regions (code int PRIMARY KEY, label text);
+INSERT INTO regions VALUES (1, 'north'), (2, 'south');
+INSERT INTO customers SELECT g, 'c' || g, g % 3 FROM generate_series(1, 20) g;
+INSERT INTO orders SELECT g, g % 20 + 1, g * 1.5 FROM generate_series(1, 60) g;
+INSERT INTO order_lines SELECT g / 3 + 1, g % 3, 'sku' || (g % 7), g % 5 FROM generate_series(0, 179) g;
+
+-- Single table: primary-key lookup, key range, prefix of a composite key, full scan.
+EXPLAIN SELECT name FROM customers WHERE id = 7;
+EXPLAIN SELECT name FROM customers WHERE id BETWEEN 3 AND 5;
+EXPLAIN SELECT * FROM order_lines WHERE order_id = 4 AND line >= 1;
+EXPLAIN SELECT * FROM customers WHERE name = 'c3';
+EXPLAIN SELECT * FROM customers WHERE id = 1 FOR UPDATE;
+
+-- The joined table's whole primary key is fixed by the left side: index nested loop.
+EXPLAIN SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.customer_id;
+SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id <= 3 ORDER BY o.id;
+EXPLAIN SELECT * FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id AND l.line = 0;
+
+-- Equality on something else than the joined table's key: hash join, built on that table.
+EXPLAIN SELECT c.name, o.total FROM customers c JOIN orders o ON o.customer_id = c.id;
+EXPLAIN SELECT count(*) FROM orders o JOIN order_lines l ON l.order_id = o.id;
+EXPLAIN SELECT * FROM customers c LEFT JOIN regions r ON r.label = c.name;
+EXPLAIN SELECT * FROM customers c RIGHT JOIN orders o ON o.customer_id = c.id AND o.total > 10;
+EXPLAIN SELECT * FROM customers c FULL JOIN regions r ON r.code = c.region;
+SELECT r.label, count(*) FROM customers c JOIN regions r ON r.code = c.region GROUP BY r.label ORDER BY 1;
+
+-- WHERE conditions on one table filter it before the join, except on a NULL-padded side.
+EXPLAIN SELECT * FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.region = 1 AND o.total > 50;
+EXPLAIN SELECT * FROM customers c LEFT JOIN orders o ON o.customer_id = c.id WHERE o.id IS NULL;
+
+-- No equality to hash on: nested loop.
+EXPLAIN SELECT * FROM customers c JOIN orders o ON o.total > c.id * 10;
+EXPLAIN SELECT * FROM regions CROSS JOIN regions AS r2;
+
+-- Three tables, each step chosen on its own.
+EXPLAIN SELECT c.name, sum(l.qty)
+  FROM customers c
+  JOIN orders o ON o.customer_id = c.id
+  JOIN order_lines l ON l.order_id = o.id
+  WHERE c.region = 2
+  GROUP BY c.name ORDER BY 2 DESC LIMIT 3;
+SELECT c.name, sum(l.qty)
+  FROM customers c
+  JOIN orders o ON o.customer_id = c.id
+  JOIN order_lines l ON l.order_id = o.id
+  WHERE c.region = 2
+  GROUP BY c.name ORDER BY 2 DESC, 1 LIMIT 3;
+
+-- Derived tables, functions and set operations.
+EXPLAIN SELECT * FROM (SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id) s
+  JOIN customers c ON c.id = s.customer_id;
+EXPLAIN SELECT * FROM generate_series(1, 3) g JOIN customers c ON c.id = g;
+EXPLAIN SELECT id FROM customers UNION SELECT id FROM orders ORDER BY 1;
