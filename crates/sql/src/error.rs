@@ -65,6 +65,8 @@ impl SqlState {
     pub const INVALID_CURSOR_NAME: SqlState = SqlState("34000");
     pub const INVALID_CATALOG_NAME: SqlState = SqlState("3D000");
     pub const PROGRAM_LIMIT_EXCEEDED: SqlState = SqlState("54000");
+    /// out_of_memory: a statement passed its memory budget.
+    pub const OUT_OF_MEMORY: SqlState = SqlState("53200");
     pub const QUERY_CANCELED: SqlState = SqlState("57014");
     pub const ADMIN_SHUTDOWN: SqlState = SqlState("57P01");
     pub const CANNOT_CONNECT_NOW: SqlState = SqlState("57P03");

@@ -6,7 +6,7 @@
 //! pages, checking for cancellation between pages.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
@@ -17,6 +17,7 @@ use cairn_types::{Key, KeyRange};
 use crate::catalog::TableDesc;
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{truth, AggCall, AggFunc, EvalContext, Expr};
+use crate::memory::{row_bytes, MemoryBudget};
 use crate::plan::{Access, Aggregation, InsertSource, Plan, Scan, SelectPlan, Series};
 use crate::types::ops::{self, ArithOp};
 use crate::types::{cast, keycode, row as rowcode, text, DataType, Value};
@@ -45,6 +46,8 @@ pub struct ExecContext<'a> {
     pub conflicts: &'a crate::session::ConflictLog,
     /// The statement's subqueries' rows (filled by [`run`] before the statement runs).
     pub subqueries: &'a [Vec<Vec<Value>>],
+    /// What the statement may keep in memory; every operator charges the rows it keeps.
+    pub memory: &'a MemoryBudget,
 }
 
 impl ExecContext<'_> {
@@ -349,6 +352,8 @@ async fn scan_rows_limited(
             None => true,
         };
         if matches {
+            ctx.memory
+                .charge(row_bytes(&row) + key.as_bytes().len(), "rows read")?;
             out.push((key, row));
         }
         Ok(())
@@ -522,6 +527,7 @@ impl Hash for GroupKey {
 }
 
 /// One aggregate's running state.
+#[derive(Clone)]
 enum Accumulator {
     Count(i64),
     Sum(Option<Value>, DataType),
@@ -665,7 +671,8 @@ fn aggregate(
             .map(|call| Accumulator::new(call.func, call.arg.as_ref()))
             .collect()
     };
-    let mut groups: HashMap<GroupKey, (Vec<Accumulator>, Vec<Vec<GroupKey>>)> = HashMap::new();
+    // Per group: the accumulators, and for DISTINCT calls the values seen.
+    let mut groups: HashMap<GroupKey, (Vec<Accumulator>, Vec<HashSet<GroupKey>>)> = HashMap::new();
     let mut order: Vec<GroupKey> = Vec::new();
     // Each row's group, for the calls with their own ORDER BY, fed after the others.
     let mut row_groups = Vec::with_capacity(rows.len());
@@ -681,13 +688,18 @@ fn aggregate(
             .collect::<SqlResult<_>>()?;
         let key = GroupKey(key);
         if !groups.contains_key(&key) {
+            ctx.memory.charge(
+                2 * row_bytes(&key.0)
+                    + aggregation.aggregates.len() * std::mem::size_of::<Accumulator>(),
+                "aggregation groups",
+            )?;
             order.push(GroupKey(key.0.clone()));
             groups.insert(
                 GroupKey(key.0.clone()),
                 (
                     new_accumulators(),
                     (0..aggregation.aggregates.len())
-                        .map(|_| Vec::new())
+                        .map(|_| HashSet::new())
                         .collect(),
                 ),
             );
@@ -763,7 +775,7 @@ fn aggregate(
 fn feed_aggregate(
     call: &AggCall,
     acc: &mut Accumulator,
-    seen: &mut Vec<GroupKey>,
+    seen: &mut HashSet<GroupKey>,
     row: &[Value],
     ctx: &ExecContext<'_>,
 ) -> SqlResult<()> {
@@ -781,11 +793,11 @@ fn feed_aggregate(
     }
     if call.distinct {
         if let Some(v) = &value {
-            let marker = GroupKey(vec![v.clone()]);
-            if v.is_null() || seen.contains(&marker) {
+            if v.is_null() || !seen.insert(GroupKey(vec![v.clone()])) {
                 return Ok(());
             }
-            seen.push(marker);
+            ctx.memory
+                .charge_row(std::slice::from_ref(v), "DISTINCT aggregate")?;
         }
     }
     acc.add(value)
@@ -874,6 +886,7 @@ async fn join(
                 combined.extend(right);
                 if matches(&combined)? {
                     matched = true;
+                    ctx.memory.charge_row(&combined, "join")?;
                     out.push(combined);
                 }
             }
@@ -907,6 +920,10 @@ async fn join(
     if let Some(hash) = &step.hash {
         for (i, row) in right.iter().enumerate() {
             if let Some(key) = keys_of(row, &hash.right)? {
+                ctx.memory.charge(
+                    row_bytes(&key.0) + std::mem::size_of::<usize>(),
+                    "hash join table",
+                )?;
                 buckets.entry(key).or_default().push(i);
             }
         }
@@ -933,6 +950,7 @@ async fn join(
             if matches(&combined)? {
                 matched = true;
                 right_matched[i] = true;
+                ctx.memory.charge_row(&combined, "join")?;
                 out.push(combined);
             }
         }
@@ -983,6 +1001,10 @@ async fn set_operation_rows(
     };
     let left = conform(select_rows(txn, &set.left, ctx).await?)?;
     let right = conform(select_rows(txn, &set.right, ctx).await?)?;
+    // The hash tables hold at most a copy of each side.
+    for row in left.iter().chain(&right) {
+        ctx.memory.charge_row(row, "set operation")?;
+    }
     // Multiplicity of each distinct row of the right side.
     let mut right_counts: HashMap<GroupKey, usize> = HashMap::new();
     if set.operator != SetOperator::Union {
@@ -991,7 +1013,7 @@ async fn set_operation_rows(
         }
     }
     let mut out = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     match set.operator {
         SetOperator::Union => {
             for row in left.into_iter().chain(right) {
@@ -1065,8 +1087,8 @@ fn key_order(x: &Value, y: &Value, descending: bool, nulls_first: bool) -> Order
 
 /// Appends each window call's value to every row. Each call sorts the rows by its partition
 /// and order keys; frames are PostgreSQL's default (the partition up to the current row's last
-/// peer when ordered, the whole partition otherwise). Aggregates over a frame are recomputed
-/// per peer group: quadratic in a partition's size, which is fine at OLTP sizes.
+/// peer when ordered, the whole partition otherwise). Aggregates over a frame accumulate as
+/// the frame grows, one result per peer group.
 fn compute_windows(
     rows: &mut [Vec<Value>],
     windows: &[crate::expr::WindowCall],
@@ -1088,6 +1110,10 @@ fn compute_windows(
                 .iter()
                 .map(|(e, _, _)| e.eval(row, &ctx.eval()))
                 .collect::<SqlResult<Vec<_>>>()?;
+            ctx.memory.charge(
+                row_bytes(&partition) + row_bytes(&order) + std::mem::size_of::<Value>(),
+                "window function",
+            )?;
             keyed.push((partition, order, i));
         }
         keyed.sort_by(|(pa, oa, ia), (pb, ob, ib)| {
@@ -1145,6 +1171,14 @@ fn compute_windows(
                     None => Ok(Value::Null),
                 }
             };
+            // A window aggregate's running state: rows 0..added of the partition are in it, and
+            // the value for the last frame end computed (frames only grow within a partition).
+            let mut running = match call.func {
+                WindowFunc::Aggregate(func) => Some(Accumulator::new(func, call.args.first())),
+                _ => None,
+            };
+            let mut added = 0;
+            let mut last_frame: Option<(usize, Value)> = None;
             for pos in 0..part.len() {
                 let frame_end = if call.order_by.is_empty() {
                     part.len() - 1
@@ -1215,17 +1249,23 @@ fn compute_windows(
                             ))
                         }
                     },
-                    WindowFunc::Aggregate(func) => {
-                        let mut acc = Accumulator::new(func, call.args.first());
-                        for k in 0..=frame_end {
-                            let value = match call.args.first() {
-                                Some(_) => Some(arg(0, k)?),
-                                None => None,
-                            };
-                            acc.add(value)?;
+                    WindowFunc::Aggregate(_) => match (&last_frame, running.as_mut()) {
+                        (Some((end, value)), _) if *end == frame_end => value.clone(),
+                        (_, Some(acc)) => {
+                            while added <= frame_end {
+                                let value = match call.args.first() {
+                                    Some(_) => Some(arg(0, added)?),
+                                    None => None,
+                                };
+                                acc.add(value)?;
+                                added += 1;
+                            }
+                            let value = acc.clone().finish()?;
+                            last_frame = Some((frame_end, value.clone()));
+                            value
                         }
-                        acc.finish()?
-                    }
+                        (_, None) => Value::Null,
+                    },
                 };
                 out[part[pos].2] = value;
             }
@@ -1316,7 +1356,10 @@ pub async fn select_rows(
         for expr in &select.distinct_on {
             keys.push(expr.eval(row, &ctx.eval())?);
         }
-        produced.push((keys, project(&select.projection, row, ctx)?));
+        let projected = project(&select.projection, row, ctx)?;
+        ctx.memory
+            .charge(row_bytes(&keys) + row_bytes(&projected), "result rows")?;
+        produced.push((keys, projected));
     }
     if !select.order_by.is_empty() {
         produced.sort_by(|(a, _), (b, _)| {
@@ -1355,12 +1398,12 @@ pub async fn select_rows(
     }
     if !select.distinct_on.is_empty() {
         let sort_width = select.order_by.len();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         produced.retain(|(keys, _)| seen.insert(GroupKey(keys[sort_width..].to_vec())));
     }
     let mut out: Vec<Vec<Value>> = produced.into_iter().map(|(_, row)| row).collect();
     if select.distinct {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         out.retain(|row| seen.insert(GroupKey(row.clone())));
     }
     let out: Vec<Vec<Value>> = out
@@ -1412,10 +1455,12 @@ fn series_rows(series: &Series, ctx: &ExecContext<'_>, limit: usize) -> SqlResul
                 ctx.check_cancel()?;
             }
             // Within [start, stop], so it fits the type.
-            out.push(vec![match series.data_type {
+            let row = vec![match series.data_type {
                 DataType::Int4 => Value::Int4(at as i32),
                 _ => Value::Int8(at as i64),
-            }]);
+            }];
+            ctx.memory.charge_row(&row, "generate_series")?;
+            out.push(row);
             at += by;
         }
         return Ok(out);
@@ -1426,6 +1471,8 @@ fn series_rows(series: &Series, ctx: &ExecContext<'_>, limit: usize) -> SqlResul
             ctx.check_cancel()?;
         }
         let next = ops::arith(ArithOp::Add, &at, &step)?;
+        ctx.memory
+            .charge_row(std::slice::from_ref(&at), "generate_series")?;
         out.push(vec![at]);
         at = next;
     }

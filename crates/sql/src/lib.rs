@@ -45,6 +45,7 @@ mod catalog;
 pub mod error;
 mod exec;
 mod expr;
+mod memory;
 mod plan;
 mod planner;
 mod session;

@@ -127,7 +127,13 @@ pub fn normalize_parameter(name: &str) -> String {
     match name.to_lowercase().as_str() {
         "transaction isolation level" => "transaction_isolation".into(),
         "time zone" => "timezone".into(),
-        other => other.to_string(),
+        // sqlparser splits `SHOW a.b` (a custom setting) into two words.
+        other => match other.split_once(' ') {
+            Some((class, setting)) if !setting.contains(' ') && other != "all" => {
+                format!("{class}.{setting}")
+            }
+            _ => other.to_string(),
+        },
     }
 }
 

@@ -42,6 +42,7 @@ use sqlparser::parser::Parser;
 use crate::catalog::{self, CATALOG_PREFIX};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::exec::{self, ExecContext};
+use crate::memory::{self, MemoryBudget};
 use crate::plan::{Plan, TxnModes};
 use crate::planner;
 use crate::types::{DataType, Value};
@@ -325,6 +326,7 @@ fn default_settings(user: &str) -> BTreeMap<String, String> {
     [
         ("application_name", ""),
         ("bytea_output", "hex"),
+        (memory::SETTING, "256MB"),
         ("client_encoding", "UTF8"),
         ("client_min_messages", "notice"),
         ("DateStyle", "ISO, MDY"),
@@ -959,7 +961,14 @@ impl Session {
                     let mut source = self.random.lock().unwrap_or_else(|p| p.into_inner());
                     source.unit()
                 };
+                let memory = MemoryBudget::new(
+                    self.settings
+                        .get(memory::SETTING)
+                        .and_then(|v| memory::parse_limit(v))
+                        .unwrap_or(memory::DEFAULT_LIMIT),
+                );
                 let ctx = ExecContext {
+                    memory: &memory,
                     random: &random,
                     subqueries: &[],
                     conflicts: &self.engine.conflicts,
@@ -1408,6 +1417,14 @@ fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
             }
         }
         "bytea_output" if value != "hex" => return Err(invalid()),
+        memory::SETTING => match memory::parse_limit(value) {
+            Some(bytes) => memory::format_bytes(bytes),
+            None => {
+                return Err(
+                    invalid().with_hint("A size such as 64MB or 1GB; a bare number is kilobytes.")
+                )
+            }
+        },
         "default_transaction_read_only" | "standard_conforming_strings" => match value
             .to_lowercase()
             .as_str()

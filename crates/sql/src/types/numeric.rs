@@ -67,6 +67,13 @@ pub struct Numeric {
     digits: Vec<u16>,
 }
 
+impl Numeric {
+    /// Bytes its digits take on the heap (for memory accounting).
+    pub fn heap_bytes(&self) -> usize {
+        self.digits.len() * std::mem::size_of::<u16>()
+    }
+}
+
 fn overflow_format() -> SqlError {
     SqlError::new(
         SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
