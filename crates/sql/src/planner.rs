@@ -1420,10 +1420,8 @@ async fn plan_select(
             JoinKind::Inner | JoinKind::Left => on.as_ref().and_then(|on| key_lookup(on, right)),
             JoinKind::Right | JoinKind::Full => None,
         };
-        let hash = match (&lookup, &on) {
-            (None, Some(on)) => hash_keys(on, right),
-            _ => None,
-        };
+        // With a lookup too, the executor may still hash-join when the left side is large.
+        let hash = on.as_ref().and_then(|on| hash_keys(on, right));
         let nullable = matches!(kind, JoinKind::Left | JoinKind::Full) || nulls_later(k + 1);
         let own = pushed_down(right, nullable);
         let mut scan = choose_access(right.table.clone(), own, lock);
