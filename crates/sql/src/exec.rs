@@ -7,7 +7,6 @@
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 use bytes::Bytes;
@@ -16,12 +15,12 @@ use cairn_types::{Key, KeyRange};
 
 use crate::catalog::TableDesc;
 use crate::error::{SqlError, SqlResult, SqlState};
-use crate::expr::{truth, AggCall, AggFunc, EvalContext, Expr};
+use crate::expr::{truth, AggCall, AggFunc, EvalContext, Expr, SubqueryRows};
 use crate::memory::{row_bytes, MemoryBudget};
 use crate::plan::{
     Access, Aggregation, InsertSource, JoinKind, JoinStep, Plan, Scan, SelectPlan, Series,
 };
-use crate::types::ops::{self, ArithOp};
+use crate::types::ops::{self, ArithOp, GroupKey};
 use crate::types::{cast, keycode, row as rowcode, text, DataType, Value};
 
 /// Rows read per storage request in a scan.
@@ -53,7 +52,7 @@ pub struct ExecContext<'a> {
     /// Rows of the built-in `cairn_conflicts` view.
     pub conflicts: &'a crate::session::ConflictLog,
     /// The statement's subqueries' rows (filled by [`run`] before the statement runs).
-    pub subqueries: &'a [Vec<Vec<Value>>],
+    pub subqueries: &'a [SubqueryRows],
     /// What the statement may keep in memory; every operator charges the rows it keeps.
     pub memory: &'a MemoryBudget,
 }
@@ -94,7 +93,7 @@ fn core(e: cairn_types::Error) -> SqlError {
 /// Runs a data statement (SELECT, INSERT, UPDATE, DELETE).
 pub async fn run(txn: &mut Transaction, plan: &Plan, ctx: &ExecContext<'_>) -> SqlResult<Produced> {
     // Uncorrelated subqueries run first, in order (an inner one before the one holding it).
-    let mut results: Vec<Vec<Vec<Value>>> = Vec::new();
+    let mut results: Vec<SubqueryRows> = Vec::new();
     for subquery in plan.subqueries() {
         let rows = {
             let with_earlier = ExecContext {
@@ -103,7 +102,8 @@ pub async fn run(txn: &mut Transaction, plan: &Plan, ctx: &ExecContext<'_>) -> S
             };
             Box::pin(select_rows(txn, subquery, &with_earlier)).await?
         };
-        results.push(rows);
+        let column_type = subquery.columns.first().map(|c| c.data_type.clone());
+        results.push(SubqueryRows::new(rows, column_type));
     }
     let ctx = &ExecContext {
         subqueries: &results,
@@ -383,6 +383,8 @@ async fn scan_rows_limited(
     };
     if let Some(derived) = &scan.derived {
         for row in Box::pin(select_rows(txn, derived, ctx)).await? {
+            // Charged as the derived query's result; keep_row charges what it keeps.
+            ctx.memory.release(row_bytes(&row));
             keep_row(row, Key::default(), &mut out)?;
         }
         return Ok(out);
@@ -506,30 +508,6 @@ async fn scan_range(
                 cursor.start = Key::from(next);
             }
             _ => return Ok(()),
-        }
-    }
-}
-
-/// A group key hashed and compared with SQL equality (1 = 1.0, NULLs group together).
-struct GroupKey(Vec<Value>);
-
-impl PartialEq for GroupKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len()
-            && self
-                .0
-                .iter()
-                .zip(&other.0)
-                .all(|(a, b)| ops::total_cmp(a, b) == Ordering::Equal)
-    }
-}
-
-impl Eq for GroupKey {}
-
-impl Hash for GroupKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        for value in &self.0 {
-            ops::hash_key(value, state);
         }
     }
 }
@@ -668,7 +646,7 @@ fn avg_type(arg: &DataType) -> DataType {
 }
 
 fn aggregate(
-    rows: Vec<Vec<Value>>,
+    rows: &[Vec<Value>],
     aggregation: &Aggregation,
     ctx: &ExecContext<'_>,
 ) -> SqlResult<Vec<Vec<Value>>> {
@@ -688,7 +666,7 @@ fn aggregate(
         .aggregates
         .iter()
         .any(|call| !call.order_by.is_empty());
-    for row in &rows {
+    for row in rows {
         let key: Vec<Value> = aggregation
             .group_by
             .iter()
@@ -864,17 +842,22 @@ async fn join(
             unfiltered.filter = None;
             unfiltered.access = Access::Full;
             let probe = scan_rows_limited(txn, &unfiltered, ctx, budget + 1).await?;
-            if probe.len() <= budget {
-                let mut right = Vec::with_capacity(probe.len());
-                for (_, row) in probe {
-                    let keep = match &step.scan.filter {
+            let complete = probe.len() <= budget;
+            let mut right = Vec::with_capacity(if complete { probe.len() } else { 0 });
+            for (key, row) in probe {
+                let keep = complete
+                    && match &step.scan.filter {
                         Some(filter) => truth(&filter.eval(&row, &ctx.eval())?)? == Some(true),
                         None => true,
                     };
-                    if keep {
-                        right.push(row);
-                    }
+                if keep {
+                    ctx.memory.release(key.as_bytes().len());
+                    right.push(row);
+                } else {
+                    ctx.memory.release(row_bytes(&row) + key.as_bytes().len());
                 }
+            }
+            if complete {
                 return hash_or_loop_join(left, right, step, ctx);
             }
         }
@@ -920,7 +903,9 @@ async fn lookup_join(
             lock: step.scan.lock,
         };
         let mut matched = false;
-        for (_, right) in scan_rows(txn, &point, ctx).await? {
+        for (key, right) in scan_rows(txn, &point, ctx).await? {
+            ctx.memory
+                .release(row_bytes(&right) + key.as_bytes().len());
             let mut combined = row.clone();
             combined.extend(right);
             if join_condition_holds(&step.on, &combined, ctx)? {
@@ -979,13 +964,13 @@ fn hash_or_loop_join(
         Ok(Some(GroupKey(key)))
     };
     let mut buckets: HashMap<GroupKey, Vec<usize>> = HashMap::new();
+    let mut table_bytes = 0;
     if let Some(hash) = &step.hash {
         for (i, row) in right.iter().enumerate() {
             if let Some(key) = keys_of(row, &hash.right)? {
-                ctx.memory.charge(
-                    row_bytes(&key.0) + std::mem::size_of::<usize>(),
-                    "hash join table",
-                )?;
+                let bytes = row_bytes(&key.0) + std::mem::size_of::<usize>();
+                ctx.memory.charge(bytes, "hash join table")?;
+                table_bytes += bytes;
                 buckets.entry(key).or_default().push(i);
             }
         }
@@ -1023,15 +1008,18 @@ fn hash_or_loop_join(
         }
     }
     if matches!(step.kind, JoinKind::Right | JoinKind::Full) {
-        for (candidate, matched) in right.into_iter().zip(right_matched) {
+        for (candidate, matched) in right.iter().zip(right_matched) {
             if !matched {
                 let mut padded: Vec<Value> =
                     std::iter::repeat_n(Value::Null, step.left_width).collect();
-                padded.extend(candidate);
+                padded.extend(candidate.iter().cloned());
+                ctx.memory.charge_row(&padded, "join")?;
                 out.push(padded);
             }
         }
     }
+    ctx.memory.release(table_bytes);
+    ctx.memory.release_rows(&right);
     Ok(out)
 }
 
@@ -1063,10 +1051,9 @@ async fn set_operation_rows(
     };
     let left = conform(select_rows(txn, &set.left, ctx).await?)?;
     let right = conform(select_rows(txn, &set.right, ctx).await?)?;
-    // The hash tables hold at most a copy of each side.
-    for row in left.iter().chain(&right) {
-        ctx.memory.charge_row(row, "set operation")?;
-    }
+    // Both sides were charged as result rows; the hash tables hold at most a copy of each.
+    let sides_bytes: usize = left.iter().chain(&right).map(|row| row_bytes(row)).sum();
+    ctx.memory.charge(sides_bytes, "set operation")?;
     // Multiplicity of each distinct row of the right side.
     let mut right_counts: HashMap<GroupKey, usize> = HashMap::new();
     if set.operator != SetOperator::Union {
@@ -1114,6 +1101,10 @@ async fn set_operation_rows(
                 }
             }
         }
+    }
+    ctx.memory.release(2 * sides_bytes);
+    for row in &out {
+        ctx.memory.charge_row(row, "set operation")?;
     }
     Ok(out)
 }
@@ -1381,26 +1372,37 @@ pub async fn select_rows(
             Some(scan) => scan_rows_limited(txn, scan, ctx, read_limit)
                 .await?
                 .into_iter()
-                .map(|(_, row)| row)
+                .map(|(key, row)| {
+                    ctx.memory.release(key.as_bytes().len());
+                    row
+                })
                 .collect(),
             None => vec![vec![]],
         }
     };
     let mut input = input;
     for step in &select.joins {
+        let left_bytes: usize = input.iter().map(|row| row_bytes(row)).sum();
         input = join(txn, input, step, ctx).await?;
+        ctx.memory.release(left_bytes);
     }
     if let Some(filter) = &select.filter {
         let mut kept = Vec::with_capacity(input.len());
         for row in input {
             if truth(&filter.eval(&row, &ctx.eval())?)? == Some(true) {
                 kept.push(row);
+            } else {
+                ctx.memory.release(row_bytes(&row));
             }
         }
         input = kept;
     }
     let rows = match &select.aggregation {
-        Some(aggregation) => aggregate(input, aggregation, ctx)?,
+        Some(aggregation) => {
+            let groups = aggregate(&input, aggregation, ctx)?;
+            ctx.memory.release_rows(&input);
+            groups
+        }
         None => input,
     };
     let mut rows = rows;
@@ -1408,7 +1410,9 @@ pub async fn select_rows(
         compute_windows(&mut rows, &select.windows, ctx)?;
     }
     let mut produced: Vec<(Vec<Value>, Vec<Value>)> = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
+        let row = &row;
+        ctx.memory.release(row_bytes(row));
         let mut keys = select
             .order_by
             .iter()

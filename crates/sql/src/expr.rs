@@ -2,10 +2,11 @@
 //! column positions and every node has a type, and how they evaluate against a row.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::fmt;
 
 use crate::error::{SqlError, SqlResult, SqlState};
-use crate::types::ops::{self, ArithOp};
+use crate::types::ops::{self, ArithOp, GroupKey};
 use crate::types::{cast, datetime, text, DataType, Value};
 
 /// A comparison operator.
@@ -338,9 +339,59 @@ pub struct EvalContext<'a> {
     /// now(): the transaction's start, µs since 2000-01-01 UTC.
     pub now_micros: i64,
     /// The rows of the statement's subqueries, computed before it runs.
-    pub subqueries: &'a [Vec<Vec<Value>>],
+    pub subqueries: &'a [SubqueryRows],
     /// random(): a number in [0, 1) from the session's seeded source.
     pub random: &'a (dyn Fn() -> f64 + Send + Sync),
+}
+
+/// An uncorrelated subquery's rows, computed once before its statement, with a hash set of
+/// its first column for `IN` when it has more than a few rows.
+pub struct SubqueryRows {
+    /// The rows.
+    pub rows: Vec<Vec<Value>>,
+    /// First-column values (not NULL), their type, and whether a NULL was among them.
+    distinct_first: Option<(HashSet<GroupKey>, DataType, bool)>,
+}
+
+impl SubqueryRows {
+    /// Rows whose first column has type `first_type`.
+    pub fn new(rows: Vec<Vec<Value>>, first_type: Option<DataType>) -> Self {
+        // Below this many rows a scan costs no more than hashing.
+        const HASH_FROM: usize = 16;
+        let distinct_first = first_type.filter(|_| rows.len() >= HASH_FROM).map(|ty| {
+            let mut saw_null = false;
+            let mut set = HashSet::with_capacity(rows.len());
+            for row in &rows {
+                match row.first() {
+                    Some(Value::Null) | None => saw_null = true,
+                    Some(value) => {
+                        set.insert(GroupKey(vec![value.clone()]));
+                    }
+                }
+            }
+            (set, ty, saw_null)
+        });
+        SubqueryRows {
+            rows,
+            distinct_first,
+        }
+    }
+
+    /// `value IN (subquery)` by the hash set, if there is one and `value`'s type hashes
+    /// alike: true, false, or NULL (no match but a NULL among the rows).
+    fn hashed_in(&self, value: &Value) -> Option<Option<bool>> {
+        let (set, ty, saw_null) = self.distinct_first.as_ref()?;
+        if !ops::hash_alike(&value.data_type(), ty) {
+            return None;
+        }
+        Some(if set.contains(&GroupKey(vec![value.clone()])) {
+            Some(true)
+        } else if *saw_null {
+            None
+        } else {
+            Some(false)
+        })
+    }
 }
 
 /// How a subquery's rows are used.
@@ -696,9 +747,10 @@ impl Expr {
             }
             Expr::Func(func, args, ty) => eval_func(*func, args, ty, row, ctx)?,
             Expr::Subquery { index, usage, .. } => {
-                let rows = ctx.subqueries.get(*index).ok_or_else(|| {
+                let computed = ctx.subqueries.get(*index).ok_or_else(|| {
                     SqlError::internal(format!("subquery {index} was not computed"))
                 })?;
+                let rows = &computed.rows;
                 match usage {
                     SubqueryUse::Scalar => {
                         match rows.as_slice() {
@@ -738,6 +790,12 @@ impl Expr {
                                 Value::Bool(*negated)
                             } else {
                                 Value::Null
+                            });
+                        }
+                        if let Some(found) = computed.hashed_in(&value) {
+                            return Ok(match found {
+                                Some(found) => Value::Bool(found != *negated),
+                                None => Value::Null,
                             });
                         }
                         let mut saw_null = false;

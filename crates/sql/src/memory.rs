@@ -1,11 +1,11 @@
 //! A statement's memory budget.
 //!
 //! Execution materialises rows in memory (scans, join outputs, hash tables, groups, sort
-//! buffers). Every operator charges what it keeps to the statement's [`MemoryBudget`]; once
-//! the total passes the limit (`cairn.statement_memory_limit`, default 256 MB) the statement
-//! fails with SQLSTATE 53200 and the session and server carry on. Charges are never given
-//! back within a statement, so the figure is the sum of everything kept along the way: an
-//! upper bound on the statement's peak, which keeps the check cheap and conservative.
+//! buffers). Every operator charges what it keeps to the statement's [`MemoryBudget`] and
+//! gives it back when it drops its input; once what is held passes the limit
+//! (`cairn.statement_memory_limit`, default 256MB) the statement fails with SQLSTATE 53200
+//! and the session and server carry on. Sizes are estimates (values, vectors and their heap
+//! data, not allocator overhead).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -50,6 +50,21 @@ impl MemoryBudget {
         .with_hint(format!(
             "Make the query keep fewer rows (a narrower WHERE, fewer columns, LIMIT), or raise {SETTING}."
         )))
+    }
+
+    /// Gives back `bytes` charged earlier (their rows were dropped).
+    pub fn release(&self, bytes: usize) {
+        // Never below zero, even if an estimate differs between charge and release.
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                Some(used.saturating_sub(bytes))
+            });
+    }
+
+    /// Gives back what `rows` were charged, as they are dropped.
+    pub fn release_rows(&self, rows: &[Vec<Value>]) {
+        self.release(rows.iter().map(|row| row_bytes(row)).sum());
     }
 
     /// Charges one row.
@@ -130,5 +145,19 @@ mod tests {
         let error = budget.charge(600, "sort").unwrap_err();
         assert_eq!(error.state, SqlState::OUT_OF_MEMORY);
         assert!(error.detail.unwrap_or_default().contains("sort"));
+    }
+
+    #[test]
+    fn released_memory_can_be_charged_again() {
+        let budget = MemoryBudget::new(1000);
+        let rows = vec![vec![Value::Int4(1); 10]];
+        let bytes = row_bytes(&rows[0]);
+        assert!(bytes < 1000);
+        for _ in 0..10 {
+            budget.charge_row(&rows[0], "scan").unwrap();
+            budget.release_rows(&rows);
+        }
+        budget.release(10_000);
+        assert!(budget.charge(1000, "scan").is_ok());
     }
 }

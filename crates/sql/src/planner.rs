@@ -16,7 +16,7 @@ use crate::plan::{
     DeletePlan, HashKeys, InsertPlan, InsertSource, JoinKind, JoinStep, Plan, Scan, Scope,
     ScopeTable, SelectPlan, Series, SetOperation, SetOperator, SortKey, TxnModes, UpdatePlan,
 };
-use crate::types::DataType;
+use crate::types::{ops, DataType};
 use crate::Column;
 
 /// Plans `statement`; returns the plan and the parameter types (declared or inferred).
@@ -883,7 +883,7 @@ fn hash_keys(on: &Expr, right: &ScopeTable) -> Option<HashKeys> {
             Some((l, r))
                 if !l.is_row_independent()
                     && !r.is_row_independent()
-                    && hash_alike(&l.ty(), &r.ty()) =>
+                    && ops::hash_alike(&l.ty(), &r.ty()) =>
             {
                 keys.left.push(l.as_ref().clone());
                 keys.right
@@ -896,19 +896,6 @@ fn hash_keys(on: &Expr, right: &ScopeTable) -> Option<HashKeys> {
         .into_iter()
         .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)));
     (!keys.left.is_empty()).then_some(keys)
-}
-
-/// Whether equal values of these types always hash equal (integers and numerics hash by
-/// value; a fractional numeric and a float do not).
-fn hash_alike(a: &DataType, b: &DataType) -> bool {
-    let exact = |t: &DataType| {
-        matches!(
-            t,
-            DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Numeric { .. }
-        )
-    };
-    let text = |t: &DataType| matches!(t, DataType::Text | DataType::Varchar(_));
-    a == b || (exact(a) && exact(b)) || (text(a) && text(b))
 }
 
 /// If `on` fixes every primary-key column of `right` with an equality to an expression over
