@@ -351,11 +351,139 @@ async fn scan_rows_limited(
     ctx: &ExecContext<'_>,
     limit: usize,
 ) -> SqlResult<Vec<(Key, Vec<Value>)>> {
-    let table = &scan.table;
-    let key_type = |i: usize| &table.columns[table.primary_key[i]].data_type;
+    let mut cursor = ScanCursor::open(txn, scan, ctx).await?;
     let mut out = Vec::new();
-    let keep_row = |row: Vec<Value>, key: Key, out: &mut Vec<(Key, Vec<Value>)>| -> SqlResult<()> {
-        let matches = match &scan.filter {
+    while out.len() < limit {
+        match cursor.next_page(txn, ctx, limit - out.len()).await? {
+            Some(page) => out.extend(page),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// A scan read a page at a time: rows decoded, filtered by the scan's filter, charged to the
+/// memory budget and (FOR UPDATE) locked as each page is read.
+struct ScanCursor<'s> {
+    scan: &'s Scan,
+    state: CursorState,
+}
+
+enum CursorState {
+    /// Keys still to read.
+    Range(KeyRange),
+    /// Rows computed whole (a point lookup, a derived table, a built-in view).
+    Rows(Vec<(Key, Vec<Value>)>),
+    Done,
+}
+
+impl<'s> ScanCursor<'s> {
+    async fn open(
+        txn: &mut Transaction,
+        scan: &'s Scan,
+        ctx: &ExecContext<'_>,
+    ) -> SqlResult<ScanCursor<'s>> {
+        let table = &scan.table;
+        let rows = |rows: Vec<Vec<Value>>| {
+            CursorState::Rows(rows.into_iter().map(|row| (Key::default(), row)).collect())
+        };
+        let state = if let Some(derived) = &scan.derived {
+            let derived_rows = Box::pin(select_rows(txn, derived, ctx)).await?;
+            // Charged as the derived query's result; the page charges what it keeps.
+            ctx.memory.release_rows(&derived_rows);
+            rows(derived_rows)
+        } else if table.id == crate::catalog::CONFLICTS_VIEW_ID {
+            rows(ctx.conflicts.rows())
+        } else {
+            match &scan.access {
+                Access::Point(values) => {
+                    let key_type = |i: usize| &table.columns[table.primary_key[i]].data_type;
+                    let mut pk = Vec::with_capacity(values.len());
+                    for (i, expr) in values.iter().enumerate() {
+                        pk.push(key_value(expr, key_type(i), ctx)?);
+                    }
+                    if pk.iter().any(Value::is_null) {
+                        CursorState::Done // `key = NULL` matches nothing
+                    } else {
+                        let key = table.row_key(&pk.iter().collect::<Vec<_>>());
+                        match txn.get(&key).await.map_err(core)? {
+                            Some(bytes) => {
+                                CursorState::Rows(vec![(key, decode_table_row(table, &bytes)?)])
+                            }
+                            None => CursorState::Done,
+                        }
+                    }
+                }
+                Access::Range { .. } => match key_range(scan, ctx)? {
+                    Some(range) => CursorState::Range(range),
+                    None => CursorState::Done,
+                },
+                Access::Full => CursorState::Range(table.all_rows()),
+            }
+        };
+        Ok(ScanCursor { scan, state })
+    }
+
+    /// The next page of at most `limit` kept rows, or `None` at the end.
+    async fn next_page(
+        &mut self,
+        txn: &mut Transaction,
+        ctx: &ExecContext<'_>,
+        limit: usize,
+    ) -> SqlResult<Option<Vec<(Key, Vec<Value>)>>> {
+        ctx.check_cancel()?;
+        let mut out = Vec::new();
+        match std::mem::replace(&mut self.state, CursorState::Done) {
+            CursorState::Done => return Ok(None),
+            CursorState::Rows(rows) => {
+                for (key, row) in rows {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    self.keep(key, row, ctx, &mut out)?;
+                }
+            }
+            CursorState::Range(mut range) => {
+                if range.is_empty() {
+                    return Ok(None);
+                }
+                let page = txn.scan(&range, SCAN_PAGE).await.map_err(core)?;
+                let full = page.len() == SCAN_PAGE;
+                let mut last = None;
+                let mut stopped = false;
+                for (key, bytes) in page {
+                    let row = decode_table_row(&self.scan.table, &bytes)?;
+                    last = Some(key.clone());
+                    self.keep(key, row, ctx, &mut out)?;
+                    if out.len() >= limit {
+                        stopped = true;
+                        break;
+                    }
+                }
+                if let (true, Some(last)) = (full || stopped, last) {
+                    let mut next = last.as_bytes().to_vec();
+                    next.push(0);
+                    range.start = Key::from(next);
+                    self.state = CursorState::Range(range);
+                }
+            }
+        }
+        if self.scan.lock {
+            for (key, _) in &out {
+                txn.lock(key.clone());
+            }
+        }
+        Ok(Some(out))
+    }
+
+    fn keep(
+        &self,
+        key: Key,
+        row: Vec<Value>,
+        ctx: &ExecContext<'_>,
+        out: &mut Vec<(Key, Vec<Value>)>,
+    ) -> SqlResult<()> {
+        let matches = match &self.scan.filter {
             Some(filter) => truth(&filter.eval(&row, &ctx.eval())?)? == Some(true),
             None => true,
         };
@@ -365,151 +493,85 @@ async fn scan_rows_limited(
             out.push((key, row));
         }
         Ok(())
-    };
-    let mut keep = |key: Key, bytes: &[u8], out: &mut Vec<(Key, Vec<Value>)>| -> SqlResult<()> {
-        let row = rowcode::decode_row(bytes)?;
-        if row.len() != table.columns.len() {
-            return Err(SqlError::new(
-                SqlState::DATA_CORRUPTED,
-                format!(
-                    "row of table \"{}\" has {} columns, expected {}",
-                    table.name,
-                    row.len(),
-                    table.columns.len()
-                ),
-            ));
-        }
-        keep_row(row, key, out)
-    };
-    if let Some(derived) = &scan.derived {
-        for row in Box::pin(select_rows(txn, derived, ctx)).await? {
-            // Charged as the derived query's result; keep_row charges what it keeps.
-            ctx.memory.release(row_bytes(&row));
-            keep_row(row, Key::default(), &mut out)?;
-        }
-        return Ok(out);
     }
-    if table.id == crate::catalog::CONFLICTS_VIEW_ID {
-        for row in ctx.conflicts.rows() {
-            keep_row(row, Key::default(), &mut out)?;
-        }
-        return Ok(out);
-    }
-    match &scan.access {
-        Access::Point(values) => {
-            let mut pk = Vec::with_capacity(values.len());
-            for (i, expr) in values.iter().enumerate() {
-                let value = key_value(expr, key_type(i), ctx)?;
-                if value.is_null() {
-                    return Ok(out); // `key = NULL` matches nothing
-                }
-                pk.push(value);
-            }
-            let key = table.row_key(&pk.iter().collect::<Vec<_>>());
-            if let Some(bytes) = txn.get(&key).await.map_err(core)? {
-                keep(key, &bytes, &mut out)?;
-            }
-        }
-        Access::Range {
-            prefix,
-            lower,
-            upper,
-        } => {
-            let mut start = table.rows_prefix();
-            for (i, expr) in prefix.iter().enumerate() {
-                let value = key_value(expr, key_type(i), ctx)?;
-                if value.is_null() {
-                    return Ok(out);
-                }
-                keycode::encode_key_value(&value, &mut start);
-            }
-            let base = start.clone();
-            let next_type = key_type(prefix.len().min(table.primary_key.len() - 1)).clone();
-            let mut end: Option<Vec<u8>> = Key::from(base.clone())
-                .prefix_successor()
-                .map(|k| k.as_bytes().to_vec());
-            if let Some((expr, inclusive)) = lower {
-                let value = key_value(expr, &next_type, ctx)?;
-                if value.is_null() {
-                    return Ok(out);
-                }
-                let mut bound = base.clone();
-                keycode::encode_key_value(&value, &mut bound);
-                start = if *inclusive {
-                    bound
-                } else {
-                    Key::from(bound)
-                        .prefix_successor()
-                        .map(|k| k.as_bytes().to_vec())
-                        .unwrap_or_default()
-                };
-            }
-            if let Some((expr, inclusive)) = upper {
-                let value = key_value(expr, &next_type, ctx)?;
-                if value.is_null() {
-                    return Ok(out);
-                }
-                let mut bound = base.clone();
-                keycode::encode_key_value(&value, &mut bound);
-                end = if *inclusive {
-                    Key::from(bound)
-                        .prefix_successor()
-                        .map(|k| k.as_bytes().to_vec())
-                } else {
-                    Some(bound)
-                };
-            }
-            let range = KeyRange {
-                start: Key::from(start),
-                end: end.map(Key::from),
-            };
-            scan_range(txn, &range, ctx, limit, &mut out, &mut keep).await?;
-        }
-        Access::Full => {
-            scan_range(txn, &table.all_rows(), ctx, limit, &mut out, &mut keep).await?;
-        }
-    }
-    if scan.lock {
-        for (key, _) in &out {
-            txn.lock(key.clone());
-        }
-    }
-    Ok(out)
 }
 
-async fn scan_range(
-    txn: &mut Transaction,
-    range: &KeyRange,
-    ctx: &ExecContext<'_>,
-    limit: usize,
-    out: &mut Vec<(Key, Vec<Value>)>,
-    keep: &mut impl FnMut(Key, &[u8], &mut Vec<(Key, Vec<Value>)>) -> SqlResult<()>,
-) -> SqlResult<()> {
-    let mut cursor = range.clone();
-    loop {
-        ctx.check_cancel()?;
-        if cursor.is_empty() {
-            return Ok(());
-        }
-        let page = txn.scan(&cursor, SCAN_PAGE).await.map_err(core)?;
-        let full = page.len() == SCAN_PAGE;
-        let mut last = None;
-        for (key, bytes) in page {
-            keep(key.clone(), &bytes, out)?;
-            last = Some(key);
-            if out.len() >= limit {
-                return Ok(());
-            }
-        }
-        match (full, last) {
-            (true, Some(last)) => {
-                let mut next = last.as_bytes().to_vec();
-                next.push(0);
-                cursor.start = Key::from(next);
-            }
-            _ => return Ok(()),
-        }
+fn decode_table_row(table: &TableDesc, bytes: &[u8]) -> SqlResult<Vec<Value>> {
+    let row = rowcode::decode_row(bytes)?;
+    if row.len() != table.columns.len() {
+        return Err(SqlError::new(
+            SqlState::DATA_CORRUPTED,
+            format!(
+                "row of table \"{}\" has {} columns, expected {}",
+                table.name,
+                row.len(),
+                table.columns.len()
+            ),
+        ));
     }
+    Ok(row)
+}
+
+/// The keys a range access reads, or `None` if a bound is NULL (nothing matches).
+fn key_range(scan: &Scan, ctx: &ExecContext<'_>) -> SqlResult<Option<KeyRange>> {
+    let table = &scan.table;
+    let key_type = |i: usize| &table.columns[table.primary_key[i]].data_type;
+    let Access::Range {
+        prefix,
+        lower,
+        upper,
+    } = &scan.access
+    else {
+        return Ok(Some(table.all_rows()));
+    };
+    let mut start = table.rows_prefix();
+    for (i, expr) in prefix.iter().enumerate() {
+        let value = key_value(expr, key_type(i), ctx)?;
+        if value.is_null() {
+            return Ok(None);
+        }
+        keycode::encode_key_value(&value, &mut start);
+    }
+    let base = start.clone();
+    let next_type = key_type(prefix.len().min(table.primary_key.len() - 1)).clone();
+    let mut end: Option<Vec<u8>> = Key::from(base.clone())
+        .prefix_successor()
+        .map(|k| k.as_bytes().to_vec());
+    if let Some((expr, inclusive)) = lower {
+        let value = key_value(expr, &next_type, ctx)?;
+        if value.is_null() {
+            return Ok(None);
+        }
+        let mut bound = base.clone();
+        keycode::encode_key_value(&value, &mut bound);
+        start = if *inclusive {
+            bound
+        } else {
+            Key::from(bound)
+                .prefix_successor()
+                .map(|k| k.as_bytes().to_vec())
+                .unwrap_or_default()
+        };
+    }
+    if let Some((expr, inclusive)) = upper {
+        let value = key_value(expr, &next_type, ctx)?;
+        if value.is_null() {
+            return Ok(None);
+        }
+        let mut bound = base.clone();
+        keycode::encode_key_value(&value, &mut bound);
+        end = if *inclusive {
+            Key::from(bound)
+                .prefix_successor()
+                .map(|k| k.as_bytes().to_vec())
+        } else {
+            Some(bound)
+        };
+    }
+    Ok(Some(KeyRange {
+        start: Key::from(start),
+        end: end.map(Key::from),
+    }))
 }
 
 /// One aggregate's running state.
