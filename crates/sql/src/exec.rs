@@ -707,116 +707,170 @@ fn avg_type(arg: &DataType) -> DataType {
     }
 }
 
-fn aggregate(
-    rows: &[Vec<Value>],
-    aggregation: &Aggregation,
-    ctx: &ExecContext<'_>,
-) -> SqlResult<Vec<Vec<Value>>> {
-    let new_accumulators = || -> Vec<Accumulator> {
+/// GROUP BY and aggregates, fed rows a page at a time. Groups come out in the order they
+/// were first seen.
+struct Aggregator<'p> {
+    aggregation: &'p Aggregation,
+    /// Per group: the accumulators, and for DISTINCT calls the values seen.
+    groups: HashMap<GroupKey, (Vec<Accumulator>, Vec<HashSet<GroupKey>>)>,
+    order: Vec<GroupKey>,
+}
+
+impl<'p> Aggregator<'p> {
+    fn new(aggregation: &'p Aggregation) -> Self {
+        Aggregator {
+            aggregation,
+            groups: HashMap::new(),
+            order: Vec::new(),
+        }
+    }
+
+    /// Whether some call orders its input (`string_agg(x, ',' ORDER BY y)`): those need every
+    /// row at once.
+    fn needs_all_rows(aggregation: &Aggregation) -> bool {
         aggregation
             .aggregates
             .iter()
-            .map(|call| Accumulator::new(call.func, call.arg.as_ref()))
-            .collect()
-    };
-    // Per group: the accumulators, and for DISTINCT calls the values seen.
-    let mut groups: HashMap<GroupKey, (Vec<Accumulator>, Vec<HashSet<GroupKey>>)> = HashMap::new();
-    let mut order: Vec<GroupKey> = Vec::new();
-    // Each row's group, for the calls with their own ORDER BY, fed after the others.
-    let mut row_groups = Vec::with_capacity(rows.len());
-    let ordered_calls = aggregation
-        .aggregates
-        .iter()
-        .any(|call| !call.order_by.is_empty());
-    for row in rows {
+            .any(|call| !call.order_by.is_empty())
+    }
+
+    /// Adds `row` to its group (created if new) for the calls without their own ORDER BY;
+    /// returns the group's key.
+    fn feed(&mut self, row: &[Value], ctx: &ExecContext<'_>) -> SqlResult<GroupKey> {
+        let aggregation = self.aggregation;
         let key: Vec<Value> = aggregation
             .group_by
             .iter()
             .map(|g| g.eval(row, &ctx.eval()))
             .collect::<SqlResult<_>>()?;
         let key = GroupKey(key);
-        if !groups.contains_key(&key) {
+        if !self.groups.contains_key(&key) {
             ctx.memory.charge(
                 2 * row_bytes(&key.0)
                     + aggregation.aggregates.len() * std::mem::size_of::<Accumulator>(),
                 "aggregation groups",
             )?;
-            order.push(GroupKey(key.0.clone()));
-            groups.insert(
+            self.order.push(GroupKey(key.0.clone()));
+            self.groups.insert(
                 GroupKey(key.0.clone()),
                 (
-                    new_accumulators(),
+                    Self::accumulators(aggregation),
                     (0..aggregation.aggregates.len())
                         .map(|_| HashSet::new())
                         .collect(),
                 ),
             );
         }
-        if let Some((accumulators, seen)) = groups.get_mut(&key) {
+        if let Some((accumulators, seen)) = self.groups.get_mut(&key) {
             for (i, call) in aggregation.aggregates.iter().enumerate() {
                 if call.order_by.is_empty() {
                     feed_aggregate(call, &mut accumulators[i], &mut seen[i], row, ctx)?;
                 }
             }
         }
-        // One entry per row, so the ordered pass below can index it by row number.
-        if ordered_calls {
+        Ok(key)
+    }
+
+    fn accumulators(aggregation: &Aggregation) -> Vec<Accumulator> {
+        aggregation
+            .aggregates
+            .iter()
+            .map(|call| Accumulator::new(call.func, call.arg.as_ref()))
+            .collect()
+    }
+
+    /// The calls with their own ORDER BY, over every input row (`row_groups[n]` is row n's
+    /// group, from [`Aggregator::feed`]).
+    fn feed_ordered(
+        &mut self,
+        rows: &[Vec<Value>],
+        row_groups: &[GroupKey],
+        ctx: &ExecContext<'_>,
+    ) -> SqlResult<()> {
+        for (i, call) in self.aggregation.aggregates.iter().enumerate() {
+            if call.order_by.is_empty() {
+                continue;
+            }
+            let mut keyed = Vec::with_capacity(rows.len());
+            for (n, row) in rows.iter().enumerate() {
+                let key: Vec<Value> = call
+                    .order_by
+                    .iter()
+                    .map(|(e, _, _)| e.eval(row, &ctx.eval()))
+                    .collect::<SqlResult<_>>()?;
+                keyed.push((key, n));
+            }
+            keyed.sort_by(|(a, _), (b, _)| {
+                a.iter()
+                    .zip(b)
+                    .zip(&call.order_by)
+                    .map(|((x, y), (_, descending, nulls_first))| {
+                        key_order(x, y, *descending, *nulls_first)
+                    })
+                    .find(|o| *o != Ordering::Equal)
+                    .unwrap_or(Ordering::Equal)
+            });
+            for (_, n) in keyed {
+                let Some((accumulators, seen)) =
+                    row_groups.get(n).and_then(|k| self.groups.get_mut(k))
+                else {
+                    continue;
+                };
+                feed_aggregate(call, &mut accumulators[i], &mut seen[i], &rows[n], ctx)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One row per group (group keys, then aggregate values) that passes HAVING.
+    fn finish(mut self, ctx: &ExecContext<'_>) -> SqlResult<Vec<Vec<Value>>> {
+        // Aggregates without GROUP BY make one row even from no input.
+        if self.aggregation.group_by.is_empty() && self.groups.is_empty() {
+            self.order.push(GroupKey(vec![]));
+            self.groups.insert(
+                GroupKey(vec![]),
+                (Self::accumulators(self.aggregation), vec![]),
+            );
+        }
+        let mut out = Vec::with_capacity(self.order.len());
+        for key in self.order {
+            let Some((accumulators, _)) = self.groups.remove(&key) else {
+                continue;
+            };
+            let mut row = key.0;
+            for acc in accumulators {
+                row.push(acc.finish()?);
+            }
+            if let Some(having) = &self.aggregation.having {
+                if truth(&having.eval(&row, &ctx.eval())?)? != Some(true) {
+                    continue;
+                }
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+}
+
+/// Aggregates rows held whole (needed when a call orders its input).
+fn aggregate(
+    rows: &[Vec<Value>],
+    aggregation: &Aggregation,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<Vec<Value>>> {
+    let mut aggregator = Aggregator::new(aggregation);
+    let ordered = Aggregator::needs_all_rows(aggregation);
+    let mut row_groups = Vec::with_capacity(if ordered { rows.len() } else { 0 });
+    for row in rows {
+        let key = aggregator.feed(row, ctx)?;
+        if ordered {
             row_groups.push(key);
         }
     }
-    for (i, call) in aggregation.aggregates.iter().enumerate() {
-        if call.order_by.is_empty() {
-            continue;
-        }
-        let mut keyed = Vec::with_capacity(rows.len());
-        for (n, row) in rows.iter().enumerate() {
-            let key: Vec<Value> = call
-                .order_by
-                .iter()
-                .map(|(e, _, _)| e.eval(row, &ctx.eval()))
-                .collect::<SqlResult<_>>()?;
-            keyed.push((key, n));
-        }
-        keyed.sort_by(|(a, _), (b, _)| {
-            a.iter()
-                .zip(b)
-                .zip(&call.order_by)
-                .map(|((x, y), (_, descending, nulls_first))| {
-                    key_order(x, y, *descending, *nulls_first)
-                })
-                .find(|o| *o != Ordering::Equal)
-                .unwrap_or(Ordering::Equal)
-        });
-        for (_, n) in keyed {
-            let Some((accumulators, seen)) = row_groups.get(n).and_then(|k| groups.get_mut(k))
-            else {
-                continue;
-            };
-            feed_aggregate(call, &mut accumulators[i], &mut seen[i], &rows[n], ctx)?;
-        }
+    if ordered {
+        aggregator.feed_ordered(rows, &row_groups, ctx)?;
     }
-    // Aggregates without GROUP BY make one row even from no input.
-    if aggregation.group_by.is_empty() && groups.is_empty() {
-        order.push(GroupKey(vec![]));
-        groups.insert(GroupKey(vec![]), (new_accumulators(), vec![]));
-    }
-    let mut out = Vec::with_capacity(order.len());
-    for key in order {
-        let Some((accumulators, _)) = groups.remove(&key) else {
-            continue;
-        };
-        let mut row = key.0;
-        for acc in accumulators {
-            row.push(acc.finish()?);
-        }
-        if let Some(having) = &aggregation.having {
-            if truth(&having.eval(&row, &ctx.eval())?)? != Some(true) {
-                continue;
-            }
-        }
-        out.push(row);
-    }
-    Ok(out)
+    aggregator.finish(ctx)
 }
 
 /// Adds one input row to an aggregate call's accumulator, after its FILTER and DISTINCT.
@@ -886,51 +940,243 @@ fn ntile(pos: usize, rows: usize, buckets: usize) -> usize {
     }
 }
 
-async fn join(
-    txn: &mut Transaction,
-    left: Vec<Vec<Value>>,
-    step: &JoinStep,
-    ctx: &ExecContext<'_>,
-) -> SqlResult<Vec<Vec<Value>>> {
-    if let Some(lookup) = &step.lookup {
-        // Many left rows: reading the right table once may cost less than a lookup per
-        // row. Read it, unfiltered, up to a few rows per left row; if it ends within that,
-        // hash-join those rows instead. Either way the work is at most about twice the
-        // cheaper plan's, without statistics. (Not for FOR UPDATE: that would lock every row
-        // read, not only the partners.)
-        let budget = left.len().saturating_mul(ROWS_READ_PER_LOOKUP);
-        if step.hash.is_some() && !step.scan.lock && left.len() > LOOKUPS_BEFORE_PROBING {
-            let mut unfiltered = step.scan.clone();
-            unfiltered.filter = None;
-            unfiltered.access = Access::Full;
-            let probe = scan_rows_limited(txn, &unfiltered, ctx, budget + 1).await?;
-            let complete = probe.len() <= budget;
-            let mut right = Vec::with_capacity(if complete { probe.len() } else { 0 });
-            for (key, row) in probe {
-                let keep = complete
-                    && match &step.scan.filter {
-                        Some(filter) => truth(&filter.eval(&row, &ctx.eval())?)? == Some(true),
-                        None => true,
-                    };
-                if keep {
-                    ctx.memory.release(key.as_bytes().len());
-                    right.push(row);
-                } else {
-                    ctx.memory.release(row_bytes(&row) + key.as_bytes().len());
+/// One join step's state across the pages of left rows it is given: the right table's rows,
+/// read once (with a hash table on the join keys), or per-row key lookups.
+struct JoinState<'s> {
+    step: &'s JoinStep,
+    /// The right side read whole; `None` while joining by key lookups.
+    built: Option<BuiltSide>,
+    /// Left rows joined so far, and when next to try reading the right side whole instead of
+    /// looking rows up.
+    left_rows: usize,
+    probe_at: usize,
+}
+
+struct BuiltSide {
+    rows: Vec<Vec<Value>>,
+    /// Row positions by join-key values (`None`: no equality keys, every pair is tried).
+    buckets: Option<HashMap<GroupKey, Vec<usize>>>,
+    /// Which right rows found a partner (RIGHT / FULL joins pad the others at the end).
+    matched: Vec<bool>,
+    /// What the hash table was charged.
+    table_bytes: usize,
+}
+
+impl<'s> JoinState<'s> {
+    async fn new(
+        txn: &mut Transaction,
+        step: &'s JoinStep,
+        ctx: &ExecContext<'_>,
+    ) -> SqlResult<JoinState<'s>> {
+        let built = match step.lookup {
+            Some(_) => None,
+            None => {
+                let rows = scan_rows(txn, &step.scan, ctx)
+                    .await?
+                    .into_iter()
+                    .map(|(key, row)| {
+                        ctx.memory.release(key.as_bytes().len());
+                        row
+                    })
+                    .collect();
+                Some(BuiltSide::new(rows, step, ctx)?)
+            }
+        };
+        Ok(JoinState {
+            step,
+            built,
+            left_rows: 0,
+            probe_at: LOOKUPS_BEFORE_PROBING,
+        })
+    }
+
+    /// Joins one page of left rows (the padded rows of a LEFT / FULL join included).
+    async fn join_page(
+        &mut self,
+        txn: &mut Transaction,
+        left: Vec<Vec<Value>>,
+        ctx: &ExecContext<'_>,
+    ) -> SqlResult<Vec<Vec<Value>>> {
+        self.left_rows += left.len();
+        if self.built.is_none() && self.left_rows > self.probe_at {
+            self.try_reading_right_whole(txn, ctx).await?;
+        }
+        match (&mut self.built, &self.step.lookup) {
+            (Some(built), _) => built.join(left, self.step, ctx),
+            (None, Some(lookup)) => lookup_join(txn, left, self.step, lookup, ctx).await,
+            (None, None) => Err(SqlError::internal("join without a right side")),
+        }
+    }
+
+    /// Many left rows: reading the right table once may cost less than a lookup per row.
+    /// Read it, unfiltered, up to a few rows per left row so far; if it ends within that,
+    /// hash-join from now on, else try again when the left side has doubled. Either way the
+    /// work stays within a small factor of the cheaper plan's, without statistics. (Not for
+    /// FOR UPDATE: that would lock every row read, not only the partners.)
+    async fn try_reading_right_whole(
+        &mut self,
+        txn: &mut Transaction,
+        ctx: &ExecContext<'_>,
+    ) -> SqlResult<()> {
+        self.probe_at = self.left_rows.saturating_mul(2);
+        let step = self.step;
+        if step.hash.is_none() || step.scan.lock {
+            return Ok(());
+        }
+        let budget = self.left_rows.saturating_mul(ROWS_READ_PER_LOOKUP);
+        let mut unfiltered = step.scan.clone();
+        unfiltered.filter = None;
+        unfiltered.access = Access::Full;
+        // Read until the table ends, the row budget is spent, or the rows would take more
+        // than half the memory still free (then lookups are the way that fits).
+        let free_at_start = ctx.memory.available();
+        let mut cursor = ScanCursor::open(txn, &unfiltered, ctx).await?;
+        let mut probe = Vec::new();
+        let mut complete = false;
+        while probe.len() <= budget && ctx.memory.available() > free_at_start / 2 {
+            match cursor.next_page(txn, ctx, SCAN_PAGE).await? {
+                Some(page) => probe.extend(page),
+                None => {
+                    complete = true;
+                    break;
                 }
             }
-            if complete {
-                return hash_or_loop_join(left, right, step, ctx);
+        }
+        let complete = complete && probe.len() <= budget;
+        let mut right = Vec::with_capacity(if complete { probe.len() } else { 0 });
+        for (key, row) in probe {
+            let keep = complete
+                && match &step.scan.filter {
+                    Some(filter) => truth(&filter.eval(&row, &ctx.eval())?)? == Some(true),
+                    None => true,
+                };
+            if keep {
+                ctx.memory.release(key.as_bytes().len());
+                right.push(row);
+            } else {
+                ctx.memory.release(row_bytes(&row) + key.as_bytes().len());
             }
         }
-        return lookup_join(txn, left, step, lookup, ctx).await;
+        if complete {
+            self.built = Some(BuiltSide::new(right, step, ctx)?);
+        }
+        Ok(())
     }
-    let right: Vec<Vec<Value>> = scan_rows(txn, &step.scan, ctx)
-        .await?
-        .into_iter()
-        .map(|(_, row)| row)
-        .collect();
-    hash_or_loop_join(left, right, step, ctx)
+
+    /// After the last page: a RIGHT / FULL join's right rows that found no partner, padded;
+    /// and the memory of the right side given back.
+    fn finish(&mut self, ctx: &ExecContext<'_>) -> SqlResult<Vec<Vec<Value>>> {
+        let Some(built) = self.built.take() else {
+            return Ok(vec![]);
+        };
+        let mut out = Vec::new();
+        if matches!(self.step.kind, JoinKind::Right | JoinKind::Full) {
+            for (candidate, matched) in built.rows.iter().zip(&built.matched) {
+                if !matched {
+                    let mut padded: Vec<Value> =
+                        std::iter::repeat_n(Value::Null, self.step.left_width).collect();
+                    padded.extend(candidate.iter().cloned());
+                    ctx.memory.charge_row(&padded, "join")?;
+                    out.push(padded);
+                }
+            }
+        }
+        ctx.memory.release(built.table_bytes);
+        ctx.memory.release_rows(&built.rows);
+        Ok(out)
+    }
+}
+
+/// The values of `exprs` over `row`, as a hash key; `None` if one is NULL (matches nothing).
+fn join_key(row: &[Value], exprs: &[Expr], ctx: &ExecContext<'_>) -> SqlResult<Option<GroupKey>> {
+    let mut key = Vec::with_capacity(exprs.len());
+    for expr in exprs {
+        let value = expr.eval(row, &ctx.eval())?;
+        if value.is_null() {
+            return Ok(None);
+        }
+        key.push(value);
+    }
+    Ok(Some(GroupKey(key)))
+}
+
+impl BuiltSide {
+    fn new(rows: Vec<Vec<Value>>, step: &JoinStep, ctx: &ExecContext<'_>) -> SqlResult<Self> {
+        let mut table_bytes = 0;
+        let buckets = match &step.hash {
+            Some(hash) => {
+                let mut buckets: HashMap<GroupKey, Vec<usize>> = HashMap::new();
+                for (i, row) in rows.iter().enumerate() {
+                    if let Some(key) = join_key(row, &hash.right, ctx)? {
+                        let bytes = row_bytes(&key.0) + std::mem::size_of::<usize>();
+                        ctx.memory.charge(bytes, "hash join table")?;
+                        table_bytes += bytes;
+                        buckets.entry(key).or_default().push(i);
+                    }
+                }
+                Some(buckets)
+            }
+            None => None,
+        };
+        Ok(BuiltSide {
+            matched: vec![false; rows.len()],
+            rows,
+            buckets,
+            table_bytes,
+        })
+    }
+
+    /// Joins `left` with these rows: by the hash table if the join has equality keys, else
+    /// every pair.
+    fn join(
+        &mut self,
+        left: Vec<Vec<Value>>,
+        step: &JoinStep,
+        ctx: &ExecContext<'_>,
+    ) -> SqlResult<Vec<Vec<Value>>> {
+        let right_width = step.scan.table.columns.len();
+        let keep_unmatched_left = matches!(step.kind, JoinKind::Left | JoinKind::Full);
+        // A hash join's buckets hold only pairs whose keys are equal: the rest of ON remains.
+        let (condition, left_keys) = match (&step.hash, &self.buckets) {
+            (Some(hash), Some(_)) => (&hash.residual, Some(&hash.left)),
+            _ => (&step.on, None),
+        };
+        let all_rows: Vec<usize> = match left_keys {
+            Some(_) => vec![],
+            None => (0..self.rows.len()).collect(),
+        };
+        let mut out = Vec::new();
+        for (n, row) in left.into_iter().enumerate() {
+            if n % SCAN_PAGE == 0 {
+                ctx.check_cancel()?;
+            }
+            let candidates = match (left_keys, &self.buckets) {
+                (Some(exprs), Some(buckets)) => match join_key(&row, exprs, ctx)? {
+                    Some(key) => buckets.get(&key).map_or(&[][..], Vec::as_slice),
+                    None => &[][..],
+                },
+                _ => &all_rows[..],
+            };
+            let mut matched = false;
+            for &i in candidates {
+                let mut combined = row.clone();
+                combined.extend(self.rows[i].iter().cloned());
+                if join_condition_holds(condition, &combined, ctx)? {
+                    matched = true;
+                    self.matched[i] = true;
+                    ctx.memory.charge_row(&combined, "join")?;
+                    out.push(combined);
+                }
+            }
+            if !matched && keep_unmatched_left {
+                let mut padded = row;
+                padded.extend(std::iter::repeat_n(Value::Null, right_width));
+                ctx.memory.charge_row(&padded, "join")?;
+                out.push(padded);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// An index nested loop: each left row's partner looked up by the right table's key.
@@ -966,8 +1212,7 @@ async fn lookup_join(
         };
         let mut matched = false;
         for (key, right) in scan_rows(txn, &point, ctx).await? {
-            ctx.memory
-                .release(row_bytes(&right) + key.as_bytes().len());
+            ctx.memory.release(row_bytes(&right) + key.as_bytes().len());
             let mut combined = row.clone();
             combined.extend(right);
             if join_condition_holds(&step.on, &combined, ctx)? {
@@ -979,6 +1224,7 @@ async fn lookup_join(
         if !matched && keep_unmatched_left {
             let mut padded = row;
             padded.extend(std::iter::repeat_n(Value::Null, right_width));
+            ctx.memory.charge_row(&padded, "join")?;
             out.push(padded);
         }
     }
@@ -994,95 +1240,6 @@ fn join_condition_holds(
         Some(on) => Ok(truth(&on.eval(combined, &ctx.eval())?)? == Some(true)),
         None => Ok(true),
     }
-}
-
-/// Joins `left` with the right table's rows, read already: by a hash table on the join's
-/// equality keys if it has them, else every pair.
-fn hash_or_loop_join(
-    left: Vec<Vec<Value>>,
-    right: Vec<Vec<Value>>,
-    step: &JoinStep,
-    ctx: &ExecContext<'_>,
-) -> SqlResult<Vec<Vec<Value>>> {
-    let right_width = step.scan.table.columns.len();
-    let keep_unmatched_left = matches!(step.kind, JoinKind::Left | JoinKind::Full);
-    // A hash join's buckets hold only pairs whose keys are equal: the rest of ON remains.
-    let condition = match &step.hash {
-        Some(hash) => &hash.residual,
-        None => &step.on,
-    };
-    let mut out = Vec::new();
-    let mut right_matched = vec![false; right.len()];
-    // The right rows by their key values (a NULL key matches nothing).
-    let keys_of = |row: &[Value], exprs: &[Expr]| -> SqlResult<Option<GroupKey>> {
-        let mut key = Vec::with_capacity(exprs.len());
-        for expr in exprs {
-            let value = expr.eval(row, &ctx.eval())?;
-            if value.is_null() {
-                return Ok(None);
-            }
-            key.push(value);
-        }
-        Ok(Some(GroupKey(key)))
-    };
-    let mut buckets: HashMap<GroupKey, Vec<usize>> = HashMap::new();
-    let mut table_bytes = 0;
-    if let Some(hash) = &step.hash {
-        for (i, row) in right.iter().enumerate() {
-            if let Some(key) = keys_of(row, &hash.right)? {
-                let bytes = row_bytes(&key.0) + std::mem::size_of::<usize>();
-                ctx.memory.charge(bytes, "hash join table")?;
-                table_bytes += bytes;
-                buckets.entry(key).or_default().push(i);
-            }
-        }
-    }
-    let all_rows: Vec<usize> = match step.hash {
-        Some(_) => vec![],
-        None => (0..right.len()).collect(),
-    };
-    for (n, row) in left.into_iter().enumerate() {
-        if n % SCAN_PAGE == 0 {
-            ctx.check_cancel()?;
-        }
-        let candidates = match &step.hash {
-            Some(hash) => match keys_of(&row, &hash.left)? {
-                Some(key) => buckets.get(&key).map_or(&[][..], Vec::as_slice),
-                None => &[][..],
-            },
-            None => &all_rows[..],
-        };
-        let mut matched = false;
-        for &i in candidates {
-            let mut combined = row.clone();
-            combined.extend(right[i].iter().cloned());
-            if join_condition_holds(condition, &combined, ctx)? {
-                matched = true;
-                right_matched[i] = true;
-                ctx.memory.charge_row(&combined, "join")?;
-                out.push(combined);
-            }
-        }
-        if !matched && keep_unmatched_left {
-            let mut padded = row;
-            padded.extend(std::iter::repeat_n(Value::Null, right_width));
-            out.push(padded);
-        }
-    }
-    if matches!(step.kind, JoinKind::Right | JoinKind::Full) {
-        for (candidate, matched) in right.iter().zip(right_matched) {
-            if !matched {
-                let mut padded: Vec<Value> =
-                    std::iter::repeat_n(Value::Null, step.left_width).collect();
-                padded.extend(candidate.iter().cloned());
-                ctx.memory.charge_row(&padded, "join")?;
-                out.push(padded);
-            }
-        }
-    }
-    ctx.memory.release(table_bytes);
-    ctx.memory.release_rows(&right);
-    Ok(out)
 }
 
 /// The rows of UNION / INTERSECT / EXCEPT [ALL], both sides cast to the result's types.
@@ -1425,47 +1582,75 @@ pub async fn select_rows(
         (true, Some(limit)) => limit.saturating_add(offset),
         _ => usize::MAX,
     };
-    let input: Vec<Vec<Value>> = if let Some(set) = &select.set_operation {
-        Box::pin(set_operation_rows(txn, set, ctx)).await?
+    // Rows reach the aggregation page by page when it can take them so (nothing orders an
+    // aggregate's input): then only the groups are held, not every joined row.
+    let mut aggregator = select
+        .aggregation
+        .as_ref()
+        .filter(|a| !Aggregator::needs_all_rows(a))
+        .map(Aggregator::new);
+    let mut input: Vec<Vec<Value>> = Vec::new();
+    let mut sink = |rows: Vec<Vec<Value>>| -> SqlResult<()> {
+        let rows = filter_rows(rows, &select.filter, ctx)?;
+        match aggregator.as_mut() {
+            Some(aggregator) => {
+                for row in &rows {
+                    aggregator.feed(row, ctx)?;
+                }
+                ctx.memory.release_rows(&rows);
+            }
+            None => input.extend(rows),
+        }
+        Ok(())
+    };
+    if let Some(set) = &select.set_operation {
+        sink(Box::pin(set_operation_rows(txn, set, ctx)).await?)?;
     } else if let Some(series) = &select.series {
-        series_rows(series, ctx, read_limit)?
-    } else {
-        match &select.scan {
-            Some(scan) => scan_rows_limited(txn, scan, ctx, read_limit)
-                .await?
+        sink(series_rows(series, ctx, read_limit)?)?;
+    } else if let Some(scan) = &select.scan {
+        let mut joins = Vec::with_capacity(select.joins.len());
+        for step in &select.joins {
+            joins.push(JoinState::new(txn, step, ctx).await?);
+        }
+        let mut cursor = ScanCursor::open(txn, scan, ctx).await?;
+        let mut remaining = read_limit;
+        while remaining > 0 {
+            let Some(page) = cursor.next_page(txn, ctx, remaining).await? else {
+                break;
+            };
+            remaining = remaining.saturating_sub(page.len());
+            let mut rows: Vec<Vec<Value>> = page
                 .into_iter()
                 .map(|(key, row)| {
                     ctx.memory.release(key.as_bytes().len());
                     row
                 })
-                .collect(),
-            None => vec![vec![]],
-        }
-    };
-    let mut input = input;
-    for step in &select.joins {
-        let left_bytes: usize = input.iter().map(|row| row_bytes(row)).sum();
-        input = join(txn, input, step, ctx).await?;
-        ctx.memory.release(left_bytes);
-    }
-    if let Some(filter) = &select.filter {
-        let mut kept = Vec::with_capacity(input.len());
-        for row in input {
-            if truth(&filter.eval(&row, &ctx.eval())?)? == Some(true) {
-                kept.push(row);
-            } else {
-                ctx.memory.release(row_bytes(&row));
+                .collect();
+            for join in &mut joins {
+                rows = join_through(join, txn, rows, ctx).await?;
             }
+            sink(rows)?;
         }
-        input = kept;
+        // RIGHT and FULL joins add their right rows that found no partner, which then go
+        // through the joins after them.
+        for i in 0..joins.len() {
+            let mut rows = joins[i].finish(ctx)?;
+            for join in &mut joins[i + 1..] {
+                rows = join_through(join, txn, rows, ctx).await?;
+            }
+            sink(rows)?;
+        }
+    } else {
+        sink(vec![vec![]])?;
     }
-    let rows = match &select.aggregation {
-        Some(aggregation) => {
+    let rows = match (&select.aggregation, aggregator) {
+        (_, Some(aggregator)) => aggregator.finish(ctx)?,
+        (Some(aggregation), None) => {
             let groups = aggregate(&input, aggregation, ctx)?;
             ctx.memory.release_rows(&input);
             groups
         }
-        None => input,
+        (None, None) => input,
     };
     let mut rows = rows;
     if !select.windows.is_empty() {
@@ -1605,6 +1790,39 @@ fn series_rows(series: &Series, ctx: &ExecContext<'_>, limit: usize) -> SqlResul
         at = next;
     }
     Ok(out)
+}
+
+/// One join step over a page of rows; the page's memory is given back once joined.
+async fn join_through(
+    join: &mut JoinState<'_>,
+    txn: &mut Transaction,
+    rows: Vec<Vec<Value>>,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<Vec<Value>>> {
+    let left_bytes: usize = rows.iter().map(|row| row_bytes(row)).sum();
+    let joined = join.join_page(txn, rows, ctx).await?;
+    ctx.memory.release(left_bytes);
+    Ok(joined)
+}
+
+/// The rows that satisfy `filter` (all if none); the memory of the others is given back.
+fn filter_rows(
+    rows: Vec<Vec<Value>>,
+    filter: &Option<Expr>,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<Vec<Value>>> {
+    let Some(filter) = filter else {
+        return Ok(rows);
+    };
+    let mut kept = Vec::with_capacity(rows.len());
+    for row in rows {
+        if truth(&filter.eval(&row, &ctx.eval())?)? == Some(true) {
+            kept.push(row);
+        } else {
+            ctx.memory.release(row_bytes(&row));
+        }
+    }
+    Ok(kept)
 }
 
 /// EXPLAIN's text for a plan.

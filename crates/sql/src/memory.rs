@@ -52,6 +52,11 @@ impl MemoryBudget {
         )))
     }
 
+    /// Bytes that may still be charged before the limit.
+    pub fn available(&self) -> usize {
+        self.limit.saturating_sub(self.used.load(Ordering::Relaxed))
+    }
+
     /// Gives back `bytes` charged earlier (their rows were dropped).
     pub fn release(&self, bytes: usize) {
         // Never below zero, even if an estimate differs between charge and release.

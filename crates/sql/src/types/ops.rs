@@ -583,6 +583,44 @@ pub fn concat(a: &Value, b: &Value) -> Value {
     Value::Text(s)
 }
 
+/// A group key hashed and compared with SQL equality (1 = 1.0, NULLs group together).
+pub struct GroupKey(pub Vec<Value>);
+
+impl PartialEq for GroupKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|(a, b)| total_cmp(a, b) == Ordering::Equal)
+    }
+}
+
+impl Eq for GroupKey {}
+
+impl Hash for GroupKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for value in &self.0 {
+            hash_key(value, state);
+        }
+    }
+}
+
+/// Whether equal values of these types always hash equal under [`hash_key`] (integers and
+/// numerics hash by value; a fractional numeric and a float do not), so that a hash table
+/// keyed by one finds the other.
+pub fn hash_alike(a: &DataType, b: &DataType) -> bool {
+    let exact = |t: &DataType| {
+        matches!(
+            t,
+            DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Numeric { .. }
+        )
+    };
+    let text = |t: &DataType| matches!(t, DataType::Text | DataType::Varchar(_));
+    a == b || (exact(a) && exact(b)) || (text(a) && text(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -948,42 +986,4 @@ mod tests {
             format_text(self)
         }
     }
-}
-
-/// A group key hashed and compared with SQL equality (1 = 1.0, NULLs group together).
-pub struct GroupKey(pub Vec<Value>);
-
-impl PartialEq for GroupKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len()
-            && self
-                .0
-                .iter()
-                .zip(&other.0)
-                .all(|(a, b)| total_cmp(a, b) == Ordering::Equal)
-    }
-}
-
-impl Eq for GroupKey {}
-
-impl Hash for GroupKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        for value in &self.0 {
-            hash_key(value, state);
-        }
-    }
-}
-
-/// Whether equal values of these types always hash equal under [`hash_key`] (integers and
-/// numerics hash by value; a fractional numeric and a float do not), so that a hash table
-/// keyed by one finds the other.
-pub fn hash_alike(a: &DataType, b: &DataType) -> bool {
-    let exact = |t: &DataType| {
-        matches!(
-            t,
-            DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Numeric { .. }
-        )
-    };
-    let text = |t: &DataType| matches!(t, DataType::Text | DataType::Varchar(_));
-    a == b || (exact(a) && exact(b)) || (text(a) && text(b))
 }
