@@ -55,6 +55,12 @@ pub struct ExecContext<'a> {
     pub subqueries: &'a [SubqueryRows],
     /// What the statement may keep in memory; every operator charges the rows it keeps.
     pub memory: &'a MemoryBudget,
+    /// The statement's subquery plans (correlated ones run from these, per row).
+    pub subquery_plans: &'a [SelectPlan],
+    /// Correlated subqueries' rows for the row being evaluated.
+    pub correlated: &'a [(usize, SubqueryRows)],
+    /// The current rows of the queries around a correlated subquery, innermost last.
+    pub outer: &'a [Vec<Value>],
 }
 
 impl ExecContext<'_> {
@@ -63,6 +69,8 @@ impl ExecContext<'_> {
             params: self.params,
             now_micros: self.now_micros,
             subqueries: self.subqueries,
+            correlated: self.correlated,
+            outer: self.outer,
             random: self.random,
         }
     }
@@ -95,9 +103,15 @@ pub async fn run(txn: &mut Transaction, plan: &Plan, ctx: &ExecContext<'_>) -> S
     // Uncorrelated subqueries run first, in order (an inner one before the one holding it).
     let mut results: Vec<SubqueryRows> = Vec::new();
     for subquery in plan.subqueries() {
+        if subquery.correlated {
+            // Runs per row of the query around it (see `correlated_rows`).
+            results.push(SubqueryRows::new(vec![], None));
+            continue;
+        }
         let rows = {
             let with_earlier = ExecContext {
                 subqueries: &results,
+                subquery_plans: plan.subqueries(),
                 ..*ctx
             };
             Box::pin(select_rows(txn, subquery, &with_earlier)).await?
@@ -107,6 +121,7 @@ pub async fn run(txn: &mut Transaction, plan: &Plan, ctx: &ExecContext<'_>) -> S
     }
     let ctx = &ExecContext {
         subqueries: &results,
+        subquery_plans: plan.subqueries(),
         ..*ctx
     };
     let produced = run_statement(txn, plan, ctx).await?;
@@ -1577,7 +1592,8 @@ pub async fn select_rows(
         && !select.distinct
         && select.distinct_on.is_empty()
         && select.windows.is_empty()
-        && select.joins.is_empty();
+        && select.joins.is_empty()
+        && select.filter.is_none();
     let read_limit = match (streaming, limit) {
         (true, Some(limit)) => limit.saturating_add(offset),
         _ => usize::MAX,
@@ -1590,23 +1606,17 @@ pub async fn select_rows(
         .filter(|a| !Aggregator::needs_all_rows(a))
         .map(Aggregator::new);
     let mut input: Vec<Vec<Value>> = Vec::new();
-    let mut sink = |rows: Vec<Vec<Value>>| -> SqlResult<()> {
-        let rows = filter_rows(rows, &select.filter, ctx)?;
-        match aggregator.as_mut() {
-            Some(aggregator) => {
-                for row in &rows {
-                    aggregator.feed(row, ctx)?;
-                }
-                ctx.memory.release_rows(&rows);
-            }
-            None => input.extend(rows),
-        }
-        Ok(())
+    let mut sink = Sink {
+        filter: &select.filter,
+        aggregator: &mut aggregator,
+        input: &mut input,
     };
     if let Some(set) = &select.set_operation {
-        sink(Box::pin(set_operation_rows(txn, set, ctx)).await?)?;
+        let rows = Box::pin(set_operation_rows(txn, set, ctx)).await?;
+        sink.take(txn, rows, ctx).await?;
     } else if let Some(series) = &select.series {
-        sink(series_rows(series, ctx, read_limit)?)?;
+        sink.take(txn, series_rows(series, ctx, read_limit)?, ctx)
+            .await?;
     } else if let Some(scan) = &select.scan {
         let mut joins = Vec::with_capacity(select.joins.len());
         for step in &select.joins {
@@ -1629,7 +1639,7 @@ pub async fn select_rows(
             for join in &mut joins {
                 rows = join_through(join, txn, rows, ctx).await?;
             }
-            sink(rows)?;
+            sink.take(txn, rows, ctx).await?;
         }
         // RIGHT and FULL joins add their right rows that found no partner, which then go
         // through the joins after them.
@@ -1638,10 +1648,10 @@ pub async fn select_rows(
             for join in &mut joins[i + 1..] {
                 rows = join_through(join, txn, rows, ctx).await?;
             }
-            sink(rows)?;
+            sink.take(txn, rows, ctx).await?;
         }
     } else {
-        sink(vec![vec![]])?;
+        sink.take(txn, vec![vec![]], ctx).await?;
     }
     let rows = match (&select.aggregation, aggregator) {
         (_, Some(aggregator)) => aggregator.finish(ctx)?,
@@ -1657,9 +1667,22 @@ pub async fn select_rows(
         compute_windows(&mut rows, &select.windows, ctx)?;
     }
     let mut produced: Vec<(Vec<Value>, Vec<Value>)> = Vec::with_capacity(rows.len());
+    let correlated = correlated_in(
+        select
+            .projection
+            .iter()
+            .chain(select.order_by.iter().map(|k| &k.expr))
+            .chain(&select.distinct_on),
+        ctx,
+    );
     for row in rows {
         let row = &row;
         ctx.memory.release(row_bytes(row));
+        let results = correlated_rows(txn, &correlated, row, ctx).await?;
+        let ctx = &ExecContext {
+            correlated: &results,
+            ..*ctx
+        };
         let mut keys = select
             .order_by
             .iter()
@@ -1805,8 +1828,38 @@ async fn join_through(
     Ok(joined)
 }
 
+/// Where the rows of a SELECT's FROM clause go once joined: through the WHERE clause, then
+/// into the aggregation (page by page) or collected.
+struct Sink<'a, 'p> {
+    filter: &'p Option<Expr>,
+    aggregator: &'a mut Option<Aggregator<'p>>,
+    input: &'a mut Vec<Vec<Value>>,
+}
+
+impl Sink<'_, '_> {
+    async fn take(
+        &mut self,
+        txn: &mut Transaction,
+        rows: Vec<Vec<Value>>,
+        ctx: &ExecContext<'_>,
+    ) -> SqlResult<()> {
+        let rows = filter_rows(txn, rows, self.filter, ctx).await?;
+        match self.aggregator.as_mut() {
+            Some(aggregator) => {
+                for row in &rows {
+                    aggregator.feed(row, ctx)?;
+                }
+                ctx.memory.release_rows(&rows);
+            }
+            None => self.input.extend(rows),
+        }
+        Ok(())
+    }
+}
+
 /// The rows that satisfy `filter` (all if none); the memory of the others is given back.
-fn filter_rows(
+async fn filter_rows(
+    txn: &mut Transaction,
     rows: Vec<Vec<Value>>,
     filter: &Option<Expr>,
     ctx: &ExecContext<'_>,
@@ -1814,15 +1867,73 @@ fn filter_rows(
     let Some(filter) = filter else {
         return Ok(rows);
     };
+    let correlated = correlated_in([filter], ctx);
     let mut kept = Vec::with_capacity(rows.len());
     for row in rows {
-        if truth(&filter.eval(&row, &ctx.eval())?)? == Some(true) {
+        let results = correlated_rows(txn, &correlated, &row, ctx).await?;
+        let row_ctx = ExecContext {
+            correlated: &results,
+            ..*ctx
+        };
+        if truth(&filter.eval(&row, &row_ctx.eval())?)? == Some(true) {
             kept.push(row);
         } else {
             ctx.memory.release(row_bytes(&row));
         }
     }
     Ok(kept)
+}
+
+/// The correlated subqueries `exprs` use (by index in the statement's list).
+fn correlated_in<'e>(
+    exprs: impl IntoIterator<Item = &'e Expr>,
+    ctx: &ExecContext<'_>,
+) -> Vec<usize> {
+    let mut found = Vec::new();
+    for expr in exprs {
+        expr.walk(&mut |node| {
+            if let Expr::Subquery {
+                index,
+                correlated: true,
+                ..
+            } = node
+            {
+                if !found.contains(index) && *index < ctx.subquery_plans.len() {
+                    found.push(*index);
+                }
+            }
+        });
+    }
+    found
+}
+
+/// Runs each correlated subquery in `indexes` with `row` as the current row of the query
+/// around it, as PostgreSQL runs a SubPlan per row.
+async fn correlated_rows(
+    txn: &mut Transaction,
+    indexes: &[usize],
+    row: &[Value],
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<(usize, SubqueryRows)>> {
+    if indexes.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut outer = ctx.outer.to_vec();
+    outer.push(row.to_vec());
+    let inner_ctx = ExecContext {
+        outer: &outer,
+        correlated: &[],
+        ..*ctx
+    };
+    let mut results = Vec::with_capacity(indexes.len());
+    for &index in indexes {
+        let plan = &ctx.subquery_plans[index];
+        let rows = Box::pin(select_rows(txn, plan, &inner_ctx)).await?;
+        ctx.memory.release_rows(&rows);
+        let column_type = plan.columns.first().map(|c| c.data_type.clone());
+        results.push((index, SubqueryRows::new(rows, column_type)));
+    }
+    Ok(results)
 }
 
 /// EXPLAIN's text for a plan.

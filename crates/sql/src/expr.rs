@@ -310,6 +310,20 @@ pub enum Expr {
         usage: SubqueryUse,
         /// Result type.
         ty: DataType,
+        /// It reads columns of the query around it, so it runs again for each of that
+        /// query's rows instead of once before the statement.
+        correlated: bool,
+    },
+    /// A column of an enclosing query's current row, read by a correlated subquery.
+    Outer {
+        /// 0: the query immediately around the subquery, 1: the one around that, ...
+        level: usize,
+        /// Position in that query's row.
+        index: usize,
+        /// Name, for EXPLAIN and messages.
+        name: String,
+        /// Type.
+        ty: DataType,
     },
     /// An aggregate call, as bound before the aggregation rewrite turns it into an
     /// [`Expr::AggRef`]; never evaluated.
@@ -340,6 +354,10 @@ pub struct EvalContext<'a> {
     pub now_micros: i64,
     /// The rows of the statement's subqueries, computed before it runs.
     pub subqueries: &'a [SubqueryRows],
+    /// The rows of correlated subqueries, computed for the row being evaluated, by index.
+    pub correlated: &'a [(usize, SubqueryRows)],
+    /// The current rows of the enclosing queries, innermost last (for [`Expr::Outer`]).
+    pub outer: &'a [Vec<Value>],
     /// random(): a number in [0, 1) from the session's seeded source.
     pub random: &'a (dyn Fn() -> f64 + Send + Sync),
 }
@@ -427,6 +445,7 @@ impl Expr {
     pub fn ty(&self) -> DataType {
         match self {
             Expr::Column { ty, .. }
+            | Expr::Outer { ty, .. }
             | Expr::Param { ty, .. }
             | Expr::AggRef { ty, .. }
             | Expr::Aggregate { ty, .. }
@@ -471,6 +490,7 @@ impl Expr {
         f(self);
         match self {
             Expr::Column { .. }
+            | Expr::Outer { .. }
             | Expr::Literal(..)
             | Expr::Param { .. }
             | Expr::AggRef { .. }
@@ -528,6 +548,7 @@ impl Expr {
         }
         Ok(match self {
             leaf @ (Expr::Column { .. }
+            | Expr::Outer { .. }
             | Expr::Literal(..)
             | Expr::Param { .. }
             | Expr::AggRef { .. }
@@ -595,7 +616,12 @@ impl Expr {
                     .collect::<SqlResult<Vec<_>>>()?,
                 ty,
             ),
-            Expr::Subquery { index, usage, ty } => {
+            Expr::Subquery {
+                index,
+                usage,
+                ty,
+                correlated,
+            } => {
                 let usage = match usage {
                     SubqueryUse::In { value, negated } => SubqueryUse::In {
                         value: b(value, f)?,
@@ -608,7 +634,12 @@ impl Expr {
                     },
                     other => other,
                 };
-                Expr::Subquery { index, usage, ty }
+                Expr::Subquery {
+                    index,
+                    usage,
+                    ty,
+                    correlated,
+                }
             }
         })
     }
@@ -621,6 +652,16 @@ impl Expr {
                 .cloned()
                 .ok_or_else(|| SqlError::internal(format!("column {index} missing from row")))?,
             Expr::Literal(value, _) => value.clone(),
+            Expr::Outer { level, index, .. } => ctx
+                .outer
+                .len()
+                .checked_sub(level + 1)
+                .and_then(|depth| ctx.outer.get(depth))
+                .and_then(|row| row.get(*index))
+                .cloned()
+                .ok_or_else(|| {
+                    SqlError::internal(format!("outer column {index} at level {level} missing"))
+                })?,
             Expr::Aggregate { .. } => {
                 return Err(SqlError::new(
                     SqlState::GROUPING_ERROR,
@@ -746,8 +787,21 @@ impl Expr {
                 }
             }
             Expr::Func(func, args, ty) => eval_func(*func, args, ty, row, ctx)?,
-            Expr::Subquery { index, usage, .. } => {
-                let computed = ctx.subqueries.get(*index).ok_or_else(|| {
+            Expr::Subquery {
+                index,
+                usage,
+                correlated,
+                ..
+            } => {
+                let computed = if *correlated {
+                    ctx.correlated
+                        .iter()
+                        .find(|(i, _)| i == index)
+                        .map(|(_, rows)| rows)
+                } else {
+                    ctx.subqueries.get(*index)
+                };
+                let computed = computed.ok_or_else(|| {
                     SqlError::internal(format!("subquery {index} was not computed"))
                 })?;
                 let rows = &computed.rows;
@@ -1436,6 +1490,7 @@ impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expr::Column { name, .. } | Expr::AggRef { name, .. } => f.write_str(name),
+            Expr::Outer { name, .. } => f.write_str(name),
             Expr::Aggregate { name, .. } | Expr::Window { name, .. } => f.write_str(name),
             Expr::Literal(Value::Null, _) => f.write_str("NULL"),
             Expr::Literal(value @ Value::Text(_), _) => write!(f, "'{}'", text::format_text(value)),

@@ -262,6 +262,9 @@ pub struct SelectPlan {
     pub offset: Option<Expr>,
     /// `generate_series(...)` in FROM: the rows come from it instead of a scan.
     pub series: Option<Series>,
+    /// As a subquery: it reads the current row of a query around it ([`Expr::Outer`]), so
+    /// it runs once per such row rather than once before the statement.
+    pub correlated: bool,
 }
 
 /// `generate_series(start, stop [, step])`: one row per value from `start` towards `stop`.
@@ -455,6 +458,18 @@ pub fn table_name(name: &ast::ObjectName) -> SqlResult<String> {
     }
 }
 
+/// Where a column name was found in a scope.
+enum Resolution<'s> {
+    /// The qualifier names no table of the scope.
+    NoTable,
+    /// No (visible) column of that name.
+    NoColumn,
+    /// In this table, at this position of it.
+    Found(&'s ScopeTable, usize),
+    /// In more than one table.
+    Ambiguous,
+}
+
 /// What the binder resolves names against: the tables of a FROM clause, each under its name
 /// or alias, their columns laid end to end in one row.
 #[derive(Clone, Default)]
@@ -594,6 +609,11 @@ pub struct Binder {
     /// Inside a window call's arguments or specification.
     in_window: bool,
     allow_aggregates: bool,
+    /// The scopes of the queries around the subquery being planned, outermost first: a
+    /// name not found in its own scope is looked up there (a correlated reference).
+    pub outer: Vec<Scope>,
+    /// The outermost position in `outer` a name was found at since this was last reset.
+    pub outer_hit: Option<usize>,
 }
 
 impl Binder {
@@ -610,6 +630,8 @@ impl Binder {
             aggregates: Vec::new(),
             windows: Vec::new(),
             in_window: false,
+            outer: Vec::new(),
+            outer_hit: None,
             allow_aggregates: false,
         }
     }
@@ -798,6 +820,7 @@ impl Binder {
                 let ty = plan.columns[0].data_type.clone();
                 Expr::Subquery {
                     index,
+                    correlated: self.subqueries[index].1.correlated,
                     usage: SubqueryUse::Scalar,
                     ty,
                 }
@@ -806,6 +829,7 @@ impl Binder {
                 let (index, _) = self.subquery(subquery)?;
                 Expr::Subquery {
                     index,
+                    correlated: self.subqueries[index].1.correlated,
                     usage: SubqueryUse::Exists { negated: *negated },
                     ty: DataType::Bool,
                 }
@@ -851,6 +875,7 @@ impl Binder {
                 self.comparable(value.clone(), probe, op.symbol())?;
                 Expr::Subquery {
                     index,
+                    correlated: self.subqueries[index].1.correlated,
                     usage: SubqueryUse::Quantified {
                         value: Box::new(value),
                         op,
@@ -875,6 +900,7 @@ impl Binder {
                 self.comparable(value.clone(), probe, "=")?;
                 Expr::Subquery {
                     index,
+                    correlated: self.subqueries[index].1.correlated,
                     usage: SubqueryUse::In {
                         value: Box::new(value),
                         negated: *negated,
@@ -1068,36 +1094,51 @@ impl Binder {
             }
             .at(line, column)
         };
-        let candidates: Vec<&ScopeTable> = match qualifier {
-            Some(q) => {
-                let wanted = ident_name(q);
-                let found: Vec<&ScopeTable> =
-                    scope.tables.iter().filter(|t| t.name == wanted).collect();
-                if found.is_empty() {
-                    return Err(SqlError::new(
-                        SqlState::UNDEFINED_TABLE,
-                        format!("missing FROM-clause entry for table \"{wanted}\""),
-                    ));
-                }
-                found
+        let (table, index) = match Self::resolve(scope, qualifier, &name) {
+            Resolution::Found(table, index) => (table, index),
+            Resolution::Ambiguous => {
+                return Err(SqlError::new(
+                    SqlState::AMBIGUOUS_COLUMN,
+                    format!("column reference \"{name}\" is ambiguous"),
+                )
+                .at(line, column))
             }
-            None => scope.tables.iter().collect(),
+            Resolution::NoColumn if qualifier.is_some() => return Err(missing()),
+            unresolved => {
+                // A column of an enclosing query (the innermost that has it) makes a
+                // correlated reference.
+                for position in (0..self.outer.len()).rev() {
+                    match Self::resolve(&self.outer[position], qualifier, &name) {
+                        Resolution::Found(table, index) => {
+                            self.outer_hit =
+                                Some(self.outer_hit.map_or(position, |p| p.min(position)));
+                            return Ok(Expr::Outer {
+                                level: self.outer.len() - 1 - position,
+                                index: table.offset + index,
+                                name: format!("{}.{name}", table.name),
+                                ty: table.table.columns[index].data_type.clone(),
+                            });
+                        }
+                        Resolution::Ambiguous => {
+                            return Err(SqlError::new(
+                                SqlState::AMBIGUOUS_COLUMN,
+                                format!("column reference \"{name}\" is ambiguous"),
+                            )
+                            .at(line, column))
+                        }
+                        Resolution::NoColumn if qualifier.is_some() => return Err(missing()),
+                        _ => {}
+                    }
+                }
+                return Err(match (unresolved, qualifier) {
+                    (Resolution::NoTable, Some(q)) => SqlError::new(
+                        SqlState::UNDEFINED_TABLE,
+                        format!("missing FROM-clause entry for table \"{}\"", ident_name(q)),
+                    ),
+                    _ => missing(),
+                });
+            }
         };
-        let mut matches = candidates.into_iter().filter_map(|t| {
-            t.table
-                .column_index(&name)
-                .filter(|&i| !t.table.columns[i].hidden)
-                .filter(|&i| qualifier.is_some() || scope.unqualified_visible(t.offset + i))
-                .map(|i| (t, i))
-        });
-        let (table, index) = matches.next().ok_or_else(missing)?;
-        if matches.next().is_some() {
-            return Err(SqlError::new(
-                SqlState::AMBIGUOUS_COLUMN,
-                format!("column reference \"{name}\" is ambiguous"),
-            )
-            .at(line, column));
-        }
         let display = if scope.tables.len() > 1 {
             format!("{}.{name}", table.name)
         } else {
@@ -1108,6 +1149,34 @@ impl Binder {
             name: display,
             ty: table.table.columns[index].data_type.clone(),
         })
+    }
+
+    /// Where `qualifier.name` is in `scope`.
+    fn resolve<'s>(scope: &'s Scope, qualifier: Option<&ast::Ident>, name: &str) -> Resolution<'s> {
+        let candidates: Vec<&ScopeTable> = match qualifier {
+            Some(q) => {
+                let wanted = ident_name(q);
+                let found: Vec<&ScopeTable> =
+                    scope.tables.iter().filter(|t| t.name == wanted).collect();
+                if found.is_empty() {
+                    return Resolution::NoTable;
+                }
+                found
+            }
+            None => scope.tables.iter().collect(),
+        };
+        let mut matches = candidates.into_iter().filter_map(|t| {
+            t.table
+                .column_index(name)
+                .filter(|&i| !t.table.columns[i].hidden)
+                .filter(|&i| qualifier.is_some() || scope.unqualified_visible(t.offset + i))
+                .map(|i| (t, i))
+        });
+        match (matches.next(), matches.next()) {
+            (None, _) => Resolution::NoColumn,
+            (Some((table, index)), None) => Resolution::Found(table, index),
+            (Some(_), Some(_)) => Resolution::Ambiguous,
+        }
     }
 
     fn binary(

@@ -825,9 +825,27 @@ fn reads_only(expr: &Expr, columns: &Range<usize>) -> bool {
     expr.walk(&mut |node| match node {
         Expr::Column { index, .. } if !columns.contains(index) => ok = false,
         Expr::Aggregate { .. } | Expr::AggRef { .. } | Expr::Window { .. } => ok = false,
+        Expr::Subquery {
+            correlated: true, ..
+        } => ok = false,
         _ => {}
     });
     ok
+}
+
+/// Whether `expr` holds a correlated subquery (which runs per row, so only where the
+/// executor evaluates per row: WHERE, and the select list without grouping).
+fn has_correlated(expr: &Expr) -> bool {
+    let mut found = false;
+    expr.walk(&mut |node| {
+        if let Expr::Subquery {
+            correlated: true, ..
+        } = node
+        {
+            found = true;
+        }
+    });
+    found
 }
 
 /// `expr` with its column positions moved down by `by` (to read a row that starts there).
@@ -955,11 +973,14 @@ fn limit_expr(binder: &mut Binder, expr: &ast::Expr, what: &str) -> SqlResult<Ex
 }
 
 /// Plans, ahead of binding, the subqueries inside `exprs` (binding cannot read the catalog).
-/// They must be uncorrelated: a reference to an outer column fails as a missing column.
+/// With `correlation`, a subquery may read columns of `outer` (the query around it) and is
+/// marked correlated; without, such a reference fails saying correlation is not supported
+/// there.
 async fn plan_subqueries<'a>(
     txn: &mut Transaction,
     exprs: impl IntoIterator<Item = &'a ast::Expr>,
     outer: &Scope,
+    correlation: bool,
     binder: &mut Binder,
 ) -> SqlResult<()> {
     let mut found = Vec::new();
@@ -967,9 +988,28 @@ async fn plan_subqueries<'a>(
         find_subqueries(expr, &mut found);
     }
     for query in found {
-        let plan = Box::pin(plan_query(txn, query, binder))
-            .await
-            .map_err(|e| refers_outward(e, outer))?;
+        let plan = if correlation {
+            // Names the subquery does not have resolve to `outer` (or further out): note
+            // how far out the outermost one went.
+            binder.outer.push(outer.clone());
+            let enclosing = binder.outer.len() - 1;
+            let hits_before = binder.outer_hit.take();
+            let planned = Box::pin(plan_query(txn, query, binder)).await;
+            binder.outer.pop();
+            let hit = binder.outer_hit;
+            // Reaching past `outer` makes the query around this one correlated too.
+            binder.outer_hit = match (hits_before, hit.filter(|&p| p < enclosing)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let mut plan = planned?;
+            plan.correlated = hit.is_some();
+            plan
+        } else {
+            Box::pin(plan_query(txn, query, binder))
+                .await
+                .map_err(|e| refers_outward(e, outer))?
+        };
         binder
             .subqueries
             .push((query as *const ast::Query as usize, plan));
@@ -1298,6 +1338,7 @@ async fn plan_set_operation(
         limit,
         offset,
         series: None,
+        correlated: false,
     })
 }
 
@@ -1354,6 +1395,7 @@ async fn plan_select(
             .chain(select.having.iter())
             .chain(ons),
         &scope,
+        true,
         binder,
     )
     .await?;
@@ -1674,7 +1716,25 @@ async fn plan_select(
     let (mut scan, filter) = match scope.tables().first() {
         None => (None, None),
         Some(first) if joins.is_empty() => {
-            (Some(choose_access(first.table.clone(), filter, lock)), None)
+            // A correlated subquery runs per row, after the scan: its conjuncts stay out of
+            // the scan's filter.
+            let (correlated, plain): (Vec<&Expr>, Vec<&Expr>) = filter
+                .as_ref()
+                .map(conjuncts)
+                .unwrap_or_default()
+                .into_iter()
+                .partition(|c| has_correlated(c));
+            let and = |parts: Vec<&Expr>| {
+                parts
+                    .into_iter()
+                    .cloned()
+                    .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)))
+            };
+            let after = and(correlated);
+            (
+                Some(choose_access(first.table.clone(), and(plain), lock)),
+                after,
+            )
         }
         Some(first) => {
             let own = pushed_down(first, nulls_later(0));
@@ -1683,6 +1743,25 @@ async fn plan_select(
     };
     if let (Some(scan), Some(first)) = (scan.as_mut(), scope.tables().first()) {
         scan.derived = first.derived.clone();
+    }
+    let grouped = aggregation.is_some() || !windows.is_empty();
+    let correlated_where_unsupported = joins
+        .iter()
+        .any(|j| j.on.as_ref().is_some_and(has_correlated))
+        || aggregation.as_ref().is_some_and(|a| {
+            a.group_by.iter().any(has_correlated)
+                || a.having.as_ref().is_some_and(has_correlated)
+                || a.aggregates
+                    .iter()
+                    .any(|c| c.arg.as_ref().is_some_and(has_correlated))
+        })
+        || (grouped
+            && (projection.iter().any(has_correlated)
+                || order_by.iter().any(|k| has_correlated(&k.expr))));
+    if correlated_where_unsupported {
+        return Err(SqlError::unsupported(
+            "correlated subqueries are supported in WHERE and in the select list of queries without GROUP BY, aggregates or window functions",
+        ));
     }
     Ok(SelectPlan {
         scan,
@@ -1700,6 +1779,7 @@ async fn plan_select(
         limit,
         offset,
         series: None,
+        correlated: false,
     })
 }
 
@@ -1857,6 +1937,7 @@ fn values_tree(mut rows: Vec<Vec<Expr>>, columns: &[Column]) -> SelectPlan {
         limit: None,
         offset: None,
         series: None,
+        correlated: false,
     };
     if rows.len() <= 1 {
         plan.projection = rows.pop().unwrap_or_default();
@@ -2126,7 +2207,14 @@ async fn plan_update(
     refuse_view(&table)?;
     let values = update.assignments.iter().map(|a| &a.value);
     let scope = Scope::table(table.clone(), name);
-    plan_subqueries(txn, update.selection.iter().chain(values), &scope, binder).await?;
+    plan_subqueries(
+        txn,
+        update.selection.iter().chain(values),
+        &scope,
+        false,
+        binder,
+    )
+    .await?;
     let mut assignments: Vec<(usize, Expr)> = Vec::new();
     for assignment in &update.assignments {
         let ast::AssignmentTarget::ColumnName(column) = &assignment.target else {
@@ -2188,7 +2276,7 @@ async fn plan_delete(
     let (table, name) = single_table(txn, relation).await?;
     refuse_view(&table)?;
     let scope = Scope::table(table.clone(), name);
-    plan_subqueries(txn, delete.selection.iter(), &scope, binder).await?;
+    plan_subqueries(txn, delete.selection.iter(), &scope, false, binder).await?;
     let filter = where_clause(binder, &delete.selection, &scope)?;
     let returning = returning(binder, &delete.returning, &table, &scope)?;
     Ok(DeletePlan {

@@ -969,6 +969,9 @@ impl Session {
                 );
                 let ctx = ExecContext {
                     memory: &memory,
+                    subquery_plans: &[],
+                    correlated: &[],
+                    outer: &[],
                     random: &random,
                     subqueries: &[],
                     conflicts: &self.engine.conflicts,

@@ -17,6 +17,9 @@ use cairn_types::clock::{timeout, Clock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// What the server logs once it listens.
+const LISTENING: &str = "listening on";
+
 /// How long any single wait in a test may take.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -49,7 +52,7 @@ impl Server {
             let addr = free_port();
             let child = spawn(dir.path(), addr, args, envs);
             let mut server = Server { child, addr, dir };
-            if server.wait_until_accepting().await {
+            if server.wait_until_accepting(1).await {
                 return server;
             }
             eprintln!("cairn exited during startup, retrying:\n{}", server.log());
@@ -62,23 +65,28 @@ impl Server {
         // It may have died already (a fault hook): killing a dead child is harmless.
         let _ = self.child.kill();
         self.child.wait().expect("reap cairn");
+        let listens = self.log().matches(LISTENING).count() + 1;
         self.child = spawn(self.dir.path(), self.addr, &[], &[]);
         assert!(
-            self.wait_until_accepting().await,
+            self.wait_until_accepting(listens).await,
             "cairn did not restart:\n{}",
             self.log()
         );
     }
 
-    /// Waits until the server accepts TCP connections; false if it exited first.
-    async fn wait_until_accepting(&mut self) -> bool {
+    /// Waits until the server accepts TCP connections; false if it exited first. It must
+    /// have logged its `listens`-th "listening on": a connection alone could reach another
+    /// test's server that was handed the same free port.
+    async fn wait_until_accepting(&mut self, listens: usize) -> bool {
         let clock = clock();
         let deadline = clock.monotonic_nanos() + 60_000_000_000;
         loop {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if TcpStream::connect(self.addr).await.is_ok() {
+            if self.log().matches(LISTENING).count() >= listens
+                && TcpStream::connect(self.addr).await.is_ok()
+            {
                 return true;
             }
             assert!(
