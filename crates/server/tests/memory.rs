@@ -74,6 +74,18 @@ async fn large_sorts_joins_and_aggregations_stay_within_the_memory_budget() {
         .expect("a streamed aggregation fits the small budget");
     assert_eq!(row.get::<_, i64>(0), ROWS / 2);
 
+    // Recursion that never ends is stopped by the budget, not by the server's memory.
+    let error = expect_err(
+        client
+            .query(
+                "WITH RECURSIVE t (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t",
+                &[],
+            )
+            .await,
+        "endless recursion",
+    );
+    assert_eq!(error.code(), Some(&SqlState::OUT_OF_MEMORY));
+
     // Inside a transaction block the failure aborts the block, as any error does.
     client.batch_execute("BEGIN").await.expect("begin");
     expect_err(client.query(HASH_JOIN, &[]).await, "join in a block");

@@ -61,6 +61,8 @@ pub struct ExecContext<'a> {
     pub correlated: &'a [(usize, SubqueryRows)],
     /// The current rows of the queries around a correlated subquery, innermost last.
     pub outer: &'a [Vec<Value>],
+    /// Working tables of the recursive WITH queries being iterated, by id.
+    pub working: &'a [(usize, Vec<Vec<Value>>)],
 }
 
 impl ExecContext<'_> {
@@ -1257,6 +1259,67 @@ fn join_condition_holds(
     }
 }
 
+/// The rows of a recursive WITH query: the anchor's, then the step's over the rows the last
+/// round added, until a round adds none (without ALL, a row already produced is not added).
+/// Runaway recursion ends at the memory budget or a cancel, as in PostgreSQL it ends at
+/// work_mem's spill limits or a cancel.
+async fn recursive_rows(
+    txn: &mut Transaction,
+    recursive: &crate::plan::RecursiveUnion,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<Vec<Value>>> {
+    let conform = |rows: Vec<Vec<Value>>| conform_rows(rows, &recursive.types);
+    let mut seen: HashSet<GroupKey> = HashSet::new();
+    let fresh = |rows: Vec<Vec<Value>>, seen: &mut HashSet<GroupKey>| -> Vec<Vec<Value>> {
+        if recursive.all {
+            return rows;
+        }
+        rows.into_iter()
+            .filter(|row| seen.insert(GroupKey(row.clone())))
+            .collect()
+    };
+    let anchor = conform(select_rows(txn, &recursive.anchor, ctx).await?)?;
+    let mut working = fresh(anchor, &mut seen);
+    let mut out = working.clone();
+    while !working.is_empty() {
+        ctx.check_cancel()?;
+        let mut tables = ctx.working.to_vec();
+        tables.push((recursive.id, std::mem::take(&mut working)));
+        let round_ctx = ExecContext {
+            working: &tables,
+            ..*ctx
+        };
+        let added = conform(select_rows(txn, &recursive.step, &round_ctx).await?)?;
+        working = fresh(added, &mut seen);
+        for row in &working {
+            ctx.memory.charge_row(row, "recursive query")?;
+        }
+        out.extend(working.iter().cloned());
+    }
+    Ok(out)
+}
+
+/// `rows` with each value cast to its column's type (text stays text for text-like types).
+fn conform_rows(rows: Vec<Vec<Value>>, types: &[DataType]) -> SqlResult<Vec<Vec<Value>>> {
+    rows.into_iter()
+        .map(|row| {
+            row.into_iter()
+                .zip(types)
+                .map(|(v, ty)| {
+                    if v.is_null()
+                        || v.data_type() == *ty
+                        || ty.is_text() && matches!(v, Value::Text(_))
+                    {
+                        Ok(v)
+                    } else {
+                        cast::cast(v, ty, false)
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// The rows of UNION / INTERSECT / EXCEPT [ALL], both sides cast to the result's types.
 async fn set_operation_rows(
     txn: &mut Transaction,
@@ -1264,25 +1327,7 @@ async fn set_operation_rows(
     ctx: &ExecContext<'_>,
 ) -> SqlResult<Vec<Vec<Value>>> {
     use crate::plan::SetOperator;
-    let conform = |rows: Vec<Vec<Value>>| -> SqlResult<Vec<Vec<Value>>> {
-        rows.into_iter()
-            .map(|row| {
-                row.into_iter()
-                    .zip(&set.types)
-                    .map(|(v, ty)| {
-                        if v.is_null()
-                            || v.data_type() == *ty
-                            || ty.is_text() && matches!(v, Value::Text(_))
-                        {
-                            Ok(v)
-                        } else {
-                            cast::cast(v, ty, false)
-                        }
-                    })
-                    .collect()
-            })
-            .collect()
-    };
+    let conform = |rows: Vec<Vec<Value>>| conform_rows(rows, &set.types);
     let left = conform(select_rows(txn, &set.left, ctx).await?)?;
     let right = conform(select_rows(txn, &set.right, ctx).await?)?;
     // Both sides were charged as result rows; the hash tables hold at most a copy of each.
@@ -1617,6 +1662,21 @@ pub async fn select_rows(
     } else if let Some(series) = &select.series {
         sink.take(txn, series_rows(series, ctx, read_limit)?, ctx)
             .await?;
+    } else if let Some(recursive) = &select.recursive {
+        let rows = Box::pin(recursive_rows(txn, recursive, ctx)).await?;
+        sink.take(txn, rows, ctx).await?;
+    } else if let Some(id) = select.working_table {
+        let rows = ctx
+            .working
+            .iter()
+            .rev()
+            .find(|(i, _)| *i == id)
+            .map(|(_, rows)| rows.clone())
+            .ok_or_else(|| SqlError::internal(format!("working table {id} is not set")))?;
+        for row in &rows {
+            ctx.memory.charge_row(row, "recursive query")?;
+        }
+        sink.take(txn, rows, ctx).await?;
     } else if let Some(scan) = &select.scan {
         let mut joins = Vec::with_capacity(select.joins.len());
         for step in &select.joins {
@@ -2114,6 +2174,17 @@ fn explain_select(select: &SelectPlan, lines: &mut Vec<String>, mut depth: usize
         lines.push(format!("{}{name}", indent(depth)));
         explain_select(&set.left, lines, depth + 1);
         explain_select(&set.right, lines, depth + 1);
+        return;
+    }
+    if let Some(recursive) = &select.recursive {
+        let all = if recursive.all { " All" } else { "" };
+        lines.push(format!("{}Recursive Union{all}", indent(depth)));
+        explain_select(&recursive.anchor, lines, depth + 1);
+        explain_select(&recursive.step, lines, depth + 1);
+        return;
+    }
+    if select.working_table.is_some() {
+        lines.push(format!("{}WorkTable Scan", indent(depth)));
         return;
     }
     match (&select.scan, &select.series) {

@@ -6,9 +6,9 @@
 //!  SQL text ──parse (sqlparser, PostgreSQL dialect)──► AST
 //!     ──plan (planner.rs, plan.rs: names → catalog at read_ts, types, access path)──► Plan
 //!     ──execute (exec.rs: uncorrelated subqueries first, then point lookup / range scan /
-//!                full scan through the Transaction, joins, filter, aggregate, window
-//!                functions, set operations, sort, limit; writes buffered as row
-//!                post-images)──► rows
+//!                full scan through the Transaction page by page, joins, filter (correlated
+//!                subqueries per row), aggregate, window functions, set operations, sort,
+//!                limit; writes buffered as row post-images)──► rows
 //!     ──session (session.rs: autocommit or block, COMMIT → adjudicator)──► Outcome or SqlError
 //! ```
 //!
@@ -20,26 +20,34 @@
 //!   the core are mapped in exactly one place, [`SqlError::from_core`].
 //! - Types, their text and binary forms, casts and operators follow PostgreSQL 15 (`types`).
 //!
-//! Joins (INNER, LEFT, RIGHT, FULL, CROSS, with ON) run left-deep: a primary-key lookup per
-//! left row when the ON condition fixes the right table's key, else a nested loop over the
-//! right table read once.
+//! Joins (INNER, LEFT, RIGHT, FULL, CROSS; ON, USING, NATURAL) run left-deep in the order
+//! written. Each step is an index nested loop when ON fixes the right table's primary key
+//! (switching to a hash join when the left side is large and the right table small), a hash
+//! join on ON's equalities, or a nested loop. WHERE conjuncts that concern one table filter
+//! its scan unless an outer join pads that table with NULLs.
+//!
+//! Execution streams where it can: scan pages flow through the joins and WHERE into the
+//! aggregation, which holds only its groups. Every operator charges what it holds to the
+//! statement's memory budget (`memory.rs`); past it the statement fails with 53200.
 //!
 //! UNION, INTERSECT and EXCEPT (with ALL) resolve column types across their sides and take
 //! ORDER BY / LIMIT over the result.
 //!
-//! Uncorrelated subqueries (scalar, IN / NOT IN, EXISTS) are planned ahead of binding and run
-//! once before their statement, like PostgreSQL's initplans.
+//! Uncorrelated subqueries (scalar, IN / NOT IN, EXISTS, ANY / ALL) are planned ahead of
+//! binding and run once before their statement, like PostgreSQL's initplans. Correlated ones
+//! (reading a column of a query around them) run per row of that query, in WHERE and in
+//! select lists without grouping.
 //!
-//! Derived tables (subqueries in FROM) and non-recursive WITH queries are planned where they
-//! are referenced and computed when their scan runs.
+//! Derived tables (subqueries in FROM), `generate_series` and WITH queries are planned where
+//! they are referenced and computed when their scan runs. A WITH RECURSIVE query
+//! `anchor UNION [ALL] step` runs the step over the previous round's new rows (its working
+//! table) until a round adds none.
 //!
 //! Window functions run after grouping, over their partitions in their order, with
 //! PostgreSQL's default frame; their values become extra columns of each row.
 //!
-//! Shortcuts, each to be lifted by a later issue: no JOIN ... USING / NATURAL, correlated
-//! subqueries, LATERAL, WITH RECURSIVE or window frame clauses, no hash join; no secondary indexes, sequences or constraints beyond
-//! NOT NULL and the primary key;
-//! the time zone is UTC.
+//! Shortcuts, each to be lifted by a later issue: no LATERAL or window frame clauses, no join reordering; no secondary indexes, sequences or constraints beyond
+//! NOT NULL and the primary key; the time zone is UTC.
 
 mod catalog;
 pub mod error;

@@ -265,6 +265,28 @@ pub struct SelectPlan {
     /// As a subquery: it reads the current row of a query around it ([`Expr::Outer`]), so
     /// it runs once per such row rather than once before the statement.
     pub correlated: bool,
+    /// A recursive WITH query: the rows come from iterating it.
+    pub recursive: Option<Box<RecursiveUnion>>,
+    /// Inside a recursive WITH query's recursive term: the rows are the working table (the
+    /// previous iteration's new rows) of the recursive query with this id.
+    pub working_table: Option<usize>,
+}
+
+/// `WITH RECURSIVE t AS (anchor UNION [ALL] step)`: the anchor's rows, then the step run
+/// again and again over the rows the previous run added (its references to `t` read those),
+/// until it adds none. Without ALL, rows already produced are not added again.
+#[derive(Clone, Debug)]
+pub struct RecursiveUnion {
+    /// The non-recursive term.
+    pub anchor: SelectPlan,
+    /// The recursive term.
+    pub step: SelectPlan,
+    /// UNION ALL.
+    pub all: bool,
+    /// Which working table the step's references to the query read.
+    pub id: usize,
+    /// Column types (the anchor's); the step's rows are cast to them.
+    pub types: Vec<DataType>,
 }
 
 /// `generate_series(start, stop [, step])`: one row per value from `start` towards `stop`.
@@ -600,8 +622,9 @@ pub struct Binder {
     /// Subqueries planned ahead of binding (their planning reads the catalog, which binding
     /// cannot), by the address of their AST node.
     pub subqueries: Vec<(usize, SelectPlan)>,
-    /// WITH queries in scope, innermost last: a FROM reference to one plans it there.
-    pub ctes: Vec<(String, ast::Query, ast::TableAlias)>,
+    /// WITH queries in scope, innermost last: a FROM reference to one plans it there. The
+    /// flag: from a WITH RECURSIVE.
+    pub ctes: Vec<(String, ast::Query, ast::TableAlias, bool)>,
     /// Aggregate calls met while binding (when allowed).
     pub aggregates: Vec<AggCall>,
     /// Window calls met while binding (when allowed).
@@ -614,6 +637,11 @@ pub struct Binder {
     pub outer: Vec<Scope>,
     /// The outermost position in `outer` a name was found at since this was last reset.
     pub outer_hit: Option<usize>,
+    /// Recursive WITH queries being planned, innermost last: (name, working table id, its
+    /// columns, whether the recursive term referred to it).
+    pub working_tables: Vec<(String, usize, Vec<Column>, bool)>,
+    /// Working table ids handed out so far.
+    pub next_working_table: usize,
 }
 
 impl Binder {
@@ -632,6 +660,8 @@ impl Binder {
             in_window: false,
             outer: Vec::new(),
             outer_hit: None,
+            working_tables: Vec::new(),
+            next_working_table: 0,
             allow_aggregates: false,
         }
     }

@@ -13,8 +13,9 @@ use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr};
 use crate::plan::{
     column_refs, common_type, ident_name, sort_direction, table_name, Access, Aggregation, Binder,
-    DeletePlan, HashKeys, InsertPlan, InsertSource, JoinKind, JoinStep, Plan, Scan, Scope,
-    ScopeTable, SelectPlan, Series, SetOperation, SetOperator, SortKey, TxnModes, UpdatePlan,
+    DeletePlan, HashKeys, InsertPlan, InsertSource, JoinKind, JoinStep, Plan, RecursiveUnion, Scan,
+    Scope, ScopeTable, SelectPlan, Series, SetOperation, SetOperator, SortKey, TxnModes,
+    UpdatePlan,
 };
 use crate::types::{ops, DataType};
 use crate::Column;
@@ -641,6 +642,25 @@ async fn relation(
             ..
         } => {
             let table_name = table_name(name)?;
+            // Inside a recursive WITH query's recursive term, its name reads the working table.
+            let working = (name.0.len() == 1)
+                .then(|| {
+                    binder
+                        .working_tables
+                        .iter_mut()
+                        .rev()
+                        .find(|(n, _, _, _)| *n == table_name)
+                })
+                .flatten();
+            if let Some((_, id, columns, used)) = working {
+                *used = true;
+                let mut plan = values_tree(vec![], columns);
+                plan.projection = column_refs(columns);
+                plan.working_table = Some(*id);
+                let visible = alias_name(alias)?.unwrap_or_else(|| table_name.clone());
+                let table = with_column_aliases(derived_table(&plan, &visible), &visible, alias)?;
+                return Ok((table, visible, Some(Arc::new(plan))));
+            }
             // A WITH query of that name hides a table (the innermost WITH first).
             let cte = (name.0.len() == 1)
                 .then(|| {
@@ -648,12 +668,19 @@ async fn relation(
                         .ctes
                         .iter()
                         .rev()
-                        .find(|(n, _, _)| *n == table_name)
-                        .map(|(_, q, columns)| (q.clone(), columns.clone()))
+                        .find(|(n, _, _, _)| *n == table_name)
+                        .map(|(_, q, columns, recursive)| (q.clone(), columns.clone(), *recursive))
                 })
                 .flatten();
-            if let Some((query, cte_alias)) = cte {
-                let plan = Box::pin(plan_query(txn, &query, binder)).await?;
+            if let Some((query, cte_alias, recursive)) = cte {
+                let plan = match recursive {
+                    true => recursive_cte(txn, &query, &table_name, &cte_alias, binder).await?,
+                    false => None,
+                };
+                let plan = match plan {
+                    Some(plan) => plan,
+                    None => Box::pin(plan_query(txn, &query, binder)).await?,
+                };
                 let visible = alias_name(alias)?.unwrap_or_else(|| table_name.clone());
                 let table = with_column_aliases(
                     derived_table(&plan, &visible),
@@ -707,6 +734,92 @@ async fn relation(
             "FROM {other} is not supported yet"
         ))),
     }
+}
+
+/// A WITH RECURSIVE query of the form `anchor UNION [ALL] step` whose step refers to it:
+/// planned as a [`RecursiveUnion`]. `None` if it is not of that form (then it is an ordinary
+/// WITH query, as in PostgreSQL).
+async fn recursive_cte(
+    txn: &mut Transaction,
+    query: &ast::Query,
+    name: &str,
+    cte_alias: &ast::TableAlias,
+    binder: &mut Binder,
+) -> SqlResult<Option<SelectPlan>> {
+    let ast::SetExpr::SetOperation {
+        left,
+        op: ast::SetOperator::Union,
+        set_quantifier,
+        right,
+    } = query.body.as_ref()
+    else {
+        return Ok(None);
+    };
+    let all = match set_quantifier {
+        ast::SetQuantifier::All => true,
+        ast::SetQuantifier::None | ast::SetQuantifier::Distinct => false,
+        other => {
+            return Err(SqlError::unsupported(format!(
+                "UNION {other} is not supported"
+            )))
+        }
+    };
+    let term = |body: &ast::SetExpr| ast::Query {
+        with: query.with.clone(),
+        body: Box::new(body.clone()),
+        order_by: None,
+        limit_clause: None,
+        fetch: None,
+        locks: vec![],
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators: vec![],
+    };
+    let anchor = Box::pin(plan_query(txn, &term(left), binder)).await?;
+    let named = with_column_aliases(derived_table(&anchor, name), name, &Some(cte_alias.clone()))?;
+    let columns: Vec<Column> = named
+        .columns
+        .iter()
+        .map(|c| Column {
+            name: c.name.clone(),
+            data_type: c.data_type.clone(),
+        })
+        .collect();
+    let id = binder.next_working_table;
+    binder.next_working_table += 1;
+    binder
+        .working_tables
+        .push((name.to_string(), id, columns.clone(), false));
+    let step = Box::pin(plan_query(txn, &term(right), binder)).await;
+    let (_, _, _, used) = binder
+        .working_tables
+        .pop()
+        .unwrap_or_else(|| unreachable!("pushed above"));
+    let step = step?;
+    if !used {
+        return Ok(None);
+    }
+    if query.order_by.is_some() || query.limit_clause.is_some() {
+        return Err(SqlError::unsupported(
+            "ORDER BY / LIMIT in a recursive query is not supported",
+        ));
+    }
+    if step.columns.len() != columns.len() {
+        return Err(SqlError::syntax(
+            "each UNION query must have the same number of columns",
+        ));
+    }
+    let mut plan = values_tree(vec![], &columns);
+    plan.projection = column_refs(&columns);
+    plan.recursive = Some(Box::new(RecursiveUnion {
+        types: columns.iter().map(|c| c.data_type.clone()).collect(),
+        anchor,
+        step,
+        all,
+        id,
+    }));
+    Ok(Some(plan))
 }
 
 /// `generate_series(start, stop [, step])` over integers or numerics, as a derived table.
@@ -1134,14 +1247,12 @@ pub async fn plan_query(
 ) -> SqlResult<SelectPlan> {
     let outer_ctes = binder.ctes.len();
     if let Some(with) = &query.with {
-        if with.recursive {
-            return Err(SqlError::unsupported("WITH RECURSIVE is not supported yet"));
-        }
         for cte in &with.cte_tables {
             binder.ctes.push((
                 ident_name(&cte.alias.name),
                 (*cte.query).clone(),
                 cte.alias.clone(),
+                with.recursive,
             ));
         }
     }
@@ -1339,6 +1450,8 @@ async fn plan_set_operation(
         offset,
         series: None,
         correlated: false,
+        recursive: None,
+        working_table: None,
     })
 }
 
@@ -1780,6 +1893,8 @@ async fn plan_select(
         offset,
         series: None,
         correlated: false,
+        recursive: None,
+        working_table: None,
     })
 }
 
@@ -1938,6 +2053,8 @@ fn values_tree(mut rows: Vec<Vec<Expr>>, columns: &[Column]) -> SelectPlan {
         offset: None,
         series: None,
         correlated: false,
+        recursive: None,
+        working_table: None,
     };
     if rows.len() <= 1 {
         plan.projection = rows.pop().unwrap_or_default();

@@ -972,6 +972,7 @@ impl Session {
                     subquery_plans: &[],
                     correlated: &[],
                     outer: &[],
+                    working: &[],
                     random: &random,
                     subqueries: &[],
                     conflicts: &self.engine.conflicts,
