@@ -22,3 +22,5 @@ COMMIT;
 SELECT * FROM inventory WHERE sku = 'pear';
 \x off
 DROP TABLE inventory;
+-- A scalar subquery's column is named after its one column.
+SELECT (SELECT 1 AS x), (SELECT count(*) FROM (VALUES (1)) AS v (n)), EXISTS (SELECT 1);

@@ -987,6 +987,7 @@ impl<'s> JoinState<'s> {
     ) -> SqlResult<JoinState<'s>> {
         let built = match step.lookup {
             Some(_) => None,
+            None if lateral_plan(step).is_some() => None,
             None => {
                 let rows = scan_rows(txn, &step.scan, ctx)
                     .await?
@@ -1018,10 +1019,11 @@ impl<'s> JoinState<'s> {
         if self.built.is_none() && self.left_rows > self.probe_at {
             self.try_reading_right_whole(txn, ctx).await?;
         }
-        match (&mut self.built, &self.step.lookup) {
-            (Some(built), _) => built.join(left, self.step, ctx),
-            (None, Some(lookup)) => lookup_join(txn, left, self.step, lookup, ctx).await,
-            (None, None) => Err(SqlError::internal("join without a right side")),
+        match (&mut self.built, &self.step.lookup, lateral_plan(self.step)) {
+            (Some(built), _, _) => built.join(left, self.step, ctx),
+            (None, Some(lookup), _) => lookup_join(txn, left, self.step, lookup, ctx).await,
+            (None, None, Some(plan)) => lateral_join(txn, left, self.step, plan, ctx).await,
+            (None, None, None) => Err(SqlError::internal("join without a right side")),
         }
     }
 
@@ -1037,7 +1039,7 @@ impl<'s> JoinState<'s> {
     ) -> SqlResult<()> {
         self.probe_at = self.left_rows.saturating_mul(2);
         let step = self.step;
-        if step.hash.is_none() || step.scan.lock {
+        if step.hash.is_none() || step.scan.lock || step.lookup.is_none() {
             return Ok(());
         }
         let budget = self.left_rows.saturating_mul(ROWS_READ_PER_LOOKUP);
@@ -1194,6 +1196,60 @@ impl BuiltSide {
         }
         Ok(out)
     }
+}
+
+/// The plan of a LATERAL subquery that reads the left side's columns, if the step joins one.
+fn lateral_plan(step: &JoinStep) -> Option<&SelectPlan> {
+    step.scan.derived.as_deref().filter(|plan| plan.correlated)
+}
+
+/// A LATERAL join: the subquery runs once per left row, with that row as its outer row.
+async fn lateral_join(
+    txn: &mut Transaction,
+    left: Vec<Vec<Value>>,
+    step: &JoinStep,
+    plan: &SelectPlan,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<Vec<Value>>> {
+    let right_width = step.scan.table.columns.len();
+    let keep_unmatched_left = step.kind == JoinKind::Left;
+    let mut out = Vec::new();
+    for row in left {
+        ctx.check_cancel()?;
+        let mut outer = ctx.outer.to_vec();
+        outer.push(row.clone());
+        let inner_ctx = ExecContext {
+            outer: &outer,
+            correlated: &[],
+            ..*ctx
+        };
+        let rights = Box::pin(select_rows(txn, plan, &inner_ctx)).await?;
+        let mut matched = false;
+        for right in rights {
+            ctx.memory.release(row_bytes(&right));
+            let keep = match &step.scan.filter {
+                Some(filter) => truth(&filter.eval(&right, &ctx.eval())?)? == Some(true),
+                None => true,
+            };
+            if !keep {
+                continue;
+            }
+            let mut combined = row.clone();
+            combined.extend(right);
+            if join_condition_holds(&step.on, &combined, ctx)? {
+                matched = true;
+                ctx.memory.charge_row(&combined, "join")?;
+                out.push(combined);
+            }
+        }
+        if !matched && keep_unmatched_left {
+            let mut padded = row;
+            padded.extend(std::iter::repeat_n(Value::Null, right_width));
+            ctx.memory.charge_row(&padded, "join")?;
+            out.push(padded);
+        }
+    }
+    Ok(out)
 }
 
 /// An index nested loop: each left row's partner looked up by the right table's key.

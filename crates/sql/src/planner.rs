@@ -431,7 +431,7 @@ async fn from_clause(
     let mut star = Vec::new();
     let mut reordered = false;
     for (n, item) in from.iter().enumerate() {
-        let (table, name, derived) = relation(txn, &item.relation, binder).await?;
+        let (table, name, derived) = relation(txn, &item.relation, &scope, binder).await?;
         scope.push(table, name, derived)?;
         let item_start = scope.tables().len() - 1;
         let mut item_star = visible_positions(&scope.tables()[item_start]);
@@ -439,7 +439,7 @@ async fn from_clause(
             joins.push((JoinKind::Inner, None));
         }
         for join in &item.joins {
-            let (table, name, derived) = relation(txn, &join.relation, binder).await?;
+            let (table, name, derived) = relation(txn, &join.relation, &scope, binder).await?;
             scope.push(table, name, derived)?;
             let right = scope.tables().len() - 1;
             let right_star = visible_positions(&scope.tables()[right]);
@@ -625,10 +625,12 @@ fn using_join(
 }
 
 /// One table of a FROM clause: the table, the name it goes by, and for a derived table (a
-/// subquery or a WITH query) the plan producing its rows.
+/// subquery or a WITH query) the plan producing its rows. A LATERAL subquery may read the
+/// columns of `before` (the FROM items to its left); it is then correlated and runs per row.
 async fn relation(
     txn: &mut Transaction,
     factor: &ast::TableFactor,
+    before: &Scope,
     binder: &mut Binder,
 ) -> SqlResult<(Arc<TableDesc>, String, Option<Arc<SelectPlan>>)> {
     let alias_name = |alias: &Option<ast::TableAlias>| -> SqlResult<Option<String>> {
@@ -698,7 +700,14 @@ async fn relation(
         ast::TableFactor::Table {
             name,
             alias,
-            args: Some(args),
+            args: Some(ast::TableFunctionArgs { args, .. }),
+            with_ordinality: false,
+            ..
+        }
+        | ast::TableFactor::Function {
+            name,
+            alias,
+            args,
             with_ordinality: false,
             ..
         } => {
@@ -709,7 +718,14 @@ async fn relation(
                     format!("function {function} does not exist as a table function"),
                 ));
             }
-            let plan = series_plan(&args.args, binder)?;
+            // A function in FROM may read the columns of the items to its left (it is
+            // implicitly LATERAL); then it runs per row.
+            let lateral = !before.tables().is_empty();
+            let entered = lateral.then(|| enter_outer(binder, before));
+            let plan = series_plan(args, binder);
+            let correlated = entered.is_some_and(|entered| leave_outer(binder, entered));
+            let mut plan = plan?;
+            plan.correlated = correlated;
             // A one-column function's column takes the alias's name, as in PostgreSQL.
             let visible = alias_name(alias)?.unwrap_or_else(|| function.clone());
             let mut table = derived_table(&plan, &visible);
@@ -718,7 +734,7 @@ async fn relation(
             Ok((table, visible, Some(Arc::new(plan))))
         }
         ast::TableFactor::Derived {
-            lateral: false,
+            lateral,
             subquery,
             alias,
             ..
@@ -726,7 +742,11 @@ async fn relation(
             let Some(visible) = alias_name(alias)? else {
                 return Err(SqlError::syntax("subquery in FROM must have an alias"));
             };
-            let plan = Box::pin(plan_query(txn, subquery, binder)).await?;
+            // With nothing to its left, LATERAL changes nothing.
+            let plan = match *lateral && !before.tables().is_empty() {
+                true => plan_correlatable(txn, subquery, before, binder).await?,
+                false => Box::pin(plan_query(txn, subquery, binder)).await?,
+            };
             let table = with_column_aliases(derived_table(&plan, &visible), &visible, alias)?;
             Ok((table, visible, Some(Arc::new(plan))))
         }
@@ -1102,22 +1122,7 @@ async fn plan_subqueries<'a>(
     }
     for query in found {
         let plan = if correlation {
-            // Names the subquery does not have resolve to `outer` (or further out): note
-            // how far out the outermost one went.
-            binder.outer.push(outer.clone());
-            let enclosing = binder.outer.len() - 1;
-            let hits_before = binder.outer_hit.take();
-            let planned = Box::pin(plan_query(txn, query, binder)).await;
-            binder.outer.pop();
-            let hit = binder.outer_hit;
-            // Reaching past `outer` makes the query around this one correlated too.
-            binder.outer_hit = match (hits_before, hit.filter(|&p| p < enclosing)) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let mut plan = planned?;
-            plan.correlated = hit.is_some();
-            plan
+            plan_correlatable(txn, query, outer, binder).await?
         } else {
             Box::pin(plan_query(txn, query, binder))
                 .await
@@ -1128,6 +1133,40 @@ async fn plan_subqueries<'a>(
             .push((query as *const ast::Query as usize, plan));
     }
     Ok(())
+}
+
+/// Plans `query` where names it does not have resolve to `outer` (or further out); if one
+/// does, the plan is marked correlated.
+async fn plan_correlatable(
+    txn: &mut Transaction,
+    query: &ast::Query,
+    outer: &Scope,
+    binder: &mut Binder,
+) -> SqlResult<SelectPlan> {
+    let entered = enter_outer(binder, outer);
+    let planned = Box::pin(plan_query(txn, query, binder)).await;
+    let correlated = leave_outer(binder, entered);
+    let mut plan = planned?;
+    plan.correlated = correlated;
+    Ok(plan)
+}
+
+/// Makes `outer` the innermost scope names may resolve to; returns what [`leave_outer`] needs.
+fn enter_outer(binder: &mut Binder, outer: &Scope) -> (usize, Option<usize>) {
+    binder.outer.push(outer.clone());
+    (binder.outer.len() - 1, binder.outer_hit.take())
+}
+
+/// Undoes [`enter_outer`]; whether a name resolved to `outer` or further out since.
+fn leave_outer(binder: &mut Binder, (enclosing, hits_before): (usize, Option<usize>)) -> bool {
+    binder.outer.pop();
+    let hit = binder.outer_hit;
+    // Reaching past `outer` makes the query around this one correlated too.
+    binder.outer_hit = match (hits_before, hit.filter(|&p| p < enclosing)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    hit.is_some()
 }
 
 /// A subquery's unknown table or column that the outer query has means a correlated subquery,
@@ -1558,12 +1597,28 @@ async fn plan_select(
             None => None,
         };
         let right = &scope.tables()[k + 1];
+        let lateral = right.derived.as_ref().is_some_and(|d| d.correlated);
+        if lateral && matches!(kind, JoinKind::Right | JoinKind::Full) {
+            return Err(SqlError::new(
+                SqlState("42P10"),
+                format!(
+                    "invalid reference to FROM-clause entry in LATERAL item \"{}\"",
+                    right.name
+                ),
+            )
+            .with_detail(
+                "The combining JOIN type must be INNER or LEFT for a LATERAL reference.",
+            ));
+        }
         let lookup = match kind {
             JoinKind::Inner | JoinKind::Left => on.as_ref().and_then(|on| key_lookup(on, right)),
             JoinKind::Right | JoinKind::Full => None,
         };
         // With a lookup too, the executor may still hash-join when the left side is large.
-        let hash = on.as_ref().and_then(|on| hash_keys(on, right));
+        let hash = on
+            .as_ref()
+            .filter(|_| !lateral)
+            .and_then(|on| hash_keys(on, right));
         let nullable = matches!(kind, JoinKind::Left | JoinKind::Full) || nulls_later(k + 1);
         let own = pushed_down(right, nullable);
         let mut scan = choose_access(right.table.clone(), own, lock);
@@ -1963,6 +2018,16 @@ fn output_name(expr: &ast::Expr) -> String {
         },
         ast::Expr::Nested(inner) => output_name(inner),
         ast::Expr::Case { .. } => "case".into(),
+        ast::Expr::Exists { .. } => "exists".into(),
+        // A scalar subquery is named after its one column, as in PostgreSQL.
+        ast::Expr::Subquery(query) => match query.body.as_ref() {
+            ast::SetExpr::Select(select) => match select.projection.first() {
+                Some(ast::SelectItem::ExprWithAlias { alias, .. }) => ident_name(alias),
+                Some(ast::SelectItem::UnnamedExpr(inner)) => output_name(inner),
+                _ => "?column?".into(),
+            },
+            _ => "?column?".into(),
+        },
         _ => "?column?".into(),
     }
 }
