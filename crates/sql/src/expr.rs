@@ -77,6 +77,8 @@ pub enum Func {
     Length,
     /// abs(number)
     Abs,
+    /// sign(x): -1, 0 or 1 in x's type (NaN stays NaN).
+    Sign,
     /// now() / current_timestamp: the transaction's start
     Now,
     /// version()
@@ -1037,6 +1039,23 @@ fn eval_func(
                 first
             }
         }
+        Func::Sign => {
+            let not_a_number = match &first {
+                Value::Float8(f) => f.is_nan(),
+                Value::Numeric(n) => n.is_nan(),
+                _ => false,
+            };
+            if first.is_null() || not_a_number {
+                first
+            } else {
+                let sign = match ops::compare(&first, &Value::Int4(0))? {
+                    Some(Ordering::Less) => -1,
+                    Some(Ordering::Greater) => 1,
+                    _ => 0,
+                };
+                cast::cast(Value::Int4(sign), ty, false)?
+            }
+        }
         Func::Now => Value::TimestampTz(ctx.now_micros),
         Func::Random => Value::Float8((ctx.random)()),
         Func::CurrentDate => Value::Date(
@@ -1244,6 +1263,15 @@ fn eval_func(
             })?)
         }
         Func::Mod => ops::arith(ArithOp::Mod, &first, &values[1])?,
+        Func::Sqrt if matches!(first, Value::Numeric(_) | Value::Null) => match &first {
+            Value::Numeric(n) => Value::Numeric(n.sqrt().ok_or_else(|| {
+                SqlError::new(
+                    SqlState("2201F"),
+                    "cannot take square root of a negative number",
+                )
+            })?),
+            _ => Value::Null,
+        },
         Func::Power | Func::Sqrt => {
             let x = float_arg(&first)?;
             let result = if func == Func::Sqrt {

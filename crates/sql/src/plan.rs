@@ -1633,6 +1633,13 @@ impl Binder {
                 };
                 (Func::Abs, ty)
             }
+            ("sign", 1) if types[0].is_numeric() || types[0] == DataType::Unknown => {
+                let ty = match types[0] {
+                    DataType::Numeric { .. } => types[0].clone(),
+                    _ => DataType::Float8,
+                };
+                (Func::Sign, ty)
+            }
             ("now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp", 0) => {
                 (Func::Now, DataType::TimestampTz)
             }
@@ -1703,7 +1710,10 @@ impl Binder {
                 (Func::DateTrunc, ty)
             }
             ("make_date", 3) => (Func::MakeDate, DataType::Date),
-            ("sqrt", 1) => (Func::Sqrt, DataType::Float8),
+            ("sqrt", 1) => match types[0] {
+                DataType::Numeric { .. } => (Func::Sqrt, types[0].clone()),
+                _ => (Func::Sqrt, DataType::Float8),
+            },
             _ => return Err(no_function(&name, &types)),
         };
         let mut coerced = Vec::with_capacity(bound.len());
@@ -1794,7 +1804,7 @@ impl Binder {
                     }
                     arg
                 }
-                Func::Coalesce | Func::Greatest | Func::Least | Func::Abs => {
+                Func::Coalesce | Func::Greatest | Func::Least | Func::Abs | Func::Sign => {
                     self.coerce(arg, &ty)?
                 }
                 _ => arg,

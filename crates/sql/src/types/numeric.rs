@@ -399,6 +399,50 @@ impl Numeric {
         }
     }
 
+    /// The square root, to PostgreSQL's result scale (at least 16 significant digits, at
+    /// least the argument's scale); `None` for a negative argument. NaN and +Infinity are
+    /// their own roots.
+    pub fn sqrt(&self) -> Option<Numeric> {
+        match self.kind() {
+            NumericKind::NaN | NumericKind::PosInf => return Some(self.clone()),
+            NumericKind::NegInf => return None,
+            NumericKind::Finite => {}
+        }
+        if self.is_negative() {
+            return None;
+        }
+        // As numeric_sqrt: sweight = (weight + 1) * DEC_DIGITS / 2 - 1.
+        let sweight = (self.weight + 1) * 4 / 2 - 1;
+        let rscale = (16 - sweight).max(i32::from(self.dscale)).clamp(0, 1000);
+        if self.is_zero() {
+            return Some(Numeric::zero().round_to_scale(rscale));
+        }
+        // Newton's iteration from the float estimate, a few digits beyond the result scale;
+        // each step doubles the correct digits, so a handful of steps reach 1000 digits.
+        let work = rscale + 8;
+        let two = Numeric::from_i64(2);
+        let mut x = Numeric::from_f64(self.to_f64().sqrt());
+        if x.is_zero() || !x.is_finite_value() {
+            x = Numeric::from_i64(1);
+        }
+        for _ in 0..64 {
+            let next = x
+                .add(&self.div_to_scale(&x, work).ok()?)
+                .ok()?
+                .div_to_scale(&two, work)
+                .ok()?;
+            if next == x {
+                break;
+            }
+            x = next;
+        }
+        Some(x.round_to_scale(rscale))
+    }
+
+    fn is_finite_value(&self) -> bool {
+        self.kind() == NumericKind::Finite
+    }
+
     // ---- rounding ----------------------------------------------------------------------
 
     /// Rounds to `scale` decimal places (negative: to tens, hundreds...), half away from
