@@ -15,7 +15,9 @@ use cairn_types::{Key, KeyRange};
 
 use crate::catalog::TableDesc;
 use crate::error::{SqlError, SqlResult, SqlState};
-use crate::expr::{truth, AggCall, AggFunc, EvalContext, Expr, SubqueryRows};
+use crate::expr::{
+    truth, AggCall, AggFunc, EvalContext, Expr, Frame, FrameBound, FrameUnits, SubqueryRows,
+};
 use crate::memory::{row_bytes, MemoryBudget};
 use crate::plan::{
     Access, Aggregation, InsertSource, JoinKind, JoinStep, Plan, Scan, SelectPlan, Series,
@@ -1524,6 +1526,8 @@ fn compute_windows(
                 .zip(b)
                 .all(|(x, y)| key_order(x, y, false, false) == Ordering::Equal)
         };
+        let start_offset = frame_offset(&call.frame.start, "starting", ctx)?;
+        let end_offset = frame_offset(&call.frame.end, "ending", ctx)?;
         let mut out = vec![Value::Null; n];
         let mut start = 0;
         while start < n {
@@ -1559,20 +1563,38 @@ fn compute_windows(
                     None => Ok(Value::Null),
                 }
             };
-            // A window aggregate's running state: rows 0..added of the partition are in it, and
-            // the value for the last frame end computed (frames only grow within a partition).
-            let mut running = match call.func {
+            // First and last position of each peer group, by group number (dense rank - 1).
+            let group_count = dense.last().copied().unwrap_or(0) as usize;
+            let mut group_first = vec![0; group_count];
+            let mut group_last = vec![0; group_count];
+            for pos in 0..part.len() {
+                let g = dense[pos] as usize - 1;
+                group_first[g] = first_peer[pos];
+                group_last[g] = last_peer[pos];
+            }
+            let bounds = FrameBounds {
+                frame: &call.frame,
+                start_offset,
+                end_offset,
+                first_peer: &first_peer,
+                last_peer: &last_peer,
+                dense: &dense,
+                group_first: &group_first,
+                group_last: &group_last,
+            };
+            // A window aggregate's state: with the frame starting at the partition's start,
+            // rows 0..added are in it and it only grows; else it is rebuilt for each new frame.
+            // The value for the last frame computed is reused while the frame stays the same.
+            let running_frame = call.frame.start == FrameBound::UnboundedPreceding;
+            let new_accumulator = || match call.func {
                 WindowFunc::Aggregate(func) => Some(Accumulator::new(func, call.args.first())),
                 _ => None,
             };
+            let mut running = new_accumulator();
             let mut added = 0;
-            let mut last_frame: Option<(usize, Value)> = None;
+            let mut last_frame: Option<((usize, usize), Value)> = None;
             for pos in 0..part.len() {
-                let frame_end = if call.order_by.is_empty() {
-                    part.len() - 1
-                } else {
-                    last_peer[pos]
-                };
+                let frame = bounds.of(pos, part.len());
                 let value = match call.func {
                     WindowFunc::RowNumber => Value::Int8(pos as i64 + 1),
                     WindowFunc::Rank => Value::Int8(first_peer[pos] as i64 + 1),
@@ -1622,12 +1644,18 @@ fn compute_windows(
                             arg(2, pos)?
                         }
                     }
-                    WindowFunc::FirstValue => arg(0, 0)?,
-                    WindowFunc::LastValue => arg(0, frame_end)?,
+                    WindowFunc::FirstValue => match frame {
+                        Some((first, _)) => arg(0, first)?,
+                        None => Value::Null,
+                    },
+                    WindowFunc::LastValue => match frame {
+                        Some((_, last)) => arg(0, last)?,
+                        None => Value::Null,
+                    },
                     WindowFunc::NthValue => match arg(1, pos)? {
                         Value::Null => Value::Null,
-                        Value::Int4(n) if n > 0 => match usize::try_from(n - 1) {
-                            Ok(k) if k <= frame_end => arg(0, k)?,
+                        Value::Int4(n) if n > 0 => match (usize::try_from(n - 1), frame) {
+                            (Ok(k), Some((first, last))) if first + k <= last => arg(0, first + k)?,
                             _ => Value::Null,
                         },
                         _ => {
@@ -1637,23 +1665,33 @@ fn compute_windows(
                             ))
                         }
                     },
-                    WindowFunc::Aggregate(_) => match (&last_frame, running.as_mut()) {
-                        (Some((end, value)), _) if *end == frame_end => value.clone(),
-                        (_, Some(acc)) => {
-                            while added <= frame_end {
-                                let value = match call.args.first() {
-                                    Some(_) => Some(arg(0, added)?),
-                                    None => None,
+                    WindowFunc::Aggregate(_) => {
+                        // An empty frame is written as (1, 0): no rows.
+                        let (first, last) = frame.unwrap_or((1, 0));
+                        match &last_frame {
+                            Some((seen, value)) if *seen == (first, last) => value.clone(),
+                            _ => {
+                                if !running_frame {
+                                    running = new_accumulator();
+                                    added = first;
+                                }
+                                let Some(acc) = running.as_mut() else {
+                                    return Err(SqlError::internal("window aggregate state"));
                                 };
-                                acc.add(value)?;
-                                added += 1;
+                                while added <= last {
+                                    let value = match call.args.first() {
+                                        Some(_) => Some(arg(0, added)?),
+                                        None => None,
+                                    };
+                                    acc.add(value)?;
+                                    added += 1;
+                                }
+                                let value = acc.clone().finish()?;
+                                last_frame = Some(((first, last), value.clone()));
+                                value
                             }
-                            let value = acc.clone().finish()?;
-                            last_frame = Some((frame_end, value.clone()));
-                            value
                         }
-                        (_, None) => Value::Null,
-                    },
+                    }
                 };
                 out[part[pos].2] = value;
             }
@@ -1667,6 +1705,83 @@ fn compute_windows(
         row.extend(extra);
     }
     Ok(())
+}
+
+/// A frame bound's offset (0 for bounds without one): not NULL, not negative.
+fn frame_offset(bound: &FrameBound, which: &str, ctx: &ExecContext<'_>) -> SqlResult<usize> {
+    let (FrameBound::Preceding(expr) | FrameBound::Following(expr)) = bound else {
+        return Ok(0);
+    };
+    match cast::cast(expr.eval(&[], &ctx.eval())?, &DataType::Int8, false)? {
+        Value::Null => Err(SqlError::new(
+            SqlState("22004"),
+            format!("frame {which} offset must not be null"),
+        )),
+        Value::Int8(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => Err(SqlError::new(
+            SqlState("22013"),
+            format!("frame {which} offset must not be negative"),
+        )),
+    }
+}
+
+/// Where a window frame starts and ends for each position of a partition.
+struct FrameBounds<'f> {
+    frame: &'f Frame,
+    start_offset: usize,
+    end_offset: usize,
+    first_peer: &'f [usize],
+    last_peer: &'f [usize],
+    /// Peer group number of each position, from 1.
+    dense: &'f [i64],
+    group_first: &'f [usize],
+    group_last: &'f [usize],
+}
+
+impl FrameBounds<'_> {
+    /// The frame of position `pos` in a partition of `len` rows, as first and last position;
+    /// `None` if it holds no row.
+    fn of(&self, pos: usize, len: usize) -> Option<(usize, usize)> {
+        let group = self.dense[pos] as usize - 1;
+        let groups = self.group_first.len();
+        let rows = self.frame.units == FrameUnits::Rows;
+        // Positions as i128 so that offsets past either end need no care.
+        let (pos_w, len_w) = (pos as i128, len as i128);
+        let first: i128 = match &self.frame.start {
+            FrameBound::UnboundedPreceding => 0,
+            FrameBound::CurrentRow if rows => pos_w,
+            FrameBound::CurrentRow => self.first_peer[pos] as i128,
+            FrameBound::Preceding(_) if rows => pos_w - self.start_offset as i128,
+            FrameBound::Preceding(_) => match group.checked_sub(self.start_offset) {
+                Some(g) => self.group_first[g] as i128,
+                None => 0,
+            },
+            FrameBound::Following(_) if rows => pos_w + self.start_offset as i128,
+            FrameBound::Following(_) => match group.checked_add(self.start_offset) {
+                Some(g) if g < groups => self.group_first[g] as i128,
+                _ => len_w,
+            },
+            FrameBound::UnboundedFollowing => len_w,
+        };
+        let last: i128 = match &self.frame.end {
+            FrameBound::UnboundedFollowing => len_w - 1,
+            FrameBound::CurrentRow if rows => pos_w,
+            FrameBound::CurrentRow => self.last_peer[pos] as i128,
+            FrameBound::Following(_) if rows => pos_w + self.end_offset as i128,
+            FrameBound::Following(_) => match group.checked_add(self.end_offset) {
+                Some(g) if g < groups => self.group_last[g] as i128,
+                _ => len_w - 1,
+            },
+            FrameBound::Preceding(_) if rows => pos_w - self.end_offset as i128,
+            FrameBound::Preceding(_) => match group.checked_sub(self.end_offset) {
+                Some(g) => self.group_last[g] as i128,
+                None => -1,
+            },
+            FrameBound::UnboundedPreceding => -1,
+        };
+        let (first, last) = (first.max(0), last.min(len_w - 1));
+        (first <= last).then_some((first as usize, last as usize))
+    }
 }
 
 fn cast_offset(value: Value) -> SqlResult<i64> {

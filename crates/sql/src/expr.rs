@@ -207,6 +207,56 @@ pub struct WindowCall {
     pub partition_by: Vec<Expr>,
     /// ORDER BY within the partition: (expression, descending, nulls first).
     pub order_by: Vec<(Expr, bool, bool)>,
+    /// The frame (aggregates, first_value, last_value, nth_value); PostgreSQL's default is
+    /// `RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW`.
+    pub frame: Frame,
+}
+
+/// A window frame: which rows of the partition, around the current one, a call sees.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Frame {
+    /// How offsets count.
+    pub units: FrameUnits,
+    /// First row.
+    pub start: FrameBound,
+    /// Last row.
+    pub end: FrameBound,
+}
+
+impl Default for Frame {
+    fn default() -> Self {
+        Frame {
+            units: FrameUnits::Range,
+            start: FrameBound::UnboundedPreceding,
+            end: FrameBound::CurrentRow,
+        }
+    }
+}
+
+/// ROWS counts rows, GROUPS counts peer groups, RANGE (without offsets) extends to peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameUnits {
+    /// ROWS
+    Rows,
+    /// RANGE
+    Range,
+    /// GROUPS
+    Groups,
+}
+
+/// One end of a frame; offsets are row-independent expressions (constants, parameters).
+#[derive(Clone, Debug, PartialEq)]
+pub enum FrameBound {
+    /// UNBOUNDED PRECEDING
+    UnboundedPreceding,
+    /// n PRECEDING
+    Preceding(Expr),
+    /// CURRENT ROW
+    CurrentRow,
+    /// n FOLLOWING
+    Following(Expr),
+    /// UNBOUNDED FOLLOWING
+    UnboundedFollowing,
 }
 
 /// One aggregate call of a query.

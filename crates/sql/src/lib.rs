@@ -43,10 +43,12 @@
 //! `anchor UNION [ALL] step` runs the step over the previous round's new rows (its working
 //! table) until a round adds none.
 //!
-//! Window functions run after grouping, over their partitions in their order, with
-//! PostgreSQL's default frame; their values become extra columns of each row.
+//! Window functions run after grouping, over their partitions in their order, with frames
+//! in ROWS, GROUPS or RANGE (without offsets) units and named windows; their values become
+//! extra columns of each row.
 //!
-//! Shortcuts, each to be lifted by a later issue: no LATERAL or window frame clauses, no join reordering; no secondary indexes, sequences or constraints beyond
+//! Shortcuts, each to be lifted by a later issue: no RANGE frames with offsets, no join
+//! reordering; no secondary indexes, sequences or constraints beyond
 //! NOT NULL and the primary key; the time zone is UTC.
 
 mod catalog;

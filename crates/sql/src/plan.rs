@@ -13,7 +13,10 @@ use sqlparser::ast;
 
 use crate::catalog::{ColumnDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
-use crate::expr::{AggCall, AggFunc, CmpOp, Expr, Func, SubqueryUse, WindowCall, WindowFunc};
+use crate::expr::{
+    AggCall, AggFunc, CmpOp, Expr, Frame, FrameBound, FrameUnits, Func, SubqueryUse, WindowCall,
+    WindowFunc,
+};
 use crate::types::ops::{self, ArithOp};
 use crate::types::{cast, text, DataType, Value};
 use crate::Column;
@@ -480,6 +483,14 @@ pub fn table_name(name: &ast::ObjectName) -> SqlResult<String> {
     }
 }
 
+fn units_name(units: FrameUnits) -> &'static str {
+    match units {
+        FrameUnits::Rows => "ROWS",
+        FrameUnits::Range => "RANGE",
+        FrameUnits::Groups => "GROUPS",
+    }
+}
+
 /// Where a column name was found in a scope.
 enum Resolution<'s> {
     /// The qualifier names no table of the scope.
@@ -642,6 +653,8 @@ pub struct Binder {
     pub working_tables: Vec<(String, usize, Vec<Column>, bool)>,
     /// Working table ids handed out so far.
     pub next_working_table: usize,
+    /// The WINDOW clause of the SELECT being bound.
+    pub named_windows: Vec<(String, ast::NamedWindowExpr)>,
 }
 
 impl Binder {
@@ -662,6 +675,7 @@ impl Binder {
             outer_hit: None,
             working_tables: Vec::new(),
             next_working_table: 0,
+            named_windows: Vec::new(),
             allow_aggregates: false,
         }
     }
@@ -1831,14 +1845,15 @@ impl Binder {
                 "window functions are not allowed here",
             ));
         }
-        let ast::WindowType::WindowSpec(spec) = over else {
-            return Err(SqlError::unsupported("named windows are not supported yet"));
+        let spec = match over {
+            ast::WindowType::WindowSpec(spec) => self.resolve_window(spec, 0)?,
+            ast::WindowType::NamedWindow(name) => self.named_window(name, 0)?,
         };
-        if spec.window_frame.is_some() || spec.window_name.is_some() {
-            return Err(SqlError::unsupported(
-                "window frame clauses are not supported yet",
-            ));
-        }
+        let spec = &spec;
+        let frame = match &spec.window_frame {
+            Some(frame) => self.frame(frame)?,
+            None => Frame::default(),
+        };
         let args: Vec<&ast::Expr> = match &function.args {
             ast::FunctionArguments::List(list) => list
                 .args
@@ -1914,18 +1929,144 @@ impl Binder {
             }
             _ => return Err(no_function(name, &types)),
         };
+        if frame.units == FrameUnits::Groups && order_by.is_empty() {
+            return Err(SqlError::new(
+                SqlState("42P20"),
+                "GROUPS mode requires an ORDER BY clause",
+            ));
+        }
         let index = self.windows.len();
         self.windows.push(WindowCall {
             func,
             args: bound,
             partition_by,
             order_by,
+            frame,
         });
         Ok(Expr::Window {
             index,
             ty,
             name: function.to_string(),
         })
+    }
+
+    /// The window a `WINDOW name AS ...` definition of the current SELECT names.
+    fn named_window(&self, name: &ast::Ident, depth: usize) -> SqlResult<ast::WindowSpec> {
+        let wanted = ident_name(name);
+        let Some((_, definition)) = self.named_windows.iter().find(|(n, _)| *n == wanted) else {
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("window \"{wanted}\" does not exist"),
+            ));
+        };
+        if depth > self.named_windows.len() {
+            return Err(SqlError::new(
+                SqlState("42P20"),
+                format!("window \"{wanted}\" refers to itself"),
+            ));
+        }
+        match definition.clone() {
+            ast::NamedWindowExpr::NamedWindow(other) => self.named_window(&other, depth + 1),
+            ast::NamedWindowExpr::WindowSpec(spec) => self.resolve_window(&spec, depth + 1),
+        }
+    }
+
+    /// `spec` with the window it is based on (`OVER (w ORDER BY ...)`) merged in, under
+    /// PostgreSQL's rules: it may add ORDER BY and a frame, nothing else.
+    fn resolve_window(&self, spec: &ast::WindowSpec, depth: usize) -> SqlResult<ast::WindowSpec> {
+        let Some(base_name) = &spec.window_name else {
+            return Ok(spec.clone());
+        };
+        let base = self.named_window(base_name, depth + 1)?;
+        let refuse = |message: String| Err(SqlError::new(SqlState("42P20"), message));
+        let name = ident_name(base_name);
+        if !spec.partition_by.is_empty() {
+            return refuse(format!(
+                "cannot override PARTITION BY clause of window \"{name}\""
+            ));
+        }
+        if !spec.order_by.is_empty() && !base.order_by.is_empty() {
+            return refuse(format!(
+                "cannot override ORDER BY clause of window \"{name}\""
+            ));
+        }
+        if base.window_frame.is_some() {
+            return refuse(format!(
+                "cannot copy window \"{name}\" because it has a frame clause"
+            ));
+        }
+        Ok(ast::WindowSpec {
+            window_name: None,
+            partition_by: base.partition_by,
+            order_by: if spec.order_by.is_empty() {
+                base.order_by
+            } else {
+                spec.order_by.clone()
+            },
+            window_frame: spec.window_frame.clone(),
+        })
+    }
+
+    /// A frame clause, checked as PostgreSQL checks it (42P20 for impossible bounds).
+    fn frame(&mut self, frame: &ast::WindowFrame) -> SqlResult<Frame> {
+        let units = match frame.units {
+            ast::WindowFrameUnits::Rows => FrameUnits::Rows,
+            ast::WindowFrameUnits::Range => FrameUnits::Range,
+            ast::WindowFrameUnits::Groups => FrameUnits::Groups,
+        };
+        let mut bound = |b: &ast::WindowFrameBound, what: &str| -> SqlResult<FrameBound> {
+            let offset = |binder: &mut Binder, e: &ast::Expr| -> SqlResult<Expr> {
+                if units == FrameUnits::Range {
+                    return Err(SqlError::unsupported(
+                        "RANGE with an offset PRECEDING/FOLLOWING is not supported yet",
+                    ));
+                }
+                let bound = binder.bind(e, &Scope::empty())?;
+                let bound = binder.coerce(bound, &DataType::Int8)?;
+                if !matches!(bound.ty(), DataType::Int2 | DataType::Int4 | DataType::Int8) {
+                    return Err(SqlError::new(
+                        SqlState::DATATYPE_MISMATCH,
+                        format!(
+                            "argument of {what} must be type bigint, not type {}",
+                            bound.ty()
+                        ),
+                    ));
+                }
+                Ok(bound)
+            };
+            Ok(match b {
+                ast::WindowFrameBound::CurrentRow => FrameBound::CurrentRow,
+                ast::WindowFrameBound::Preceding(None) => FrameBound::UnboundedPreceding,
+                ast::WindowFrameBound::Following(None) => FrameBound::UnboundedFollowing,
+                ast::WindowFrameBound::Preceding(Some(e)) => {
+                    FrameBound::Preceding(offset(self, e)?)
+                }
+                ast::WindowFrameBound::Following(Some(e)) => {
+                    FrameBound::Following(offset(self, e)?)
+                }
+            })
+        };
+        let start = bound(&frame.start_bound, units_name(units))?;
+        let end = match &frame.end_bound {
+            Some(end) => bound(end, units_name(units))?,
+            None => FrameBound::CurrentRow,
+        };
+        let invalid = |message: &str| Err(SqlError::new(SqlState("42P20"), message.to_string()));
+        match (&start, &end) {
+            (FrameBound::UnboundedFollowing, _) => {
+                invalid("frame start cannot be UNBOUNDED FOLLOWING")
+            }
+            (_, FrameBound::UnboundedPreceding) => {
+                invalid("frame end cannot be UNBOUNDED PRECEDING")
+            }
+            (FrameBound::CurrentRow, FrameBound::Preceding(_)) => {
+                invalid("frame starting from current row cannot have preceding rows")
+            }
+            (FrameBound::Following(_), FrameBound::Preceding(_) | FrameBound::CurrentRow) => {
+                invalid("frame starting from following row cannot have preceding rows")
+            }
+            _ => Ok(Frame { units, start, end }),
+        }
     }
 
     /// A window call's arguments, PARTITION BY and ORDER BY, bound.

@@ -1532,6 +1532,24 @@ async fn plan_select(
     query: QueryTail<'_>,
     binder: &mut Binder,
 ) -> SqlResult<SelectPlan> {
+    // Its WINDOW clause is visible to its own window calls only.
+    let definitions = select
+        .named_window
+        .iter()
+        .map(|ast::NamedWindowDefinition(name, definition)| (ident_name(name), definition.clone()))
+        .collect();
+    let enclosing = std::mem::replace(&mut binder.named_windows, definitions);
+    let planned = plan_select_body(txn, select, query, binder).await;
+    binder.named_windows = enclosing;
+    planned
+}
+
+async fn plan_select_body(
+    txn: &mut Transaction,
+    select: &ast::Select,
+    query: QueryTail<'_>,
+    binder: &mut Binder,
+) -> SqlResult<SelectPlan> {
     let (scope, join_specs) = from_clause(txn, &select.from, binder).await?;
     let projected = select.projection.iter().filter_map(|item| match item {
         ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
