@@ -694,7 +694,10 @@ impl Accumulator {
             Accumulator::Sum(total, _) => total.unwrap_or(Value::Null),
             Accumulator::Avg(None, _, _) => Value::Null,
             Accumulator::Avg(Some(total), count, ty) => {
-                let count = cast::cast(Value::Int8(count), &ty, false)?;
+                let count = match ty {
+                    DataType::Interval => Value::Int8(count),
+                    _ => cast::cast(Value::Int8(count), &ty, false)?,
+                };
                 ops::arith(ArithOp::Div, &total, &count)?
             }
             Accumulator::MinMax(best, _) => best.unwrap_or(Value::Null),
@@ -707,6 +710,7 @@ impl Accumulator {
 fn sum_type(arg: &DataType) -> DataType {
     match arg {
         DataType::Int2 | DataType::Int4 => DataType::Int8,
+        DataType::Interval => DataType::Interval,
         DataType::Float4 => DataType::Float4,
         DataType::Float8 => DataType::Float8,
         _ => DataType::Numeric {
@@ -719,6 +723,7 @@ fn sum_type(arg: &DataType) -> DataType {
 fn avg_type(arg: &DataType) -> DataType {
     match arg {
         DataType::Float4 | DataType::Float8 => DataType::Float8,
+        DataType::Interval => DataType::Interval,
         _ => DataType::Numeric {
             precision: None,
             scale: None,

@@ -137,6 +137,8 @@ pub enum Func {
     CurrentDate,
     /// extract(field FROM x) (numeric) / date_part('field', x) (double precision)
     Extract,
+    /// age(a, b) / age(a): calendar difference as an interval.
+    Age,
     /// date_trunc('field', x)
     DateTrunc,
     /// make_date(year, month, day)
@@ -1241,9 +1243,35 @@ fn eval_func(
         Func::Round | Func::Trunc | Func::Ceil | Func::Floor => {
             rounding(func, &first, values.get(1))?
         }
+        Func::Age => {
+            let instant = |v: &Value| match v {
+                Value::Timestamp(t) | Value::TimestampTz(t) => Some(*t),
+                Value::Date(d) => Some(i64::from(*d) * datetime::USECS_PER_DAY),
+                _ => None,
+            };
+            // age(x) is age(current_date, x): from midnight of the transaction's day.
+            let midnight = ctx.now_micros - ctx.now_micros.rem_euclid(datetime::USECS_PER_DAY);
+            let (later, earlier) = match values.as_slice() {
+                [x] => (Some(midnight), instant(x)),
+                [x, y] => (instant(x), instant(y)),
+                _ => (None, None),
+            };
+            match (later, earlier) {
+                (Some(a), Some(b)) => Value::Interval(crate::types::interval::Interval::age(a, b)?),
+                _ => Value::Null,
+            }
+        }
         Func::Extract => {
             let field = as_text(&first).to_lowercase();
-            let text = extract(&field, &values[1])?;
+            let text = match &values[1] {
+                Value::Interval(i) => i.extract(&field).ok_or_else(|| {
+                    SqlError::new(
+                        SqlState::FEATURE_NOT_SUPPORTED,
+                        format!("unit \"{field}\" not supported for type interval"),
+                    )
+                })?,
+                other => extract(&field, other)?,
+            };
             let numeric = crate::types::Numeric::parse(&text)?;
             if *ty == DataType::Float8 {
                 Value::Float8(numeric.to_f64())

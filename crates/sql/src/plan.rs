@@ -701,6 +701,29 @@ impl Binder {
                 ast::Value::Placeholder(p) => placeholder(self, p)?,
                 other => literal(other)?,
             },
+            A::Interval(interval) => {
+                let text = match interval.value.as_ref() {
+                    A::Value(v) => string_value(&v.value),
+                    _ => None,
+                }
+                .ok_or_else(|| SqlError::syntax("expected a string after INTERVAL"))?;
+                if interval.last_field.is_some() {
+                    return Err(SqlError::unsupported(
+                        "INTERVAL ... TO ... field ranges are not supported yet",
+                    ));
+                }
+                // `INTERVAL '3' DAY`: a bare number counts the leading field.
+                let text = match &interval.leading_field {
+                    Some(field) if text.trim().parse::<f64>().is_ok() => {
+                        format!("{text} {field}")
+                    }
+                    _ => text,
+                };
+                Expr::Literal(
+                    Value::Interval(crate::types::interval::parse_interval(&text)?),
+                    DataType::Interval,
+                )
+            }
             A::TypedString(typed) => {
                 let ty = DataType::from_ast(&typed.data_type)?;
                 let text = string_value(&typed.value.value).ok_or_else(|| {
@@ -722,7 +745,10 @@ impl Binder {
                                 return Ok(Expr::Literal(ops::negate(value)?, ty.clone()));
                             }
                         }
-                        let inner = self.numeric_operand(inner)?;
+                        let inner = match inner.ty() {
+                            DataType::Interval => inner,
+                            _ => self.numeric_operand(inner)?,
+                        };
                         let ty = inner.ty();
                         Expr::Neg(Box::new(inner), ty)
                     }
@@ -970,7 +996,10 @@ impl Binder {
                 };
                 if !matches!(
                     value.ty(),
-                    DataType::Date | DataType::Timestamp | DataType::TimestampTz
+                    DataType::Date
+                        | DataType::Timestamp
+                        | DataType::TimestampTz
+                        | DataType::Interval
                 ) {
                     return Err(no_function("extract", &[DataType::Text, value.ty()]));
                 }
@@ -1255,6 +1284,7 @@ impl Binder {
             _ => None,
         };
         if let Some(arith_op) = arith {
+            let (l, r) = self.interval_operands(arith_op, l, r)?;
             let (l, r) = self.unify_unknown(l, r)?;
             let ty = ops::arith_result_type(arith_op, &l.ty(), &r.ty())?;
             return Ok(Expr::Arith(arith_op, Box::new(l), Box::new(r), ty));
@@ -1321,6 +1351,28 @@ impl Binder {
     }
 
     /// Gives unknown-typed operands the other side's type (text if both are unknown).
+    /// Types an untyped operand as PostgreSQL's operators do around dates and intervals:
+    /// `timestamp + '1 day'` and `now() - '1 hour'` read the literal as an interval,
+    /// `interval * '2'` as double precision.
+    fn interval_operands(&mut self, op: ArithOp, l: Expr, r: Expr) -> SqlResult<(Expr, Expr)> {
+        use DataType as T;
+        let instant = |t: &T| matches!(t, T::Date | T::Timestamp | T::TimestampTz);
+        match (l.ty(), r.ty()) {
+            // (`timestamp - 'literal'` reads a timestamp, as PostgreSQL does.)
+            (t, T::Unknown) if op == ArithOp::Add && instant(&t) => {
+                Ok((l, self.coerce(r, &T::Interval)?))
+            }
+            (T::Unknown, t) if op == ArithOp::Add && instant(&t) => {
+                Ok((self.coerce(l, &T::Interval)?, r))
+            }
+            (T::Interval, T::Unknown) if matches!(op, ArithOp::Mul | ArithOp::Div) => {
+                Ok((l, self.coerce(r, &T::Float8)?))
+            }
+            (T::Unknown, T::Interval) if op == ArithOp::Mul => Ok((self.coerce(l, &T::Float8)?, r)),
+            _ => Ok((l, r)),
+        }
+    }
+
     fn unify_unknown(&mut self, l: Expr, r: Expr) -> SqlResult<(Expr, Expr)> {
         match (l.ty(), r.ty()) {
             (DataType::Unknown, DataType::Unknown) => Ok((
@@ -1715,6 +1767,7 @@ impl Binder {
             ("power" | "pow", 2) => (Func::Power, DataType::Float8),
             ("current_date", 0) => (Func::CurrentDate, DataType::Date),
             ("date_part", 2) => (Func::Extract, DataType::Float8),
+            ("age", 1 | 2) => (Func::Age, DataType::Interval),
             ("date_trunc", 2) => {
                 let ty = match &types[1] {
                     DataType::TimestampTz => DataType::TimestampTz,
@@ -1789,6 +1842,18 @@ impl Binder {
                     } else {
                         arg
                     };
+                    let instant = matches!(
+                        arg.ty(),
+                        DataType::Date | DataType::Timestamp | DataType::TimestampTz
+                    );
+                    let interval = func == Func::Extract && arg.ty() == DataType::Interval;
+                    if !(instant || interval) {
+                        return Err(no_function(&name, &types));
+                    }
+                    arg
+                }
+                Func::Age => {
+                    let arg = self.coerce(arg, &DataType::Timestamp)?;
                     if !matches!(
                         arg.ty(),
                         DataType::Date | DataType::Timestamp | DataType::TimestampTz
@@ -2161,6 +2226,7 @@ fn aggregate_type(agg: AggFunc, arg: Option<&DataType>) -> SqlResult<DataType> {
             Some(DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Numeric { .. }),
         ) => numeric,
         (AggFunc::Avg, Some(DataType::Float4 | DataType::Float8)) => DataType::Float8,
+        (AggFunc::Sum | AggFunc::Avg, Some(DataType::Interval)) => DataType::Interval,
         (AggFunc::StringAgg, Some(ty)) if ty.is_text() => DataType::Text,
         (AggFunc::BoolAnd | AggFunc::BoolOr, Some(DataType::Bool)) => DataType::Bool,
         (AggFunc::Min | AggFunc::Max, Some(ty)) if *ty != DataType::Bytea => match ty {

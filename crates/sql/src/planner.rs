@@ -2037,6 +2037,8 @@ fn output_name(expr: &ast::Expr) -> String {
         ast::Expr::Nested(inner) => output_name(inner),
         ast::Expr::Case { .. } => "case".into(),
         ast::Expr::Exists { .. } => "exists".into(),
+        ast::Expr::Interval(_) => "interval".into(),
+        ast::Expr::Extract { .. } => "extract".into(),
         // A scalar subquery is named after its one column, as in PostgreSQL.
         ast::Expr::Subquery(query) => match query.body.as_ref() {
             ast::SetExpr::Select(select) => match select.projection.first() {
@@ -2068,6 +2070,7 @@ fn short_type_name(ty: &DataType) -> String {
         DataType::Timestamp => "timestamp",
         DataType::TimestampTz => "timestamptz",
         DataType::Uuid => "uuid",
+        DataType::Interval => "interval",
         DataType::Unknown => "unknown",
     }
     .into()

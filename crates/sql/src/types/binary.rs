@@ -78,6 +78,20 @@ pub fn decode_binary(ty: &DataType, bytes: &[u8]) -> SqlResult<Value> {
         DataType::Timestamp => Value::Timestamp(i64::from_be_bytes(fixed(bytes)?)),
         DataType::TimestampTz => Value::TimestampTz(i64::from_be_bytes(fixed(bytes)?)),
         DataType::Uuid => Value::Uuid(fixed(bytes)?),
+        DataType::Interval => {
+            let raw: [u8; 16] = fixed(bytes)?;
+            let mut micros = [0u8; 8];
+            micros.copy_from_slice(&raw[..8]);
+            let mut days = [0u8; 4];
+            days.copy_from_slice(&raw[8..12]);
+            let mut months = [0u8; 4];
+            months.copy_from_slice(&raw[12..]);
+            Value::Interval(super::interval::Interval {
+                micros: i64::from_be_bytes(micros),
+                days: i32::from_be_bytes(days),
+                months: i32::from_be_bytes(months),
+            })
+        }
     })
 }
 
@@ -137,6 +151,11 @@ pub fn encode_binary(value: &Value, out: &mut Vec<u8>) {
         Value::Date(d) => out.extend_from_slice(&d.to_be_bytes()),
         Value::Timestamp(t) | Value::TimestampTz(t) => out.extend_from_slice(&t.to_be_bytes()),
         Value::Uuid(u) => out.extend_from_slice(u),
+        Value::Interval(i) => {
+            out.extend_from_slice(&i.micros.to_be_bytes());
+            out.extend_from_slice(&i.days.to_be_bytes());
+            out.extend_from_slice(&i.months.to_be_bytes());
+        }
     }
 }
 
@@ -212,6 +231,11 @@ mod tests {
             DataType::Timestamp => Value::Timestamp(rng.gen()),
             DataType::TimestampTz => Value::TimestampTz(rng.gen()),
             DataType::Uuid => Value::Uuid(rng.gen()),
+            DataType::Interval => Value::Interval(super::super::interval::Interval {
+                months: rng.gen_range(-30..30),
+                days: rng.gen_range(-40..40),
+                micros: rng.gen_range(-100_000_000_000..100_000_000_000),
+            }),
             _ => Value::Null,
         }
     }
@@ -225,7 +249,7 @@ mod tests {
         }
     }
 
-    const TYPES: [DataType; 13] = [
+    const TYPES: [DataType; 14] = [
         DataType::Bool,
         DataType::Int2,
         DataType::Int4,
@@ -242,6 +266,7 @@ mod tests {
         DataType::Timestamp,
         DataType::TimestampTz,
         DataType::Uuid,
+        DataType::Interval,
     ];
 
     #[test]

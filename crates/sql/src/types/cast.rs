@@ -48,6 +48,7 @@ pub fn base_type_name(ty: &DataType) -> &'static str {
         DataType::Timestamp => "timestamp without time zone",
         DataType::TimestampTz => "timestamp with time zone",
         DataType::Uuid => "uuid",
+        DataType::Interval => "interval",
         DataType::Unknown => "unknown",
     }
 }
@@ -184,6 +185,7 @@ pub fn cast(value: Value, to: &DataType, explicit: bool) -> SqlResult<Value> {
 
         (Value::Bytea(b), DataType::Bytea) => Value::Bytea(b),
         (Value::Uuid(u), DataType::Uuid) => Value::Uuid(u),
+        (Value::Interval(i), DataType::Interval) => Value::Interval(i),
 
         (Value::Date(d), DataType::Date) => Value::Date(d),
         (Value::Timestamp(t) | Value::TimestampTz(t), DataType::Date) => {

@@ -261,6 +261,14 @@ pub fn encode_key_value(value: &Value, out: &mut Vec<u8>) {
         Value::Text(s) => encode_escaped(s.as_bytes(), out),
         Value::Bytea(b) => encode_escaped(b, out),
         Value::Uuid(u) => out.extend_from_slice(u),
+        Value::Interval(i) => {
+            // By span first (PostgreSQL's order), then the fields, so the key decodes.
+            let span = (i.span() as u128) ^ (1 << 127);
+            out.extend_from_slice(&span.to_be_bytes());
+            encode_ordered_int(i64::from(i.months), out);
+            encode_ordered_int(i64::from(i.days), out);
+            encode_ordered_int(i.micros, out);
+        }
     }
 }
 
@@ -324,6 +332,20 @@ pub fn decode_key_value(ty: &DataType, input: &mut &[u8]) -> SqlResult<Value> {
             let mut u = [0u8; 16];
             u.copy_from_slice(b);
             Value::Uuid(u)
+        }
+        DataType::Interval => {
+            take(input, 16, "interval")?;
+            let field = |input: &mut &[u8]| -> SqlResult<i32> {
+                let v = decode_ordered_int(input)?;
+                i32::try_from(v).map_err(|_| narrow(v, "interval"))
+            };
+            let months = field(input)?;
+            let days = field(input)?;
+            Value::Interval(super::interval::Interval {
+                months,
+                days,
+                micros: decode_ordered_int(input)?,
+            })
         }
     })
 }
@@ -437,6 +459,11 @@ mod tests {
             } else {
                 rng.gen()
             }),
+            DataType::Interval => Value::Interval(super::super::interval::Interval {
+                months: rng.gen_range(-30..30),
+                days: rng.gen_range(-40..40),
+                micros: rng.gen_range(-100_000_000_000..100_000_000_000),
+            }),
             _ => Value::Null,
         }
     }
@@ -456,6 +483,7 @@ mod tests {
             DataType::Timestamp,
             DataType::TimestampTz,
             DataType::Uuid,
+            DataType::Interval,
         ]
     }
 

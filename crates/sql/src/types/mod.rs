@@ -12,6 +12,7 @@
 //! | date | `Date` | `Date(days since 2000-01-01)` | 1082 |
 //! | timestamp / timestamptz | `Timestamp` / `TimestampTz` | µs since 2000-01-01 00:00 (UTC for tz) | 1114 / 1184 |
 //! | uuid | `Uuid` | `Uuid([u8; 16])` | 2950 |
+//! | interval | `Interval` | `Interval(months, days, µs)` | 1186 |
 //!
 //! Dates and timestamps count from PostgreSQL's epoch (2000-01-01), as its binary format does.
 //! `char(n)` values are held without their trailing blanks (insignificant to `bpchar`
@@ -28,6 +29,7 @@
 pub mod binary;
 pub mod cast;
 pub mod datetime;
+pub mod interval;
 pub mod keycode;
 pub mod numeric;
 pub mod ops;
@@ -81,6 +83,8 @@ pub enum DataType {
     TimestampTz,
     /// uuid
     Uuid,
+    /// interval
+    Interval,
     /// not yet known: an untyped literal or parameter
     Unknown,
 }
@@ -116,6 +120,8 @@ pub enum Value {
     TimestampTz(i64),
     /// uuid
     Uuid([u8; 16]),
+    /// interval
+    Interval(interval::Interval),
 }
 
 impl DataType {
@@ -138,6 +144,7 @@ impl DataType {
             DataType::TimestampTz => 1184,
             DataType::Numeric { .. } => 1700,
             DataType::Uuid => 2950,
+            DataType::Interval => 1186,
         }
     }
 
@@ -163,6 +170,7 @@ impl DataType {
                 scale: None,
             },
             2950 => DataType::Uuid,
+            1186 => DataType::Interval,
             _ => return None,
         })
     }
@@ -174,7 +182,7 @@ impl DataType {
             DataType::Int2 => 2,
             DataType::Int4 | DataType::Float4 | DataType::Date => 4,
             DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
-            DataType::Uuid => 16,
+            DataType::Uuid | DataType::Interval => 16,
             DataType::Unknown => -2,
             _ => -1,
         }
@@ -277,6 +285,7 @@ impl DataType {
                 _ => DataType::Timestamp,
             },
             A::Uuid => DataType::Uuid,
+            A::Interval { .. } => DataType::Interval,
             A::Custom(name, modifiers) => {
                 let name = name.to_string().to_lowercase();
                 let name = name.trim_matches('"');
@@ -386,6 +395,7 @@ impl fmt::Display for DataType {
             DataType::Timestamp => f.write_str("timestamp without time zone"),
             DataType::TimestampTz => f.write_str("timestamp with time zone"),
             DataType::Uuid => f.write_str("uuid"),
+            DataType::Interval => f.write_str("interval"),
             DataType::Unknown => f.write_str("unknown"),
         }
     }
@@ -417,6 +427,7 @@ impl Value {
             Value::Timestamp(_) => DataType::Timestamp,
             Value::TimestampTz(_) => DataType::TimestampTz,
             Value::Uuid(_) => DataType::Uuid,
+            Value::Interval(_) => DataType::Interval,
         }
     }
 }

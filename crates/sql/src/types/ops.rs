@@ -187,6 +187,7 @@ pub fn compare(a: &Value, b: &Value) -> SqlResult<Option<Ordering>> {
         (Value::Text(x), Value::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
         (Value::Bytea(x), Value::Bytea(y)) => x.cmp(y),
         (Value::Uuid(x), Value::Uuid(y)) => x.cmp(y),
+        (Value::Interval(x), Value::Interval(y)) => x.cmp_span(y),
         _ => {
             let (l, r) = (a.data_type(), b.data_type());
             return Err(no_operator("=", &l, &r));
@@ -208,7 +209,8 @@ fn family_rank(v: &Value) -> u8 {
         Value::Bytea(_) => 3,
         Value::Date(_) | Value::Timestamp(_) | Value::TimestampTz(_) => 4,
         Value::Uuid(_) => 5,
-        Value::Null => 6,
+        Value::Interval(_) => 6,
+        Value::Null => 7,
     }
 }
 
@@ -286,6 +288,10 @@ pub fn hash_key(value: &Value, state: &mut impl Hasher) {
             9u8.hash(state);
             u.hash(state);
         }
+        Value::Interval(i) => {
+            10u8.hash(state);
+            i.span().hash(state);
+        }
     }
 }
 
@@ -341,8 +347,19 @@ pub fn arith_result_type(op: ArithOp, left: &DataType, right: &DataType) -> SqlR
         (ArithOp::Add, Date, Int2 | Int4) | (ArithOp::Add, Int2 | Int4, Date) => Ok(Date),
         (ArithOp::Sub, Date, Int2 | Int4) => Ok(Date),
         (ArithOp::Sub, Date, Date) => Ok(Int4),
-        (ArithOp::Sub, Timestamp | TimestampTz | Date, Timestamp | TimestampTz) => {
-            Err(SqlError::unsupported("type interval is not supported yet"))
+        (ArithOp::Sub, Timestamp | TimestampTz | Date, Timestamp | TimestampTz)
+        | (ArithOp::Sub, Timestamp | TimestampTz, Date) => Ok(Interval),
+        (ArithOp::Add, Timestamp | Date, Interval)
+        | (ArithOp::Add, Interval, Timestamp | Date)
+        | (ArithOp::Sub, Timestamp | Date, Interval) => Ok(Timestamp),
+        (ArithOp::Add, TimestampTz, Interval)
+        | (ArithOp::Add, Interval, TimestampTz)
+        | (ArithOp::Sub, TimestampTz, Interval) => Ok(TimestampTz),
+        (ArithOp::Add | ArithOp::Sub, Interval, Interval) => Ok(Interval),
+        (ArithOp::Mul | ArithOp::Div, Interval, n) | (ArithOp::Mul, n, Interval)
+            if n.is_numeric() =>
+        {
+            Ok(Interval)
         }
         _ => Err(no_operator(sym, left, right)),
     }
@@ -514,6 +531,9 @@ pub fn arith(op: ArithOp, a: &Value, b: &Value) -> SqlResult<Value> {
             )?)),
         };
     }
+    if let Some(value) = interval_arith(op, a, b)? {
+        return Ok(value);
+    }
     match (op, a, b) {
         (ArithOp::Add, Value::Date(d), Value::Int2(_) | Value::Int4(_)) => date_plus(*d, int_of(b)),
         (ArithOp::Add, Value::Int2(_) | Value::Int4(_), Value::Date(d)) => date_plus(*d, int_of(a)),
@@ -535,6 +555,80 @@ pub fn arith(op: ArithOp, a: &Value, b: &Value) -> SqlResult<Value> {
     }
 }
 
+/// Arithmetic with intervals (`timestamp ± interval`, `timestamp − timestamp`, `interval ×
+/// number`...); `None` if neither side is an interval nor both instants.
+fn interval_arith(op: ArithOp, a: &Value, b: &Value) -> SqlResult<Option<Value>> {
+    use super::interval::Interval;
+    let instant = |v: &Value| -> Option<i64> {
+        match v {
+            Value::Timestamp(t) | Value::TimestampTz(t) => Some(*t),
+            Value::Date(d) => Some(i64::from(*d) * USECS_PER_DAY),
+            _ => None,
+        }
+    };
+    let infinite = |t: i64| t == TIMESTAMP_INFINITY || t == TIMESTAMP_NEG_INFINITY;
+    let infinite_date =
+        |v: &Value| matches!(v, Value::Date(d) if *d == DATE_INFINITY || *d == DATE_NEG_INFINITY);
+    // The instant `t` moved by `interval`, in `t`'s type (a date becomes a timestamp).
+    let shifted = |v: &Value, interval: &Interval| -> SqlResult<Value> {
+        let t = instant(v).unwrap_or_default();
+        let moved = if infinite(t) || infinite_date(v) {
+            match v {
+                Value::Date(d) if *d == DATE_INFINITY => TIMESTAMP_INFINITY,
+                Value::Date(_) => TIMESTAMP_NEG_INFINITY,
+                _ => t,
+            }
+        } else {
+            interval.add_to_timestamp(t)?
+        };
+        Ok(match v {
+            Value::TimestampTz(_) => Value::TimestampTz(moved),
+            _ => Value::Timestamp(moved),
+        })
+    };
+    let factor = |v: &Value| -> Option<f64> { as_num(v).map(|n| num_to_f64(&n)) };
+    Ok(Some(match (op, a, b) {
+        (ArithOp::Add, Value::Interval(x), Value::Interval(y)) => Value::Interval(x.add(y)?),
+        (ArithOp::Sub, Value::Interval(x), Value::Interval(y)) => {
+            Value::Interval(x.add(&y.neg()?)?)
+        }
+        (ArithOp::Add, t, Value::Interval(i)) | (ArithOp::Add, Value::Interval(i), t)
+            if instant(t).is_some() =>
+        {
+            shifted(t, i)?
+        }
+        (ArithOp::Sub, t, Value::Interval(i)) if instant(t).is_some() => shifted(t, &i.neg()?)?,
+        (ArithOp::Mul, Value::Interval(i), n) | (ArithOp::Mul, n, Value::Interval(i)) => {
+            match factor(n) {
+                Some(f) => Value::Interval(i.mul(f)?),
+                None => return Ok(None),
+            }
+        }
+        (ArithOp::Div, Value::Interval(i), n) => match factor(n) {
+            Some(f) => Value::Interval(i.div(f)?),
+            None => return Ok(None),
+        },
+        (ArithOp::Sub, x, y)
+            if !matches!((x, y), (Value::Date(_), Value::Date(_)))
+                && instant(x).is_some()
+                && instant(y).is_some() =>
+        {
+            let (x, y) = (
+                instant(x).unwrap_or_default(),
+                instant(y).unwrap_or_default(),
+            );
+            if infinite(x) || infinite(y) || infinite_date(a) || infinite_date(b) {
+                return Err(SqlError::new(
+                    SqlState::DATETIME_FIELD_OVERFLOW,
+                    "cannot subtract infinite timestamps",
+                ));
+            }
+            Value::Interval(Interval::between(x, y)?)
+        }
+        _ => return Ok(None),
+    }))
+}
+
 fn int_of(v: &Value) -> i64 {
     match v {
         Value::Int2(i) => i64::from(*i),
@@ -554,6 +648,7 @@ pub fn negate(v: &Value) -> SqlResult<Value> {
         Value::Float4(f) => Value::Float4(-f),
         Value::Float8(f) => Value::Float8(-f),
         Value::Numeric(n) => Value::Numeric(n.neg()),
+        Value::Interval(i) => Value::Interval(i.neg()?),
         other => {
             return Err(SqlError::new(
                 SqlState::UNDEFINED_FUNCTION,
@@ -832,11 +927,22 @@ mod tests {
             "operator does not exist: date * integer"
         );
         assert_eq!(
-            arith_result_type(ArithOp::Sub, &Timestamp, &Timestamp)
-                .unwrap_err()
-                .state,
-            SqlState::FEATURE_NOT_SUPPORTED
+            arith_result_type(ArithOp::Sub, &Timestamp, &Timestamp).unwrap(),
+            Interval
         );
+        assert_eq!(
+            arith_result_type(ArithOp::Add, &Date, &Interval).unwrap(),
+            Timestamp
+        );
+        assert_eq!(
+            arith_result_type(ArithOp::Sub, &TimestampTz, &Interval).unwrap(),
+            TimestampTz
+        );
+        assert_eq!(
+            arith_result_type(ArithOp::Mul, &Float8, &Interval).unwrap(),
+            Interval
+        );
+        assert!(arith_result_type(ArithOp::Mul, &Interval, &Interval).is_err());
     }
 
     /// Results and errors from PostgreSQL 15.

@@ -124,6 +124,12 @@ fn encode_value(v: &Value, out: &mut Vec<u8>) {
             out.push(14);
             out.extend_from_slice(u);
         }
+        Value::Interval(i) => {
+            out.push(15);
+            put_zigzag(i64::from(i.months), out);
+            put_zigzag(i64::from(i.days), out);
+            put_zigzag(i.micros, out);
+        }
     }
 }
 
@@ -246,6 +252,11 @@ fn decode_value(r: &mut Reader<'_>) -> SqlResult<Value> {
         12 => Value::Timestamp(r.zigzag()?),
         13 => Value::TimestampTz(r.zigzag()?),
         14 => Value::Uuid(r.array()?),
+        15 => Value::Interval(super::interval::Interval {
+            months: narrow(r.zigzag()?)?,
+            days: narrow(r.zigzag()?)?,
+            micros: r.zigzag()?,
+        }),
         tag => return Err(corrupt(&format!("unknown value tag {tag}"))),
     })
 }
@@ -256,7 +267,7 @@ mod tests {
     use rand::{rngs::SmallRng, Rng, SeedableRng};
 
     fn random_value(rng: &mut SmallRng) -> Value {
-        match rng.gen_range(0..15) {
+        match rng.gen_range(0..16) {
             0 => Value::Null,
             1 => Value::Bool(rng.gen()),
             2 => Value::Int2(rng.gen()),
@@ -288,6 +299,11 @@ mod tests {
             11 => Value::Date(rng.gen()),
             12 => Value::Timestamp(rng.gen()),
             13 => Value::TimestampTz(rng.gen()),
+            14 => Value::Interval(super::super::interval::Interval {
+                months: rng.gen(),
+                days: rng.gen(),
+                micros: rng.gen(),
+            }),
             _ => Value::Uuid(rng.gen()),
         }
     }

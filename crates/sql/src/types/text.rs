@@ -45,6 +45,7 @@ pub fn parse_text(ty: &DataType, input: &str) -> SqlResult<Value> {
         DataType::Timestamp => Value::Timestamp(datetime::parse_timestamp(input, false)?),
         DataType::TimestampTz => Value::TimestampTz(datetime::parse_timestamp(input, true)?),
         DataType::Uuid => Value::Uuid(parse_uuid(input)?),
+        DataType::Interval => Value::Interval(super::interval::parse_interval(input)?),
     })
 }
 
@@ -319,6 +320,7 @@ pub fn format_text(value: &Value) -> String {
         Value::Timestamp(ts) => datetime::format_timestamp(*ts, false),
         Value::TimestampTz(ts) => datetime::format_timestamp(*ts, true),
         Value::Uuid(u) => format_uuid(u),
+        Value::Interval(i) => super::interval::format_interval(i),
     }
 }
 
