@@ -604,6 +604,8 @@ enum Accumulator {
     StringAgg(Option<String>, Option<Value>),
     /// bool_and (true) / bool_or (false).
     Bool(Option<bool>, bool),
+    /// array_agg: the values so far (`None` before the first row).
+    ArrayAgg(Option<Vec<Value>>),
 }
 
 impl Accumulator {
@@ -618,12 +620,14 @@ impl Accumulator {
             AggFunc::StringAgg => Accumulator::StringAgg(None, None),
             AggFunc::BoolAnd => Accumulator::Bool(None, true),
             AggFunc::BoolOr => Accumulator::Bool(None, false),
+            AggFunc::ArrayAgg => Accumulator::ArrayAgg(None),
         }
     }
 
     fn add(&mut self, value: Option<Value>) -> SqlResult<()> {
         match (self, value) {
             (Accumulator::Count(n), None) => *n += 1,
+            (Accumulator::ArrayAgg(items), Some(v)) => items.get_or_insert_with(Vec::new).push(v),
             (_, Some(Value::Null)) => {}
             (Accumulator::Count(n), Some(_)) => *n += 1,
             (Accumulator::Sum(total, ty), Some(v)) => {
@@ -703,6 +707,7 @@ impl Accumulator {
             Accumulator::MinMax(best, _) => best.unwrap_or(Value::Null),
             Accumulator::StringAgg(text, _) => text.map_or(Value::Null, Value::Text),
             Accumulator::Bool(state, _) => state.map_or(Value::Null, Value::Bool),
+            Accumulator::ArrayAgg(items) => items.map_or(Value::Null, Value::Array),
         })
     }
 }
@@ -1838,6 +1843,15 @@ pub async fn select_rows(
     } else if let Some(series) = &select.series {
         sink.take(txn, series_rows(series, ctx, read_limit)?, ctx)
             .await?;
+    } else if let Some(array) = &select.unnest {
+        let rows: Vec<Vec<Value>> = match array.eval(&[], &ctx.eval())? {
+            Value::Array(items) => items.into_iter().map(|item| vec![item]).collect(),
+            _ => vec![],
+        };
+        for row in &rows {
+            ctx.memory.charge_row(row, "unnest")?;
+        }
+        sink.take(txn, rows, ctx).await?;
     } else if let Some(recursive) = &select.recursive {
         let rows = Box::pin(recursive_rows(txn, recursive, ctx)).await?;
         sink.take(txn, rows, ctx).await?;
@@ -2366,6 +2380,9 @@ fn explain_select(select: &SelectPlan, lines: &mut Vec<String>, mut depth: usize
     match (&select.scan, &select.series) {
         (Some(scan), _) => explain_scan(scan, lines, depth),
         (None, Some(_)) => lines.push(format!("{}Function Scan on generate_series", indent(depth))),
+        (None, None) if select.unnest.is_some() => {
+            lines.push(format!("{}Function Scan on unnest", indent(depth)))
+        }
         (None, None) => lines.push(format!("{}Result", indent(depth))),
     }
 }

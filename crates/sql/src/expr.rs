@@ -62,6 +62,39 @@ impl CmpOp {
     }
 }
 
+/// Array constructors, subscripts, quantified comparisons and functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArrayFunc {
+    /// `ARRAY[a, b, ...]`
+    Make,
+    /// `a[i]` (from 1; NULL outside)
+    Subscript,
+    /// `x op ANY (array)`: the comparison in the third argument (text).
+    Any,
+    /// `x op ALL (array)`
+    All,
+    /// array_length(a, 1), array_upper(a, 1)
+    Length,
+    /// array_lower(a, 1)
+    Lower,
+    /// cardinality(a)
+    Cardinality,
+    /// array_position(a, x)
+    Position,
+    /// array_append(a, x)
+    Append,
+    /// array_prepend(x, a)
+    Prepend,
+    /// array_cat(a, b)
+    Cat,
+    /// array_remove(a, x)
+    Remove,
+    /// array_to_string(a, delimiter [, null_text])
+    ToString,
+    /// string_to_array(s, delimiter [, null_text])
+    FromString,
+}
+
 /// A built-in scalar function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Func {
@@ -79,6 +112,8 @@ pub enum Func {
     Abs,
     /// sign(x): -1, 0 or 1 in x's type (NaN stays NaN).
     Sign,
+    /// An array function (see [`ArrayFunc`]).
+    Array(ArrayFunc),
     /// now() / current_timestamp: the transaction's start
     Now,
     /// version()
@@ -166,6 +201,8 @@ pub enum AggFunc {
     BoolAnd,
     /// bool_or(bool)
     BoolOr,
+    /// array_agg(expr): every value, NULLs included
+    ArrayAgg,
 }
 
 /// A window function.
@@ -927,6 +964,162 @@ impl Expr {
     }
 }
 
+/// Evaluates an array function over its evaluated arguments.
+fn eval_array(func: ArrayFunc, values: Vec<Value>) -> SqlResult<Value> {
+    let mut args = values.into_iter();
+    let mut next = || args.next().unwrap_or(Value::Null);
+    let elements = |v: Value| match v {
+        Value::Array(items) => Some(items),
+        _ => None,
+    };
+    let int = |v: &Value| match v {
+        Value::Int2(i) => Some(i64::from(*i)),
+        Value::Int4(i) => Some(i64::from(*i)),
+        Value::Int8(i) => Some(*i),
+        _ => None,
+    };
+    let length = |items: &[Value]| Value::Int4(i32::try_from(items.len()).unwrap_or(i32::MAX));
+    Ok(match func {
+        ArrayFunc::Make => Value::Array(std::iter::from_fn(|| args.next()).collect()),
+        ArrayFunc::Subscript => {
+            let (array, index) = (next(), next());
+            match (elements(array), int(&index)) {
+                (Some(items), Some(i)) if i >= 1 => usize::try_from(i - 1)
+                    .ok()
+                    .and_then(|i| items.into_iter().nth(i))
+                    .unwrap_or(Value::Null),
+                _ => Value::Null,
+            }
+        }
+        ArrayFunc::Any | ArrayFunc::All => {
+            let (value, array, op) = (next(), next(), next());
+            let Some(items) = elements(array) else {
+                return Ok(Value::Null);
+            };
+            let op = match op {
+                Value::Text(op) => op,
+                _ => return Err(SqlError::internal("ANY/ALL without an operator")),
+            };
+            let all = func == ArrayFunc::All;
+            let mut saw_null = false;
+            for item in &items {
+                match ops::compare(&value, item)? {
+                    Some(ordering) => {
+                        let holds = match op.as_str() {
+                            "=" => ordering == Ordering::Equal,
+                            "<>" => ordering != Ordering::Equal,
+                            "<" => ordering == Ordering::Less,
+                            "<=" => ordering != Ordering::Greater,
+                            ">" => ordering == Ordering::Greater,
+                            _ => ordering != Ordering::Less,
+                        };
+                        if holds != all {
+                            return Ok(Value::Bool(!all));
+                        }
+                    }
+                    None => saw_null = true,
+                }
+            }
+            if saw_null {
+                Value::Null
+            } else {
+                Value::Bool(all)
+            }
+        }
+        ArrayFunc::Length | ArrayFunc::Lower => {
+            let (array, dimension) = (next(), next());
+            match (elements(array), int(&dimension)) {
+                (Some(items), Some(1)) if !items.is_empty() => match func {
+                    ArrayFunc::Lower => Value::Int4(1),
+                    _ => length(&items),
+                },
+                _ => Value::Null,
+            }
+        }
+        ArrayFunc::Cardinality => match elements(next()) {
+            Some(items) => length(&items),
+            None => Value::Null,
+        },
+        ArrayFunc::Position => {
+            let (array, wanted) = (next(), next());
+            match elements(array) {
+                Some(items) => items
+                    .iter()
+                    .position(|item| ops::total_cmp(item, &wanted) == Ordering::Equal)
+                    .map_or(Value::Null, |i| {
+                        Value::Int4(i32::try_from(i + 1).unwrap_or(i32::MAX))
+                    }),
+                None => Value::Null,
+            }
+        }
+        ArrayFunc::Append => {
+            let (array, item) = (next(), next());
+            let mut items = elements(array).unwrap_or_default();
+            items.push(item);
+            Value::Array(items)
+        }
+        ArrayFunc::Prepend => {
+            let (item, array) = (next(), next());
+            let mut items = vec![item];
+            items.extend(elements(array).unwrap_or_default());
+            Value::Array(items)
+        }
+        ArrayFunc::Cat => match (next(), next()) {
+            (Value::Null, Value::Null) => Value::Null,
+            (a, b) => {
+                let mut items = elements(a).unwrap_or_default();
+                items.extend(elements(b).unwrap_or_default());
+                Value::Array(items)
+            }
+        },
+        ArrayFunc::Remove => {
+            let (array, unwanted) = (next(), next());
+            match elements(array) {
+                Some(items) => Value::Array(
+                    items
+                        .into_iter()
+                        .filter(|item| ops::total_cmp(item, &unwanted) != Ordering::Equal)
+                        .collect(),
+                ),
+                None => Value::Null,
+            }
+        }
+        ArrayFunc::ToString => {
+            let (array, delimiter, null_text) = (next(), next(), next());
+            match (elements(array), delimiter) {
+                (Some(items), Value::Text(delimiter)) => {
+                    let pieces: Vec<String> = items
+                        .iter()
+                        .filter_map(|item| match (item, &null_text) {
+                            (Value::Null, Value::Text(n)) => Some(n.clone()),
+                            (Value::Null, _) => None,
+                            (other, _) => Some(text::format_text(other)),
+                        })
+                        .collect();
+                    Value::Text(pieces.join(&delimiter))
+                }
+                _ => Value::Null,
+            }
+        }
+        ArrayFunc::FromString => {
+            let (input, delimiter, null_text) = (next(), next(), next());
+            let Value::Text(input) = input else {
+                return Ok(Value::Null);
+            };
+            let as_item = |piece: &str| match &null_text {
+                Value::Text(n) if n == piece => Value::Null,
+                _ => Value::Text(piece.to_string()),
+            };
+            Value::Array(match delimiter {
+                _ if input.is_empty() => vec![],
+                Value::Text(d) if d.is_empty() => vec![as_item(&input)],
+                Value::Text(d) => input.split(d.as_str()).map(as_item).collect(),
+                _ => input.chars().map(|c| as_item(&c.to_string())).collect(),
+            })
+        }
+    })
+}
+
 /// A boolean's truth: `Some(b)`, or `None` for NULL.
 pub fn truth(value: &Value) -> SqlResult<Option<bool>> {
     match value {
@@ -1091,6 +1284,7 @@ fn eval_func(
                 first
             }
         }
+        Func::Array(func) => return eval_array(func, values),
         Func::Sign => {
             let not_a_number = match &first {
                 Value::Float8(f) => f.is_nan(),

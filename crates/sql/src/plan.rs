@@ -14,8 +14,8 @@ use sqlparser::ast;
 use crate::catalog::{ColumnDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{
-    AggCall, AggFunc, CmpOp, Expr, Frame, FrameBound, FrameUnits, Func, SubqueryUse, WindowCall,
-    WindowFunc,
+    AggCall, AggFunc, ArrayFunc, CmpOp, Expr, Frame, FrameBound, FrameUnits, Func, SubqueryUse,
+    WindowCall, WindowFunc,
 };
 use crate::types::ops::{self, ArithOp};
 use crate::types::{cast, text, DataType, Value};
@@ -265,6 +265,8 @@ pub struct SelectPlan {
     pub offset: Option<Expr>,
     /// `generate_series(...)` in FROM: the rows come from it instead of a scan.
     pub series: Option<Series>,
+    /// `unnest(array)` in FROM: one row per element.
+    pub unnest: Option<Expr>,
     /// As a subquery: it reads the current row of a query around it ([`Expr::Outer`]), so
     /// it runs once per such row rather than once before the statement.
     pub correlated: bool,
@@ -701,6 +703,66 @@ impl Binder {
                 ast::Value::Placeholder(p) => placeholder(self, p)?,
                 other => literal(other)?,
             },
+            A::Array(array) => {
+                let elements = array
+                    .elem
+                    .iter()
+                    .map(|e| self.bind(e, scope))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                let element = common_type(elements.iter().map(Expr::ty))?;
+                let element = if element == DataType::Unknown {
+                    DataType::Text
+                } else {
+                    element
+                };
+                if matches!(element, DataType::Array(_)) {
+                    return Err(SqlError::unsupported(
+                        "multidimensional arrays are not supported",
+                    ));
+                }
+                let elements = elements
+                    .into_iter()
+                    .map(|e| self.coerce(e, &element))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                Expr::Func(
+                    Func::Array(ArrayFunc::Make),
+                    elements,
+                    DataType::Array(Box::new(element)),
+                )
+            }
+            A::CompoundFieldAccess { root, access_chain } => {
+                let mut value = self.bind(root, scope)?;
+                for access in access_chain {
+                    let ast::AccessExpr::Subscript(ast::Subscript::Index { index }) = access else {
+                        return Err(SqlError::unsupported(format!(
+                            "{access} is not supported (only array subscripts)"
+                        )));
+                    };
+                    let DataType::Array(element) = value.ty() else {
+                        return Err(SqlError::new(
+                            SqlState::DATATYPE_MISMATCH,
+                            format!(
+                                "cannot subscript type {} because it does not support subscripting",
+                                value.ty()
+                            ),
+                        ));
+                    };
+                    let index = self.bind(index, scope)?;
+                    let index = self.coerce(index, &DataType::Int4)?;
+                    if !matches!(index.ty(), DataType::Int2 | DataType::Int4 | DataType::Int8) {
+                        return Err(SqlError::new(
+                            SqlState::DATATYPE_MISMATCH,
+                            "array subscript must have type integer",
+                        ));
+                    }
+                    value = Expr::Func(
+                        Func::Array(ArrayFunc::Subscript),
+                        vec![value, index],
+                        *element,
+                    );
+                }
+                value
+            }
             A::Interval(interval) => {
                 let text = match interval.value.as_ref() {
                     A::Value(v) => string_value(&v.value),
@@ -917,9 +979,7 @@ impl Binder {
             } => {
                 let all = matches!(expr, A::AllOp { .. });
                 let ast::Expr::Subquery(query) = right.as_ref() else {
-                    return Err(SqlError::unsupported(
-                        "ANY / ALL over arrays is not supported yet",
-                    ));
+                    return self.quantified_array(left, compare_op, right, all, scope);
                 };
                 let op = match compare_op {
                     ast::BinaryOperator::Eq => CmpOp::Eq,
@@ -1563,6 +1623,7 @@ impl Binder {
             "string_agg" => Some(AggFunc::StringAgg),
             "bool_and" | "every" => Some(AggFunc::BoolAnd),
             "bool_or" => Some(AggFunc::BoolOr),
+            "array_agg" => Some(AggFunc::ArrayAgg),
             _ => None,
         };
         if aggregate.is_none() && !order_clause.is_empty() {
@@ -1665,6 +1726,9 @@ impl Binder {
             .map(|a| self.bind(a, scope))
             .collect::<SqlResult<Vec<_>>>()?;
         let types: Vec<DataType> = bound.iter().map(Expr::ty).collect();
+        if let Some(call) = self.array_function(&name, &mut bound, &types)? {
+            return Ok(call);
+        }
         let (func, ty) = match (name.as_str(), bound.len()) {
             ("coalesce" | "greatest" | "least", n) if n > 0 => {
                 let ty = common_type(types.iter().cloned())?;
@@ -2015,6 +2079,137 @@ impl Binder {
         })
     }
 
+    /// `value op ANY (array)` / `value op ALL (array)`.
+    fn quantified_array(
+        &mut self,
+        left: &ast::Expr,
+        compare_op: &ast::BinaryOperator,
+        right: &ast::Expr,
+        all: bool,
+        scope: &Scope,
+    ) -> SqlResult<Expr> {
+        let op = match compare_op {
+            ast::BinaryOperator::Eq => "=",
+            ast::BinaryOperator::NotEq => "<>",
+            ast::BinaryOperator::Lt => "<",
+            ast::BinaryOperator::LtEq => "<=",
+            ast::BinaryOperator::Gt => ">",
+            ast::BinaryOperator::GtEq => ">=",
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "{other} ANY/ALL is not supported"
+                )))
+            }
+        };
+        let value = self.bind(left, scope)?;
+        let array = self.bind(right, scope)?;
+        // An untyped array ('{1,2}' or $1) takes the other side's type.
+        let (value, array) = match (value.ty(), array.ty()) {
+            (DataType::Unknown, DataType::Unknown) => {
+                let value = self.coerce(value, &DataType::Text)?;
+                (
+                    value,
+                    self.coerce(array, &DataType::Array(Box::new(DataType::Text)))?,
+                )
+            }
+            (ty, DataType::Unknown) => (value, self.coerce(array, &DataType::Array(Box::new(ty)))?),
+            (DataType::Unknown, DataType::Array(element)) => (self.coerce(value, &element)?, array),
+            _ => (value, array),
+        };
+        let DataType::Array(element) = array.ty() else {
+            return Err(SqlError::new(
+                SqlState("42809"),
+                "op ANY/ALL (array) requires array on right side",
+            ));
+        };
+        let probe = Expr::Literal(Value::Null, (*element).clone());
+        self.comparable(value.clone(), probe, op)?;
+        Ok(Expr::Func(
+            Func::Array(if all { ArrayFunc::All } else { ArrayFunc::Any }),
+            vec![
+                value,
+                array,
+                Expr::Literal(Value::Text(op.into()), DataType::Text),
+            ],
+            DataType::Bool,
+        ))
+    }
+
+    /// The array functions, bound; `None` if `name` is not one.
+    fn array_function(
+        &mut self,
+        name: &str,
+        bound: &mut Vec<Expr>,
+        types: &[DataType],
+    ) -> SqlResult<Option<Expr>> {
+        let func = match (name, bound.len()) {
+            ("array_length" | "array_upper", 2) => ArrayFunc::Length,
+            ("array_lower", 2) => ArrayFunc::Lower,
+            ("cardinality", 1) => ArrayFunc::Cardinality,
+            ("array_position", 2) => ArrayFunc::Position,
+            ("array_append", 2) => ArrayFunc::Append,
+            ("array_prepend", 2) => ArrayFunc::Prepend,
+            ("array_cat", 2) => ArrayFunc::Cat,
+            ("array_remove", 2) => ArrayFunc::Remove,
+            ("array_to_string", 2 | 3) => ArrayFunc::ToString,
+            ("string_to_array", 2 | 3) => ArrayFunc::FromString,
+            _ => return Ok(None),
+        };
+        let args = std::mem::take(bound);
+        // Which argument is the array; the element type comes from it (or from the element
+        // argument when the array is an untyped literal).
+        let array_at = usize::from(func == ArrayFunc::Prepend);
+        let element = match types.get(array_at) {
+            Some(DataType::Array(element)) => (**element).clone(),
+            _ => match (func, types.get(1 - array_at)) {
+                (
+                    ArrayFunc::Position
+                    | ArrayFunc::Append
+                    | ArrayFunc::Prepend
+                    | ArrayFunc::Remove,
+                    Some(ty),
+                ) if *ty != DataType::Unknown => ty.clone(),
+                _ => DataType::Text,
+            },
+        };
+        let array_type = DataType::Array(Box::new(element.clone()));
+        let mut coerced = Vec::with_capacity(args.len());
+        for (position, arg) in args.into_iter().enumerate() {
+            let target = match (func, position) {
+                (ArrayFunc::FromString, _) => DataType::Text,
+                (ArrayFunc::ToString, 0) => array_type.clone(),
+                (ArrayFunc::ToString, _) => DataType::Text,
+                (ArrayFunc::Length | ArrayFunc::Lower, 1) => DataType::Int4,
+                (ArrayFunc::Cat, _) => array_type.clone(),
+                (_, p) if p == array_at => array_type.clone(),
+                _ => element.clone(),
+            };
+            let arg = self.coerce(arg, &target)?;
+            let fits = match (&target, arg.ty()) {
+                (DataType::Array(_), DataType::Array(_)) => true,
+                (DataType::Array(_), _) => false,
+                (DataType::Int4, ty) => {
+                    matches!(ty, DataType::Int2 | DataType::Int4 | DataType::Int8)
+                }
+                (DataType::Text, ty) => ty.is_text(),
+                _ => true,
+            };
+            if !fits {
+                return Err(no_function(name, types));
+            }
+            coerced.push(arg);
+        }
+        let ty = match func {
+            ArrayFunc::Length | ArrayFunc::Lower | ArrayFunc::Cardinality | ArrayFunc::Position => {
+                DataType::Int4
+            }
+            ArrayFunc::ToString => DataType::Text,
+            ArrayFunc::FromString => DataType::Array(Box::new(DataType::Text)),
+            _ => array_type,
+        };
+        Ok(Some(Expr::Func(Func::Array(func), coerced, ty)))
+    }
+
     /// The window a `WINDOW name AS ...` definition of the current SELECT names.
     fn named_window(&self, name: &ast::Ident, depth: usize) -> SqlResult<ast::WindowSpec> {
         let wanted = ident_name(name);
@@ -2227,6 +2422,13 @@ fn aggregate_type(agg: AggFunc, arg: Option<&DataType>) -> SqlResult<DataType> {
         ) => numeric,
         (AggFunc::Avg, Some(DataType::Float4 | DataType::Float8)) => DataType::Float8,
         (AggFunc::Sum | AggFunc::Avg, Some(DataType::Interval)) => DataType::Interval,
+        (AggFunc::ArrayAgg, Some(DataType::Array(_))) => {
+            return Err(SqlError::unsupported(
+                "array_agg of arrays (multidimensional arrays) is not supported",
+            ))
+        }
+        (AggFunc::ArrayAgg, Some(DataType::Unknown)) => DataType::Array(Box::new(DataType::Text)),
+        (AggFunc::ArrayAgg, Some(ty)) => DataType::Array(Box::new(ty.clone())),
         (AggFunc::StringAgg, Some(ty)) if ty.is_text() => DataType::Text,
         (AggFunc::BoolAnd | AggFunc::BoolOr, Some(DataType::Bool)) => DataType::Bool,
         (AggFunc::Min | AggFunc::Max, Some(ty)) if *ty != DataType::Bytea => match ty {

@@ -712,26 +712,26 @@ async fn relation(
             ..
         } => {
             let function = table_name(name)?;
-            if function != "generate_series" {
-                return Err(SqlError::new(
-                    SqlState::UNDEFINED_FUNCTION,
-                    format!("function {function} does not exist as a table function"),
-                ));
-            }
-            // A function in FROM may read the columns of the items to its left (it is
-            // implicitly LATERAL); then it runs per row.
-            let lateral = !before.tables().is_empty();
-            let entered = lateral.then(|| enter_outer(binder, before));
-            let plan = series_plan(args, binder);
-            let correlated = entered.is_some_and(|entered| leave_outer(binder, entered));
-            let mut plan = plan?;
-            plan.correlated = correlated;
-            // A one-column function's column takes the alias's name, as in PostgreSQL.
-            let visible = alias_name(alias)?.unwrap_or_else(|| function.clone());
-            let mut table = derived_table(&plan, &visible);
-            Arc::make_mut(&mut table).columns[0].name = visible.clone();
-            let table = with_column_aliases(table, &visible, alias)?;
-            Ok((table, visible, Some(Arc::new(plan))))
+            let exprs = args
+                .iter()
+                .map(|arg| match arg {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(expr)) => Ok(expr),
+                    other => Err(SqlError::unsupported(format!(
+                        "argument {other} of {function} is not supported"
+                    ))),
+                })
+                .collect::<SqlResult<Vec<_>>>()?;
+            table_function(&function, &exprs, alias, before, binder)
+        }
+        ast::TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } => {
+            let exprs: Vec<&ast::Expr> = array_exprs.iter().collect();
+            table_function("unnest", &exprs, alias, before, binder)
         }
         ast::TableFactor::Derived {
             lateral,
@@ -842,15 +842,74 @@ async fn recursive_cte(
     Ok(Some(plan))
 }
 
+/// A set-returning function in FROM (`generate_series`, `unnest`) as a derived table named
+/// by its alias. It may read the columns of the items to its left (`before`: functions in
+/// FROM are implicitly LATERAL); then it runs per row.
+fn table_function(
+    function: &str,
+    args: &[&ast::Expr],
+    alias: &Option<ast::TableAlias>,
+    before: &Scope,
+    binder: &mut Binder,
+) -> SqlResult<(Arc<TableDesc>, String, Option<Arc<SelectPlan>>)> {
+    if function != "generate_series" && function != "unnest" {
+        return Err(SqlError::new(
+            SqlState::UNDEFINED_FUNCTION,
+            format!("function {function} does not exist as a table function"),
+        ));
+    }
+    let lateral = !before.tables().is_empty();
+    let entered = lateral.then(|| enter_outer(binder, before));
+    let plan = match function {
+        "unnest" => unnest_plan(args, binder),
+        _ => series_plan(args, binder),
+    };
+    let correlated = entered.is_some_and(|entered| leave_outer(binder, entered));
+    let mut plan = plan?;
+    plan.correlated = correlated;
+    // A one-column function's column takes the alias's name, as in PostgreSQL.
+    let visible = match alias {
+        Some(alias) => ident_name(&alias.name),
+        None => function.to_string(),
+    };
+    let mut table = derived_table(&plan, &visible);
+    Arc::make_mut(&mut table).columns[0].name = visible.clone();
+    let table = with_column_aliases(table, &visible, alias)?;
+    Ok((table, visible, Some(Arc::new(plan))))
+}
+
+/// `unnest(array)`: one row per element, as a derived table.
+fn unnest_plan(args: &[&ast::Expr], binder: &mut Binder) -> SqlResult<SelectPlan> {
+    let [expr] = args else {
+        return Err(SqlError::unsupported(
+            "unnest takes one array here (several arrays are not supported yet)",
+        ));
+    };
+    let array = binder.bind(expr, &Scope::empty())?;
+    let array = match array.ty() {
+        DataType::Unknown => binder.coerce(array, &DataType::Array(Box::new(DataType::Text)))?,
+        _ => array,
+    };
+    let DataType::Array(element) = array.ty() else {
+        return Err(SqlError::new(
+            SqlState::UNDEFINED_FUNCTION,
+            format!("function unnest({}) does not exist", array.ty()),
+        ));
+    };
+    let columns = vec![Column {
+        name: "unnest".into(),
+        data_type: *element,
+    }];
+    let mut plan = values_tree(vec![], &columns);
+    plan.projection = column_refs(&columns);
+    plan.unnest = Some(array);
+    Ok(plan)
+}
+
 /// `generate_series(start, stop [, step])` over integers or numerics, as a derived table.
-fn series_plan(args: &[ast::FunctionArg], binder: &mut Binder) -> SqlResult<SelectPlan> {
+fn series_plan(args: &[&ast::Expr], binder: &mut Binder) -> SqlResult<SelectPlan> {
     let mut bound = Vec::with_capacity(args.len());
-    for arg in args {
-        let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(expr)) = arg else {
-            return Err(SqlError::unsupported(format!(
-                "argument {arg} of generate_series is not supported"
-            )));
-        };
+    for expr in args {
         bound.push(binder.bind(expr, &Scope::empty())?);
     }
     if !(2..=3).contains(&bound.len()) {
@@ -1488,6 +1547,7 @@ async fn plan_set_operation(
         limit,
         offset,
         series: None,
+        unnest: None,
         correlated: false,
         recursive: None,
         working_table: None,
@@ -1965,6 +2025,7 @@ async fn plan_select_body(
         limit,
         offset,
         series: None,
+        unnest: None,
         correlated: false,
         recursive: None,
         working_table: None,
@@ -2028,7 +2089,8 @@ fn output_name(expr: &ast::Expr) -> String {
         } => match expr.as_ref() {
             ast::Expr::Identifier(_)
             | ast::Expr::CompoundIdentifier(_)
-            | ast::Expr::Function(_) => output_name(expr),
+            | ast::Expr::Function(_)
+            | ast::Expr::Array(_) => output_name(expr),
             _ => match DataType::from_ast(data_type) {
                 Ok(ty) => short_type_name(&ty),
                 Err(_) => "?column?".into(),
@@ -2038,6 +2100,8 @@ fn output_name(expr: &ast::Expr) -> String {
         ast::Expr::Case { .. } => "case".into(),
         ast::Expr::Exists { .. } => "exists".into(),
         ast::Expr::Interval(_) => "interval".into(),
+        ast::Expr::Array(_) => "array".into(),
+        ast::Expr::CompoundFieldAccess { root, .. } => output_name(root),
         ast::Expr::Extract { .. } => "extract".into(),
         // A scalar subquery is named after its one column, as in PostgreSQL.
         ast::Expr::Subquery(query) => match query.body.as_ref() {
@@ -2071,6 +2135,7 @@ fn short_type_name(ty: &DataType) -> String {
         DataType::TimestampTz => "timestamptz",
         DataType::Uuid => "uuid",
         DataType::Interval => "interval",
+        DataType::Array(element) => return short_type_name(element),
         DataType::Unknown => "unknown",
     }
     .into()
@@ -2138,6 +2203,7 @@ fn values_tree(mut rows: Vec<Vec<Expr>>, columns: &[Column]) -> SelectPlan {
         limit: None,
         offset: None,
         series: None,
+        unnest: None,
         correlated: false,
         recursive: None,
         working_table: None,

@@ -78,6 +78,7 @@ pub fn decode_binary(ty: &DataType, bytes: &[u8]) -> SqlResult<Value> {
         DataType::Timestamp => Value::Timestamp(i64::from_be_bytes(fixed(bytes)?)),
         DataType::TimestampTz => Value::TimestampTz(i64::from_be_bytes(fixed(bytes)?)),
         DataType::Uuid => Value::Uuid(fixed(bytes)?),
+        DataType::Array(element) => Value::Array(super::array::decode_array(bytes, element)?),
         DataType::Interval => {
             let raw: [u8; 16] = fixed(bytes)?;
             let mut micros = [0u8; 8];
@@ -156,6 +157,13 @@ pub fn encode_binary(value: &Value, out: &mut Vec<u8>) {
             out.extend_from_slice(&i.days.to_be_bytes());
             out.extend_from_slice(&i.months.to_be_bytes());
         }
+        Value::Array(values) => {
+            let element = match value.data_type() {
+                DataType::Array(element) => *element,
+                _ => DataType::Unknown,
+            };
+            super::array::encode_array(values, &element, out)
+        }
     }
 }
 
@@ -165,6 +173,9 @@ pub fn encode_binary_typed(value: &Value, ty: &DataType, out: &mut Vec<u8>) {
     match (value, ty) {
         (Value::Text(_), DataType::Char(Some(_))) => {
             out.extend_from_slice(super::text::format_text_typed(value, ty).as_bytes())
+        }
+        (Value::Array(values), DataType::Array(element)) => {
+            super::array::encode_array(values, element, out)
         }
         _ => encode_binary(value, out),
     }

@@ -49,6 +49,7 @@ pub fn base_type_name(ty: &DataType) -> &'static str {
         DataType::TimestampTz => "timestamp with time zone",
         DataType::Uuid => "uuid",
         DataType::Interval => "interval",
+        DataType::Array(_) => "array",
         DataType::Unknown => "unknown",
     }
 }
@@ -186,6 +187,12 @@ pub fn cast(value: Value, to: &DataType, explicit: bool) -> SqlResult<Value> {
         (Value::Bytea(b), DataType::Bytea) => Value::Bytea(b),
         (Value::Uuid(u), DataType::Uuid) => Value::Uuid(u),
         (Value::Interval(i), DataType::Interval) => Value::Interval(i),
+        (Value::Array(values), DataType::Array(element)) => Value::Array(
+            values
+                .into_iter()
+                .map(|v| cast(v, element, explicit))
+                .collect::<SqlResult<_>>()?,
+        ),
 
         (Value::Date(d), DataType::Date) => Value::Date(d),
         (Value::Timestamp(t) | Value::TimestampTz(t), DataType::Date) => {

@@ -261,6 +261,14 @@ pub fn encode_key_value(value: &Value, out: &mut Vec<u8>) {
         Value::Text(s) => encode_escaped(s.as_bytes(), out),
         Value::Bytea(b) => encode_escaped(b, out),
         Value::Uuid(u) => out.extend_from_slice(u),
+        Value::Array(values) => {
+            // Each element after a 1, then a 0: a prefix sorts first, as PostgreSQL orders.
+            for value in values {
+                out.push(1);
+                encode_key_value(value, out);
+            }
+            out.push(0);
+        }
         Value::Interval(i) => {
             // By span first (PostgreSQL's order), then the fields, so the key decodes.
             let span = (i.span() as u128) ^ (1 << 127);
@@ -332,6 +340,13 @@ pub fn decode_key_value(ty: &DataType, input: &mut &[u8]) -> SqlResult<Value> {
             let mut u = [0u8; 16];
             u.copy_from_slice(b);
             Value::Uuid(u)
+        }
+        DataType::Array(element) => {
+            let mut values = Vec::new();
+            while take(input, 1, "array")?[0] == 1 {
+                values.push(decode_key_value(element, input)?);
+            }
+            Value::Array(values)
         }
         DataType::Interval => {
             take(input, 16, "interval")?;

@@ -13,6 +13,7 @@
 //! | timestamp / timestamptz | `Timestamp` / `TimestampTz` | µs since 2000-01-01 00:00 (UTC for tz) | 1114 / 1184 |
 //! | uuid | `Uuid` | `Uuid([u8; 16])` | 2950 |
 //! | interval | `Interval` | `Interval(months, days, µs)` | 1186 |
+//! | T[] (one dimension) | `Array(T)` | `Array(Vec<Value>)` | 1007 (int4[]) ... |
 //!
 //! Dates and timestamps count from PostgreSQL's epoch (2000-01-01), as its binary format does.
 //! `char(n)` values are held without their trailing blanks (insignificant to `bpchar`
@@ -26,6 +27,7 @@
 //! (comparison and arithmetic), [`keycode`] (order-preserving key encoding), [`row`] (row
 //! encoding in storage).
 
+pub mod array;
 pub mod binary;
 pub mod cast;
 pub mod datetime;
@@ -85,6 +87,8 @@ pub enum DataType {
     Uuid,
     /// interval
     Interval,
+    /// a one-dimensional array of the element type
+    Array(Box<DataType>),
     /// not yet known: an untyped literal or parameter
     Unknown,
 }
@@ -122,6 +126,8 @@ pub enum Value {
     Uuid([u8; 16]),
     /// interval
     Interval(interval::Interval),
+    /// an array (one dimension, subscripts from 1)
+    Array(Vec<Value>),
 }
 
 impl DataType {
@@ -145,6 +151,7 @@ impl DataType {
             DataType::Numeric { .. } => 1700,
             DataType::Uuid => 2950,
             DataType::Interval => 1186,
+            DataType::Array(element) => array::array_oid(element),
         }
     }
 
@@ -171,7 +178,7 @@ impl DataType {
             },
             2950 => DataType::Uuid,
             1186 => DataType::Interval,
-            _ => return None,
+            other => DataType::Array(Box::new(array::element_of_oid(other)?)),
         })
     }
 
@@ -286,6 +293,17 @@ impl DataType {
             },
             A::Uuid => DataType::Uuid,
             A::Interval { .. } => DataType::Interval,
+            A::Array(ast::ArrayElemTypeDef::SquareBracket(element, _))
+            | A::Array(ast::ArrayElemTypeDef::AngleBracket(element))
+            | A::Array(ast::ArrayElemTypeDef::Parenthesis(element)) => {
+                let element = DataType::from_ast(element)?;
+                if matches!(element, DataType::Array(_)) {
+                    return Err(SqlError::unsupported(
+                        "multidimensional arrays are not supported",
+                    ));
+                }
+                DataType::Array(Box::new(element))
+            }
             A::Custom(name, modifiers) => {
                 let name = name.to_string().to_lowercase();
                 let name = name.trim_matches('"');
@@ -396,6 +414,7 @@ impl fmt::Display for DataType {
             DataType::TimestampTz => f.write_str("timestamp with time zone"),
             DataType::Uuid => f.write_str("uuid"),
             DataType::Interval => f.write_str("interval"),
+            DataType::Array(element) => write!(f, "{element}[]"),
             DataType::Unknown => f.write_str("unknown"),
         }
     }
@@ -428,6 +447,12 @@ impl Value {
             Value::TimestampTz(_) => DataType::TimestampTz,
             Value::Uuid(_) => DataType::Uuid,
             Value::Interval(_) => DataType::Interval,
+            Value::Array(values) => DataType::Array(Box::new(
+                values
+                    .iter()
+                    .find(|v| !v.is_null())
+                    .map_or(DataType::Unknown, Value::data_type),
+            )),
         }
     }
 }

@@ -188,6 +188,7 @@ pub fn compare(a: &Value, b: &Value) -> SqlResult<Option<Ordering>> {
         (Value::Bytea(x), Value::Bytea(y)) => x.cmp(y),
         (Value::Uuid(x), Value::Uuid(y)) => x.cmp(y),
         (Value::Interval(x), Value::Interval(y)) => x.cmp_span(y),
+        (Value::Array(x), Value::Array(y)) => super::array::compare_arrays(x, y),
         _ => {
             let (l, r) = (a.data_type(), b.data_type());
             return Err(no_operator("=", &l, &r));
@@ -210,7 +211,8 @@ fn family_rank(v: &Value) -> u8 {
         Value::Date(_) | Value::Timestamp(_) | Value::TimestampTz(_) => 4,
         Value::Uuid(_) => 5,
         Value::Interval(_) => 6,
-        Value::Null => 7,
+        Value::Array(_) => 7,
+        Value::Null => 8,
     }
 }
 
@@ -291,6 +293,13 @@ pub fn hash_key(value: &Value, state: &mut impl Hasher) {
         Value::Interval(i) => {
             10u8.hash(state);
             i.span().hash(state);
+        }
+        Value::Array(values) => {
+            11u8.hash(state);
+            values.len().hash(state);
+            for value in values {
+                hash_key(value, state);
+            }
         }
     }
 }

@@ -124,6 +124,13 @@ fn encode_value(v: &Value, out: &mut Vec<u8>) {
             out.push(14);
             out.extend_from_slice(u);
         }
+        Value::Array(values) => {
+            out.push(16);
+            put_varint(values.len() as u64, out);
+            for value in values {
+                encode_value(value, out);
+            }
+        }
         Value::Interval(i) => {
             out.push(15);
             put_zigzag(i64::from(i.months), out);
@@ -252,6 +259,14 @@ fn decode_value(r: &mut Reader<'_>) -> SqlResult<Value> {
         12 => Value::Timestamp(r.zigzag()?),
         13 => Value::TimestampTz(r.zigzag()?),
         14 => Value::Uuid(r.array()?),
+        16 => {
+            let n = r.length()?;
+            let mut values = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                values.push(decode_value(r)?);
+            }
+            Value::Array(values)
+        }
         15 => Value::Interval(super::interval::Interval {
             months: narrow(r.zigzag()?)?,
             days: narrow(r.zigzag()?)?,

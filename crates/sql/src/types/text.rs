@@ -46,6 +46,7 @@ pub fn parse_text(ty: &DataType, input: &str) -> SqlResult<Value> {
         DataType::TimestampTz => Value::TimestampTz(datetime::parse_timestamp(input, true)?),
         DataType::Uuid => Value::Uuid(parse_uuid(input)?),
         DataType::Interval => Value::Interval(super::interval::parse_interval(input)?),
+        DataType::Array(element) => Value::Array(super::array::parse_array(input, element)?),
     })
 }
 
@@ -321,6 +322,7 @@ pub fn format_text(value: &Value) -> String {
         Value::TimestampTz(ts) => datetime::format_timestamp(*ts, true),
         Value::Uuid(u) => format_uuid(u),
         Value::Interval(i) => super::interval::format_interval(i),
+        Value::Array(values) => super::array::format_array(values),
     }
 }
 
