@@ -546,3 +546,47 @@ async fn order_by_using_is_refused_wherever_order_by_appears() {
         );
     }
 }
+
+#[tokio::test]
+async fn arrays_travel_in_binary_as_parameters_and_results() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE arr (id int PRIMARY KEY, tags text[]);
+             INSERT INTO arr VALUES (1, '{a,b}'), (2, '{c}'), (3, NULL)",
+        )
+        .await
+        .unwrap();
+    // tokio-postgres sends the Vec as int4[] in binary and reads text[] back in binary.
+    let ids: Vec<i32> = vec![1, 3, 9];
+    let rows = client
+        .query(
+            "SELECT id, tags FROM arr WHERE id = ANY($1) ORDER BY id",
+            &[&ids],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(i32, Option<Vec<Option<String>>>)> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        got,
+        [
+            (1, Some(vec![Some("a".to_string()), Some("b".to_string())])),
+            (3, None)
+        ]
+    );
+    let row = client
+        .query_one("SELECT array_agg(id ORDER BY id) FROM arr", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Vec<i32>>(0), [1, 2, 3]);
+    let echoed = client
+        .query_one("SELECT $1::text[]", &[&vec![Some("x y"), None]])
+        .await
+        .unwrap();
+    assert_eq!(
+        echoed.get::<_, Vec<Option<String>>>(0),
+        [Some("x y".to_string()), None]
+    );
+}
