@@ -606,6 +606,8 @@ enum Accumulator {
     Bool(Option<bool>, bool),
     /// array_agg: the values so far (`None` before the first row).
     ArrayAgg(Option<Vec<Value>>),
+    /// jsonb_agg / json_agg: the values so far as JSON, and which of the two.
+    JsonAgg(Option<Vec<crate::types::json::Json>>, DataType),
 }
 
 impl Accumulator {
@@ -621,6 +623,8 @@ impl Accumulator {
             AggFunc::BoolAnd => Accumulator::Bool(None, true),
             AggFunc::BoolOr => Accumulator::Bool(None, false),
             AggFunc::ArrayAgg => Accumulator::ArrayAgg(None),
+            AggFunc::JsonbAgg => Accumulator::JsonAgg(None, DataType::Jsonb),
+            AggFunc::JsonAgg => Accumulator::JsonAgg(None, DataType::Json),
         }
     }
 
@@ -628,6 +632,9 @@ impl Accumulator {
         match (self, value) {
             (Accumulator::Count(n), None) => *n += 1,
             (Accumulator::ArrayAgg(items), Some(v)) => items.get_or_insert_with(Vec::new).push(v),
+            (Accumulator::JsonAgg(items, _), Some(v)) => items
+                .get_or_insert_with(Vec::new)
+                .push(crate::expr::to_json(&v)?),
             (_, Some(Value::Null)) => {}
             (Accumulator::Count(n), Some(_)) => *n += 1,
             (Accumulator::Sum(total, ty), Some(v)) => {
@@ -708,6 +715,14 @@ impl Accumulator {
             Accumulator::StringAgg(text, _) => text.map_or(Value::Null, Value::Text),
             Accumulator::Bool(state, _) => state.map_or(Value::Null, Value::Bool),
             Accumulator::ArrayAgg(items) => items.map_or(Value::Null, Value::Array),
+            Accumulator::JsonAgg(None, _) => Value::Null,
+            Accumulator::JsonAgg(Some(items), ty) => {
+                let array = crate::types::json::Json::Array(items);
+                match ty {
+                    DataType::Json => Value::Json(array.to_json_text()),
+                    _ => Value::Jsonb(array.normalized()),
+                }
+            }
         })
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use crate::error::{SqlError, SqlResult, SqlState};
+use crate::types::json::{self, Json};
 use crate::types::ops::{self, ArithOp, GroupKey};
 use crate::types::{cast, datetime, text, DataType, Value};
 
@@ -62,6 +63,39 @@ impl CmpOp {
     }
 }
 
+/// json / jsonb operators and functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JsonFunc {
+    /// `->`: a member (by key) or element (by index), as json / jsonb
+    Get,
+    /// `->>`: the same as text
+    GetText,
+    /// `#>`: the value at a path (text[])
+    Path,
+    /// `#>>`: the same as text
+    PathText,
+    /// `@>` (jsonb)
+    Contains,
+    /// `<@` (jsonb)
+    ContainedBy,
+    /// `?` (jsonb)
+    HasKey,
+    /// `?|` (jsonb)
+    HasAnyKey,
+    /// `?&` (jsonb)
+    HasAllKeys,
+    /// jsonb_build_object / json_build_object
+    BuildObject,
+    /// jsonb_build_array / json_build_array
+    BuildArray,
+    /// to_jsonb / to_json
+    From,
+    /// jsonb_typeof / json_typeof
+    TypeOf,
+    /// jsonb_array_length / json_array_length
+    ArrayLength,
+}
+
 /// Array constructors, subscripts, quantified comparisons and functions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArrayFunc {
@@ -114,6 +148,8 @@ pub enum Func {
     Sign,
     /// An array function (see [`ArrayFunc`]).
     Array(ArrayFunc),
+    /// A json / jsonb operator or function (see [`JsonFunc`]).
+    Json(JsonFunc),
     /// now() / current_timestamp: the transaction's start
     Now,
     /// version()
@@ -203,6 +239,10 @@ pub enum AggFunc {
     BoolOr,
     /// array_agg(expr): every value, NULLs included
     ArrayAgg,
+    /// jsonb_agg(expr)
+    JsonbAgg,
+    /// json_agg(expr)
+    JsonAgg,
 }
 
 /// A window function.
@@ -964,6 +1004,236 @@ impl Expr {
     }
 }
 
+/// A json or jsonb value as a document (`None` for anything else, NULL included).
+fn document(value: &Value) -> SqlResult<Option<Json>> {
+    Ok(match value {
+        Value::Jsonb(json) => Some(json.clone()),
+        Value::Json(text) => Some(json::parse(text, "json")?),
+        _ => None,
+    })
+}
+
+/// A SQL value as JSON, as to_jsonb converts it (dates and timestamps as ISO 8601 strings).
+pub fn to_json(value: &Value) -> SqlResult<Json> {
+    Ok(match value {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int2(_) | Value::Int4(_) | Value::Int8(_) | Value::Numeric(_) => {
+            match cast::cast(
+                value.clone(),
+                &DataType::Numeric {
+                    precision: None,
+                    scale: None,
+                },
+                true,
+            )? {
+                Value::Numeric(n) if n.is_nan() || n.is_infinite() => Json::String(n.to_string()),
+                Value::Numeric(n) => Json::Number(n),
+                _ => Json::Null,
+            }
+        }
+        Value::Float4(_) | Value::Float8(_) => {
+            let text = text::format_text(value);
+            match crate::types::Numeric::parse(&text) {
+                Ok(n) if !n.is_nan() && !n.is_infinite() => Json::Number(n),
+                _ => Json::String(text),
+            }
+        }
+        Value::Timestamp(_) | Value::TimestampTz(_) => {
+            let text = text::format_text(value).replacen(' ', "T", 1);
+            Json::String(match value {
+                Value::TimestampTz(_) => format!("{text}:00"),
+                _ => text,
+            })
+        }
+        Value::Array(items) => Json::Array(items.iter().map(to_json).collect::<SqlResult<_>>()?),
+        Value::Json(text) => json::parse(text, "json")?,
+        Value::Jsonb(json) => json.clone(),
+        other => Json::String(text::format_text(other)),
+    })
+}
+
+/// A document as a value of `ty` (json keeps PostgreSQL's json spacing).
+fn json_value(json: Json, ty: &DataType) -> Value {
+    match ty {
+        DataType::Json => Value::Json(json.to_json_text()),
+        _ => Value::Jsonb(json.normalized()),
+    }
+}
+
+/// Evaluates a json / jsonb operator or function over its evaluated arguments.
+fn eval_json(func: JsonFunc, values: Vec<Value>, ty: &DataType) -> SqlResult<Value> {
+    let first = values.first().cloned().unwrap_or(Value::Null);
+    let second = values.get(1).cloned().unwrap_or(Value::Null);
+    let texts = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|item| match item {
+                    Value::Text(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        }
+    };
+    Ok(match func {
+        JsonFunc::Get | JsonFunc::GetText => {
+            // On json, the member's own text is kept as written.
+            if let Value::Json(text) = &first {
+                let members = json::raw_members(text)?;
+                let found = match &second {
+                    Value::Text(key) => members
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k.as_deref() == Some(key.as_str()))
+                        .map(|(_, raw)| *raw),
+                    Value::Int4(_) | Value::Int2(_) | Value::Int8(_) => {
+                        let len = i64::try_from(members.len()).unwrap_or(i64::MAX);
+                        let index = match second {
+                            Value::Int2(i) => i64::from(i),
+                            Value::Int4(i) => i64::from(i),
+                            Value::Int8(i) => i,
+                            _ => 0,
+                        };
+                        let index = if index < 0 { len + index } else { index };
+                        usize::try_from(index)
+                            .ok()
+                            .and_then(|i| members.get(i))
+                            .filter(|(k, _)| k.is_none())
+                            .map(|(_, raw)| *raw)
+                    }
+                    _ => None,
+                };
+                return Ok(match (found, func) {
+                    (None, _) => Value::Null,
+                    (Some(raw), JsonFunc::Get) => Value::Json(raw.to_string()),
+                    (Some(raw), _) => match json::parse(raw, "json")? {
+                        Json::String(s) => Value::Text(s),
+                        Json::Null => Value::Null,
+                        _ => Value::Text(raw.to_string()),
+                    },
+                });
+            }
+            let Some(doc) = document(&first)? else {
+                return Ok(Value::Null);
+            };
+            let found = match &second {
+                Value::Text(key) => doc.member(key),
+                Value::Int2(i) => doc.element(i64::from(*i)),
+                Value::Int4(i) => doc.element(i64::from(*i)),
+                Value::Int8(i) => doc.element(*i),
+                _ => None,
+            };
+            match (found, func) {
+                (None, _) => Value::Null,
+                (Some(found), JsonFunc::Get) => Value::Jsonb(found.clone()),
+                (Some(found), _) => found.as_text().map_or(Value::Null, Value::Text),
+            }
+        }
+        JsonFunc::Path | JsonFunc::PathText => {
+            let Some(doc) = document(&first)? else {
+                return Ok(Value::Null);
+            };
+            if second.is_null() {
+                return Ok(Value::Null);
+            }
+            let mut at = Some(&doc);
+            for step in texts(&second) {
+                at = at.and_then(|node| match node {
+                    Json::Array(_) => step.parse::<i64>().ok().and_then(|i| node.element(i)),
+                    _ => node.member(&step),
+                });
+            }
+            match (at, func) {
+                (None, _) => Value::Null,
+                (Some(found), JsonFunc::Path) => json_value(found.clone(), ty),
+                (Some(found), _) => found.as_text().map_or(Value::Null, Value::Text),
+            }
+        }
+        JsonFunc::Contains | JsonFunc::ContainedBy => match (document(&first)?, document(&second)?)
+        {
+            (Some(a), Some(b)) => Value::Bool(if func == JsonFunc::Contains {
+                a.contains(&b)
+            } else {
+                b.contains(&a)
+            }),
+            _ => Value::Null,
+        },
+        JsonFunc::HasKey => match (document(&first)?, &second) {
+            (Some(doc), Value::Text(key)) => Value::Bool(doc.has_key(key)),
+            _ => Value::Null,
+        },
+        JsonFunc::HasAnyKey | JsonFunc::HasAllKeys => match document(&first)? {
+            Some(doc) if !second.is_null() => {
+                let keys = texts(&second);
+                Value::Bool(if func == JsonFunc::HasAnyKey {
+                    keys.iter().any(|k| doc.has_key(k))
+                } else {
+                    keys.iter().all(|k| doc.has_key(k))
+                })
+            }
+            _ => Value::Null,
+        },
+        JsonFunc::BuildObject => {
+            if !values.len().is_multiple_of(2) {
+                let name = match ty {
+                    DataType::Json => "json_build_object",
+                    _ => "jsonb_build_object",
+                };
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "argument list must have even number of elements",
+                )
+                .with_hint(format!(
+                    "The arguments of {name}() must consist of alternating keys and values."
+                )));
+            }
+            let mut members = Vec::with_capacity(values.len() / 2);
+            for (n, pair) in values.chunks(2).enumerate() {
+                if pair[0].is_null() {
+                    return Err(SqlError::new(
+                        SqlState("22004"),
+                        format!("argument {}: key must not be null", 2 * n + 1),
+                    ));
+                }
+                members.push((text::format_text(&pair[0]), to_json(&pair[1])?));
+            }
+            json_value(Json::Object(members), ty)
+        }
+        JsonFunc::BuildArray => json_value(
+            Json::Array(values.iter().map(to_json).collect::<SqlResult<_>>()?),
+            ty,
+        ),
+        JsonFunc::From => {
+            if first.is_null() {
+                return Ok(Value::Null);
+            }
+            json_value(to_json(&first)?, ty)
+        }
+        JsonFunc::TypeOf => match document(&first)? {
+            Some(doc) => Value::Text(doc.type_name().to_string()),
+            None => Value::Null,
+        },
+        JsonFunc::ArrayLength => match document(&first)? {
+            Some(Json::Array(items)) => Value::Int4(i32::try_from(items.len()).unwrap_or(i32::MAX)),
+            Some(Json::Object(_)) => {
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "cannot get array length of a non-array",
+                ))
+            }
+            Some(_) => {
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "cannot get array length of a scalar",
+                ))
+            }
+            None => Value::Null,
+        },
+    })
+}
+
 /// Evaluates an array function over its evaluated arguments.
 fn eval_array(func: ArrayFunc, values: Vec<Value>) -> SqlResult<Value> {
     let mut args = values.into_iter();
@@ -1285,6 +1555,7 @@ fn eval_func(
             }
         }
         Func::Array(func) => return eval_array(func, values),
+        Func::Json(func) => return eval_json(func, values, ty),
         Func::Sign => {
             let not_a_number = match &first {
                 Value::Float8(f) => f.is_nan(),

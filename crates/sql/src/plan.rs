@@ -14,8 +14,8 @@ use sqlparser::ast;
 use crate::catalog::{ColumnDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{
-    AggCall, AggFunc, ArrayFunc, CmpOp, Expr, Frame, FrameBound, FrameUnits, Func, SubqueryUse,
-    WindowCall, WindowFunc,
+    AggCall, AggFunc, ArrayFunc, CmpOp, Expr, Frame, FrameBound, FrameUnits, Func, JsonFunc,
+    SubqueryUse, WindowCall, WindowFunc,
 };
 use crate::types::ops::{self, ArithOp};
 use crate::types::{cast, text, DataType, Value};
@@ -1335,6 +1335,21 @@ impl Binder {
             let (l, r) = self.comparable(l, r, cmp_op.symbol())?;
             return Ok(Expr::Cmp(cmp_op, Box::new(l), Box::new(r)));
         }
+        let json = match op {
+            B::Arrow => Some(JsonFunc::Get),
+            B::LongArrow => Some(JsonFunc::GetText),
+            B::HashArrow => Some(JsonFunc::Path),
+            B::HashLongArrow => Some(JsonFunc::PathText),
+            B::AtArrow => Some(JsonFunc::Contains),
+            B::ArrowAt => Some(JsonFunc::ContainedBy),
+            B::Question => Some(JsonFunc::HasKey),
+            B::QuestionPipe => Some(JsonFunc::HasAnyKey),
+            B::QuestionAnd => Some(JsonFunc::HasAllKeys),
+            _ => None,
+        };
+        if let Some(func) = json {
+            return self.json_operator(func, op, l, r);
+        }
         let arith = match op {
             B::Plus => Some(ArithOp::Add),
             B::Minus => Some(ArithOp::Sub),
@@ -1624,6 +1639,8 @@ impl Binder {
             "bool_and" | "every" => Some(AggFunc::BoolAnd),
             "bool_or" => Some(AggFunc::BoolOr),
             "array_agg" => Some(AggFunc::ArrayAgg),
+            "jsonb_agg" => Some(AggFunc::JsonbAgg),
+            "json_agg" => Some(AggFunc::JsonAgg),
             _ => None,
         };
         if aggregate.is_none() && !order_clause.is_empty() {
@@ -1727,6 +1744,9 @@ impl Binder {
             .collect::<SqlResult<Vec<_>>>()?;
         let types: Vec<DataType> = bound.iter().map(Expr::ty).collect();
         if let Some(call) = self.array_function(&name, &mut bound, &types)? {
+            return Ok(call);
+        }
+        if let Some(call) = self.json_function(&name, &mut bound)? {
             return Ok(call);
         }
         let (func, ty) = match (name.as_str(), bound.len()) {
@@ -2079,6 +2099,105 @@ impl Binder {
         })
     }
 
+    /// A json / jsonb operator: the left side a document, the right a key, index, path,
+    /// key list or document as the operator needs.
+    fn json_operator(
+        &mut self,
+        func: JsonFunc,
+        op: &ast::BinaryOperator,
+        l: Expr,
+        r: Expr,
+    ) -> SqlResult<Expr> {
+        let text_array = DataType::Array(Box::new(DataType::Text));
+        let jsonb_only = matches!(
+            func,
+            JsonFunc::Contains
+                | JsonFunc::ContainedBy
+                | JsonFunc::HasKey
+                | JsonFunc::HasAnyKey
+                | JsonFunc::HasAllKeys
+        );
+        let l = match l.ty() {
+            DataType::Unknown => self.coerce(l, &DataType::Jsonb)?,
+            _ => l,
+        };
+        let document = match l.ty() {
+            DataType::Json if !jsonb_only => DataType::Json,
+            DataType::Jsonb => DataType::Jsonb,
+            other => return Err(operator_error(&op.to_string(), &other, &r.ty())),
+        };
+        let r = match (func, r.ty()) {
+            (JsonFunc::Get | JsonFunc::GetText | JsonFunc::HasKey, DataType::Unknown) => {
+                self.coerce(r, &DataType::Text)?
+            }
+            (
+                JsonFunc::Path | JsonFunc::PathText | JsonFunc::HasAnyKey | JsonFunc::HasAllKeys,
+                DataType::Unknown,
+            ) => self.coerce(r, &text_array)?,
+            (JsonFunc::Contains | JsonFunc::ContainedBy, DataType::Unknown) => {
+                self.coerce(r, &DataType::Jsonb)?
+            }
+            _ => r,
+        };
+        let fits = match func {
+            JsonFunc::Get | JsonFunc::GetText => {
+                r.ty().is_text()
+                    || matches!(r.ty(), DataType::Int2 | DataType::Int4 | DataType::Int8)
+            }
+            JsonFunc::HasKey => r.ty().is_text(),
+            JsonFunc::Contains | JsonFunc::ContainedBy => r.ty() == DataType::Jsonb,
+            _ => r.ty() == text_array,
+        };
+        if !fits {
+            return Err(operator_error(&op.to_string(), &l.ty(), &r.ty()));
+        }
+        let ty = match func {
+            JsonFunc::Get | JsonFunc::Path => document,
+            JsonFunc::GetText | JsonFunc::PathText => DataType::Text,
+            _ => DataType::Bool,
+        };
+        Ok(Expr::Func(Func::Json(func), vec![l, r], ty))
+    }
+
+    /// json / jsonb functions, bound; `None` if `name` is not one.
+    fn json_function(&mut self, name: &str, bound: &mut Vec<Expr>) -> SqlResult<Option<Expr>> {
+        let (func, ty) = match (name, bound.len()) {
+            ("jsonb_build_object", _) => (JsonFunc::BuildObject, DataType::Jsonb),
+            ("json_build_object", _) => (JsonFunc::BuildObject, DataType::Json),
+            ("jsonb_build_array", _) => (JsonFunc::BuildArray, DataType::Jsonb),
+            ("json_build_array", _) => (JsonFunc::BuildArray, DataType::Json),
+            ("to_jsonb", 1) => (JsonFunc::From, DataType::Jsonb),
+            ("to_json", 1) => (JsonFunc::From, DataType::Json),
+            ("jsonb_typeof", 1) => (JsonFunc::TypeOf, DataType::Text),
+            ("json_typeof", 1) => (JsonFunc::TypeOf, DataType::Text),
+            ("jsonb_array_length", 1) => (JsonFunc::ArrayLength, DataType::Int4),
+            ("json_array_length", 1) => (JsonFunc::ArrayLength, DataType::Int4),
+            _ => return Ok(None),
+        };
+        let document = if name.starts_with("jsonb") {
+            DataType::Jsonb
+        } else {
+            DataType::Json
+        };
+        let mut args = Vec::with_capacity(bound.len());
+        for arg in std::mem::take(bound) {
+            let arg = match (func, arg.ty()) {
+                (JsonFunc::TypeOf | JsonFunc::ArrayLength, _) => {
+                    let arg = self.coerce(arg, &document)?;
+                    if arg.ty() != document {
+                        return Err(no_function(name, &[arg.ty()]));
+                    }
+                    arg
+                }
+                // Untyped literals in builders are text, as in PostgreSQL.
+                (_, DataType::Unknown) => self.coerce(arg, &DataType::Text)?,
+                _ => arg,
+            };
+            args.push(arg);
+        }
+        Ok(Some(Expr::Func(Func::Json(func), args, ty)))
+    }
+
     /// `value op ANY (array)` / `value op ALL (array)`.
     fn quantified_array(
         &mut self,
@@ -2427,6 +2546,8 @@ fn aggregate_type(agg: AggFunc, arg: Option<&DataType>) -> SqlResult<DataType> {
                 "array_agg of arrays (multidimensional arrays) is not supported",
             ))
         }
+        (AggFunc::JsonbAgg, Some(_)) => DataType::Jsonb,
+        (AggFunc::JsonAgg, Some(_)) => DataType::Json,
         (AggFunc::ArrayAgg, Some(DataType::Unknown)) => DataType::Array(Box::new(DataType::Text)),
         (AggFunc::ArrayAgg, Some(ty)) => DataType::Array(Box::new(ty.clone())),
         (AggFunc::StringAgg, Some(ty)) if ty.is_text() => DataType::Text,

@@ -2135,6 +2135,8 @@ fn short_type_name(ty: &DataType) -> String {
         DataType::TimestampTz => "timestamptz",
         DataType::Uuid => "uuid",
         DataType::Interval => "interval",
+        DataType::Json => "json",
+        DataType::Jsonb => "jsonb",
         DataType::Array(element) => return short_type_name(element),
         DataType::Unknown => "unknown",
     }

@@ -26,6 +26,8 @@ pub fn array_oid(element: &DataType) -> u32 {
         DataType::Date => 1182,
         DataType::TimestampTz => 1185,
         DataType::Interval => 1187,
+        DataType::Json => 199,
+        DataType::Jsonb => 3807,
         DataType::Numeric { .. } => 1231,
         DataType::Uuid => 2951,
         DataType::Array(_) => 0,
@@ -49,6 +51,8 @@ pub fn element_of_oid(oid: u32) -> Option<DataType> {
         1182 => DataType::Date,
         1185 => DataType::TimestampTz,
         1187 => DataType::Interval,
+        199 => DataType::Json,
+        3807 => DataType::Jsonb,
         1231 => DataType::Numeric {
             precision: None,
             scale: None,

@@ -79,6 +79,21 @@ pub fn decode_binary(ty: &DataType, bytes: &[u8]) -> SqlResult<Value> {
         DataType::TimestampTz => Value::TimestampTz(i64::from_be_bytes(fixed(bytes)?)),
         DataType::Uuid => Value::Uuid(fixed(bytes)?),
         DataType::Array(element) => Value::Array(super::array::decode_array(bytes, element)?),
+        DataType::Json | DataType::Jsonb => {
+            // jsonb's binary form is a version byte (1) and the text.
+            let text = match (ty, bytes.split_first()) {
+                (DataType::Jsonb, Some((1, rest))) => rest,
+                (DataType::Jsonb, _) => {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_BINARY_REPRESENTATION,
+                        "unsupported jsonb version number",
+                    ))
+                }
+                _ => bytes,
+            };
+            let text = std::str::from_utf8(text).map_err(|_| bad_format())?;
+            super::text::parse_text(ty, text)?
+        }
         DataType::Interval => {
             let raw: [u8; 16] = fixed(bytes)?;
             let mut micros = [0u8; 8];
@@ -156,6 +171,11 @@ pub fn encode_binary(value: &Value, out: &mut Vec<u8>) {
             out.extend_from_slice(&i.micros.to_be_bytes());
             out.extend_from_slice(&i.days.to_be_bytes());
             out.extend_from_slice(&i.months.to_be_bytes());
+        }
+        Value::Json(text) => out.extend_from_slice(text.as_bytes()),
+        Value::Jsonb(json) => {
+            out.push(1);
+            out.extend_from_slice(json.to_text().as_bytes());
         }
         Value::Array(values) => {
             let element = match value.data_type() {

@@ -50,6 +50,8 @@ pub fn base_type_name(ty: &DataType) -> &'static str {
         DataType::Uuid => "uuid",
         DataType::Interval => "interval",
         DataType::Array(_) => "array",
+        DataType::Json => "json",
+        DataType::Jsonb => "jsonb",
         DataType::Unknown => "unknown",
     }
 }
@@ -187,6 +189,12 @@ pub fn cast(value: Value, to: &DataType, explicit: bool) -> SqlResult<Value> {
         (Value::Bytea(b), DataType::Bytea) => Value::Bytea(b),
         (Value::Uuid(u), DataType::Uuid) => Value::Uuid(u),
         (Value::Interval(i), DataType::Interval) => Value::Interval(i),
+        (Value::Json(text), DataType::Json) => Value::Json(text),
+        (Value::Jsonb(json), DataType::Jsonb) => Value::Jsonb(json),
+        (Value::Json(text), DataType::Jsonb) => {
+            Value::Jsonb(super::json::parse(&text, "json")?.normalized())
+        }
+        (Value::Jsonb(json), DataType::Json) => Value::Json(json.to_text()),
         (Value::Array(values), DataType::Array(element)) => Value::Array(
             values
                 .into_iter()

@@ -261,6 +261,8 @@ pub fn encode_key_value(value: &Value, out: &mut Vec<u8>) {
         Value::Text(s) => encode_escaped(s.as_bytes(), out),
         Value::Bytea(b) => encode_escaped(b, out),
         Value::Uuid(u) => out.extend_from_slice(u),
+        Value::Json(text) => encode_escaped(text.as_bytes(), out),
+        Value::Jsonb(json) => encode_escaped(json.to_text().as_bytes(), out),
         Value::Array(values) => {
             // Each element after a 1, then a 0: a prefix sorts first, as PostgreSQL orders.
             for value in values {
@@ -340,6 +342,11 @@ pub fn decode_key_value(ty: &DataType, input: &mut &[u8]) -> SqlResult<Value> {
             let mut u = [0u8; 16];
             u.copy_from_slice(b);
             Value::Uuid(u)
+        }
+        DataType::Json | DataType::Jsonb => {
+            let bytes = decode_escaped(input)?;
+            let text = String::from_utf8(bytes).map_err(|_| corrupt("json is not UTF-8"))?;
+            super::text::parse_text(ty, &text).map_err(|_| corrupt("stored json does not parse"))?
         }
         DataType::Array(element) => {
             let mut values = Vec::new();

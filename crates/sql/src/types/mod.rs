@@ -13,6 +13,7 @@
 //! | timestamp / timestamptz | `Timestamp` / `TimestampTz` | µs since 2000-01-01 00:00 (UTC for tz) | 1114 / 1184 |
 //! | uuid | `Uuid` | `Uuid([u8; 16])` | 2950 |
 //! | interval | `Interval` | `Interval(months, days, µs)` | 1186 |
+//! | json / jsonb | `Json` / `Jsonb` | `Json(text)` / `Jsonb(json::Json)` | 114 / 3802 |
 //! | T[] (one dimension) | `Array(T)` | `Array(Vec<Value>)` | 1007 (int4[]) ... |
 //!
 //! Dates and timestamps count from PostgreSQL's epoch (2000-01-01), as its binary format does.
@@ -32,6 +33,7 @@ pub mod binary;
 pub mod cast;
 pub mod datetime;
 pub mod interval;
+pub mod json;
 pub mod keycode;
 pub mod numeric;
 pub mod ops;
@@ -87,6 +89,10 @@ pub enum DataType {
     Uuid,
     /// interval
     Interval,
+    /// json (text, validated)
+    Json,
+    /// jsonb (parsed, normalized)
+    Jsonb,
     /// a one-dimensional array of the element type
     Array(Box<DataType>),
     /// not yet known: an untyped literal or parameter
@@ -128,6 +134,10 @@ pub enum Value {
     Interval(interval::Interval),
     /// an array (one dimension, subscripts from 1)
     Array(Vec<Value>),
+    /// json: the document's text as written
+    Json(String),
+    /// jsonb
+    Jsonb(json::Json),
 }
 
 impl DataType {
@@ -151,6 +161,8 @@ impl DataType {
             DataType::Numeric { .. } => 1700,
             DataType::Uuid => 2950,
             DataType::Interval => 1186,
+            DataType::Json => 114,
+            DataType::Jsonb => 3802,
             DataType::Array(element) => array::array_oid(element),
         }
     }
@@ -178,6 +190,8 @@ impl DataType {
             },
             2950 => DataType::Uuid,
             1186 => DataType::Interval,
+            114 => DataType::Json,
+            3802 => DataType::Jsonb,
             other => DataType::Array(Box::new(array::element_of_oid(other)?)),
         })
     }
@@ -293,6 +307,8 @@ impl DataType {
             },
             A::Uuid => DataType::Uuid,
             A::Interval { .. } => DataType::Interval,
+            A::JSON => DataType::Json,
+            A::JSONB => DataType::Jsonb,
             A::Array(ast::ArrayElemTypeDef::SquareBracket(element, _))
             | A::Array(ast::ArrayElemTypeDef::AngleBracket(element))
             | A::Array(ast::ArrayElemTypeDef::Parenthesis(element)) => {
@@ -414,6 +430,8 @@ impl fmt::Display for DataType {
             DataType::TimestampTz => f.write_str("timestamp with time zone"),
             DataType::Uuid => f.write_str("uuid"),
             DataType::Interval => f.write_str("interval"),
+            DataType::Json => f.write_str("json"),
+            DataType::Jsonb => f.write_str("jsonb"),
             DataType::Array(element) => write!(f, "{element}[]"),
             DataType::Unknown => f.write_str("unknown"),
         }
@@ -447,6 +465,8 @@ impl Value {
             Value::TimestampTz(_) => DataType::TimestampTz,
             Value::Uuid(_) => DataType::Uuid,
             Value::Interval(_) => DataType::Interval,
+            Value::Json(_) => DataType::Json,
+            Value::Jsonb(_) => DataType::Jsonb,
             Value::Array(values) => DataType::Array(Box::new(
                 values
                     .iter()

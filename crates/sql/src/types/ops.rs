@@ -189,6 +189,7 @@ pub fn compare(a: &Value, b: &Value) -> SqlResult<Option<Ordering>> {
         (Value::Uuid(x), Value::Uuid(y)) => x.cmp(y),
         (Value::Interval(x), Value::Interval(y)) => x.cmp_span(y),
         (Value::Array(x), Value::Array(y)) => super::array::compare_arrays(x, y),
+        (Value::Jsonb(x), Value::Jsonb(y)) => x.compare(y),
         _ => {
             let (l, r) = (a.data_type(), b.data_type());
             return Err(no_operator("=", &l, &r));
@@ -212,7 +213,8 @@ fn family_rank(v: &Value) -> u8 {
         Value::Uuid(_) => 5,
         Value::Interval(_) => 6,
         Value::Array(_) => 7,
-        Value::Null => 8,
+        Value::Json(_) | Value::Jsonb(_) => 8,
+        Value::Null => 9,
     }
 }
 
@@ -293,6 +295,14 @@ pub fn hash_key(value: &Value, state: &mut impl Hasher) {
         Value::Interval(i) => {
             10u8.hash(state);
             i.span().hash(state);
+        }
+        Value::Json(text) => {
+            12u8.hash(state);
+            text.hash(state);
+        }
+        Value::Jsonb(json) => {
+            13u8.hash(state);
+            json.to_text().hash(state);
         }
         Value::Array(values) => {
             11u8.hash(state);

@@ -124,6 +124,17 @@ fn encode_value(v: &Value, out: &mut Vec<u8>) {
             out.push(14);
             out.extend_from_slice(u);
         }
+        Value::Json(text) => {
+            out.push(17);
+            put_varint(text.len() as u64, out);
+            out.extend_from_slice(text.as_bytes());
+        }
+        Value::Jsonb(json) => {
+            let text = json.to_text();
+            out.push(18);
+            put_varint(text.len() as u64, out);
+            out.extend_from_slice(text.as_bytes());
+        }
         Value::Array(values) => {
             out.push(16);
             put_varint(values.len() as u64, out);
@@ -266,6 +277,18 @@ fn decode_value(r: &mut Reader<'_>) -> SqlResult<Value> {
                 values.push(decode_value(r)?);
             }
             Value::Array(values)
+        }
+        tag @ (17 | 18) => {
+            let n = r.length()?;
+            let text = std::str::from_utf8(r.take(n)?).map_err(|_| corrupt("json is not UTF-8"))?;
+            if tag == 17 {
+                Value::Json(text.to_string())
+            } else {
+                Value::Jsonb(
+                    super::json::parse(text, "jsonb")
+                        .map_err(|_| corrupt("stored jsonb does not parse"))?,
+                )
+            }
         }
         15 => Value::Interval(super::interval::Interval {
             months: narrow(r.zigzag()?)?,

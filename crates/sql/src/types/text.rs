@@ -46,6 +46,11 @@ pub fn parse_text(ty: &DataType, input: &str) -> SqlResult<Value> {
         DataType::TimestampTz => Value::TimestampTz(datetime::parse_timestamp(input, true)?),
         DataType::Uuid => Value::Uuid(parse_uuid(input)?),
         DataType::Interval => Value::Interval(super::interval::parse_interval(input)?),
+        DataType::Json => {
+            super::json::parse(input, "json")?;
+            Value::Json(input.to_string())
+        }
+        DataType::Jsonb => Value::Jsonb(super::json::parse(input, "json")?.normalized()),
         DataType::Array(element) => Value::Array(super::array::parse_array(input, element)?),
     })
 }
@@ -323,6 +328,8 @@ pub fn format_text(value: &Value) -> String {
         Value::Uuid(u) => format_uuid(u),
         Value::Interval(i) => super::interval::format_interval(i),
         Value::Array(values) => super::array::format_array(values),
+        Value::Json(text) => text.clone(),
+        Value::Jsonb(json) => json.to_text(),
     }
 }
 
