@@ -74,6 +74,13 @@ async fn large_sorts_joins_and_aggregations_stay_within_the_memory_budget() {
         .expect("a streamed aggregation fits the small budget");
     assert_eq!(row.get::<_, i64>(0), ROWS / 2);
 
+    // Aggregates that keep every input (array_agg, string_agg) count against it too.
+    let error = expect_err(
+        client.query("SELECT array_agg(s) FROM big", &[]).await,
+        "array_agg of every row",
+    );
+    assert_eq!(error.code(), Some(&SqlState::OUT_OF_MEMORY));
+
     // Recursion that never ends is stopped by the budget, not by the server's memory.
     let error = expect_err(
         client

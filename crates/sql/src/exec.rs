@@ -946,6 +946,15 @@ fn feed_aggregate(
                 .charge_row(std::slice::from_ref(v), "DISTINCT aggregate")?;
         }
     }
+    // Aggregates that keep their inputs grow with them.
+    if let (
+        Accumulator::StringAgg(..) | Accumulator::ArrayAgg(_) | Accumulator::JsonAgg(..),
+        Some(v),
+    ) = (&*acc, &value)
+    {
+        ctx.memory
+            .charge_row(std::slice::from_ref(v), "aggregate values")?;
+    }
     acc.add(value)
 }
 
