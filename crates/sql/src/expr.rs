@@ -146,6 +146,8 @@ pub enum Func {
     Abs,
     /// sign(x): -1, 0 or 1 in x's type (NaN stays NaN).
     Sign,
+    /// to_char(timestamp | date | number, template)
+    ToChar,
     /// An array function (see [`ArrayFunc`]).
     Array(ArrayFunc),
     /// A json / jsonb operator or function (see [`JsonFunc`]).
@@ -1555,6 +1557,36 @@ fn eval_func(
             }
         }
         Func::Array(func) => return eval_array(func, values),
+        Func::ToChar => {
+            let template = match values.get(1) {
+                Some(Value::Text(t)) => t.clone(),
+                _ => return Ok(Value::Null),
+            };
+            use crate::types::to_char;
+            match &first {
+                Value::Null => Value::Null,
+                Value::Timestamp(t) => Value::Text(to_char::format_timestamp(*t, false, &template)),
+                Value::TimestampTz(t) => {
+                    Value::Text(to_char::format_timestamp(*t, true, &template))
+                }
+                Value::Date(d) => Value::Text(to_char::format_timestamp(
+                    i64::from(*d) * datetime::USECS_PER_DAY,
+                    false,
+                    &template,
+                )),
+                number => match cast::cast(
+                    number.clone(),
+                    &DataType::Numeric {
+                        precision: None,
+                        scale: None,
+                    },
+                    true,
+                )? {
+                    Value::Numeric(n) => Value::Text(to_char::format_number(&n, &template)),
+                    _ => Value::Null,
+                },
+            }
+        }
         Func::Json(func) => return eval_json(func, values, ty),
         Func::Sign => {
             let not_a_number = match &first {

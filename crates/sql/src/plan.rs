@@ -1852,6 +1852,7 @@ impl Binder {
             ("current_date", 0) => (Func::CurrentDate, DataType::Date),
             ("date_part", 2) => (Func::Extract, DataType::Float8),
             ("age", 1 | 2) => (Func::Age, DataType::Interval),
+            ("to_char", 2) => (Func::ToChar, DataType::Text),
             ("date_trunc", 2) => {
                 let ty = match &types[1] {
                     DataType::TimestampTz => DataType::TimestampTz,
@@ -1932,6 +1933,28 @@ impl Binder {
                     );
                     let interval = func == Func::Extract && arg.ty() == DataType::Interval;
                     if !(instant || interval) {
+                        return Err(no_function(&name, &types));
+                    }
+                    arg
+                }
+                Func::ToChar if position == 1 => {
+                    let arg = self.text_operand(arg)?;
+                    if !arg.ty().is_text() {
+                        return Err(no_function(&name, &types));
+                    }
+                    arg
+                }
+                Func::ToChar => {
+                    let arg = match arg.ty() {
+                        DataType::Unknown => self.coerce(arg, &DataType::Timestamp)?,
+                        _ => arg,
+                    };
+                    let fits = arg.ty().is_numeric()
+                        || matches!(
+                            arg.ty(),
+                            DataType::Date | DataType::Timestamp | DataType::TimestampTz
+                        );
+                    if !fits {
                         return Err(no_function(&name, &types));
                     }
                     arg

@@ -1,0 +1,384 @@
+//! `to_char` for dates, timestamps and numbers, with PostgreSQL's common template patterns.
+//!
+//! Date and time: `YYYY YYY YY Y IYYY MM Mon MON mon Month MONTH month DD DDD D ID Dy DY dy
+//! Day DAY day HH HH12 HH24 MI SS MS US AM PM am pm A.M. P.M. Q WW IW TZ tz OF`, with the
+//! `FM` prefix (no padding) and `TH`/`th` suffix (ordinal); `"text"` is copied, `\` escapes.
+//! Numbers: `9` (digit or space), `0` (digit or zero), `.`/`D` (decimal point), `,`/`G`
+//! (group separator), `S`/`MI`/`PL`/`SG` (sign), `FM` (no padding); more digits than the
+//! template holds print as `#`, as in PostgreSQL.
+
+use super::datetime::{self, USECS_PER_DAY};
+use super::Numeric;
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+/// Applies the case of the pattern (`Month`, `MONTH`, `month`) to a name.
+fn cased(name: &str, pattern: &str) -> String {
+    let mut letters = pattern.chars().filter(|c| c.is_alphabetic());
+    let first_upper = letters.next().is_some_and(char::is_uppercase);
+    let second_upper = letters.next().is_some_and(char::is_uppercase);
+    match (first_upper, second_upper) {
+        (true, true) => name.to_uppercase(),
+        (true, false) => name.to_string(),
+        _ => name.to_lowercase(),
+    }
+}
+
+fn ordinal_suffix(n: i64) -> &'static str {
+    match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    }
+}
+
+/// ISO 8601 year and week of the day `days` (since 2000-01-01).
+fn iso_week(days: i64) -> (i64, i64) {
+    let dow = (days + 5).rem_euclid(7) + 1; // 1 = Monday
+    let thursday = days - dow + 4;
+    let (year, _, _) = datetime::civil_from_days(thursday);
+    let first = datetime::days_from_civil(year, 1, 1);
+    (year, (thursday - first) / 7 + 1)
+}
+
+/// `to_char(timestamp, template)`; `with_tz` for timestamptz (always UTC here).
+pub fn format_timestamp(micros: i64, with_tz: bool, template: &str) -> String {
+    let days = micros.div_euclid(USECS_PER_DAY);
+    let time = micros.rem_euclid(USECS_PER_DAY);
+    let (year, month, day) = datetime::civil_from_days(days);
+    let (month, day) = (i64::from(month), i64::from(day));
+    let hour = time / 3_600_000_000;
+    let minute = time / 60_000_000 % 60;
+    let second = time / 1_000_000 % 60;
+    let micro = time % 1_000_000;
+    let dow = (days + 6).rem_euclid(7); // 0 = Sunday
+    let doy = days - datetime::days_from_civil(year, 1, 1) + 1;
+    let (iso_year, iso_week) = iso_week(days);
+    let hour12 = if hour % 12 == 0 { 12 } else { hour % 12 };
+
+    let chars: Vec<char> = template.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let rest: String = chars[i..].iter().collect();
+        if rest.starts_with('"') {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j] != '"' {
+                if chars[j] == '\\' && j + 1 < chars.len() {
+                    j += 1;
+                }
+                out.push(chars[j]);
+                j += 1;
+            }
+            i = j + 1;
+            continue;
+        }
+        if rest.starts_with('\\') && i + 1 < chars.len() {
+            out.push(chars[i + 1]);
+            i += 2;
+            continue;
+        }
+        let fill = !rest.starts_with("FM") && !rest.starts_with("fm");
+        let body = if fill { rest.as_str() } else { &rest[2..] };
+        let prefix = if fill { 0 } else { 2 };
+        let number = |value: i64, width: usize| -> String {
+            if fill {
+                format!("{value:0width$}")
+            } else {
+                value.to_string()
+            }
+        };
+        let name = |name: &str, pattern: &str| -> String {
+            let text = cased(name, pattern);
+            if fill {
+                format!("{text:<9}")
+            } else {
+                text
+            }
+        };
+        let matched: Option<(usize, String, Option<i64>)> = [
+            ("HH24", Some((number(hour, 2), hour))),
+            ("HH12", Some((number(hour12, 2), hour12))),
+            ("HH", Some((number(hour12, 2), hour12))),
+            ("MI", Some((number(minute, 2), minute))),
+            ("SS", Some((number(second, 2), second))),
+            ("MS", Some((number(micro / 1000, 3), micro / 1000))),
+            ("US", Some((number(micro, 6), micro))),
+            ("A.M.", None),
+            ("P.M.", None),
+            ("a.m.", None),
+            ("p.m.", None),
+            ("AM", None),
+            ("PM", None),
+            ("am", None),
+            ("pm", None),
+            ("IYYY", Some((number(iso_year, 4), iso_year))),
+            ("YYYY", Some((number(year, 4), year))),
+            ("YYY", Some((number(year % 1000, 3), year % 1000))),
+            ("YY", Some((number(year % 100, 2), year % 100))),
+            ("Y", Some((number(year % 10, 1), year % 10))),
+            ("MONTH", None),
+            ("Month", None),
+            ("month", None),
+            ("MON", None),
+            ("Mon", None),
+            ("mon", None),
+            ("MM", Some((number(month, 2), month))),
+            ("DAY", None),
+            ("Day", None),
+            ("day", None),
+            ("DY", None),
+            ("Dy", None),
+            ("dy", None),
+            ("DDD", Some((number(doy, 3), doy))),
+            ("DD", Some((number(day, 2), day))),
+            ("D", Some((number(dow + 1, 1), dow + 1))),
+            (
+                "ID",
+                Some((number((dow + 6) % 7 + 1, 1), (dow + 6) % 7 + 1)),
+            ),
+            ("IW", Some((number(iso_week, 2), iso_week))),
+            (
+                "WW",
+                Some((number((doy - 1) / 7 + 1, 2), (doy - 1) / 7 + 1)),
+            ),
+            (
+                "Q",
+                Some((number((month - 1) / 3 + 1, 1), (month - 1) / 3 + 1)),
+            ),
+            ("TZ", None),
+            ("tz", None),
+            ("OF", None),
+        ]
+        .into_iter()
+        .find(|(pattern, _)| body.starts_with(pattern))
+        .map(|(pattern, numeric)| {
+            let value = numeric.as_ref().map(|(_, v)| *v);
+            let text = match (pattern, numeric) {
+                (_, Some((text, _))) => text,
+                ("A.M." | "P.M." | "a.m." | "p.m.", _) => {
+                    let word = if hour < 12 { "a.m." } else { "p.m." };
+                    if pattern.starts_with(char::is_uppercase) {
+                        word.to_uppercase()
+                    } else {
+                        word.to_string()
+                    }
+                }
+                ("AM" | "PM" | "am" | "pm", _) => {
+                    let word = if hour < 12 { "am" } else { "pm" };
+                    if pattern.starts_with(char::is_uppercase) {
+                        word.to_uppercase()
+                    } else {
+                        word.to_string()
+                    }
+                }
+                ("MONTH" | "Month" | "month", _) => name(MONTHS[(month - 1) as usize], pattern),
+                ("MON" | "Mon" | "mon", _) => cased(&MONTHS[(month - 1) as usize][..3], pattern),
+                ("DAY" | "Day" | "day", _) => name(DAYS[dow as usize], pattern),
+                ("DY" | "Dy" | "dy", _) => cased(&DAYS[dow as usize][..3], pattern),
+                ("TZ", _) if with_tz => "UTC".into(),
+                ("tz", _) if with_tz => "utc".into(),
+                ("OF", _) if with_tz => "+00".into(),
+                _ => String::new(),
+            };
+            (pattern.len(), text, value)
+        });
+        match matched {
+            Some((len, text, value)) => {
+                out.push_str(&text);
+                let after = &body[len..];
+                let consumed = prefix + len;
+                // TH / th: the ordinal suffix of the number just printed.
+                match (value, after.get(..2)) {
+                    (Some(v), Some("TH")) => {
+                        out.push_str(&ordinal_suffix(v).to_uppercase());
+                        i += consumed + 2;
+                    }
+                    (Some(v), Some("th")) => {
+                        out.push_str(ordinal_suffix(v));
+                        i += consumed + 2;
+                    }
+                    _ => i += consumed,
+                }
+            }
+            None => {
+                out.push(chars[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// `to_char(number, template)` for the digit patterns.
+pub fn format_number(value: &Numeric, template: &str) -> String {
+    let (fill, template) = match template
+        .strip_prefix("FM")
+        .or_else(|| template.strip_prefix("fm"))
+    {
+        Some(rest) => (false, rest),
+        None => (true, template),
+    };
+    let upper = template.to_uppercase();
+    let explicit_sign = ["S", "MI", "SG", "PL"]
+        .iter()
+        .any(|sign| upper.starts_with(sign) || upper.ends_with(sign));
+    let (int_part, frac_part) = match upper.find(['.', 'D']) {
+        Some(at) => (&upper[..at], Some(&upper[at + 1..])),
+        None => (upper.as_str(), None),
+    };
+    let slots: Vec<char> = int_part
+        .chars()
+        .filter_map(|c| match c {
+            '9' | '0' => Some(c),
+            ',' | 'G' => Some(','),
+            _ => None,
+        })
+        .collect();
+    let frac_slots: Vec<char> = frac_part
+        .unwrap_or("")
+        .chars()
+        .filter(|c| matches!(c, '9' | '0'))
+        .collect();
+    let int_digits = slots.iter().filter(|c| **c != ',').count();
+    let rounded = value.round_to_scale(frac_slots.len() as i32);
+    let text = rounded.abs().to_string();
+    let (int_text, frac_text) = match text.split_once('.') {
+        Some((a, b)) => (a.to_string(), b.to_string()),
+        None => (text, String::new()),
+    };
+    // Zero prints as "0" only in the last position, and only without a fraction.
+    let int_text = if int_text == "0" && frac_part.is_some() {
+        String::new()
+    } else {
+        int_text
+    };
+    if int_text.len() > int_digits {
+        // More digits than the template has room for: PostgreSQL prints '#' throughout.
+        let hashes: String = template
+            .chars()
+            .map(|c| if matches!(c, '9' | '0') { '#' } else { c })
+            .collect();
+        return format!(" {hashes}");
+    }
+    // Digits right-aligned into the slots; a '0' slot forces zeros from there on.
+    let first_zero = slots.iter().position(|c| *c == '0');
+    let mut digits = int_text.chars().rev();
+    let mut filled: Vec<char> = vec![' '; slots.len()];
+    for (position, slot) in slots.iter().enumerate().rev() {
+        if *slot == ',' {
+            filled[position] = ',';
+            continue;
+        }
+        filled[position] = match digits.next() {
+            Some(d) => d,
+            None if first_zero.is_some_and(|z| position >= z) => '0',
+            None => ' ',
+        };
+    }
+    // A separator with no digit to its left is a blank.
+    for position in 0..filled.len() {
+        if filled[position] == ',' && (position == 0 || !filled[position - 1].is_ascii_digit()) {
+            filled[position] = ' ';
+        }
+    }
+    let mut body: String = filled.into_iter().collect();
+    if frac_part.is_some() {
+        body.push('.');
+        let mut fraction: Vec<char> = frac_text.chars().collect();
+        fraction.resize(frac_slots.len(), '0');
+        if !fill {
+            // FM drops trailing zeros that '9' slots would show.
+            while !fraction.is_empty()
+                && fraction.last() == Some(&'0')
+                && frac_slots.get(fraction.len() - 1) == Some(&'9')
+            {
+                fraction.pop();
+            }
+        }
+        body.extend(fraction);
+    }
+    let sign = match (rounded.is_negative(), explicit_sign) {
+        (true, _) => "-",
+        (false, true) => "+",
+        (false, false) if fill => " ",
+        (false, false) => "",
+    };
+    if fill {
+        // The sign goes right before the first character printed.
+        let start = body.len() - body.trim_start().len();
+        format!("{}{sign}{}", &body[..start], &body[start..])
+    } else {
+        format!("{sign}{}", body.trim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i64, m: u32, d: u32, h: i64, mi: i64, s: i64) -> i64 {
+        datetime::days_from_civil(y, m, d) * USECS_PER_DAY
+            + h * 3_600_000_000
+            + mi * 60_000_000
+            + s * 1_000_000
+    }
+
+    #[test]
+    fn timestamps_format_as_postgresql() {
+        let t = at(2024, 3, 5, 14, 7, 9);
+        assert_eq!(
+            format_timestamp(t, false, "YYYY-MM-DD HH24:MI:SS"),
+            "2024-03-05 14:07:09"
+        );
+        assert_eq!(
+            format_timestamp(t, false, "Day, DD Mon YYYY"),
+            "Tuesday  , 05 Mar 2024"
+        );
+        assert_eq!(
+            format_timestamp(t, false, "FMDay, FMDDth FMMonth"),
+            "Tuesday, 5th March"
+        );
+        assert_eq!(format_timestamp(t, false, "HH12:MI AM"), "02:07 PM");
+        assert_eq!(
+            format_timestamp(t, false, "YYYY\"Q\"Q IYYY-IW"),
+            "2024Q1 2024-10"
+        );
+        assert_eq!(format_timestamp(t, true, "HH24 TZ OF"), "14 UTC +00");
+    }
+
+    #[test]
+    fn numbers_format_as_postgresql() {
+        let n = |s: &str| Numeric::parse(s).unwrap();
+        assert_eq!(format_number(&n("1234.5"), "9999.99"), " 1234.50");
+        assert_eq!(format_number(&n("-12.345"), "999.99"), " -12.35");
+        assert_eq!(format_number(&n("1234567"), "9,999,999"), " 1,234,567");
+        assert_eq!(format_number(&n("42"), "0000"), " 0042");
+        assert_eq!(format_number(&n("42"), "FM9999"), "42");
+        assert_eq!(format_number(&n("12345"), "999"), " ###");
+    }
+}
