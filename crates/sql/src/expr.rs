@@ -63,6 +63,27 @@ impl CmpOp {
     }
 }
 
+/// Regular expressions: `~` and friends, SIMILAR TO, regexp_replace, regexp_like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegexFunc {
+    /// `value ~ pattern` (`~*` case-insensitive; negated for `!~`, `!~*`)
+    Match {
+        /// `~*`
+        case_insensitive: bool,
+        /// `!~`
+        negated: bool,
+    },
+    /// `value [NOT] SIMILAR TO pattern [ESCAPE e]` (the escape as a third argument)
+    Similar {
+        /// NOT SIMILAR TO
+        negated: bool,
+    },
+    /// regexp_replace(value, pattern, replacement [, flags])
+    Replace,
+    /// regexp_like(value, pattern [, flags])
+    Like,
+}
+
 /// json / jsonb operators and functions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JsonFunc {
@@ -148,6 +169,8 @@ pub enum Func {
     Sign,
     /// to_char(timestamp | date | number, template)
     ToChar,
+    /// A regular-expression match or function (see [`RegexFunc`]).
+    Regex(RegexFunc),
     /// An array function (see [`ArrayFunc`]).
     Array(ArrayFunc),
     /// A json / jsonb operator or function (see [`JsonFunc`]).
@@ -1006,6 +1029,65 @@ impl Expr {
     }
 }
 
+/// Evaluates a regular-expression function (NULL if an argument is NULL).
+fn eval_regex(func: RegexFunc, values: &[Value]) -> SqlResult<Value> {
+    let text = |i: usize| match values.get(i) {
+        Some(Value::Text(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let (Some(value), Some(pattern)) = (text(0), text(1)) else {
+        return Ok(Value::Null);
+    };
+    let flags = |i: usize| -> SqlResult<(bool, bool)> {
+        let flags = text(i).unwrap_or("");
+        if let Some(bad) = flags.chars().find(|c| !matches!(c, 'g' | 'i' | 'c')) {
+            return Err(SqlError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                format!("invalid regular expression option: \"{bad}\""),
+            ));
+        }
+        Ok((flags.contains('g'), flags.contains('i')))
+    };
+    Ok(match func {
+        RegexFunc::Match {
+            case_insensitive,
+            negated,
+        } => Value::Bool(
+            crate::regex::compile(pattern, case_insensitive)?.is_match(value) != negated,
+        ),
+        RegexFunc::Similar { negated } => {
+            let escape = match values.get(2) {
+                Some(Value::Text(e)) if e.chars().count() > 1 => {
+                    return Err(SqlError::new(SqlState("22025"), "invalid escape string")
+                        .with_hint("Escape string must be empty or one character."))
+                }
+                Some(Value::Text(e)) => e.chars().next(),
+                _ => None,
+            };
+            let regex =
+                crate::regex::compile(&crate::regex::similar_to_regex(pattern, escape), false)?;
+            Value::Bool(regex.is_match(value) != negated)
+        }
+        RegexFunc::Replace => {
+            let Some(replacement) = text(2) else {
+                return Ok(Value::Null);
+            };
+            let (global, insensitive) = flags(3)?;
+            let regex = crate::regex::compile(pattern, insensitive)?;
+            let replacement = crate::regex::replacement(replacement);
+            Value::Text(if global {
+                regex.replace_all(value, replacement.as_str()).into_owned()
+            } else {
+                regex.replace(value, replacement.as_str()).into_owned()
+            })
+        }
+        RegexFunc::Like => {
+            let (_, insensitive) = flags(2)?;
+            Value::Bool(crate::regex::compile(pattern, insensitive)?.is_match(value))
+        }
+    })
+}
+
 /// A json or jsonb value as a document (`None` for anything else, NULL included).
 fn document(value: &Value) -> SqlResult<Option<Json>> {
     Ok(match value {
@@ -1557,6 +1639,7 @@ fn eval_func(
             }
         }
         Func::Array(func) => return eval_array(func, values),
+        Func::Regex(func) => return eval_regex(func, &values),
         Func::ToChar => {
             let template = match values.get(1) {
                 Some(Value::Text(t)) => t.clone(),

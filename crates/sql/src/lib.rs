@@ -58,6 +58,7 @@ mod expr;
 mod memory;
 mod plan;
 mod planner;
+mod regex;
 mod session;
 pub mod types;
 

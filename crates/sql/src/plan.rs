@@ -15,7 +15,7 @@ use crate::catalog::{ColumnDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{
     AggCall, AggFunc, ArrayFunc, CmpOp, Expr, Frame, FrameBound, FrameUnits, Func, JsonFunc,
-    SubqueryUse, WindowCall, WindowFunc,
+    RegexFunc, SubqueryUse, WindowCall, WindowFunc,
 };
 use crate::types::ops::{self, ArithOp};
 use crate::types::{cast, text, DataType, Value};
@@ -922,6 +922,29 @@ impl Binder {
                 escape_char,
                 any: false,
             } => self.like(value, pattern, escape_char, *negated, true, scope)?,
+            A::SimilarTo {
+                negated,
+                expr: value,
+                pattern,
+                escape_char,
+            } => {
+                let mut args = vec![self.bind(value, scope)?, self.bind(pattern, scope)?];
+                if let Some(escape) = escape_char {
+                    args.push(self.bind(escape, scope)?);
+                }
+                let args = args
+                    .into_iter()
+                    .map(|arg| self.text_operand(arg))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                if args.iter().any(|a| !a.ty().is_text()) {
+                    return Err(operator_error("~", &args[0].ty(), &args[1].ty()));
+                }
+                Expr::Func(
+                    Func::Regex(RegexFunc::Similar { negated: *negated }),
+                    args,
+                    DataType::Bool,
+                )
+            }
             A::Cast {
                 kind: ast::CastKind::Cast | ast::CastKind::DoubleColon,
                 expr,
@@ -1349,6 +1372,28 @@ impl Binder {
         };
         if let Some(func) = json {
             return self.json_operator(func, op, l, r);
+        }
+        let regex = match op {
+            B::PGRegexMatch => Some((false, false)),
+            B::PGRegexIMatch => Some((true, false)),
+            B::PGRegexNotMatch => Some((false, true)),
+            B::PGRegexNotIMatch => Some((true, true)),
+            _ => None,
+        };
+        if let Some((case_insensitive, negated)) = regex {
+            let l = self.text_operand(l)?;
+            let r = self.text_operand(r)?;
+            if !l.ty().is_text() || !r.ty().is_text() {
+                return Err(operator_error(&op.to_string(), &l.ty(), &r.ty()));
+            }
+            return Ok(Expr::Func(
+                Func::Regex(RegexFunc::Match {
+                    case_insensitive,
+                    negated,
+                }),
+                vec![l, r],
+                DataType::Bool,
+            ));
         }
         let arith = match op {
             B::Plus => Some(ArithOp::Add),
@@ -1853,6 +1898,8 @@ impl Binder {
             ("date_part", 2) => (Func::Extract, DataType::Float8),
             ("age", 1 | 2) => (Func::Age, DataType::Interval),
             ("to_char", 2) => (Func::ToChar, DataType::Text),
+            ("regexp_replace", 3 | 4) => (Func::Regex(RegexFunc::Replace), DataType::Text),
+            ("regexp_like", 2 | 3) => (Func::Regex(RegexFunc::Like), DataType::Bool),
             ("date_trunc", 2) => {
                 let ty = match &types[1] {
                     DataType::TimestampTz => DataType::TimestampTz,
@@ -1933,6 +1980,13 @@ impl Binder {
                     );
                     let interval = func == Func::Extract && arg.ty() == DataType::Interval;
                     if !(instant || interval) {
+                        return Err(no_function(&name, &types));
+                    }
+                    arg
+                }
+                Func::Regex(_) => {
+                    let arg = self.text_operand(arg)?;
+                    if !arg.ty().is_text() {
                         return Err(no_function(&name, &types));
                     }
                     arg
