@@ -51,6 +51,8 @@ pub struct ExecContext<'a> {
     pub next_row_id: &'a (dyn Fn() -> i64 + Send + Sync),
     /// random(): a number in [0, 1) from the session's seeded source.
     pub random: &'a (dyn Fn() -> f64 + Send + Sync),
+    /// setseed(x): reseeds that source.
+    pub reseed: &'a (dyn Fn(f64) + Send + Sync),
     /// Rows of the built-in `cairn_conflicts` view.
     pub conflicts: &'a crate::session::ConflictLog,
     /// The statement's subqueries' rows (filled by [`run`] before the statement runs).
@@ -76,6 +78,7 @@ impl ExecContext<'_> {
             correlated: self.correlated,
             outer: self.outer,
             random: self.random,
+            reseed: self.reseed,
         }
     }
 

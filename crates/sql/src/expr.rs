@@ -169,6 +169,8 @@ pub enum Func {
     Sign,
     /// to_char(timestamp | date | number, template)
     ToChar,
+    /// setseed(x), x in [-1, 1]
+    SetSeed,
     /// A regular-expression match or function (see [`RegexFunc`]).
     Regex(RegexFunc),
     /// An array function (see [`ArrayFunc`]).
@@ -516,6 +518,8 @@ pub struct EvalContext<'a> {
     pub outer: &'a [Vec<Value>],
     /// random(): a number in [0, 1) from the session's seeded source.
     pub random: &'a (dyn Fn() -> f64 + Send + Sync),
+    /// setseed(x): reseeds that source.
+    pub reseed: &'a (dyn Fn(f64) + Send + Sync),
 }
 
 /// An uncorrelated subquery's rows, computed once before its statement, with a hash set of
@@ -1690,6 +1694,17 @@ fn eval_func(
         }
         Func::Now => Value::TimestampTz(ctx.now_micros),
         Func::Random => Value::Float8((ctx.random)()),
+        Func::SetSeed => {
+            let seed = float_arg(&first)?;
+            if !(-1.0..=1.0).contains(&seed) {
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("setseed parameter {seed} is out of allowed range [-1,1]"),
+                ));
+            }
+            (ctx.reseed)(seed);
+            Value::Text(String::new())
+        }
         Func::CurrentDate => Value::Date(
             i32::try_from(ctx.now_micros.div_euclid(datetime::USECS_PER_DAY)).unwrap_or(i32::MAX),
         ),

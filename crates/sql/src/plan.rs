@@ -1898,6 +1898,7 @@ impl Binder {
             ("date_part", 2) => (Func::Extract, DataType::Float8),
             ("age", 1 | 2) => (Func::Age, DataType::Interval),
             ("to_char", 2) => (Func::ToChar, DataType::Text),
+            ("setseed", 1) => (Func::SetSeed, DataType::Text),
             ("regexp_replace", 3 | 4) => (Func::Regex(RegexFunc::Replace), DataType::Text),
             ("regexp_like", 2 | 3) => (Func::Regex(RegexFunc::Like), DataType::Bool),
             ("date_trunc", 2) => {

@@ -961,6 +961,11 @@ impl Session {
                     let mut source = self.random.lock().unwrap_or_else(|p| p.into_inner());
                     source.unit()
                 };
+                // setseed(x): the same seed gives the same random() sequence afterwards.
+                let reseed = |seed: f64| {
+                    let mut source = self.random.lock().unwrap_or_else(|p| p.into_inner());
+                    *source = Jitter::new(seed.to_bits());
+                };
                 let memory = MemoryBudget::new(
                     self.settings
                         .get(memory::SETTING)
@@ -974,6 +979,7 @@ impl Session {
                     outer: &[],
                     working: &[],
                     random: &random,
+                    reseed: &reseed,
                     subqueries: &[],
                     conflicts: &self.engine.conflicts,
                     params,

@@ -349,3 +349,20 @@ async fn joins_look_partners_up_by_key_when_the_condition_fixes_it() {
         "o's key is not fixed by the condition, so o is hashed on cid: {plan:#?}"
     );
 }
+
+#[tokio::test]
+async fn setseed_makes_random_repeat_its_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, engine) = engine(dir.path()).await;
+    let mut s = Session::new(engine, "postgres", "postgres");
+    const DRAW: &str = "SELECT random(), random()";
+    run(&mut s, "SELECT setseed(0.25)").await;
+    let first = run(&mut s, DRAW).await;
+    run(&mut s, "SELECT setseed(0.25)").await;
+    let again = run(&mut s, DRAW).await;
+    assert_eq!(first, again, "the same seed gives the same numbers");
+    run(&mut s, "SELECT setseed(-0.5)").await;
+    assert_ne!(run(&mut s, DRAW).await, first, "another seed gives others");
+    let refused = run(&mut s, "SELECT setseed(2)").await;
+    assert!(refused[0].contains("22023"), "{refused:?}");
+}
