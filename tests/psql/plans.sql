@@ -56,3 +56,10 @@ EXPLAIN SELECT * FROM (SELECT customer_id, count(*) AS n FROM orders GROUP BY cu
   JOIN customers c ON c.id = s.customer_id;
 EXPLAIN SELECT * FROM generate_series(1, 3) g JOIN customers c ON c.id = g;
 EXPLAIN SELECT id FROM customers UNION SELECT id FROM orders ORDER BY 1;
+
+-- Subqueries: uncorrelated ones run once; a correlated one tied by equalities is hashed once,
+-- any other runs per outer row.
+EXPLAIN SELECT name FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.total > 20);
+EXPLAIN SELECT name FROM customers c WHERE c.id IN (SELECT customer_id FROM orders WHERE total > 80);
+EXPLAIN SELECT name, (SELECT max(total) FROM orders o WHERE o.customer_id = c.id) FROM customers c;
+SELECT count(*) FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.total > 20);

@@ -67,6 +67,8 @@ pub struct ExecContext<'a> {
     pub outer: &'a [Vec<Value>],
     /// Working tables of the recursive WITH queries being iterated, by id.
     pub working: &'a [(usize, Vec<Vec<Value>>)],
+    /// Correlated subqueries run as hash lookups (built once per statement).
+    pub decorrelation: &'a DecorrelationCache,
 }
 
 impl ExecContext<'_> {
@@ -2205,12 +2207,190 @@ async fn correlated_rows(
     let mut results = Vec::with_capacity(indexes.len());
     for &index in indexes {
         let plan = &ctx.subquery_plans[index];
+        let column_type = plan.columns.first().map(|c| c.data_type.clone());
+        if let Some(table) = decorrelated(txn, index, plan, ctx).await? {
+            let rows = table.lookup(&inner_ctx)?;
+            results.push((index, SubqueryRows::new(rows, column_type)));
+            continue;
+        }
         let rows = Box::pin(select_rows(txn, plan, &inner_ctx)).await?;
         ctx.memory.release_rows(&rows);
-        let column_type = plan.columns.first().map(|c| c.data_type.clone());
         results.push((index, SubqueryRows::new(rows, column_type)));
     }
     Ok(results)
+}
+
+/// A correlated subquery tied to its outer row only by equalities (`WHERE inner.k =
+/// outer.x AND ...` over one table): read once, its rows grouped by the inner side of those
+/// equalities, then each outer row looks its rows up by the outer side. This turns
+/// `EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id)` from a scan per customer
+/// into one scan and a hash lookup per customer (a hash semi-join).
+pub struct Decorrelated {
+    /// The outer side of each equality, over the outer row (as `Expr::Outer` level 0).
+    outer_keys: Vec<Expr>,
+    /// The subquery's projected rows by the values of the inner side.
+    rows: HashMap<GroupKey, Vec<Vec<Value>>>,
+}
+
+/// Per statement: each correlated subquery's [`Decorrelated`] table once built, or `None`
+/// once found not to qualify.
+#[derive(Default)]
+pub struct DecorrelationCache(
+    std::sync::Mutex<HashMap<usize, Option<std::sync::Arc<Decorrelated>>>>,
+);
+
+impl Decorrelated {
+    fn lookup(&self, outer_ctx: &ExecContext<'_>) -> SqlResult<Vec<Vec<Value>>> {
+        let mut key = Vec::with_capacity(self.outer_keys.len());
+        for expr in &self.outer_keys {
+            let value = expr.eval(&[], &outer_ctx.eval())?;
+            if value.is_null() {
+                return Ok(vec![]);
+            }
+            key.push(value);
+        }
+        Ok(self.rows.get(&GroupKey(key)).cloned().unwrap_or_default())
+    }
+}
+
+/// The subquery's [`Decorrelated`] table, built on first use; `None` if it does not qualify.
+async fn decorrelated(
+    txn: &mut Transaction,
+    index: usize,
+    plan: &SelectPlan,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Option<std::sync::Arc<Decorrelated>>> {
+    let cached = ctx
+        .decorrelation
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&index)
+        .cloned();
+    if let Some(known) = cached {
+        return Ok(known);
+    }
+    let built = match equi_correlation(plan) {
+        None => None,
+        Some((scan, inner_keys, outer_keys)) => {
+            let mut rows: HashMap<GroupKey, Vec<Vec<Value>>> = HashMap::new();
+            for (_, row) in scan_rows(txn, &scan, ctx).await? {
+                let mut key = Vec::with_capacity(inner_keys.len());
+                for expr in &inner_keys {
+                    key.push(expr.eval(&row, &ctx.eval())?);
+                }
+                if key.iter().any(Value::is_null) {
+                    continue; // `NULL = x` matches nothing
+                }
+                let projected = project(&plan.projection, &row, ctx)?;
+                ctx.memory.charge_row(&projected, "correlated subquery")?;
+                rows.entry(GroupKey(key)).or_default().push(projected);
+            }
+            Some(std::sync::Arc::new(Decorrelated { outer_keys, rows }))
+        }
+    };
+    ctx.decorrelation
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(index, built.clone());
+    Ok(built)
+}
+
+/// If `plan` reads one table (no joins, grouping, ordering or limits) and its only outer
+/// references are in WHERE equalities `inner = outer` with hash-compatible types: the scan
+/// without those equalities, and their inner and outer sides.
+fn equi_correlation(plan: &SelectPlan) -> Option<(Scan, Vec<Expr>, Vec<Expr>)> {
+    let scan = plan.scan.as_ref()?;
+    let simple = scan.derived.is_none()
+        && !scan.lock
+        && matches!(scan.access, Access::Full)
+        && plan.joins.is_empty()
+        && plan.filter.is_none()
+        && plan.set_operation.is_none()
+        && plan.series.is_none()
+        && plan.unnest.is_none()
+        && plan.recursive.is_none()
+        && plan.working_table.is_none()
+        && plan.aggregation.is_none()
+        && plan.windows.is_empty()
+        && !plan.distinct
+        && plan.distinct_on.is_empty()
+        && plan.order_by.is_empty()
+        && plan.limit.is_none()
+        && plan.offset.is_none();
+    if !simple {
+        return None;
+    }
+    let reads_outer = |e: &Expr| {
+        let mut found = false;
+        e.walk(&mut |node| {
+            if matches!(node, Expr::Outer { .. } | Expr::Subquery { .. }) {
+                found = true;
+            }
+        });
+        found
+    };
+    let only_outer_level0 = |e: &Expr| {
+        let mut ok = true;
+        e.walk(&mut |node| match node {
+            Expr::Outer { level: 0, .. } | Expr::Literal(..) | Expr::Param { .. } => {}
+            Expr::Column { .. }
+            | Expr::Outer { .. }
+            | Expr::Subquery { .. }
+            | Expr::Aggregate { .. }
+            | Expr::AggRef { .. }
+            | Expr::Window { .. } => ok = false,
+            _ => {}
+        });
+        ok
+    };
+    if plan.projection.iter().any(reads_outer) {
+        return None;
+    }
+    fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
+        match e {
+            Expr::And(a, b) => {
+                conjuncts(a, out);
+                conjuncts(b, out);
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    let mut parts = Vec::new();
+    if let Some(filter) = &scan.filter {
+        conjuncts(filter, &mut parts);
+    }
+    let (mut inner_keys, mut outer_keys, mut rest) = (vec![], vec![], vec![]);
+    for part in parts {
+        if !reads_outer(&part) {
+            rest.push(part);
+            continue;
+        }
+        let Expr::Cmp(crate::expr::CmpOp::Eq, a, b) = &part else {
+            return None;
+        };
+        let (inner, outer) = if !reads_outer(a) && only_outer_level0(b) {
+            (a, b)
+        } else if !reads_outer(b) && only_outer_level0(a) {
+            (b, a)
+        } else {
+            return None;
+        };
+        if inner.is_row_independent() || !ops::hash_alike(&inner.ty(), &outer.ty()) {
+            return None;
+        }
+        inner_keys.push(inner.as_ref().clone());
+        outer_keys.push(outer.as_ref().clone());
+    }
+    if inner_keys.is_empty() {
+        return None;
+    }
+    let mut unfiltered = scan.clone();
+    unfiltered.filter = rest
+        .into_iter()
+        .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)));
+    Some((unfiltered, inner_keys, outer_keys))
 }
 
 /// EXPLAIN's text for a plan.
@@ -2236,6 +2416,19 @@ pub fn explain(plan: &Plan) -> Vec<String> {
         }
         Plan::Explain(inner) => return explain(inner),
         other => lines.push(format!("Utility statement ({})", utility_name(other))),
+    }
+    // Subqueries after the statement, numbered as expressions name them (SubPlan n).
+    for (n, subquery) in plan.subqueries().iter().enumerate() {
+        let how = match (subquery.correlated, equi_correlation(subquery)) {
+            (false, _) => "run once".to_string(),
+            (true, Some((_, inner, _))) => {
+                let keys: Vec<String> = inner.iter().map(ToString::to_string).collect();
+                format!("correlated, hashed on {}", keys.join(", "))
+            }
+            (true, None) => "correlated, run per row".to_string(),
+        };
+        lines.push(format!("SubPlan {} ({how})", n + 1));
+        explain_select(subquery, &mut lines, 1);
     }
     lines
 }
@@ -2403,6 +2596,15 @@ fn explain_select(select: &SelectPlan, lines: &mut Vec<String>, mut depth: usize
     if select.working_table.is_some() {
         lines.push(format!("{}WorkTable Scan", indent(depth)));
         return;
+    }
+    if let (true, Some(filter), Some(_)) = (select.joins.is_empty(), &select.filter, &select.scan) {
+        // Conditions that run after the scan (correlated subqueries).
+        lines.push(format!("{}Filter", indent(depth)));
+        lines.push(format!(
+            "{}Filter: {filter}",
+            " ".repeat(indent(depth).len() + 2)
+        ));
+        depth += 1;
     }
     match (&select.scan, &select.series) {
         (Some(scan), _) => explain_scan(scan, lines, depth),

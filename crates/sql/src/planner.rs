@@ -29,7 +29,12 @@ pub async fn plan(
     let mut binder = Binder::new(declared);
     let mut plan = plan_statement(txn, statement, &mut binder).await?;
     let subqueries: Vec<SelectPlan> = binder.subqueries.drain(..).map(|(_, plan)| plan).collect();
-    match &mut plan {
+    // EXPLAIN shows the statement's subqueries with it.
+    let target = match &mut plan {
+        Plan::Explain(inner) => inner.as_mut(),
+        other => other,
+    };
+    match target {
         Plan::Select(select) => select.subqueries = subqueries,
         Plan::Update(update) => update.subqueries = subqueries,
         Plan::Delete(delete) => delete.subqueries = subqueries,

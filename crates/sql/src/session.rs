@@ -966,6 +966,7 @@ impl Session {
                     let mut source = self.random.lock().unwrap_or_else(|p| p.into_inner());
                     *source = Jitter::new(seed.to_bits());
                 };
+                let decorrelation = exec::DecorrelationCache::default();
                 let memory = MemoryBudget::new(
                     self.settings
                         .get(memory::SETTING)
@@ -978,6 +979,7 @@ impl Session {
                     correlated: &[],
                     outer: &[],
                     working: &[],
+                    decorrelation: &decorrelation,
                     random: &random,
                     reseed: &reseed,
                     subqueries: &[],
