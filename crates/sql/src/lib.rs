@@ -38,6 +38,14 @@
 //! (reading a column of a query around them) run per row of that query, in WHERE and in
 //! select lists without grouping.
 //!
+//! Correlated subqueries tied to their outer row only by equalities over one table are hashed
+//! once per statement and looked up per outer row.
+//!
+//! Types beyond the scalar ones: `interval` (`types/interval.rs`), `json` / `jsonb`
+//! (`types/json.rs`) and one-dimensional arrays of any of them (`types/array.rs`); pattern
+//! matching with regular expressions and SIMILAR TO (`regex.rs`), `to_char`
+//! (`types/to_char.rs`).
+//!
 //! Derived tables (subqueries in FROM), `generate_series` and WITH queries are planned where
 //! they are referenced and computed when their scan runs. A WITH RECURSIVE query
 //! `anchor UNION [ALL] step` runs the step over the previous round's new rows (its working
@@ -48,8 +56,10 @@
 //! extra columns of each row.
 //!
 //! Shortcuts, each to be lifted by a later issue: no RANGE frames with offsets, no join
-//! reordering; no secondary indexes, sequences or constraints beyond
-//! NOT NULL and the primary key; the time zone is UTC.
+//! reordering, no data-modifying WITH, no FULL JOIN ... USING, no correlated subqueries in
+//! grouped queries, no multidimensional arrays; sorts and window functions hold their rows
+//! (within the memory budget, no spilling); no secondary indexes, sequences or constraints
+//! beyond NOT NULL and the primary key; the time zone is UTC.
 
 mod catalog;
 pub mod error;
