@@ -2230,6 +2230,9 @@ pub struct Decorrelated {
     outer_keys: Vec<Expr>,
     /// The subquery's projected rows by the values of the inner side.
     rows: HashMap<GroupKey, Vec<Vec<Value>>>,
+    /// The subquery's OFFSET and LIMIT, applied to each outer row's rows.
+    offset: usize,
+    limit: Option<usize>,
 }
 
 /// Per statement: each correlated subquery's [`Decorrelated`] table once built, or `None`
@@ -2249,7 +2252,17 @@ impl Decorrelated {
             }
             key.push(value);
         }
-        Ok(self.rows.get(&GroupKey(key)).cloned().unwrap_or_default())
+        Ok(self
+            .rows
+            .get(&GroupKey(key))
+            .map(|rows| {
+                rows.iter()
+                    .skip(self.offset)
+                    .take(self.limit.unwrap_or(usize::MAX))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }
 
@@ -2286,7 +2299,12 @@ async fn decorrelated(
                 ctx.memory.charge_row(&projected, "correlated subquery")?;
                 rows.entry(GroupKey(key)).or_default().push(projected);
             }
-            Some(std::sync::Arc::new(Decorrelated { outer_keys, rows }))
+            Some(std::sync::Arc::new(Decorrelated {
+                outer_keys,
+                rows,
+                offset: non_negative(&plan.offset, ctx, "OFFSET")?.unwrap_or(0),
+                limit: non_negative(&plan.limit, ctx, "LIMIT")?,
+            }))
         }
     };
     ctx.decorrelation
@@ -2316,9 +2334,7 @@ fn equi_correlation(plan: &SelectPlan) -> Option<(Scan, Vec<Expr>, Vec<Expr>)> {
         && plan.windows.is_empty()
         && !plan.distinct
         && plan.distinct_on.is_empty()
-        && plan.order_by.is_empty()
-        && plan.limit.is_none()
-        && plan.offset.is_none();
+        && plan.order_by.is_empty();
     if !simple {
         return None;
     }
@@ -2345,7 +2361,14 @@ fn equi_correlation(plan: &SelectPlan) -> Option<(Scan, Vec<Expr>, Vec<Expr>)> {
         });
         ok
     };
-    if plan.projection.iter().any(reads_outer) {
+    // LIMIT / OFFSET apply per outer row: fine when they are constants (rows keep scan order).
+    if plan
+        .projection
+        .iter()
+        .chain(&plan.limit)
+        .chain(&plan.offset)
+        .any(reads_outer)
+    {
         return None;
     }
     fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
