@@ -1565,8 +1565,16 @@ fn compute_windows(
                 .zip(b)
                 .all(|(x, y)| key_order(x, y, false, false) == Ordering::Equal)
         };
-        let start_offset = frame_offset(&call.frame.start, "starting", ctx)?;
-        let end_offset = frame_offset(&call.frame.end, "ending", ctx)?;
+        // Row and group counts; RANGE distances are `range_offset`'s.
+        let (start_offset, end_offset) = match call.frame.units {
+            FrameUnits::Range => (0, 0),
+            _ => (
+                frame_offset(&call.frame.start, "starting", ctx)?,
+                frame_offset(&call.frame.end, "ending", ctx)?,
+            ),
+        };
+        let range_start = range_offset(&call.frame, &call.frame.start, "starting", ctx)?;
+        let range_end = range_offset(&call.frame, &call.frame.end, "ending", ctx)?;
         let mut out = vec![Value::Null; n];
         let mut start = 0;
         while start < n {
@@ -1615,6 +1623,14 @@ fn compute_windows(
                 frame: &call.frame,
                 start_offset,
                 end_offset,
+                range_start: range_start.clone(),
+                range_end: range_end.clone(),
+                keys: part
+                    .iter()
+                    .map(|(_, order, _)| order.first().cloned().unwrap_or(Value::Null))
+                    .collect(),
+                descending: call.order_by.first().is_some_and(|(_, d, _)| *d),
+                nulls_first: call.order_by.first().is_some_and(|(_, _, n)| *n),
                 first_peer: &first_peer,
                 last_peer: &last_peer,
                 dense: &dense,
@@ -1764,6 +1780,39 @@ fn frame_offset(bound: &FrameBound, which: &str, ctx: &ExecContext<'_>) -> SqlRe
     }
 }
 
+/// A RANGE bound's distance (NULL: 22004; negative: 22013), or `None` for other bounds.
+fn range_offset(
+    frame: &Frame,
+    bound: &FrameBound,
+    which: &str,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Option<Value>> {
+    let (FrameBound::Preceding(expr) | FrameBound::Following(expr)) = bound else {
+        return Ok(None);
+    };
+    if frame.units != FrameUnits::Range {
+        return Ok(None);
+    }
+    let value = expr.eval(&[], &ctx.eval())?;
+    if value.is_null() {
+        return Err(SqlError::new(
+            SqlState("22004"),
+            format!("frame {which} offset must not be null"),
+        ));
+    }
+    let zero = match &value {
+        Value::Interval(_) => Value::Interval(crate::types::interval::Interval::default()),
+        _ => Value::Int4(0),
+    };
+    if ops::compare(&value, &zero)? == Some(Ordering::Less) {
+        return Err(SqlError::new(
+            SqlState("22013"),
+            "invalid preceding or following size in window function",
+        ));
+    }
+    Ok(Some(value))
+}
+
 /// Where a window frame starts and ends for each position of a partition.
 struct FrameBounds<'f> {
     frame: &'f Frame,
@@ -1775,12 +1824,67 @@ struct FrameBounds<'f> {
     dense: &'f [i64],
     group_first: &'f [usize],
     group_last: &'f [usize],
+    /// For RANGE with offsets: the distances, and each position's ORDER BY key with the
+    /// key's direction (descending, nulls first).
+    range_start: Option<Value>,
+    range_end: Option<Value>,
+    keys: Vec<Value>,
+    descending: bool,
+    nulls_first: bool,
 }
 
 impl FrameBounds<'_> {
     /// The frame of position `pos` in a partition of `len` rows, as first and last position;
     /// `None` if it holds no row.
+    /// The first position whose key is not before `target` in the partition's order
+    /// (`inclusive`: not after it, plus one); keys are sorted, so a binary search.
+    fn key_boundary(&self, target: &Value, inclusive: bool) -> usize {
+        self.keys.partition_point(|key| {
+            if key.is_null() {
+                return self.nulls_first;
+            }
+            let order = ops::total_cmp(key, target);
+            let order = if self.descending {
+                order.reverse()
+            } else {
+                order
+            };
+            order == Ordering::Less || (inclusive && order == Ordering::Equal)
+        })
+    }
+
+    /// A RANGE offset bound of position `pos`: the position range's start (`end == false`)
+    /// or one past its end.
+    fn range_bound(
+        &self,
+        pos: usize,
+        bound: &FrameBound,
+        distance: &Value,
+        end: bool,
+    ) -> SqlResult<usize> {
+        let current = &self.keys[pos];
+        if current.is_null() {
+            // NULL keys are peers of each other only.
+            return Ok(if end {
+                self.last_peer[pos] + 1
+            } else {
+                self.first_peer[pos]
+            });
+        }
+        let toward_start = matches!(bound, FrameBound::Preceding(_)) != self.descending;
+        let op = if toward_start {
+            ArithOp::Sub
+        } else {
+            ArithOp::Add
+        };
+        let target = ops::arith(op, current, distance)?;
+        Ok(self.key_boundary(&target, end))
+    }
+
     fn of(&self, pos: usize, len: usize) -> Option<(usize, usize)> {
+        if let Some(frame) = self.range_frame(pos, len) {
+            return frame;
+        }
         let group = self.dense[pos] as usize - 1;
         let groups = self.group_first.len();
         let rows = self.frame.units == FrameUnits::Rows;
@@ -1820,6 +1924,32 @@ impl FrameBounds<'_> {
         };
         let (first, last) = (first.max(0), last.min(len_w - 1));
         (first <= last).then_some((first as usize, last as usize))
+    }
+
+    /// The frame when a RANGE bound has an offset; `None` when neither has one.
+    fn range_frame(&self, pos: usize, len: usize) -> Option<Option<(usize, usize)>> {
+        if self.range_start.is_none() && self.range_end.is_none() {
+            return None;
+        }
+        let first = match (&self.range_start, &self.frame.start) {
+            (Some(distance), bound) => match self.range_bound(pos, bound, distance, false) {
+                Ok(position) => position,
+                Err(_) => return Some(None), // out of the type's range: no row
+            },
+            (None, FrameBound::CurrentRow) => self.first_peer[pos],
+            (None, FrameBound::UnboundedFollowing) => len,
+            (None, _) => 0,
+        };
+        let after_last = match (&self.range_end, &self.frame.end) {
+            (Some(distance), bound) => match self.range_bound(pos, bound, distance, true) {
+                Ok(position) => position,
+                Err(_) => return Some(None),
+            },
+            (None, FrameBound::CurrentRow) => self.last_peer[pos] + 1,
+            (None, FrameBound::UnboundedPreceding) => 0,
+            (None, _) => len,
+        };
+        Some((first < after_last).then(|| (first, after_last - 1)))
     }
 }
 

@@ -52,11 +52,10 @@
 //! table) until a round adds none.
 //!
 //! Window functions run after grouping, over their partitions in their order, with frames
-//! in ROWS, GROUPS or RANGE (without offsets) units and named windows; their values become
+//! in ROWS, GROUPS or RANGE units (RANGE offsets in the ORDER BY key's terms) and named windows; their values become
 //! extra columns of each row.
 //!
-//! Shortcuts, each to be lifted by a later issue: no RANGE frames with offsets, no join
-//! reordering, no data-modifying WITH, no FULL JOIN ... USING, no correlated subqueries in
+//! Shortcuts, each to be lifted by a later issue: no join reordering, no data-modifying WITH, no FULL JOIN ... USING, no correlated subqueries in
 //! grouped queries, no multidimensional arrays; sorts and window functions hold their rows
 //! (within the memory budget, no spilling); no secondary indexes, sequences or constraints
 //! beyond NOT NULL and the primary key; the time zone is UTC.

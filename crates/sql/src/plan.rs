@@ -2077,10 +2077,6 @@ impl Binder {
             ast::WindowType::NamedWindow(name) => self.named_window(name, 0)?,
         };
         let spec = &spec;
-        let frame = match &spec.window_frame {
-            Some(frame) => self.frame(frame)?,
-            None => Frame::default(),
-        };
         let args: Vec<&ast::Expr> = match &function.args {
             ast::FunctionArguments::List(list) => list
                 .args
@@ -2106,6 +2102,10 @@ impl Binder {
         self.in_window = false;
         let (mut bound, partition_by, order_by) = bound_spec?;
         let types: Vec<DataType> = bound.iter().map(Expr::ty).collect();
+        let frame = match &spec.window_frame {
+            Some(frame) => self.frame(frame, &order_by)?,
+            None => Frame::default(),
+        };
 
         let (func, ty) = match (name, bound.len()) {
             ("row_number", 0) => (WindowFunc::RowNumber, DataType::Int8),
@@ -2465,7 +2465,11 @@ impl Binder {
     }
 
     /// A frame clause, checked as PostgreSQL checks it (42P20 for impossible bounds).
-    fn frame(&mut self, frame: &ast::WindowFrame) -> SqlResult<Frame> {
+    fn frame(
+        &mut self,
+        frame: &ast::WindowFrame,
+        order_by: &[(Expr, bool, bool)],
+    ) -> SqlResult<Frame> {
         let units = match frame.units {
             ast::WindowFrameUnits::Rows => FrameUnits::Rows,
             ast::WindowFrameUnits::Range => FrameUnits::Range,
@@ -2474,9 +2478,40 @@ impl Binder {
         let mut bound = |b: &ast::WindowFrameBound, what: &str| -> SqlResult<FrameBound> {
             let offset = |binder: &mut Binder, e: &ast::Expr| -> SqlResult<Expr> {
                 if units == FrameUnits::Range {
-                    return Err(SqlError::unsupported(
-                        "RANGE with an offset PRECEDING/FOLLOWING is not supported yet",
-                    ));
+                    // The offset is a distance in the one ORDER BY key's terms: a number for
+                    // numbers, an interval for dates and timestamps.
+                    let [(key, _, _)] = order_by else {
+                        return Err(SqlError::new(
+                            SqlState("42P20"),
+                            "RANGE with offset PRECEDING/FOLLOWING requires exactly one ORDER BY column",
+                        ));
+                    };
+                    let key_type = key.ty();
+                    let distance = match key_type {
+                        DataType::Date | DataType::Timestamp | DataType::TimestampTz => {
+                            DataType::Interval
+                        }
+                        ref t if t.is_numeric() => key_type.clone(),
+                        ref other => {
+                            return Err(SqlError::unsupported(format!(
+                                "RANGE with offset PRECEDING/FOLLOWING is not supported for column type {other}"
+                            )))
+                        }
+                    };
+                    let bound = binder.bind(e, &Scope::empty())?;
+                    let bound = binder.coerce(bound, &distance)?;
+                    let fits = bound.ty() == distance
+                        || (distance.is_numeric() && bound.ty().is_numeric());
+                    if !fits {
+                        return Err(SqlError::new(
+                            SqlState::DATATYPE_MISMATCH,
+                            format!(
+                                "RANGE with offset PRECEDING/FOLLOWING is not supported for column type {key_type} and offset type {}",
+                                bound.ty()
+                            ),
+                        ));
+                    }
+                    return Ok(bound);
                 }
                 let bound = binder.bind(e, &Scope::empty())?;
                 let bound = binder.coerce(bound, &DataType::Int8)?;
