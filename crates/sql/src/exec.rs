@@ -944,7 +944,9 @@ fn feed_aggregate(
     }
     if call.distinct {
         if let Some(v) = &value {
-            if v.is_null() || !seen.insert(GroupKey(vec![v.clone()])) {
+            // Aggregates that keep NULLs (array_agg, json_agg) keep one distinct NULL too.
+            let keeps_nulls = matches!(acc, Accumulator::ArrayAgg(_) | Accumulator::JsonAgg(..));
+            if (v.is_null() && !keeps_nulls) || !seen.insert(GroupKey(vec![v.clone()])) {
                 return Ok(());
             }
             ctx.memory
@@ -1264,10 +1266,11 @@ async fn lateral_join(
             correlated: &[],
             ..*ctx
         };
+        let mark = ctx.memory.mark();
         let rights = Box::pin(select_rows(txn, plan, &inner_ctx)).await?;
+        ctx.memory.reset_to(mark);
         let mut matched = false;
         for right in rights {
-            ctx.memory.release(row_bytes(&right));
             let keep = match &step.scan.filter {
                 Some(filter) => truth(&filter.eval(&right, &ctx.eval())?)? == Some(true),
                 None => true,
@@ -1689,9 +1692,9 @@ fn compute_windows(
                             None => 1,
                         };
                         let target = if call.func == WindowFunc::Lag {
-                            pos as i64 - offset
+                            (pos as i64).saturating_sub(offset)
                         } else {
-                            pos as i64 + offset
+                            (pos as i64).saturating_add(offset)
                         };
                         if target >= 0 && (target as usize) < part.len() {
                             arg(0, target as usize)?
@@ -1721,8 +1724,14 @@ fn compute_windows(
                         }
                     },
                     WindowFunc::Aggregate(_) => {
-                        // An empty frame is written as (1, 0): no rows.
-                        let (first, last) = frame.unwrap_or((1, 0));
+                        let Some((first, last)) = frame else {
+                            // No row in the frame: the aggregate of nothing.
+                            out[part[pos].2] = match new_accumulator() {
+                                Some(empty) => empty.finish()?,
+                                None => Value::Null,
+                            };
+                            continue;
+                        };
                         match &last_frame {
                             Some((seen, value)) if *seen == (first, last) => value.clone(),
                             _ => {
@@ -2343,8 +2352,10 @@ async fn correlated_rows(
             results.push((index, SubqueryRows::new(rows, column_type)));
             continue;
         }
+        // Whatever the run held is dropped with it; only its result rows live on, briefly.
+        let mark = ctx.memory.mark();
         let rows = Box::pin(select_rows(txn, plan, &inner_ctx)).await?;
-        ctx.memory.release_rows(&rows);
+        ctx.memory.reset_to(mark);
         results.push((index, SubqueryRows::new(rows, column_type)));
     }
     Ok(results)
@@ -2416,18 +2427,27 @@ async fn decorrelated(
     let built = match equi_correlation(plan) {
         None => None,
         Some((scan, inner_keys, outer_keys)) => {
+            // Page by page: only the keys and projections are kept.
             let mut rows: HashMap<GroupKey, Vec<Vec<Value>>> = HashMap::new();
-            for (_, row) in scan_rows(txn, &scan, ctx).await? {
-                let mut key = Vec::with_capacity(inner_keys.len());
-                for expr in &inner_keys {
-                    key.push(expr.eval(&row, &ctx.eval())?);
+            let mut cursor = ScanCursor::open(txn, &scan, ctx).await?;
+            while let Some(page) = cursor.next_page(txn, ctx, SCAN_PAGE).await? {
+                for (row_key, row) in page {
+                    ctx.memory
+                        .release(row_bytes(&row) + row_key.as_bytes().len());
+                    let mut key = Vec::with_capacity(inner_keys.len());
+                    for expr in &inner_keys {
+                        key.push(expr.eval(&row, &ctx.eval())?);
+                    }
+                    if key.iter().any(Value::is_null) {
+                        continue; // `NULL = x` matches nothing
+                    }
+                    let projected = project(&plan.projection, &row, ctx)?;
+                    ctx.memory.charge(
+                        row_bytes(&projected) + row_bytes(&key),
+                        "correlated subquery",
+                    )?;
+                    rows.entry(GroupKey(key)).or_default().push(projected);
                 }
-                if key.iter().any(Value::is_null) {
-                    continue; // `NULL = x` matches nothing
-                }
-                let projected = project(&plan.projection, &row, ctx)?;
-                ctx.memory.charge_row(&projected, "correlated subquery")?;
-                rows.entry(GroupKey(key)).or_default().push(projected);
             }
             Some(std::sync::Arc::new(Decorrelated {
                 outer_keys,

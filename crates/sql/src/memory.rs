@@ -52,6 +52,21 @@ impl MemoryBudget {
         )))
     }
 
+    /// What is charged now: give [`MemoryBudget::reset_to`] it to drop everything charged
+    /// after this point at once (a subquery's rows once it has been evaluated).
+    pub fn mark(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Gives back everything charged since `mark`.
+    pub fn reset_to(&self, mark: usize) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                Some(used.min(mark))
+            });
+    }
+
     /// Bytes that may still be charged before the limit.
     pub fn available(&self) -> usize {
         self.limit.saturating_sub(self.used.load(Ordering::Relaxed))
@@ -86,9 +101,11 @@ pub fn row_bytes(row: &[Value]) -> usize {
 fn value_bytes(value: &Value) -> usize {
     std::mem::size_of::<Value>()
         + match value {
-            Value::Text(s) => s.len(),
+            Value::Text(s) | Value::Json(s) => s.len(),
             Value::Bytea(b) => b.len(),
             Value::Numeric(n) => n.heap_bytes(),
+            Value::Array(items) => items.iter().map(value_bytes).sum(),
+            Value::Jsonb(json) => json.heap_bytes(),
             _ => 0,
         }
 }

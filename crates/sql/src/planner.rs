@@ -1062,9 +1062,16 @@ fn shift_columns(expr: Expr, by: usize) -> Expr {
 /// The conjuncts of `filter` that read only `columns`, AND-ed and shifted to read a row made
 /// of those columns alone (or `None`).
 fn conjunction_over(filter: &Expr, columns: Range<usize>) -> Option<Expr> {
+    // A conjunct that reads no column (`random() < 0.5`) stays with the joined row: pushed
+    // into every scan it would be evaluated once per table.
+    let reads_a_column = |e: &Expr| {
+        let mut found = false;
+        e.walk(&mut |node| found |= matches!(node, Expr::Column { .. }));
+        found
+    };
     conjuncts(filter)
         .into_iter()
-        .filter(|c| reads_only(c, &columns))
+        .filter(|c| reads_only(c, &columns) && reads_a_column(c))
         .map(|c| shift_columns(c.clone(), columns.start))
         .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)))
 }
@@ -2584,6 +2591,10 @@ fn key_condition(conjunct: &Expr, column: usize, ty: &DataType) -> Option<(CmpOp
     let integer = |t: &DataType| matches!(t, DataType::Int2 | DataType::Int4 | DataType::Int8);
     let usable =
         |e: &Expr| e.is_row_independent() && (e.ty() == *ty || (integer(&e.ty()) && integer(ty)));
+    // jsonb keys are encoded in a canonical form, not in jsonb order: equality only.
+    if matches!(ty, DataType::Jsonb | DataType::Json) && *op != CmpOp::Eq {
+        return None;
+    }
     match (l.as_ref(), r.as_ref()) {
         (Expr::Column { index, .. }, value) if *index == column && usable(value) => {
             Some((*op, value.clone()))

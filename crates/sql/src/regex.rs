@@ -17,10 +17,11 @@ const CACHED: usize = 8;
 
 /// `pattern` compiled (case-insensitively if asked); 2201B for an invalid one.
 pub fn compile(pattern: &str, case_insensitive: bool) -> SqlResult<Regex> {
+    // As in PostgreSQL's default mode, `.` matches a newline too.
     let source = if case_insensitive {
-        format!("(?i){pattern}")
+        format!("(?si){pattern}")
     } else {
-        pattern.to_string()
+        format!("(?s){pattern}")
     };
     if let Some(found) = CACHE.with(|c| {
         c.borrow()

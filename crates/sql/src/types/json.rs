@@ -345,11 +345,78 @@ impl Json {
         }
     }
 
+    /// Approximate bytes held on the heap (for memory accounting).
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Json>()
+            + match self {
+                Json::String(s) => s.len(),
+                Json::Number(n) => n.heap_bytes(),
+                Json::Array(items) => items.iter().map(Json::heap_bytes).sum(),
+                Json::Object(members) => {
+                    members.iter().map(|(k, v)| k.len() + v.heap_bytes()).sum()
+                }
+                _ => 0,
+            }
+    }
+
+    /// Hashes so that documents [`Json::compare`] finds equal hash equal (numbers by value).
+    pub fn hash_into(&self, state: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        match self {
+            Json::Null => 0u8.hash(state),
+            Json::Bool(b) => (1u8, b).hash(state),
+            Json::Number(n) => {
+                2u8.hash(state);
+                super::ops::hash_key(&super::Value::Numeric(n.clone()), state);
+            }
+            Json::String(s) => (3u8, s).hash(state),
+            Json::Array(items) => {
+                (4u8, items.len()).hash(state);
+                items.iter().for_each(|item| item.hash_into(state));
+            }
+            Json::Object(members) => {
+                (5u8, members.len()).hash(state);
+                for (key, value) in members {
+                    key.hash(state);
+                    value.hash_into(state);
+                }
+            }
+        }
+    }
+
     /// jsonb's text form: `{"a": 1, "b": [1, 2]}`.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         self.write(&mut out, ": ", ", ");
         out
+    }
+
+    /// The text used in keys: jsonb text with numbers without trailing fraction zeros, so
+    /// that documents equal as jsonb (`1` and `1.0`) have equal keys.
+    pub fn to_key_text(&self) -> String {
+        let canonical = self.canonical_numbers();
+        canonical.to_text()
+    }
+
+    fn canonical_numbers(&self) -> Json {
+        match self {
+            Json::Number(n) => {
+                let text = n.to_string();
+                let trimmed = match text.contains('.') {
+                    true => text.trim_end_matches('0').trim_end_matches('.').to_string(),
+                    false => text,
+                };
+                Json::Number(Numeric::parse(&trimmed).unwrap_or_else(|_| n.clone()))
+            }
+            Json::Array(items) => Json::Array(items.iter().map(Json::canonical_numbers).collect()),
+            Json::Object(members) => Json::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.canonical_numbers()))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
     }
 
     /// The form json_build_object and json_agg produce for `json`: `{"a" : 1}`, `[1, 2]`.

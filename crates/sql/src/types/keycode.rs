@@ -262,7 +262,7 @@ pub fn encode_key_value(value: &Value, out: &mut Vec<u8>) {
         Value::Bytea(b) => encode_escaped(b, out),
         Value::Uuid(u) => out.extend_from_slice(u),
         Value::Json(text) => encode_escaped(text.as_bytes(), out),
-        Value::Jsonb(json) => encode_escaped(json.to_text().as_bytes(), out),
+        Value::Jsonb(json) => encode_escaped(json.to_key_text().as_bytes(), out),
         Value::Array(values) => {
             // Each element after a 1, then a 0: a prefix sorts first, as PostgreSQL orders.
             for value in values {

@@ -302,7 +302,7 @@ pub fn hash_key(value: &Value, state: &mut impl Hasher) {
         }
         Value::Jsonb(json) => {
             13u8.hash(state);
-            json.to_text().hash(state);
+            json.hash_into(state);
         }
         Value::Array(values) => {
             11u8.hash(state);
