@@ -375,7 +375,7 @@ async fn scan_rows_limited(
     ctx: &ExecContext<'_>,
     limit: usize,
 ) -> SqlResult<Vec<(Key, Vec<Value>)>> {
-    let mut cursor = ScanCursor::open(txn, scan, ctx).await?;
+    let mut cursor = ScanCursor::open(txn, scan, ctx, limit).await?;
     let mut out = Vec::new();
     while out.len() < limit {
         match cursor.next_page(txn, ctx, limit - out.len()).await? {
@@ -402,17 +402,25 @@ enum CursorState {
 }
 
 impl<'s> ScanCursor<'s> {
+    /// `want`: at most how many rows the reader will take (a derived table without a filter
+    /// need not compute more: `WITH RECURSIVE ... SELECT ... LIMIT n` stops its recursion).
     async fn open(
         txn: &mut Transaction,
         scan: &'s Scan,
         ctx: &ExecContext<'_>,
+        want: usize,
     ) -> SqlResult<ScanCursor<'s>> {
         let table = &scan.table;
         let rows = |rows: Vec<Vec<Value>>| {
             CursorState::Rows(rows.into_iter().map(|row| (Key::default(), row)).collect())
         };
         let state = if let Some(derived) = &scan.derived {
-            let derived_rows = Box::pin(select_rows(txn, derived, ctx)).await?;
+            let want = if scan.filter.is_none() {
+                want
+            } else {
+                usize::MAX
+            };
+            let derived_rows = Box::pin(select_rows_wanting(txn, derived, ctx, want)).await?;
             // Charged as the derived query's result; the page charges what it keeps.
             ctx.memory.release_rows(&derived_rows);
             rows(derived_rows)
@@ -1092,7 +1100,7 @@ impl<'s> JoinState<'s> {
         // Read until the table ends, the row budget is spent, or the rows would take more
         // than half the memory still free (then lookups are the way that fits).
         let free_at_start = ctx.memory.available();
-        let mut cursor = ScanCursor::open(txn, &unfiltered, ctx).await?;
+        let mut cursor = ScanCursor::open(txn, &unfiltered, ctx, usize::MAX).await?;
         let mut probe = Vec::new();
         let mut complete = false;
         while probe.len() <= budget && ctx.memory.available() > free_at_start / 2 {
@@ -1367,6 +1375,7 @@ async fn recursive_rows(
     txn: &mut Transaction,
     recursive: &crate::plan::RecursiveUnion,
     ctx: &ExecContext<'_>,
+    want: usize,
 ) -> SqlResult<Vec<Vec<Value>>> {
     let conform = |rows: Vec<Vec<Value>>| conform_rows(rows, &recursive.types);
     let mut seen: HashSet<GroupKey> = HashSet::new();
@@ -1381,7 +1390,9 @@ async fn recursive_rows(
     let anchor = conform(select_rows(txn, &recursive.anchor, ctx).await?)?;
     let mut working = fresh(anchor, &mut seen);
     let mut out = working.clone();
-    while !working.is_empty() {
+    // Rounds stop once the reader has what it wants (PostgreSQL's LIMIT idiom for
+    // recursion that would not end by itself).
+    while !working.is_empty() && out.len() < want {
         ctx.check_cancel()?;
         let mut tables = ctx.working.to_vec();
         tables.push((recursive.id, std::mem::take(&mut working)));
@@ -1978,6 +1989,16 @@ pub async fn select_rows(
     select: &SelectPlan,
     ctx: &ExecContext<'_>,
 ) -> SqlResult<Vec<Vec<Value>>> {
+    select_rows_wanting(txn, select, ctx, usize::MAX).await
+}
+
+/// [`select_rows`] for a reader that takes at most `want` rows.
+async fn select_rows_wanting(
+    txn: &mut Transaction,
+    select: &SelectPlan,
+    ctx: &ExecContext<'_>,
+    want: usize,
+) -> SqlResult<Vec<Vec<Value>>> {
     let limit = non_negative(&select.limit, ctx, "LIMIT")?;
     let offset = non_negative(&select.offset, ctx, "OFFSET")?.unwrap_or(0);
     // Stop reading early when nothing after the scan needs every row.
@@ -1988,9 +2009,10 @@ pub async fn select_rows(
         && select.windows.is_empty()
         && select.joins.is_empty()
         && select.filter.is_none();
-    let read_limit = match (streaming, limit) {
-        (true, Some(limit)) => limit.saturating_add(offset),
-        _ => usize::MAX,
+    let read_limit = match (streaming, limit.unwrap_or(usize::MAX).min(want)) {
+        (true, usize::MAX) => usize::MAX,
+        (true, needed) => needed.saturating_add(offset),
+        (false, _) => usize::MAX,
     };
     // Rows reach the aggregation page by page when it can take them so (nothing orders an
     // aggregate's input): then only the groups are held, not every joined row.
@@ -2021,7 +2043,7 @@ pub async fn select_rows(
         }
         sink.take(txn, rows, ctx).await?;
     } else if let Some(recursive) = &select.recursive {
-        let rows = Box::pin(recursive_rows(txn, recursive, ctx)).await?;
+        let rows = Box::pin(recursive_rows(txn, recursive, ctx, read_limit)).await?;
         sink.take(txn, rows, ctx).await?;
     } else if let Some(id) = select.working_table {
         let rows = ctx
@@ -2040,7 +2062,7 @@ pub async fn select_rows(
         for step in &select.joins {
             joins.push(JoinState::new(txn, step, ctx).await?);
         }
-        let mut cursor = ScanCursor::open(txn, scan, ctx).await?;
+        let mut cursor = ScanCursor::open(txn, scan, ctx, read_limit).await?;
         let mut remaining = read_limit;
         while remaining > 0 {
             let Some(page) = cursor.next_page(txn, ctx, remaining).await? else {
@@ -2429,7 +2451,7 @@ async fn decorrelated(
         Some((scan, inner_keys, outer_keys)) => {
             // Page by page: only the keys and projections are kept.
             let mut rows: HashMap<GroupKey, Vec<Vec<Value>>> = HashMap::new();
-            let mut cursor = ScanCursor::open(txn, &scan, ctx).await?;
+            let mut cursor = ScanCursor::open(txn, &scan, ctx, usize::MAX).await?;
             while let Some(page) = cursor.next_page(txn, ctx, SCAN_PAGE).await? {
                 for (row_key, row) in page {
                     ctx.memory
