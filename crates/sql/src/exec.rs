@@ -1277,31 +1277,57 @@ async fn lateral_join(
         let mark = ctx.memory.mark();
         let rights = Box::pin(select_rows(txn, plan, &inner_ctx)).await?;
         ctx.memory.reset_to(mark);
-        let mut matched = false;
+        let mut partners = Vec::with_capacity(rights.len());
         for right in rights {
             let keep = match &step.scan.filter {
                 Some(filter) => truth(&filter.eval(&right, &ctx.eval())?)? == Some(true),
                 None => true,
             };
-            if !keep {
-                continue;
-            }
-            let mut combined = row.clone();
-            combined.extend(right);
-            if join_condition_holds(&step.on, &combined, ctx)? {
-                matched = true;
-                ctx.memory.charge_row(&combined, "join")?;
-                out.push(combined);
+            if keep {
+                partners.push(right);
             }
         }
-        if !matched && keep_unmatched_left {
-            let mut padded = row;
-            padded.extend(std::iter::repeat_n(Value::Null, right_width));
-            ctx.memory.charge_row(&padded, "join")?;
-            out.push(padded);
-        }
+        join_row(
+            row,
+            partners,
+            step,
+            keep_unmatched_left,
+            right_width,
+            ctx,
+            &mut out,
+        )?;
     }
     Ok(out)
+}
+
+/// Appends `row` joined with each of its candidate `partners` that meets ON, or padded with
+/// NULLs if none does and the join keeps unmatched left rows.
+fn join_row(
+    row: Vec<Value>,
+    partners: Vec<Vec<Value>>,
+    step: &JoinStep,
+    keep_unmatched_left: bool,
+    right_width: usize,
+    ctx: &ExecContext<'_>,
+    out: &mut Vec<Vec<Value>>,
+) -> SqlResult<()> {
+    let mut matched = false;
+    for right in partners {
+        let mut combined = row.clone();
+        combined.extend(right);
+        if join_condition_holds(&step.on, &combined, ctx)? {
+            matched = true;
+            ctx.memory.charge_row(&combined, "join")?;
+            out.push(combined);
+        }
+    }
+    if !matched && keep_unmatched_left {
+        let mut padded = row;
+        padded.extend(std::iter::repeat_n(Value::Null, right_width));
+        ctx.memory.charge_row(&padded, "join")?;
+        out.push(padded);
+    }
+    Ok(())
 }
 
 /// An index nested loop: each left row's partner looked up by the right table's key.
@@ -1335,23 +1361,20 @@ async fn lookup_join(
             filter: step.scan.filter.clone(),
             lock: step.scan.lock,
         };
-        let mut matched = false;
+        let mut partners = Vec::new();
         for (key, right) in scan_rows(txn, &point, ctx).await? {
             ctx.memory.release(row_bytes(&right) + key.as_bytes().len());
-            let mut combined = row.clone();
-            combined.extend(right);
-            if join_condition_holds(&step.on, &combined, ctx)? {
-                matched = true;
-                ctx.memory.charge_row(&combined, "join")?;
-                out.push(combined);
-            }
+            partners.push(right);
         }
-        if !matched && keep_unmatched_left {
-            let mut padded = row;
-            padded.extend(std::iter::repeat_n(Value::Null, right_width));
-            ctx.memory.charge_row(&padded, "join")?;
-            out.push(padded);
-        }
+        join_row(
+            row,
+            partners,
+            step,
+            keep_unmatched_left,
+            right_width,
+            ctx,
+            &mut out,
+        )?;
     }
     Ok(out)
 }

@@ -1250,15 +1250,16 @@ impl Binder {
             }
             .at(line, column)
         };
+        let ambiguous = || {
+            SqlError::new(
+                SqlState::AMBIGUOUS_COLUMN,
+                format!("column reference \"{name}\" is ambiguous"),
+            )
+            .at(line, column)
+        };
         let (table, index) = match Self::resolve(scope, qualifier, &name) {
             Resolution::Found(table, index) => (table, index),
-            Resolution::Ambiguous => {
-                return Err(SqlError::new(
-                    SqlState::AMBIGUOUS_COLUMN,
-                    format!("column reference \"{name}\" is ambiguous"),
-                )
-                .at(line, column))
-            }
+            Resolution::Ambiguous => return Err(ambiguous()),
             Resolution::NoColumn if qualifier.is_some() => return Err(missing()),
             unresolved => {
                 // A column of an enclosing query (the innermost that has it) makes a
@@ -1275,13 +1276,7 @@ impl Binder {
                                 ty: table.table.columns[index].data_type.clone(),
                             });
                         }
-                        Resolution::Ambiguous => {
-                            return Err(SqlError::new(
-                                SqlState::AMBIGUOUS_COLUMN,
-                                format!("column reference \"{name}\" is ambiguous"),
-                            )
-                            .at(line, column))
-                        }
+                        Resolution::Ambiguous => return Err(ambiguous()),
                         Resolution::NoColumn if qualifier.is_some() => return Err(missing()),
                         _ => {}
                     }
