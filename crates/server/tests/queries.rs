@@ -590,3 +590,32 @@ async fn arrays_travel_in_binary_as_parameters_and_results() {
         [Some("x y".to_string()), None]
     );
 }
+
+#[tokio::test]
+async fn a_statement_reading_what_its_data_modifying_with_changes_is_refused() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE dmw (id int PRIMARY KEY);
+             INSERT INTO dmw VALUES (1), (2)",
+        )
+        .await
+        .unwrap();
+    // PostgreSQL would count the rows as they were before the DELETE (every part of the
+    // statement reads the same snapshot); Cairn would see its own delete, so it refuses.
+    let error = client
+        .simple_query("WITH d AS (DELETE FROM dmw RETURNING *) SELECT count(*) FROM dmw")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::FEATURE_NOT_SUPPORTED),
+        "{error}"
+    );
+    let row = client
+        .query_one("SELECT count(*) FROM dmw", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 2, "nothing was deleted");
+}

@@ -133,6 +133,26 @@ pub async fn run(txn: &mut Transaction, plan: &Plan, ctx: &ExecContext<'_>) -> S
         subquery_plans: plan.subqueries(),
         ..*ctx
     };
+    // Data-modifying WITH queries run first, once each, in order; the statement reads their
+    // RETURNING rows.
+    if let Plan::With { ctes, main } = plan {
+        let mut working = ctx.working.to_vec();
+        for (id, _, cte) in ctes {
+            let with_earlier = ExecContext {
+                working: &working,
+                ..*ctx
+            };
+            let produced = Box::pin(run_statement(txn, cte, &with_earlier)).await?;
+            working.push((*id, produced.rows));
+        }
+        let ctx = &ExecContext {
+            working: &working,
+            ..*ctx
+        };
+        let produced = Box::pin(run_statement(txn, main, ctx)).await?;
+        txn.check_limits().map_err(core)?;
+        return Ok(produced);
+    }
     let produced = run_statement(txn, plan, ctx).await?;
     if plan.write_kind().is_some() {
         txn.check_limits().map_err(core)?;
@@ -2633,6 +2653,13 @@ pub fn explain(plan: &Plan) -> Vec<String> {
             explain_scan(&delete.scan, &mut lines, 1);
         }
         Plan::Explain(inner) => return explain(inner),
+        Plan::With { ctes, main } => {
+            for (_, name, cte) in ctes {
+                lines.push(format!("CTE {name}"));
+                lines.extend(explain(cte).into_iter().map(|line| format!("  {line}")));
+            }
+            lines.extend(explain(main));
+        }
         other => lines.push(format!("Utility statement ({})", utility_name(other))),
     }
     // Subqueries after the statement, numbered as expressions name them (SubPlan n).

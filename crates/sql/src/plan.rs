@@ -79,6 +79,14 @@ pub enum Plan {
     Show(String),
     /// EXPLAIN.
     Explain(Box<Plan>),
+    /// A statement with data-modifying WITH queries: each runs once, in order, before
+    /// `main`; its RETURNING rows become the working table `id` that references read.
+    With {
+        /// (working table id, name, INSERT / UPDATE / DELETE plan)
+        ctes: Vec<(usize, String, Plan)>,
+        /// The statement.
+        main: Box<Plan>,
+    },
     /// DISCARD ALL and other statements accepted as no-ops, with their tag.
     NoOp(&'static str),
 }
@@ -370,6 +378,7 @@ impl Plan {
             ]),
             Plan::Show(name) => Some(vec![column(name, DataType::Text)]),
             Plan::Explain(_) => Some(vec![column("QUERY PLAN", DataType::Text)]),
+            Plan::With { main, .. } => main.columns(),
             _ => None,
         }
     }
@@ -392,6 +401,11 @@ impl Plan {
                 .chain(delete.subqueries.iter().flat_map(SelectPlan::tables))
                 .collect(),
             Plan::Explain(inner) => inner.tables(),
+            Plan::With { ctes, main } => ctes
+                .iter()
+                .flat_map(|(_, _, plan)| plan.tables())
+                .chain(main.tables())
+                .collect(),
             _ => vec![],
         }
     }
@@ -402,6 +416,7 @@ impl Plan {
             Plan::Select(select) => &select.subqueries,
             Plan::Update(update) => &update.subqueries,
             Plan::Delete(delete) => &delete.subqueries,
+            Plan::With { main, .. } => main.subqueries(),
             _ => &[],
         }
     }
@@ -413,6 +428,9 @@ impl Plan {
             Plan::Update(_) => Some("UPDATE"),
             Plan::Delete(_) => Some("DELETE"),
             Plan::CreateTable { .. } => Some("CREATE TABLE"),
+            Plan::With { ctes, main } => main
+                .write_kind()
+                .or_else(|| ctes.first().and_then(|(_, _, plan)| plan.write_kind())),
             Plan::DropTable { .. } => Some("DROP TABLE"),
             Plan::Select(select)
                 if select.scan.as_ref().is_some_and(|s| s.lock)

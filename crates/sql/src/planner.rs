@@ -29,11 +29,16 @@ pub async fn plan(
     let mut binder = Binder::new(declared);
     let mut plan = plan_statement(txn, statement, &mut binder).await?;
     let subqueries: Vec<SelectPlan> = binder.subqueries.drain(..).map(|(_, plan)| plan).collect();
-    // EXPLAIN shows the statement's subqueries with it.
-    let target = match &mut plan {
-        Plan::Explain(inner) => inner.as_mut(),
-        other => other,
-    };
+    // EXPLAIN shows the statement's subqueries with it; with data-modifying WITH queries
+    // they belong to the statement, which runs them all before anything else.
+    fn main_statement(plan: &mut Plan) -> &mut Plan {
+        match plan {
+            Plan::Explain(inner) => main_statement(inner),
+            Plan::With { main, .. } => main_statement(main),
+            other => other,
+        }
+    }
+    let target = main_statement(&mut plan);
     match target {
         Plan::Select(select) => select.subqueries = subqueries,
         Plan::Update(update) => update.subqueries = subqueries,
@@ -56,6 +61,9 @@ async fn plan_statement(
 ) -> SqlResult<Plan> {
     use ast::Statement as S;
     Ok(match statement {
+        S::Query(query) if has_data_modifying_with(query) => {
+            Box::pin(plan_data_modifying_with(txn, query, binder)).await?
+        }
         S::Query(query) => Plan::Select(Box::new(plan_query(txn, query, binder).await?)),
         S::Insert(insert) => Plan::Insert(Box::new(plan_insert(txn, insert, binder).await?)),
         S::Update(update) => Plan::Update(Box::new(plan_update(txn, update, binder).await?)),
@@ -761,6 +769,126 @@ async fn relation(
     }
 }
 
+/// The INSERT / UPDATE / DELETE a query body is, if it is one.
+fn data_modifying(body: &ast::SetExpr) -> Option<&ast::Statement> {
+    match body {
+        ast::SetExpr::Insert(statement)
+        | ast::SetExpr::Update(statement)
+        | ast::SetExpr::Delete(statement) => Some(statement),
+        _ => None,
+    }
+}
+
+/// Whether `query` is or has (in its WITH clause) an INSERT / UPDATE / DELETE.
+fn has_data_modifying_with(query: &ast::Query) -> bool {
+    data_modifying(&query.body).is_some()
+        || query
+            .with
+            .iter()
+            .flat_map(|with| &with.cte_tables)
+            .any(|cte| data_modifying(&cte.query.body).is_some())
+}
+
+/// A statement with data-modifying WITH queries (or a WITH in front of INSERT / UPDATE /
+/// DELETE): the data-modifying ones are planned here, to run once each before the
+/// statement; the others are ordinary WITH queries.
+async fn plan_data_modifying_with(
+    txn: &mut Transaction,
+    query: &ast::Query,
+    binder: &mut Binder,
+) -> SqlResult<Plan> {
+    let (outer_ctes, outer_working) = (binder.ctes.len(), binder.working_tables.len());
+    let planned = plan_data_modifying_with_inner(txn, query, binder).await;
+    binder.ctes.truncate(outer_ctes);
+    binder.working_tables.truncate(outer_working);
+    let (ctes, main) = planned?;
+    // Every part sees the snapshot from before the statement in PostgreSQL; here the
+    // statement would see the WITH queries' writes, so reading a table they write is refused.
+    let written: Vec<u32> = ctes
+        .iter()
+        .flat_map(|(_, _, plan)| match plan {
+            Plan::Insert(insert) => Some(insert.table.id),
+            Plan::Update(update) => Some(update.scan.table.id),
+            Plan::Delete(delete) => Some(delete.scan.table.id),
+            _ => None,
+        })
+        .collect();
+    let main_reads = match &main {
+        Plan::Insert(insert) => match &insert.source {
+            InsertSource::Query(query) => Plan::Select(query.clone()).tables(),
+            InsertSource::Values(_) => vec![],
+        },
+        other => other.tables(),
+    };
+    let later_reads = ctes
+        .iter()
+        .skip(1)
+        .flat_map(|(_, _, plan)| plan.tables().into_iter().skip(1));
+    if let Some(table) = main_reads
+        .iter()
+        .cloned()
+        .chain(later_reads)
+        .find(|t| written.contains(&t.id))
+    {
+        return Err(SqlError::unsupported(format!(
+            "a statement cannot yet read table \"{}\", which one of its data-modifying WITH queries changes",
+            table.name
+        )));
+    }
+    Ok(Plan::With {
+        ctes,
+        main: Box::new(main),
+    })
+}
+
+#[allow(clippy::type_complexity)]
+async fn plan_data_modifying_with_inner(
+    txn: &mut Transaction,
+    query: &ast::Query,
+    binder: &mut Binder,
+) -> SqlResult<(Vec<(usize, String, Plan)>, Plan)> {
+    let mut ctes = Vec::new();
+    if let Some(with) = &query.with {
+        for cte in &with.cte_tables {
+            let name = ident_name(&cte.alias.name);
+            let Some(statement) = data_modifying(&cte.query.body) else {
+                binder.ctes.push((
+                    name,
+                    (*cte.query).clone(),
+                    cte.alias.clone(),
+                    with.recursive,
+                ));
+                continue;
+            };
+            let plan = Box::pin(plan_statement(txn, statement, binder)).await?;
+            let id = binder.next_working_table;
+            binder.next_working_table += 1;
+            if let Some(columns) = plan.columns() {
+                let columns = match &cte.alias.columns[..] {
+                    [] => columns,
+                    aliases => columns
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, c)| Column {
+                            name: aliases.get(i).map_or(c.name, |a| ident_name(&a.name)),
+                            data_type: c.data_type,
+                        })
+                        .collect(),
+                };
+                binder
+                    .working_tables
+                    .push((name.clone(), id, columns, true));
+            }
+            ctes.push((id, name, plan));
+        }
+    }
+    let main = match data_modifying(&query.body) {
+        Some(statement) => Box::pin(plan_statement(txn, statement, binder)).await?,
+        None => Plan::Select(Box::new(plan_query_body(txn, query, binder).await?)),
+    };
+    Ok((ctes, main))
+}
+
 /// A WITH RECURSIVE query of the form `anchor UNION [ALL] step` whose step refers to it:
 /// planned as a [`RecursiveUnion`]. `None` if it is not of that form (then it is an ordinary
 /// WITH query, as in PostgreSQL).
@@ -1356,6 +1484,11 @@ pub async fn plan_query(
     binder: &mut Binder,
 ) -> SqlResult<SelectPlan> {
     let outer_ctes = binder.ctes.len();
+    if has_data_modifying_with(query) {
+        return Err(SqlError::unsupported(
+            "WITH clause containing a data-modifying statement must be at the top level",
+        ));
+    }
     if let Some(with) = &query.with {
         for cte in &with.cte_tables {
             binder.ctes.push((
