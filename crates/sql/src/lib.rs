@@ -52,13 +52,18 @@
 //! table) until a round adds none.
 //!
 //! Window functions run after grouping, over their partitions in their order, with frames
-//! in ROWS, GROUPS or RANGE units (RANGE offsets in the ORDER BY key's terms) and named windows; their values become
-//! extra columns of each row.
+//! in ROWS, GROUPS or RANGE units (RANGE offsets in the ORDER BY key's terms) and named
+//! windows; their values become extra columns of each row.
 //!
-//! Shortcuts, each to be lifted by a later issue: no join reordering, no data-modifying WITH, no FULL JOIN ... USING, no correlated subqueries in
-//! grouped queries, no multidimensional arrays; sorts and window functions hold their rows
-//! (within the memory budget, no spilling); no secondary indexes, sequences or constraints
-//! beyond NOT NULL and the primary key; the time zone is UTC.
+//! Data-modifying WITH queries (INSERT / UPDATE / DELETE ... RETURNING) run once each, in
+//! order, before their statement, which reads their RETURNING rows.
+//!
+//! Shortcuts, each to be lifted by a later issue: no join reordering, no FULL JOIN ... USING,
+//! no correlated subqueries in grouped queries, no multidimensional arrays; a statement may
+//! not read a table its data-modifying WITH changes (PostgreSQL reads the old rows); sorts
+//! and window functions hold their rows (within the memory budget, no spilling); no
+//! secondary indexes, sequences or constraints beyond NOT NULL and the primary key; the
+//! time zone is UTC.
 
 mod catalog;
 pub mod error;
