@@ -148,6 +148,10 @@ pub enum ArrayFunc {
     ToString,
     /// string_to_array(s, delimiter [, null_text])
     FromString,
+    /// `a @> b`: every element of b is in a
+    Contains,
+    /// `a && b`: a common element
+    Overlaps,
 }
 
 /// A built-in scalar function.
@@ -1458,6 +1462,23 @@ fn eval_array(func: ArrayFunc, values: Vec<Value>) -> SqlResult<Value> {
                 }
                 _ => Value::Null,
             }
+        }
+        ArrayFunc::Contains | ArrayFunc::Overlaps => {
+            let (Some(a), Some(b)) = (elements(next()), elements(next())) else {
+                return Ok(Value::Null);
+            };
+            // NULL elements equal nothing.
+            let found = |wanted: &Value| {
+                !wanted.is_null()
+                    && a.iter().any(|item| {
+                        !item.is_null() && ops::total_cmp(item, wanted) == Ordering::Equal
+                    })
+            };
+            Value::Bool(if func == ArrayFunc::Contains {
+                b.iter().all(found)
+            } else {
+                b.iter().any(found)
+            })
         }
         ArrayFunc::FromString => {
             let (input, delimiter, null_text) = (next(), next(), next());

@@ -1383,6 +1383,10 @@ impl Binder {
             B::QuestionAnd => Some(JsonFunc::HasAllKeys),
             _ => None,
         };
+        let arrays = matches!(l.ty(), DataType::Array(_)) || matches!(r.ty(), DataType::Array(_));
+        if arrays && matches!(op, B::AtArrow | B::ArrowAt | B::PGOverlap | B::StringConcat) {
+            return self.array_operator(op, l, r);
+        }
         if let Some(func) = json {
             return self.json_operator(func, op, l, r);
         }
@@ -2287,6 +2291,63 @@ impl Binder {
             args.push(arg);
         }
         Ok(Some(Expr::Func(Func::Json(func), args, ty)))
+    }
+
+    /// `@>`, `<@`, `&&` and `||` with an array on at least one side.
+    fn array_operator(&mut self, op: &ast::BinaryOperator, l: Expr, r: Expr) -> SqlResult<Expr> {
+        use ast::BinaryOperator as B;
+        // An untyped side takes the array's type.
+        let (l, r) = match (l.ty(), r.ty()) {
+            (DataType::Unknown, ty @ DataType::Array(_)) => (self.coerce(l, &ty)?, r),
+            (ty @ DataType::Array(_), DataType::Unknown) => {
+                let r = self.coerce(r, &ty)?;
+                (l, r)
+            }
+            _ => (l, r),
+        };
+        let refuse = |l: &Expr, r: &Expr| operator_error(&op.to_string(), &l.ty(), &r.ty());
+        match (op, l.ty(), r.ty()) {
+            (B::AtArrow | B::ArrowAt | B::PGOverlap, DataType::Array(a), DataType::Array(b)) => {
+                let (probe_l, probe_r) = (
+                    Expr::Literal(Value::Null, (*a).clone()),
+                    Expr::Literal(Value::Null, (*b).clone()),
+                );
+                self.comparable(probe_l, probe_r, &op.to_string())?;
+                let (func, args) = match op {
+                    B::AtArrow => (ArrayFunc::Contains, vec![l, r]),
+                    B::ArrowAt => (ArrayFunc::Contains, vec![r, l]),
+                    _ => (ArrayFunc::Overlaps, vec![l, r]),
+                };
+                Ok(Expr::Func(Func::Array(func), args, DataType::Bool))
+            }
+            (B::StringConcat, DataType::Array(a), DataType::Array(b)) if a == b => {
+                let ty = DataType::Array(a);
+                Ok(Expr::Func(Func::Array(ArrayFunc::Cat), vec![l, r], ty))
+            }
+            (B::StringConcat, DataType::Array(element), _) => {
+                let r = self.coerce(r, &element)?;
+                if r.ty() != *element {
+                    return Err(refuse(&l, &r));
+                }
+                Ok(Expr::Func(
+                    Func::Array(ArrayFunc::Append),
+                    vec![l, r],
+                    DataType::Array(element),
+                ))
+            }
+            (B::StringConcat, _, DataType::Array(element)) => {
+                let l = self.coerce(l, &element)?;
+                if l.ty() != *element {
+                    return Err(refuse(&l, &r));
+                }
+                Ok(Expr::Func(
+                    Func::Array(ArrayFunc::Prepend),
+                    vec![l, r],
+                    DataType::Array(element),
+                ))
+            }
+            _ => Err(refuse(&l, &r)),
+        }
     }
 
     /// `value op ANY (array)` / `value op ALL (array)`.
