@@ -115,6 +115,12 @@ pub enum JsonFunc {
     TypeOf,
     /// jsonb_array_length / json_array_length
     ArrayLength,
+    /// `jsonb || jsonb`: objects merged (the right wins), arrays concatenated
+    Concat,
+    /// `jsonb - text` (a key, or string elements) / `jsonb - int` (an element)
+    Remove,
+    /// jsonb_set(target, path, value [, create_missing])
+    Set,
 }
 
 /// Array constructors, subscripts, quantified comparisons and functions.
@@ -1307,6 +1313,76 @@ fn eval_json(func: JsonFunc, values: Vec<Value>, ty: &DataType) -> SqlResult<Val
             Some(doc) => Value::Text(doc.type_name().to_string()),
             None => Value::Null,
         },
+        JsonFunc::Concat => match (document(&first)?, document(&second)?) {
+            (Some(a), Some(b)) => Value::Jsonb(
+                match (a, b) {
+                    (Json::Object(mut a), Json::Object(b)) => {
+                        a.extend(b);
+                        Json::Object(a)
+                    }
+                    (Json::Array(mut a), Json::Array(b)) => {
+                        a.extend(b);
+                        Json::Array(a)
+                    }
+                    (Json::Array(mut a), b) => {
+                        a.push(b);
+                        Json::Array(a)
+                    }
+                    (a, Json::Array(b)) => Json::Array(std::iter::once(a).chain(b).collect()),
+                    (a, b) => Json::Array(vec![a, b]),
+                }
+                .normalized(),
+            ),
+            _ => Value::Null,
+        },
+        JsonFunc::Remove => match (document(&first)?, &second) {
+            (Some(Json::Object(members)), Value::Text(key)) => Value::Jsonb(Json::Object(
+                members.into_iter().filter(|(k, _)| k != key).collect(),
+            )),
+            (Some(Json::Array(items)), Value::Text(key)) => Value::Jsonb(Json::Array(
+                items
+                    .into_iter()
+                    .filter(|item| *item != Json::String(key.clone()))
+                    .collect(),
+            )),
+            (Some(Json::Array(mut items)), Value::Int4(_) | Value::Int2(_) | Value::Int8(_)) => {
+                let len = i64::try_from(items.len()).unwrap_or(i64::MAX);
+                let index = int_arg(&second)?;
+                let index = if index < 0 { len + index } else { index };
+                if let Some(i) = usize::try_from(index).ok().filter(|i| *i < items.len()) {
+                    items.remove(i);
+                }
+                Value::Jsonb(Json::Array(items))
+            }
+            (Some(Json::Object(_)), _) => {
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "cannot delete from object using integer index",
+                ))
+            }
+            (Some(_), v) if !v.is_null() => {
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "cannot delete from scalar",
+                ))
+            }
+            _ => Value::Null,
+        },
+        JsonFunc::Set => {
+            let (Some(mut doc), path, Some(new)) = (
+                document(&first)?,
+                texts(&second),
+                document(values.get(2).unwrap_or(&Value::Null))?,
+            ) else {
+                return Ok(Value::Null);
+            };
+            if second.is_null() {
+                return Ok(Value::Null);
+            }
+            let create = !matches!(values.get(3), Some(Value::Bool(false)));
+            json_set(&mut doc, &path, new, create);
+            Value::Jsonb(doc.normalized())
+        }
         JsonFunc::ArrayLength => match document(&first)? {
             Some(Json::Array(items)) => Value::Int4(i32::try_from(items.len()).unwrap_or(i32::MAX)),
             Some(Json::Object(_)) => {
@@ -1324,6 +1400,41 @@ fn eval_json(func: JsonFunc, values: Vec<Value>, ty: &DataType) -> SqlResult<Val
             None => Value::Null,
         },
     })
+}
+
+/// jsonb_set: replaces (or, with `create`, adds as the last step) the value at `path`.
+fn json_set(doc: &mut Json, path: &[String], new: Json, create: bool) {
+    let Some((step, rest)) = path.split_first() else {
+        *doc = new;
+        return;
+    };
+    match doc {
+        Json::Object(members) => match members.iter_mut().find(|(k, _)| k == step) {
+            Some((_, child)) => json_set(child, rest, new, create),
+            None if create && rest.is_empty() => members.push((step.clone(), new)),
+            None => {}
+        },
+        Json::Array(items) => {
+            let Ok(index) = step.parse::<i64>() else {
+                return;
+            };
+            let len = i64::try_from(items.len()).unwrap_or(i64::MAX);
+            let at = if index < 0 { len + index } else { index };
+            match usize::try_from(at).ok().filter(|i| *i < items.len()) {
+                Some(i) => json_set(&mut items[i], rest, new, create),
+                // Past either end: added there, as PostgreSQL does.
+                None if create && rest.is_empty() => {
+                    if at < 0 {
+                        items.insert(0, new);
+                    } else {
+                        items.push(new);
+                    }
+                }
+                None => {}
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Evaluates an array function over its evaluated arguments.

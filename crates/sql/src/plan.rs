@@ -1390,6 +1390,33 @@ impl Binder {
         if let Some(func) = json {
             return self.json_operator(func, op, l, r);
         }
+        // jsonb || jsonb and jsonb - key / index.
+        let jsonb = l.ty() == DataType::Jsonb || r.ty() == DataType::Jsonb;
+        if jsonb && matches!(op, B::StringConcat) {
+            let l = self.coerce(l, &DataType::Jsonb)?;
+            let r = self.coerce(r, &DataType::Jsonb)?;
+            if l.ty() != DataType::Jsonb || r.ty() != DataType::Jsonb {
+                return Err(operator_error("||", &l.ty(), &r.ty()));
+            }
+            return Ok(Expr::Func(
+                Func::Json(JsonFunc::Concat),
+                vec![l, r],
+                DataType::Jsonb,
+            ));
+        }
+        if l.ty() == DataType::Jsonb && matches!(op, B::Minus) {
+            let r = self.text_operand(r)?;
+            let fits = r.ty().is_text()
+                || matches!(r.ty(), DataType::Int2 | DataType::Int4 | DataType::Int8);
+            if !fits {
+                return Err(operator_error("-", &l.ty(), &r.ty()));
+            }
+            return Ok(Expr::Func(
+                Func::Json(JsonFunc::Remove),
+                vec![l, r],
+                DataType::Jsonb,
+            ));
+        }
         let regex = match op {
             B::PGRegexMatch => Some((false, false)),
             B::PGRegexIMatch => Some((true, false)),
@@ -2266,6 +2293,7 @@ impl Binder {
             ("jsonb_typeof", 1) => (JsonFunc::TypeOf, DataType::Text),
             ("json_typeof", 1) => (JsonFunc::TypeOf, DataType::Text),
             ("jsonb_array_length", 1) => (JsonFunc::ArrayLength, DataType::Int4),
+            ("jsonb_set", 3 | 4) => (JsonFunc::Set, DataType::Jsonb),
             ("json_array_length", 1) => (JsonFunc::ArrayLength, DataType::Int4),
             _ => return Ok(None),
         };
@@ -2277,6 +2305,18 @@ impl Binder {
         let mut args = Vec::with_capacity(bound.len());
         for arg in std::mem::take(bound) {
             let arg = match (func, arg.ty()) {
+                (JsonFunc::Set, _) => {
+                    let target = match args.len() {
+                        1 => DataType::Array(Box::new(DataType::Text)),
+                        3 => DataType::Bool,
+                        _ => DataType::Jsonb,
+                    };
+                    let arg = self.coerce(arg, &target)?;
+                    if arg.ty() != target {
+                        return Err(no_function(name, &[arg.ty()]));
+                    }
+                    arg
+                }
                 (JsonFunc::TypeOf | JsonFunc::ArrayLength, _) => {
                     let arg = self.coerce(arg, &document)?;
                     if arg.ty() != document {
