@@ -2076,13 +2076,10 @@ async fn select_rows_wanting(
     } else if let Some(series) = &select.series {
         sink.take(txn, series_rows(series, ctx, read_limit)?, ctx)
             .await?;
-    } else if let Some(array) = &select.unnest {
-        let rows: Vec<Vec<Value>> = match array.eval(&[], &ctx.eval())? {
-            Value::Array(items) => items.into_iter().map(|item| vec![item]).collect(),
-            _ => vec![],
-        };
+    } else if let Some((function, arg)) = &select.set_function {
+        let rows = set_function_rows(*function, arg.eval(&[], &ctx.eval())?)?;
         for row in &rows {
-            ctx.memory.charge_row(row, "unnest")?;
+            ctx.memory.charge_row(row, "set-returning function")?;
         }
         sink.take(txn, rows, ctx).await?;
     } else if let Some(recursive) = &select.recursive {
@@ -2231,6 +2228,62 @@ async fn select_rows_wanting(
         .take(limit.unwrap_or(usize::MAX))
         .collect();
     Ok(out)
+}
+
+/// The rows of a set-returning function of one argument (none for NULL).
+fn set_function_rows(function: crate::plan::SetFunction, arg: Value) -> SqlResult<Vec<Vec<Value>>> {
+    use crate::plan::SetFunction;
+    use crate::types::json::Json;
+    let as_value = |json: Json, text: bool| match (json, text) {
+        (json, false) => Value::Jsonb(json),
+        (json, true) => json.as_text().map_or(Value::Null, Value::Text),
+    };
+    let doc = match &arg {
+        Value::Jsonb(json) => Some(json.clone()),
+        _ => None,
+    };
+    Ok(match (function, arg, doc) {
+        (SetFunction::Unnest, Value::Array(items), _) => {
+            items.into_iter().map(|item| vec![item]).collect()
+        }
+        (SetFunction::JsonbEach { text }, _, Some(Json::Object(members))) => members
+            .into_iter()
+            .map(|(key, value)| vec![Value::Text(key), as_value(value, text)])
+            .collect(),
+        (SetFunction::JsonbObjectKeys, _, Some(Json::Object(members))) => members
+            .into_iter()
+            .map(|(key, _)| vec![Value::Text(key)])
+            .collect(),
+        (SetFunction::JsonbArrayElements { text }, _, Some(Json::Array(items))) => items
+            .into_iter()
+            .map(|item| vec![as_value(item, text)])
+            .collect(),
+        (SetFunction::JsonbEach { .. }, _, Some(_)) => {
+            return Err(SqlError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "cannot call jsonb_each on a non-object",
+            ))
+        }
+        (SetFunction::JsonbObjectKeys, _, Some(_)) => {
+            return Err(SqlError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "cannot call jsonb_object_keys on a non-object",
+            ))
+        }
+        (SetFunction::JsonbArrayElements { .. }, _, Some(Json::Object(_))) => {
+            return Err(SqlError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "cannot extract elements from an object",
+            ))
+        }
+        (SetFunction::JsonbArrayElements { .. }, _, Some(_)) => {
+            return Err(SqlError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "cannot extract elements from a scalar",
+            ))
+        }
+        _ => vec![],
+    })
 }
 
 /// The rows of `generate_series`: from `start` by `step` while not past `stop` (none if an
@@ -2542,7 +2595,7 @@ fn equi_correlation(plan: &SelectPlan) -> Option<(Scan, Vec<Expr>, Vec<Expr>)> {
         && plan.filter.is_none()
         && plan.set_operation.is_none()
         && plan.series.is_none()
-        && plan.unnest.is_none()
+        && plan.set_function.is_none()
         && plan.recursive.is_none()
         && plan.working_table.is_none()
         && plan.aggregation.is_none()
@@ -2854,8 +2907,8 @@ fn explain_select(select: &SelectPlan, lines: &mut Vec<String>, mut depth: usize
     match (&select.scan, &select.series) {
         (Some(scan), _) => explain_scan(scan, lines, depth),
         (None, Some(_)) => lines.push(format!("{}Function Scan on generate_series", indent(depth))),
-        (None, None) if select.unnest.is_some() => {
-            lines.push(format!("{}Function Scan on unnest", indent(depth)))
+        (None, None) if select.set_function.is_some() => {
+            lines.push(format!("{}Function Scan", indent(depth)))
         }
         (None, None) => lines.push(format!("{}Result", indent(depth))),
     }

@@ -273,8 +273,9 @@ pub struct SelectPlan {
     pub offset: Option<Expr>,
     /// `generate_series(...)` in FROM: the rows come from it instead of a scan.
     pub series: Option<Series>,
-    /// `unnest(array)` in FROM: one row per element.
-    pub unnest: Option<Expr>,
+    /// A set-returning function in FROM over one argument (`unnest(array)`,
+    /// `jsonb_each(doc)`, ...): its rows instead of a scan.
+    pub set_function: Option<(SetFunction, Expr)>,
     /// As a subquery: it reads the current row of a query around it ([`Expr::Outer`]), so
     /// it runs once per such row rather than once before the statement.
     pub correlated: bool,
@@ -300,6 +301,25 @@ pub struct RecursiveUnion {
     pub id: usize,
     /// Column types (the anchor's); the step's rows are cast to them.
     pub types: Vec<DataType>,
+}
+
+/// A set-returning function of one argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetFunction {
+    /// unnest(array): one row per element
+    Unnest,
+    /// jsonb_each / jsonb_each_text: (key, value) per member
+    JsonbEach {
+        /// values as text
+        text: bool,
+    },
+    /// jsonb_object_keys: one row per key
+    JsonbObjectKeys,
+    /// jsonb_array_elements / _text: one row per element
+    JsonbArrayElements {
+        /// values as text
+        text: bool,
+    },
 }
 
 /// `generate_series(start, stop [, step])`: one row per value from `start` towards `stop`.

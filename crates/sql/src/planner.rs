@@ -14,8 +14,8 @@ use crate::expr::{CmpOp, Expr};
 use crate::plan::{
     column_refs, common_type, ident_name, sort_direction, table_name, Access, Aggregation, Binder,
     DeletePlan, HashKeys, InsertPlan, InsertSource, JoinKind, JoinStep, Plan, RecursiveUnion, Scan,
-    Scope, ScopeTable, SelectPlan, Series, SetOperation, SetOperator, SortKey, TxnModes,
-    UpdatePlan,
+    Scope, ScopeTable, SelectPlan, Series, SetFunction, SetOperation, SetOperator, SortKey,
+    TxnModes, UpdatePlan,
 };
 use crate::types::{ops, DataType};
 use crate::Column;
@@ -985,17 +985,26 @@ fn table_function(
     before: &Scope,
     binder: &mut Binder,
 ) -> SqlResult<(Arc<TableDesc>, String, Option<Arc<SelectPlan>>)> {
-    if function != "generate_series" && function != "unnest" {
-        return Err(SqlError::new(
-            SqlState::UNDEFINED_FUNCTION,
-            format!("function {function} does not exist as a table function"),
-        ));
-    }
+    let set_function = match function {
+        "generate_series" => None,
+        "unnest" => Some(SetFunction::Unnest),
+        "jsonb_each" => Some(SetFunction::JsonbEach { text: false }),
+        "jsonb_each_text" => Some(SetFunction::JsonbEach { text: true }),
+        "jsonb_object_keys" => Some(SetFunction::JsonbObjectKeys),
+        "jsonb_array_elements" => Some(SetFunction::JsonbArrayElements { text: false }),
+        "jsonb_array_elements_text" => Some(SetFunction::JsonbArrayElements { text: true }),
+        _ => {
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("function {function} does not exist as a table function"),
+            ))
+        }
+    };
     let lateral = !before.tables().is_empty();
     let entered = lateral.then(|| enter_outer(binder, before));
-    let plan = match function {
-        "unnest" => unnest_plan(args, binder),
-        _ => series_plan(args, binder),
+    let plan = match set_function {
+        Some(set_function) => set_function_plan(function, set_function, args, binder),
+        None => series_plan(args, binder),
     };
     let correlated = entered.is_some_and(|entered| leave_outer(binder, entered));
     let mut plan = plan?;
@@ -1006,36 +1015,74 @@ fn table_function(
         None => function.to_string(),
     };
     let mut table = derived_table(&plan, &visible);
-    Arc::make_mut(&mut table).columns[0].name = visible.clone();
+    // jsonb_array_elements' column is `value`, but like PostgreSQL's whole-row reference the
+    // alias reads it too: with an alias, the column takes the alias's name.
+    let named_column = matches!(set_function, Some(SetFunction::JsonbEach { .. }))
+        || (matches!(set_function, Some(SetFunction::JsonbArrayElements { .. }))
+            && alias.is_none());
+    if let ([only], false) = (&mut Arc::make_mut(&mut table).columns[..], named_column) {
+        only.name = visible.clone();
+    }
     let table = with_column_aliases(table, &visible, alias)?;
     Ok((table, visible, Some(Arc::new(plan))))
 }
 
-/// `unnest(array)`: one row per element, as a derived table.
-fn unnest_plan(args: &[&ast::Expr], binder: &mut Binder) -> SqlResult<SelectPlan> {
+/// A set-returning function of one argument (`unnest(array)`, `jsonb_each(doc)`, ...) as a
+/// derived table.
+fn set_function_plan(
+    name: &str,
+    function: SetFunction,
+    args: &[&ast::Expr],
+    binder: &mut Binder,
+) -> SqlResult<SelectPlan> {
     let [expr] = args else {
-        return Err(SqlError::unsupported(
-            "unnest takes one array here (several arrays are not supported yet)",
-        ));
+        return Err(SqlError::unsupported(format!(
+            "{name} takes one argument here"
+        )));
     };
-    let array = binder.bind(expr, &Scope::empty())?;
-    let array = match array.ty() {
-        DataType::Unknown => binder.coerce(array, &DataType::Array(Box::new(DataType::Text)))?,
-        _ => array,
+    let arg = binder.bind(expr, &Scope::empty())?;
+    let wanted = match function {
+        SetFunction::Unnest => match arg.ty() {
+            DataType::Array(_) => arg.ty(),
+            _ => DataType::Array(Box::new(DataType::Text)),
+        },
+        _ => DataType::Jsonb,
     };
-    let DataType::Array(element) = array.ty() else {
+    let arg = binder.coerce(arg, &wanted)?;
+    if arg.ty() != wanted {
         return Err(SqlError::new(
             SqlState::UNDEFINED_FUNCTION,
-            format!("function unnest({}) does not exist", array.ty()),
+            format!("function {name}({}) does not exist", arg.ty()),
         ));
+    }
+    let column = |name: &str, data_type: DataType| Column {
+        name: name.into(),
+        data_type,
     };
-    let columns = vec![Column {
-        name: "unnest".into(),
-        data_type: *element,
-    }];
+    let value_type = |text: bool| {
+        if text {
+            DataType::Text
+        } else {
+            DataType::Jsonb
+        }
+    };
+    let columns = match function {
+        SetFunction::Unnest => match arg.ty() {
+            DataType::Array(element) => vec![column("unnest", *element)],
+            _ => vec![column("unnest", DataType::Text)],
+        },
+        SetFunction::JsonbEach { text } => {
+            vec![
+                column("key", DataType::Text),
+                column("value", value_type(text)),
+            ]
+        }
+        SetFunction::JsonbObjectKeys => vec![column(name, DataType::Text)],
+        SetFunction::JsonbArrayElements { text } => vec![column("value", value_type(text))],
+    };
     let mut plan = values_tree(vec![], &columns);
     plan.projection = column_refs(&columns);
-    plan.unnest = Some(array);
+    plan.set_function = Some((function, arg));
     Ok(plan)
 }
 
@@ -1692,7 +1739,7 @@ async fn plan_set_operation(
         limit,
         offset,
         series: None,
-        unnest: None,
+        set_function: None,
         correlated: false,
         recursive: None,
         working_table: None,
@@ -2170,7 +2217,7 @@ async fn plan_select_body(
         limit,
         offset,
         series: None,
-        unnest: None,
+        set_function: None,
         correlated: false,
         recursive: None,
         working_table: None,
@@ -2350,7 +2397,7 @@ fn values_tree(mut rows: Vec<Vec<Expr>>, columns: &[Column]) -> SelectPlan {
         limit: None,
         offset: None,
         series: None,
-        unnest: None,
+        set_function: None,
         correlated: false,
         recursive: None,
         working_table: None,
