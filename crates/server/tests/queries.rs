@@ -619,3 +619,29 @@ async fn a_statement_reading_what_its_data_modifying_with_changes_is_refused() {
         .unwrap();
     assert_eq!(row.get::<_, i64>(0), 2, "nothing was deleted");
 }
+
+#[tokio::test]
+async fn deeply_nested_json_is_an_error_not_a_crash() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    // Parsing recurses per level; past the limit it is 54001, as PostgreSQL's stack check.
+    for sql in [
+        "SELECT (repeat('[', 5000) || repeat(']', 5000))::jsonb",
+        "SELECT repeat('{\"a\":', 3000)::json",
+    ] {
+        let error = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(
+            error.code(),
+            Some(&SqlState::STATEMENT_TOO_COMPLEX),
+            "{sql}: {error}"
+        );
+    }
+    let row = client
+        .query_one(
+            "SELECT jsonb_typeof((repeat('[', 150) || repeat(']', 150))::jsonb)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "array");
+}

@@ -27,6 +27,9 @@ pub enum Json {
     Object(Vec<(String, Json)>),
 }
 
+/// How deeply arrays and objects may nest.
+const MAX_DEPTH: usize = 200;
+
 fn invalid(kind: &str, input: &str, detail: &str) -> SqlError {
     SqlError::new(
         SqlState::INVALID_TEXT_REPRESENTATION,
@@ -140,9 +143,11 @@ impl Parser<'_> {
     fn value(&mut self) -> SqlResult<Json> {
         self.skip_space();
         self.depth += 1;
-        if self.depth > 1000 {
+        // Parsing and every walk over a document recurse per level: bound the nesting well
+        // inside a worker thread's stack.
+        if self.depth > MAX_DEPTH {
             return Err(SqlError::new(
-                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                SqlState("54001"),
                 "stack depth limit exceeded",
             ));
         }
