@@ -1903,6 +1903,13 @@ fn eval_func(
             let chars: Vec<char> = as_text(&first).chars().collect();
             let length = usize::try_from(int_arg(&values[1])?.max(0)).unwrap_or(0);
             let fill: Vec<char> = values.get(2).map_or(" ".into(), as_text).chars().collect();
+            // As PostgreSQL, no text past 1GB (a character may take 4 bytes).
+            if length.saturating_mul(4) > 1 << 30 && length > chars.len() {
+                return Err(SqlError::new(
+                    SqlState::PROGRAM_LIMIT_EXCEEDED,
+                    "requested length too large",
+                ));
+            }
             if chars.len() >= length || fill.is_empty() {
                 return Ok(Value::Text(chars.iter().take(length).collect()));
             }
