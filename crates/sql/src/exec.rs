@@ -2299,7 +2299,10 @@ fn series_rows(series: &Series, ctx: &ExecContext<'_>, limit: usize) -> SqlResul
     if start.is_null() || stop.is_null() || step.is_null() {
         return Ok(vec![]);
     }
-    let zero = cast::cast(Value::Int4(0), &series.data_type, false)?;
+    let zero = match &step {
+        Value::Interval(_) => Value::Interval(crate::types::interval::Interval::default()),
+        _ => cast::cast(Value::Int4(0), &series.data_type, false)?,
+    };
     let ascending = match ops::total_cmp(&step, &zero) {
         Ordering::Equal => {
             return Err(SqlError::new(

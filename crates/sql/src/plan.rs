@@ -331,7 +331,7 @@ pub struct Series {
     pub stop: Expr,
     /// Increment (1 if absent); negative counts down, zero is an error.
     pub step: Option<Expr>,
-    /// integer, bigint or numeric.
+    /// integer, bigint, numeric, or timestamp(tz) with an interval step.
     pub data_type: DataType,
 }
 

@@ -1105,6 +1105,54 @@ fn series_plan(args: &[&ast::Expr], binder: &mut Binder) -> SqlResult<SelectPlan
             ),
         ));
     }
+    // Timestamps step by an interval: generate_series(start, stop, step interval).
+    let instants = bound.iter().take(2).map(Expr::ty).collect::<Vec<_>>();
+    if bound.len() == 3
+        && instants.iter().any(|t| {
+            matches!(
+                t,
+                DataType::Timestamp | DataType::TimestampTz | DataType::Date
+            )
+        })
+    {
+        // Dates go to the timestamptz variant, as PostgreSQL resolves them.
+        let data_type = match common_type(instants.into_iter())? {
+            DataType::Timestamp => DataType::Timestamp,
+            _ => DataType::TimestampTz,
+        };
+        let mut bound = bound.into_iter();
+        let (Some(start), Some(stop), Some(step)) = (bound.next(), bound.next(), bound.next())
+        else {
+            unreachable!("three arguments were checked above");
+        };
+        let start = binder.coerce(start, &data_type)?;
+        let stop = binder.coerce(stop, &data_type)?;
+        let step = binder.coerce(step, &DataType::Interval)?;
+        if start.ty() != data_type || stop.ty() != data_type || step.ty() != DataType::Interval {
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!(
+                    "function generate_series({}, {}, {}) does not exist",
+                    start.ty(),
+                    stop.ty(),
+                    step.ty()
+                ),
+            ));
+        }
+        let columns = vec![Column {
+            name: "generate_series".into(),
+            data_type: data_type.clone(),
+        }];
+        let mut plan = values_tree(vec![], &columns);
+        plan.projection = column_refs(&columns);
+        plan.series = Some(Series {
+            start,
+            stop,
+            step: Some(step),
+            data_type,
+        });
+        return Ok(plan);
+    }
     let data_type = match common_type(bound.iter().map(Expr::ty))? {
         DataType::Int2 | DataType::Int4 => DataType::Int4,
         DataType::Int8 => DataType::Int8,
