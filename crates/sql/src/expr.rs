@@ -107,6 +107,8 @@ pub enum JsonFunc {
     HasAllKeys,
     /// jsonb_build_object / json_build_object
     BuildObject,
+    /// row_to_json / to_json of a whole row: json in the compact form `{"a":1,"b":"x"}`
+    RowObject,
     /// jsonb_build_array / json_build_array
     BuildArray,
     /// to_jsonb / to_json
@@ -1298,6 +1300,14 @@ fn eval_json(func: JsonFunc, values: Vec<Value>, ty: &DataType) -> SqlResult<Val
                 members.push((text::format_text(&pair[0]), to_json(&pair[1])?));
             }
             json_value(Json::Object(members), ty)
+        }
+        JsonFunc::RowObject => {
+            let mut members = Vec::with_capacity(values.len() / 2);
+            for pair in values.chunks(2) {
+                let value = pair.get(1).map(to_json).transpose()?.unwrap_or(Json::Null);
+                members.push((text::format_text(&pair[0]), value));
+            }
+            Value::Json(Json::Object(members).to_compact_text())
         }
         JsonFunc::BuildArray => json_value(
             Json::Array(values.iter().map(to_json).collect::<SqlResult<_>>()?),

@@ -1781,9 +1781,10 @@ impl Binder {
             }
             // Aggregates do not nest.
             self.allow_aggregates = false;
-            let arg = match args.first() {
-                Some(a) => Some(self.bind(a, scope)?),
-                None => None,
+            let arg = match (args.first(), agg) {
+                (Some(a), AggFunc::JsonbAgg) => Some(self.bind_row_reference(a, scope, true)?),
+                (Some(a), _) => Some(self.bind(a, scope)?),
+                (None, _) => None,
             };
             let delimiter = match args.get(1) {
                 Some(d) => {
@@ -1847,10 +1848,33 @@ impl Binder {
                 "{name}(*) or DISTINCT is only allowed with aggregates"
             )));
         }
+        let row_aware = matches!(name.as_str(), "to_jsonb" | "to_json" | "row_to_json");
         let mut bound = args
             .iter()
-            .map(|a| self.bind(a, scope))
+            .map(|a| match row_aware {
+                true => self.bind_row_reference(a, scope, name == "to_jsonb"),
+                false => self.bind(a, scope),
+            })
             .collect::<SqlResult<Vec<_>>>()?;
+        if row_aware {
+            // A whole row is already the object; so is a built object for to_json(b).
+            let built = matches!(
+                bound.as_slice(),
+                [Expr::Func(
+                    Func::Json(JsonFunc::RowObject | JsonFunc::BuildObject),
+                    _,
+                    _
+                )]
+            );
+            if built || name == "row_to_json" {
+                return match bound.pop() {
+                    Some(row) if bound.is_empty() && (built || row.ty() == DataType::Json) => {
+                        Ok(row)
+                    }
+                    _ => Err(no_function(&name, &[])),
+                };
+            }
+        }
         let types: Vec<DataType> = bound.iter().map(Expr::ty).collect();
         if let Some(call) = self.array_function(&name, &mut bound, &types)? {
             return Ok(call);
@@ -2408,6 +2432,48 @@ impl Binder {
             }
             _ => Err(refuse(&l, &r)),
         }
+    }
+
+    /// An argument that may name a FROM item as a whole row (`to_jsonb(t)`,
+    /// `jsonb_agg(t)`, `row_to_json(t)`): the row as an object of its visible columns
+    /// (jsonb, or json in row_to_json's compact form); anything else binds as usual.
+    fn bind_row_reference(&mut self, e: &ast::Expr, scope: &Scope, jsonb: bool) -> SqlResult<Expr> {
+        let ast::Expr::Identifier(ident) = e else {
+            return self.bind(e, scope);
+        };
+        let name = ident_name(ident);
+        let is_column = scope
+            .tables
+            .iter()
+            .any(|t| t.table.column_index(&name).is_some());
+        let Some(table) = scope
+            .tables
+            .iter()
+            .find(|t| t.name == name)
+            .filter(|_| !is_column)
+        else {
+            return self.bind(e, scope);
+        };
+        let mut args = Vec::new();
+        for (i, column) in table.table.columns.iter().enumerate() {
+            if column.hidden {
+                continue;
+            }
+            args.push(Expr::Literal(
+                Value::Text(column.name.clone()),
+                DataType::Text,
+            ));
+            args.push(Expr::Column {
+                index: table.offset + i,
+                name: format!("{}.{}", table.name, column.name),
+                ty: column.data_type.clone(),
+            });
+        }
+        Ok(if jsonb {
+            Expr::Func(Func::Json(JsonFunc::BuildObject), args, DataType::Jsonb)
+        } else {
+            Expr::Func(Func::Json(JsonFunc::RowObject), args, DataType::Json)
+        })
     }
 
     /// `value op ANY (array)` / `value op ALL (array)`.

@@ -424,6 +424,13 @@ impl Json {
         }
     }
 
+    /// row_to_json's form: `{"a":1,"b":[1,2]}`.
+    pub fn to_compact_text(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out, ":", ",");
+        out
+    }
+
     /// The form json_build_object and json_agg produce for `json`: `{"a" : 1}`, `[1, 2]`.
     pub fn to_json_text(&self) -> String {
         let mut out = String::new();
