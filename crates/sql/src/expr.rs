@@ -1636,46 +1636,88 @@ pub fn truth(value: &Value) -> SqlResult<Option<bool>> {
 }
 
 /// PostgreSQL's format(): `%s` (NULL as empty), `%I` (quoted as an identifier when needed),
-/// `%L` (quoted as a literal, NULL as NULL), `%%`, each optionally `%n$` to pick argument n.
+/// `%L` (quoted as a literal, NULL as NULL), `%%`; each optionally `%n$` to pick argument n,
+/// `-` to left-justify and a width (digits, `*` for the next argument, `*n$` for argument n;
+/// a negative width left-justifies).
 fn format(template: &str, args: &[Value]) -> SqlResult<String> {
     let invalid = |message: String| SqlError::new(SqlState::INVALID_PARAMETER_VALUE, message);
     let mut out = String::with_capacity(template.len());
     let mut chars = template.chars().peekable();
     let mut next_arg = 0;
+    let digits = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+        let mut found = String::new();
+        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+            found.push(d);
+            chars.next();
+        }
+        found
+    };
+    let argument_number = |text: &str| -> SqlResult<usize> {
+        match text.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n - 1),
+            _ => Err(invalid(
+                "format specifies argument 0, but arguments are numbered from 1".into(),
+            )),
+        }
+    };
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
             continue;
         }
-        let mut digits = String::new();
-        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
-            digits.push(d);
+        if chars.peek() == Some(&'%') {
             chars.next();
-        }
-        let position = if digits.is_empty() {
-            None
-        } else if chars.peek() == Some(&'$') {
-            chars.next();
-            match digits.parse::<usize>() {
-                Ok(n) if n > 0 => Some(n - 1),
-                _ => {
-                    return Err(invalid(
-                        "format specifies argument 0, but arguments are numbered from 1".into(),
-                    ))
-                }
-            }
-        } else {
-            return Err(SqlError::unsupported(
-                "width in format() is not supported yet",
-            ));
-        };
-        let Some(kind) = chars.next() else {
-            return Err(invalid("unterminated format() type specifier".into()));
-        };
-        if kind == '%' && position.is_none() {
             out.push('%');
             continue;
         }
+        // %[n$][-][width]type: a leading number is the position if a '$' follows, else the
+        // width.
+        let mut position = None;
+        let mut width: Option<i64> = None;
+        let leading = digits(&mut chars);
+        if !leading.is_empty() {
+            if chars.peek() == Some(&'$') {
+                chars.next();
+                position = Some(argument_number(&leading)?);
+            } else {
+                width = leading.parse().ok();
+            }
+        }
+        let mut left = false;
+        if width.is_none() {
+            while chars.peek() == Some(&'-') {
+                chars.next();
+                left = true;
+            }
+            if chars.peek() == Some(&'*') {
+                chars.next();
+                let star = digits(&mut chars);
+                let index = if star.is_empty() {
+                    let index = next_arg;
+                    next_arg += 1;
+                    index
+                } else if chars.next() == Some('$') {
+                    argument_number(&star)?
+                } else {
+                    return Err(invalid("unterminated format() type specifier".into()));
+                };
+                let Some(value) = args.get(index) else {
+                    return Err(invalid("too few arguments for format()".into()));
+                };
+                width = match value {
+                    Value::Null => None,
+                    other => Some(int_arg(other)?),
+                };
+            } else {
+                let explicit = digits(&mut chars);
+                if !explicit.is_empty() {
+                    width = explicit.parse().ok();
+                }
+            }
+        }
+        let Some(kind) = chars.next() else {
+            return Err(invalid("unterminated format() type specifier".into()));
+        };
         if !matches!(kind, 's' | 'I' | 'L') {
             return Err(invalid(format!(
                 "unrecognized format() type specifier \"{kind}\""
@@ -1686,18 +1728,39 @@ fn format(template: &str, args: &[Value]) -> SqlResult<String> {
         let Some(value) = args.get(index) else {
             return Err(invalid("too few arguments for format()".into()));
         };
-        match (kind, value) {
-            ('s', Value::Null) => {}
-            ('s', v) => out.push_str(&as_text(v)),
+        let text = match (kind, value) {
+            ('s', Value::Null) => String::new(),
+            ('s', v) => as_text(v),
             ('I', Value::Null) => {
                 return Err(SqlError::new(
                     SqlState("22004"),
                     "null values cannot be formatted as an SQL identifier",
                 ))
             }
-            ('I', v) => out.push_str(&quote_ident(&as_text(v))),
-            (_, Value::Null) => out.push_str("NULL"),
-            (_, v) => out.push_str(&quote_literal(&as_text(v))),
+            ('I', v) => quote_ident(&as_text(v)),
+            (_, Value::Null) => "NULL".to_string(),
+            (_, v) => quote_literal(&as_text(v)),
+        };
+        let (left, width) = match width {
+            Some(w) if w < 0 => (true, w.unsigned_abs()),
+            Some(w) => (left, w.unsigned_abs()),
+            None => (left, 0),
+        };
+        let pad = usize::try_from(width)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(text.chars().count());
+        if pad > 1 << 30 {
+            return Err(SqlError::new(
+                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                "requested length too large",
+            ));
+        }
+        if left {
+            out.push_str(&text);
+            out.extend(std::iter::repeat_n(' ', pad));
+        } else {
+            out.extend(std::iter::repeat_n(' ', pad));
+            out.push_str(&text);
         }
     }
     Ok(out)
