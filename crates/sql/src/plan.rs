@@ -1475,20 +1475,9 @@ impl Binder {
         }
         match op {
             B::And | B::Or => {
-                let l = self.coerce(l, &DataType::Bool)?;
-                let r = self.coerce(r, &DataType::Bool)?;
-                for side in [&l, &r] {
-                    if side.ty() != DataType::Bool {
-                        return Err(SqlError::new(
-                            SqlState::DATATYPE_MISMATCH,
-                            format!(
-                                "argument of {} must be type boolean, not type {}",
-                                if matches!(op, B::And) { "AND" } else { "OR" },
-                                side.ty()
-                            ),
-                        ));
-                    }
-                }
+                let what = if matches!(op, B::And) { "AND" } else { "OR" };
+                let l = self.boolean(l, what)?;
+                let r = self.boolean(r, what)?;
                 Ok(if matches!(op, B::And) {
                     Expr::And(Box::new(l), Box::new(r))
                 } else {
@@ -1590,6 +1579,21 @@ impl Binder {
             return Err(operator_error(op, &lt, &rt));
         }
         Ok((l, r))
+    }
+
+    /// `e` as a condition of `what` (WHERE, JOIN/ON, FILTER, AND, OR): boolean, or 42804.
+    pub fn boolean(&mut self, e: Expr, what: &str) -> SqlResult<Expr> {
+        let e = self.coerce(e, &DataType::Bool)?;
+        if e.ty() != DataType::Bool {
+            return Err(SqlError::new(
+                SqlState::DATATYPE_MISMATCH,
+                format!(
+                    "argument of {what} must be type boolean, not type {}",
+                    e.ty()
+                ),
+            ));
+        }
+        Ok(e)
     }
 
     /// Converts `e` to `ty` where PostgreSQL would do so implicitly: unknown literals and
@@ -1796,17 +1800,7 @@ impl Binder {
             let filter = match &function.filter {
                 Some(f) => {
                     let f = self.bind(f, scope)?;
-                    let f = self.coerce(f, &DataType::Bool)?;
-                    if f.ty() != DataType::Bool {
-                        return Err(SqlError::new(
-                            SqlState::DATATYPE_MISMATCH,
-                            format!(
-                                "argument of FILTER must be type boolean, not type {}",
-                                f.ty()
-                            ),
-                        ));
-                    }
-                    Some(f)
+                    Some(self.boolean(f, "FILTER")?)
                 }
                 None => None,
             };

@@ -1745,13 +1745,7 @@ async fn plan_set_operation(
         for item in exprs {
             let expr = match &item.expr {
                 ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
-                    let n: usize = v.value.to_string().parse().unwrap_or(0);
-                    projection.get(n.wrapping_sub(1)).cloned().ok_or_else(|| {
-                        SqlError::new(
-                            SqlState::INVALID_COLUMN_REFERENCE,
-                            format!("ORDER BY position {n} is not in select list"),
-                        )
-                    })?
+                    output_position(&v.value, &projection)?
                 }
                 other => binder.bind(other, &scope)?,
             };
@@ -1791,6 +1785,17 @@ async fn plan_set_operation(
         correlated: false,
         recursive: None,
         working_table: None,
+    })
+}
+
+/// `ORDER BY n`: the n-th output expression (42P10 if there is none).
+fn output_position(number: &ast::Value, projection: &[Expr]) -> SqlResult<Expr> {
+    let n: usize = number.to_string().parse().unwrap_or(0);
+    projection.get(n.wrapping_sub(1)).cloned().ok_or_else(|| {
+        SqlError::new(
+            SqlState::INVALID_COLUMN_REFERENCE,
+            format!("ORDER BY position {n} is not in select list"),
+        )
     })
 }
 
@@ -1900,17 +1905,7 @@ async fn plan_select_body(
         let on = match on {
             Some(on) => {
                 let bound = binder.bind(&on, &visible)?;
-                let bound = binder.coerce(bound, &DataType::Bool)?;
-                if bound.ty() != DataType::Bool {
-                    return Err(SqlError::new(
-                        SqlState::DATATYPE_MISMATCH,
-                        format!(
-                            "argument of JOIN/ON must be type boolean, not type {}",
-                            bound.ty()
-                        ),
-                    ));
-                }
-                Some(bound)
+                Some(binder.boolean(bound, "JOIN/ON")?)
             }
             None => None,
         };
@@ -2047,13 +2042,7 @@ async fn plan_select_body(
         for item in exprs {
             let expr = match &item.expr {
                 ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
-                    let n: usize = v.value.to_string().parse().unwrap_or(0);
-                    projection.get(n.wrapping_sub(1)).cloned().ok_or_else(|| {
-                        SqlError::new(
-                            SqlState::INVALID_COLUMN_REFERENCE,
-                            format!("ORDER BY position {n} is not in select list"),
-                        )
-                    })?
+                    output_position(&v.value, &projection)?
                 }
                 ast::Expr::Identifier(ident)
                     if columns
@@ -2688,17 +2677,7 @@ fn where_clause(
     match selection {
         Some(selection) => {
             let bound = binder.bind(selection, scope)?;
-            let bound = binder.coerce(bound, &DataType::Bool)?;
-            if bound.ty() != DataType::Bool {
-                return Err(SqlError::new(
-                    SqlState::DATATYPE_MISMATCH,
-                    format!(
-                        "argument of WHERE must be type boolean, not type {}",
-                        bound.ty()
-                    ),
-                ));
-            }
-            Ok(Some(bound))
+            Ok(Some(binder.boolean(bound, "WHERE")?))
         }
         None => Ok(None),
     }
