@@ -917,19 +917,8 @@ impl Expr {
                 if value.is_null() {
                     return Ok(Value::Null);
                 }
-                let mut saw_null = false;
-                for item in list {
-                    match ops::compare(&value, &item.eval(row, ctx)?)? {
-                        Some(Ordering::Equal) => return Ok(Value::Bool(!negated)),
-                        Some(_) => {}
-                        None => saw_null = true,
-                    }
-                }
-                if saw_null {
-                    Value::Null
-                } else {
-                    Value::Bool(*negated)
-                }
+                let items = list.iter().map(|item| item.eval(row, ctx));
+                negate_if(quantified(&value, items, CmpOp::Eq, false)?, *negated)
             }
             Expr::Cast(e, ty) => cast::cast(e.eval(row, ctx)?, ty, true)?,
             Expr::Case {
@@ -991,23 +980,7 @@ impl Expr {
                     SubqueryUse::Exists { negated } => Value::Bool(rows.is_empty() == *negated),
                     SubqueryUse::Quantified { value, op, all } => {
                         let value = value.eval(row, ctx)?;
-                        let mut saw_null = false;
-                        for candidate in rows {
-                            let candidate = candidate.first().cloned().unwrap_or(Value::Null);
-                            match ops::compare(&value, &candidate)? {
-                                Some(ordering) if op.holds(ordering) != *all => {
-                                    // ANY found a true one / ALL found a false one.
-                                    return Ok(Value::Bool(!all));
-                                }
-                                Some(_) => {}
-                                None => saw_null = true,
-                            }
-                        }
-                        if saw_null {
-                            Value::Null
-                        } else {
-                            Value::Bool(*all)
-                        }
+                        quantified(&value, first_column(rows), *op, *all)?
                     }
                     SubqueryUse::In { value, negated } => {
                         let value = value.eval(row, ctx)?;
@@ -1024,20 +997,10 @@ impl Expr {
                                 None => Value::Null,
                             });
                         }
-                        let mut saw_null = false;
-                        for candidate in rows {
-                            let candidate = candidate.first().cloned().unwrap_or(Value::Null);
-                            match ops::compare(&value, &candidate)? {
-                                Some(Ordering::Equal) => return Ok(Value::Bool(!negated)),
-                                Some(_) => {}
-                                None => saw_null = true,
-                            }
-                        }
-                        if saw_null {
-                            Value::Null
-                        } else {
-                            Value::Bool(*negated)
-                        }
+                        negate_if(
+                            quantified(&value, first_column(rows), CmpOp::Eq, false)?,
+                            *negated,
+                        )
                     }
                 }
             }
@@ -1483,31 +1446,20 @@ fn eval_array(func: ArrayFunc, values: Vec<Value>) -> SqlResult<Value> {
                 Value::Text(op) => op,
                 _ => return Err(SqlError::internal("ANY/ALL without an operator")),
             };
-            let all = func == ArrayFunc::All;
-            let mut saw_null = false;
-            for item in &items {
-                match ops::compare(&value, item)? {
-                    Some(ordering) => {
-                        let holds = match op.as_str() {
-                            "=" => ordering == Ordering::Equal,
-                            "<>" => ordering != Ordering::Equal,
-                            "<" => ordering == Ordering::Less,
-                            "<=" => ordering != Ordering::Greater,
-                            ">" => ordering == Ordering::Greater,
-                            _ => ordering != Ordering::Less,
-                        };
-                        if holds != all {
-                            return Ok(Value::Bool(!all));
-                        }
-                    }
-                    None => saw_null = true,
-                }
-            }
-            if saw_null {
-                Value::Null
-            } else {
-                Value::Bool(all)
-            }
+            let op = match op.as_str() {
+                "=" => CmpOp::Eq,
+                "<>" => CmpOp::NotEq,
+                "<" => CmpOp::Lt,
+                "<=" => CmpOp::LtEq,
+                ">" => CmpOp::Gt,
+                _ => CmpOp::GtEq,
+            };
+            quantified(
+                &value,
+                items.into_iter().map(Ok),
+                op,
+                func == ArrayFunc::All,
+            )?
         }
         ArrayFunc::Length | ArrayFunc::Lower => {
             let (array, dimension) = (next(), next());
@@ -1618,6 +1570,44 @@ fn eval_array(func: ArrayFunc, values: Vec<Value>) -> SqlResult<Value> {
             })
         }
     })
+}
+
+/// `value op ANY (candidates)`, or with `all` `value op ALL (candidates)`: decided by the
+/// first candidate that holds (ANY) or fails (ALL); else NULL if a comparison was NULL, else
+/// false (ANY) or true (ALL). IN is `= ANY`.
+fn quantified(
+    value: &Value,
+    candidates: impl IntoIterator<Item = SqlResult<Value>>,
+    op: CmpOp,
+    all: bool,
+) -> SqlResult<Value> {
+    let mut saw_null = false;
+    for candidate in candidates {
+        match ops::compare(value, &candidate?)? {
+            Some(ordering) if op.holds(ordering) != all => return Ok(Value::Bool(!all)),
+            Some(_) => {}
+            None => saw_null = true,
+        }
+    }
+    Ok(if saw_null {
+        Value::Null
+    } else {
+        Value::Bool(all)
+    })
+}
+
+/// NOT of a three-valued result when `negate` (NULL stays NULL).
+fn negate_if(value: Value, negate: bool) -> Value {
+    match (value, negate) {
+        (Value::Bool(b), true) => Value::Bool(!b),
+        (other, _) => other,
+    }
+}
+
+/// Each subquery row's first value.
+fn first_column(rows: &[Vec<Value>]) -> impl Iterator<Item = SqlResult<Value>> + '_ {
+    rows.iter()
+        .map(|row| Ok(row.first().cloned().unwrap_or(Value::Null)))
 }
 
 /// A boolean's truth: `Some(b)`, or `None` for NULL.

@@ -1221,11 +1221,15 @@ fn with_column_aliases(
 
 /// The columns of a derived table named `name`, as a table description (no rows in storage).
 fn derived_table(plan: &SelectPlan, name: &str) -> Arc<TableDesc> {
+    table_of_columns(&plan.columns, name)
+}
+
+/// Output columns as a table description (no rows in storage), for a scope over them.
+fn table_of_columns(columns: &[Column], name: &str) -> Arc<TableDesc> {
     Arc::new(TableDesc {
         id: catalog::DERIVED_TABLE_ID,
         name: name.to_string(),
-        columns: plan
-            .columns
+        columns: columns
             .iter()
             .map(|c| ColumnDesc {
                 name: c.name.clone(),
@@ -1720,22 +1724,7 @@ async fn plan_set_operation(
         });
     }
     // ORDER BY and LIMIT see the result's columns, by name or position.
-    let output = Arc::new(TableDesc {
-        id: 0,
-        name: String::new(),
-        columns: columns
-            .iter()
-            .map(|c| ColumnDesc {
-                name: c.name.clone(),
-                data_type: c.data_type.clone(),
-                nullable: true,
-                default: None,
-                hidden: false,
-            })
-            .collect(),
-        primary_key: vec![],
-    });
-    let scope = Scope::table(output, String::new());
+    let scope = Scope::table(table_of_columns(&columns, ""), String::new());
     let projection = column_refs(&columns);
     let mut order_by = Vec::new();
     if let Some(order) = tail.order_by {
