@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{expect_err, Server};
+use common::{expect_err, patiently, Server};
 use tokio_postgres::error::SqlState;
 
 const ROWS: i64 = 300_000;
@@ -45,6 +45,19 @@ async fn large_sorts_joins_and_aggregations_stay_within_the_memory_budget() {
         .expect("aggregation");
     assert_eq!(row.get::<_, i64>(0), 150_000);
     assert_eq!(row.get::<_, i64>(1), ROWS);
+
+    // A correlated EXISTS tied by an equality reads `big` once (a hash semi-join): run per
+    // outer row instead it would scan 300,000 rows 300,000 times and never finish here.
+    let row = patiently(
+        "correlated EXISTS over 300,000 rows",
+        client.query_one(
+            "SELECT count(*) FROM big a WHERE EXISTS (SELECT 1 FROM big b WHERE b.k = a.id)",
+            &[],
+        ),
+    )
+    .await
+    .expect("hashed correlated subquery");
+    assert_eq!(row.get::<_, i64>(0), 999, "ids 1..999 are some row's k");
 
     // Under 8MB each fails with 53200 naming the budget, and the session carries on.
     client
