@@ -39,6 +39,7 @@ pub mod numeric;
 pub mod ops;
 pub mod row;
 pub mod text;
+pub mod timezone;
 pub mod to_char;
 
 use std::fmt;
