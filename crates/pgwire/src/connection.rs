@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use cairn_sql::types::timezone::TimeZone;
 use cairn_sql::types::{binary, text};
 use cairn_sql::{
     Column, DataType, Engine, Outcome, Prepared, Session, SqlError, SqlResult, SqlState, TxStatus,
@@ -386,10 +387,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         if let Some(columns) = &outcome.columns {
             self.wire
                 .send(Backend::RowDescription(row_description(columns, &[])));
+            let zone = self.session.time_zone();
             for row in &outcome.rows {
-                if let Err(error) =
-                    put_data_row(self.wire.output(), row, columns, &[], &mut self.scratch)
-                {
+                if let Err(error) = put_data_row(
+                    self.wire.output(),
+                    row,
+                    columns,
+                    &[],
+                    &zone,
+                    &mut self.scratch,
+                ) {
                     // The statement ran; only this result cannot be sent.
                     self.wire.send_error(&error, Severity::Error);
                     return Ok(());
@@ -462,7 +469,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             )
             .into());
         }
-        let params = decode_params(&statement, param_formats, params)?;
+        let params = decode_params(&statement, param_formats, params, &self.session.time_zone())?;
         check_formats(&result_formats)?;
         let columns = statement.columns().len();
         if result_formats.len() > 1 && result_formats.len() != columns {
@@ -576,6 +583,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     .filter(|n| *n > 0)
                     .unwrap_or(usize::MAX);
                 let mut sent = 0usize;
+                let zone = self.session.time_zone();
                 while sent < limit {
                     let Some(row) = rows.next() else { break };
                     if let Err(error) = put_data_row(
@@ -583,6 +591,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                         &row,
                         columns,
                         &portal.result_formats,
+                        &zone,
                         &mut self.scratch,
                     ) {
                         portal.state = PortalState::Done { rerun_tag: None };
@@ -755,11 +764,13 @@ fn row_description(columns: &[Column], formats: &[i16]) -> RowDescription {
     )
 }
 
-/// Bind's parameters, decoded to the statement's parameter types.
+/// Bind's parameters, decoded to the statement's parameter types (text `timestamptz`
+/// without an offset in the session's time zone `zone`).
 fn decode_params(
     statement: &Statement,
     formats: &[i16],
     values: Vec<Option<Bytes>>,
+    zone: &TimeZone,
 ) -> SqlResult<Vec<Value>> {
     let types = &statement.param_types;
     if values.len() != types.len() {
@@ -798,23 +809,25 @@ fn decode_params(
                     ),
                 )
             })?;
-            text::parse_text(data_type, text)
+            text::parse_text(data_type, text, zone)
         })
         .collect()
 }
 
 /// Encodes a DataRow straight into the output buffer: each value in its column's format
 /// (text through the types module's output functions, binary through its send functions),
-/// NULL as length -1. On error nothing is left behind.
+/// NULL as length -1; `timestamptz` text in the session's time zone `zone`. On error
+/// nothing is left behind.
 fn put_data_row(
     out: &mut BytesMut,
     row: &[Value],
     columns: &[Column],
     formats: &[i16],
+    zone: &TimeZone,
     scratch: &mut Vec<u8>,
 ) -> SqlResult<()> {
     let start = out.len();
-    let result = put_data_row_fields(out, row, columns, formats, scratch, start);
+    let result = put_data_row_fields(out, row, columns, formats, zone, scratch, start);
     if result.is_err() {
         out.truncate(start);
     }
@@ -826,6 +839,7 @@ fn put_data_row_fields(
     row: &[Value],
     columns: &[Column],
     formats: &[i16],
+    zone: &TimeZone,
     scratch: &mut Vec<u8>,
     start: usize,
 ) -> SqlResult<()> {
@@ -860,7 +874,7 @@ fn put_data_row_fields(
                     wire_type(&natural)
                 }
             };
-            let text = text::format_text_typed(value, data_type);
+            let text = text::format_text_typed(value, data_type, zone);
             out.put_i32(i32::try_from(text.len()).map_err(|_| too_large())?);
             out.put_slice(text.as_bytes());
             continue;
@@ -909,7 +923,16 @@ mod tests {
             name: "a".into(),
             data_type: DataType::Int4,
         }];
-        put_data_row(&mut out, &[Value::Null], &columns, &[], &mut Vec::new()).unwrap();
+        let utc = TimeZone::utc();
+        put_data_row(
+            &mut out,
+            &[Value::Null],
+            &columns,
+            &[],
+            &utc,
+            &mut Vec::new(),
+        )
+        .unwrap();
         assert_eq!(&out[..], &[b'D', 0, 0, 0, 10, 0, 1, 0xff, 0xff, 0xff, 0xff]);
     }
 
@@ -920,12 +943,12 @@ mod tests {
             prepared: None,
             param_types: vec![DataType::Int4],
         };
-        let error = decode_params(&statement, &[], vec![]).unwrap_err();
+        let error = decode_params(&statement, &[], vec![], &TimeZone::utc()).unwrap_err();
         assert_eq!(error.state, SqlState::PROTOCOL_VIOLATION);
-        let error = decode_params(&statement, &[0, 0], vec![None]).unwrap_err();
+        let error = decode_params(&statement, &[0, 0], vec![None], &TimeZone::utc()).unwrap_err();
         assert_eq!(error.state, SqlState::PROTOCOL_VIOLATION);
         assert_eq!(
-            decode_params(&statement, &[1], vec![None]).unwrap(),
+            decode_params(&statement, &[1], vec![None], &TimeZone::utc()).unwrap(),
             vec![Value::Null]
         );
     }
@@ -937,10 +960,21 @@ mod tests {
             prepared: None,
             param_types: vec![DataType::Unknown],
         };
-        let values = decode_params(&statement, &[], vec![Some(Bytes::from_static(b"hi"))]).unwrap();
+        let values = decode_params(
+            &statement,
+            &[],
+            vec![Some(Bytes::from_static(b"hi"))],
+            &TimeZone::utc(),
+        )
+        .unwrap();
         assert_eq!(values, vec![Value::Text("hi".into())]);
-        let error =
-            decode_params(&statement, &[], vec![Some(Bytes::from_static(b"\xff"))]).unwrap_err();
+        let error = decode_params(
+            &statement,
+            &[],
+            vec![Some(Bytes::from_static(b"\xff"))],
+            &TimeZone::utc(),
+        )
+        .unwrap_err();
         assert_eq!(error.state, SqlState::CHARACTER_NOT_IN_REPERTOIRE);
     }
 }

@@ -24,7 +24,8 @@ use cairn_types::{Key, KeyRange};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{SqlError, SqlResult, SqlState};
-use crate::types::{keycode, DataType, Value};
+use crate::types::timezone::TimeZone;
+use crate::types::{keycode, text, DataType, Value};
 
 /// First byte of every catalog key.
 pub const CATALOG_PREFIX: u8 = 0x00;
@@ -304,10 +305,11 @@ pub async fn describe_key(txn: &Transaction, key: &Key) -> KeyDescription {
                         .collect();
                     let key = match keycode::decode_key_values(&types, &bytes[6..]) {
                         Ok(values) => {
+                            // The log outlives sessions: timestamptz keys show in UTC.
                             let values: Vec<String> = values
                                 .iter()
                                 .zip(&types)
-                                .map(|(v, t)| crate::types::text::format_text_typed(v, t))
+                                .map(|(v, t)| text::format_text_typed(v, t, &TimeZone::utc()))
                                 .collect();
                             format!("({})=({})", names.join(", "), values.join(", "))
                         }

@@ -23,6 +23,7 @@ use crate::plan::{
     Access, Aggregation, InsertSource, JoinKind, JoinStep, Plan, Scan, SelectPlan, Series,
 };
 use crate::types::ops::{self, ArithOp, GroupKey};
+use crate::types::timezone::TimeZone;
 use crate::types::{cast, keycode, row as rowcode, text, DataType, Value};
 
 /// Rows read per storage request in a scan.
@@ -45,6 +46,8 @@ pub struct ExecContext<'a> {
     pub params: &'a [Value],
     /// The transaction's start, µs since 2000-01-01 (now()).
     pub now_micros: i64,
+    /// The session's `TimeZone`.
+    pub zone: &'a TimeZone,
     /// Set when the client asked to cancel.
     pub cancel: &'a AtomicBool,
     /// A source of unique row ids for tables without a primary key.
@@ -76,6 +79,7 @@ impl ExecContext<'_> {
         EvalContext {
             params: self.params,
             now_micros: self.now_micros,
+            zone: self.zone,
             subqueries: self.subqueries,
             correlated: self.correlated,
             outer: self.outer,
@@ -202,10 +206,10 @@ async fn run_statement(
                         None => default_value(insert.defaults[i].as_ref(), ctx)?,
                     });
                 }
-                let row = conform_row(table, row)?;
+                let row = conform_row(table, row, ctx.zone)?;
                 let key = checked_key(table, &row)?;
                 if txn.get(&key).await.map_err(core)?.is_some() {
-                    return Err(duplicate_key(table, &row));
+                    return Err(duplicate_key(table, &row, ctx.zone));
                 }
                 txn.put(key, encode(&row)?);
                 if let Some((exprs, _)) = &insert.returning {
@@ -228,11 +232,11 @@ async fn run_statement(
                 for (index, expr) in &update.assignments {
                     new[*index] = expr.eval(&old, &ctx.eval())?;
                 }
-                let new = conform_row(table, new)?;
+                let new = conform_row(table, new, ctx.zone)?;
                 let new_key = checked_key(table, &new)?;
                 if new_key != old_key {
                     if txn.get(&new_key).await.map_err(core)?.is_some() {
-                        return Err(duplicate_key(table, &new));
+                        return Err(duplicate_key(table, &new, ctx.zone));
                     }
                     txn.delete(old_key);
                 }
@@ -302,13 +306,13 @@ fn checked_key(table: &TableDesc, row: &[Value]) -> SqlResult<Key> {
 }
 
 /// Applies column types (assignment casts) and NOT NULL to a full row.
-fn conform_row(table: &TableDesc, row: Vec<Value>) -> SqlResult<Vec<Value>> {
+fn conform_row(table: &TableDesc, row: Vec<Value>, zone: &TimeZone) -> SqlResult<Vec<Value>> {
     let mut out = Vec::with_capacity(row.len());
     for (value, column) in row.into_iter().zip(&table.columns) {
         let value = if value.is_null() {
             value
         } else {
-            cast::assignment_cast(value, &column.data_type, &column.name)?
+            cast::assignment_cast(value, &column.data_type, &column.name, zone)?
         };
         out.push(value);
     }
@@ -323,25 +327,25 @@ fn conform_row(table: &TableDesc, row: Vec<Value>) -> SqlResult<Vec<Value>> {
             )
             .with_detail(format!(
                 "Failing row contains ({}).",
-                describe_row(table, &out)
+                describe_row(table, &out, zone)
             )));
         }
     }
     Ok(out)
 }
 
-fn describe_row(table: &TableDesc, row: &[Value]) -> String {
+fn describe_row(table: &TableDesc, row: &[Value], zone: &TimeZone) -> String {
     table
         .visible_columns()
         .map(|i| match &row[i] {
             Value::Null => "null".to_string(),
-            v => text::format_text_typed(v, &table.columns[i].data_type),
+            v => text::format_text_typed(v, &table.columns[i].data_type, zone),
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn duplicate_key(table: &TableDesc, row: &[Value]) -> SqlError {
+fn duplicate_key(table: &TableDesc, row: &[Value], zone: &TimeZone) -> SqlError {
     let names: Vec<&str> = table
         .primary_key
         .iter()
@@ -350,7 +354,7 @@ fn duplicate_key(table: &TableDesc, row: &[Value]) -> SqlError {
     let values: Vec<String> = table
         .primary_key
         .iter()
-        .map(|&i| text::format_text_typed(&row[i], &table.columns[i].data_type))
+        .map(|&i| text::format_text_typed(&row[i], &table.columns[i].data_type, zone))
         .collect();
     SqlError::new(
         SqlState::UNIQUE_VIOLATION,
@@ -376,7 +380,7 @@ fn key_value(expr: &Expr, ty: &DataType, ctx: &ExecContext<'_>) -> SqlResult<Val
     if value.is_null() || value.data_type() == *ty || !matches!(ty, DataType::Numeric { .. }) {
         Ok(value)
     } else {
-        cast::cast(value, ty, false)
+        cast::cast(value, ty, false, ctx.zone)
     }
 }
 
@@ -661,34 +665,34 @@ impl Accumulator {
         }
     }
 
-    fn add(&mut self, value: Option<Value>) -> SqlResult<()> {
+    fn add(&mut self, value: Option<Value>, zone: &TimeZone) -> SqlResult<()> {
         match (self, value) {
             (Accumulator::Count(n), None) => *n += 1,
             (Accumulator::ArrayAgg(items), Some(v)) => items.get_or_insert_with(Vec::new).push(v),
             (Accumulator::JsonAgg(items, _), Some(v)) => items
                 .get_or_insert_with(Vec::new)
-                .push(crate::expr::to_json(&v)?),
+                .push(crate::expr::to_json(&v, zone)?),
             (_, Some(Value::Null)) => {}
             (Accumulator::Count(n), Some(_)) => *n += 1,
             (Accumulator::Sum(total, ty), Some(v)) => {
-                let v = cast::cast(v, ty, false)?;
+                let v = cast::cast(v, ty, false, zone)?;
                 *total = Some(match total.take() {
                     None => v,
-                    Some(t) => ops::arith(ArithOp::Add, &t, &v)?,
+                    Some(t) => ops::arith(ArithOp::Add, &t, &v, zone)?,
                 });
             }
             (Accumulator::Avg(total, count, ty), Some(v)) => {
-                let v = cast::cast(v, ty, false)?;
+                let v = cast::cast(v, ty, false, zone)?;
                 *total = Some(match total.take() {
                     None => v,
-                    Some(t) => ops::arith(ArithOp::Add, &t, &v)?,
+                    Some(t) => ops::arith(ArithOp::Add, &t, &v, zone)?,
                 });
                 *count += 1;
             }
             (Accumulator::StringAgg(text, delimiter), Some(v)) => {
                 let piece = match v {
                     Value::Text(t) => t,
-                    other => text::format_text(&other),
+                    other => text::format_text(&other, zone),
                 };
                 *text = Some(match text.take() {
                     None => piece,
@@ -740,9 +744,10 @@ impl Accumulator {
             Accumulator::Avg(Some(total), count, ty) => {
                 let count = match ty {
                     DataType::Interval => Value::Int8(count),
-                    _ => cast::cast(Value::Int8(count), &ty, false)?,
+                    _ => cast::cast_to_number(Value::Int8(count), &ty)?,
                 };
-                ops::arith(ArithOp::Div, &total, &count)?
+                // Numbers or intervals: no time zone is involved.
+                ops::arith(ArithOp::Div, &total, &count, &TimeZone::utc())?
             }
             Accumulator::MinMax(best, _) => best.unwrap_or(Value::Null),
             Accumulator::StringAgg(text, _) => text.map_or(Value::Null, Value::Text),
@@ -990,7 +995,7 @@ fn feed_aggregate(
         ctx.memory
             .charge_row(std::slice::from_ref(v), "aggregate values")?;
     }
-    acc.add(value)
+    acc.add(value, ctx.zone)
 }
 
 fn non_negative(
@@ -999,7 +1004,12 @@ fn non_negative(
     what: &str,
 ) -> SqlResult<Option<usize>> {
     let Some(expr) = expr else { return Ok(None) };
-    match cast::cast(expr.eval(&[], &ctx.eval())?, &DataType::Int8, false)? {
+    match cast::cast(
+        expr.eval(&[], &ctx.eval())?,
+        &DataType::Int8,
+        false,
+        ctx.zone,
+    )? {
         Value::Null => Ok(None),
         Value::Int8(n) if n >= 0 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
         _ => Err(SqlError::new(
@@ -1420,7 +1430,7 @@ async fn recursive_rows(
     ctx: &ExecContext<'_>,
     want: usize,
 ) -> SqlResult<Vec<Vec<Value>>> {
-    let conform = |rows: Vec<Vec<Value>>| conform_rows(rows, &recursive.types);
+    let conform = |rows: Vec<Vec<Value>>| conform_rows(rows, &recursive.types, ctx.zone);
     let mut seen: HashSet<GroupKey> = HashSet::new();
     let fresh = |rows: Vec<Vec<Value>>, seen: &mut HashSet<GroupKey>| -> Vec<Vec<Value>> {
         if recursive.all {
@@ -1454,7 +1464,11 @@ async fn recursive_rows(
 }
 
 /// `rows` with each value cast to its column's type (text stays text for text-like types).
-fn conform_rows(rows: Vec<Vec<Value>>, types: &[DataType]) -> SqlResult<Vec<Vec<Value>>> {
+fn conform_rows(
+    rows: Vec<Vec<Value>>,
+    types: &[DataType],
+    zone: &TimeZone,
+) -> SqlResult<Vec<Vec<Value>>> {
     rows.into_iter()
         .map(|row| {
             row.into_iter()
@@ -1466,7 +1480,7 @@ fn conform_rows(rows: Vec<Vec<Value>>, types: &[DataType]) -> SqlResult<Vec<Vec<
                     {
                         Ok(v)
                     } else {
-                        cast::cast(v, ty, false)
+                        cast::cast(v, ty, false, zone)
                     }
                 })
                 .collect()
@@ -1481,7 +1495,7 @@ async fn set_operation_rows(
     ctx: &ExecContext<'_>,
 ) -> SqlResult<Vec<Vec<Value>>> {
     use crate::plan::SetOperator;
-    let conform = |rows: Vec<Vec<Value>>| conform_rows(rows, &set.types);
+    let conform = |rows: Vec<Vec<Value>>| conform_rows(rows, &set.types, ctx.zone);
     let left = conform(select_rows(txn, &set.left, ctx).await?)?;
     let right = conform(select_rows(txn, &set.right, ctx).await?)?;
     // Both sides were charged as result rows; the hash tables hold at most a copy of each.
@@ -1693,6 +1707,7 @@ fn compute_windows(
                 dense: &dense,
                 group_first: &group_first,
                 group_last: &group_last,
+                zone: ctx.zone,
             };
             // A window aggregate's state: with the frame starting at the partition's start,
             // rows 0..added are in it and it only grows; else it is rebuilt for each new frame.
@@ -1801,7 +1816,7 @@ fn compute_windows(
                                         Some(_) => Some(arg(0, added)?),
                                         None => None,
                                     };
-                                    acc.add(value)?;
+                                    acc.add(value, ctx.zone)?;
                                     added += 1;
                                 }
                                 let value = acc.clone().finish()?;
@@ -1830,7 +1845,12 @@ fn frame_offset(bound: &FrameBound, which: &str, ctx: &ExecContext<'_>) -> SqlRe
     let (FrameBound::Preceding(expr) | FrameBound::Following(expr)) = bound else {
         return Ok(0);
     };
-    match cast::cast(expr.eval(&[], &ctx.eval())?, &DataType::Int8, false)? {
+    match cast::cast(
+        expr.eval(&[], &ctx.eval())?,
+        &DataType::Int8,
+        false,
+        ctx.zone,
+    )? {
         Value::Null => Err(SqlError::new(
             SqlState("22004"),
             format!("frame {which} offset must not be null"),
@@ -1894,6 +1914,8 @@ struct FrameBounds<'f> {
     keys: Vec<Value>,
     descending: bool,
     nulls_first: bool,
+    /// The session's time zone (a timestamptz key ± an interval steps its wall clock).
+    zone: &'f TimeZone,
 }
 
 impl FrameBounds<'_> {
@@ -1940,7 +1962,7 @@ impl FrameBounds<'_> {
         } else {
             ArithOp::Add
         };
-        let target = ops::arith(op, current, distance)?;
+        let target = ops::arith(op, current, distance, self.zone)?;
         Ok(self.key_boundary(&target, end))
     }
 
@@ -2017,7 +2039,7 @@ impl FrameBounds<'_> {
 }
 
 fn cast_offset(value: Value) -> SqlResult<i64> {
-    match cast::cast(value, &DataType::Int8, false)? {
+    match cast::cast_to_number(value, &DataType::Int8)? {
         Value::Int8(o) => Ok(o),
         _ => Err(SqlError::new(
             SqlState::INVALID_PARAMETER_VALUE,
@@ -2294,14 +2316,14 @@ fn series_rows(series: &Series, ctx: &ExecContext<'_>, limit: usize) -> SqlResul
     let stop = series.stop.eval(&[], &ctx.eval())?;
     let step = match &series.step {
         Some(step) => step.eval(&[], &ctx.eval())?,
-        None => cast::cast(Value::Int4(1), &series.data_type, false)?,
+        None => cast::cast(Value::Int4(1), &series.data_type, false, ctx.zone)?,
     };
     if start.is_null() || stop.is_null() || step.is_null() {
         return Ok(vec![]);
     }
     let zero = match &step {
         Value::Interval(_) => Value::Interval(crate::types::interval::Interval::default()),
-        _ => cast::cast(Value::Int4(0), &series.data_type, false)?,
+        _ => cast::cast(Value::Int4(0), &series.data_type, false, ctx.zone)?,
     };
     let ascending = match ops::total_cmp(&step, &zero) {
         Ordering::Equal => {
@@ -2345,7 +2367,7 @@ fn series_rows(series: &Series, ctx: &ExecContext<'_>, limit: usize) -> SqlResul
         if out.len() % SCAN_PAGE == 0 {
             ctx.check_cancel()?;
         }
-        let next = ops::arith(ArithOp::Add, &at, &step)?;
+        let next = ops::arith(ArithOp::Add, &at, &step, ctx.zone)?;
         ctx.memory
             .charge_row(std::slice::from_ref(&at), "generate_series")?;
         out.push(vec![at]);

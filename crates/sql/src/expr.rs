@@ -8,6 +8,7 @@ use std::fmt;
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::types::json::{self, Json};
 use crate::types::ops::{self, ArithOp, GroupKey};
+use crate::types::timezone::{format_offset, TimeZone};
 use crate::types::{cast, datetime, text, DataType, Value};
 
 /// A comparison operator.
@@ -243,8 +244,11 @@ pub enum Func {
     Power,
     /// sqrt(x)
     Sqrt,
-    /// current_date: the transaction's start, as a date (UTC)
+    /// current_date: the transaction's start, as a date in the session's time zone
     CurrentDate,
+    /// timezone(zone, x) / x AT TIME ZONE zone: a timestamptz's wall-clock time in `zone`,
+    /// or the moment a timestamp's wall-clock time names there.
+    AtTimeZone,
     /// extract(field FROM x) (numeric) / date_part('field', x) (double precision)
     Extract,
     /// age(a, b) / age(a): calendar difference as an interval.
@@ -522,6 +526,8 @@ pub struct EvalContext<'a> {
     pub params: &'a [Value],
     /// now(): the transaction's start, µs since 2000-01-01 UTC.
     pub now_micros: i64,
+    /// The session's `TimeZone`.
+    pub zone: &'a TimeZone,
     /// The rows of the statement's subqueries, computed before it runs.
     pub subqueries: &'a [SubqueryRows],
     /// The rows of correlated subqueries, computed for the row being evaluated, by index.
@@ -857,7 +863,9 @@ impl Expr {
                 Some(b) => Value::Bool(!b),
                 None => Value::Null,
             },
-            Expr::Arith(op, a, b, _) => ops::arith(*op, &a.eval(row, ctx)?, &b.eval(row, ctx)?)?,
+            Expr::Arith(op, a, b, _) => {
+                ops::arith(*op, &a.eval(row, ctx)?, &b.eval(row, ctx)?, ctx.zone)?
+            }
             Expr::Cmp(op, a, b) => match ops::compare(&a.eval(row, ctx)?, &b.eval(row, ctx)?)? {
                 Some(ordering) => Value::Bool(op.holds(ordering)),
                 None => Value::Null,
@@ -889,7 +897,11 @@ impl Expr {
                 if a.is_null() || b.is_null() {
                     Value::Null
                 } else {
-                    Value::Text(format!("{}{}", as_text(&a), as_text(&b)))
+                    Value::Text(format!(
+                        "{}{}",
+                        as_text(&a, ctx.zone),
+                        as_text(&b, ctx.zone)
+                    ))
                 }
             }
             Expr::Like {
@@ -903,7 +915,8 @@ impl Expr {
                 if value.is_null() || pattern.is_null() {
                     Value::Null
                 } else {
-                    let (mut value, mut pattern) = (as_text(&value), as_text(&pattern));
+                    let (mut value, mut pattern) =
+                        (as_text(&value, ctx.zone), as_text(&pattern, ctx.zone));
                     if *case_insensitive {
                         value = value.to_lowercase();
                         pattern = pattern.to_lowercase();
@@ -920,7 +933,7 @@ impl Expr {
                 let items = list.iter().map(|item| item.eval(row, ctx));
                 negate_if(quantified(&value, items, CmpOp::Eq, false)?, *negated)
             }
-            Expr::Cast(e, ty) => cast::cast(e.eval(row, ctx)?, ty, true)?,
+            Expr::Cast(e, ty) => cast::cast(e.eval(row, ctx)?, ty, true, ctx.zone)?,
             Expr::Case {
                 operand,
                 whens,
@@ -1076,19 +1089,19 @@ fn document(value: &Value) -> SqlResult<Option<Json>> {
     })
 }
 
-/// A SQL value as JSON, as to_jsonb converts it (dates and timestamps as ISO 8601 strings).
-pub fn to_json(value: &Value) -> SqlResult<Json> {
+/// A SQL value as JSON, as to_jsonb converts it (dates and timestamps as ISO 8601 strings,
+/// `timestamptz` in the session's time zone `zone`).
+pub fn to_json(value: &Value, zone: &TimeZone) -> SqlResult<Json> {
     Ok(match value {
         Value::Null => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
         Value::Int2(_) | Value::Int4(_) | Value::Int8(_) | Value::Numeric(_) => {
-            match cast::cast(
+            match cast::cast_to_number(
                 value.clone(),
                 &DataType::Numeric {
                     precision: None,
                     scale: None,
                 },
-                true,
             )? {
                 Value::Numeric(n) if n.is_nan() || n.is_infinite() => Json::String(n.to_string()),
                 Value::Numeric(n) => Json::Number(n),
@@ -1096,23 +1109,33 @@ pub fn to_json(value: &Value) -> SqlResult<Json> {
             }
         }
         Value::Float4(_) | Value::Float8(_) => {
-            let text = text::format_text(value);
+            let text = text::format_text(value, zone);
             match crate::types::Numeric::parse(&text) {
                 Ok(n) if !n.is_nan() && !n.is_infinite() => Json::Number(n),
                 _ => Json::String(text),
             }
         }
-        Value::Timestamp(_) | Value::TimestampTz(_) => {
-            let text = text::format_text(value).replacen(' ', "T", 1);
-            Json::String(match value {
-                Value::TimestampTz(_) => format!("{text}:00"),
-                _ => text,
-            })
+        Value::Timestamp(t) => {
+            Json::String(datetime::format_timestamp(*t, None).replacen(' ', "T", 1))
         }
-        Value::Array(items) => Json::Array(items.iter().map(to_json).collect::<SqlResult<_>>()?),
+        Value::TimestampTz(t) => {
+            let mut text = datetime::format_timestamp(zone.to_local(*t), None);
+            if text.as_bytes()[0].is_ascii_digit() {
+                // ISO 8601 (XSD), as PostgreSQL's JSON shows it: `T`, and `+HH:MM`.
+                text = text.replacen(' ', "T", 1);
+                text.push_str(&format_offset(zone.offset_at(*t), true));
+            }
+            Json::String(text)
+        }
+        Value::Array(items) => Json::Array(
+            items
+                .iter()
+                .map(|item| to_json(item, zone))
+                .collect::<SqlResult<_>>()?,
+        ),
         Value::Json(text) => json::parse(text, "json")?,
         Value::Jsonb(json) => json.clone(),
-        other => Json::String(text::format_text(other)),
+        other => Json::String(text::format_text(other, zone)),
     })
 }
 
@@ -1125,7 +1148,12 @@ fn json_value(json: Json, ty: &DataType) -> Value {
 }
 
 /// Evaluates a json / jsonb operator or function over its evaluated arguments.
-fn eval_json(func: JsonFunc, values: Vec<Value>, ty: &DataType) -> SqlResult<Value> {
+fn eval_json(
+    func: JsonFunc,
+    values: Vec<Value>,
+    ty: &DataType,
+    zone: &TimeZone,
+) -> SqlResult<Value> {
     let first = values.first().cloned().unwrap_or(Value::Null);
     let second = values.get(1).cloned().unwrap_or(Value::Null);
     let texts = |v: &Value| -> Vec<String> {
@@ -1260,27 +1288,35 @@ fn eval_json(func: JsonFunc, values: Vec<Value>, ty: &DataType) -> SqlResult<Val
                         format!("argument {}: key must not be null", 2 * n + 1),
                     ));
                 }
-                members.push((text::format_text(&pair[0]), to_json(&pair[1])?));
+                members.push((text::format_text(&pair[0], zone), to_json(&pair[1], zone)?));
             }
             json_value(Json::Object(members), ty)
         }
         JsonFunc::RowObject => {
             let mut members = Vec::with_capacity(values.len() / 2);
             for pair in values.chunks(2) {
-                let value = pair.get(1).map(to_json).transpose()?.unwrap_or(Json::Null);
-                members.push((text::format_text(&pair[0]), value));
+                let value = pair.get(1).map(|v| to_json(v, zone)).transpose()?;
+                members.push((
+                    text::format_text(&pair[0], zone),
+                    value.unwrap_or(Json::Null),
+                ));
             }
             Value::Json(Json::Object(members).to_compact_text())
         }
         JsonFunc::BuildArray => json_value(
-            Json::Array(values.iter().map(to_json).collect::<SqlResult<_>>()?),
+            Json::Array(
+                values
+                    .iter()
+                    .map(|v| to_json(v, zone))
+                    .collect::<SqlResult<_>>()?,
+            ),
             ty,
         ),
         JsonFunc::From => {
             if first.is_null() {
                 return Ok(Value::Null);
             }
-            json_value(to_json(&first)?, ty)
+            json_value(to_json(&first, zone)?, ty)
         }
         JsonFunc::TypeOf => match document(&first)? {
             Some(doc) => Value::Text(doc.type_name().to_string()),
@@ -1411,7 +1447,7 @@ fn json_set(doc: &mut Json, path: &[String], new: Json, create: bool) {
 }
 
 /// Evaluates an array function over its evaluated arguments.
-fn eval_array(func: ArrayFunc, values: Vec<Value>) -> SqlResult<Value> {
+fn eval_array(func: ArrayFunc, values: Vec<Value>, zone: &TimeZone) -> SqlResult<Value> {
     let mut args = values.into_iter();
     let mut next = || args.next().unwrap_or(Value::Null);
     let elements = |v: Value| match v {
@@ -1528,7 +1564,7 @@ fn eval_array(func: ArrayFunc, values: Vec<Value>) -> SqlResult<Value> {
                         .filter_map(|item| match (item, &null_text) {
                             (Value::Null, Value::Text(n)) => Some(n.clone()),
                             (Value::Null, _) => None,
-                            (other, _) => Some(text::format_text(other)),
+                            (other, _) => Some(text::format_text(other, zone)),
                         })
                         .collect();
                     Value::Text(pieces.join(&delimiter))
@@ -1629,7 +1665,7 @@ pub fn truth(value: &Value) -> SqlResult<Option<bool>> {
 /// `%L` (quoted as a literal, NULL as NULL), `%%`; each optionally `%n$` to pick argument n,
 /// `-` to left-justify and a width (digits, `*` for the next argument, `*n$` for argument n;
 /// a negative width left-justifies).
-fn format(template: &str, args: &[Value]) -> SqlResult<String> {
+fn format(template: &str, args: &[Value], zone: &TimeZone) -> SqlResult<String> {
     let invalid = |message: String| SqlError::new(SqlState::INVALID_PARAMETER_VALUE, message);
     let mut out = String::with_capacity(template.len());
     let mut chars = template.chars().peekable();
@@ -1720,16 +1756,16 @@ fn format(template: &str, args: &[Value]) -> SqlResult<String> {
         };
         let text = match (kind, value) {
             ('s', Value::Null) => String::new(),
-            ('s', v) => as_text(v),
+            ('s', v) => as_text(v, zone),
             ('I', Value::Null) => {
                 return Err(SqlError::new(
                     SqlState("22004"),
                     "null values cannot be formatted as an SQL identifier",
                 ))
             }
-            ('I', v) => quote_ident(&as_text(v)),
+            ('I', v) => quote_ident(&as_text(v, zone)),
             (_, Value::Null) => "NULL".to_string(),
-            (_, v) => quote_literal(&as_text(v)),
+            (_, v) => quote_literal(&as_text(v, zone)),
         };
         let (left, width) = match width {
             Some(w) if w < 0 => (true, w.unsigned_abs()),
@@ -1787,10 +1823,10 @@ fn quote_literal(text: &str) -> String {
     }
 }
 
-fn as_text(value: &Value) -> String {
+fn as_text(value: &Value, zone: &TimeZone) -> String {
     match value {
         Value::Text(s) => s.clone(),
-        other => text::format_text(other),
+        other => text::format_text(other, zone),
     }
 }
 
@@ -1812,7 +1848,7 @@ fn eval_func(
                 .into_iter()
                 .find(|v| !v.is_null())
                 .unwrap_or(Value::Null);
-            coerce_result(found, ty)?
+            coerce_result(found, ty, ctx.zone)?
         }
         Func::NullIf => {
             let second = values.get(1).cloned().unwrap_or(Value::Null);
@@ -1823,11 +1859,11 @@ fn eval_func(
             }
         }
         Func::Lower | Func::Upper | Func::Length if first.is_null() => Value::Null,
-        Func::Lower => Value::Text(as_text(&first).to_lowercase()),
-        Func::Upper => Value::Text(as_text(&first).to_uppercase()),
-        Func::Length => {
-            Value::Int4(i32::try_from(as_text(&first).chars().count()).unwrap_or(i32::MAX))
-        }
+        Func::Lower => Value::Text(as_text(&first, ctx.zone).to_lowercase()),
+        Func::Upper => Value::Text(as_text(&first, ctx.zone).to_uppercase()),
+        Func::Length => Value::Int4(
+            i32::try_from(as_text(&first, ctx.zone).chars().count()).unwrap_or(i32::MAX),
+        ),
         Func::Abs => {
             if first.is_null() {
                 Value::Null
@@ -1837,7 +1873,7 @@ fn eval_func(
                 first
             }
         }
-        Func::Array(func) => return eval_array(func, values),
+        Func::Array(func) => return eval_array(func, values, ctx.zone),
         Func::Regex(func) => return eval_regex(func, &values),
         Func::ToChar => {
             let template = match values.get(1) {
@@ -1847,29 +1883,30 @@ fn eval_func(
             use crate::types::to_char;
             match &first {
                 Value::Null => Value::Null,
-                Value::Timestamp(t) => Value::Text(to_char::format_timestamp(*t, false, &template)),
-                Value::TimestampTz(t) => {
-                    Value::Text(to_char::format_timestamp(*t, true, &template))
-                }
-                Value::Date(d) => Value::Text(to_char::format_timestamp(
-                    i64::from(*d) * datetime::USECS_PER_DAY,
-                    false,
+                Value::Timestamp(t) => Value::Text(to_char::format_timestamp(*t, None, &template)),
+                Value::TimestampTz(t) => Value::Text(to_char::format_timestamp(
+                    ctx.zone.to_local(*t),
+                    Some(ctx.zone.local_time_at(*t)),
                     &template,
                 )),
-                number => match cast::cast(
+                Value::Date(d) => Value::Text(to_char::format_timestamp(
+                    i64::from(*d) * datetime::USECS_PER_DAY,
+                    None,
+                    &template,
+                )),
+                number => match cast::cast_to_number(
                     number.clone(),
                     &DataType::Numeric {
                         precision: None,
                         scale: None,
                     },
-                    true,
                 )? {
                     Value::Numeric(n) => Value::Text(to_char::format_number(&n, &template)),
                     _ => Value::Null,
                 },
             }
         }
-        Func::Json(func) => return eval_json(func, values, ty),
+        Func::Json(func) => return eval_json(func, values, ty, ctx.zone),
         Func::Sign => {
             let not_a_number = match &first {
                 Value::Float8(f) => f.is_nan(),
@@ -1884,7 +1921,7 @@ fn eval_func(
                     Some(Ordering::Greater) => 1,
                     _ => 0,
                 };
-                cast::cast(Value::Int4(sign), ty, false)?
+                cast::cast_to_number(Value::Int4(sign), ty)?
             }
         }
         Func::Now => Value::TimestampTz(ctx.now_micros),
@@ -1900,23 +1937,46 @@ fn eval_func(
             (ctx.reseed)(seed);
             Value::Text(String::new())
         }
+        Func::AtTimeZone => {
+            let name = as_text(&first, ctx.zone);
+            let zone = TimeZone::named(&name).ok_or_else(|| {
+                SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("time zone \"{name}\" not recognized"),
+                )
+            })?;
+            match &values[1] {
+                Value::TimestampTz(t) => Value::Timestamp(zone.to_local(*t)),
+                Value::Timestamp(t) => Value::TimestampTz(zone.to_utc(*t)),
+                _ => Value::Null,
+            }
+        }
         Func::CurrentDate => Value::Date(
-            i32::try_from(ctx.now_micros.div_euclid(datetime::USECS_PER_DAY)).unwrap_or(i32::MAX),
+            i32::try_from(
+                ctx.zone
+                    .to_local(ctx.now_micros)
+                    .div_euclid(datetime::USECS_PER_DAY),
+            )
+            .unwrap_or(i32::MAX),
         ),
         Func::Concat => {
             let mut out = String::new();
             for value in &values {
                 if !value.is_null() {
-                    out.push_str(&as_text(value));
+                    out.push_str(&as_text(value, ctx.zone));
                 }
             }
             Value::Text(out)
         }
         Func::Format if first.is_null() => Value::Null,
-        Func::Format => Value::Text(format(&as_text(&first), &values[1..])?),
+        Func::Format => Value::Text(format(&as_text(&first, ctx.zone), &values[1..], ctx.zone)?),
         _ if values.iter().any(Value::is_null) => Value::Null,
         Func::Replace => {
-            let (s, from, to) = (as_text(&first), as_text(&values[1]), as_text(&values[2]));
+            let (s, from, to) = (
+                as_text(&first, ctx.zone),
+                as_text(&values[1], ctx.zone),
+                as_text(&values[2], ctx.zone),
+            );
             Value::Text(if from.is_empty() {
                 s
             } else {
@@ -1924,7 +1984,7 @@ fn eval_func(
             })
         }
         Func::SplitPart => {
-            let (s, delimiter) = (as_text(&first), as_text(&values[1]));
+            let (s, delimiter) = (as_text(&first, ctx.zone), as_text(&values[1], ctx.zone));
             let n = int_arg(&values[2])?;
             if n == 0 {
                 return Err(SqlError::new(
@@ -1951,7 +2011,7 @@ fn eval_func(
             )
         }
         Func::Left | Func::Right => {
-            let chars: Vec<char> = as_text(&first).chars().collect();
+            let chars: Vec<char> = as_text(&first, ctx.zone).chars().collect();
             let n = int_arg(&values[1])?;
             let len = chars.len() as i64;
             let keep = if n >= 0 { n.min(len) } else { (len + n).max(0) } as usize;
@@ -1963,9 +2023,13 @@ fn eval_func(
             Value::Text(taken)
         }
         Func::Lpad | Func::Rpad => {
-            let chars: Vec<char> = as_text(&first).chars().collect();
+            let chars: Vec<char> = as_text(&first, ctx.zone).chars().collect();
             let length = usize::try_from(int_arg(&values[1])?.max(0)).unwrap_or(0);
-            let fill: Vec<char> = values.get(2).map_or(" ".into(), as_text).chars().collect();
+            let fill: Vec<char> = values
+                .get(2)
+                .map_or(" ".into(), |v| as_text(v, ctx.zone))
+                .chars()
+                .collect();
             // As PostgreSQL, no text past 1GB (a character may take 4 bytes).
             if length.saturating_mul(4) > 1 << 30 && length > chars.len() {
                 return Err(SqlError::new(
@@ -1985,8 +2049,12 @@ fn eval_func(
             })
         }
         Func::Btrim | Func::Ltrim | Func::Rtrim => {
-            let text = as_text(&first);
-            let set: Vec<char> = values.get(1).map_or(" ".into(), as_text).chars().collect();
+            let text = as_text(&first, ctx.zone);
+            let set: Vec<char> = values
+                .get(1)
+                .map_or(" ".into(), |v| as_text(v, ctx.zone))
+                .chars()
+                .collect();
             let trimmed = match func {
                 Func::Ltrim => text.trim_start_matches(set.as_slice()),
                 Func::Rtrim => text.trim_end_matches(set.as_slice()),
@@ -1995,7 +2063,7 @@ fn eval_func(
             Value::Text(trimmed.to_string())
         }
         Func::Substr => {
-            let chars: Vec<char> = as_text(&first).chars().collect();
+            let chars: Vec<char> = as_text(&first, ctx.zone).chars().collect();
             let start = int_arg(&values[1])?;
             let end = match values.get(2) {
                 Some(count) => {
@@ -2019,7 +2087,7 @@ fn eval_func(
             Value::Text(chars[from..to.max(from)].iter().collect())
         }
         Func::Strpos => {
-            let (text, needle) = (as_text(&first), as_text(&values[1]));
+            let (text, needle) = (as_text(&first, ctx.zone), as_text(&values[1], ctx.zone));
             let position = text
                 .find(&needle)
                 .map_or(0, |byte| text[..byte].chars().count() + 1);
@@ -2027,7 +2095,7 @@ fn eval_func(
         }
         Func::Repeat => {
             let n = usize::try_from(int_arg(&values[1])?.max(0)).unwrap_or(0);
-            let text = as_text(&first);
+            let text = as_text(&first, ctx.zone);
             if text.len().saturating_mul(n) > 1 << 30 {
                 return Err(SqlError::new(
                     SqlState::PROGRAM_LIMIT_EXCEEDED,
@@ -2036,18 +2104,21 @@ fn eval_func(
             }
             Value::Text(text.repeat(n))
         }
-        Func::Reverse => Value::Text(as_text(&first).chars().rev().collect()),
+        Func::Reverse => Value::Text(as_text(&first, ctx.zone).chars().rev().collect()),
         Func::Round | Func::Trunc | Func::Ceil | Func::Floor => {
             rounding(func, &first, values.get(1))?
         }
         Func::Age => {
+            // Calendar differences are between wall-clock times.
             let instant = |v: &Value| match v {
-                Value::Timestamp(t) | Value::TimestampTz(t) => Some(*t),
+                Value::Timestamp(t) => Some(*t),
+                Value::TimestampTz(t) => Some(ctx.zone.to_local(*t)),
                 Value::Date(d) => Some(i64::from(*d) * datetime::USECS_PER_DAY),
                 _ => None,
             };
             // age(x) is age(current_date, x): from midnight of the transaction's day.
-            let midnight = ctx.now_micros - ctx.now_micros.rem_euclid(datetime::USECS_PER_DAY);
+            let today = ctx.zone.to_local(ctx.now_micros);
+            let midnight = today - today.rem_euclid(datetime::USECS_PER_DAY);
             let (later, earlier) = match values.as_slice() {
                 [x] => (Some(midnight), instant(x)),
                 [x, y] => (instant(x), instant(y)),
@@ -2059,7 +2130,7 @@ fn eval_func(
             }
         }
         Func::Extract => {
-            let field = as_text(&first).to_lowercase();
+            let field = as_text(&first, ctx.zone).to_lowercase();
             let text = match &values[1] {
                 Value::Interval(i) => i.extract(&field).ok_or_else(|| {
                     SqlError::new(
@@ -2067,7 +2138,7 @@ fn eval_func(
                         format!("unit \"{field}\" not supported for type interval"),
                     )
                 })?,
-                other => extract(&field, other)?,
+                other => extract(&field, other, ctx.zone)?,
             };
             let numeric = crate::types::Numeric::parse(&text)?;
             if *ty == DataType::Float8 {
@@ -2077,10 +2148,11 @@ fn eval_func(
             }
         }
         Func::DateTrunc => {
-            let field = as_text(&first).to_lowercase();
+            let field = as_text(&first, ctx.zone).to_lowercase();
+            // A timestamptz is truncated on the session's wall clock.
             let (micros, with_tz) = match &values[1] {
                 Value::Timestamp(m) => (*m, false),
-                Value::TimestampTz(m) => (*m, true),
+                Value::TimestampTz(m) => (ctx.zone.to_local(*m), true),
                 Value::Date(d) => (i64::from(*d) * datetime::USECS_PER_DAY, false),
                 other => {
                     return Err(SqlError::internal(format!(
@@ -2114,7 +2186,7 @@ fn eval_func(
                 }
             };
             if with_tz {
-                Value::TimestampTz(truncated)
+                Value::TimestampTz(ctx.zone.to_utc(truncated))
             } else {
                 Value::Timestamp(truncated)
             }
@@ -2137,7 +2209,7 @@ fn eval_func(
                 SqlError::new(SqlState::DATETIME_FIELD_OVERFLOW, "date out of range")
             })?)
         }
-        Func::Mod => ops::arith(ArithOp::Mod, &first, &values[1])?,
+        Func::Mod => ops::arith(ArithOp::Mod, &first, &values[1], ctx.zone)?,
         Func::Sqrt if matches!(first, Value::Numeric(_) | Value::Null) => match &first {
             Value::Numeric(n) => Value::Numeric(n.sqrt().ok_or_else(|| {
                 SqlError::new(
@@ -2185,7 +2257,7 @@ fn eval_func(
         Func::Greatest | Func::Least => {
             let mut best: Option<Value> = None;
             for value in values.into_iter().filter(|v| !v.is_null()) {
-                let value = coerce_result(value, ty)?;
+                let value = coerce_result(value, ty, ctx.zone)?;
                 best = Some(match best {
                     None => value,
                     Some(current) => {
@@ -2209,10 +2281,21 @@ fn eval_func(
 }
 
 /// extract's value as decimal text: integers for dates and whole-number fields, six decimals
-/// for seconds and epochs of timestamps (PostgreSQL's numeric results).
-fn extract(field: &str, value: &Value) -> SqlResult<String> {
+/// for seconds and epochs of timestamps (PostgreSQL's numeric results). A `timestamptz`'s
+/// fields are those of the session's wall clock in `zone`.
+fn extract(field: &str, value: &Value, zone: &TimeZone) -> SqlResult<String> {
+    if let Value::TimestampTz(m) = value {
+        let offset = i64::from(zone.offset_at(*m));
+        match field {
+            "epoch" => return extract(field, &Value::Timestamp(*m), zone),
+            "timezone" => return Ok(offset.to_string()),
+            "timezone_hour" => return Ok((offset / 3600).to_string()),
+            "timezone_minute" => return Ok((offset / 60 % 60).to_string()),
+            _ => return extract(field, &Value::Timestamp(zone.to_local(*m)), zone),
+        }
+    }
     let (micros, is_date) = match value {
-        Value::Timestamp(m) | Value::TimestampTz(m) => (*m, false),
+        Value::Timestamp(m) => (*m, false),
         Value::Date(d) => (i64::from(*d) * datetime::USECS_PER_DAY, true),
         other => {
             return Err(SqlError::internal(format!(
@@ -2267,14 +2350,14 @@ fn extract(field: &str, value: &Value) -> SqlResult<String> {
 }
 
 fn int_arg(value: &Value) -> SqlResult<i64> {
-    match cast::cast(value.clone(), &DataType::Int8, false)? {
+    match cast::cast_to_number(value.clone(), &DataType::Int8)? {
         Value::Int8(n) => Ok(n),
         _ => Err(SqlError::internal("integer argument expected")),
     }
 }
 
 fn float_arg(value: &Value) -> SqlResult<f64> {
-    match cast::cast(value.clone(), &DataType::Float8, false)? {
+    match cast::cast_to_number(value.clone(), &DataType::Float8)? {
         Value::Float8(x) => Ok(x),
         _ => Err(SqlError::internal("numeric argument expected")),
     }
@@ -2326,11 +2409,11 @@ fn rounding(func: Func, value: &Value, scale: Option<&Value>) -> SqlResult<Value
     })
 }
 
-fn coerce_result(value: Value, ty: &DataType) -> SqlResult<Value> {
+fn coerce_result(value: Value, ty: &DataType, zone: &TimeZone) -> SqlResult<Value> {
     if value.is_null() || *ty == DataType::Unknown || value.data_type() == *ty {
         Ok(value)
     } else {
-        cast::cast(value, ty, false)
+        cast::cast(value, ty, false, zone)
     }
 }
 
@@ -2396,8 +2479,9 @@ impl fmt::Display for Expr {
             Expr::Outer { name, .. } => f.write_str(name),
             Expr::Aggregate { name, .. } | Expr::Window { name, .. } => f.write_str(name),
             Expr::Literal(Value::Null, _) => f.write_str("NULL"),
-            Expr::Literal(value @ Value::Text(_), _) => write!(f, "'{}'", text::format_text(value)),
-            Expr::Literal(value, _) => f.write_str(&text::format_text(value)),
+            Expr::Literal(Value::Text(s), _) => write!(f, "'{s}'"),
+            // EXPLAIN has no session at hand: a timestamptz constant shows in UTC.
+            Expr::Literal(value, _) => f.write_str(&text::format_text(value, &TimeZone::utc())),
             Expr::Param { index, .. } => write!(f, "${}", index + 1),
             Expr::Neg(e, _) => write!(f, "(- {e})"),
             Expr::Not(e) => write!(f, "(NOT {e})"),

@@ -18,7 +18,8 @@ use crate::expr::{
     RegexFunc, SubqueryUse, WindowCall, WindowFunc,
 };
 use crate::types::ops::{self, ArithOp};
-use crate::types::{cast, text, DataType, Value};
+use crate::types::timezone::TimeZone;
+use crate::types::{cast, text, DataType, Numeric, Value};
 use crate::Column;
 
 /// A planned statement.
@@ -695,11 +696,14 @@ pub struct Binder {
     pub next_working_table: usize,
     /// The WINDOW clause of the SELECT being bound.
     pub named_windows: Vec<(String, ast::NamedWindowExpr)>,
+    /// The session's time zone: a `timestamptz` literal without an offset is read in it
+    /// when the statement is planned, as PostgreSQL does.
+    pub zone: TimeZone,
 }
 
 impl Binder {
-    /// A binder with the parameter types the client declared.
-    pub fn new(declared: &[Option<DataType>]) -> Self {
+    /// A binder with the parameter types the client declared, in the session's time zone.
+    pub fn new(declared: &[Option<DataType>], zone: TimeZone) -> Self {
         let params = declared
             .iter()
             .map(|t| t.clone().unwrap_or(DataType::Unknown))
@@ -717,6 +721,7 @@ impl Binder {
             next_working_table: 0,
             named_windows: Vec::new(),
             allow_aggregates: false,
+            zone,
         }
     }
 
@@ -829,7 +834,7 @@ impl Binder {
                 let text = string_value(&typed.value.value).ok_or_else(|| {
                     SqlError::syntax(format!("expected a string after {}", typed.data_type))
                 })?;
-                Expr::Literal(text::parse_text(&ty, &text)?, ty)
+                Expr::Literal(text::parse_text(&ty, &text, &self.zone)?, ty)
             }
             A::Nested(inner) => self.bind(inner, scope)?,
             A::UnaryOp { op, expr } => {
@@ -991,9 +996,15 @@ impl Binder {
             } => {
                 let ty = DataType::from_ast(data_type)?;
                 match self.bind(expr, scope)? {
-                    Expr::Literal(Value::Text(s), DataType::Unknown) => {
-                        Expr::Literal(cast::cast(text::parse_text(&ty, &s)?, &ty, true)?, ty)
-                    }
+                    Expr::Literal(Value::Text(s), DataType::Unknown) => Expr::Literal(
+                        cast::cast(
+                            text::parse_text(&ty, &s, &self.zone)?,
+                            &ty,
+                            true,
+                            &self.zone,
+                        )?,
+                        ty,
+                    ),
                     Expr::Literal(Value::Null, _) => Expr::Literal(Value::Null, ty),
                     Expr::Param {
                         index,
@@ -1106,6 +1117,13 @@ impl Binder {
                 ..
             } => self.case(operand, conditions, else_result, scope)?,
             A::Function(function) => self.function(function, scope)?,
+            A::AtTimeZone {
+                timestamp,
+                time_zone,
+            } => {
+                let args = vec![self.bind(time_zone, scope)?, self.bind(timestamp, scope)?];
+                self.scalar_function("timezone", args)?
+            }
             A::Extract {
                 field, expr: value, ..
             } => {
@@ -1578,7 +1596,17 @@ impl Binder {
         if !compatible {
             return Err(operator_error(op, &lt, &rt));
         }
-        Ok((l, r))
+        // A date or timestamp meets a timestamptz as the moment it names in the session's
+        // time zone (a cast evaluated when the statement runs).
+        let to_moment = |e: Expr| match e.ty() {
+            DataType::Date | DataType::Timestamp => Expr::Cast(Box::new(e), DataType::TimestampTz),
+            _ => e,
+        };
+        Ok(match (&lt, &rt) {
+            (DataType::TimestampTz, DataType::Date | DataType::Timestamp) => (l, to_moment(r)),
+            (DataType::Date | DataType::Timestamp, DataType::TimestampTz) => (to_moment(l), r),
+            _ => (l, r),
+        })
     }
 
     /// `e` as a condition of `what` (WHERE, JOIN/ON, FILTER, AND, OR): boolean, or 42804.
@@ -1603,9 +1631,10 @@ impl Binder {
             return Ok(e);
         }
         match e {
-            Expr::Literal(Value::Text(s), DataType::Unknown) => {
-                Ok(Expr::Literal(text::parse_text(ty, &s)?, ty.clone()))
-            }
+            Expr::Literal(Value::Text(s), DataType::Unknown) => Ok(Expr::Literal(
+                text::parse_text(ty, &s, &self.zone)?,
+                ty.clone(),
+            )),
             Expr::Literal(Value::Null, _) => Ok(Expr::Literal(Value::Null, ty.clone())),
             Expr::Param {
                 index,
@@ -1869,6 +1898,12 @@ impl Binder {
                 };
             }
         }
+        self.scalar_function(&name, bound)
+    }
+
+    /// A call of the built-in scalar function `name` (lower case) with bound arguments.
+    fn scalar_function(&mut self, name: &str, mut bound: Vec<Expr>) -> SqlResult<Expr> {
+        let name = name.to_string();
         let types: Vec<DataType> = bound.iter().map(Expr::ty).collect();
         if let Some(call) = self.array_function(&name, &mut bound, &types)? {
             return Ok(call);
@@ -1992,6 +2027,15 @@ impl Binder {
                 (Func::DateTrunc, ty)
             }
             ("make_date", 3) => (Func::MakeDate, DataType::Date),
+            ("timezone", 2) => {
+                // An untyped literal is read as timestamptz, PostgreSQL's preferred type.
+                let ty = match &types[1] {
+                    DataType::TimestampTz | DataType::Unknown => DataType::Timestamp,
+                    DataType::Timestamp => DataType::TimestampTz,
+                    _ => return Err(no_function(&name, &types)),
+                };
+                (Func::AtTimeZone, ty)
+            }
             ("sqrt", 1) => match types[0] {
                 DataType::Numeric { .. } => (Func::Sqrt, types[0].clone()),
                 _ => (Func::Sqrt, DataType::Float8),
@@ -2039,6 +2083,17 @@ impl Binder {
                     arg
                 }
                 Func::Concat | Func::Format => self.text_operand(arg)?,
+                Func::AtTimeZone if position == 0 => {
+                    let arg = self.text_operand(arg)?;
+                    if !arg.ty().is_text() {
+                        return Err(no_function(&name, &types));
+                    }
+                    arg
+                }
+                Func::AtTimeZone if arg.ty() == DataType::Unknown => {
+                    self.coerce(arg, &DataType::TimestampTz)?
+                }
+                Func::AtTimeZone => arg,
                 Func::Extract | Func::DateTrunc if position == 0 => {
                     let arg = self.text_operand(arg)?;
                     if !arg.ty().is_text() {
@@ -2970,13 +3025,13 @@ fn literal(value: &ast::Value) -> SqlResult<Expr> {
                     precision: None,
                     scale: None,
                 };
-                Expr::Literal(text::parse_text(&ty, &digits)?, ty)
+                Expr::Literal(Value::Numeric(Numeric::parse(&digits)?), ty)
             }
         }
         ast::Value::Boolean(b) => Expr::Literal(Value::Bool(*b), DataType::Bool),
         ast::Value::Null => Expr::Literal(Value::Null, DataType::Unknown),
         ast::Value::HexStringLiteral(hex) => Expr::Literal(
-            text::parse_text(&DataType::Bytea, &format!("\\x{hex}"))?,
+            Value::Bytea(text::parse_bytea(&format!("\\x{hex}"))?),
             DataType::Bytea,
         ),
         ast::Value::Placeholder(p) => {

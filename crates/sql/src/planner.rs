@@ -17,6 +17,8 @@ use crate::plan::{
     Scope, ScopeTable, SelectPlan, Series, SetFunction, SetOperation, SetOperator, SortKey,
     TxnModes, UpdatePlan,
 };
+use crate::types::interval::parse_interval;
+use crate::types::timezone::TimeZone;
 use crate::types::{ops, DataType};
 use crate::Column;
 
@@ -25,8 +27,9 @@ pub async fn plan(
     txn: &mut Transaction,
     statement: &ast::Statement,
     declared: &[Option<DataType>],
+    zone: TimeZone,
 ) -> SqlResult<(Plan, Vec<DataType>)> {
-    let mut binder = Binder::new(declared);
+    let mut binder = Binder::new(declared, zone);
     let mut plan = plan_statement(txn, statement, &mut binder).await?;
     let subqueries: Vec<SelectPlan> = binder.subqueries.drain(..).map(|(_, plan)| plan).collect();
     // EXPLAIN shows the statement's subqueries with it; with data-modifying WITH queries
@@ -200,6 +203,45 @@ fn set_value(expr: &ast::Expr) -> SqlResult<Option<String>> {
     }))
 }
 
+/// `SET TIME ZONE value`: a zone name or number as for `SET TimeZone`, `LOCAL` or
+/// `DEFAULT`, or an interval (`INTERVAL '+05:30' HOUR TO MINUTE`), which becomes the fixed
+/// offset PostgreSQL names `<+05:30>-05:30`.
+fn time_zone_value(expr: &ast::Expr) -> SqlResult<Option<String>> {
+    match expr {
+        ast::Expr::Identifier(ident)
+            if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("local") =>
+        {
+            Ok(None)
+        }
+        ast::Expr::Interval(interval) => {
+            let text = match interval.value.as_ref() {
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                other => other.to_string(),
+            };
+            let unit = interval.leading_field.as_ref().map(|f| f.to_string());
+            let parsed = match unit.as_deref() {
+                // A bare number with a unit: `INTERVAL '5' HOUR`.
+                Some(unit) if text.trim().parse::<f64>().is_ok() => {
+                    parse_interval(&format!("{text} {unit}"))?
+                }
+                _ => parse_interval(&text)?,
+            };
+            if parsed.months != 0 || parsed.days != 0 {
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("invalid interval value for time zone: {text}"),
+                ));
+            }
+            let seconds = i32::try_from(parsed.micros / 1_000_000).unwrap_or(i32::MAX);
+            Ok(Some(TimeZone::fixed(seconds).name().to_string()))
+        }
+        other => set_value(other),
+    }
+}
+
 fn plan_set(set: &ast::Set) -> SqlResult<Plan> {
     Ok(match set {
         ast::Set::SingleAssignment {
@@ -226,7 +268,7 @@ fn plan_set(set: &ast::Set) -> SqlResult<Plan> {
         }
         ast::Set::SetTimeZone { value, .. } => Plan::Set {
             name: "timezone".into(),
-            value: set_value(value)?,
+            value: time_zone_value(value)?,
         },
         ast::Set::SetNames { charset_name, .. } => Plan::Set {
             name: "client_encoding".into(),
@@ -2321,6 +2363,7 @@ fn output_name(expr: &ast::Expr) -> String {
         ast::Expr::Array(_) => "array".into(),
         ast::Expr::CompoundFieldAccess { root, .. } => output_name(root),
         ast::Expr::Extract { .. } => "extract".into(),
+        ast::Expr::AtTimeZone { .. } => "timezone".into(),
         // A scalar subquery is named after its one column, as in PostgreSQL.
         ast::Expr::Subquery(query) => match query.body.as_ref() {
             ast::SetExpr::Select(select) => match select.projection.first() {

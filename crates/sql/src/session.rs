@@ -45,6 +45,7 @@ use crate::exec::{self, ExecContext};
 use crate::memory::{self, MemoryBudget};
 use crate::plan::{Plan, TxnModes};
 use crate::planner;
+use crate::types::timezone::TimeZone;
 use crate::types::{DataType, Value};
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
@@ -649,11 +650,12 @@ impl Session {
         statement: &ast::Statement,
         declared: &[Option<DataType>],
     ) -> SqlResult<(Plan, Vec<DataType>)> {
+        let zone = self.time_zone();
         match self.txn.as_mut() {
-            Some(txn) => planner::plan(txn, statement, declared).await,
+            Some(txn) => planner::plan(txn, statement, declared, zone).await,
             None => {
                 let mut txn = self.engine.db.begin();
-                planner::plan(&mut txn, statement, declared).await
+                planner::plan(&mut txn, statement, declared, zone).await
             }
         }
     }
@@ -867,7 +869,8 @@ impl Session {
             }
             if stale {
                 let (replanned, types) =
-                    planner::plan(&mut txn, statement, &prepared.declared).await?;
+                    planner::plan(&mut txn, statement, &prepared.declared, self.time_zone())
+                        .await?;
                 if types != prepared.param_types
                     || replanned.columns().unwrap_or_default() != prepared.columns
                 {
@@ -973,7 +976,9 @@ impl Session {
                         .and_then(|v| memory::parse_limit(v))
                         .unwrap_or(memory::DEFAULT_LIMIT),
                 );
+                let zone = self.time_zone();
                 let ctx = ExecContext {
+                    zone: &zone,
                     memory: &memory,
                     subquery_plans: &[],
                     correlated: &[],
@@ -1343,6 +1348,14 @@ impl Session {
         }
     }
 
+    /// The session's `TimeZone` setting.
+    pub fn time_zone(&self) -> TimeZone {
+        self.settings
+            .get("TimeZone")
+            .and_then(|name| TimeZone::named(name))
+            .unwrap_or_else(TimeZone::utc)
+    }
+
     /// The parameters reported to the client at startup with ParameterStatus, and their values.
     pub fn reported_parameters(&self) -> Vec<(String, String)> {
         REPORTED
@@ -1414,11 +1427,11 @@ fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
                 )))
             }
         },
-        "TimeZone" => match value.to_uppercase().as_str() {
-            "UTC" | "ETC/UTC" | "GMT" | "Z" | "ZULU" | "UCT" | "00:00" | "+00" | "+00:00" | "0" => {
-                "UTC".into()
-            }
-            _ => return Err(invalid().with_hint("Cairn supports only the UTC time zone for now.")),
+        // Reported as the tz database spells the name (`america/new_york` is
+        // `America/New_York`).
+        "TimeZone" => match TimeZone::named(value) {
+            Some(zone) => zone.name().to_string(),
+            None => return Err(invalid()),
         },
         "DateStyle" => {
             let upper = value.to_uppercase();

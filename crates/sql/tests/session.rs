@@ -34,7 +34,7 @@ async fn run(session: &mut Session, sql: &str) -> Vec<String> {
                             if v.is_null() {
                                 "NULL".into()
                             } else {
-                                format_text_typed(v, t)
+                                format_text_typed(v, t, &session.time_zone())
                             }
                         })
                         .collect();

@@ -5,6 +5,7 @@
 
 use std::cmp::Ordering;
 
+use super::timezone::TimeZone;
 use super::{binary, ops, text, DataType, Value};
 use crate::error::{SqlError, SqlResult, SqlState};
 
@@ -71,7 +72,7 @@ fn malformed(input: &str, detail: &str) -> SqlError {
 }
 
 /// `array_in` for one dimension: `{a,"b c",NULL}`; each element read as `element`.
-pub fn parse_array(input: &str, element: &DataType) -> SqlResult<Vec<Value>> {
+pub fn parse_array(input: &str, element: &DataType, zone: &TimeZone) -> SqlResult<Vec<Value>> {
     let body = input.trim().strip_prefix('{').ok_or_else(|| {
         malformed(
             input,
@@ -140,7 +141,7 @@ pub fn parse_array(input: &str, element: &DataType) -> SqlResult<Vec<Value>> {
         values.push(if !quoted && item.eq_ignore_ascii_case("null") {
             Value::Null
         } else {
-            text::parse_text(element, &item)?
+            text::parse_text(element, &item, zone)?
         });
         match chars.next() {
             None => return Ok(values),
@@ -151,7 +152,7 @@ pub fn parse_array(input: &str, element: &DataType) -> SqlResult<Vec<Value>> {
 }
 
 /// `array_out`: `{1,2,NULL}`, `{"a b",c}`.
-pub fn format_array(values: &[Value]) -> String {
+pub fn format_array(values: &[Value], zone: &TimeZone) -> String {
     let mut out = String::from("{");
     for (i, value) in values.iter().enumerate() {
         if i > 0 {
@@ -161,7 +162,7 @@ pub fn format_array(values: &[Value]) -> String {
             out.push_str("NULL");
             continue;
         }
-        let item = text::format_text(value);
+        let item = text::format_text(value, zone);
         let needs_quotes = item.is_empty()
             || item.eq_ignore_ascii_case("null")
             || item
@@ -270,18 +271,29 @@ mod tests {
 
     #[test]
     fn text_round_trips_with_quoting() {
-        let values = parse_array(r#"{1, 2 ,NULL,"3"}"#, &DataType::Int4).unwrap();
+        let values = parse_array(r#"{1, 2 ,NULL,"3"}"#, &DataType::Int4, &TimeZone::utc()).unwrap();
         assert_eq!(
             values,
             [Value::Int4(1), Value::Int4(2), Value::Null, Value::Int4(3)]
         );
-        assert_eq!(format_array(&values), "{1,2,NULL,3}");
-        let texts = parse_array(r#"{a,"b c","","NULL","q\"x",d\,e}"#, &DataType::Text).unwrap();
-        assert_eq!(format_array(&texts), r#"{a,"b c","","NULL","q\"x","d,e"}"#);
-        assert!(parse_array("{1,2", &DataType::Int4).is_err());
-        assert!(parse_array("{1,,2}", &DataType::Int4).is_err());
-        assert!(parse_array("{{1}}", &DataType::Int4).is_err());
-        assert_eq!(parse_array("{}", &DataType::Int4).unwrap(), []);
+        assert_eq!(format_array(&values, &TimeZone::utc()), "{1,2,NULL,3}");
+        let texts = parse_array(
+            r#"{a,"b c","","NULL","q\"x",d\,e}"#,
+            &DataType::Text,
+            &TimeZone::utc(),
+        )
+        .unwrap();
+        assert_eq!(
+            format_array(&texts, &TimeZone::utc()),
+            r#"{a,"b c","","NULL","q\"x","d,e"}"#
+        );
+        assert!(parse_array("{1,2", &DataType::Int4, &TimeZone::utc()).is_err());
+        assert!(parse_array("{1,,2}", &DataType::Int4, &TimeZone::utc()).is_err());
+        assert!(parse_array("{{1}}", &DataType::Int4, &TimeZone::utc()).is_err());
+        assert_eq!(
+            parse_array("{}", &DataType::Int4, &TimeZone::utc()).unwrap(),
+            []
+        );
     }
 
     #[test]

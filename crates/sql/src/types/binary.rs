@@ -16,6 +16,7 @@
 //! Decoding never panics: malformed input is 22P03 "incorrect binary data format" (or
 //! 22021 for text that is not UTF-8).
 
+use super::timezone::TimeZone;
 use super::{DataType, Numeric, Value};
 use crate::error::{SqlError, SqlResult, SqlState};
 
@@ -92,7 +93,8 @@ pub fn decode_binary(ty: &DataType, bytes: &[u8]) -> SqlResult<Value> {
                 _ => bytes,
             };
             let text = std::str::from_utf8(text).map_err(|_| bad_format())?;
-            super::text::parse_text(ty, text)?
+            // Text-like types: no time zone is involved.
+            super::text::parse_text(ty, text, &TimeZone::utc())?
         }
         DataType::Interval => {
             let raw: [u8; 16] = fixed(bytes)?;
@@ -191,9 +193,9 @@ pub fn encode_binary(value: &Value, out: &mut Vec<u8>) {
 /// `n` characters, as `bpcharsend` sends them.
 pub fn encode_binary_typed(value: &Value, ty: &DataType, out: &mut Vec<u8>) {
     match (value, ty) {
-        (Value::Text(_), DataType::Char(Some(_))) => {
-            out.extend_from_slice(super::text::format_text_typed(value, ty).as_bytes())
-        }
+        (Value::Text(_), DataType::Char(Some(_))) => out.extend_from_slice(
+            super::text::format_text_typed(value, ty, &TimeZone::utc()).as_bytes(),
+        ),
         (Value::Array(values), DataType::Array(element)) => {
             super::array::encode_array(values, element, out)
         }

@@ -26,6 +26,7 @@ use super::datetime::{
 };
 use super::numeric::NumericKind;
 use super::text::{format_text, parse_float4, parse_float8, parse_text};
+use super::timezone::TimeZone;
 use super::{DataType, Numeric, Value};
 use crate::error::{SqlError, SqlResult, SqlState};
 
@@ -144,20 +145,21 @@ fn out_of_range(ty: &DataType) -> SqlError {
 /// converted with `to`'s input function, so this is also how an untyped literal gets its
 /// type. Casts PostgreSQL does not have fail with 42846; context rules (which casts may
 /// happen implicitly) are the caller's, see [`can_cast_implicitly`] and [`assignment_cast`].
-pub fn cast(value: Value, to: &DataType, explicit: bool) -> SqlResult<Value> {
+/// `zone` is the session's time zone: `timestamptz` meets wall-clock types in it.
+pub fn cast(value: Value, to: &DataType, explicit: bool, zone: &TimeZone) -> SqlResult<Value> {
     let from = value.data_type();
     let converted = match (value, to) {
         (Value::Null, _) => return Ok(Value::Null),
         (v, DataType::Unknown) => v,
         // From a string: the input function (text → text keeps the string).
-        (Value::Text(s), t) if !t.is_text() => parse_text(t, &s)?,
+        (Value::Text(s), t) if !t.is_text() => parse_text(t, &s, zone)?,
         (Value::Text(s), _) => Value::Text(s),
 
         // To a string: the output function (bool prints as true/false in casts).
         (Value::Bool(b), t) if t.is_text() => {
             Value::Text(if b { "true" } else { "false" }.to_string())
         }
-        (v, t) if t.is_text() => Value::Text(format_text(&v)),
+        (v, t) if t.is_text() => Value::Text(format_text(&v, zone)),
 
         (Value::Bool(b), DataType::Bool) => Value::Bool(b),
         (Value::Int4(i), DataType::Bool) => Value::Bool(i != 0),
@@ -198,24 +200,35 @@ pub fn cast(value: Value, to: &DataType, explicit: bool) -> SqlResult<Value> {
         (Value::Array(values), DataType::Array(element)) => Value::Array(
             values
                 .into_iter()
-                .map(|v| cast(v, element, explicit))
+                .map(|v| cast(v, element, explicit, zone))
                 .collect::<SqlResult<_>>()?,
         ),
 
         (Value::Date(d), DataType::Date) => Value::Date(d),
-        (Value::Timestamp(t) | Value::TimestampTz(t), DataType::Date) => {
-            Value::Date(timestamp_to_date(t)?)
+        // A `timestamptz` is a moment; the other two are wall-clock readings, which the
+        // session's time zone relates to moments.
+        (Value::Timestamp(t), DataType::Date) => Value::Date(timestamp_to_date(t)?),
+        (Value::TimestampTz(t), DataType::Date) => {
+            Value::Date(timestamp_to_date(zone.to_local(t))?)
         }
         (Value::Date(d), DataType::Timestamp) => Value::Timestamp(date_to_timestamp(d)?),
-        (Value::Date(d), DataType::TimestampTz) => Value::TimestampTz(date_to_timestamp(d)?),
-        // The session time zone is UTC: wall-clock time and UTC coincide.
-        (Value::Timestamp(t) | Value::TimestampTz(t), DataType::Timestamp) => Value::Timestamp(t),
-        (Value::Timestamp(t) | Value::TimestampTz(t), DataType::TimestampTz) => {
-            Value::TimestampTz(t)
+        (Value::Date(d), DataType::TimestampTz) => {
+            Value::TimestampTz(zone.to_utc(date_to_timestamp(d)?))
         }
+        (Value::Timestamp(t), DataType::Timestamp) => Value::Timestamp(t),
+        (Value::TimestampTz(t), DataType::Timestamp) => Value::Timestamp(zone.to_local(t)),
+        (Value::TimestampTz(t), DataType::TimestampTz) => Value::TimestampTz(t),
+        (Value::Timestamp(t), DataType::TimestampTz) => Value::TimestampTz(zone.to_utc(t)),
         _ => return Err(cannot_cast(&from, to)),
     };
     apply_type_modifier(converted, to, explicit)
+}
+
+/// [`cast`] to a number type (`bigint` for an offset, `numeric` for a sum), where the time
+/// zone plays no part.
+pub fn cast_to_number(value: Value, to: &DataType) -> SqlResult<Value> {
+    debug_assert!(to.is_numeric());
+    cast(value, to, false, &TimeZone::utc())
 }
 
 /// Applies the length of `varchar(n)`/`char(n)` or the precision and scale of
@@ -376,9 +389,14 @@ fn date_to_timestamp(d: i32) -> SqlResult<i64> {
 /// type integer but expression is of type boolean`. Over-long strings are 22001 unless only
 /// blanks are cut. A quoted literal must already have been typed (see [`parse_text`]); use
 /// [`assignment_cast_from`] when the static type is known and may be `Unknown`.
-pub fn assignment_cast(value: Value, to: &DataType, column: &str) -> SqlResult<Value> {
+pub fn assignment_cast(
+    value: Value,
+    to: &DataType,
+    column: &str,
+    zone: &TimeZone,
+) -> SqlResult<Value> {
     let from = value.data_type();
-    assignment_cast_from(value, &from, to, column)
+    assignment_cast_from(value, &from, to, column, zone)
 }
 
 /// [`assignment_cast`] for a value whose static type is `from` (`Unknown` for an untyped
@@ -388,11 +406,12 @@ pub fn assignment_cast_from(
     from: &DataType,
     to: &DataType,
     column: &str,
+    zone: &TimeZone,
 ) -> SqlResult<Value> {
     if !value.is_null() && !can_cast_assignment(from, to) {
         return Err(assignment_mismatch(from, to, column));
     }
-    cast(value, to, false)
+    cast(value, to, false, zone)
 }
 
 /// 42804 `column "x" is of type integer but expression is of type boolean`, with
@@ -412,6 +431,22 @@ pub fn assignment_mismatch(from: &DataType, to: &DataType, column: &str) -> SqlE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The functions under test, in UTC.
+    fn cast(v: Value, to: &DataType, explicit: bool) -> SqlResult<Value> {
+        super::cast(v, to, explicit, &TimeZone::utc())
+    }
+    fn assignment_cast(v: Value, to: &DataType, column: &str) -> SqlResult<Value> {
+        super::assignment_cast(v, to, column, &TimeZone::utc())
+    }
+    fn assignment_cast_from(
+        v: Value,
+        from: &DataType,
+        to: &DataType,
+        column: &str,
+    ) -> SqlResult<Value> {
+        super::assignment_cast_from(v, from, to, column, &TimeZone::utc())
+    }
 
     fn num(s: &str) -> Value {
         Value::Numeric(Numeric::parse(s).unwrap())
@@ -796,7 +831,7 @@ mod tests {
     }
     impl Pg for Value {
         fn to_string_pg(&self) -> String {
-            format_text(self)
+            format_text(self, &TimeZone::utc())
         }
     }
 }

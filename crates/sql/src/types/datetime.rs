@@ -11,10 +11,12 @@
 //! US `MM/DD/YYYY` as PostgreSQL's default `DateStyle` reads it), an optional time after a
 //! space or `T` (`HH:MM[:SS[.fraction]]`), an optional zone (`Z`, `UTC`, `GMT`, `+HH`,
 //! `+HH:MM`, `+HHMM`, `+HH:MM:SS`), `BC`/`AD`, and the words `epoch`, `infinity`,
-//! `-infinity`. Words that need a clock (`now`, `today`...) are rejected with 0A000: the
-//! caller should use `now()`. The session time zone is always UTC, so `timestamptz` prints
-//! with `+00`.
+//! `-infinity`, and a zone name (`America/New_York`). Words that need a clock (`now`,
+//! `today`...) are rejected with 0A000: the caller should use `now()`. A `timestamptz`
+//! without a zone is read, and every `timestamptz` printed, in the session's
+//! [`TimeZone`].
 
+use super::timezone::{format_offset, TimeZone};
 use crate::error::{SqlError, SqlResult, SqlState};
 
 /// Microseconds in a day.
@@ -84,14 +86,33 @@ pub fn days_in_month(year: i64, month: u32) -> u32 {
 #[derive(Debug, PartialEq)]
 enum Parsed {
     /// A finite moment: days since 2000-01-01 and µs into the day (may be a full day for
-    /// 24:00:00), shifted to UTC by the zone if one was given.
+    /// 24:00:00), local to the zone if one was given.
     Moment {
         days: i64,
         usecs: i64,
-        zone_secs: Option<i64>,
+        zone: Option<Zone>,
     },
     PosInfinity,
     NegInfinity,
+}
+
+/// A zone written in the input.
+#[derive(Debug)]
+enum Zone {
+    /// `+05:30`, `Z`: seconds east of UTC.
+    Offset(i64),
+    /// `Europe/Paris`: the offset depends on the moment.
+    Named(TimeZone),
+}
+
+impl PartialEq for Zone {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Zone::Offset(a), Zone::Offset(b)) => a == b,
+            (Zone::Named(a), Zone::Named(b)) => a.name() == b.name(),
+            _ => false,
+        }
+    }
 }
 
 /// Which input function is parsing (for error messages and zone handling).
@@ -217,7 +238,7 @@ fn parse(input: &str, target: Target) -> SqlResult<Parsed> {
             return Ok(Parsed::Moment {
                 days: UNIX_EPOCH_DAYS,
                 usecs: 0,
-                zone_secs: Some(0),
+                zone: Some(Zone::Offset(0)),
             })
         }
         w @ ("now" | "today" | "tomorrow" | "yesterday") => {
@@ -304,7 +325,7 @@ fn parse(input: &str, target: Target) -> SqlResult<Parsed> {
     }
 
     // Zone and era, in any order.
-    let mut zone_secs: Option<i64> = None;
+    let mut zone: Option<Zone> = None;
     let mut zone_bad = false;
     let mut bc = false;
     loop {
@@ -344,13 +365,41 @@ fn parse(input: &str, target: Target) -> SqlResult<Parsed> {
                 }
                 zone_bad |= h > 15;
                 let secs = h.saturating_mul(3600) + m * 60 + s;
-                zone_secs = Some(if sign == b'-' { -secs } else { secs });
+                zone = Some(Zone::Offset(if sign == b'-' { -secs } else { secs }));
             }
             Some(b) if b.is_ascii_alphabetic() => match c.word().as_str() {
-                "z" | "utc" | "gmt" | "zulu" => zone_secs = Some(0),
+                "z" | "utc" | "gmt" | "zulu" => zone = Some(Zone::Offset(0)),
                 "bc" => bc = true,
                 "ad" => {}
-                _ => return Err(err.syntax()),
+                _ => {
+                    // A zone name: letters, digits and `/_+-` up to the next space.
+                    let start = c.i
+                        - c.s[..c.i]
+                            .iter()
+                            .rev()
+                            .take_while(|b| b.is_ascii_alphabetic())
+                            .count();
+                    while c.peek().is_some_and(|b| !b.is_ascii_whitespace()) {
+                        c.i += 1;
+                    }
+                    let name = std::str::from_utf8(&c.s[start..c.i]).unwrap_or("");
+                    // Only a name with a slash is taken for a zone, as PostgreSQL does.
+                    if !name.contains('/') {
+                        return Err(err.syntax());
+                    }
+                    match TimeZone::named(name) {
+                        Some(named) => zone = Some(Zone::Named(named)),
+                        None => {
+                            return Err(SqlError::new(
+                                SqlState::INVALID_PARAMETER_VALUE,
+                                format!(
+                                    "time zone \"{}\" not recognized",
+                                    name.to_ascii_lowercase()
+                                ),
+                            ))
+                        }
+                    }
+                }
             },
             Some(_) => return Err(err.syntax()),
         }
@@ -381,11 +430,7 @@ fn parse(input: &str, target: Target) -> SqlResult<Parsed> {
     }
     let days = days_from_civil(year, month, day as u32);
     let usecs = ((hour * 60 + minute) * 60 + second) * 1_000_000 + usec;
-    Ok(Parsed::Moment {
-        days,
-        usecs,
-        zone_secs,
-    })
+    Ok(Parsed::Moment { days, usecs, zone })
 }
 
 /// PostgreSQL's `date_in`: days since 2000-01-01. A time or zone in the input is ignored.
@@ -406,10 +451,10 @@ pub fn parse_date(input: &str) -> SqlResult<i32> {
     }
 }
 
-/// PostgreSQL's `timestamp_in` (`with_tz` false: a zone in the input is ignored) or
-/// `timestamptz_in` (`with_tz` true: no zone means the session's, which is UTC).
-pub fn parse_timestamp(input: &str, with_tz: bool) -> SqlResult<i64> {
-    let target = if with_tz {
+/// PostgreSQL's `timestamp_in` (`session_zone` `None`: a zone in the input is ignored) or
+/// `timestamptz_in` (a time without a zone is local to `session_zone`).
+pub fn parse_timestamp(input: &str, session_zone: Option<&TimeZone>) -> SqlResult<i64> {
+    let target = if session_zone.is_some() {
         Target::TimestampTz
     } else {
         Target::Timestamp
@@ -418,19 +463,24 @@ pub fn parse_timestamp(input: &str, with_tz: bool) -> SqlResult<i64> {
     match parse(input, target)? {
         Parsed::PosInfinity => Ok(TIMESTAMP_INFINITY),
         Parsed::NegInfinity => Ok(TIMESTAMP_NEG_INFINITY),
-        Parsed::Moment {
-            days,
-            usecs,
-            zone_secs,
-        } => {
-            let offset = if with_tz {
-                zone_secs.unwrap_or(0) * 1_000_000
-            } else {
-                0
+        Parsed::Moment { days, usecs, zone } => {
+            let local = i128::from(days) * i128::from(USECS_PER_DAY) + i128::from(usecs);
+            // Range-check the wall-clock time first: zones shift it by hours at most.
+            let in_range =
+                |ts: i128| ts >= i128::from(TIMESTAMP_MIN) && ts < i128::from(TIMESTAMP_END);
+            if !in_range(local) {
+                return Err(err.range());
+            }
+            let local = local as i64;
+            let ts = match (session_zone, zone) {
+                (None, _) => i128::from(local),
+                (Some(_), Some(Zone::Offset(secs))) => {
+                    i128::from(local) - i128::from(secs) * 1_000_000
+                }
+                (Some(_), Some(Zone::Named(named))) => i128::from(named.to_utc(local)),
+                (Some(session), None) => i128::from(session.to_utc(local)),
             };
-            let ts = i128::from(days) * i128::from(USECS_PER_DAY) + i128::from(usecs)
-                - i128::from(offset);
-            if ts < i128::from(TIMESTAMP_MIN) || ts >= i128::from(TIMESTAMP_END) {
+            if !in_range(ts) {
                 return Err(err.range());
             }
             Ok(ts as i64)
@@ -465,15 +515,18 @@ pub fn format_date(days: i32) -> String {
     }
 }
 
-/// PostgreSQL's `timestamp_out`/`timestamptz_out` with `DateStyle = ISO` and `TimeZone =
-/// UTC`: `2024-01-31 12:34:56.789`, with `+00` for `timestamptz`; trailing zeros of the
-/// fraction are dropped and a zero fraction is omitted.
-pub fn format_timestamp(usecs: i64, with_tz: bool) -> String {
+/// PostgreSQL's `timestamp_out` (`session_zone` `None`) or `timestamptz_out` with
+/// `DateStyle = ISO`: `2024-01-31 12:34:56.789`, for `timestamptz` the wall-clock time in
+/// `session_zone` followed by its offset (`+02`, `-05:30`); trailing zeros of the fraction
+/// are dropped and a zero fraction is omitted.
+pub fn format_timestamp(usecs: i64, session_zone: Option<&TimeZone>) -> String {
     match usecs {
         TIMESTAMP_INFINITY => return "infinity".into(),
         TIMESTAMP_NEG_INFINITY => return "-infinity".into(),
         _ => {}
     }
+    let offset = session_zone.map(|zone| zone.offset_at(usecs));
+    let usecs = usecs.saturating_add(i64::from(offset.unwrap_or(0)) * 1_000_000);
     let days = usecs.div_euclid(USECS_PER_DAY);
     let time = usecs.rem_euclid(USECS_PER_DAY);
     let mut out = String::with_capacity(32);
@@ -491,8 +544,8 @@ pub fn format_timestamp(usecs: i64, with_tz: bool) -> String {
         out.push('.');
         out.push_str(f.trim_end_matches('0'));
     }
-    if with_tz {
-        out.push_str("+00");
+    if let Some(offset) = offset {
+        out.push_str(&format_offset(offset, false));
     }
     if bc {
         out.push_str(" BC");
@@ -504,6 +557,12 @@ pub fn format_timestamp(usecs: i64, with_tz: bool) -> String {
 mod tests {
     use super::*;
     use rand::{rngs::SmallRng, Rng, SeedableRng};
+
+    /// UTC for `timestamptz` tests, `None` for `timestamp` ones.
+    fn zone(with_tz: bool) -> Option<&'static TimeZone> {
+        static UTC: std::sync::OnceLock<TimeZone> = std::sync::OnceLock::new();
+        with_tz.then(|| UTC.get_or_init(TimeZone::utc))
+    }
 
     #[test]
     fn civil_conversions_round_trip() {
@@ -660,6 +719,7 @@ mod tests {
                 "3737-11-11 12:47:00.61917+00",
             ),
         ] {
+            let tz = zone(tz);
             let got = format_timestamp(parse_timestamp(input, tz).unwrap(), tz);
             assert_eq!(got, want, "{input}");
         }
@@ -668,7 +728,7 @@ mod tests {
     #[test]
     fn bad_timestamps_fail_like_postgres() {
         let check = |input: &str, tz: bool, state: SqlState, message: &str| {
-            let e = parse_timestamp(input, tz).unwrap_err();
+            let e = parse_timestamp(input, zone(tz)).unwrap_err();
             assert_eq!((e.state, e.message.as_str()), (state, message), "{input}");
         };
         let field = SqlState::DATETIME_FIELD_OVERFLOW;
@@ -722,6 +782,7 @@ mod tests {
         for _ in 0..10_000 {
             let ts: i64 = rng.gen_range(TIMESTAMP_MIN..TIMESTAMP_END);
             for tz in [false, true] {
+                let tz = zone(tz);
                 let text = format_timestamp(ts, tz);
                 assert_eq!(parse_timestamp(&text, tz).unwrap(), ts, "{text}");
             }

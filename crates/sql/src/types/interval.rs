@@ -12,6 +12,7 @@ use std::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 
 use super::datetime::{self, USECS_PER_DAY};
+use super::timezone::TimeZone;
 use crate::error::{SqlError, SqlResult, SqlState};
 
 const USECS_PER_HOUR: i64 = 3_600_000_000;
@@ -134,6 +135,22 @@ impl Interval {
             return Err(overflow());
         }
         Ok(ts)
+    }
+
+    /// [`Self::add_to_timestamp`] for a `timestamptz`: months and days step the wall clock
+    /// in `zone` (a day may be 23 or 25 hours), the time part is added to the moment.
+    pub fn add_to_timestamptz(&self, timestamp: i64, zone: &TimeZone) -> SqlResult<i64> {
+        let mut ts = timestamp;
+        if self.months != 0 || self.days != 0 {
+            let calendar = Interval { micros: 0, ..*self };
+            ts = zone.to_utc(calendar.add_to_timestamp(zone.to_local(ts))?);
+        }
+        Interval {
+            months: 0,
+            days: 0,
+            micros: self.micros,
+        }
+        .add_to_timestamp(ts)
     }
 
     /// A field for `extract` (as numeric text, PostgreSQL's scale) of an interval; `None`

@@ -346,7 +346,8 @@ pub fn decode_key_value(ty: &DataType, input: &mut &[u8]) -> SqlResult<Value> {
         DataType::Json | DataType::Jsonb => {
             let bytes = decode_escaped(input)?;
             let text = String::from_utf8(bytes).map_err(|_| corrupt("json is not UTF-8"))?;
-            super::text::parse_text(ty, &text).map_err(|_| corrupt("stored json does not parse"))?
+            super::text::parse_text(ty, &text, &super::timezone::TimeZone::utc())
+                .map_err(|_| corrupt("stored json does not parse"))?
         }
         DataType::Array(element) => {
             let mut values = Vec::new();

@@ -8,7 +8,7 @@
 //!   same instant (the session time zone is UTC).
 //! * **Sorting and grouping** ([`total_cmp`], [`hash_key`]): a total order with NULLs last,
 //!   and a hash consistent with equality across integer and numeric types (`1 = 1.0`).
-//! * **Arithmetic** ([`arith_result_type`], [`arith`], [`negate`], [`concat()`]): result types
+//! * **Arithmetic** ([`arith_result_type`], [`arith`], [`negate`]): result types
 //!   and overflow, division-by-zero and range errors as in PostgreSQL.
 
 use std::cmp::Ordering;
@@ -20,7 +20,7 @@ use super::datetime::{
     TIMESTAMP_NEG_INFINITY, USECS_PER_DAY,
 };
 use super::numeric::NumericKind;
-use super::text::format_text;
+use super::timezone::TimeZone;
 use super::{DataType, Numeric, Value};
 use crate::error::{SqlError, SqlResult, SqlState};
 
@@ -521,8 +521,9 @@ fn date_plus(d: i32, n: i64) -> SqlResult<Value> {
 
 /// Evaluates `a op b`: NULL if either is NULL; errors as PostgreSQL's (22003 overflow,
 /// 22012 division by zero, 42883 for types without the operator). Integer division
-/// truncates toward zero.
-pub fn arith(op: ArithOp, a: &Value, b: &Value) -> SqlResult<Value> {
+/// truncates toward zero. `zone` is the session's time zone: adding days or months to a
+/// `timestamptz` steps its wall clock there (across daylight-saving changes).
+pub fn arith(op: ArithOp, a: &Value, b: &Value, zone: &TimeZone) -> SqlResult<Value> {
     if a.is_null() || b.is_null() {
         return Ok(Value::Null);
     }
@@ -550,7 +551,7 @@ pub fn arith(op: ArithOp, a: &Value, b: &Value) -> SqlResult<Value> {
             )?)),
         };
     }
-    if let Some(value) = interval_arith(op, a, b)? {
+    if let Some(value) = interval_arith(op, a, b, zone)? {
         return Ok(value);
     }
     match (op, a, b) {
@@ -576,7 +577,7 @@ pub fn arith(op: ArithOp, a: &Value, b: &Value) -> SqlResult<Value> {
 
 /// Arithmetic with intervals (`timestamp ± interval`, `timestamp − timestamp`, `interval ×
 /// number`...); `None` if neither side is an interval nor both instants.
-fn interval_arith(op: ArithOp, a: &Value, b: &Value) -> SqlResult<Option<Value>> {
+fn interval_arith(op: ArithOp, a: &Value, b: &Value, zone: &TimeZone) -> SqlResult<Option<Value>> {
     use super::interval::Interval;
     let instant = |v: &Value| -> Option<i64> {
         match v {
@@ -597,6 +598,8 @@ fn interval_arith(op: ArithOp, a: &Value, b: &Value) -> SqlResult<Option<Value>>
                 Value::Date(_) => TIMESTAMP_NEG_INFINITY,
                 _ => t,
             }
+        } else if let Value::TimestampTz(_) = v {
+            interval.add_to_timestamptz(t, zone)?
         } else {
             interval.add_to_timestamp(t)?
         };
@@ -680,23 +683,6 @@ pub fn negate(v: &Value) -> SqlResult<Value> {
     })
 }
 
-/// `a || b`: NULL if either is NULL, else the two values' text forms joined (a non-string
-/// operand is cast to text, so `true || 'a'` is `truea`).
-pub fn concat(a: &Value, b: &Value) -> Value {
-    fn piece(v: &Value) -> String {
-        match v {
-            Value::Bool(b) => if *b { "true" } else { "false" }.to_string(),
-            other => format_text(other),
-        }
-    }
-    if a.is_null() || b.is_null() {
-        return Value::Null;
-    }
-    let mut s = piece(a);
-    s.push_str(&piece(b));
-    Value::Text(s)
-}
-
 /// A group key hashed and compared with SQL equality (1 = 1.0, NULLs group together).
 pub struct GroupKey(pub Vec<Value>);
 
@@ -738,6 +724,11 @@ pub fn hash_alike(a: &DataType, b: &DataType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // In UTC.
+    fn arith(op: ArithOp, a: &Value, b: &Value) -> SqlResult<Value> {
+        super::arith(op, a, b, &TimeZone::utc())
+    }
     use rand::{rngs::SmallRng, Rng, SeedableRng};
     use std::collections::hash_map::DefaultHasher;
 
@@ -1095,20 +1086,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn concatenation_casts_to_text() {
-        assert_eq!(concat(&text("abc"), &Value::Int4(1)), text("abc1"));
-        assert_eq!(concat(&Value::Bool(true), &text("a")), text("truea"));
-        assert_eq!(concat(&text("a"), &num("1.50")), text("a1.50"));
-        assert_eq!(concat(&Value::Null, &text("a")), Value::Null);
-    }
-
     trait Pg {
         fn to_string_pg(&self) -> String;
     }
     impl Pg for Value {
         fn to_string_pg(&self) -> String {
-            format_text(self)
+            crate::types::text::format_text(self, &crate::types::timezone::TimeZone::utc())
         }
     }
 }

@@ -3,13 +3,14 @@
 //! [`parse_text`] turns the text a client sent (a quoted literal, a text-format parameter,
 //! a `COPY` field) into a [`Value`] of the given type; [`format_text`] prints a value as
 //! PostgreSQL's output function does with its default settings (`DateStyle = ISO`,
-//! `TimeZone = UTC`, `extra_float_digits = 1`, `bytea_output = hex`). Error messages and
-//! SQLSTATEs are PostgreSQL's, byte for byte.
+//! `extra_float_digits = 1`, `bytea_output = hex`). Both take the session's [`TimeZone`],
+//! which `timestamptz` is read and printed in. Error messages and SQLSTATEs are
+//! PostgreSQL's, byte for byte.
 //!
 //! Strings of type `char(n)` are kept without their trailing blanks (see [`super::cast`]);
 //! [`format_text_typed`] pads them back to `n` as `bpcharout` shows them.
 
-use super::{datetime, DataType, Numeric, Value};
+use super::{datetime, timezone::TimeZone, DataType, Numeric, Value};
 use crate::error::{SqlError, SqlResult, SqlState};
 
 fn invalid_syntax(type_name: &str, input: &str) -> SqlError {
@@ -23,7 +24,7 @@ fn invalid_syntax(type_name: &str, input: &str) -> SqlError {
 /// `Unknown` yields text. Length limits of `varchar(n)`/`char(n)` and numeric type modifiers
 /// are not applied here (that is [`super::cast`]'s job), but `char(n)` input loses its
 /// trailing blanks.
-pub fn parse_text(ty: &DataType, input: &str) -> SqlResult<Value> {
+pub fn parse_text(ty: &DataType, input: &str, zone: &TimeZone) -> SqlResult<Value> {
     Ok(match ty {
         DataType::Bool => Value::Bool(parse_bool(input)?),
         DataType::Int2 => {
@@ -42,8 +43,8 @@ pub fn parse_text(ty: &DataType, input: &str) -> SqlResult<Value> {
         DataType::Char(_) => Value::Text(input.trim_end_matches(' ').to_string()),
         DataType::Bytea => Value::Bytea(parse_bytea(input)?),
         DataType::Date => Value::Date(datetime::parse_date(input)?),
-        DataType::Timestamp => Value::Timestamp(datetime::parse_timestamp(input, false)?),
-        DataType::TimestampTz => Value::TimestampTz(datetime::parse_timestamp(input, true)?),
+        DataType::Timestamp => Value::Timestamp(datetime::parse_timestamp(input, None)?),
+        DataType::TimestampTz => Value::TimestampTz(datetime::parse_timestamp(input, Some(zone))?),
         DataType::Uuid => Value::Uuid(parse_uuid(input)?),
         DataType::Interval => Value::Interval(super::interval::parse_interval(input)?),
         DataType::Json => {
@@ -51,7 +52,7 @@ pub fn parse_text(ty: &DataType, input: &str) -> SqlResult<Value> {
             Value::Json(input.to_string())
         }
         DataType::Jsonb => Value::Jsonb(super::json::parse(input, "json")?.normalized()),
-        DataType::Array(element) => Value::Array(super::array::parse_array(input, element)?),
+        DataType::Array(element) => Value::Array(super::array::parse_array(input, element, zone)?),
     })
 }
 
@@ -310,7 +311,7 @@ pub fn parse_uuid(input: &str) -> SqlResult<[u8; 16]> {
 /// PostgreSQL's text output for `value` (NULL prints as the empty string; callers send
 /// NULL as a null field instead). `char(n)` values print unpadded: use
 /// [`format_text_typed`] where the column type is known.
-pub fn format_text(value: &Value) -> String {
+pub fn format_text(value: &Value, zone: &TimeZone) -> String {
     match value {
         Value::Null => String::new(),
         Value::Bool(b) => if *b { "t" } else { "f" }.to_string(),
@@ -323,11 +324,11 @@ pub fn format_text(value: &Value) -> String {
         Value::Text(s) => s.clone(),
         Value::Bytea(bytes) => format_bytea(bytes),
         Value::Date(d) => datetime::format_date(*d),
-        Value::Timestamp(ts) => datetime::format_timestamp(*ts, false),
-        Value::TimestampTz(ts) => datetime::format_timestamp(*ts, true),
+        Value::Timestamp(ts) => datetime::format_timestamp(*ts, None),
+        Value::TimestampTz(ts) => datetime::format_timestamp(*ts, Some(zone)),
         Value::Uuid(u) => format_uuid(u),
         Value::Interval(i) => super::interval::format_interval(i),
-        Value::Array(values) => super::array::format_array(values),
+        Value::Array(values) => super::array::format_array(values, zone),
         Value::Json(text) => text.clone(),
         Value::Jsonb(json) => json.to_text(),
     }
@@ -335,7 +336,7 @@ pub fn format_text(value: &Value) -> String {
 
 /// [`format_text`] for a value of column type `ty`: `char(n)` values are blank-padded to
 /// `n` characters as `bpcharout` shows them.
-pub fn format_text_typed(value: &Value, ty: &DataType) -> String {
+pub fn format_text_typed(value: &Value, ty: &DataType, zone: &TimeZone) -> String {
     match (value, ty) {
         (Value::Text(s), DataType::Char(Some(n))) => {
             let len = s.chars().count();
@@ -349,7 +350,7 @@ pub fn format_text_typed(value: &Value, ty: &DataType) -> String {
                 out
             }
         }
-        _ => format_text(value),
+        _ => format_text(value, zone),
     }
 }
 
@@ -618,10 +619,14 @@ pub fn format_float4(v: f32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn utc() -> TimeZone {
+        TimeZone::utc()
+    }
     use rand::{rngs::SmallRng, Rng, SeedableRng};
 
     fn err(ty: DataType, input: &str) -> (SqlState, String) {
-        let e = parse_text(&ty, input).unwrap_err();
+        let e = parse_text(&ty, input, &utc()).unwrap_err();
         (e.state, e.message)
     }
 
@@ -657,16 +662,19 @@ mod tests {
     #[test]
     fn integers_parse_with_postgres_errors() {
         assert_eq!(
-            parse_text(&DataType::Int4, " 12 ").unwrap(),
+            parse_text(&DataType::Int4, " 12 ", &utc()).unwrap(),
             Value::Int4(12)
         );
-        assert_eq!(parse_text(&DataType::Int2, "+5").unwrap(), Value::Int2(5));
         assert_eq!(
-            parse_text(&DataType::Int2, "-32768").unwrap(),
+            parse_text(&DataType::Int2, "+5", &utc()).unwrap(),
+            Value::Int2(5)
+        );
+        assert_eq!(
+            parse_text(&DataType::Int2, "-32768", &utc()).unwrap(),
             Value::Int2(i16::MIN)
         );
         assert_eq!(
-            parse_text(&DataType::Int8, "-9223372036854775808").unwrap(),
+            parse_text(&DataType::Int8, "-9223372036854775808", &utc()).unwrap(),
             Value::Int8(i64::MIN)
         );
         assert_eq!(
@@ -909,21 +917,27 @@ mod tests {
                 .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
                 .collect();
             let ty = &types[rng.gen_range(0..types.len())];
-            if let Ok(v) = parse_text(ty, &s) {
-                let text = format_text(&v);
-                let again = parse_text(ty, &text).unwrap();
-                assert_eq!(format_text(&again), text, "{ty}: {s:?}");
+            if let Ok(v) = parse_text(ty, &s, &utc()) {
+                let text = format_text(&v, &utc());
+                let again = parse_text(ty, &text, &utc()).unwrap();
+                assert_eq!(format_text(&again, &utc()), text, "{ty}: {s:?}");
             }
         }
     }
 
     #[test]
     fn char_values_are_stored_unpadded_and_printed_padded() {
-        let v = parse_text(&DataType::Char(Some(5)), "ab  ").unwrap();
+        let v = parse_text(&DataType::Char(Some(5)), "ab  ", &utc()).unwrap();
         assert_eq!(v, Value::Text("ab".into()));
-        assert_eq!(format_text_typed(&v, &DataType::Char(Some(5))), "ab   ");
-        assert_eq!(format_text_typed(&v, &DataType::Varchar(Some(5))), "ab");
-        assert_eq!(format_text(&v), "ab");
+        assert_eq!(
+            format_text_typed(&v, &DataType::Char(Some(5)), &utc()),
+            "ab   "
+        );
+        assert_eq!(
+            format_text_typed(&v, &DataType::Varchar(Some(5)), &utc()),
+            "ab"
+        );
+        assert_eq!(format_text(&v, &utc()), "ab");
     }
 
     #[test]
@@ -948,13 +962,13 @@ mod tests {
             (DataType::Uuid, Value::Uuid([7; 16])),
         ];
         for (ty, v) in cases {
-            let text = format_text(&v);
-            assert_eq!(parse_text(&ty, &text).unwrap(), v, "{text}");
+            let text = format_text(&v, &utc());
+            assert_eq!(parse_text(&ty, &text, &utc()).unwrap(), v, "{text}");
         }
-        assert_eq!(format_text(&Value::Bool(false)), "f");
-        assert_eq!(format_text(&Value::Date(0)), "2000-01-01");
+        assert_eq!(format_text(&Value::Bool(false), &utc()), "f");
+        assert_eq!(format_text(&Value::Date(0), &utc()), "2000-01-01");
         assert_eq!(
-            format_text(&Value::TimestampTz(0)),
+            format_text(&Value::TimestampTz(0), &utc()),
             "2000-01-01 00:00:00+00"
         );
     }

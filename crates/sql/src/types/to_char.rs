@@ -8,6 +8,7 @@
 //! template holds print as `#`, as in PostgreSQL.
 
 use super::datetime::{self, USECS_PER_DAY};
+use super::timezone::{format_offset, LocalTime};
 use super::Numeric;
 
 const MONTHS: [&str; 12] = [
@@ -65,8 +66,9 @@ fn iso_week(days: i64) -> (i64, i64) {
     (year, (thursday - first) / 7 + 1)
 }
 
-/// `to_char(timestamp, template)`; `with_tz` for timestamptz (always UTC here).
-pub fn format_timestamp(micros: i64, with_tz: bool, template: &str) -> String {
+/// `to_char(timestamp, template)`. For a `timestamptz`, `micros` is the wall-clock time in
+/// the session's zone and `zone` the local time in force there (for `TZ` and `OF`).
+pub fn format_timestamp(micros: i64, zone: Option<&LocalTime>, template: &str) -> String {
     let days = micros.div_euclid(USECS_PER_DAY);
     let time = micros.rem_euclid(USECS_PER_DAY);
     let (year, month, day) = datetime::civil_from_days(days);
@@ -200,9 +202,9 @@ pub fn format_timestamp(micros: i64, with_tz: bool, template: &str) -> String {
                 ("MON" | "Mon" | "mon", _) => cased(&MONTHS[(month - 1) as usize][..3], pattern),
                 ("DAY" | "Day" | "day", _) => name(DAYS[dow as usize], pattern),
                 ("DY" | "Dy" | "dy", _) => cased(&DAYS[dow as usize][..3], pattern),
-                ("TZ", _) if with_tz => "UTC".into(),
-                ("tz", _) if with_tz => "utc".into(),
-                ("OF", _) if with_tz => "+00".into(),
+                ("TZ", _) => zone.map_or(String::new(), |z| z.abbrev.to_uppercase()),
+                ("tz", _) => zone.map_or(String::new(), |z| z.abbrev.to_lowercase()),
+                ("OF", _) => zone.map_or(String::new(), |z| format_offset(z.offset_secs, false)),
                 _ => String::new(),
             };
             (pattern.len(), text, value)
@@ -352,23 +354,31 @@ mod tests {
     fn timestamps_format_as_postgresql() {
         let t = at(2024, 3, 5, 14, 7, 9);
         assert_eq!(
-            format_timestamp(t, false, "YYYY-MM-DD HH24:MI:SS"),
+            format_timestamp(t, None, "YYYY-MM-DD HH24:MI:SS"),
             "2024-03-05 14:07:09"
         );
         assert_eq!(
-            format_timestamp(t, false, "Day, DD Mon YYYY"),
+            format_timestamp(t, None, "Day, DD Mon YYYY"),
             "Tuesday  , 05 Mar 2024"
         );
         assert_eq!(
-            format_timestamp(t, false, "FMDay, FMDDth FMMonth"),
+            format_timestamp(t, None, "FMDay, FMDDth FMMonth"),
             "Tuesday, 5th March"
         );
-        assert_eq!(format_timestamp(t, false, "HH12:MI AM"), "02:07 PM");
+        assert_eq!(format_timestamp(t, None, "HH12:MI AM"), "02:07 PM");
         assert_eq!(
-            format_timestamp(t, false, "YYYY\"Q\"Q IYYY-IW"),
+            format_timestamp(t, None, "YYYY\"Q\"Q IYYY-IW"),
             "2024Q1 2024-10"
         );
-        assert_eq!(format_timestamp(t, true, "HH24 TZ OF"), "14 UTC +00");
+        let cest = LocalTime {
+            offset_secs: 7200,
+            is_dst: true,
+            abbrev: "CEST".into(),
+        };
+        assert_eq!(
+            format_timestamp(t, Some(&cest), "HH24 TZ tz OF"),
+            "14 CEST cest +02"
+        );
     }
 
     #[test]
