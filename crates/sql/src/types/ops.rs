@@ -4,8 +4,9 @@
 //!   resolution does: integers compare exactly with each other and with `numeric`; anything
 //!   compared with a float is compared as `double precision`. Floats order NaN above every
 //!   number and equal to itself, and `-0 = 0`. Strings compare byte-wise (the C collation).
-//!   Dates compare with timestamps at midnight; `timestamp` and `timestamptz` compare as the
-//!   same instant (the session time zone is UTC).
+//!   Dates compare with timestamps at midnight. A `timestamp` or `date` meeting a
+//!   `timestamptz` is first cast to the moment it names in the session's time zone (the
+//!   binder inserts that cast, see `Binder::comparable`).
 //! * **Sorting and grouping** ([`total_cmp`], [`hash_key`]): a total order with NULLs last,
 //!   and a hash consistent with equality across integer and numeric types (`1 = 1.0`).
 //! * **Arithmetic** ([`arith_result_type`], [`arith`], [`negate`]): result types
