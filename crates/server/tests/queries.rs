@@ -529,6 +529,31 @@ async fn correlated_subqueries_run_where_supported_and_are_refused_clearly_elsew
 }
 
 #[tokio::test]
+async fn select_list_set_functions_cairn_does_not_run_say_so() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE srf (id int PRIMARY KEY, tags text[])")
+        .await
+        .unwrap();
+    // PostgreSQL runs these (grouping by the function's rows, zipping two functions, `*`
+    // beside one); Cairn refuses them rather than answer differently.
+    for sql in [
+        "SELECT count(*), unnest(tags) FROM srf GROUP BY 2",
+        "SELECT generate_series(1, 2), generate_series(1, 3)",
+        "SELECT unnest(ARRAY[1]) + unnest(ARRAY[2])",
+        "SELECT *, unnest(tags) FROM srf",
+    ] {
+        let error = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(
+            error.code(),
+            Some(&SqlState::FEATURE_NOT_SUPPORTED),
+            "{sql}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn order_by_using_is_refused_wherever_order_by_appears() {
     let server = Server::start().await;
     let client = server.connect().await;

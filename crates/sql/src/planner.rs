@@ -1875,9 +1875,130 @@ async fn plan_select(
         .map(|ast::NamedWindowDefinition(name, definition)| (ident_name(name), definition.clone()))
         .collect();
     let enclosing = std::mem::replace(&mut binder.named_windows, definitions);
-    let planned = plan_select_body(txn, select, query, binder).await;
+    let rewritten = select_list_set_function(select)?;
+    let planned = plan_select_body(txn, rewritten.as_ref().unwrap_or(select), query, binder).await;
     binder.named_windows = enclosing;
-    planned
+    let plan = planned?;
+    if rewritten.is_some() && (plan.aggregation.is_some() || !plan.windows.is_empty()) {
+        return Err(SqlError::unsupported(
+            "set-returning functions in the select list of a grouped or windowed query are not supported",
+        )
+        .with_hint("Call the function in FROM over a derived table of the grouped rows."));
+    }
+    Ok(plan)
+}
+
+/// Set-returning functions of one column, as the select list may call them.
+const SELECT_LIST_SET_FUNCTIONS: &[&str] = &[
+    "generate_series",
+    "unnest",
+    "jsonb_array_elements",
+    "jsonb_array_elements_text",
+    "jsonb_object_keys",
+];
+
+/// A select list calling a set-returning function (`SELECT id, unnest(tags) FROM t`) yields
+/// one row per value for each row, which is a LATERAL call in FROM:
+/// `SELECT id, f.v AS unnest FROM t, LATERAL unnest(tags) AS f(v)`. Returns that rewrite, or
+/// `None` when the select list calls none. One such call per select list (PostgreSQL zips
+/// several), and not beside `*` (which would show the function's column).
+fn select_list_set_function(select: &ast::Select) -> SqlResult<Option<ast::Select>> {
+    const ALIAS: &str = "__set_function";
+    const COLUMN: &str = "value";
+    let mut select = select.clone();
+    let mut call = None;
+    let mut wildcard = false;
+    for item in &mut select.projection {
+        let (expr, name) = match item {
+            ast::SelectItem::UnnamedExpr(expr) => {
+                let name = output_name(expr);
+                (expr, Some(name))
+            }
+            ast::SelectItem::ExprWithAlias { expr, .. } => (expr, None),
+            _ => {
+                wildcard = true;
+                continue;
+            }
+        };
+        let replacement =
+            ast::Expr::CompoundIdentifier(vec![ast::Ident::new(ALIAS), ast::Ident::new(COLUMN)]);
+        let Some(found) = take_set_function(expr, replacement.clone()) else {
+            continue;
+        };
+        if call.is_some() || take_set_function(expr, replacement).is_some() {
+            return Err(SqlError::unsupported(
+                "more than one set-returning function in a select list is not supported",
+            )
+            .with_hint("Call them in FROM, as ROWS FROM or LATERAL items."));
+        }
+        call = Some(found);
+        if let Some(name) = name {
+            *item = ast::SelectItem::ExprWithAlias {
+                expr: expr.clone(),
+                alias: ast::Ident::with_quote('"', name),
+            };
+        }
+    }
+    let Some(function) = call else {
+        return Ok(None);
+    };
+    if wildcard {
+        return Err(SqlError::unsupported(
+            "a set-returning function beside * in a select list is not supported",
+        ));
+    }
+    let args = match function.args {
+        ast::FunctionArguments::List(list) => list.args,
+        ast::FunctionArguments::None => Vec::new(),
+        ast::FunctionArguments::Subquery(_) => {
+            return Err(SqlError::unsupported(format!(
+                "{} over a subquery is not supported",
+                function.name
+            )))
+        }
+    };
+    let relation = ast::TableFactor::Function {
+        lateral: true,
+        name: function.name,
+        args,
+        with_ordinality: false,
+        alias: Some(ast::TableAlias {
+            explicit: true,
+            name: ast::Ident::new(ALIAS),
+            columns: vec![ast::TableAliasColumnDef::from_name(COLUMN)],
+            at: None,
+        }),
+    };
+    select.from.push(ast::TableWithJoins {
+        relation,
+        joins: Vec::new(),
+    });
+    Ok(Some(select))
+}
+
+/// Replaces the set-returning call in `expr` (itself, or inside casts, parentheses and
+/// operators) with `replacement`, and returns the call.
+fn take_set_function(expr: &mut ast::Expr, replacement: ast::Expr) -> Option<ast::Function> {
+    match expr {
+        ast::Expr::Function(function) => {
+            let name = function.name.to_string().to_lowercase();
+            let plain = function.over.is_none() && function.filter.is_none();
+            if !(plain && SELECT_LIST_SET_FUNCTIONS.contains(&name.as_str())) {
+                return None;
+            }
+            match std::mem::replace(expr, replacement) {
+                ast::Expr::Function(function) => Some(function),
+                _ => None,
+            }
+        }
+        ast::Expr::Cast { expr, .. } | ast::Expr::Nested(expr) => {
+            take_set_function(expr, replacement)
+        }
+        ast::Expr::UnaryOp { expr, .. } => take_set_function(expr, replacement),
+        ast::Expr::BinaryOp { left, right, .. } => take_set_function(left, replacement.clone())
+            .or_else(|| take_set_function(right, replacement)),
+        _ => None,
+    }
 }
 
 async fn plan_select_body(
