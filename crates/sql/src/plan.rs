@@ -555,6 +555,10 @@ pub struct Scope {
     /// Once a FROM clause has a USING or NATURAL join, the row positions `SELECT *` shows, in
     /// PostgreSQL's order (each join's merged columns first).
     star: Option<Vec<usize>>,
+    /// FULL JOIN ... USING columns: the merged column is whichever side is not NULL, so the
+    /// left side's position stands for `COALESCE(left, right)`: (left, right, how many
+    /// tables the scope had by then).
+    coalesced: Vec<(usize, usize, usize)>,
 }
 
 /// One table of a [`Scope`].
@@ -629,7 +633,36 @@ impl Scope {
                 .filter(|&(_, tables)| tables <= n)
                 .collect(),
             star: None,
+            coalesced: scope
+                .coalesced
+                .iter()
+                .copied()
+                .filter(|&(_, _, tables)| tables <= n)
+                .collect(),
         }
+    }
+
+    /// Makes row position `left`, unqualified or in `SELECT *`, mean `COALESCE(left, right)`
+    /// (a FULL JOIN ... USING column).
+    pub fn coalesce(&mut self, left: usize, right: usize) {
+        self.coalesced.push((left, right, self.tables.len()));
+    }
+
+    /// The merged column a FULL JOIN ... USING made of row position `index`, if it did:
+    /// `COALESCE(left, right)` named `name`.
+    pub fn coalesced(&self, index: usize, name: &str) -> Option<Expr> {
+        let &(left, right, _) = self.coalesced.iter().find(|&&(l, _, _)| l == index)?;
+        let column = |position: usize| {
+            let (table, i) = self.column_at(position)?;
+            Some(Expr::Column {
+                index: position,
+                name: name.to_string(),
+                ty: table.table.columns[i].data_type.clone(),
+            })
+        };
+        let (left, right) = (column(left)?, column(right)?);
+        let ty = common_type([left.ty(), right.ty()].into_iter()).ok()?;
+        Some(Expr::Func(Func::Coalesce, vec![left, right], ty))
     }
 
     /// Makes an unqualified `name` skip row position `index` (merged away by USING).
@@ -1346,6 +1379,11 @@ impl Binder {
                 });
             }
         };
+        if qualifier.is_none() {
+            if let Some(merged) = scope.coalesced(table.offset + index, &name) {
+                return Ok(merged);
+            }
+        }
         let display = if scope.tables.len() > 1 {
             format!("{}.{name}", table.name)
         } else {

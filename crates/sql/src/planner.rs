@@ -597,11 +597,6 @@ fn using_join(
     kind: JoinKind,
     columns: &[String],
 ) -> SqlResult<(Option<ast::Expr>, Vec<usize>)> {
-    if kind == JoinKind::Full {
-        return Err(SqlError::unsupported(
-            "FULL JOIN ... USING is not supported yet; write the ON condition",
-        ));
-    }
     let qualified = |table: &str, column: &str| {
         ast::Expr::CompoundIdentifier(vec![
             ast::Ident::with_quote('"', table),
@@ -651,6 +646,11 @@ fn using_join(
             ));
         };
         let right_pos = right_entry.offset + right_index;
+        if scope.coalesced(left_pos, column).is_some() {
+            return Err(SqlError::unsupported(format!(
+                "joining USING (\"{column}\") on the merged column of a FULL JOIN is not supported; write the ON condition"
+            )));
+        }
         let left_name = scope
             .column_at(left_pos)
             .map(|(t, _)| t.name.clone())
@@ -674,6 +674,10 @@ fn using_join(
             (left_pos, right_pos)
         };
         scope.merge_away(dropped);
+        if kind == JoinKind::Full {
+            // Either side may be the padded one: the merged column is the one not NULL.
+            scope.coalesce(left_pos, right_pos);
+        }
         merged.push(kept);
     }
     Ok((on, merged))
@@ -2139,15 +2143,20 @@ async fn plan_select_body(
                         continue;
                     };
                     let column = &entry.table.columns[i];
-                    projection.push(Expr::Column {
+                    let merged = only
+                        .is_none()
+                        .then(|| scope.coalesced(position, &column.name))
+                        .flatten();
+                    let expr = merged.unwrap_or_else(|| Expr::Column {
                         index: position,
                         name: column.name.clone(),
                         ty: column.data_type.clone(),
                     });
                     columns.push(Column {
                         name: column.name.clone(),
-                        data_type: column.data_type.clone(),
+                        data_type: expr.ty(),
                     });
+                    projection.push(expr);
                 }
             }
             ast::SelectItem::UnnamedExpr(expr) => {
