@@ -223,15 +223,28 @@ async fn run_statement(
         }
         Plan::Update(update) => {
             let rows = scan_rows(txn, &update.scan, ctx).await?;
+            let rows = filter_keyed_rows(txn, rows, &update.row_filter, ctx).await?;
             let table = &update.scan.table;
             let mut returned = Vec::new();
             let count = rows.len();
+            let correlated = correlated_in(update.assignments.iter().map(|(_, e)| e), ctx);
+            // Every new row is computed before any is written: a subquery in SET reads the
+            // table as the statement found it, as in PostgreSQL.
+            let mut changes = Vec::with_capacity(rows.len());
             for (old_key, old) in rows {
                 ctx.check_cancel()?;
+                let results = correlated_rows(txn, &correlated, &old, ctx).await?;
+                let row_ctx = ExecContext {
+                    correlated: &results,
+                    ..*ctx
+                };
                 let mut new = old.clone();
                 for (index, expr) in &update.assignments {
-                    new[*index] = expr.eval(&old, &ctx.eval())?;
+                    new[*index] = expr.eval(&old, &row_ctx.eval())?;
                 }
+                changes.push((old_key, new));
+            }
+            for (old_key, new) in changes {
                 let new = conform_row(table, new, ctx.zone)?;
                 let new_key = checked_key(table, &new)?;
                 if new_key != old_key {
@@ -252,6 +265,7 @@ async fn run_statement(
         }
         Plan::Delete(delete) => {
             let rows = scan_rows(txn, &delete.scan, ctx).await?;
+            let rows = filter_keyed_rows(txn, rows, &delete.row_filter, ctx).await?;
             let mut returned = Vec::new();
             let count = rows.len();
             for (key, old) in rows {
@@ -2440,6 +2454,34 @@ async fn filter_rows(
             kept.push(row);
         } else {
             ctx.memory.release(row_bytes(&row));
+        }
+    }
+    Ok(kept)
+}
+
+/// [`filter_rows`] for rows read with their keys (the rows an UPDATE or DELETE changes).
+async fn filter_keyed_rows(
+    txn: &mut Transaction,
+    rows: Vec<(Key, Vec<Value>)>,
+    filter: &Option<Expr>,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<(Key, Vec<Value>)>> {
+    let Some(filter) = filter else {
+        return Ok(rows);
+    };
+    let correlated = correlated_in([filter], ctx);
+    let mut kept = Vec::with_capacity(rows.len());
+    for (key, row) in rows {
+        ctx.check_cancel()?;
+        let results = correlated_rows(txn, &correlated, &row, ctx).await?;
+        let row_ctx = ExecContext {
+            correlated: &results,
+            ..*ctx
+        };
+        if truth(&filter.eval(&row, &row_ctx.eval())?)? == Some(true) {
+            kept.push((key, row));
+        } else {
+            ctx.memory.release(row_bytes(&row) + key.as_bytes().len());
         }
     }
     Ok(kept)

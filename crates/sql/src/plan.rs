@@ -367,7 +367,9 @@ pub struct UpdatePlan {
     pub subqueries: Vec<SelectPlan>,
     /// Rows to change.
     pub scan: Scan,
-    /// (column index, new value over the old row).
+    /// WHERE conjuncts with correlated subqueries, checked per scanned row.
+    pub row_filter: Option<Expr>,
+    /// (column index, new value over the old row; may hold correlated subqueries).
     pub assignments: Vec<(usize, Expr)>,
     /// RETURNING over the new row.
     pub returning: Option<(Vec<Expr>, Vec<Column>)>,
@@ -380,6 +382,8 @@ pub struct DeletePlan {
     pub subqueries: Vec<SelectPlan>,
     /// Rows to delete.
     pub scan: Scan,
+    /// WHERE conjuncts with correlated subqueries, checked per scanned row.
+    pub row_filter: Option<Expr>,
     /// RETURNING over the deleted row.
     pub returning: Option<(Vec<Expr>, Vec<Column>)>,
 }

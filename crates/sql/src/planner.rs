@@ -1303,8 +1303,27 @@ fn reads_only(expr: &Expr, columns: &Range<usize>) -> bool {
     ok
 }
 
+/// A WHERE clause split for a scan: the conjuncts without correlated subqueries (the scan's
+/// filter, which may choose its access path), and those with them, which run per row after
+/// the scan.
+fn split_correlated(filter: Option<Expr>) -> (Option<Expr>, Option<Expr>) {
+    let (correlated, plain): (Vec<&Expr>, Vec<&Expr>) = filter
+        .as_ref()
+        .map(conjuncts)
+        .unwrap_or_default()
+        .into_iter()
+        .partition(|c| has_correlated(c));
+    let and = |parts: Vec<&Expr>| {
+        parts
+            .into_iter()
+            .cloned()
+            .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)))
+    };
+    (and(plain), and(correlated))
+}
+
 /// Whether `expr` holds a correlated subquery (which runs per row, so only where the
-/// executor evaluates per row: WHERE, and the select list without grouping).
+/// executor evaluates per row: WHERE, the select list without grouping, and UPDATE's SET).
 fn has_correlated(expr: &Expr) -> bool {
     let mut found = false;
     expr.walk(&mut |node| {
@@ -2352,25 +2371,8 @@ async fn plan_select_body(
     let (mut scan, filter) = match scope.tables().first() {
         None => (None, None),
         Some(first) if joins.is_empty() => {
-            // A correlated subquery runs per row, after the scan: its conjuncts stay out of
-            // the scan's filter.
-            let (correlated, plain): (Vec<&Expr>, Vec<&Expr>) = filter
-                .as_ref()
-                .map(conjuncts)
-                .unwrap_or_default()
-                .into_iter()
-                .partition(|c| has_correlated(c));
-            let and = |parts: Vec<&Expr>| {
-                parts
-                    .into_iter()
-                    .cloned()
-                    .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)))
-            };
-            let after = and(correlated);
-            (
-                Some(choose_access(first.table.clone(), and(plain), lock)),
-                after,
-            )
+            let (plain, after) = split_correlated(filter);
+            (Some(choose_access(first.table.clone(), plain, lock)), after)
         }
         Some(first) => {
             let own = pushed_down(first, nulls_later(0));
@@ -2863,7 +2865,7 @@ async fn plan_update(
         txn,
         update.selection.iter().chain(values),
         &scope,
-        false,
+        true,
         binder,
     )
     .await?;
@@ -2897,11 +2899,12 @@ async fn plan_update(
         };
         assignments.push((index, value));
     }
-    let filter = where_clause(binder, &update.selection, &scope)?;
+    let (filter, row_filter) = split_correlated(where_clause(binder, &update.selection, &scope)?);
     let returning = returning(binder, &update.returning, &table, &scope)?;
     Ok(UpdatePlan {
         subqueries: vec![],
         scan: choose_access(table, filter, false),
+        row_filter,
         assignments,
         returning,
     })
@@ -2928,12 +2931,13 @@ async fn plan_delete(
     let (table, name) = single_table(txn, relation).await?;
     refuse_view(&table)?;
     let scope = Scope::table(table.clone(), name);
-    plan_subqueries(txn, delete.selection.iter(), &scope, false, binder).await?;
-    let filter = where_clause(binder, &delete.selection, &scope)?;
+    plan_subqueries(txn, delete.selection.iter(), &scope, true, binder).await?;
+    let (filter, row_filter) = split_correlated(where_clause(binder, &delete.selection, &scope)?);
     let returning = returning(binder, &delete.returning, &table, &scope)?;
     Ok(DeletePlan {
         subqueries: vec![],
         scan: choose_access(table, filter, false),
+        row_filter,
         returning,
     })
 }
