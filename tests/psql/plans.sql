@@ -33,6 +33,13 @@ SELECT r.label, count(*) FROM customers c JOIN regions r ON r.code = c.region GR
 EXPLAIN SELECT * FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.region = 1 AND o.total > 50;
 EXPLAIN SELECT * FROM customers c LEFT JOIN orders o ON o.customer_id = c.id WHERE o.id IS NULL;
 
+-- WHERE conditions between a joined table and those before it join them (comma joins hash
+-- or look up keys like explicit ones), except where a later outer join pads those tables.
+EXPLAIN SELECT c.name, o.total FROM customers c, orders o WHERE o.customer_id = c.id AND o.total > 50;
+EXPLAIN SELECT * FROM orders o, customers c, regions r WHERE c.id = o.customer_id AND r.code = c.region;
+EXPLAIN SELECT * FROM customers c JOIN orders o ON true RIGHT JOIN regions r ON r.code = c.region WHERE o.customer_id = c.id;
+SELECT count(*) FROM orders o, customers c, regions r WHERE c.id = o.customer_id AND r.code = c.region;
+
 -- No equality to hash on: nested loop.
 EXPLAIN SELECT * FROM customers c JOIN orders o ON o.total > c.id * 10;
 EXPLAIN SELECT * FROM regions CROSS JOIN regions AS r2;

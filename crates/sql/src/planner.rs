@@ -2074,10 +2074,12 @@ async fn plan_select_body(
         )
     };
     let mut joins = Vec::with_capacity(join_specs.len());
+    // WHERE conjuncts that became join conditions (they need not be checked again).
+    let mut joining: Vec<Expr> = Vec::new();
     for (k, (kind, on)) in join_specs.into_iter().enumerate() {
         // ON sees the tables up to and including the one it joins.
         let visible = Scope::prefix(&scope, k + 2);
-        let on = match on {
+        let mut on = match on {
             Some(on) => {
                 let bound = binder.bind(&on, &visible)?;
                 Some(binder.boolean(bound, "JOIN/ON")?)
@@ -2085,6 +2087,32 @@ async fn plan_select_body(
             None => None,
         };
         let right = &scope.tables()[k + 1];
+        // An inner join also joins on the WHERE conjuncts that read its table and the
+        // tables before it (`FROM a, b WHERE a.x = b.y` hashes on them), unless a later
+        // outer join pads those tables with NULLs, which the WHERE clause must then see.
+        if kind == JoinKind::Inner && !nulls_later(k + 1) {
+            let end = right.offset + right.table.columns.len();
+            // Conjuncts over the joined table alone already filter its scan.
+            let reads_both_sides = |c: &Expr| {
+                let (mut left, mut right_side) = (false, false);
+                c.walk(&mut |node| {
+                    if let Expr::Column { index, .. } = node {
+                        left |= *index < right.offset;
+                        right_side |= *index >= right.offset;
+                    }
+                });
+                left && right_side
+            };
+            for conjunct in filter.as_ref().map(conjuncts).unwrap_or_default() {
+                if reads_only(conjunct, &(0..end)) && reads_both_sides(conjunct) {
+                    joining.push(conjunct.clone());
+                    on = Some(match on {
+                        Some(on) => Expr::And(Box::new(on), Box::new(conjunct.clone())),
+                        None => conjunct.clone(),
+                    });
+                }
+            }
+        }
         let lateral = right.derived.as_ref().is_some_and(|d| d.correlated);
         if lateral && matches!(kind, JoinKind::Right | JoinKind::Full) {
             return Err(SqlError::new(
@@ -2366,6 +2394,22 @@ async fn plan_select_body(
         }
     }
 
+    let first_own = scope
+        .tables()
+        .first()
+        .and_then(|first| pushed_down(first, nulls_later(0)));
+    // The conjuncts that became join conditions are not checked again after the joins.
+    let filter = if joining.is_empty() {
+        filter
+    } else {
+        filter.as_ref().map(conjuncts).and_then(|parts| {
+            parts
+                .into_iter()
+                .filter(|c| !joining.contains(c))
+                .cloned()
+                .reduce(|a, b| Expr::And(Box::new(a), Box::new(b)))
+        })
+    };
     // With joins, the first table's scan takes the conjuncts that concern it alone (for its
     // access path), and the whole WHERE clause applies to the joined rows.
     let (mut scan, filter) = match scope.tables().first() {
@@ -2374,10 +2418,10 @@ async fn plan_select_body(
             let (plain, after) = split_correlated(filter);
             (Some(choose_access(first.table.clone(), plain, lock)), after)
         }
-        Some(first) => {
-            let own = pushed_down(first, nulls_later(0));
-            (Some(choose_access(first.table.clone(), own, lock)), filter)
-        }
+        Some(first) => (
+            Some(choose_access(first.table.clone(), first_own, lock)),
+            filter,
+        ),
     };
     if let (Some(scan), Some(first)) = (scan.as_mut(), scope.tables().first()) {
         scan.derived = first.derived.clone();
