@@ -39,6 +39,9 @@ EXPLAIN SELECT c.name, o.total FROM customers c, orders o WHERE o.customer_id = 
 EXPLAIN SELECT * FROM orders o, customers c, regions r WHERE c.id = o.customer_id AND r.code = c.region;
 EXPLAIN SELECT * FROM customers c JOIN orders o ON true RIGHT JOIN regions r ON r.code = c.region WHERE o.customer_id = c.id;
 SELECT count(*) FROM orders o, customers c, regions r WHERE c.id = o.customer_id AND r.code = c.region;
+-- A comma list is joined in the written order, except that a table linked by a WHERE
+-- equality to those already joined comes before one that is not (here customers, then regions).
+EXPLAIN SELECT * FROM orders o, regions r, customers c WHERE c.id = o.customer_id AND r.code = c.region;
 
 -- No equality to hash on: nested loop.
 EXPLAIN SELECT * FROM customers c JOIN orders o ON o.total > c.id * 10;

@@ -562,6 +562,87 @@ async fn from_clause(
     Ok((scope, joins))
 }
 
+/// The order to join a comma-separated FROM list in, as indexes into it, when it differs
+/// from the written one. The rule: start with the first table; then take the first table
+/// (in written order) that a WHERE equality links to those already taken, or the next
+/// written table if none is linked. So `FROM a, b, c WHERE a.x = c.x AND c.y = b.y` joins
+/// a, c, b: every step has an equality to hash or look up on, where the written order would
+/// pair every row of a with every row of b. Only plain tables and non-LATERAL subqueries,
+/// without explicit JOINs, are moved; links are read from qualified names (`a.x`).
+fn join_order(select: &ast::Select) -> Option<Vec<usize>> {
+    let from = &select.from;
+    if from.len() < 3 {
+        return None;
+    }
+    let mut names = Vec::with_capacity(from.len());
+    for item in from {
+        if !item.joins.is_empty() {
+            return None;
+        }
+        let name = match &item.relation {
+            ast::TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => match alias {
+                Some(alias) => ident_name(&alias.name),
+                None => table_name(name).ok()?,
+            },
+            ast::TableFactor::Derived {
+                lateral: false,
+                alias: Some(alias),
+                ..
+            } => ident_name(&alias.name),
+            _ => return None,
+        };
+        names.push(name);
+    }
+    // Which FROM items each WHERE equality links.
+    let mut links: Vec<Vec<usize>> = Vec::new();
+    let mut pending = select.selection.iter().collect::<Vec<_>>();
+    while let Some(expr) = pending.pop() {
+        match expr {
+            ast::Expr::BinaryOp {
+                left,
+                op: ast::BinaryOperator::And,
+                right,
+            } => pending.extend([left.as_ref(), right.as_ref()]),
+            ast::Expr::Nested(inner) => pending.push(inner),
+            ast::Expr::BinaryOp {
+                left,
+                op: ast::BinaryOperator::Eq,
+                right,
+            } => {
+                let side = |e: &ast::Expr| match e {
+                    ast::Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+                        let qualifier = ident_name(&parts[0]);
+                        names.iter().position(|n| *n == qualifier)
+                    }
+                    _ => None,
+                };
+                if let (Some(l), Some(r)) = (side(left), side(right)) {
+                    if l != r {
+                        links.push(vec![l, r]);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut order = vec![0];
+    while order.len() < from.len() {
+        let linked = (0..from.len()).filter(|i| !order.contains(i)).find(|&i| {
+            links
+                .iter()
+                .any(|link| link.contains(&i) && link.iter().any(|j| order.contains(j)))
+        });
+        let next = linked.or_else(|| (0..from.len()).find(|i| !order.contains(i)))?;
+        order.push(next);
+    }
+    (order.iter().enumerate().any(|(k, &i)| k != i)).then_some(order)
+}
+
 /// The row positions of a table's columns that `SELECT *` shows.
 fn visible_positions(entry: &ScopeTable) -> Vec<usize> {
     entry
@@ -2030,7 +2111,27 @@ async fn plan_select_body(
     query: QueryTail<'_>,
     binder: &mut Binder,
 ) -> SqlResult<SelectPlan> {
-    let (scope, join_specs) = from_clause(txn, &select.from, binder).await?;
+    let order = join_order(select);
+    let reordered: Vec<ast::TableWithJoins>;
+    let from = match &order {
+        Some(order) => {
+            reordered = order.iter().map(|&i| select.from[i].clone()).collect();
+            &reordered
+        }
+        None => &select.from,
+    };
+    let (mut scope, join_specs) = from_clause(txn, from, binder).await?;
+    if let Some(order) = &order {
+        // SELECT * keeps the written order.
+        let mut star = Vec::new();
+        for written in 0..order.len() {
+            if let Some(placed) = order.iter().position(|&i| i == written) {
+                star.extend(visible_positions(&scope.tables()[placed]));
+            }
+        }
+        scope.set_star(star);
+    }
+    let scope = scope;
     let projected = select.projection.iter().filter_map(|item| match item {
         ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
         _ => None,
