@@ -2191,10 +2191,36 @@ async fn select_rows_wanting(
             .chain(&select.distinct_on),
         ctx,
     );
+    // After grouping, correlated subqueries read the grouped columns where the scan had them.
+    let group_columns: Vec<(usize, usize)> = match &select.aggregation {
+        Some(aggregation) if !correlated.is_empty() => aggregation
+            .group_by
+            .iter()
+            .enumerate()
+            .filter_map(|(key, expr)| match expr {
+                Expr::Column { index, .. } => Some((*index, key)),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     for row in rows {
         let row = &row;
         ctx.memory.release(row_bytes(row));
-        let results = correlated_rows(txn, &correlated, row, ctx).await?;
+        let results = if group_columns.is_empty() {
+            correlated_rows(txn, &correlated, row, ctx).await?
+        } else {
+            let width = group_columns
+                .iter()
+                .map(|&(at, _)| at + 1)
+                .max()
+                .unwrap_or(0);
+            let mut scan_row = vec![Value::Null; width];
+            for &(at, key) in &group_columns {
+                scan_row[at] = row[key].clone();
+            }
+            correlated_rows(txn, &correlated, &scan_row, ctx).await?
+        };
         let ctx = &ExecContext {
             correlated: &results,
             ..*ctx

@@ -280,6 +280,9 @@ pub struct SelectPlan {
     /// As a subquery: it reads the current row of a query around it ([`Expr::Outer`]), so
     /// it runs once per such row rather than once before the statement.
     pub correlated: bool,
+    /// As a correlated subquery: the row positions (and names) of the query immediately
+    /// around it that it reads, itself or through subqueries of its own.
+    pub outer_columns: Vec<(usize, String)>,
     /// A recursive WITH query: the rows come from iterating it.
     pub recursive: Option<Box<RecursiveUnion>>,
     /// Inside a recursive WITH query's recursive term: the rows are the working table (the
@@ -726,6 +729,8 @@ pub struct Binder {
     pub outer: Vec<Scope>,
     /// The outermost position in `outer` a name was found at since this was last reset.
     pub outer_hit: Option<usize>,
+    /// Every outer reference bound so far: (position in `outer`, row position there, name).
+    pub outer_references: Vec<(usize, usize, String)>,
     /// Recursive WITH queries being planned, innermost last: (name, working table id, its
     /// columns, whether the recursive term referred to it).
     pub working_tables: Vec<(String, usize, Vec<Column>, bool)>,
@@ -754,6 +759,7 @@ impl Binder {
             in_window: false,
             outer: Vec::new(),
             outer_hit: None,
+            outer_references: Vec::new(),
             working_tables: Vec::new(),
             next_working_table: 0,
             named_windows: Vec::new(),
@@ -1362,6 +1368,13 @@ impl Binder {
                         Resolution::Found(table, index) => {
                             self.outer_hit =
                                 Some(self.outer_hit.map_or(position, |p| p.min(position)));
+                            // As written, for PostgreSQL's grouping error.
+                            let written = match qualifier {
+                                Some(q) => format!("{}.{name}", ident_name(q)),
+                                None => name.clone(),
+                            };
+                            self.outer_references
+                                .push((position, table.offset + index, written));
                             return Ok(Expr::Outer {
                                 level: self.outer.len() - 1 - position,
                                 index: table.offset + index,

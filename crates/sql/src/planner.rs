@@ -1588,10 +1588,17 @@ async fn plan_correlatable(
     binder: &mut Binder,
 ) -> SqlResult<SelectPlan> {
     let entered = enter_outer(binder, outer);
+    let references_before = binder.outer_references.len();
     let planned = Box::pin(plan_query(txn, query, binder)).await;
     let correlated = leave_outer(binder, entered);
     let mut plan = planned?;
     plan.correlated = correlated;
+    let (level, _) = entered;
+    for (position, index, name) in &binder.outer_references[references_before..] {
+        if *position == level && !plan.outer_columns.iter().any(|(i, _)| i == index) {
+            plan.outer_columns.push((*index, name.clone()));
+        }
+    }
     Ok(plan)
 }
 
@@ -1918,6 +1925,7 @@ async fn plan_set_operation(
         series: None,
         set_function: None,
         correlated: false,
+        outer_columns: Vec::new(),
         recursive: None,
         working_table: None,
     })
@@ -2137,6 +2145,10 @@ async fn plan_select_body(
         _ => None,
     });
     let ons = join_specs.iter().filter_map(|(_, on)| on.as_ref());
+    let order_keys = query.order_by.iter().flat_map(|order| match &order.kind {
+        ast::OrderByKind::Expressions(exprs) => exprs.iter().map(|e| &e.expr).collect(),
+        _ => Vec::new(),
+    });
     plan_subqueries(
         txn,
         select
@@ -2144,7 +2156,8 @@ async fn plan_select_body(
             .iter()
             .chain(projected)
             .chain(select.having.iter())
-            .chain(ons),
+            .chain(ons)
+            .chain(order_keys),
         &scope,
         true,
         binder,
@@ -2527,7 +2540,6 @@ async fn plan_select_body(
     if let (Some(scan), Some(first)) = (scan.as_mut(), scope.tables().first()) {
         scan.derived = first.derived.clone();
     }
-    let grouped = aggregation.is_some() || !windows.is_empty();
     let correlated_where_unsupported = joins
         .iter()
         .any(|j| j.on.as_ref().is_some_and(has_correlated))
@@ -2538,13 +2550,51 @@ async fn plan_select_body(
                     .iter()
                     .any(|c| c.arg.as_ref().is_some_and(has_correlated))
         })
-        || (grouped
-            && (projection.iter().any(has_correlated)
-                || order_by.iter().any(|k| has_correlated(&k.expr))));
+        || windows.iter().any(|w| {
+            w.args
+                .iter()
+                .chain(&w.partition_by)
+                .chain(w.order_by.iter().map(|(e, _, _)| e))
+                .any(has_correlated)
+        });
     if correlated_where_unsupported {
         return Err(SqlError::unsupported(
-            "correlated subqueries are supported in WHERE and in the select list of queries without GROUP BY, aggregates or window functions",
+            "correlated subqueries are supported in WHERE, in the select list and in ORDER BY, not in JOIN/ON, GROUP BY, HAVING or the arguments of aggregate and window functions",
         ));
+    }
+    if let Some(aggregation) = &aggregation {
+        // After grouping, a correlated subquery sees the group's row: it may read the
+        // grouped columns only.
+        let mut subqueries = Vec::new();
+        for expr in projection.iter().chain(order_by.iter().map(|k| &k.expr)) {
+            expr.walk(&mut |node| {
+                if let Expr::Subquery {
+                    index,
+                    correlated: true,
+                    ..
+                } = node
+                {
+                    subqueries.push(*index);
+                }
+            });
+        }
+        for index in subqueries {
+            let Some((_, plan)) = binder.subqueries.get(index) else {
+                continue;
+            };
+            let ungrouped = plan.outer_columns.iter().find(|(position, _)| {
+                !aggregation
+                    .group_by
+                    .iter()
+                    .any(|g| matches!(g, Expr::Column { index, .. } if index == position))
+            });
+            if let Some((_, name)) = ungrouped {
+                return Err(SqlError::new(
+                    SqlState::GROUPING_ERROR,
+                    format!("subquery uses ungrouped column \"{name}\" from outer query"),
+                ));
+            }
+        }
     }
     Ok(SelectPlan {
         scan,
@@ -2564,6 +2614,7 @@ async fn plan_select_body(
         series: None,
         set_function: None,
         correlated: false,
+        outer_columns: Vec::new(),
         recursive: None,
         working_table: None,
     })
@@ -2745,6 +2796,7 @@ fn values_tree(mut rows: Vec<Vec<Expr>>, columns: &[Column]) -> SelectPlan {
         series: None,
         set_function: None,
         correlated: false,
+        outer_columns: Vec::new(),
         recursive: None,
         working_table: None,
     };
