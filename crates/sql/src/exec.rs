@@ -657,8 +657,14 @@ enum Accumulator {
     Bool(Option<bool>, bool),
     /// array_agg: the values so far (`None` before the first row).
     ArrayAgg(Option<Vec<Value>>),
-    /// jsonb_agg / json_agg: the values so far as JSON, and which of the two.
-    JsonAgg(Option<Vec<crate::types::json::Json>>, DataType),
+    /// jsonb_agg: the values so far as JSON.
+    JsonbAgg(Option<Vec<crate::types::json::Json>>),
+    /// json_agg: the values so far as json text, and whether they are arrays or rows
+    /// (which PostgreSQL puts on lines of their own).
+    JsonAgg(Option<Vec<String>>, bool),
+    /// json_object_agg / jsonb_object_agg (`true`): the members so far (values already
+    /// json or jsonb), and the value to pair with the next key.
+    ObjectAgg(Option<Vec<(String, Value)>>, Option<Value>, bool),
 }
 
 impl Accumulator {
@@ -674,8 +680,14 @@ impl Accumulator {
             AggFunc::BoolAnd => Accumulator::Bool(None, true),
             AggFunc::BoolOr => Accumulator::Bool(None, false),
             AggFunc::ArrayAgg => Accumulator::ArrayAgg(None),
-            AggFunc::JsonbAgg => Accumulator::JsonAgg(None, DataType::Jsonb),
-            AggFunc::JsonAgg => Accumulator::JsonAgg(None, DataType::Json),
+            AggFunc::JsonbAgg => Accumulator::JsonbAgg(None),
+            AggFunc::JsonObjectAgg => Accumulator::ObjectAgg(None, None, false),
+            AggFunc::JsonbObjectAgg => Accumulator::ObjectAgg(None, None, true),
+            AggFunc::JsonAgg => {
+                use crate::expr::{Func, JsonFunc};
+                let row = matches!(arg, Some(Expr::Func(Func::Json(JsonFunc::RowObject), ..)));
+                Accumulator::JsonAgg(None, row || matches!(arg_ty, DataType::Array(_)))
+            }
         }
     }
 
@@ -683,9 +695,28 @@ impl Accumulator {
         match (self, value) {
             (Accumulator::Count(n), None) => *n += 1,
             (Accumulator::ArrayAgg(items), Some(v)) => items.get_or_insert_with(Vec::new).push(v),
-            (Accumulator::JsonAgg(items, _), Some(v)) => items
+            (Accumulator::JsonbAgg(items), Some(v)) => items
                 .get_or_insert_with(Vec::new)
                 .push(crate::expr::to_json(&v, zone)?),
+            (Accumulator::JsonAgg(items, _), Some(v)) => items
+                .get_or_insert_with(Vec::new)
+                .push(crate::expr::json_text(&v, zone)?),
+            (Accumulator::ObjectAgg(members, value, jsonb), Some(key)) => {
+                if key.is_null() {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        "field name must not be null",
+                    ));
+                }
+                let key = text::format_text(&key, zone);
+                let value = value.take().unwrap_or(Value::Null);
+                let value = if *jsonb {
+                    Value::Jsonb(crate::expr::to_json(&value, zone)?)
+                } else {
+                    Value::Json(crate::expr::json_text(&value, zone)?)
+                };
+                members.get_or_insert_with(Vec::new).push((key, value));
+            }
             (_, Some(Value::Null)) => {}
             (Accumulator::Count(n), Some(_)) => *n += 1,
             (Accumulator::Sum(total, ty), Some(v)) => {
@@ -767,13 +798,39 @@ impl Accumulator {
             Accumulator::StringAgg(text, _) => text.map_or(Value::Null, Value::Text),
             Accumulator::Bool(state, _) => state.map_or(Value::Null, Value::Bool),
             Accumulator::ArrayAgg(items) => items.map_or(Value::Null, Value::Array),
-            Accumulator::JsonAgg(None, _) => Value::Null,
-            Accumulator::JsonAgg(Some(items), ty) => {
-                let array = crate::types::json::Json::Array(items);
-                match ty {
-                    DataType::Json => Value::Json(array.to_json_text()),
-                    _ => Value::Jsonb(array.normalized()),
+            Accumulator::JsonbAgg(items) => items.map_or(Value::Null, |items| {
+                Value::Jsonb(crate::types::json::Json::Array(items).normalized())
+            }),
+            Accumulator::JsonAgg(items, structured) => items.map_or(Value::Null, |items| {
+                let separator = if structured { ", \n " } else { ", " };
+                Value::Json(format!("[{}]", items.join(separator)))
+            }),
+            Accumulator::ObjectAgg(None, ..) => Value::Null,
+            Accumulator::ObjectAgg(Some(members), _, true) => {
+                use crate::types::json::Json;
+                let object = members
+                    .into_iter()
+                    .map(|(key, value)| match value {
+                        Value::Jsonb(json) => (key, json),
+                        _ => (key, Json::Null),
+                    })
+                    .collect();
+                Value::Jsonb(Json::Object(object).normalized())
+            }
+            Accumulator::ObjectAgg(Some(members), _, false) => {
+                let mut out = String::from("{ ");
+                for (n, (key, value)) in members.iter().enumerate() {
+                    if n > 0 {
+                        out.push_str(", ");
+                    }
+                    crate::types::json::write_string(key, &mut out);
+                    out.push_str(" : ");
+                    if let Value::Json(text) = value {
+                        out.push_str(text);
+                    }
                 }
+                out.push_str(" }");
+                Value::Json(out)
             }
         })
     }
@@ -986,13 +1043,21 @@ fn feed_aggregate(
         Some(e) => Some(e.eval(row, &ctx.eval())?),
         None => None,
     };
-    if let (Accumulator::StringAgg(_, delimiter), Some(d)) = (&mut *acc, &call.delimiter) {
-        *delimiter = Some(d.eval(row, &ctx.eval())?);
+    if let (Accumulator::StringAgg(_, second) | Accumulator::ObjectAgg(_, second, _), Some(e)) =
+        (&mut *acc, &call.second)
+    {
+        *second = Some(e.eval(row, &ctx.eval())?);
     }
     if call.distinct {
         if let Some(v) = &value {
             // Aggregates that keep NULLs (array_agg, json_agg) keep one distinct NULL too.
-            let keeps_nulls = matches!(acc, Accumulator::ArrayAgg(_) | Accumulator::JsonAgg(..));
+            let keeps_nulls = matches!(
+                acc,
+                Accumulator::ArrayAgg(_)
+                    | Accumulator::JsonAgg(..)
+                    | Accumulator::JsonbAgg(_)
+                    | Accumulator::ObjectAgg(..)
+            );
             if (v.is_null() && !keeps_nulls) || !seen.insert(GroupKey(vec![v.clone()])) {
                 return Ok(());
             }
@@ -1002,7 +1067,11 @@ fn feed_aggregate(
     }
     // Aggregates that keep their inputs grow with them.
     if let (
-        Accumulator::StringAgg(..) | Accumulator::ArrayAgg(_) | Accumulator::JsonAgg(..),
+        Accumulator::StringAgg(..)
+        | Accumulator::ArrayAgg(_)
+        | Accumulator::JsonAgg(..)
+        | Accumulator::JsonbAgg(_)
+        | Accumulator::ObjectAgg(..),
         Some(v),
     ) = (&*acc, &value)
     {

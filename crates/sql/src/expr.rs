@@ -286,6 +286,10 @@ pub enum AggFunc {
     JsonbAgg,
     /// json_agg(expr)
     JsonAgg,
+    /// jsonb_object_agg(key, value)
+    JsonbObjectAgg,
+    /// json_object_agg(key, value)
+    JsonObjectAgg,
 }
 
 /// A window function.
@@ -392,8 +396,8 @@ pub struct AggCall {
     pub distinct: bool,
     /// FILTER (WHERE ...): only rows where it is true.
     pub filter: Option<Expr>,
-    /// string_agg's delimiter.
-    pub delimiter: Option<Expr>,
+    /// The second argument: string_agg's delimiter, json_object_agg's value.
+    pub second: Option<Expr>,
     /// ORDER BY inside the call: the order its inputs are fed in (expression, descending,
     /// nulls first).
     pub order_by: Vec<(Expr, bool, bool)>,
@@ -1139,6 +1143,47 @@ pub fn to_json(value: &Value, zone: &TimeZone) -> SqlResult<Json> {
     })
 }
 
+/// A value as `json` text, as PostgreSQL's `to_json` writes it: arrays and rows without
+/// spaces (`[1,2]`, `{"a":1}`), a json value as written, a jsonb value in jsonb's text form.
+pub fn json_text(value: &Value, zone: &TimeZone) -> SqlResult<String> {
+    Ok(match value {
+        Value::Json(text) => text.clone(),
+        Value::Jsonb(json) => json.to_text(),
+        Value::Array(items) => {
+            let items = items
+                .iter()
+                .map(|item| json_text(item, zone))
+                .collect::<SqlResult<Vec<_>>>()?;
+            format!("[{}]", items.join(","))
+        }
+        other => to_json(other, zone)?.to_compact_text(),
+    })
+}
+
+/// `{"key" : value, ...}` from alternating keys and values, with PostgreSQL's spacing for
+/// json_build_object (`" : "`, `", "`) or row_to_json (`":"`, `","`).
+fn json_object_text(
+    pairs: &[Value],
+    colon: &str,
+    comma: &str,
+    zone: &TimeZone,
+) -> SqlResult<String> {
+    let mut out = String::from("{");
+    for (n, pair) in pairs.chunks(2).enumerate() {
+        if n > 0 {
+            out.push_str(comma);
+        }
+        json::write_string(&text::format_text(&pair[0], zone), &mut out);
+        out.push_str(colon);
+        match pair.get(1) {
+            Some(value) => out.push_str(&json_text(value, zone)?),
+            None => out.push_str("null"),
+        }
+    }
+    out.push('}');
+    Ok(out)
+}
+
 /// A document as a value of `ty` (json keeps PostgreSQL's json spacing).
 fn json_value(json: Json, ty: &DataType) -> Value {
     match ty {
@@ -1280,44 +1325,41 @@ fn eval_json(
                     "The arguments of {name}() must consist of alternating keys and values."
                 )));
             }
-            let mut members = Vec::with_capacity(values.len() / 2);
-            for (n, pair) in values.chunks(2).enumerate() {
-                if pair[0].is_null() {
-                    return Err(SqlError::new(
-                        SqlState("22004"),
-                        format!("argument {}: key must not be null", 2 * n + 1),
-                    ));
-                }
-                members.push((text::format_text(&pair[0], zone), to_json(&pair[1], zone)?));
-            }
-            json_value(Json::Object(members), ty)
-        }
-        JsonFunc::RowObject => {
-            let mut members = Vec::with_capacity(values.len() / 2);
-            for pair in values.chunks(2) {
-                let value = pair.get(1).map(|v| to_json(v, zone)).transpose()?;
-                members.push((
-                    text::format_text(&pair[0], zone),
-                    value.unwrap_or(Json::Null),
+            if let Some(n) = values.chunks(2).position(|pair| pair[0].is_null()) {
+                return Err(SqlError::new(
+                    SqlState("22004"),
+                    format!("argument {}: key must not be null", 2 * n + 1),
                 ));
             }
-            Value::Json(Json::Object(members).to_compact_text())
+            if *ty == DataType::Json {
+                return Ok(Value::Json(json_object_text(&values, " : ", ", ", zone)?));
+            }
+            let mut members = Vec::with_capacity(values.len() / 2);
+            for pair in values.chunks(2) {
+                members.push((text::format_text(&pair[0], zone), to_json(&pair[1], zone)?));
+            }
+            Value::Jsonb(Json::Object(members).normalized())
         }
-        JsonFunc::BuildArray => json_value(
+        JsonFunc::RowObject => Value::Json(json_object_text(&values, ":", ",", zone)?),
+        JsonFunc::BuildArray if *ty == DataType::Json => {
+            let items = values
+                .iter()
+                .map(|v| json_text(v, zone))
+                .collect::<SqlResult<Vec<_>>>()?;
+            Value::Json(format!("[{}]", items.join(", ")))
+        }
+        JsonFunc::BuildArray => Value::Jsonb(
             Json::Array(
                 values
                     .iter()
                     .map(|v| to_json(v, zone))
                     .collect::<SqlResult<_>>()?,
-            ),
-            ty,
+            )
+            .normalized(),
         ),
-        JsonFunc::From => {
-            if first.is_null() {
-                return Ok(Value::Null);
-            }
-            json_value(to_json(&first, zone)?, ty)
-        }
+        JsonFunc::From if first.is_null() => Value::Null,
+        JsonFunc::From if *ty == DataType::Json => Value::Json(json_text(&first, zone)?),
+        JsonFunc::From => Value::Jsonb(to_json(&first, zone)?.normalized()),
         JsonFunc::TypeOf => match document(&first)? {
             Some(doc) => Value::Text(doc.type_name().to_string()),
             None => Value::Null,

@@ -1838,6 +1838,8 @@ impl Binder {
             "array_agg" => Some(AggFunc::ArrayAgg),
             "jsonb_agg" => Some(AggFunc::JsonbAgg),
             "json_agg" => Some(AggFunc::JsonAgg),
+            "jsonb_object_agg" => Some(AggFunc::JsonbObjectAgg),
+            "json_object_agg" => Some(AggFunc::JsonObjectAgg),
             _ => None,
         };
         if aggregate.is_none() && !order_clause.is_empty() {
@@ -1861,7 +1863,7 @@ impl Binder {
             }
             let arity = match agg {
                 AggFunc::CountStar => 0,
-                AggFunc::StringAgg => 2,
+                AggFunc::StringAgg | AggFunc::JsonbObjectAgg | AggFunc::JsonObjectAgg => 2,
                 _ => 1,
             };
             if args.len() != arity {
@@ -1871,13 +1873,18 @@ impl Binder {
             self.allow_aggregates = false;
             let arg = match (args.first(), agg) {
                 (Some(a), AggFunc::JsonbAgg) => Some(self.bind_row_reference(a, scope, true)?),
+                (Some(a), AggFunc::JsonAgg) => Some(self.bind_row_reference(a, scope, false)?),
                 (Some(a), _) => Some(self.bind(a, scope)?),
                 (None, _) => None,
             };
-            let delimiter = match args.get(1) {
-                Some(d) => {
+            let second = match args.get(1) {
+                Some(d) if agg == AggFunc::StringAgg => {
                     let d = self.bind(d, scope)?;
                     Some(self.text_operand(d)?)
+                }
+                Some(value) => {
+                    let value = self.bind(value, scope)?;
+                    Some(self.coerce(value, &DataType::Text)?)
                 }
                 None => None,
             };
@@ -1912,7 +1919,7 @@ impl Binder {
                 arg,
                 distinct,
                 filter,
-                delimiter,
+                second,
                 order_by,
             });
             return Ok(Expr::Aggregate {
@@ -2437,7 +2444,7 @@ impl Binder {
             ("jsonb_build_array", _) => (JsonFunc::BuildArray, DataType::Jsonb),
             ("json_build_array", _) => (JsonFunc::BuildArray, DataType::Json),
             ("to_jsonb", 1) => (JsonFunc::From, DataType::Jsonb),
-            ("to_json", 1) => (JsonFunc::From, DataType::Json),
+            ("to_json" | "array_to_json", 1) => (JsonFunc::From, DataType::Json),
             ("jsonb_typeof", 1) => (JsonFunc::TypeOf, DataType::Text),
             ("json_typeof", 1) => (JsonFunc::TypeOf, DataType::Text),
             ("jsonb_array_length", 1) => (JsonFunc::ArrayLength, DataType::Int4),
@@ -2964,7 +2971,8 @@ fn aggregate_type(agg: AggFunc, arg: Option<&DataType>) -> SqlResult<DataType> {
             ))
         }
         (AggFunc::JsonbAgg, Some(_)) => DataType::Jsonb,
-        (AggFunc::JsonAgg, Some(_)) => DataType::Json,
+        (AggFunc::JsonAgg | AggFunc::JsonObjectAgg, Some(_)) => DataType::Json,
+        (AggFunc::JsonbObjectAgg, Some(_)) => DataType::Jsonb,
         (AggFunc::ArrayAgg, Some(DataType::Unknown)) => DataType::Array(Box::new(DataType::Text)),
         (AggFunc::ArrayAgg, Some(ty)) => DataType::Array(Box::new(ty.clone())),
         (AggFunc::StringAgg, Some(ty)) if ty.is_text() => DataType::Text,
