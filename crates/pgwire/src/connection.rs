@@ -387,14 +387,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         if let Some(columns) = &outcome.columns {
             self.wire
                 .send(Backend::RowDescription(row_description(columns, &[])));
-            let zone = self.session.time_zone();
+            let zone = &outcome.time_zone;
             for row in &outcome.rows {
                 if let Err(error) = put_data_row(
                     self.wire.output(),
                     row,
                     columns,
                     &[],
-                    &zone,
+                    zone,
                     &mut self.scratch,
                 ) {
                     // The statement ran; only this result cannot be sent.

@@ -531,6 +531,28 @@ async fn correlated_subqueries_run_where_supported_and_are_refused_clearly_elsew
 }
 
 #[tokio::test]
+async fn rows_print_in_the_time_zone_their_statement_ran_in() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    // One simple query: the SET after the SELECT does not reach back to its rows.
+    let messages = client
+        .simple_query(
+            "SELECT timestamptz '2024-07-01 12:00+00'; SET TIME ZONE 'America/New_York'; \
+             SELECT timestamptz '2024-07-01 12:00+00'",
+        )
+        .await
+        .unwrap();
+    let rows = text_rows(&messages);
+    assert_eq!(
+        rows,
+        [
+            [Some("2024-07-01 12:00:00+00".to_string())],
+            [Some("2024-07-01 08:00:00-04".to_string())]
+        ]
+    );
+}
+
+#[tokio::test]
 async fn select_list_set_functions_cairn_does_not_run_say_so() {
     let server = Server::start().await;
     let client = server.connect().await;

@@ -1125,9 +1125,15 @@ pub fn to_json(value: &Value, zone: &TimeZone) -> SqlResult<Json> {
         Value::TimestampTz(t) => {
             let mut text = datetime::format_timestamp(zone.to_local(*t), None);
             if text.as_bytes()[0].is_ascii_digit() {
-                // ISO 8601 (XSD), as PostgreSQL's JSON shows it: `T`, and `+HH:MM`.
+                // ISO 8601 (XSD), as PostgreSQL's JSON shows it: `T`, and `+HH:MM`
+                // (before the era).
+                let bc = text.ends_with(" BC");
+                text.truncate(text.len() - if bc { 3 } else { 0 });
                 text = text.replacen(' ', "T", 1);
                 text.push_str(&format_offset(zone.offset_at(*t), true));
+                if bc {
+                    text.push_str(" BC");
+                }
             }
             Json::String(text)
         }
@@ -1979,9 +1985,10 @@ fn eval_func(
             (ctx.reseed)(seed);
             Value::Text(String::new())
         }
+        Func::AtTimeZone if first.is_null() => Value::Null,
         Func::AtTimeZone => {
             let name = as_text(&first, ctx.zone);
-            let zone = TimeZone::named(&name).ok_or_else(|| {
+            let zone = TimeZone::named_at(&name).ok_or_else(|| {
                 SqlError::new(
                     SqlState::INVALID_PARAMETER_VALUE,
                     format!("time zone \"{name}\" not recognized"),
@@ -2012,7 +2019,10 @@ fn eval_func(
         }
         Func::Format if first.is_null() => Value::Null,
         Func::Format => Value::Text(format(&as_text(&first, ctx.zone), &values[1..], ctx.zone)?),
-        _ if values.iter().any(Value::is_null) => Value::Null,
+        // GREATEST and LEAST skip NULLs; the functions below are strict.
+        _ if !matches!(func, Func::Greatest | Func::Least) && values.iter().any(Value::is_null) => {
+            Value::Null
+        }
         Func::Replace => {
             let (s, from, to) = (
                 as_text(&first, ctx.zone),
@@ -2212,6 +2222,18 @@ fn eval_func(
                         * datetime::USECS_PER_DAY
                 }
                 "month" => datetime::days_from_civil(year, month, 1) * datetime::USECS_PER_DAY,
+                // Monday of the ISO week (2000-01-01 was a Saturday).
+                "week" => (days - (days + 5).rem_euclid(7)) * datetime::USECS_PER_DAY,
+                "decade" => {
+                    datetime::days_from_civil(year - year.rem_euclid(10), 1, 1)
+                        * datetime::USECS_PER_DAY
+                }
+                // Centuries and millennia start at years ending in 1 (2001), as in PostgreSQL.
+                "century" | "millennium" if year > 0 => {
+                    let span = if field == "century" { 100 } else { 1000 };
+                    datetime::days_from_civil((year - 1) / span * span + 1, 1, 1)
+                        * datetime::USECS_PER_DAY
+                }
                 "day" => days * datetime::USECS_PER_DAY,
                 "hour" => micros.div_euclid(3_600_000_000) * 3_600_000_000,
                 "minute" => micros.div_euclid(60_000_000) * 60_000_000,
@@ -2227,8 +2249,16 @@ fn eval_func(
                     ))
                 }
             };
-            if with_tz {
+            let whole_days = !matches!(
+                field.as_str(),
+                "hour" | "minute" | "second" | "milliseconds" | "microseconds"
+            );
+            if with_tz && whole_days {
+                // A new day may have another offset: read the wall-clock time back.
                 Value::TimestampTz(ctx.zone.to_utc(truncated))
+            } else if let (true, Value::TimestampTz(moment)) = (with_tz, &values[1]) {
+                // Within the day, the offset stays: move the moment back by what was cut.
+                Value::TimestampTz(moment - (micros - truncated))
             } else {
                 Value::Timestamp(truncated)
             }

@@ -559,8 +559,9 @@ pub struct Scope {
     /// Row positions an unqualified name skips: the side of a JOIN ... USING column that the
     /// merged column does not come from, with how many tables the scope had by then.
     merged_away: Vec<(usize, usize)>,
-    /// Once a FROM clause has a USING or NATURAL join, the row positions `SELECT *` shows, in
-    /// PostgreSQL's order (each join's merged columns first).
+    /// Once a FROM clause has a USING or NATURAL join, or its tables are joined in another
+    /// order than written, the row positions `SELECT *` shows, in PostgreSQL's order (the
+    /// written one, each join's merged columns first).
     star: Option<Vec<usize>>,
     /// FULL JOIN ... USING columns: the merged column is whichever side is not NULL, so the
     /// left side's position stands for `COALESCE(left, right)`: (left, right, how many
@@ -1116,8 +1117,11 @@ impl Binder {
                 let column_type = plan.columns[0].data_type.clone();
                 let value = self.bind(left, scope)?;
                 let value = self.coerce(value, &column_type)?;
-                let probe = Expr::Literal(Value::Null, column_type);
-                self.comparable(value.clone(), probe, op.symbol())?;
+                let (value, as_moments) =
+                    self.comparable_to_elements(value, &column_type, op.symbol())?;
+                if as_moments {
+                    self.subquery_as_moments(index)?;
+                }
                 Expr::Subquery {
                     index,
                     correlated: self.subqueries[index].1.correlated,
@@ -1141,8 +1145,10 @@ impl Binder {
                 let column_type = plan.columns[0].data_type.clone();
                 let value = self.bind(value, scope)?;
                 let value = self.coerce(value, &column_type)?;
-                let probe = Expr::Literal(Value::Null, column_type.clone());
-                self.comparable(value.clone(), probe, "=")?;
+                let (value, as_moments) = self.comparable_to_elements(value, &column_type, "=")?;
+                if as_moments {
+                    self.subquery_as_moments(index)?;
+                }
                 Expr::Subquery {
                     index,
                     correlated: self.subqueries[index].1.correlated,
@@ -1615,8 +1621,47 @@ impl Binder {
                 Ok((l, self.coerce(r, &T::Float8)?))
             }
             (T::Unknown, T::Interval) if op == ArithOp::Mul => Ok((self.coerce(l, &T::Float8)?, r)),
+            // timestamptz minus a date or timestamp: both as moments in the session's zone.
+            (T::TimestampTz, T::Date | T::Timestamp) if op == ArithOp::Sub => {
+                Ok((l, Expr::Cast(Box::new(r), T::TimestampTz)))
+            }
+            (T::Date | T::Timestamp, T::TimestampTz) if op == ArithOp::Sub => {
+                Ok((Expr::Cast(Box::new(l), T::TimestampTz), r))
+            }
             _ => Ok((l, r)),
         }
+    }
+
+    /// [`Self::comparable`] for a value against elements computed elsewhere (an array's, a
+    /// subquery's column) of type `element`: the value as it compares, and whether the
+    /// elements must be read as timestamptz (a date or timestamp meeting a timestamptz).
+    fn comparable_to_elements(
+        &mut self,
+        value: Expr,
+        element: &DataType,
+        op: &str,
+    ) -> SqlResult<(Expr, bool)> {
+        let probe = Expr::Literal(Value::Null, element.clone());
+        let (value, probe) = self.comparable(value, probe, op)?;
+        Ok((value, matches!(probe, Expr::Cast(..))))
+    }
+
+    /// Makes subquery `index` yield its one column as timestamptz (see
+    /// [`Self::comparable_to_elements`]).
+    fn subquery_as_moments(&mut self, index: usize) -> SqlResult<()> {
+        let Some((_, plan)) = self.subqueries.get_mut(index) else {
+            return Err(SqlError::internal("subquery index"));
+        };
+        if plan.set_operation.is_some() || plan.recursive.is_some() || plan.projection.len() != 1 {
+            return Err(SqlError::unsupported(
+                "comparing timestamptz with the date or timestamp rows of a set operation; cast them to timestamptz",
+            ));
+        }
+        let column = plan.projection.remove(0);
+        plan.projection
+            .push(Expr::Cast(Box::new(column), DataType::TimestampTz));
+        plan.columns[0].data_type = DataType::TimestampTz;
+        Ok(())
     }
 
     fn unify_unknown(&mut self, l: Expr, r: Expr) -> SqlResult<(Expr, Expr)> {
@@ -2630,8 +2675,14 @@ impl Binder {
                 "op ANY/ALL (array) requires array on right side",
             ));
         };
-        let probe = Expr::Literal(Value::Null, (*element).clone());
-        self.comparable(value.clone(), probe, op)?;
+        let (value, as_moments) = self.comparable_to_elements(value, &element, op)?;
+        let array = match as_moments {
+            true => Expr::Cast(
+                Box::new(array),
+                DataType::Array(Box::new(DataType::TimestampTz)),
+            ),
+            false => array,
+        };
         Ok(Expr::Func(
             Func::Array(if all { ArrayFunc::All } else { ArrayFunc::Any }),
             vec![

@@ -266,10 +266,13 @@ fn plan_set(set: &ast::Set) -> SqlResult<Plan> {
                 Plan::Set { name, value }
             }
         }
-        ast::Set::SetTimeZone { value, .. } => Plan::Set {
-            name: "timezone".into(),
-            value: time_zone_value(value)?,
-        },
+        ast::Set::SetTimeZone { value, local } => {
+            let (name, value) = ("timezone".to_string(), time_zone_value(value)?);
+            match local {
+                true => Plan::SetLocal { name, value },
+                false => Plan::Set { name, value },
+            }
+        }
         ast::Set::SetNames { charset_name, .. } => Plan::Set {
             name: "client_encoding".into(),
             value: Some(charset_name.value.clone()),
@@ -2015,8 +2018,9 @@ const SELECT_LIST_SET_FUNCTIONS: &[&str] = &[
 /// `None` when the select list calls none. One such call per select list (PostgreSQL zips
 /// several), and not beside `*` (which would show the function's column).
 fn select_list_set_function(select: &ast::Select) -> SqlResult<Option<ast::Select>> {
-    const ALIAS: &str = "__set_function";
-    const COLUMN: &str = "value";
+    // Names no unquoted identifier can spell, so that the user's names never meet them.
+    const ALIAS: &str = "?set function?";
+    const COLUMN: &str = "?value?";
     let mut select = select.clone();
     let mut call = None;
     let mut wildcard = false;
@@ -2525,7 +2529,8 @@ async fn plan_select_body(
         })
     };
     // With joins, the first table's scan takes the conjuncts that concern it alone (for its
-    // access path), and the whole WHERE clause applies to the joined rows.
+    // access path), and the rest of the WHERE clause (what did not become a join condition)
+    // applies to the joined rows.
     let (mut scan, filter) = match scope.tables().first() {
         None => (None, None),
         Some(first) if joins.is_empty() => {
@@ -2691,6 +2696,10 @@ fn output_name(expr: &ast::Expr) -> String {
         ast::Expr::Array(_) => "array".into(),
         ast::Expr::CompoundFieldAccess { root, .. } => output_name(root),
         ast::Expr::Extract { .. } => "extract".into(),
+        ast::Expr::TypedString(typed) => match DataType::from_ast(&typed.data_type) {
+            Ok(ty) => short_type_name(&ty),
+            Err(_) => "?column?".into(),
+        },
         ast::Expr::AtTimeZone { .. } => "timezone".into(),
         // A scalar subquery is named after its one column, as in PostgreSQL.
         ast::Expr::Subquery(query) => match query.body.as_ref() {

@@ -200,6 +200,9 @@ pub struct Outcome {
     pub notices: Vec<Notice>,
     /// Session parameters whose reported value changed (for ParameterStatus).
     pub parameter_changes: Vec<(String, String)>,
+    /// The session's time zone when the statement finished, which its rows print in (a
+    /// later `SET TimeZone` in the same simple query does not change them).
+    pub time_zone: TimeZone,
 }
 
 /// Cancels the statement a session is running (CancelRequest).
@@ -569,7 +572,13 @@ impl Session {
         for statement in statements {
             let sql = statement.to_string();
             let outcome = match self.prepare_statement(sql, Some(statement), &[]).await {
-                Ok(prepared) => self.execute(&prepared, Vec::new()).await,
+                Ok(prepared) => self
+                    .execute(&prepared, Vec::new())
+                    .await
+                    .map(|outcome| Outcome {
+                        time_zone: self.time_zone(),
+                        ..outcome
+                    }),
                 Err(e) => {
                     self.fail_block();
                     Err(e)

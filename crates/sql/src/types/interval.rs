@@ -137,13 +137,20 @@ impl Interval {
         Ok(ts)
     }
 
-    /// [`Self::add_to_timestamp`] for a `timestamptz`: months and days step the wall clock
-    /// in `zone` (a day may be 23 or 25 hours), the time part is added to the moment.
+    /// [`Self::add_to_timestamp`] for a `timestamptz`: months, then days, step the wall
+    /// clock in `zone` (a day may be 23 or 25 hours; each step is read back as a moment, as
+    /// PostgreSQL does), then the time part is added to the moment.
     pub fn add_to_timestamptz(&self, timestamp: i64, zone: &TimeZone) -> SqlResult<i64> {
         let mut ts = timestamp;
-        if self.months != 0 || self.days != 0 {
-            let calendar = Interval { micros: 0, ..*self };
-            ts = zone.to_utc(calendar.add_to_timestamp(zone.to_local(ts))?);
+        for (months, days) in [(self.months, 0), (0, self.days)] {
+            if months != 0 || days != 0 {
+                let step = Interval {
+                    months,
+                    days,
+                    micros: 0,
+                };
+                ts = zone.to_utc(step.add_to_timestamp(zone.to_local(ts))?);
+            }
         }
         Interval {
             months: 0,

@@ -6,7 +6,7 @@
 //!   number and equal to itself, and `-0 = 0`. Strings compare byte-wise (the C collation).
 //!   Dates compare with timestamps at midnight. A `timestamp` or `date` meeting a
 //!   `timestamptz` is first cast to the moment it names in the session's time zone (the
-//!   binder inserts that cast, see `Binder::comparable`).
+//!   binder inserts that cast for comparisons, IN, ANY/ALL and subtraction).
 //! * **Sorting and grouping** ([`total_cmp`], [`hash_key`]): a total order with NULLs last,
 //!   and a hash consistent with equality across integer and numeric types (`1 = 1.0`).
 //! * **Arithmetic** ([`arith_result_type`], [`arith`], [`negate`]): result types

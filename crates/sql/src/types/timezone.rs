@@ -30,6 +30,15 @@ pub struct TimeZone {
     rules: Arc<Rules>,
 }
 
+impl Default for TimeZone {
+    fn default() -> Self {
+        TimeZone::utc()
+    }
+}
+
+/// Offsets PostgreSQL accepts are under a week: at most 167 hours.
+const MAX_OFFSET_HOURS: i64 = 167;
+
 /// One kind of local time in a zone: its offset east of UTC, whether it is daylight-saving
 /// time, and its abbreviation (`CEST`).
 #[derive(Clone, Debug, PartialEq)]
@@ -62,16 +71,28 @@ impl TimeZone {
     /// The zone a `TimeZone` setting names, or `None` if there is no such zone. Loaded
     /// zones are kept for the life of the process.
     pub fn named(setting: &str) -> Option<Self> {
+        Self::lookup(setting, true)
+    }
+
+    /// The zone `AT TIME ZONE` names: as [`Self::named`], except that a number is a POSIX
+    /// offset (`'+05'` is five hours *west*), as PostgreSQL reads it there.
+    pub fn named_at(name: &str) -> Option<Self> {
+        Self::lookup(name, false)
+    }
+
+    fn lookup(setting: &str, iso_hours: bool) -> Option<Self> {
         static LOADED: OnceLock<Mutex<HashMap<String, TimeZone>>> = OnceLock::new();
-        let key = setting.trim().to_ascii_lowercase();
-        if matches!(key.as_str(), "utc" | "etc/utc" | "z" | "zulu" | "uct") {
+        let key = format!("{iso_hours}:{}", setting.trim().to_ascii_lowercase());
+        let bare = setting.trim().to_ascii_lowercase();
+        if matches!(bare.as_str(), "utc" | "etc/utc" | "z" | "zulu" | "uct") {
             return Some(Self::utc());
         }
         let loaded = LOADED.get_or_init(Default::default);
         if let Some(zone) = loaded.lock().ok()?.get(&key) {
             return Some(zone.clone());
         }
-        let zone = Self::hours(setting.trim())
+        let hours = iso_hours.then(|| Self::hours(setting.trim())).flatten();
+        let zone = hours
             .or_else(|| Self::from_database(setting.trim()))
             .or_else(|| {
                 let rule = PosixRule::parse(setting.trim(), true)?;
@@ -92,7 +113,7 @@ impl TimeZone {
     /// `SET TIME ZONE -7` sets.
     fn hours(setting: &str) -> Option<Self> {
         let hours: f64 = setting.parse().ok()?;
-        if !hours.is_finite() || hours.abs() > 15.0 * 24.0 {
+        if !hours.is_finite() || hours.abs() > MAX_OFFSET_HOURS as f64 {
             return None;
         }
         Some(Self::fixed((hours * 3600.0).round() as i32))
@@ -263,6 +284,11 @@ impl Tzif {
     }
 
     fn read_block(input: &mut Bytes<'_>, header: &Header, time_size: usize) -> Option<Self> {
+        // Zones with leap seconds (`right/...`) count seconds PostgreSQL does not; and a
+        // file shorter than its header says is not read further.
+        if header.leapcnt != 0 || input.0.len() < header.block_len(time_size) {
+            return None;
+        }
         let mut transitions = Vec::with_capacity(header.timecnt);
         for _ in 0..header.timecnt {
             let raw = input.take(time_size)?;
@@ -354,12 +380,16 @@ impl Header {
     }
 
     fn block_len(&self, time_size: usize) -> usize {
-        self.timecnt * (time_size + 1)
-            + self.typecnt * 6
-            + self.charcnt
-            + self.leapcnt * (time_size + 4)
-            + self.isstdcnt
-            + self.isutcnt
+        [
+            self.timecnt.saturating_mul(time_size + 1),
+            self.typecnt.saturating_mul(6),
+            self.charcnt,
+            self.leapcnt.saturating_mul(time_size + 4),
+            self.isstdcnt,
+            self.isutcnt,
+        ]
+        .into_iter()
+        .fold(0, usize::saturating_add)
     }
 }
 
@@ -581,6 +611,9 @@ impl Parser<'_> {
     }
 
     fn rest_of_time(&mut self, hours: i64) -> Option<i64> {
+        if hours > MAX_OFFSET_HOURS {
+            return None;
+        }
         let mut secs = hours * 3600;
         for scale in [60, 1] {
             if self.expect(b':').is_none() {
@@ -698,6 +731,14 @@ mod tests {
         assert_eq!(show(&rule, "2024-10-27 00:59"), "2024-10-27 02:59:00+02");
         assert_eq!(show(&rule, "2024-10-27 01:00"), "2024-10-27 02:00:00+01");
         assert!(TimeZone::named("Nowhere/Land").is_none());
+        assert!(TimeZone::named("200").is_none() && TimeZone::named("<+999>-999").is_none());
+        // Leap-second zones count seconds PostgreSQL does not.
+        assert!(TimeZone::named("right/UTC").is_none());
+        // AT TIME ZONE reads a number as POSIX does: west of Greenwich.
+        assert_eq!(
+            TimeZone::named_at("+05").map(|z| z.offset_at(0)),
+            Some(-5 * 3600)
+        );
         assert!(TimeZone::named("../../etc/passwd").is_none());
         assert!(TimeZone::utc().is_utc() && zone("utc").is_utc() && !zone("-7").is_utc());
     }

@@ -204,7 +204,10 @@ pub fn format_timestamp(micros: i64, zone: Option<&LocalTime>, template: &str) -
                 ("DY" | "Dy" | "dy", _) => cased(&DAYS[dow as usize][..3], pattern),
                 ("TZ", _) => zone.map_or(String::new(), |z| z.abbrev.to_uppercase()),
                 ("tz", _) => zone.map_or(String::new(), |z| z.abbrev.to_lowercase()),
-                ("OF", _) => zone.map_or(String::new(), |z| format_offset(z.offset_secs, false)),
+                // Hours and minutes only (an offset in seconds loses them, as in PostgreSQL).
+                ("OF", _) => zone.map_or(String::new(), |z| {
+                    format_offset(z.offset_secs / 60 * 60, false)
+                }),
                 _ => String::new(),
             };
             (pattern.len(), text, value)
