@@ -241,6 +241,9 @@ pub struct Session {
     settings: BTreeMap<String, String>,
     /// Values SET LOCAL replaced (`None`: the parameter was unset), restored at block end.
     local_saved: BTreeMap<String, Option<String>>,
+    /// Values that settings changed in the open transaction block had when it began,
+    /// restored if it rolls back (as PostgreSQL undoes SET with the transaction).
+    block_start: BTreeMap<String, Option<String>>,
 }
 
 /// The parameter a transaction block sets (with SET LOCAL) to make its COMMIT idempotent.
@@ -548,6 +551,7 @@ impl Session {
             block_modes: TxnModes::default(),
             settings: default_settings(user),
             local_saved: BTreeMap::new(),
+            block_start: BTreeMap::new(),
         }
     }
 
@@ -743,15 +747,42 @@ impl Session {
     /// After an error: a block becomes failed (its writes are gone); autocommit forgets its
     /// transaction.
     /// Ends a transaction block, whatever its outcome: SET LOCAL values go back.
-    fn end_block(&mut self) {
+    /// Ends the transaction block: SET LOCAL values go back, and on rollback (`committed`
+    /// false) every setting the block changed does. Returns the reported parameters whose
+    /// value changed back (for ParameterStatus).
+    fn end_block(&mut self, committed: bool) -> Vec<(String, String)> {
         self.txn = None;
         self.block = Block::None;
         self.block_modes = TxnModes::default();
-        for (key, value) in std::mem::take(&mut self.local_saved) {
-            match value {
-                Some(value) => self.settings.insert(key, value),
+        let local = std::mem::take(&mut self.local_saved);
+        let started = std::mem::take(&mut self.block_start);
+        let restore = if committed {
+            local
+        } else {
+            // The block's start values win over what SET LOCAL saw.
+            let mut all = local;
+            all.extend(started);
+            all
+        };
+        let mut changes = Vec::new();
+        for (key, value) in restore {
+            let before = match value {
+                Some(value) => self.settings.insert(key.clone(), value),
                 None => self.settings.remove(&key),
             };
+            let after = self.settings.get(&key);
+            if before.as_ref() != after && REPORTED.contains(&key.as_str()) {
+                changes.push((key.clone(), after.cloned().unwrap_or_default()));
+            }
+        }
+        changes
+    }
+
+    /// Notes a setting's value before the open transaction block first changes it.
+    fn remember_block_start(&mut self, key: &str) {
+        if self.block == Block::Open && !self.block_start.contains_key(key) {
+            let value = self.settings.get(key).cloned();
+            self.block_start.insert(key.to_string(), value);
         }
     }
 
@@ -1141,8 +1172,12 @@ impl Session {
                         ..Outcome::default()
                     }),
                 };
-                self.end_block();
-                result
+                // A commit that fails rolls the block back, settings included.
+                let changes = self.end_block(result.is_ok());
+                result.map(|outcome| Outcome {
+                    parameter_changes: changes,
+                    ..outcome
+                })
             }
         }
     }
@@ -1153,10 +1188,11 @@ impl Session {
         } else {
             vec![]
         };
-        self.end_block();
+        let parameter_changes = self.end_block(false);
         Outcome {
             tag: "ROLLBACK".into(),
             notices,
+            parameter_changes,
             ..Outcome::default()
         }
     }
@@ -1217,6 +1253,7 @@ impl Session {
                     continue;
                 }
                 if self.settings.get(&key) != Some(&default) {
+                    self.remember_block_start(&key);
                     if REPORTED.contains(&key.as_str()) {
                         parameter_changes.push((key.clone(), default.clone()));
                     }
@@ -1251,6 +1288,7 @@ impl Session {
             Some(v) => validate_setting(&key, v)?,
         };
         let changed = self.settings.get(&key) != Some(&value);
+        self.remember_block_start(&key);
         self.settings.insert(key.clone(), value.clone());
         let parameter_changes = if changed && REPORTED.contains(&key.as_str()) {
             vec![(key, value)]
@@ -1397,7 +1435,7 @@ impl Session {
 
     /// Called when the client goes away: rolls back any open transaction.
     pub fn close(&mut self) {
-        self.end_block();
+        self.end_block(false);
     }
 }
 
