@@ -226,6 +226,8 @@ pub enum Func {
     Reverse,
     /// concat(...): NULLs ignored
     Concat,
+    /// concat_ws(separator, ...): NULLs ignored, NULL separator gives NULL
+    ConcatWs,
     /// format(fmt, ...): %s, %I, %L and %%, optionally with an argument position (%2$s)
     Format,
     /// random(): uniform in [0, 1)
@@ -1932,6 +1934,7 @@ fn eval_func(
             match &first {
                 Value::Null => Value::Null,
                 Value::Timestamp(t) => Value::Text(to_char::format_timestamp(*t, None, &template)),
+                Value::Interval(i) => Value::Text(to_char::format_interval(i, &template)),
                 Value::TimestampTz(t) => Value::Text(to_char::format_timestamp(
                     ctx.zone.to_local(*t),
                     Some(ctx.zone.local_time_at(*t)),
@@ -2016,6 +2019,16 @@ fn eval_func(
                 }
             }
             Value::Text(out)
+        }
+        Func::ConcatWs if first.is_null() => Value::Null,
+        Func::ConcatWs => {
+            let separator = as_text(&first, ctx.zone);
+            let pieces: Vec<String> = values[1..]
+                .iter()
+                .filter(|v| !v.is_null())
+                .map(|v| as_text(v, ctx.zone))
+                .collect();
+            Value::Text(pieces.join(&separator))
         }
         Func::Format if first.is_null() => Value::Null,
         Func::Format => Value::Text(format(&as_text(&first, ctx.zone), &values[1..], ctx.zone)?),
@@ -2394,7 +2407,8 @@ fn extract(field: &str, value: &Value, zone: &TimeZone) -> SqlResult<String> {
         )
     };
     match field {
-        "year" => whole(year),
+        // 1 BC is year 0 inside, -1 to PostgreSQL.
+        "year" => whole(if year > 0 { year } else { year - 1 }),
         "quarter" => whole(i64::from((month - 1) / 3 + 1)),
         "month" => whole(i64::from(month)),
         "day" => whole(i64::from(day)),
@@ -2407,6 +2421,21 @@ fn extract(field: &str, value: &Value, zone: &TimeZone) -> SqlResult<String> {
             let micros = time % 60_000_000;
             Ok(format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000))
         }
+        "milliseconds" if !is_date => {
+            let micros = time % 60_000_000;
+            Ok(format!("{}.{:03}", micros / 1_000, micros % 1_000))
+        }
+        "microseconds" if !is_date => whole(time % 60_000_000),
+        "week" => whole(crate::types::to_char::iso_week(days).1),
+        "isoyear" => whole(crate::types::to_char::iso_week(days).0),
+        // PostgreSQL's rules, with BC years negative (year 0 is 1 BC).
+        "decade" if year > 0 => whole(year / 10),
+        "decade" => whole(-((8 - (year - 1)) / 10)),
+        "century" if year > 0 => whole((year + 99) / 100),
+        "century" => whole(-((99 - (year - 1)) / 100)),
+        "millennium" if year > 0 => whole((year + 999) / 1000),
+        "millennium" => whole(-((999 - (year - 1)) / 1000)),
+        "julian" if is_date => whole(days + 2_451_545),
         "epoch" => {
             let since_1970 = micros - datetime::UNIX_EPOCH_DAYS * datetime::USECS_PER_DAY;
             if is_date {

@@ -2077,6 +2077,7 @@ impl Binder {
             ("repeat", 2) => (Func::Repeat, DataType::Text),
             ("reverse", 1) => (Func::Reverse, DataType::Text),
             ("concat", _) => (Func::Concat, DataType::Text),
+            ("concat_ws", n) if n > 0 => (Func::ConcatWs, DataType::Text),
             ("random", 0) => (Func::Random, DataType::Float8),
             ("format", 1..) => (Func::Format, DataType::Text),
             ("round" | "trunc", 1) | ("ceil" | "ceiling" | "floor", 1) => {
@@ -2189,7 +2190,7 @@ impl Binder {
                     }
                     arg
                 }
-                Func::Concat | Func::Format => self.text_operand(arg)?,
+                Func::Concat | Func::ConcatWs | Func::Format => self.text_operand(arg)?,
                 Func::AtTimeZone if position == 0 => {
                     let arg = self.text_operand(arg)?;
                     if !arg.ty().is_text() {
@@ -2251,7 +2252,10 @@ impl Binder {
                     let fits = arg.ty().is_numeric()
                         || matches!(
                             arg.ty(),
-                            DataType::Date | DataType::Timestamp | DataType::TimestampTz
+                            DataType::Date
+                                | DataType::Timestamp
+                                | DataType::TimestampTz
+                                | DataType::Interval
                         );
                     if !fits {
                         return Err(no_function(&name, &types));

@@ -2701,6 +2701,18 @@ fn output_name(expr: &ast::Expr) -> String {
             Err(_) => "?column?".into(),
         },
         ast::Expr::AtTimeZone { .. } => "timezone".into(),
+        // SQL-syntax functions are named after the function PostgreSQL calls.
+        ast::Expr::Position { .. } => "position".into(),
+        ast::Expr::Substring { .. } => "substring".into(),
+        ast::Expr::Overlay { .. } => "overlay".into(),
+        ast::Expr::Ceil { .. } => "ceil".into(),
+        ast::Expr::Floor { .. } => "floor".into(),
+        ast::Expr::Trim { trim_where, .. } => match trim_where {
+            Some(ast::TrimWhereField::Leading) => "ltrim",
+            Some(ast::TrimWhereField::Trailing) => "rtrim",
+            _ => "btrim",
+        }
+        .into(),
         // A scalar subquery is named after its one column, as in PostgreSQL.
         ast::Expr::Subquery(query) => match query.body.as_ref() {
             ast::SetExpr::Select(select) => match select.projection.first() {

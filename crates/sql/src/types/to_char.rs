@@ -8,6 +8,7 @@
 //! template holds print as `#`, as in PostgreSQL.
 
 use super::datetime::{self, USECS_PER_DAY};
+use super::interval::Interval;
 use super::timezone::{format_offset, LocalTime};
 use super::Numeric;
 
@@ -58,7 +59,7 @@ fn ordinal_suffix(n: i64) -> &'static str {
 }
 
 /// ISO 8601 year and week of the day `days` (since 2000-01-01).
-fn iso_week(days: i64) -> (i64, i64) {
+pub(crate) fn iso_week(days: i64) -> (i64, i64) {
     let dow = (days + 5).rem_euclid(7) + 1; // 1 = Monday
     let thursday = days - dow + 4;
     let (year, _, _) = datetime::civil_from_days(thursday);
@@ -72,14 +73,73 @@ pub fn format_timestamp(micros: i64, zone: Option<&LocalTime>, template: &str) -
     let days = micros.div_euclid(USECS_PER_DAY);
     let time = micros.rem_euclid(USECS_PER_DAY);
     let (year, month, day) = datetime::civil_from_days(days);
-    let (month, day) = (i64::from(month), i64::from(day));
-    let hour = time / 3_600_000_000;
-    let minute = time / 60_000_000 % 60;
-    let second = time / 1_000_000 % 60;
-    let micro = time % 1_000_000;
-    let dow = (days + 6).rem_euclid(7); // 0 = Sunday
-    let doy = days - datetime::days_from_civil(year, 1, 1) + 1;
     let (iso_year, iso_week) = iso_week(days);
+    let fields = Fields {
+        year,
+        month: i64::from(month),
+        day: i64::from(day),
+        hour: time / 3_600_000_000,
+        minute: time / 60_000_000 % 60,
+        second: time / 1_000_000 % 60,
+        micro: time % 1_000_000,
+        dow: (days + 6).rem_euclid(7), // 0 = Sunday
+        doy: days - datetime::days_from_civil(year, 1, 1) + 1,
+        iso_year,
+        iso_week,
+    };
+    format_fields(&fields, zone, template)
+}
+
+/// `to_char(interval, template)`: years and months from the months, days, then hours (not
+/// wrapped at 24), minutes and seconds from the time part, as PostgreSQL's `interval_to_char`.
+pub fn format_interval(interval: &Interval, template: &str) -> String {
+    let time = interval.micros;
+    let fields = Fields {
+        year: i64::from(interval.months / 12),
+        month: i64::from(interval.months % 12),
+        day: i64::from(interval.days),
+        hour: time / 3_600_000_000,
+        minute: time / 60_000_000 % 60,
+        second: time / 1_000_000 % 60,
+        micro: time % 1_000_000,
+        dow: 0,
+        doy: 0,
+        iso_year: 0,
+        iso_week: 0,
+    };
+    format_fields(&fields, None, template)
+}
+
+/// The fields a template's patterns print.
+struct Fields {
+    year: i64,
+    month: i64,
+    day: i64,
+    hour: i64,
+    minute: i64,
+    second: i64,
+    micro: i64,
+    /// 0 = Sunday.
+    dow: i64,
+    doy: i64,
+    iso_year: i64,
+    iso_week: i64,
+}
+
+fn format_fields(fields: &Fields, zone: Option<&LocalTime>, template: &str) -> String {
+    let &Fields {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        micro,
+        dow,
+        doy,
+        iso_year,
+        iso_week,
+    } = fields;
     let hour12 = if hour % 12 == 0 { 12 } else { hour % 12 };
 
     let chars: Vec<char> = template.chars().collect();
@@ -108,7 +168,10 @@ pub fn format_timestamp(micros: i64, zone: Option<&LocalTime>, template: &str) -
         let body = if fill { rest.as_str() } else { &rest[2..] };
         let prefix = if fill { 0 } else { 2 };
         let number = |value: i64, width: usize| -> String {
-            if fill {
+            if fill && value < 0 {
+                // The sign before the padded digits (an interval's `-02` hours).
+                format!("-{:0width$}", value.unsigned_abs())
+            } else if fill {
                 format!("{value:0width$}")
             } else {
                 value.to_string()
@@ -249,12 +312,25 @@ pub fn format_number(value: &Numeric, template: &str) -> String {
         None => (true, template),
     };
     let upper = template.to_uppercase();
-    let explicit_sign = ["S", "MI", "SG", "PL"]
-        .iter()
-        .any(|sign| upper.starts_with(sign) || upper.ends_with(sign));
-    let (int_part, frac_part) = match upper.find(['.', 'D']) {
-        Some(at) => (&upper[..at], Some(&upper[at + 1..])),
-        None => (upper.as_str(), None),
+    // A sign pattern at either end: S is placed next to the number; MI, SG and PL keep
+    // their own position (PL shows only '+', leaving '-' to the number's usual sign).
+    let sign_pattern = ["SG", "MI", "PL", "S"].into_iter().find_map(|p| {
+        if upper.starts_with(p) {
+            Some((p, true))
+        } else if upper.ends_with(p) {
+            Some((p, false))
+        } else {
+            None
+        }
+    });
+    let digits_part = match sign_pattern {
+        Some((pattern, true)) => &upper[pattern.len()..],
+        Some((pattern, false)) => &upper[..upper.len() - pattern.len()],
+        None => upper.as_str(),
+    };
+    let (int_part, frac_part) = match digits_part.find(['.', 'D']) {
+        Some(at) => (&digits_part[..at], Some(&digits_part[at + 1..])),
+        None => (digits_part, None),
     };
     let slots: Vec<char> = int_part
         .chars()
@@ -282,14 +358,87 @@ pub fn format_number(value: &Numeric, template: &str) -> String {
     } else {
         int_text
     };
-    if int_text.len() > int_digits {
+    let body = if int_text.len() > int_digits {
         // More digits than the template has room for: PostgreSQL prints '#' throughout.
-        let hashes: String = template
+        digits_part
             .chars()
-            .map(|c| if matches!(c, '9' | '0') { '#' } else { c })
-            .collect();
-        return format!(" {hashes}");
+            .map(|c| match c {
+                '9' | '0' => '#',
+                'D' => '.',
+                'G' => ',',
+                other => other,
+            })
+            .collect()
+    } else {
+        digits_body(
+            &slots,
+            &int_text,
+            frac_part.is_some(),
+            &frac_slots,
+            &frac_text,
+            fill,
+        )
+    };
+    let negative = rounded.is_negative();
+    let minus_or = |other: char| if negative { '-' } else { other };
+    // (the sign next to the number and whether it goes after it, the sign at the start,
+    // the sign at the end)
+    let (anchored, fixed_start, fixed_end) = match sign_pattern {
+        None | Some(("PL", _)) => {
+            let plus = sign_pattern.map(|_| if negative { ' ' } else { '+' });
+            let (start, end) = match sign_pattern {
+                Some((_, true)) => (plus, None),
+                _ => (None, plus),
+            };
+            (Some((minus_or(' '), false)), start, end)
+        }
+        Some(("S", at_start)) => (Some((minus_or('+'), !at_start)), None, None),
+        Some((pattern, at_start)) => {
+            let sign = if pattern == "MI" {
+                minus_or(' ')
+            } else {
+                minus_or('+')
+            };
+            match at_start {
+                true => (None, Some(sign), None),
+                false => (None, None, Some(sign)),
+            }
+        }
+    };
+    let mut out = String::with_capacity(body.len() + 3);
+    out.extend(fixed_start);
+    match anchored {
+        // Right before the first character printed.
+        Some((sign, false)) => {
+            let start = body.len() - body.trim_start().len();
+            out.push_str(&body[..start]);
+            out.push(sign);
+            out.push_str(&body[start..]);
+        }
+        Some((sign, true)) => {
+            out.push_str(&body);
+            out.push(sign);
+        }
+        None => out.push_str(&body),
     }
+    out.extend(fixed_end);
+    if fill {
+        out
+    } else {
+        out.replace(' ', "")
+    }
+}
+
+/// The digits of a number in `to_char` slots: `int_text` right-aligned into `slots` ('9',
+/// '0', ','), then the fraction into `frac_slots` if the template has a point.
+fn digits_body(
+    slots: &[char],
+    int_text: &str,
+    has_point: bool,
+    frac_slots: &[char],
+    frac_text: &str,
+    fill: bool,
+) -> String {
     // Digits right-aligned into the slots; a '0' slot forces zeros from there on.
     let first_zero = slots.iter().position(|c| *c == '0');
     let mut digits = int_text.chars().rev();
@@ -312,7 +461,7 @@ pub fn format_number(value: &Numeric, template: &str) -> String {
         }
     }
     let mut body: String = filled.into_iter().collect();
-    if frac_part.is_some() {
+    if has_point {
         body.push('.');
         let mut fraction: Vec<char> = frac_text.chars().collect();
         fraction.resize(frac_slots.len(), '0');
@@ -327,19 +476,7 @@ pub fn format_number(value: &Numeric, template: &str) -> String {
         }
         body.extend(fraction);
     }
-    let sign = match (rounded.is_negative(), explicit_sign) {
-        (true, _) => "-",
-        (false, true) => "+",
-        (false, false) if fill => " ",
-        (false, false) => "",
-    };
-    if fill {
-        // The sign goes right before the first character printed.
-        let start = body.len() - body.trim_start().len();
-        format!("{}{sign}{}", &body[..start], &body[start..])
-    } else {
-        format!("{sign}{}", body.trim())
-    }
+    body
 }
 
 #[cfg(test)]
