@@ -22,6 +22,7 @@ use crate::memory::{row_bytes, MemoryBudget};
 use crate::plan::{
     Access, Aggregation, InsertSource, JoinKind, JoinStep, Plan, Scan, SelectPlan, Series,
 };
+use crate::sequence::StatementSequences;
 use crate::types::ops::{self, ArithOp, GroupKey};
 use crate::types::timezone::TimeZone;
 use crate::types::{cast, keycode, row as rowcode, text, DataType, Value};
@@ -48,6 +49,8 @@ pub struct ExecContext<'a> {
     pub now_micros: i64,
     /// The session's `TimeZone`.
     pub zone: &'a TimeZone,
+    /// The sequences the statement calls (values are reserved before each row).
+    pub sequences: &'a StatementSequences<'a>,
     /// Set when the client asked to cancel.
     pub cancel: &'a AtomicBool,
     /// A source of unique row ids for tables without a primary key.
@@ -85,6 +88,7 @@ impl ExecContext<'_> {
             outer: self.outer,
             random: self.random,
             reseed: self.reseed,
+            sequences: self.sequences,
         }
     }
 
@@ -180,6 +184,7 @@ async fn run_statement(
                 InsertSource::Values(rows) => {
                     let mut out = Vec::with_capacity(rows.len());
                     for row in rows {
+                        ctx.sequences.top_up(txn).await?;
                         let mut values = Vec::with_capacity(row.len());
                         for (expr, &target) in row.iter().zip(&insert.targets) {
                             values.push(match expr {
@@ -198,6 +203,7 @@ async fn run_statement(
             let inserted = sources.len();
             for source in sources {
                 ctx.check_cancel()?;
+                ctx.sequences.top_up(txn).await?;
                 let mut row: Vec<Value> = Vec::with_capacity(table.columns.len());
                 for (i, column) in table.columns.iter().enumerate() {
                     row.push(match insert.targets.iter().position(|&t| t == i) {
@@ -233,6 +239,7 @@ async fn run_statement(
             let mut changes = Vec::with_capacity(rows.len());
             for (old_key, old) in rows {
                 ctx.check_cancel()?;
+                ctx.sequences.top_up(txn).await?;
                 let results = correlated_rows(txn, &correlated, &old, ctx).await?;
                 let row_ctx = ExecContext {
                     correlated: &results,
@@ -2274,6 +2281,7 @@ async fn select_rows_wanting(
         _ => Vec::new(),
     };
     for row in rows {
+        ctx.sequences.top_up(txn).await?;
         let row = &row;
         ctx.memory.release(row_bytes(row));
         let results = if group_columns.is_empty() {

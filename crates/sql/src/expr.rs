@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use crate::error::{SqlError, SqlResult, SqlState};
+use crate::sequence::StatementSequences;
 use crate::types::json::{self, Json};
 use crate::types::ops::{self, ArithOp, GroupKey};
 use crate::types::timezone::{format_offset, TimeZone};
@@ -232,6 +233,16 @@ pub enum Func {
     Format,
     /// random(): uniform in [0, 1)
     Random,
+    /// gen_random_uuid(): a version 4 UUID from the session's seeded source
+    GenRandomUuid,
+    /// nextval(sequence)
+    NextVal,
+    /// currval(sequence)
+    CurrVal,
+    /// setval(sequence, value [, is_called])
+    SetVal,
+    /// lastval()
+    LastVal,
     /// round(x [, scale])
     Round,
     /// trunc(x [, scale])
@@ -544,6 +555,8 @@ pub struct EvalContext<'a> {
     pub random: &'a (dyn Fn() -> f64 + Send + Sync),
     /// setseed(x): reseeds that source.
     pub reseed: &'a (dyn Fn(f64) + Send + Sync),
+    /// The sequences the statement calls.
+    pub sequences: &'a StatementSequences<'a>,
 }
 
 /// An uncorrelated subquery's rows, computed once before its statement, with a hash set of
@@ -1977,6 +1990,35 @@ fn eval_func(
         }
         Func::Now => Value::TimestampTz(ctx.now_micros),
         Func::Random => Value::Float8((ctx.random)()),
+        Func::GenRandomUuid => {
+            // 3 × 53 random bits cover the 122 a version 4 UUID has.
+            let mut bytes = [0u8; 16];
+            let mut bits = 0u128;
+            for _ in 0..3 {
+                bits = (bits << 53) | ((ctx.random)() * (1u64 << 53) as f64) as u128;
+            }
+            bytes.copy_from_slice(&bits.to_be_bytes());
+            bytes[6] = (bytes[6] & 0x0f) | 0x40;
+            bytes[8] = (bytes[8] & 0x3f) | 0x80;
+            Value::Uuid(bytes)
+        }
+        Func::NextVal if first.is_null() => Value::Null,
+        Func::NextVal => Value::Int8(ctx.sequences.next(&as_text(&first, ctx.zone))?),
+        Func::CurrVal if first.is_null() => Value::Null,
+        Func::CurrVal => Value::Int8(ctx.sequences.current(&as_text(&first, ctx.zone))?),
+        Func::LastVal => Value::Int8(ctx.sequences.last()?),
+        Func::SetVal if values.iter().any(Value::is_null) => Value::Null,
+        Func::SetVal => {
+            let is_called = match values.get(2) {
+                Some(Value::Bool(b)) => *b,
+                _ => true,
+            };
+            let value = int_arg(&values[1])?;
+            Value::Int8(
+                ctx.sequences
+                    .set(&as_text(&first, ctx.zone), value, is_called)?,
+            )
+        }
         Func::SetSeed => {
             let seed = float_arg(&first)?;
             if !(-1.0..=1.0).contains(&seed) {

@@ -73,6 +73,7 @@ mod memory;
 mod plan;
 mod planner;
 mod regex;
+mod sequence;
 mod session;
 pub mod types;
 

@@ -17,6 +17,7 @@ use crate::expr::{
     AggCall, AggFunc, ArrayFunc, CmpOp, Expr, Frame, FrameBound, FrameUnits, Func, JsonFunc,
     RegexFunc, SubqueryUse, WindowCall, WindowFunc,
 };
+use crate::sequence::{self, SequenceDesc, SequenceUse};
 use crate::types::ops::{self, ArithOp};
 use crate::types::timezone::TimeZone;
 use crate::types::{cast, text, DataType, Numeric, Value};
@@ -39,10 +40,26 @@ pub enum Plan {
         desc: TableDesc,
         /// IF NOT EXISTS.
         if_not_exists: bool,
+        /// The sequences its SERIAL and IDENTITY columns draw from, created with it.
+        sequences: Vec<SequenceDesc>,
     },
     /// DROP TABLE.
     DropTable {
         /// Tables to drop.
+        names: Vec<String>,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
+    /// CREATE SEQUENCE.
+    CreateSequence {
+        /// The definition (its id is allocated at execution).
+        desc: SequenceDesc,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+    },
+    /// DROP SEQUENCE.
+    DropSequence {
+        /// Sequences to drop.
         names: Vec<String>,
         /// IF EXISTS.
         if_exists: bool,
@@ -460,6 +477,8 @@ impl Plan {
                 .write_kind()
                 .or_else(|| ctes.first().and_then(|(_, _, plan)| plan.write_kind())),
             Plan::DropTable { .. } => Some("DROP TABLE"),
+            Plan::CreateSequence { .. } => Some("CREATE SEQUENCE"),
+            Plan::DropSequence { .. } => Some("DROP SEQUENCE"),
             Plan::Select(select)
                 if select.scan.as_ref().is_some_and(|s| s.lock)
                     || select.joins.iter().any(|j| j.scan.lock) =>
@@ -742,6 +761,9 @@ pub struct Binder {
     /// The session's time zone: a `timestamptz` literal without an offset is read in it
     /// when the statement is planned, as PostgreSQL does.
     pub zone: TimeZone,
+    /// The sequences the statement calls by a literal name (nextval, currval, setval), with
+    /// how many nextval calls per row.
+    pub sequences: Vec<SequenceUse>,
 }
 
 impl Binder {
@@ -766,6 +788,7 @@ impl Binder {
             named_windows: Vec::new(),
             allow_aggregates: false,
             zone,
+            sequences: Vec::new(),
         }
     }
 
@@ -2079,6 +2102,27 @@ impl Binder {
             ("concat", _) => (Func::Concat, DataType::Text),
             ("concat_ws", n) if n > 0 => (Func::ConcatWs, DataType::Text),
             ("random", 0) => (Func::Random, DataType::Float8),
+            ("gen_random_uuid", 0) => (Func::GenRandomUuid, DataType::Uuid),
+            ("lastval", 0) => (Func::LastVal, DataType::Int8),
+            ("nextval" | "currval", 1) | ("setval", 2 | 3) => {
+                let func = match name.as_str() {
+                    "nextval" => Func::NextVal,
+                    "currval" => Func::CurrVal,
+                    _ => Func::SetVal,
+                };
+                if let Some(Expr::Literal(Value::Text(text), _)) = bound.first() {
+                    let sequence = sequence::parse_name(text);
+                    let per_row = u64::from(func == Func::NextVal);
+                    match self.sequences.iter_mut().find(|u| u.name == sequence) {
+                        Some(usage) => usage.per_row += per_row,
+                        None => self.sequences.push(SequenceUse {
+                            name: sequence,
+                            per_row,
+                        }),
+                    }
+                }
+                (func, DataType::Int8)
+            }
             ("format", 1..) => (Func::Format, DataType::Text),
             ("round" | "trunc", 1) | ("ceil" | "ceiling" | "floor", 1) => {
                 let func = match name.as_str() {

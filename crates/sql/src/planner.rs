@@ -8,6 +8,7 @@ use std::sync::Arc;
 use cairn_qp::Transaction;
 use sqlparser::ast;
 
+use crate::catalog::Identity;
 use crate::catalog::{self, ColumnDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr};
@@ -17,18 +18,20 @@ use crate::plan::{
     Scope, ScopeTable, SelectPlan, Series, SetFunction, SetOperation, SetOperator, SortKey,
     TxnModes, UpdatePlan,
 };
+use crate::sequence::{self, SequenceDesc, SequenceUse};
 use crate::types::interval::parse_interval;
 use crate::types::timezone::TimeZone;
 use crate::types::{ops, DataType};
 use crate::Column;
 
-/// Plans `statement`; returns the plan and the parameter types (declared or inferred).
+/// Plans `statement`; returns the plan, the parameter types (declared or inferred) and the
+/// sequences it calls.
 pub async fn plan(
     txn: &mut Transaction,
     statement: &ast::Statement,
     declared: &[Option<DataType>],
     zone: TimeZone,
-) -> SqlResult<(Plan, Vec<DataType>)> {
+) -> SqlResult<(Plan, Vec<DataType>, Vec<SequenceUse>)> {
     let mut binder = Binder::new(declared, zone);
     let mut plan = plan_statement(txn, statement, &mut binder).await?;
     let subqueries: Vec<SelectPlan> = binder.subqueries.drain(..).map(|(_, plan)| plan).collect();
@@ -54,7 +57,8 @@ pub async fn plan(
             ))
         }
     }
-    Ok((plan, binder.finish_params()))
+    let sequences = std::mem::take(&mut binder.sequences);
+    Ok((plan, binder.finish_params(), sequences))
 }
 
 async fn plan_statement(
@@ -72,6 +76,61 @@ async fn plan_statement(
         S::Update(update) => Plan::Update(Box::new(plan_update(txn, update, binder).await?)),
         S::Delete(delete) => Plan::Delete(Box::new(plan_delete(txn, delete, binder).await?)),
         S::CreateTable(create) => plan_create_table(create, binder)?,
+        S::CreateSequence {
+            temporary,
+            if_not_exists,
+            name,
+            data_type,
+            sequence_options,
+            owned_by,
+        } => {
+            if *temporary {
+                return Err(SqlError::unsupported(
+                    "temporary sequences are not supported yet",
+                ));
+            }
+            let data_type = match data_type {
+                Some(ty) => DataType::from_ast(ty)?,
+                None => DataType::Int8,
+            };
+            let mut desc = sequence_desc(table_name(name)?, data_type, sequence_options)?;
+            desc.owned_by = match owned_by {
+                None => None,
+                Some(target) if target.to_string().eq_ignore_ascii_case("none") => None,
+                Some(target) => match target.0.as_slice() {
+                    [table, column] => Some((
+                        table.to_string().to_lowercase(),
+                        column.to_string().to_lowercase(),
+                    )),
+                    _ => {
+                        return Err(SqlError::syntax(format!(
+                            "invalid OWNED BY option {target}: name a table's column"
+                        )))
+                    }
+                },
+            };
+            Plan::CreateSequence {
+                desc,
+                if_not_exists: *if_not_exists,
+            }
+        }
+        S::Drop {
+            object_type: ast::ObjectType::Sequence,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => {
+            if *cascade {
+                return Err(SqlError::unsupported(
+                    "DROP SEQUENCE ... CASCADE is not supported yet",
+                ));
+            }
+            Plan::DropSequence {
+                names: names.iter().map(table_name).collect::<SqlResult<_>>()?,
+                if_exists: *if_exists,
+            }
+        }
         S::Drop {
             object_type: ast::ObjectType::Table,
             if_exists,
@@ -293,6 +352,104 @@ fn plan_set(set: &ast::Set) -> SqlResult<Plan> {
     })
 }
 
+/// A sequence of `data_type` with CREATE SEQUENCE's (or an identity column's) options
+/// applied and checked as PostgreSQL checks them.
+fn sequence_desc(
+    name: String,
+    data_type: DataType,
+    options: &[ast::SequenceOptions],
+) -> SqlResult<SequenceDesc> {
+    use ast::SequenceOptions as O;
+    let invalid = |message: String| SqlError::new(SqlState::INVALID_PARAMETER_VALUE, message);
+    if !matches!(data_type, DataType::Int2 | DataType::Int4 | DataType::Int8) {
+        return Err(invalid(
+            "sequence type must be smallint, integer, or bigint".into(),
+        ));
+    }
+    let number = |expr: &ast::Expr| -> SqlResult<i64> {
+        let text = expr.to_string().replace(' ', "");
+        text.parse::<i64>().map_err(|_| {
+            SqlError::syntax(format!("a sequence option must be an integer, not {expr}"))
+        })
+    };
+    let (mut increment, mut min, mut max, mut start, mut cache, mut cycle) =
+        (1, None, None, None, 1, false);
+    for option in options {
+        match option {
+            O::IncrementBy(e, _) => increment = number(e)?,
+            O::MinValue(e) => min = e.as_ref().map(number).transpose()?,
+            O::MaxValue(e) => max = e.as_ref().map(number).transpose()?,
+            O::StartWith(e, _) => start = Some(number(e)?),
+            O::Cache(e) => cache = number(e)?,
+            // sqlparser's flag is NO: `Cycle(true)` is NO CYCLE.
+            O::Cycle(no) => cycle = !no,
+        }
+    }
+    if increment == 0 {
+        return Err(invalid("INCREMENT must not be zero".into()));
+    }
+    let (type_min, type_max) = (
+        sequence::type_min(&data_type),
+        sequence::type_max(&data_type),
+    );
+    let min = min.unwrap_or(if increment > 0 { 1 } else { type_min });
+    let max = max.unwrap_or(if increment > 0 { type_max } else { -1 });
+    let type_name = crate::types::cast::base_type_name(&data_type);
+    for (which, value) in [("MINVALUE", min), ("MAXVALUE", max)] {
+        if value < type_min || value > type_max {
+            return Err(invalid(format!(
+                "{which} ({value}) is out of range for sequence data type {type_name}"
+            )));
+        }
+    }
+    if min >= max {
+        return Err(invalid(format!(
+            "MINVALUE ({min}) must be less than MAXVALUE ({max})"
+        )));
+    }
+    let start = start.unwrap_or(if increment > 0 { min } else { max });
+    if start < min {
+        return Err(invalid(format!(
+            "START value ({start}) cannot be less than MINVALUE ({min})"
+        )));
+    }
+    if start > max {
+        return Err(invalid(format!(
+            "START value ({start}) cannot be greater than MAXVALUE ({max})"
+        )));
+    }
+    if cache < 1 {
+        return Err(invalid(format!(
+            "CACHE ({cache}) must be greater than zero"
+        )));
+    }
+    Ok(SequenceDesc {
+        start,
+        increment,
+        min,
+        max,
+        cache,
+        cycle,
+        ..SequenceDesc::new(name, data_type)
+    })
+}
+
+/// `serial`, `bigserial`, `smallserial` (and `serial4`...): the integer type they stand for.
+fn serial_type(data_type: &ast::DataType) -> Option<DataType> {
+    let ast::DataType::Custom(name, modifiers) = data_type else {
+        return None;
+    };
+    if !modifiers.is_empty() {
+        return None;
+    }
+    match name.to_string().to_lowercase().trim_matches('"') {
+        "serial" | "serial4" => Some(DataType::Int4),
+        "bigserial" | "serial8" => Some(DataType::Int8),
+        "smallserial" | "serial2" => Some(DataType::Int2),
+        _ => None,
+    }
+}
+
 fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResult<Plan> {
     if create.query.is_some() {
         return Err(SqlError::unsupported(
@@ -306,6 +463,27 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
     }
     let name = table_name(&create.name)?;
     let mut columns: Vec<ColumnDesc> = Vec::new();
+    let mut sequences: Vec<SequenceDesc> = Vec::new();
+    // SERIAL and IDENTITY columns draw from a sequence named as PostgreSQL names it.
+    let mut owned_sequence = |column: &mut ColumnDesc, options: &[ast::SequenceOptions]| {
+        let sequence_name = format!("{name}_{}_seq", column.name);
+        let mut desc = sequence_desc(sequence_name.clone(), column.data_type.clone(), options)
+            .map_err(|e| match column.data_type {
+                DataType::Int2 | DataType::Int4 | DataType::Int8 => e,
+                _ => SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!(
+                        "identity column type must be smallint, integer, or bigint (column \"{}\")",
+                        column.name
+                    ),
+                ),
+            })?;
+        desc.owned_by = Some((name.clone(), column.name.clone()));
+        column.default = Some(format!("nextval('{sequence_name}')"));
+        column.nullable = false;
+        sequences.push(desc);
+        Ok::<(), SqlError>(())
+    };
     let mut primary_key: Option<Vec<usize>> = None;
     let multiple_keys = || {
         SqlError::new(
@@ -321,14 +499,22 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
                 format!("column \"{column_name}\" specified more than once"),
             ));
         }
-        let data_type = DataType::from_ast(&def.data_type)?;
+        let serial = serial_type(&def.data_type);
+        let data_type = match &serial {
+            Some(ty) => ty.clone(),
+            None => DataType::from_ast(&def.data_type)?,
+        };
         let mut column = ColumnDesc {
             name: column_name.clone(),
             data_type,
             nullable: true,
             default: None,
             hidden: false,
+            identity: None,
         };
+        if serial.is_some() {
+            owned_sequence(&mut column, &[])?;
+        }
         for option in &def.options {
             match &option.option {
                 ast::ColumnOption::Null => column.nullable = true,
@@ -353,6 +539,30 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
                         return Err(multiple_keys());
                     }
                     primary_key = Some(vec![columns.len()]);
+                }
+                ast::ColumnOption::Generated {
+                    generated_as: kind @ (ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault),
+                    sequence_options,
+                    generation_expr: None,
+                    ..
+                } => {
+                    if column.identity.is_some() || serial.is_some() {
+                        return Err(SqlError::syntax(format!(
+                            "multiple identity specifications for column \"{}\" of table \"{name}\"",
+                            column.name
+                        )));
+                    }
+                    if column.default.is_some() {
+                        return Err(SqlError::syntax(format!(
+                            "both default and identity specified for column \"{}\" of table \"{name}\"",
+                            column.name
+                        )));
+                    }
+                    owned_sequence(&mut column, sequence_options.as_deref().unwrap_or(&[]))?;
+                    column.identity = Some(match kind {
+                        ast::GeneratedAs::Always => Identity::Always,
+                        _ => Identity::ByDefault,
+                    });
                 }
                 other => {
                     return Err(SqlError::unsupported(format!(
@@ -424,6 +634,7 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
                 nullable: false,
                 default: None,
                 hidden: true,
+                identity: None,
             });
             vec![columns.len() - 1]
         }
@@ -437,6 +648,7 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
     Ok(Plan::CreateTable {
         desc,
         if_not_exists: create.if_not_exists,
+        sequences,
     })
 }
 
@@ -1367,6 +1579,7 @@ fn table_of_columns(columns: &[Column], name: &str) -> Arc<TableDesc> {
                 nullable: true,
                 default: None,
                 hidden: false,
+                identity: None,
             })
             .collect(),
         primary_key: vec![],
@@ -3008,6 +3221,9 @@ async fn plan_insert(
                         {
                             None
                         }
+                        _ if table.columns[target].identity == Some(Identity::Always) => {
+                            return Err(generated_always(&table.columns[target].name));
+                        }
                         expr => {
                             let e = binder.bind(expr, &Scope::empty())?;
                             Some(binder.coerce_for_column(e, &table.columns[target])?)
@@ -3019,6 +3235,12 @@ async fn plan_insert(
             InsertSource::Values(rows)
         }
         _ => {
+            if let Some(&target) = targets
+                .iter()
+                .find(|&&t| table.columns[t].identity == Some(Identity::Always))
+            {
+                return Err(generated_always(&table.columns[target].name));
+            }
             let query = Box::pin(plan_query(txn, source, binder)).await?;
             if query.columns.len() != targets.len() {
                 return Err(SqlError::syntax(if query.columns.len() > targets.len() {
@@ -3040,6 +3262,18 @@ async fn plan_insert(
         defaults,
         returning,
     })
+}
+
+/// 428C9: an INSERT giving a GENERATED ALWAYS identity column a value.
+fn generated_always(column: &str) -> SqlError {
+    SqlError::new(
+        SqlState("428C9"),
+        format!("cannot insert a non-DEFAULT value into column \"{column}\""),
+    )
+    .with_detail(format!(
+        "Column \"{column}\" is an identity column defined as GENERATED ALWAYS."
+    ))
+    .with_hint("Use OVERRIDING SYSTEM VALUE to override.")
 }
 
 async fn single_table(

@@ -45,6 +45,9 @@ use crate::exec::{self, ExecContext};
 use crate::memory::{self, MemoryBudget};
 use crate::plan::{Plan, TxnModes};
 use crate::planner;
+use crate::sequence::{
+    self, SequenceCache, SequenceDesc, SequenceUse, SessionSequences, StatementSequences,
+};
 use crate::types::timezone::TimeZone;
 use crate::types::{DataType, Value};
 
@@ -61,6 +64,8 @@ pub struct Engine {
     crash_after_commit_with_key: Option<String>,
     /// Sessions opened so far: seeds each session's retry jitter, so runs can be replayed.
     sessions: std::sync::atomic::AtomicU64,
+    /// Sequence values this process has reserved, shared by its sessions.
+    pub(crate) sequences: SequenceCache,
 }
 
 impl Engine {
@@ -71,6 +76,7 @@ impl Engine {
             crash_after_commit_with_key: std::env::var("CAIRN_FAULT_CRASH_AFTER_COMMIT_KEY").ok(),
             conflicts: ConflictLog::default(),
             sessions: std::sync::atomic::AtomicU64::new(1),
+            sequences: SequenceCache::default(),
         })
     }
 }
@@ -168,6 +174,8 @@ pub struct Prepared {
     statement: Option<ast::Statement>,
     declared: Vec<Option<DataType>>,
     plan: Mutex<Arc<Plan>>,
+    /// The sequences the plan calls, resolved when it runs.
+    sequences: Mutex<Arc<Vec<SequenceUse>>>,
 }
 
 impl Prepared {
@@ -244,6 +252,8 @@ pub struct Session {
     /// Values that settings changed in the open transaction block had when it began,
     /// restored if it rolls back (as PostgreSQL undoes SET with the transaction).
     block_start: BTreeMap<String, Option<String>>,
+    /// currval / lastval.
+    sequence_state: Mutex<SessionSequences>,
 }
 
 /// The parameter a transaction block sets (with SET LOCAL) to make its COMMIT idempotent.
@@ -424,6 +434,9 @@ pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
 ///
 /// `None` if there is nothing to rewrite.
 fn rewrite_unparsed(sql: &str) -> Option<String> {
+    if let Some(reordered) = reorder_sequence_options(sql) {
+        return Some(reordered);
+    }
     let words = bare_words(sql);
     let lower: Vec<String> = words
         .iter()
@@ -479,6 +492,72 @@ fn rewrite_unparsed(sql: &str) -> Option<String> {
             .trim_end_matches(',')
             .to_string(),
     )
+}
+
+/// Sequence options (CREATE SEQUENCE, `AS IDENTITY (...)`) in the order sqlparser reads
+/// them (INCREMENT, MINVALUE, MAXVALUE, START, CACHE, CYCLE); PostgreSQL takes any order, and
+/// pg_dump writes START first. `None` if every run of options is in that order already.
+fn reorder_sequence_options(sql: &str) -> Option<String> {
+    let words = bare_words(sql);
+    let lower: Vec<String> = words
+        .iter()
+        .map(|&(a, b)| sql[a..b].to_lowercase())
+        .collect();
+    let word = |i: usize| lower.get(i).map(String::as_str);
+    let is_number = |i: usize| word(i).is_some_and(|w| w.bytes().all(|b| b.is_ascii_digit()));
+    // The option starting at word `i`: its rank and how many words it spans.
+    let option = |i: usize| -> Option<(u8, usize)> {
+        let with_value = |rank: u8, filler: &str| {
+            let skip = usize::from(word(i + 1) == Some(filler));
+            is_number(i + 1 + skip).then_some((rank, 2 + skip))
+        };
+        match word(i)? {
+            "increment" => with_value(0, "by"),
+            "minvalue" => with_value(1, ""),
+            "maxvalue" => with_value(2, ""),
+            "start" => with_value(3, "with"),
+            "cache" => with_value(4, ""),
+            "cycle" => Some((5, 1)),
+            "no" => match word(i + 1)? {
+                "minvalue" => Some((1, 2)),
+                "maxvalue" => Some((2, 2)),
+                "cycle" => Some((5, 2)),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    let mut changed = false;
+    let mut i = 0;
+    while i < words.len() {
+        // A run of options separated by blanks (and a value's minus sign) only.
+        let mut run: Vec<(u8, usize, usize)> = Vec::new();
+        let mut j = i;
+        while let Some((rank, span)) = option(j) {
+            let (start, end) = (words[j].0, words[j + span - 1].1);
+            if let Some(&(_, _, previous_end)) = run.last() {
+                if !sql[previous_end..start].trim().is_empty() {
+                    break;
+                }
+            }
+            run.push((rank, start, end));
+            j += span;
+        }
+        if run.len() > 1 && run.windows(2).any(|w| w[0].0 > w[1].0) {
+            let mut sorted = run.clone();
+            sorted.sort_by_key(|&(rank, _, _)| rank);
+            out.push_str(&sql[copied..run[0].1]);
+            let clauses: Vec<&str> = sorted.iter().map(|&(_, a, b)| &sql[a..b]).collect();
+            out.push_str(&clauses.join(" "));
+            copied = run[run.len() - 1].2;
+            changed = true;
+        }
+        i = if run.is_empty() { i + 1 } else { j };
+    }
+    out.push_str(&sql[copied..]);
+    changed.then_some(out)
 }
 
 /// Byte ranges of the words of `sql` outside quotes and comments (letters, digits, `_`).
@@ -552,6 +631,7 @@ impl Session {
             settings: default_settings(user),
             local_saved: BTreeMap::new(),
             block_start: BTreeMap::new(),
+            sequence_state: Mutex::default(),
         }
     }
 
@@ -644,9 +724,10 @@ impl Session {
                 statement,
                 declared,
                 plan: Mutex::new(Arc::new(Plan::NoOp(""))),
+                sequences: Mutex::default(),
             }));
         };
-        let (plan, params) = self.plan_with_snapshot(stmt, &declared).await?;
+        let (plan, params, sequences) = self.plan_with_snapshot(stmt, &declared).await?;
         Ok(Arc::new(Prepared {
             param_types: params,
             columns: plan.columns().unwrap_or_default(),
@@ -654,6 +735,7 @@ impl Session {
             statement,
             declared,
             plan: Mutex::new(Arc::new(plan)),
+            sequences: Mutex::new(Arc::new(sequences)),
         }))
     }
 
@@ -662,7 +744,7 @@ impl Session {
         &mut self,
         statement: &ast::Statement,
         declared: &[Option<DataType>],
-    ) -> SqlResult<(Plan, Vec<DataType>)> {
+    ) -> SqlResult<(Plan, Vec<DataType>, Vec<SequenceUse>)> {
         let zone = self.time_zone();
         match self.txn.as_mut() {
             Some(txn) => planner::plan(txn, statement, declared, zone).await,
@@ -908,9 +990,10 @@ impl Session {
                 }
             }
             if stale {
-                let (replanned, types) =
+                let (replanned, types, sequences) =
                     planner::plan(&mut txn, statement, &prepared.declared, self.time_zone())
                         .await?;
+                *prepared.sequences.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(sequences);
                 if types != prepared.param_types
                     || replanned.columns().unwrap_or_default() != prepared.columns
                 {
@@ -922,7 +1005,12 @@ impl Session {
                 plan = Arc::new(replanned);
                 *prepared.plan.lock().unwrap_or_else(|p| p.into_inner()) = plan.clone();
             }
-            self.run_plan(&mut txn, &plan, params).await
+            let sequences = prepared
+                .sequences
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            self.run_plan(&mut txn, &plan, &sequences, params).await
         }
         .await;
         match result {
@@ -941,14 +1029,77 @@ impl Session {
         &mut self,
         txn: &mut Transaction,
         plan: &Plan,
+        sequences: &[SequenceUse],
         params: &[Value],
     ) -> SqlResult<Outcome> {
         match plan {
-            Plan::CreateTable {
+            Plan::CreateSequence {
                 desc,
                 if_not_exists,
             } => {
-                if catalog::lookup(txn, &desc.name).await?.is_some() {
+                if relation_exists(txn, &desc.name).await? {
+                    let message = format!("relation \"{}\" already exists", desc.name);
+                    if *if_not_exists {
+                        return Ok(Outcome {
+                            tag: "CREATE SEQUENCE".into(),
+                            notices: vec![Notice {
+                                severity: "NOTICE",
+                                code: "42P07",
+                                message: format!("{message}, skipping"),
+                            }],
+                            ..Outcome::default()
+                        });
+                    }
+                    return Err(SqlError::new(SqlState::DUPLICATE_TABLE, message));
+                }
+                if let Some((table, column)) = &desc.owned_by {
+                    let owner = catalog::require(txn, table).await?;
+                    if owner.column_index(column).is_none() {
+                        return Err(SqlError::new(
+                            SqlState::UNDEFINED_COLUMN,
+                            format!("column \"{column}\" of relation \"{table}\" does not exist"),
+                        ));
+                    }
+                }
+                sequence::create(txn, desc.clone()).await?;
+                Ok(Outcome {
+                    tag: "CREATE SEQUENCE".into(),
+                    ..Outcome::default()
+                })
+            }
+            Plan::DropSequence { names, if_exists } => {
+                let mut notices = Vec::new();
+                for name in names {
+                    match sequence::lookup(txn, name).await? {
+                        Some(desc) => {
+                            sequence::drop(txn, &desc);
+                            self.engine.sequences.forget(desc.id);
+                        }
+                        None if *if_exists => notices.push(Notice {
+                            severity: "NOTICE",
+                            code: "00000",
+                            message: format!("sequence \"{name}\" does not exist, skipping"),
+                        }),
+                        None => {
+                            return Err(SqlError::new(
+                                SqlState::UNDEFINED_TABLE,
+                                format!("sequence \"{name}\" does not exist"),
+                            ))
+                        }
+                    }
+                }
+                Ok(Outcome {
+                    tag: "DROP SEQUENCE".into(),
+                    notices,
+                    ..Outcome::default()
+                })
+            }
+            Plan::CreateTable {
+                desc,
+                if_not_exists,
+                sequences,
+            } => {
+                if relation_exists(txn, &desc.name).await? {
                     let message = format!("relation \"{}\" already exists", desc.name);
                     if *if_not_exists {
                         let notice = Notice {
@@ -963,6 +1114,15 @@ impl Session {
                         });
                     }
                     return Err(SqlError::new(SqlState::DUPLICATE_TABLE, message));
+                }
+                for owned in sequences {
+                    if relation_exists(txn, &owned.name).await? {
+                        return Err(SqlError::new(
+                            SqlState::DUPLICATE_TABLE,
+                            format!("relation \"{}\" already exists", owned.name),
+                        ));
+                    }
+                    sequence::create(txn, owned.clone()).await?;
                 }
                 catalog::create(txn, desc.clone()).await?;
                 Ok(Outcome {
@@ -986,6 +1146,13 @@ impl Session {
                             SqlState::UNDEFINED_TABLE,
                             format!("table \"{name}\" does not exist"),
                         ));
+                    }
+                    // The sequences its SERIAL and IDENTITY columns own go with it.
+                    if let Some(table) = catalog::lookup(txn, name).await? {
+                        for owned in owned_sequences(txn, &table).await? {
+                            sequence::drop(txn, &owned);
+                            self.engine.sequences.forget(owned.id);
+                        }
                     }
                     catalog::drop(txn, name);
                 }
@@ -1017,8 +1184,22 @@ impl Session {
                         .unwrap_or(memory::DEFAULT_LIMIT),
                 );
                 let zone = self.time_zone();
+                let statement_sequences = match sequences.is_empty() {
+                    true => StatementSequences::none(),
+                    false => {
+                        StatementSequences::resolve(
+                            &self.engine.db,
+                            &self.engine.sequences,
+                            &self.sequence_state,
+                            txn,
+                            sequences,
+                        )
+                        .await?
+                    }
+                };
                 let ctx = ExecContext {
                     zone: &zone,
+                    sequences: &statement_sequences,
                     memory: &memory,
                     subquery_plans: &[],
                     correlated: &[],
@@ -1035,6 +1216,7 @@ impl Session {
                     next_row_id: &next_row_id,
                 };
                 let produced = exec::run(txn, plan, &ctx).await?;
+                statement_sequences.finish(txn).await?;
                 Ok(Outcome {
                     tag: produced.tag,
                     columns: plan.columns(),
@@ -1508,4 +1690,34 @@ fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
         "default_transaction_isolation" => isolation_name(value)?.to_string(),
         _ => value.to_string(),
     })
+}
+
+/// Whether a table or sequence (one namespace, as PostgreSQL's relations) is named `name`.
+async fn relation_exists(txn: &mut Transaction, name: &str) -> SqlResult<bool> {
+    Ok(catalog::lookup(txn, name).await?.is_some() || sequence::lookup(txn, name).await?.is_some())
+}
+
+/// The sequences `table`'s columns own (SERIAL, IDENTITY): those their defaults call that
+/// name the column as owner.
+async fn owned_sequences(
+    txn: &mut Transaction,
+    table: &catalog::TableDesc,
+) -> SqlResult<Vec<Arc<SequenceDesc>>> {
+    let mut owned = Vec::new();
+    for column in &table.columns {
+        let Some(name) = column
+            .default
+            .as_deref()
+            .and_then(|d| d.strip_prefix("nextval('"))
+            .and_then(|d| d.strip_suffix("')"))
+        else {
+            continue;
+        };
+        if let Some(desc) = sequence::lookup(txn, &sequence::parse_name(name)).await? {
+            if desc.owned_by.as_ref() == Some(&(table.name.clone(), column.name.clone())) {
+                owned.push(desc);
+            }
+        }
+    }
+    Ok(owned)
 }
