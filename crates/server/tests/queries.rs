@@ -694,3 +694,45 @@ async fn deeply_nested_json_is_an_error_not_a_crash() {
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "array");
 }
+
+/// Sessions draw from one sequence at once: every value is handed out exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sessions_get_distinct_sequence_values() {
+    let server = Server::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute("CREATE TABLE seq_rows (id serial PRIMARY KEY, session int)")
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for session in 0..8 {
+        let client = server.connect().await;
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..40 {
+                let row = client
+                    .query_one(
+                        "INSERT INTO seq_rows (session) VALUES ($1) RETURNING id",
+                        &[&session],
+                    )
+                    .await
+                    .unwrap();
+                ids.push(row.get::<_, i32>(0));
+            }
+            ids
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 320, "some id was handed out twice");
+    let count: i64 = setup
+        .query_one("SELECT count(DISTINCT id) FROM seq_rows", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 320);
+}
