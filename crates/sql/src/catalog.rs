@@ -323,6 +323,17 @@ pub async fn allocate_id(txn: &mut Transaction) -> SqlResult<u32> {
     Ok(id)
 }
 
+/// Gives `table` a new id in the transaction (TRUNCATE): its rows, under the old id, become
+/// unreachable like a dropped table's.
+pub async fn renumber(txn: &mut Transaction, table: &TableDesc) -> SqlResult<()> {
+    let mut desc = table.clone();
+    desc.id = allocate_id(txn).await?;
+    let encoded = postcard::to_allocvec(&desc)
+        .map_err(|e| SqlError::internal(format!("encoding table definition: {e}")))?;
+    txn.put(table_key(&desc.name), Bytes::from(encoded));
+    Ok(())
+}
+
 /// Drops table `name` in the transaction (its descriptor; see the module notes for rows).
 pub fn drop(txn: &mut Transaction, name: &str) {
     txn.delete(table_key(name));

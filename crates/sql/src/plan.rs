@@ -50,6 +50,13 @@ pub enum Plan {
         /// IF EXISTS.
         if_exists: bool,
     },
+    /// TRUNCATE.
+    Truncate {
+        /// Tables to empty.
+        names: Vec<String>,
+        /// RESTART IDENTITY: their SERIAL and IDENTITY sequences start again.
+        restart_identity: bool,
+    },
     /// CREATE SEQUENCE.
     CreateSequence {
         /// The definition (its id is allocated at execution).
@@ -478,6 +485,7 @@ impl Plan {
                 .or_else(|| ctes.first().and_then(|(_, _, plan)| plan.write_kind())),
             Plan::DropTable { .. } => Some("DROP TABLE"),
             Plan::CreateSequence { .. } => Some("CREATE SEQUENCE"),
+            Plan::Truncate { .. } => Some("TRUNCATE TABLE"),
             Plan::DropSequence { .. } => Some("DROP SEQUENCE"),
             Plan::Select(select)
                 if select.scan.as_ref().is_some_and(|s| s.lock)

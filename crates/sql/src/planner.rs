@@ -76,6 +76,28 @@ async fn plan_statement(
         S::Update(update) => Plan::Update(Box::new(plan_update(txn, update, binder).await?)),
         S::Delete(delete) => Plan::Delete(Box::new(plan_delete(txn, delete, binder).await?)),
         S::CreateTable(create) => plan_create_table(create, binder)?,
+        S::Truncate(truncate) => {
+            if truncate
+                .cascade
+                .as_ref()
+                .is_some_and(|c| matches!(c, ast::CascadeOption::Cascade))
+            {
+                return Err(SqlError::unsupported(
+                    "TRUNCATE ... CASCADE is not supported yet",
+                ));
+            }
+            Plan::Truncate {
+                names: truncate
+                    .table_names
+                    .iter()
+                    .map(|target| table_name(&target.name))
+                    .collect::<SqlResult<_>>()?,
+                restart_identity: matches!(
+                    truncate.identity,
+                    Some(ast::TruncateIdentityOption::Restart)
+                ),
+            }
+        }
         S::CreateSequence {
             temporary,
             if_not_exists,

@@ -178,6 +178,11 @@ pub fn drop(txn: &mut Transaction, desc: &SequenceDesc) {
     txn.delete(state_key(desc.id));
 }
 
+/// Starts a sequence again from its START, in the transaction (TRUNCATE ... RESTART IDENTITY).
+pub fn restart(txn: &mut Transaction, desc: &SequenceDesc) {
+    write_state(txn, desc.id, i128::from(desc.start));
+}
+
 async fn read_state(txn: &mut Transaction, desc: &SequenceDesc) -> SqlResult<i128> {
     match txn.get(&state_key(desc.id)).await.map_err(core)? {
         None => Ok(i128::from(desc.start)),

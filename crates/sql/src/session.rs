@@ -1067,6 +1067,30 @@ impl Session {
                     ..Outcome::default()
                 })
             }
+            Plan::Truncate {
+                names,
+                restart_identity,
+            } => {
+                for name in names {
+                    let table = catalog::lookup(txn, name)
+                        .await?
+                        .ok_or_else(|| catalog::undefined_table(name))?;
+                    // The table starts over under a new id: its rows become unreachable at
+                    // once, whatever their number, and a concurrent writer that read the old
+                    // definition fails with a schema conflict.
+                    catalog::renumber(txn, &table).await?;
+                    if *restart_identity {
+                        for owned in owned_sequences(txn, &table).await? {
+                            sequence::restart(txn, &owned);
+                            self.engine.sequences.forget(owned.id);
+                        }
+                    }
+                }
+                Ok(Outcome {
+                    tag: "TRUNCATE TABLE".into(),
+                    ..Outcome::default()
+                })
+            }
             Plan::DropSequence { names, if_exists } => {
                 let mut notices = Vec::new();
                 for name in names {
