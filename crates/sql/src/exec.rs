@@ -20,7 +20,8 @@ use crate::expr::{
 };
 use crate::memory::{row_bytes, MemoryBudget};
 use crate::plan::{
-    Access, Aggregation, InsertSource, JoinKind, JoinStep, Plan, Scan, SelectPlan, Series,
+    Access, Aggregation, ConflictAction, InsertSource, JoinKind, JoinStep, Plan, Scan, SelectPlan,
+    Series,
 };
 use crate::sequence::StatementSequences;
 use crate::types::ops::{self, ArithOp, GroupKey};
@@ -200,7 +201,9 @@ async fn run_statement(
             };
             let table = &insert.table;
             let mut returned = Vec::new();
-            let inserted = sources.len();
+            let mut affected = 0usize;
+            // Keys this statement wrote: ON CONFLICT DO UPDATE may not meet one again.
+            let mut written: HashSet<Key> = HashSet::new();
             for source in sources {
                 ctx.check_cancel()?;
                 ctx.sequences.top_up(txn).await?;
@@ -214,17 +217,48 @@ async fn run_statement(
                 }
                 let row = conform_row(table, row, ctx.zone)?;
                 let key = checked_key(table, &row)?;
-                if txn.get(&key).await.map_err(core)?.is_some() {
-                    return Err(duplicate_key(table, &row, ctx.zone));
-                }
-                txn.put(key, encode(&row)?);
+                let existing = txn.get(&key).await.map_err(core)?;
+                let stored = match (existing, &insert.on_conflict) {
+                    (None, _) => {
+                        txn.put(key.clone(), encode(&row)?);
+                        written.insert(key);
+                        row
+                    }
+                    (Some(_), None) => return Err(duplicate_key(table, &row, ctx.zone)),
+                    (Some(_), Some(ConflictAction::Nothing)) => continue,
+                    (
+                        Some(bytes),
+                        Some(ConflictAction::Update {
+                            assignments,
+                            filter,
+                        }),
+                    ) => {
+                        if written.contains(&key) {
+                            return Err(SqlError::new(
+                                SqlState::CARDINALITY_VIOLATION,
+                                "ON CONFLICT DO UPDATE command cannot affect row a second time",
+                            )
+                            .with_hint("Ensure that no rows proposed for insertion within the same command have duplicate constrained values."));
+                        }
+                        match upsert(txn, table, &key, &bytes, row, assignments, filter, ctx)
+                            .await?
+                        {
+                            Some((new_key, new)) => {
+                                written.insert(new_key);
+                                new
+                            }
+                            None => continue,
+                        }
+                    }
+                };
+                affected += 1;
                 if let Some((exprs, _)) = &insert.returning {
-                    returned.push(project(exprs, &row, ctx)?);
+                    returned.push(project(exprs, &stored, ctx)?);
                 }
             }
             Ok(Produced {
                 rows: returned,
-                tag: format!("INSERT 0 {inserted}"),
+                tag: format!("INSERT 0 {affected}"),
             })
         }
         Plan::Update(update) => {
@@ -288,6 +322,44 @@ async fn run_statement(
         }
         _ => Err(SqlError::internal("not a data statement")),
     }
+}
+
+/// ON CONFLICT DO UPDATE for the row stored under `key` (`stored`) and the row an INSERT
+/// proposed (`excluded`): the updated row and its key, or `None` when the WHERE clause
+/// leaves the row alone.
+#[allow(clippy::too_many_arguments)]
+async fn upsert(
+    txn: &mut Transaction,
+    table: &TableDesc,
+    key: &Key,
+    stored: &[u8],
+    excluded: Vec<Value>,
+    assignments: &[(usize, Expr)],
+    filter: &Option<Expr>,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Option<(Key, Vec<Value>)>> {
+    let old = decode_table_row(table, stored)?;
+    let mut both = old.clone();
+    both.extend(excluded);
+    if let Some(filter) = filter {
+        if truth(&filter.eval(&both, &ctx.eval())?)? != Some(true) {
+            return Ok(None);
+        }
+    }
+    let mut new = old;
+    for (index, expr) in assignments {
+        new[*index] = expr.eval(&both, &ctx.eval())?;
+    }
+    let new = conform_row(table, new, ctx.zone)?;
+    let new_key = checked_key(table, &new)?;
+    if new_key != *key {
+        if txn.get(&new_key).await.map_err(core)?.is_some() {
+            return Err(duplicate_key(table, &new, ctx.zone));
+        }
+        txn.delete(key.clone());
+    }
+    txn.put(new_key.clone(), encode(&new)?);
+    Ok(Some((new_key, new)))
 }
 
 fn default_value(default: Option<&Expr>, ctx: &ExecContext<'_>) -> SqlResult<Value> {

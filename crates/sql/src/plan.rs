@@ -385,6 +385,23 @@ pub struct InsertPlan {
     pub defaults: Vec<Option<Expr>>,
     /// RETURNING expressions over the new row, and their columns.
     pub returning: Option<(Vec<Expr>, Vec<Column>)>,
+    /// ON CONFLICT (on the primary key): what to do with a row whose key is taken.
+    pub on_conflict: Option<ConflictAction>,
+}
+
+/// INSERT ... ON CONFLICT's action.
+#[derive(Clone, Debug)]
+pub enum ConflictAction {
+    /// DO NOTHING: the row is skipped.
+    Nothing,
+    /// DO UPDATE SET ... [WHERE ...]: over the existing row followed by the proposed one
+    /// (`excluded`).
+    Update {
+        /// (column index, new value).
+        assignments: Vec<(usize, Expr)>,
+        /// WHERE: rows where it is not true are left alone.
+        filter: Option<Expr>,
+    },
 }
 
 /// UPDATE.

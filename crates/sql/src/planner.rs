@@ -14,9 +14,9 @@ use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr};
 use crate::plan::{
     column_refs, common_type, ident_name, sort_direction, table_name, Access, Aggregation, Binder,
-    DeletePlan, HashKeys, InsertPlan, InsertSource, JoinKind, JoinStep, Plan, RecursiveUnion, Scan,
-    Scope, ScopeTable, SelectPlan, Series, SetFunction, SetOperation, SetOperator, SortKey,
-    TxnModes, UpdatePlan,
+    ConflictAction, DeletePlan, HashKeys, InsertPlan, InsertSource, JoinKind, JoinStep, Plan,
+    RecursiveUnion, Scan, Scope, ScopeTable, SelectPlan, Series, SetFunction, SetOperation,
+    SetOperator, SortKey, TxnModes, UpdatePlan,
 };
 use crate::sequence::{self, SequenceDesc, SequenceUse};
 use crate::types::interval::parse_interval;
@@ -3190,15 +3190,20 @@ async fn plan_insert(
             "INSERT INTO a table function is not supported",
         ));
     };
-    if insert.on.is_some() {
-        return Err(SqlError::unsupported(
-            "INSERT ... ON CONFLICT is not supported yet",
-        ));
-    }
     let table = catalog::require(txn, &table_name(name)?).await?;
     refuse_view(&table)?;
-    let targets: Vec<usize> = if insert.columns.is_empty() {
-        table.visible_columns().collect()
+    let mut targets: Vec<usize> = if insert.columns.is_empty() {
+        // Without a column list, the leading columns, as many as the rows give (the rest
+        // take their defaults).
+        let given = match insert.source.as_deref().map(|q| q.body.as_ref()) {
+            Some(ast::SetExpr::Values(values)) => values.rows.first().map(|r| r.content.len()),
+            _ => None,
+        };
+        let visible = table.visible_columns();
+        match given {
+            Some(n) => visible.take(n).collect(),
+            None => visible.collect(),
+        }
     } else {
         let mut targets = Vec::new();
         for column in &insert.columns {
@@ -3257,13 +3262,16 @@ async fn plan_insert(
             InsertSource::Values(rows)
         }
         _ => {
+            let query = Box::pin(plan_query(txn, source, binder)).await?;
+            if insert.columns.is_empty() && query.columns.len() < targets.len() {
+                targets.truncate(query.columns.len());
+            }
             if let Some(&target) = targets
                 .iter()
                 .find(|&&t| table.columns[t].identity == Some(Identity::Always))
             {
                 return Err(generated_always(&table.columns[target].name));
             }
-            let query = Box::pin(plan_query(txn, source, binder)).await?;
             if query.columns.len() != targets.len() {
                 return Err(SqlError::syntax(if query.columns.len() > targets.len() {
                     "INSERT has more expressions than target columns"
@@ -3275,7 +3283,22 @@ async fn plan_insert(
         }
     };
     let defaults = bind_defaults(binder, &table)?;
-    let scope = Scope::table(table.clone(), table.name.clone());
+    let visible = match &insert.table_alias {
+        Some(alias) => ident_name(&alias.alias),
+        None => table.name.clone(),
+    };
+    let scope = Scope::table(table.clone(), visible);
+    let on_conflict = match &insert.on {
+        None => None,
+        Some(ast::OnInsert::OnConflict(on_conflict)) => {
+            Some(plan_on_conflict(binder, &table, &scope, on_conflict)?)
+        }
+        Some(other) => {
+            return Err(SqlError::unsupported(format!(
+                "{other} is not supported; use ON CONFLICT"
+            )))
+        }
+    };
     let returning = returning(binder, &insert.returning, &table, &scope)?;
     Ok(InsertPlan {
         table,
@@ -3283,6 +3306,111 @@ async fn plan_insert(
         source,
         defaults,
         returning,
+        on_conflict,
+    })
+}
+
+/// INSERT ... ON CONFLICT: the target must be the primary key (the only unique constraint
+/// Cairn has yet); DO UPDATE binds over the table's row followed by `excluded`'s.
+fn plan_on_conflict(
+    binder: &mut Binder,
+    table: &Arc<TableDesc>,
+    scope: &Scope,
+    on_conflict: &ast::OnConflict,
+) -> SqlResult<ConflictAction> {
+    let no_match = || {
+        SqlError::new(
+            SqlState("42P10"),
+            "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+        )
+    };
+    match &on_conflict.conflict_target {
+        Some(ast::ConflictTarget::Columns(columns)) => {
+            let mut named = Vec::with_capacity(columns.len());
+            for column in columns {
+                let index = table
+                    .column_index(&ident_name(column))
+                    .filter(|&i| !table.columns[i].hidden)
+                    .ok_or_else(|| {
+                        SqlError::new(
+                            SqlState::UNDEFINED_COLUMN,
+                            format!("column \"{}\" does not exist", ident_name(column)),
+                        )
+                    })?;
+                if !named.contains(&index) {
+                    named.push(index);
+                }
+            }
+            let mut key = table.primary_key.clone();
+            key.sort_unstable();
+            named.sort_unstable();
+            if named != key {
+                return Err(no_match());
+            }
+        }
+        Some(ast::ConflictTarget::OnConstraint(name)) => {
+            let name = table_name(name)?;
+            if name != table.primary_key_name() {
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_OBJECT,
+                    format!(
+                        "constraint \"{name}\" for table \"{}\" does not exist",
+                        table.name
+                    ),
+                ));
+            }
+        }
+        None if matches!(on_conflict.action, ast::OnConflictAction::DoNothing) => {}
+        None => {
+            return Err(SqlError::syntax(
+                "ON CONFLICT DO UPDATE requires inference specification or constraint name",
+            )
+            .with_hint("For example, ON CONFLICT (column_name)."))
+        }
+    }
+    if table.columns.iter().any(|c| c.hidden) && on_conflict.conflict_target.is_some() {
+        return Err(no_match());
+    }
+    let update = match &on_conflict.action {
+        ast::OnConflictAction::DoNothing => return Ok(ConflictAction::Nothing),
+        ast::OnConflictAction::DoUpdate(update) => update,
+    };
+    let mut both = scope.clone();
+    both.push(table.clone(), "excluded".into(), None)?;
+    let mut assignments: Vec<(usize, Expr)> = Vec::new();
+    for assignment in &update.assignments {
+        let ast::AssignmentTarget::ColumnName(column) = &assignment.target else {
+            return Err(SqlError::unsupported(
+                "tuple assignment is not supported yet",
+            ));
+        };
+        let (column_name, index) = target_column(table, column)?;
+        if assignments.iter().any(|(i, _)| *i == index) {
+            return Err(SqlError::syntax(format!(
+                "multiple assignments to same column \"{column_name}\""
+            )));
+        }
+        let value = match &assignment.value {
+            ast::Expr::Identifier(ident)
+                if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") =>
+            {
+                let defaults = bind_defaults(binder, table)?;
+                defaults[index].clone().unwrap_or(Expr::Literal(
+                    crate::types::Value::Null,
+                    table.columns[index].data_type.clone(),
+                ))
+            }
+            expr => {
+                let bound = binder.bind(expr, &both)?;
+                binder.coerce_for_column(bound, &table.columns[index])?
+            }
+        };
+        assignments.push((index, value));
+    }
+    let filter = where_clause(binder, &update.selection, &both)?;
+    Ok(ConflictAction::Update {
+        assignments,
+        filter,
     })
 }
 
