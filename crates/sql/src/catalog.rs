@@ -7,9 +7,11 @@
 //!   0x01 <table id u32 BE> 0x01 <primary key, order-preserving> → row (types::row)
 //!   0x02 <idempotency key>        → when a transaction with that key committed (µs, i64 BE)
 //!   0x00 "q/" <sequence name>, 0x03 <sequence id>  → sequences (see [`crate::sequence`])
+//!   0x00 "v/" <view name>         → ViewDesc (postcard)        a view's query
 //! ```
 //!
-//! Tables and sequences share one namespace (PostgreSQL's relations) and one id counter.
+//! Tables, sequences and views share one namespace (PostgreSQL's relations); tables and
+//! sequences share one id counter.
 //!
 //! A statement that uses a table reads its descriptor at the transaction's snapshot and asks
 //! the commit to validate that read ([`cairn_qp::Transaction::validate_read`]): if DDL changed
@@ -321,6 +323,52 @@ pub async fn allocate_id(txn: &mut Transaction) -> SqlResult<u32> {
     })?;
     txn.put(counter, Bytes::copy_from_slice(&next.to_be_bytes()));
     Ok(id)
+}
+
+/// A view: a stored query, planned again wherever the view is read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ViewDesc {
+    /// Its name (normalised like a table's).
+    pub name: String,
+    /// The query, as SQL text.
+    pub sql: String,
+    /// Its columns' names (the query's, or the list CREATE VIEW gave).
+    pub columns: Vec<String>,
+}
+
+/// The catalog key of view `name`.
+pub fn view_key(name: &str) -> Key {
+    let mut key = vec![CATALOG_PREFIX];
+    key.extend_from_slice(b"v/");
+    key.extend_from_slice(name.as_bytes());
+    Key::from(key)
+}
+
+/// The definition of view `name` at the transaction's snapshot (a validated read, as for
+/// tables: a statement that used a view another transaction redefined fails to commit).
+pub async fn lookup_view(txn: &mut Transaction, name: &str) -> SqlResult<Option<ViewDesc>> {
+    let key = view_key(name);
+    let found = txn.get(&key).await.map_err(core)?;
+    txn.validate_read(key);
+    match found {
+        None => Ok(None),
+        Some(bytes) => postcard::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| corrupt(name, e)),
+    }
+}
+
+/// Stores (or replaces) a view in the transaction.
+pub fn put_view(txn: &mut Transaction, view: &ViewDesc) -> SqlResult<()> {
+    let encoded = postcard::to_allocvec(view)
+        .map_err(|e| SqlError::internal(format!("encoding view definition: {e}")))?;
+    txn.put(view_key(&view.name), Bytes::from(encoded));
+    Ok(())
+}
+
+/// Drops view `name` in the transaction.
+pub fn drop_view(txn: &mut Transaction, name: &str) {
+    txn.delete(view_key(name));
 }
 
 /// Gives `table` a new id in the transaction (TRUNCATE): its rows, under the old id, become

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use sqlparser::ast;
 
-use crate::catalog::{ColumnDesc, TableDesc};
+use crate::catalog::{ColumnDesc, TableDesc, ViewDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{
     AggCall, AggFunc, ArrayFunc, CmpOp, Expr, Frame, FrameBound, FrameUnits, Func, JsonFunc,
@@ -56,6 +56,20 @@ pub enum Plan {
         names: Vec<String>,
         /// RESTART IDENTITY: their SERIAL and IDENTITY sequences start again.
         restart_identity: bool,
+    },
+    /// CREATE [OR REPLACE] VIEW.
+    CreateView {
+        /// The view (its query was planned to check it).
+        desc: ViewDesc,
+        /// OR REPLACE.
+        or_replace: bool,
+    },
+    /// DROP VIEW.
+    DropView {
+        /// Views to drop.
+        names: Vec<String>,
+        /// IF EXISTS.
+        if_exists: bool,
     },
     /// CREATE SEQUENCE.
     CreateSequence {
@@ -503,6 +517,8 @@ impl Plan {
             Plan::DropTable { .. } => Some("DROP TABLE"),
             Plan::CreateSequence { .. } => Some("CREATE SEQUENCE"),
             Plan::Truncate { .. } => Some("TRUNCATE TABLE"),
+            Plan::CreateView { .. } => Some("CREATE VIEW"),
+            Plan::DropView { .. } => Some("DROP VIEW"),
             Plan::DropSequence { .. } => Some("DROP SEQUENCE"),
             Plan::Select(select)
                 if select.scan.as_ref().is_some_and(|s| s.lock)

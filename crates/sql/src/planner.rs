@@ -76,6 +76,63 @@ async fn plan_statement(
         S::Update(update) => Plan::Update(Box::new(plan_update(txn, update, binder).await?)),
         S::Delete(delete) => Plan::Delete(Box::new(plan_delete(txn, delete, binder).await?)),
         S::CreateTable(create) => plan_create_table(create, binder)?,
+        S::CreateView(view) => {
+            if view.materialized || view.temporary {
+                return Err(SqlError::unsupported(
+                    "materialized and temporary views are not supported yet",
+                ));
+            }
+            let name = table_name(&view.name)?;
+            let plan = Box::pin(plan_query(txn, &view.query, binder)).await?;
+            // Planned only to check it and name its columns: the view runs where it is read.
+            binder.subqueries.clear();
+            binder.sequences.clear();
+            let mut columns: Vec<String> = plan.columns.iter().map(|c| c.name.clone()).collect();
+            if view.columns.len() > columns.len() {
+                return Err(SqlError::syntax(
+                    "CREATE VIEW specifies more column names than columns",
+                ));
+            }
+            for (column, given) in columns.iter_mut().zip(&view.columns) {
+                *column = ident_name(&given.name);
+            }
+            if let Some(duplicate) = columns
+                .iter()
+                .enumerate()
+                .find(|(i, c)| columns[..*i].contains(c))
+                .map(|(_, c)| c)
+            {
+                return Err(SqlError::new(
+                    SqlState::DUPLICATE_COLUMN,
+                    format!("column \"{duplicate}\" specified more than once"),
+                ));
+            }
+            Plan::CreateView {
+                desc: catalog::ViewDesc {
+                    name,
+                    sql: view.query.to_string(),
+                    columns,
+                },
+                or_replace: view.or_replace,
+            }
+        }
+        S::Drop {
+            object_type: ast::ObjectType::View,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => {
+            if *cascade {
+                return Err(SqlError::unsupported(
+                    "DROP VIEW ... CASCADE is not supported yet",
+                ));
+            }
+            Plan::DropView {
+                names: names.iter().map(table_name).collect::<SqlResult<_>>()?,
+                if_exists: *if_exists,
+            }
+        }
         S::Truncate(truncate) => {
             if truncate
                 .cascade
@@ -688,7 +745,7 @@ async fn from_table(
                 args: None,
                 ..
             } => {
-                let table = catalog::require(txn, &table_name(name)?).await?;
+                let table = require_writable(txn, &table_name(name)?).await?;
                 let visible = match alias {
                     Some(alias) => {
                         if !alias.columns.is_empty() {
@@ -880,6 +937,35 @@ fn join_order(select: &ast::Select) -> Option<Vec<usize>> {
     (order.iter().enumerate().any(|(k, &i)| k != i)).then_some(order)
 }
 
+/// A view's query, planned where the view is read: on its own, seeing none of the WITH
+/// queries or enclosing queries of the statement that reads it.
+async fn plan_view(
+    txn: &mut Transaction,
+    view: &catalog::ViewDesc,
+    binder: &mut Binder,
+) -> SqlResult<SelectPlan> {
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let query = sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(&view.sql)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| {
+            SqlError::internal(format!(
+                "stored query of view \"{}\" does not parse: {e}",
+                view.name
+            ))
+        })?;
+    let ctes = std::mem::take(&mut binder.ctes);
+    let outer = std::mem::take(&mut binder.outer);
+    let planned = Box::pin(plan_query(txn, &query, binder)).await;
+    binder.ctes = ctes;
+    binder.outer = outer;
+    let mut plan = planned?;
+    for (column, name) in plan.columns.iter_mut().zip(&view.columns) {
+        column.name = name.clone();
+    }
+    Ok(plan)
+}
+
 /// The row positions of a table's columns that `SELECT *` shows.
 fn visible_positions(entry: &ScopeTable) -> Vec<usize> {
     entry
@@ -1068,6 +1154,15 @@ async fn relation(
                 )?;
                 let table = with_column_aliases(table, &visible, alias)?;
                 return Ok((table, visible, Some(Arc::new(plan))));
+            }
+            if name.0.len() <= 2 && catalog::lookup(txn, &table_name).await?.is_none() {
+                if let Some(view) = catalog::lookup_view(txn, &table_name).await? {
+                    let plan = plan_view(txn, &view, binder).await?;
+                    let visible = alias_name(alias)?.unwrap_or_else(|| view.name.clone());
+                    let table =
+                        with_column_aliases(derived_table(&plan, &visible), &visible, alias)?;
+                    return Ok((table, visible, Some(Arc::new(plan))));
+                }
             }
             let table = catalog::require(txn, &table_name).await?;
             let visible = alias_name(alias)?.unwrap_or_else(|| table.name.clone());
@@ -3170,6 +3265,19 @@ fn target_column(table: &TableDesc, column: &ast::ObjectName) -> SqlResult<(Stri
     Ok((name, index))
 }
 
+/// The table an INSERT, UPDATE or DELETE changes; a view is refused (0A000: Cairn does not
+/// write through views yet), a missing name is 42P01.
+async fn require_writable(txn: &mut Transaction, name: &str) -> SqlResult<Arc<TableDesc>> {
+    if catalog::lookup(txn, name).await?.is_none()
+        && catalog::lookup_view(txn, name).await?.is_some()
+    {
+        return Err(SqlError::unsupported(format!(
+            "cannot change view \"{name}\": writing through views is not supported yet"
+        )));
+    }
+    catalog::require(txn, name).await
+}
+
 fn refuse_view(table: &TableDesc) -> SqlResult<()> {
     if table.id == catalog::CONFLICTS_VIEW_ID {
         return Err(SqlError::new(
@@ -3190,7 +3298,7 @@ async fn plan_insert(
             "INSERT INTO a table function is not supported",
         ));
     };
-    let table = catalog::require(txn, &table_name(name)?).await?;
+    let table = require_writable(txn, &table_name(name)?).await?;
     refuse_view(&table)?;
     let mut targets: Vec<usize> = if insert.columns.is_empty() {
         // Without a column list, the leading columns, as many as the rows give (the rest

@@ -1091,6 +1091,44 @@ impl Session {
                     ..Outcome::default()
                 })
             }
+            Plan::CreateView { desc, or_replace } => {
+                let replacing = catalog::lookup_view(txn, &desc.name).await?.is_some();
+                if !(replacing && *or_replace) && relation_exists(txn, &desc.name).await? {
+                    return Err(SqlError::new(
+                        SqlState::DUPLICATE_TABLE,
+                        format!("relation \"{}\" already exists", desc.name),
+                    ));
+                }
+                catalog::put_view(txn, desc)?;
+                Ok(Outcome {
+                    tag: "CREATE VIEW".into(),
+                    ..Outcome::default()
+                })
+            }
+            Plan::DropView { names, if_exists } => {
+                let mut notices = Vec::new();
+                for name in names {
+                    if catalog::lookup_view(txn, name).await?.is_some() {
+                        catalog::drop_view(txn, name);
+                    } else if *if_exists {
+                        notices.push(Notice {
+                            severity: "NOTICE",
+                            code: "00000",
+                            message: format!("view \"{name}\" does not exist, skipping"),
+                        });
+                    } else {
+                        return Err(SqlError::new(
+                            SqlState::UNDEFINED_TABLE,
+                            format!("view \"{name}\" does not exist"),
+                        ));
+                    }
+                }
+                Ok(Outcome {
+                    tag: "DROP VIEW".into(),
+                    notices,
+                    ..Outcome::default()
+                })
+            }
             Plan::DropSequence { names, if_exists } => {
                 let mut notices = Vec::new();
                 for name in names {
@@ -1716,9 +1754,12 @@ fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
     })
 }
 
-/// Whether a table or sequence (one namespace, as PostgreSQL's relations) is named `name`.
+/// Whether a table, sequence or view (one namespace, as PostgreSQL's relations) is named
+/// `name`.
 async fn relation_exists(txn: &mut Transaction, name: &str) -> SqlResult<bool> {
-    Ok(catalog::lookup(txn, name).await?.is_some() || sequence::lookup(txn, name).await?.is_some())
+    Ok(catalog::lookup(txn, name).await?.is_some()
+        || sequence::lookup(txn, name).await?.is_some()
+        || catalog::lookup_view(txn, name).await?.is_some())
 }
 
 /// The sequences `table`'s columns own (SERIAL, IDENTITY): those their defaults call that
