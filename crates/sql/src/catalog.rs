@@ -51,14 +51,7 @@ pub const CONFLICTS_VIEW: &str = "cairn_conflicts";
 /// come from the engine's conflict log, not from storage; a real table of the same name hides
 /// it.
 pub fn conflicts_view() -> TableDesc {
-    let column = |name: &str, data_type: DataType| ColumnDesc {
-        name: name.into(),
-        data_type,
-        nullable: true,
-        default: None,
-        hidden: false,
-        identity: None,
-    };
+    let column = |name: &str, data_type: DataType| ColumnDesc::new(name, data_type);
     TableDesc {
         id: CONFLICTS_VIEW_ID,
         name: CONFLICTS_VIEW.into(),
@@ -101,6 +94,28 @@ pub struct ColumnDesc {
     pub hidden: bool,
     /// GENERATED { ALWAYS | BY DEFAULT } AS IDENTITY: its default draws from a sequence.
     pub identity: Option<Identity>,
+    /// What rows written before ALTER TABLE ADD COLUMN hold for it (they are not
+    /// rewritten): the column's DEFAULT at that time, or NULL.
+    pub missing: Option<Value>,
+    /// Dropped by ALTER TABLE DROP COLUMN: still a place in the rows' layout, but hidden and
+    /// unnamed; new rows hold NULL there.
+    pub dropped: bool,
+}
+
+impl ColumnDesc {
+    /// A visible, nullable column without a default.
+    pub fn new(name: impl Into<String>, data_type: DataType) -> Self {
+        ColumnDesc {
+            name: name.into(),
+            data_type,
+            nullable: true,
+            default: None,
+            hidden: false,
+            identity: None,
+            missing: None,
+            dropped: false,
+        }
+    }
 }
 
 /// How an identity column takes explicit values.
@@ -151,6 +166,8 @@ mod legacy {
                         default: c.default,
                         hidden: c.hidden,
                         identity: None,
+                        missing: None,
+                        dropped: false,
                     })
                     .collect(),
                 primary_key: old.primary_key,
@@ -377,6 +394,14 @@ pub async fn renumber(txn: &mut Transaction, table: &TableDesc) -> SqlResult<()>
     let mut desc = table.clone();
     desc.id = allocate_id(txn).await?;
     let encoded = postcard::to_allocvec(&desc)
+        .map_err(|e| SqlError::internal(format!("encoding table definition: {e}")))?;
+    txn.put(table_key(&desc.name), Bytes::from(encoded));
+    Ok(())
+}
+
+/// Writes `desc` as the definition of its table (ALTER TABLE), under its name.
+pub fn put(txn: &mut Transaction, desc: &TableDesc) -> SqlResult<()> {
+    let encoded = postcard::to_allocvec(desc)
         .map_err(|e| SqlError::internal(format!("encoding table definition: {e}")))?;
     txn.put(table_key(&desc.name), Bytes::from(encoded));
     Ok(())

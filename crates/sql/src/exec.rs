@@ -79,7 +79,7 @@ pub struct ExecContext<'a> {
 }
 
 impl ExecContext<'_> {
-    fn eval(&self) -> EvalContext<'_> {
+    pub(crate) fn eval(&self) -> EvalContext<'_> {
         EvalContext {
             params: self.params,
             now_micros: self.now_micros,
@@ -93,7 +93,7 @@ impl ExecContext<'_> {
         }
     }
 
-    fn check_cancel(&self) -> SqlResult<()> {
+    pub(crate) fn check_cancel(&self) -> SqlResult<()> {
         if self.cancel.load(AtomicOrdering::Acquire) {
             return Err(SqlError::new(
                 SqlState::QUERY_CANCELED,
@@ -112,7 +112,7 @@ pub struct Produced {
     pub tag: String,
 }
 
-fn core(e: cairn_types::Error) -> SqlError {
+pub(crate) fn core(e: cairn_types::Error) -> SqlError {
     SqlError::from_core(e, |k| k.to_string())
 }
 
@@ -180,6 +180,9 @@ async fn run_statement(
             let tag = format!("SELECT {}", rows.len());
             Ok(Produced { rows, tag })
         }
+        Plan::AlterTable { table, actions } => {
+            crate::alter::alter_table(txn, table, actions, ctx).await
+        }
         Plan::Insert(insert) => {
             let sources: Vec<Vec<Value>> = match &insert.source {
                 InsertSource::Values(rows) => {
@@ -211,6 +214,7 @@ async fn run_statement(
                 for (i, column) in table.columns.iter().enumerate() {
                     row.push(match insert.targets.iter().position(|&t| t == i) {
                         Some(p) => source[p].clone(),
+                        None if column.dropped => Value::Null,
                         None if column.hidden => Value::Int8((ctx.next_row_id)()),
                         None => default_value(insert.defaults[i].as_ref(), ctx)?,
                     });
@@ -369,7 +373,7 @@ fn default_value(default: Option<&Expr>, ctx: &ExecContext<'_>) -> SqlResult<Val
     }
 }
 
-fn encode(row: &[Value]) -> SqlResult<Bytes> {
+pub(crate) fn encode(row: &[Value]) -> SqlResult<Bytes> {
     let bytes = rowcode::encode_row(row);
     if bytes.len() > MAX_ROW_BYTES {
         return Err(SqlError::new(
@@ -383,7 +387,7 @@ fn encode(row: &[Value]) -> SqlResult<Bytes> {
     Ok(Bytes::from(bytes))
 }
 
-fn checked_key(table: &TableDesc, row: &[Value]) -> SqlResult<Key> {
+pub(crate) fn checked_key(table: &TableDesc, row: &[Value]) -> SqlResult<Key> {
     let key = table.key_of_row(row);
     if key.as_bytes().len() > MAX_KEY_BYTES {
         return Err(SqlError::new(
@@ -399,7 +403,11 @@ fn checked_key(table: &TableDesc, row: &[Value]) -> SqlResult<Key> {
 }
 
 /// Applies column types (assignment casts) and NOT NULL to a full row.
-fn conform_row(table: &TableDesc, row: Vec<Value>, zone: &TimeZone) -> SqlResult<Vec<Value>> {
+pub(crate) fn conform_row(
+    table: &TableDesc,
+    row: Vec<Value>,
+    zone: &TimeZone,
+) -> SqlResult<Vec<Value>> {
     let mut out = Vec::with_capacity(row.len());
     for (value, column) in row.into_iter().zip(&table.columns) {
         let value = if value.is_null() {
@@ -438,7 +446,7 @@ fn describe_row(table: &TableDesc, row: &[Value], zone: &TimeZone) -> String {
         .join(", ")
 }
 
-fn duplicate_key(table: &TableDesc, row: &[Value], zone: &TimeZone) -> SqlError {
+pub(crate) fn duplicate_key(table: &TableDesc, row: &[Value], zone: &TimeZone) -> SqlError {
     let names: Vec<&str> = table
         .primary_key
         .iter()
@@ -646,7 +654,19 @@ impl<'s> ScanCursor<'s> {
 }
 
 fn decode_table_row(table: &TableDesc, bytes: &[u8]) -> SqlResult<Vec<Value>> {
-    let row = rowcode::decode_row(bytes)?;
+    let mut row = rowcode::decode_row(bytes)?;
+    // Rows written before ALTER TABLE ADD COLUMN end early: the added columns hold what the
+    // column said they do.
+    if row.len() < table.columns.len() {
+        let added = &table.columns[row.len()..];
+        if added.iter().all(|c| c.missing.is_some() || c.dropped) {
+            row.extend(
+                added
+                    .iter()
+                    .map(|c| c.missing.clone().unwrap_or(Value::Null)),
+            );
+        }
+    }
     if row.len() != table.columns.len() {
         return Err(SqlError::new(
             SqlState::DATA_CORRUPTED,

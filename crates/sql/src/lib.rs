@@ -65,6 +65,7 @@
 //! secondary indexes, sequences or constraints beyond NOT NULL and the primary key; the
 //! time zone is UTC.
 
+mod alter;
 mod catalog;
 pub mod error;
 mod exec;

@@ -57,6 +57,13 @@ pub enum Plan {
         /// RESTART IDENTITY: their SERIAL and IDENTITY sequences start again.
         restart_identity: bool,
     },
+    /// ALTER TABLE: its actions, applied in order.
+    AlterTable {
+        /// The table as planned (the actions' expressions are bound over its columns).
+        table: Arc<TableDesc>,
+        /// What to change.
+        actions: Vec<AlterAction>,
+    },
     /// CREATE [OR REPLACE] VIEW.
     CreateView {
         /// The view (its query was planned to check it).
@@ -403,6 +410,64 @@ pub struct InsertPlan {
     pub on_conflict: Option<ConflictAction>,
 }
 
+/// One change of ALTER TABLE.
+#[derive(Clone, Debug)]
+pub enum AlterAction {
+    /// ADD COLUMN: rows already there take the default's value now (not rewritten).
+    AddColumn {
+        /// The column.
+        column: ColumnDesc,
+        /// Its DEFAULT, bound (evaluated once for the rows already there).
+        default: Option<Expr>,
+        /// The default differs per row (nextval, random): refused on a table with rows.
+        volatile: bool,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+    },
+    /// DROP COLUMN.
+    DropColumn {
+        /// Its name.
+        name: String,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
+    /// RENAME COLUMN.
+    RenameColumn {
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+    },
+    /// RENAME TO.
+    RenameTable {
+        /// The new name.
+        to: String,
+    },
+    /// ALTER COLUMN SET DEFAULT / DROP DEFAULT.
+    SetDefault {
+        /// The column.
+        column: String,
+        /// The DEFAULT as SQL text, or none.
+        default: Option<String>,
+    },
+    /// ALTER COLUMN SET NOT NULL / DROP NOT NULL.
+    SetNotNull {
+        /// The column.
+        column: String,
+        /// SET (true) or DROP (false).
+        not_null: bool,
+    },
+    /// ALTER COLUMN TYPE [USING]: every row rewritten.
+    SetType {
+        /// The column's position.
+        column: usize,
+        /// The new type.
+        data_type: DataType,
+        /// USING, over the old row (else the column cast as on assignment).
+        using: Option<Expr>,
+    },
+}
+
 /// INSERT ... ON CONFLICT's action.
 #[derive(Clone, Debug)]
 pub enum ConflictAction {
@@ -517,6 +582,7 @@ impl Plan {
             Plan::DropTable { .. } => Some("DROP TABLE"),
             Plan::CreateSequence { .. } => Some("CREATE SEQUENCE"),
             Plan::Truncate { .. } => Some("TRUNCATE TABLE"),
+            Plan::AlterTable { .. } => Some("ALTER TABLE"),
             Plan::CreateView { .. } => Some("CREATE VIEW"),
             Plan::DropView { .. } => Some("DROP VIEW"),
             Plan::DropSequence { .. } => Some("DROP SEQUENCE"),

@@ -11,12 +11,12 @@ use sqlparser::ast;
 use crate::catalog::Identity;
 use crate::catalog::{self, ColumnDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
-use crate::expr::{CmpOp, Expr};
+use crate::expr::{CmpOp, Expr, Func};
 use crate::plan::{
-    column_refs, common_type, ident_name, sort_direction, table_name, Access, Aggregation, Binder,
-    ConflictAction, DeletePlan, HashKeys, InsertPlan, InsertSource, JoinKind, JoinStep, Plan,
-    RecursiveUnion, Scan, Scope, ScopeTable, SelectPlan, Series, SetFunction, SetOperation,
-    SetOperator, SortKey, TxnModes, UpdatePlan,
+    column_refs, common_type, ident_name, sort_direction, table_name, Access, Aggregation,
+    AlterAction, Binder, ConflictAction, DeletePlan, HashKeys, InsertPlan, InsertSource, JoinKind,
+    JoinStep, Plan, RecursiveUnion, Scan, Scope, ScopeTable, SelectPlan, Series, SetFunction,
+    SetOperation, SetOperator, SortKey, TxnModes, UpdatePlan,
 };
 use crate::sequence::{self, SequenceDesc, SequenceUse};
 use crate::types::interval::parse_interval;
@@ -133,6 +133,7 @@ async fn plan_statement(
                 if_exists: *if_exists,
             }
         }
+        S::AlterTable(alter) => Box::pin(plan_alter_table(txn, alter, binder)).await?,
         S::Truncate(truncate) => {
             if truncate
                 .cascade
@@ -583,14 +584,7 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
             Some(ty) => ty.clone(),
             None => DataType::from_ast(&def.data_type)?,
         };
-        let mut column = ColumnDesc {
-            name: column_name.clone(),
-            data_type,
-            nullable: true,
-            default: None,
-            hidden: false,
-            identity: None,
-        };
+        let mut column = ColumnDesc::new(column_name.clone(), data_type);
         if serial.is_some() {
             owned_sequence(&mut column, &[])?;
         }
@@ -708,12 +702,9 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
         }
         None => {
             columns.push(ColumnDesc {
-                name: "rowid".into(),
-                data_type: DataType::Int8,
                 nullable: false,
-                default: None,
                 hidden: true,
-                identity: None,
+                ..ColumnDesc::new("rowid", DataType::Int8)
             });
             vec![columns.len() - 1]
         }
@@ -1690,14 +1681,7 @@ fn table_of_columns(columns: &[Column], name: &str) -> Arc<TableDesc> {
         name: name.to_string(),
         columns: columns
             .iter()
-            .map(|c| ColumnDesc {
-                name: c.name.clone(),
-                data_type: c.data_type.clone(),
-                nullable: true,
-                default: None,
-                hidden: false,
-                identity: None,
-            })
+            .map(|c| ColumnDesc::new(c.name.clone(), c.data_type.clone()))
             .collect(),
         primary_key: vec![],
     })
@@ -3476,7 +3460,8 @@ fn plan_on_conflict(
             .with_hint("For example, ON CONFLICT (column_name)."))
         }
     }
-    if table.columns.iter().any(|c| c.hidden) && on_conflict.conflict_target.is_some() {
+    let has_row_id = table.primary_key.iter().any(|&i| table.columns[i].hidden);
+    if has_row_id && on_conflict.conflict_target.is_some() {
         return Err(no_match());
     }
     let update = match &on_conflict.action {
@@ -3520,6 +3505,194 @@ fn plan_on_conflict(
         assignments,
         filter,
     })
+}
+
+/// ALTER TABLE: each operation checked and bound against the table as it is now (the
+/// executor applies them in order and checks what depends on the rows).
+async fn plan_alter_table(
+    txn: &mut Transaction,
+    alter: &ast::AlterTable,
+    binder: &mut Binder,
+) -> SqlResult<Plan> {
+    let name = table_name(&alter.name)?;
+    let table = match require_writable(txn, &name).await {
+        Ok(table) => table,
+        Err(e) if alter.if_exists && e.state == SqlState::UNDEFINED_TABLE => {
+            return Ok(Plan::NoOp("ALTER TABLE"))
+        }
+        Err(e) => return Err(e),
+    };
+    refuse_view(&table)?;
+    let scope = Scope::table(table.clone(), table.name.clone());
+    let column_of = |ident: &ast::Ident| ident_name(ident);
+    let mut actions = Vec::with_capacity(alter.operations.len());
+    use ast::AlterTableOperation as Op;
+    for operation in &alter.operations {
+        actions.push(match operation {
+            Op::AddColumn {
+                if_not_exists,
+                column_def,
+                column_position: None,
+                ..
+            } => {
+                if serial_type(&column_def.data_type).is_some() {
+                    return Err(SqlError::unsupported(
+                        "ADD COLUMN of a serial type is not supported yet",
+                    ));
+                }
+                let mut column = ColumnDesc::new(
+                    ident_name(&column_def.name),
+                    DataType::from_ast(&column_def.data_type)?,
+                );
+                let mut default = None;
+                for option in &column_def.options {
+                    match &option.option {
+                        ast::ColumnOption::Null => column.nullable = true,
+                        ast::ColumnOption::NotNull => column.nullable = false,
+                        ast::ColumnOption::Default(expr) => {
+                            let bound = binder.bind(expr, &Scope::empty())?;
+                            default = Some(binder.coerce_for_column(bound, &column)?);
+                            column.default = Some(expr.to_string());
+                        }
+                        other => {
+                            return Err(SqlError::unsupported(format!(
+                                "ADD COLUMN with {other} is not supported yet"
+                            )))
+                        }
+                    }
+                }
+                let mut volatile = false;
+                if let Some(default) = &default {
+                    default.walk(&mut |node| {
+                        volatile |= matches!(
+                            node,
+                            Expr::Func(Func::NextVal | Func::Random | Func::GenRandomUuid, ..)
+                        );
+                    });
+                }
+                AlterAction::AddColumn {
+                    column,
+                    default,
+                    volatile,
+                    if_not_exists: *if_not_exists,
+                }
+            }
+            Op::DropColumn {
+                column_names,
+                if_exists,
+                drop_behavior,
+                ..
+            } => {
+                if matches!(drop_behavior, Some(ast::DropBehavior::Cascade)) {
+                    return Err(SqlError::unsupported(
+                        "DROP COLUMN ... CASCADE is not supported yet",
+                    ));
+                }
+                let [column] = column_names.as_slice() else {
+                    return Err(SqlError::syntax("DROP COLUMN names one column"));
+                };
+                AlterAction::DropColumn {
+                    name: column_of(column),
+                    if_exists: *if_exists,
+                }
+            }
+            Op::RenameColumn {
+                old_column_name,
+                new_column_name,
+            } => AlterAction::RenameColumn {
+                from: column_of(old_column_name),
+                to: column_of(new_column_name),
+            },
+            Op::RenameTable { table_name: to } => {
+                let (ast::RenameTableNameKind::To(to) | ast::RenameTableNameKind::As(to)) = to;
+                AlterAction::RenameTable {
+                    to: table_name(to)?,
+                }
+            }
+            Op::AlterColumn { column_name, op } => {
+                let column = column_of(column_name);
+                let index = table
+                    .column_index(&column)
+                    .filter(|&i| !table.columns[i].hidden)
+                    .ok_or_else(|| {
+                        SqlError::new(
+                            SqlState::UNDEFINED_COLUMN,
+                            format!(
+                                "column \"{column}\" of relation \"{}\" does not exist",
+                                table.name
+                            ),
+                        )
+                    })?;
+                use ast::AlterColumnOperation as C;
+                match op {
+                    C::SetNotNull => AlterAction::SetNotNull {
+                        column,
+                        not_null: true,
+                    },
+                    C::DropNotNull => AlterAction::SetNotNull {
+                        column,
+                        not_null: false,
+                    },
+                    C::SetDefault { value } => {
+                        let bound = binder.bind(value, &Scope::empty())?;
+                        binder.coerce_for_column(bound, &table.columns[index])?;
+                        AlterAction::SetDefault {
+                            column,
+                            default: Some(value.to_string()),
+                        }
+                    }
+                    C::DropDefault => AlterAction::SetDefault {
+                        column,
+                        default: None,
+                    },
+                    C::SetDataType {
+                        data_type, using, ..
+                    } => {
+                        let data_type = DataType::from_ast(data_type)?;
+                        let from = table.columns[index].data_type.clone();
+                        let using = match using {
+                            Some(expr) => {
+                                let bound = binder.bind(expr, &scope)?;
+                                let target = ColumnDesc::new(column.clone(), data_type.clone());
+                                Some(binder.coerce_for_column(bound, &target)?)
+                            }
+                            None if crate::types::cast::can_cast_assignment(&from, &data_type) => {
+                                None
+                            }
+                            None => {
+                                return Err(SqlError::new(
+                                    SqlState::DATATYPE_MISMATCH,
+                                    format!(
+                                    "column \"{column}\" cannot be cast automatically to type {}",
+                                    crate::types::cast::base_type_name(&data_type)
+                                ),
+                                )
+                                .with_hint(format!(
+                                    "You might need to specify \"USING {column}::{data_type}\"."
+                                )))
+                            }
+                        };
+                        AlterAction::SetType {
+                            column: index,
+                            data_type,
+                            using,
+                        }
+                    }
+                    other => {
+                        return Err(SqlError::unsupported(format!(
+                            "ALTER COLUMN ... {other} is not supported yet"
+                        )))
+                    }
+                }
+            }
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "ALTER TABLE ... {other} is not supported yet"
+                )))
+            }
+        });
+    }
+    Ok(Plan::AlterTable { table, actions })
 }
 
 /// 428C9: an INSERT giving a GENERATED ALWAYS identity column a value.

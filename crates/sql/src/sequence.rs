@@ -172,6 +172,39 @@ pub async fn create(txn: &mut Transaction, mut desc: SequenceDesc) -> SqlResult<
     Ok(desc)
 }
 
+/// Rewrites a sequence's definition in the transaction (its owner renamed).
+pub fn put(txn: &mut Transaction, desc: &SequenceDesc) -> SqlResult<()> {
+    let encoded = postcard::to_allocvec(desc)
+        .map_err(|e| SqlError::internal(format!("encoding sequence definition: {e}")))?;
+    txn.put(sequence_key(&desc.name), Bytes::from(encoded));
+    Ok(())
+}
+
+/// The sequences `table`'s columns own (SERIAL, IDENTITY): those their defaults call that
+/// name the column as owner.
+pub async fn owned_by(
+    txn: &mut Transaction,
+    table: &catalog::TableDesc,
+) -> SqlResult<Vec<SequenceDesc>> {
+    let mut owned = Vec::new();
+    for column in &table.columns {
+        let Some(name) = column
+            .default
+            .as_deref()
+            .and_then(|d| d.strip_prefix("nextval('"))
+            .and_then(|d| d.strip_suffix("')"))
+        else {
+            continue;
+        };
+        if let Some(desc) = lookup(txn, &parse_name(name)).await? {
+            if desc.owned_by.as_ref() == Some(&(table.name.clone(), column.name.clone())) {
+                owned.push((*desc).clone());
+            }
+        }
+    }
+    Ok(owned)
+}
+
 /// Drops a sequence in the transaction.
 pub fn drop(txn: &mut Transaction, desc: &SequenceDesc) {
     txn.delete(sequence_key(&desc.name));

@@ -45,9 +45,7 @@ use crate::exec::{self, ExecContext};
 use crate::memory::{self, MemoryBudget};
 use crate::plan::{Plan, TxnModes};
 use crate::planner;
-use crate::sequence::{
-    self, SequenceCache, SequenceDesc, SequenceUse, SessionSequences, StatementSequences,
-};
+use crate::sequence::{self, SequenceCache, SequenceUse, SessionSequences, StatementSequences};
 use crate::types::timezone::TimeZone;
 use crate::types::{DataType, Value};
 
@@ -1080,7 +1078,7 @@ impl Session {
                     // definition fails with a schema conflict.
                     catalog::renumber(txn, &table).await?;
                     if *restart_identity {
-                        for owned in owned_sequences(txn, &table).await? {
+                        for owned in sequence::owned_by(txn, &table).await? {
                             sequence::restart(txn, &owned);
                             self.engine.sequences.forget(owned.id);
                         }
@@ -1211,7 +1209,7 @@ impl Session {
                     }
                     // The sequences its SERIAL and IDENTITY columns own go with it.
                     if let Some(table) = catalog::lookup(txn, name).await? {
-                        for owned in owned_sequences(txn, &table).await? {
+                        for owned in sequence::owned_by(txn, &table).await? {
                             sequence::drop(txn, &owned);
                             self.engine.sequences.forget(owned.id);
                         }
@@ -1760,29 +1758,4 @@ async fn relation_exists(txn: &mut Transaction, name: &str) -> SqlResult<bool> {
     Ok(catalog::lookup(txn, name).await?.is_some()
         || sequence::lookup(txn, name).await?.is_some()
         || catalog::lookup_view(txn, name).await?.is_some())
-}
-
-/// The sequences `table`'s columns own (SERIAL, IDENTITY): those their defaults call that
-/// name the column as owner.
-async fn owned_sequences(
-    txn: &mut Transaction,
-    table: &catalog::TableDesc,
-) -> SqlResult<Vec<Arc<SequenceDesc>>> {
-    let mut owned = Vec::new();
-    for column in &table.columns {
-        let Some(name) = column
-            .default
-            .as_deref()
-            .and_then(|d| d.strip_prefix("nextval('"))
-            .and_then(|d| d.strip_suffix("')"))
-        else {
-            continue;
-        };
-        if let Some(desc) = sequence::lookup(txn, &sequence::parse_name(name)).await? {
-            if desc.owned_by.as_ref() == Some(&(table.name.clone(), column.name.clone())) {
-                owned.push(desc);
-            }
-        }
-    }
-    Ok(owned)
 }

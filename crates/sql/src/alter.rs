@@ -1,0 +1,260 @@
+//! ALTER TABLE: changes a table's definition, in the statement's transaction, so that other
+//! transactions see the old definition or the new one, never a mix (a transaction that used
+//! the old one fails at commit with a schema conflict).
+//!
+//! Most changes touch the definition only. ADD COLUMN leaves the rows as they are: a row
+//! written before it is shorter than the new definition, and reads give the added column the
+//! value its DEFAULT had when it was added (PostgreSQL's "missing value"). DROP COLUMN keeps the
+//! column's place in the rows' layout, hidden and nameless. SET NOT NULL reads the rows to
+//! check them; ALTER COLUMN TYPE rewrites every row, within the transaction's limits.
+
+use std::sync::Arc;
+
+use cairn_qp::Transaction;
+
+use crate::catalog::{self, TableDesc};
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::exec::{self, ExecContext, Produced};
+use crate::plan::AlterAction;
+use crate::planner::choose_access;
+use crate::sequence;
+use crate::types::{cast, Value};
+
+fn undefined_column(table: &TableDesc, column: &str) -> SqlError {
+    SqlError::new(
+        SqlState::UNDEFINED_COLUMN,
+        format!(
+            "column \"{column}\" of relation \"{}\" does not exist",
+            table.name
+        ),
+    )
+}
+
+/// The visible column named `name`.
+fn column_index(table: &TableDesc, name: &str) -> SqlResult<usize> {
+    table
+        .column_index(name)
+        .filter(|&i| !table.columns[i].hidden)
+        .ok_or_else(|| undefined_column(table, name))
+}
+
+fn contains_nulls(table: &TableDesc, column: &str) -> SqlError {
+    SqlError::new(
+        SqlState::NOT_NULL_VIOLATION,
+        format!(
+            "column \"{column}\" of relation \"{}\" contains null values",
+            table.name
+        ),
+    )
+}
+
+/// The table's rows, with their keys.
+async fn rows(
+    txn: &mut Transaction,
+    table: &TableDesc,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<(cairn_types::Key, Vec<Value>)>> {
+    let scan = choose_access(Arc::new(table.clone()), None, false);
+    exec::scan_rows(txn, &scan, ctx).await
+}
+
+/// Applies `actions` to the table `planned` (as read when the statement was planned).
+pub async fn alter_table(
+    txn: &mut Transaction,
+    planned: &TableDesc,
+    actions: &[AlterAction],
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Produced> {
+    let mut desc = match catalog::lookup(txn, &planned.name).await? {
+        Some(current) if *current == *planned => (*current).clone(),
+        _ => {
+            return Err(SqlError::new(
+                SqlState::SERIALIZATION_FAILURE,
+                format!(
+                    "table \"{}\" changed while ALTER TABLE was planned",
+                    planned.name
+                ),
+            )
+            .with_hint("Retry the statement."))
+        }
+    };
+    let old_name = desc.name.clone();
+    for action in actions {
+        match action {
+            AlterAction::AddColumn {
+                column,
+                default,
+                volatile,
+                if_not_exists,
+            } => {
+                if desc.column_index(&column.name).is_some() {
+                    if *if_not_exists {
+                        continue;
+                    }
+                    return Err(SqlError::new(
+                        SqlState::DUPLICATE_COLUMN,
+                        format!(
+                            "column \"{}\" of relation \"{}\" already exists",
+                            column.name, desc.name
+                        ),
+                    ));
+                }
+                let has_rows = !rows(txn, &desc, ctx).await?.is_empty();
+                if *volatile && has_rows {
+                    return Err(SqlError::unsupported(
+                        "ADD COLUMN with a default that differs per row (nextval, random) on a table with rows is not supported yet",
+                    ));
+                }
+                let missing = match default {
+                    Some(expr) => cast::assignment_cast(
+                        expr.eval(&[], &ctx.eval())?,
+                        &column.data_type,
+                        &column.name,
+                        ctx.zone,
+                    )?,
+                    None => Value::Null,
+                };
+                if !column.nullable && missing.is_null() && has_rows {
+                    return Err(contains_nulls(&desc, &column.name));
+                }
+                let mut column = column.clone();
+                column.missing = Some(missing);
+                desc.columns.push(column);
+            }
+            AlterAction::DropColumn { name, if_exists } => {
+                let Some(index) = desc.column_index(name).filter(|&i| !desc.columns[i].hidden)
+                else {
+                    if *if_exists {
+                        continue;
+                    }
+                    return Err(undefined_column(&desc, name));
+                };
+                if desc.primary_key.contains(&index) {
+                    return Err(SqlError::unsupported(format!(
+                        "dropping column \"{name}\" of the primary key is not supported"
+                    )));
+                }
+                if desc.visible_columns().count() == 1 {
+                    return Err(SqlError::unsupported(
+                        "dropping a table's last column is not supported",
+                    ));
+                }
+                for owned in sequence::owned_by(txn, &desc).await? {
+                    if owned.owned_by.as_ref().is_some_and(|(_, c)| c == name) {
+                        sequence::drop(txn, &owned);
+                    }
+                }
+                let column = &mut desc.columns[index];
+                column.name = format!("........dropped.{index}........");
+                column.hidden = true;
+                column.dropped = true;
+                column.nullable = true;
+                column.default = None;
+                column.identity = None;
+            }
+            AlterAction::RenameColumn { from, to } => {
+                let index = column_index(&desc, from)?;
+                if desc.column_index(to).is_some() {
+                    return Err(SqlError::new(
+                        SqlState::DUPLICATE_COLUMN,
+                        format!(
+                            "column \"{to}\" of relation \"{}\" already exists",
+                            desc.name
+                        ),
+                    ));
+                }
+                for mut owned in sequence::owned_by(txn, &desc).await? {
+                    if let Some((_, column)) = owned.owned_by.as_mut().filter(|(_, c)| c == from) {
+                        *column = to.clone();
+                        sequence::put(txn, &owned)?;
+                    }
+                }
+                desc.columns[index].name = to.clone();
+            }
+            AlterAction::RenameTable { to } => {
+                if catalog::lookup(txn, to).await?.is_some()
+                    || sequence::lookup(txn, to).await?.is_some()
+                    || catalog::lookup_view(txn, to).await?.is_some()
+                {
+                    return Err(SqlError::new(
+                        SqlState::DUPLICATE_TABLE,
+                        format!("relation \"{to}\" already exists"),
+                    ));
+                }
+                for mut owned in sequence::owned_by(txn, &desc).await? {
+                    if let Some((table, _)) = owned.owned_by.as_mut() {
+                        *table = to.clone();
+                        sequence::put(txn, &owned)?;
+                    }
+                }
+                desc.name = to.clone();
+            }
+            AlterAction::SetDefault { column, default } => {
+                let index = column_index(&desc, column)?;
+                desc.columns[index].default = default.clone();
+            }
+            AlterAction::SetNotNull { column, not_null } => {
+                let index = column_index(&desc, column)?;
+                if !*not_null && desc.primary_key.contains(&index) {
+                    return Err(SqlError::new(
+                        SqlState("42P16"),
+                        format!("column \"{column}\" is in a primary key"),
+                    ));
+                }
+                if *not_null
+                    && rows(txn, &desc, ctx)
+                        .await?
+                        .iter()
+                        .any(|(_, row)| row[index].is_null())
+                {
+                    return Err(contains_nulls(&desc, column));
+                }
+                desc.columns[index].nullable = !*not_null;
+            }
+            AlterAction::SetType {
+                column,
+                data_type,
+                using,
+            } => {
+                let old = desc.clone();
+                desc.columns[*column].data_type = data_type.clone();
+                // Every row again, under its key (which changes with a key column's type).
+                for (key, row) in rows(txn, &old, ctx).await? {
+                    ctx.check_cancel()?;
+                    let value = match using {
+                        Some(expr) => expr.eval(&row, &ctx.eval())?,
+                        None => row[*column].clone(),
+                    };
+                    let value = match value {
+                        Value::Null => Value::Null,
+                        value => cast::assignment_cast(
+                            value,
+                            data_type,
+                            &desc.columns[*column].name,
+                            ctx.zone,
+                        )?,
+                    };
+                    let mut new = row;
+                    new[*column] = value;
+                    let new = exec::conform_row(&desc, new, ctx.zone)?;
+                    let new_key = exec::checked_key(&desc, &new)?;
+                    if new_key != key {
+                        if txn.get(&new_key).await.map_err(exec::core)?.is_some() {
+                            return Err(exec::duplicate_key(&desc, &new, ctx.zone));
+                        }
+                        txn.delete(key);
+                    }
+                    txn.put(new_key, exec::encode(&new)?);
+                }
+            }
+        }
+    }
+    if desc.name != old_name {
+        catalog::drop(txn, &old_name);
+    }
+    catalog::put(txn, &desc)?;
+    Ok(Produced {
+        rows: vec![],
+        tag: "ALTER TABLE".into(),
+    })
+}
