@@ -43,6 +43,15 @@ SELECT count(*) FROM orders o, customers c, regions r WHERE c.id = o.customer_id
 -- equality to those already joined comes before one that is not (here customers, then regions).
 EXPLAIN SELECT * FROM orders o, regions r, customers c WHERE c.id = o.customer_id AND r.code = c.region;
 
+-- A secondary index serves equalities and ranges on its leading columns when the primary key
+-- is not fixed; the whole WHERE clause still filters the rows it finds.
+CREATE INDEX orders_customer ON orders (customer_id, total);
+EXPLAIN SELECT * FROM orders WHERE customer_id = 3;
+EXPLAIN SELECT * FROM orders WHERE customer_id = 3 AND total > 20;
+EXPLAIN SELECT * FROM orders WHERE id = 4 AND customer_id = 3;
+SELECT count(*) FROM orders WHERE customer_id = 3 AND total > 20;
+DROP INDEX orders_customer;
+
 -- No equality to hash on: nested loop.
 EXPLAIN SELECT * FROM customers c JOIN orders o ON o.total > c.id * 10;
 EXPLAIN SELECT * FROM regions CROSS JOIN regions AS r2;

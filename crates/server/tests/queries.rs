@@ -763,3 +763,49 @@ async fn writes_through_views_are_refused_as_unsupported() {
         );
     }
 }
+
+/// Two transactions insert the same value of a UNIQUE column at once: exactly one commits.
+/// Both write the same index entry key, so the commit's conflict check refuses the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_inserts_of_one_unique_value_let_exactly_one_commit() {
+    let server = Server::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute("CREATE TABLE accounts (id int PRIMARY KEY, email text UNIQUE)")
+        .await
+        .unwrap();
+    let (first, second) = (server.connect().await, server.connect().await);
+    first.batch_execute("BEGIN").await.unwrap();
+    second.batch_execute("BEGIN").await.unwrap();
+    first
+        .batch_execute("INSERT INTO accounts VALUES (1, 'same@example.com')")
+        .await
+        .unwrap();
+    second
+        .batch_execute("INSERT INTO accounts VALUES (2, 'same@example.com')")
+        .await
+        .unwrap();
+    let outcomes = [
+        first.batch_execute("COMMIT").await,
+        second.batch_execute("COMMIT").await,
+    ];
+    let committed = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(committed, 1, "{outcomes:?}");
+    let refused = outcomes.iter().find_map(|o| o.as_ref().err()).unwrap();
+    assert!(
+        matches!(
+            refused.code(),
+            Some(&SqlState::T_R_SERIALIZATION_FAILURE) | Some(&SqlState::UNIQUE_VIOLATION)
+        ),
+        "{refused:?}"
+    );
+    let count: i64 = setup
+        .query_one(
+            "SELECT count(*) FROM accounts WHERE email = 'same@example.com'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1);
+}

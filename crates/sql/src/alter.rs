@@ -11,8 +11,9 @@
 use std::sync::Arc;
 
 use cairn_qp::Transaction;
+use cairn_types::{Key, KeyRange};
 
-use crate::catalog::{self, TableDesc};
+use crate::catalog::{self, IndexDesc, TableDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::exec::{self, ExecContext, Produced};
 use crate::plan::AlterAction;
@@ -144,6 +145,15 @@ pub async fn alter_table(
                         sequence::drop(txn, &owned);
                     }
                 }
+                // Indexes on the column go with it, as in PostgreSQL.
+                let (dropped, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut desc.indexes)
+                    .into_iter()
+                    .partition(|i| i.columns.contains(&index));
+                desc.indexes = kept;
+                for gone in &dropped {
+                    delete_entries(txn, &desc, gone).await?;
+                    catalog::set_index_owner(txn, &gone.name, None);
+                }
                 let column = &mut desc.columns[index];
                 column.name = format!("........dropped.{index}........");
                 column.hidden = true;
@@ -187,6 +197,9 @@ pub async fn alter_table(
                         sequence::put(txn, &owned)?;
                     }
                 }
+                for index in &desc.indexes {
+                    catalog::set_index_owner(txn, &index.name, Some(to));
+                }
                 desc.name = to.clone();
             }
             AlterAction::SetDefault { column, default } => {
@@ -221,6 +234,7 @@ pub async fn alter_table(
                 // Every row again, under its key (which changes with a key column's type).
                 for (key, row) in rows(txn, &old, ctx).await? {
                     ctx.check_cancel()?;
+                    let old_row = row.clone();
                     let value = match using {
                         Some(expr) => expr.eval(&row, &ctx.eval())?,
                         None => row[*column].clone(),
@@ -244,6 +258,8 @@ pub async fn alter_table(
                         }
                         txn.delete(key);
                     }
+                    exec::remove_index_entries(txn, &old, &old_row);
+                    exec::add_index_entries(txn, &desc, &new, ctx.zone).await?;
                     txn.put(new_key, exec::encode(&new)?);
                 }
             }
@@ -256,5 +272,141 @@ pub async fn alter_table(
     Ok(Produced {
         rows: vec![],
         tag: "ALTER TABLE".into(),
+    })
+}
+
+/// Deletes every entry of `index`.
+async fn delete_entries(
+    txn: &mut Transaction,
+    table: &TableDesc,
+    index: &IndexDesc,
+) -> SqlResult<()> {
+    const PAGE: usize = 512;
+    let mut range = KeyRange::prefix(Key::from(table.index_prefix(index)));
+    let mut keys = Vec::new();
+    loop {
+        let page = txn.scan(&range, PAGE).await.map_err(exec::core)?;
+        let full = page.len() == PAGE;
+        let Some(last) = page.last().map(|(key, _)| key.clone()) else {
+            break;
+        };
+        keys.extend(page.into_iter().map(|(key, _)| key));
+        if !full {
+            break;
+        }
+        let mut next = last.as_bytes().to_vec();
+        next.push(0);
+        range.start = Key::from(next);
+    }
+    for key in keys {
+        txn.delete(key);
+    }
+    Ok(())
+}
+
+/// CREATE [UNIQUE] INDEX: the definition and an entry for every row, in the statement's
+/// transaction (a unique index over duplicate rows fails with 23505 and leaves nothing).
+pub async fn create_index(
+    txn: &mut Transaction,
+    planned: &TableDesc,
+    index: &IndexDesc,
+    if_not_exists: bool,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Produced> {
+    let produced = Produced {
+        rows: vec![],
+        tag: "CREATE INDEX".into(),
+    };
+    let taken = catalog::index_owner(txn, &index.name).await?.is_some()
+        || catalog::lookup(txn, &index.name).await?.is_some()
+        || sequence::lookup(txn, &index.name).await?.is_some()
+        || catalog::lookup_view(txn, &index.name).await?.is_some();
+    if taken {
+        if if_not_exists {
+            return Ok(produced);
+        }
+        return Err(SqlError::new(
+            SqlState::DUPLICATE_TABLE,
+            format!("relation \"{}\" already exists", index.name),
+        ));
+    }
+    let mut desc = match catalog::lookup(txn, &planned.name).await? {
+        Some(current) if *current == *planned => (*current).clone(),
+        _ => {
+            return Err(SqlError::new(
+                SqlState::SERIALIZATION_FAILURE,
+                format!(
+                    "table \"{}\" changed while CREATE INDEX was planned",
+                    planned.name
+                ),
+            ))
+        }
+    };
+    desc.indexes.push(index.clone());
+    let only = TableDesc {
+        indexes: vec![index.clone()],
+        ..desc.clone()
+    };
+    for (_, row) in rows(txn, &desc, ctx).await? {
+        ctx.check_cancel()?;
+        exec::add_index_entries(txn, &only, &row, ctx.zone)
+            .await
+            .map_err(|e| match e.state {
+                SqlState::UNIQUE_VIOLATION => {
+                    let detail = e
+                        .detail
+                        .as_deref()
+                        .map(|d| d.replace("already exists", "is duplicated"));
+                    let error = SqlError::new(
+                        SqlState::UNIQUE_VIOLATION,
+                        format!("could not create unique index \"{}\"", index.name),
+                    );
+                    match detail {
+                        Some(detail) => error.with_detail(detail),
+                        None => error,
+                    }
+                }
+                _ => e,
+            })?;
+    }
+    catalog::set_index_owner(txn, &index.name, Some(&desc.name));
+    catalog::put(txn, &desc)?;
+    Ok(produced)
+}
+
+/// DROP INDEX: the definition and every entry.
+pub async fn drop_index(
+    txn: &mut Transaction,
+    names: &[String],
+    if_exists: bool,
+    _ctx: &ExecContext<'_>,
+) -> SqlResult<Produced> {
+    for name in names {
+        let Some(owner) = catalog::index_owner(txn, name).await? else {
+            if if_exists {
+                continue;
+            }
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("index \"{name}\" does not exist"),
+            ));
+        };
+        let Some(table) = catalog::lookup(txn, &owner).await? else {
+            catalog::set_index_owner(txn, name, None);
+            continue;
+        };
+        let mut desc = (*table).clone();
+        let Some(position) = desc.indexes.iter().position(|i| i.name == *name) else {
+            catalog::set_index_owner(txn, name, None);
+            continue;
+        };
+        let index = desc.indexes.remove(position);
+        delete_entries(txn, &desc, &index).await?;
+        catalog::set_index_owner(txn, name, None);
+        catalog::put(txn, &desc)?;
+    }
+    Ok(Produced {
+        rows: vec![],
+        tag: "DROP INDEX".into(),
     })
 }

@@ -62,6 +62,7 @@ pub fn conflicts_view() -> TableDesc {
             column("kind", DataType::Text),
         ],
         primary_key: vec![],
+        indexes: vec![],
     }
 }
 
@@ -77,6 +78,26 @@ pub struct TableDesc {
     pub columns: Vec<ColumnDesc>,
     /// Indexes into `columns` of the primary key, in key order.
     pub primary_key: Vec<usize>,
+    /// Secondary indexes (and the indexes of UNIQUE constraints).
+    pub indexes: Vec<IndexDesc>,
+}
+
+/// A secondary index: entries under `0x01 <table id> <index id> <indexed values> [<primary
+/// key>]`, each holding its row's primary key, written in the same transaction as the row.
+/// A unique index leaves the primary key out of the entry's key when no indexed value is
+/// NULL, so two rows with the same values write the same key: the second is refused
+/// (23505) in one transaction, and across transactions the commit's conflict check refuses
+/// one of them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IndexDesc {
+    /// Its id within the table (2 and up; 1 is the rows).
+    pub id: u8,
+    /// Its name (unique among indexes).
+    pub name: String,
+    /// The indexed columns, in order.
+    pub columns: Vec<usize>,
+    /// UNIQUE.
+    pub unique: bool,
 }
 
 /// A column's definition.
@@ -171,6 +192,7 @@ mod legacy {
                     })
                     .collect(),
                 primary_key: old.primary_key,
+                indexes: vec![],
             }
         }
     }
@@ -229,6 +251,79 @@ impl TableDesc {
     /// Every row of the table.
     pub fn all_rows(&self) -> KeyRange {
         KeyRange::prefix(Key::from(self.rows_prefix()))
+    }
+
+    /// The bytes every entry of index `index` starts with.
+    pub fn index_prefix(&self, index: &IndexDesc) -> Vec<u8> {
+        let mut key = Vec::with_capacity(16);
+        key.push(DATA_PREFIX);
+        key.extend_from_slice(&self.id.to_be_bytes());
+        key.push(index.id);
+        key
+    }
+
+    /// The entry `row` has in `index`: its key, and its value (the row's primary key, as
+    /// encoded after the rows' prefix).
+    pub fn index_entry(&self, index: &IndexDesc, row: &[Value]) -> (Key, Bytes) {
+        let mut key = self.index_prefix(index);
+        let mut any_null = false;
+        for &column in &index.columns {
+            any_null |= row[column].is_null();
+            keycode::encode_key_value(&row[column], &mut key);
+        }
+        let mut primary = Vec::with_capacity(16);
+        for &column in &self.primary_key {
+            keycode::encode_key_value(&row[column], &mut primary);
+        }
+        if !index.unique || any_null {
+            key.extend_from_slice(&primary);
+        }
+        (Key::from(key), Bytes::from(primary))
+    }
+
+    /// The key of the row an index entry's value names.
+    pub fn row_key_from_entry(&self, entry: &[u8]) -> Key {
+        let mut key = self.rows_prefix();
+        key.extend_from_slice(entry);
+        Key::from(key)
+    }
+
+    /// An id no index of the table has.
+    pub fn next_index_id(&self) -> Option<u8> {
+        let used = self
+            .indexes
+            .iter()
+            .map(|i| i.id)
+            .max()
+            .unwrap_or(PRIMARY_INDEX);
+        used.checked_add(1).filter(|&id| id < u8::MAX)
+    }
+}
+
+/// The catalog key recording which table index `name` belongs to.
+pub fn index_name_key(name: &str) -> Key {
+    let mut key = vec![CATALOG_PREFIX];
+    key.extend_from_slice(b"i/");
+    key.extend_from_slice(name.as_bytes());
+    Key::from(key)
+}
+
+/// The table that index `name` belongs to, if there is one.
+pub async fn index_owner(txn: &mut Transaction, name: &str) -> SqlResult<Option<String>> {
+    let key = index_name_key(name);
+    let found = txn.get(&key).await.map_err(core)?;
+    txn.validate_read(key);
+    Ok(found.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Records (`Some`) or forgets (`None`) that index `name` belongs to `table`.
+pub fn set_index_owner(txn: &mut Transaction, name: &str, table: Option<&str>) {
+    match table {
+        Some(table) => txn.put(
+            index_name_key(name),
+            Bytes::copy_from_slice(table.as_bytes()),
+        ),
+        None => txn.delete(index_name_key(name)),
     }
 }
 

@@ -183,6 +183,14 @@ async fn run_statement(
         Plan::AlterTable { table, actions } => {
             crate::alter::alter_table(txn, table, actions, ctx).await
         }
+        Plan::CreateIndex {
+            table,
+            index,
+            if_not_exists,
+        } => crate::alter::create_index(txn, table, index, *if_not_exists, ctx).await,
+        Plan::DropIndex { names, if_exists } => {
+            crate::alter::drop_index(txn, names, *if_exists, ctx).await
+        }
         Plan::Insert(insert) => {
             let sources: Vec<Vec<Value>> = match &insert.source {
                 InsertSource::Values(rows) => {
@@ -224,6 +232,7 @@ async fn run_statement(
                 let existing = txn.get(&key).await.map_err(core)?;
                 let stored = match (existing, &insert.on_conflict) {
                     (None, _) => {
+                        add_index_entries(txn, table, &row, ctx.zone).await?;
                         txn.put(key.clone(), encode(&row)?);
                         written.insert(key);
                         row
@@ -287,9 +296,9 @@ async fn run_statement(
                 for (index, expr) in &update.assignments {
                     new[*index] = expr.eval(&old, &row_ctx.eval())?;
                 }
-                changes.push((old_key, new));
+                changes.push((old_key, old, new));
             }
-            for (old_key, new) in changes {
+            for (old_key, old, new) in changes {
                 let new = conform_row(table, new, ctx.zone)?;
                 let new_key = checked_key(table, &new)?;
                 if new_key != old_key {
@@ -298,6 +307,8 @@ async fn run_statement(
                     }
                     txn.delete(old_key);
                 }
+                remove_index_entries(txn, table, &old);
+                add_index_entries(txn, table, &new, ctx.zone).await?;
                 txn.put(new_key, encode(&new)?);
                 if let Some((exprs, _)) = &update.returning {
                     returned.push(project(exprs, &new, ctx)?);
@@ -314,6 +325,7 @@ async fn run_statement(
             let mut returned = Vec::new();
             let count = rows.len();
             for (key, old) in rows {
+                remove_index_entries(txn, &delete.scan.table, &old);
                 txn.delete(key);
                 if let Some((exprs, _)) = &delete.returning {
                     returned.push(project(exprs, &old, ctx)?);
@@ -362,8 +374,56 @@ async fn upsert(
         }
         txn.delete(key.clone());
     }
+    remove_index_entries(txn, table, &both[..table.columns.len()]);
+    add_index_entries(txn, table, &new, ctx.zone).await?;
     txn.put(new_key.clone(), encode(&new)?);
     Ok(Some((new_key, new)))
+}
+
+/// Writes `row`'s entries in every index of `table`; a unique index whose key is taken
+/// refuses the row (23505).
+pub(crate) async fn add_index_entries(
+    txn: &mut Transaction,
+    table: &TableDesc,
+    row: &[Value],
+    zone: &TimeZone,
+) -> SqlResult<()> {
+    for index in &table.indexes {
+        let (key, value) = table.index_entry(index, row);
+        if index.unique && txn.get(&key).await.map_err(core)?.is_some() {
+            let names: Vec<&str> = index
+                .columns
+                .iter()
+                .map(|&i| table.columns[i].name.as_str())
+                .collect();
+            let values: Vec<String> = index
+                .columns
+                .iter()
+                .map(|&i| text::format_text_typed(&row[i], &table.columns[i].data_type, zone))
+                .collect();
+            return Err(SqlError::new(
+                SqlState::UNIQUE_VIOLATION,
+                format!(
+                    "duplicate key value violates unique constraint \"{}\"",
+                    index.name
+                ),
+            )
+            .with_detail(format!(
+                "Key ({})=({}) already exists.",
+                names.join(", "),
+                values.join(", ")
+            )));
+        }
+        txn.put(key, value);
+    }
+    Ok(())
+}
+
+/// Deletes `row`'s entries from every index of `table`.
+pub(crate) fn remove_index_entries(txn: &mut Transaction, table: &TableDesc, row: &[Value]) {
+    for index in &table.indexes {
+        txn.delete(table.index_entry(index, row).0);
+    }
 }
 
 fn default_value(default: Option<&Expr>, ctx: &ExecContext<'_>) -> SqlResult<Value> {
@@ -575,6 +635,34 @@ impl<'s> ScanCursor<'s> {
                     Some(range) => CursorState::Range(range),
                     None => CursorState::Done,
                 },
+                Access::Index { .. } => match key_range(scan, ctx)? {
+                    // The entries name the rows' keys: each row is then one lookup.
+                    Some(mut range) => {
+                        let mut found = Vec::new();
+                        loop {
+                            ctx.check_cancel()?;
+                            let page = txn.scan(&range, SCAN_PAGE).await.map_err(core)?;
+                            let full = page.len() == SCAN_PAGE;
+                            let Some(last) = page.last().map(|(key, _)| key.clone()) else {
+                                break;
+                            };
+                            for (_, entry) in page {
+                                let key = table.row_key_from_entry(&entry);
+                                if let Some(bytes) = txn.get(&key).await.map_err(core)? {
+                                    found.push((key, decode_table_row(table, &bytes)?));
+                                }
+                            }
+                            if !full {
+                                break;
+                            }
+                            let mut next = last.as_bytes().to_vec();
+                            next.push(0);
+                            range.start = Key::from(next);
+                        }
+                        CursorState::Rows(found)
+                    }
+                    None => CursorState::Done,
+                },
                 Access::Full => CursorState::Range(table.all_rows()),
             }
         };
@@ -684,16 +772,49 @@ fn decode_table_row(table: &TableDesc, bytes: &[u8]) -> SqlResult<Vec<Value>> {
 /// The keys a range access reads, or `None` if a bound is NULL (nothing matches).
 fn key_range(scan: &Scan, ctx: &ExecContext<'_>) -> SqlResult<Option<KeyRange>> {
     let table = &scan.table;
-    let key_type = |i: usize| &table.columns[table.primary_key[i]].data_type;
-    let Access::Range {
-        prefix,
-        lower,
-        upper,
-    } = &scan.access
-    else {
-        return Ok(Some(table.all_rows()));
-    };
-    let mut start = table.rows_prefix();
+    match &scan.access {
+        Access::Range {
+            prefix,
+            lower,
+            upper,
+        } => {
+            let types: Vec<&DataType> = table
+                .primary_key
+                .iter()
+                .map(|&i| &table.columns[i].data_type)
+                .collect();
+            bounded_range(table.rows_prefix(), &types, prefix, lower, upper, ctx)
+        }
+        Access::Index {
+            index,
+            prefix,
+            lower,
+            upper,
+        } => {
+            let index = &table.indexes[*index];
+            let types: Vec<&DataType> = index
+                .columns
+                .iter()
+                .map(|&i| &table.columns[i].data_type)
+                .collect();
+            bounded_range(table.index_prefix(index), &types, prefix, lower, upper, ctx)
+        }
+        _ => Ok(Some(table.all_rows())),
+    }
+}
+
+/// The keys under `base` whose leading values (of `types`) equal `prefix`'s and whose next
+/// value lies within `lower` and `upper`; `None` if a bound is NULL (nothing matches).
+fn bounded_range(
+    base: Vec<u8>,
+    types: &[&DataType],
+    prefix: &[Expr],
+    lower: &Option<(Expr, bool)>,
+    upper: &Option<(Expr, bool)>,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Option<KeyRange>> {
+    let key_type = |i: usize| types[i];
+    let mut start = base;
     for (i, expr) in prefix.iter().enumerate() {
         let value = key_value(expr, key_type(i), ctx)?;
         if value.is_null() {
@@ -702,7 +823,7 @@ fn key_range(scan: &Scan, ctx: &ExecContext<'_>) -> SqlResult<Option<KeyRange>> 
         keycode::encode_key_value(&value, &mut start);
     }
     let base = start.clone();
-    let next_type = key_type(prefix.len().min(table.primary_key.len() - 1)).clone();
+    let next_type = key_type(prefix.len().min(types.len() - 1)).clone();
     let mut end: Option<Vec<u8>> = Key::from(base.clone())
         .prefix_successor()
         .map(|k| k.as_bytes().to_vec());
@@ -3176,10 +3297,50 @@ fn explain_select(select: &SelectPlan, lines: &mut Vec<String>, mut depth: usize
     }
 }
 
+/// `col = v AND next >= lo AND next < hi` for a key prefix and bounds over `columns`.
+fn bound_conditions(
+    table: &TableDesc,
+    columns: &[usize],
+    prefix: &[Expr],
+    lower: &Option<(Expr, bool)>,
+    upper: &Option<(Expr, bool)>,
+) -> String {
+    let name = |i: usize| table.columns[columns[i]].name.clone();
+    let mut conditions: Vec<String> = prefix
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{} = {v}", name(i)))
+        .collect();
+    let next = name(prefix.len().min(columns.len() - 1));
+    if let Some((v, inclusive)) = lower {
+        let op = if *inclusive { ">=" } else { ">" };
+        conditions.push(format!("{next} {op} {v}"));
+    }
+    if let Some((v, inclusive)) = upper {
+        let op = if *inclusive { "<=" } else { "<" };
+        conditions.push(format!("{next} {op} {v}"));
+    }
+    conditions.join(" AND ")
+}
+
 fn explain_scan(scan: &Scan, lines: &mut Vec<String>, depth: usize) {
     let table = &scan.table;
     let key_name = |i: usize| table.columns[table.primary_key[i]].name.clone();
     let head = match &scan.access {
+        Access::Index {
+            index,
+            prefix,
+            lower,
+            upper,
+        } => {
+            let index = &table.indexes[*index];
+            format!(
+                "Index Scan on {} using {} ({})",
+                table.name,
+                index.name,
+                bound_conditions(table, &index.columns, prefix, lower, upper)
+            )
+        }
         Access::Point(values) => {
             let conditions: Vec<String> = values
                 .iter()
@@ -3198,29 +3359,11 @@ fn explain_scan(scan: &Scan, lines: &mut Vec<String>, depth: usize) {
             lower,
             upper,
         } => {
-            let mut conditions: Vec<String> = prefix
-                .iter()
-                .enumerate()
-                .map(|(i, v)| format!("{} = {v}", key_name(i)))
-                .collect();
-            let next = key_name(prefix.len().min(table.primary_key.len() - 1));
-            if let Some((v, inclusive)) = lower {
-                conditions.push(format!(
-                    "{next} {} {v}",
-                    if *inclusive { ">=" } else { ">" }
-                ));
-            }
-            if let Some((v, inclusive)) = upper {
-                conditions.push(format!(
-                    "{next} {} {v}",
-                    if *inclusive { "<=" } else { "<" }
-                ));
-            }
             format!(
                 "Range Scan on {} using {} ({})",
                 table.name,
                 table.primary_key_name(),
-                conditions.join(" AND ")
+                bound_conditions(table, &table.primary_key, prefix, lower, upper)
             )
         }
         Access::Full if scan.derived.is_some() => format!("Subquery Scan on {}", table.name),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use sqlparser::ast;
 
-use crate::catalog::{ColumnDesc, TableDesc, ViewDesc};
+use crate::catalog::{ColumnDesc, IndexDesc, TableDesc, ViewDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{
     AggCall, AggFunc, ArrayFunc, CmpOp, Expr, Frame, FrameBound, FrameUnits, Func, JsonFunc,
@@ -63,6 +63,22 @@ pub enum Plan {
         table: Arc<TableDesc>,
         /// What to change.
         actions: Vec<AlterAction>,
+    },
+    /// CREATE [UNIQUE] INDEX.
+    CreateIndex {
+        /// The table as planned.
+        table: Arc<TableDesc>,
+        /// The index (its entries are written for every row at once).
+        index: IndexDesc,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+    },
+    /// DROP INDEX.
+    DropIndex {
+        /// Indexes to drop.
+        names: Vec<String>,
+        /// IF EXISTS.
+        if_exists: bool,
     },
     /// CREATE [OR REPLACE] VIEW.
     CreateView {
@@ -158,6 +174,18 @@ pub enum Access {
         /// Lower bound on the next column: (value, inclusive).
         lower: Option<(Expr, bool)>,
         /// Upper bound on the next column: (value, inclusive).
+        upper: Option<(Expr, bool)>,
+    },
+    /// A secondary index's entries: a prefix of its columns fixed, optional bounds on the
+    /// next; each entry's row is then read by its primary key.
+    Index {
+        /// Position in the table's indexes.
+        index: usize,
+        /// Values of the leading indexed columns.
+        prefix: Vec<Expr>,
+        /// Lower bound on the next indexed column: (value, inclusive).
+        lower: Option<(Expr, bool)>,
+        /// Upper bound on the next indexed column: (value, inclusive).
         upper: Option<(Expr, bool)>,
     },
     /// Every row of the table.
@@ -583,6 +611,8 @@ impl Plan {
             Plan::CreateSequence { .. } => Some("CREATE SEQUENCE"),
             Plan::Truncate { .. } => Some("TRUNCATE TABLE"),
             Plan::AlterTable { .. } => Some("ALTER TABLE"),
+            Plan::CreateIndex { .. } => Some("CREATE INDEX"),
+            Plan::DropIndex { .. } => Some("DROP INDEX"),
             Plan::CreateView { .. } => Some("CREATE VIEW"),
             Plan::DropView { .. } => Some("DROP VIEW"),
             Plan::DropSequence { .. } => Some("DROP SEQUENCE"),

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use cairn_qp::Transaction;
 use sqlparser::ast;
 
-use crate::catalog::Identity;
 use crate::catalog::{self, ColumnDesc, TableDesc};
+use crate::catalog::{Identity, IndexDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr, Func};
 use crate::plan::{
@@ -76,6 +76,65 @@ async fn plan_statement(
         S::Update(update) => Plan::Update(Box::new(plan_update(txn, update, binder).await?)),
         S::Delete(delete) => Plan::Delete(Box::new(plan_delete(txn, delete, binder).await?)),
         S::CreateTable(create) => plan_create_table(create, binder)?,
+        S::CreateIndex(create) => {
+            if create.predicate.is_some() || !create.include.is_empty() || create.using.is_some() {
+                return Err(SqlError::unsupported(
+                    "partial indexes, INCLUDE and USING methods are not supported yet",
+                ));
+            }
+            let table = require_writable(txn, &table_name(&create.table_name)?).await?;
+            refuse_view(&table)?;
+            let mut key = Vec::new();
+            for column in &create.columns {
+                let index = index_column(&table.columns, &column.column.expr)?;
+                if !key.contains(&index) {
+                    key.push(index);
+                }
+            }
+            let name = match &create.name {
+                Some(name) => table_name(name)?,
+                None => {
+                    let names: Vec<&str> = key
+                        .iter()
+                        .map(|&i| table.columns[i].name.as_str())
+                        .collect();
+                    format!("{}_{}_idx", table.name, names.join("_"))
+                }
+            };
+            let id = table.next_index_id().ok_or_else(|| {
+                SqlError::new(
+                    SqlState::PROGRAM_LIMIT_EXCEEDED,
+                    "too many indexes on one table",
+                )
+            })?;
+            Plan::CreateIndex {
+                table,
+                index: IndexDesc {
+                    id,
+                    name,
+                    columns: key,
+                    unique: create.unique,
+                },
+                if_not_exists: create.if_not_exists,
+            }
+        }
+        S::Drop {
+            object_type: ast::ObjectType::Index,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => {
+            if *cascade {
+                return Err(SqlError::unsupported(
+                    "DROP INDEX ... CASCADE is not supported yet",
+                ));
+            }
+            Plan::DropIndex {
+                names: names.iter().map(table_name).collect::<SqlResult<_>>()?,
+                if_exists: *if_exists,
+            }
+        }
         S::CreateView(view) => {
             if view.materialized || view.temporary {
                 return Err(SqlError::unsupported(
@@ -514,6 +573,25 @@ fn sequence_desc(
     })
 }
 
+/// The column an index or UNIQUE constraint names (expressions are not supported yet).
+fn index_column(columns: &[ColumnDesc], expr: &ast::Expr) -> SqlResult<usize> {
+    let ast::Expr::Identifier(ident) = expr else {
+        return Err(SqlError::unsupported(
+            "indexes on expressions are not supported yet",
+        ));
+    };
+    let name = ident_name(ident);
+    columns
+        .iter()
+        .position(|c| c.name == name && !c.hidden)
+        .ok_or_else(|| {
+            SqlError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!("column \"{name}\" does not exist"),
+            )
+        })
+}
+
 /// `serial`, `bigserial`, `smallserial` (and `serial4`...): the integer type they stand for.
 fn serial_type(data_type: &ast::DataType) -> Option<DataType> {
     let ast::DataType::Custom(name, modifiers) = data_type else {
@@ -544,6 +622,8 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
     let name = table_name(&create.name)?;
     let mut columns: Vec<ColumnDesc> = Vec::new();
     let mut sequences: Vec<SequenceDesc> = Vec::new();
+    // UNIQUE constraints: (name given, columns).
+    let mut uniques: Vec<(Option<String>, Vec<usize>)> = Vec::new();
     // SERIAL and IDENTITY columns draw from a sequence named as PostgreSQL names it.
     let mut owned_sequence = |column: &mut ColumnDesc, options: &[ast::SequenceOptions]| {
         let sequence_name = format!("{name}_{}_seq", column.name);
@@ -613,6 +693,9 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
                     }
                     primary_key = Some(vec![columns.len()]);
                 }
+                ast::ColumnOption::Unique(unique) => {
+                    uniques.push((unique.name.as_ref().map(ident_name), vec![columns.len()]));
+                }
                 ast::ColumnOption::Generated {
                     generated_as: kind @ (ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault),
                     sequence_options,
@@ -648,6 +731,16 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
     }
     for constraint in &create.constraints {
         match constraint {
+            ast::TableConstraint::Unique(unique) => {
+                let mut key = Vec::new();
+                for column in &unique.columns {
+                    let index = index_column(&columns, &column.column.expr)?;
+                    if !key.contains(&index) {
+                        key.push(index);
+                    }
+                }
+                uniques.push((unique.name.as_ref().map(ident_name), key));
+            }
             ast::TableConstraint::PrimaryKey(pk) => {
                 if primary_key.is_some() {
                     return Err(multiple_keys());
@@ -709,11 +802,32 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
             vec![columns.len() - 1]
         }
     };
+    let mut indexes: Vec<IndexDesc> = Vec::with_capacity(uniques.len());
+    for (given, key) in uniques {
+        let index_name = given.unwrap_or_else(|| {
+            let names: Vec<&str> = key.iter().map(|&i| columns[i].name.as_str()).collect();
+            format!("{name}_{}_key", names.join("_"))
+        });
+        if indexes.iter().any(|i: &IndexDesc| i.name == index_name) {
+            return Err(SqlError::new(
+                SqlState::DUPLICATE_TABLE,
+                format!("relation \"{index_name}\" already exists"),
+            ));
+        }
+        indexes.push(IndexDesc {
+            id: u8::try_from(indexes.len() + 2)
+                .map_err(|_| SqlError::new(SqlState::PROGRAM_LIMIT_EXCEEDED, "too many indexes"))?,
+            name: index_name,
+            columns: key,
+            unique: true,
+        });
+    }
     let desc = TableDesc {
         id: 0,
         name,
         columns,
         primary_key,
+        indexes,
     };
     Ok(Plan::CreateTable {
         desc,
@@ -1684,6 +1798,7 @@ fn table_of_columns(columns: &[Column], name: &str) -> Arc<TableDesc> {
             .map(|c| ColumnDesc::new(c.name.clone(), c.data_type.clone()))
             .collect(),
         primary_key: vec![],
+        indexes: vec![],
     })
 }
 
@@ -3913,6 +4028,36 @@ pub fn choose_access(table: Arc<TableDesc>, filter: Option<Expr>, lock: bool) ->
         if prefix.len() == table.primary_key.len() {
             access = Access::Point(prefix);
         }
+        // Without an equality on the primary key, a secondary index with one (the longest
+        // fixed prefix wins), else one with bounds on its first column, beats reading more.
+        let key_equality = match &access {
+            Access::Point(_) => true,
+            Access::Range { prefix, .. } => !prefix.is_empty(),
+            _ => false,
+        };
+        if !key_equality {
+            let mut best: Option<(usize, Access)> = None;
+            for (position, index) in table.indexes.iter().enumerate() {
+                let (prefix, lower, upper) = index_bounds(&table, &index.columns, &parts);
+                let bounded = lower.is_some() || upper.is_some();
+                let score = prefix.len() * 2 + usize::from(bounded);
+                let usable = !prefix.is_empty() || (bounded && matches!(access, Access::Full));
+                if usable && best.as_ref().is_none_or(|(s, _)| score > *s) {
+                    best = Some((
+                        score,
+                        Access::Index {
+                            index: position,
+                            prefix,
+                            lower,
+                            upper,
+                        },
+                    ));
+                }
+            }
+            if let Some((_, index_access)) = best {
+                access = index_access;
+            }
+        }
     }
     Scan {
         table,
@@ -3921,4 +4066,41 @@ pub fn choose_access(table: Arc<TableDesc>, filter: Option<Expr>, lock: bool) ->
         lock,
         derived: None,
     }
+}
+
+/// The leading equalities (values) a filter's conjuncts give `columns`, and bounds on the
+/// next column.
+#[allow(clippy::type_complexity)]
+fn index_bounds(
+    table: &TableDesc,
+    columns: &[usize],
+    parts: &[&Expr],
+) -> (Vec<Expr>, Option<(Expr, bool)>, Option<(Expr, bool)>) {
+    let mut prefix = Vec::new();
+    for &column in columns {
+        let ty = &table.columns[column].data_type;
+        let equal = parts
+            .iter()
+            .find_map(|c| match key_condition(c, column, ty) {
+                Some((CmpOp::Eq, value)) => Some(value),
+                _ => None,
+            });
+        match equal {
+            Some(value) => prefix.push(value),
+            None => {
+                let (mut lower, mut upper) = (None, None);
+                for c in parts {
+                    match key_condition(c, column, ty) {
+                        Some((CmpOp::Gt, v)) if lower.is_none() => lower = Some((v, false)),
+                        Some((CmpOp::GtEq, v)) if lower.is_none() => lower = Some((v, true)),
+                        Some((CmpOp::Lt, v)) if upper.is_none() => upper = Some((v, false)),
+                        Some((CmpOp::LtEq, v)) if upper.is_none() => upper = Some((v, true)),
+                        _ => {}
+                    }
+                }
+                return (prefix, lower, upper);
+            }
+        }
+    }
+    (prefix, None, None)
 }

@@ -19,8 +19,9 @@
 //!
 //! Expression evaluation is synchronous and a reservation is a commit, so statements reserve
 //! ahead: before each row the executor evaluates (a VALUES row, a row it inserts, a
-//! select-list row, an updated row), [`StatementSequences::top_up`] makes sure each sequence
-//! the statement calls has values for that row. setval takes effect in memory at once and is
+//! select-list row, an updated row), [`StatementSequences::top_up`] takes values for that row
+//! out of the process's blocks into the statement's own hands, so that no other session can
+//! take them in between; what the statement leaves unused goes back when it ends. setval takes effect in memory at once and is
 //! written durably when its statement ends.
 
 use std::collections::{HashMap, VecDeque};
@@ -294,23 +295,38 @@ impl SequenceCache {
         self.blocks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn available(&self, id: u32) -> u64 {
-        self.blocks()
-            .get(&id)
-            .map_or(0, |blocks| blocks.iter().map(|b| b.remaining).sum())
+    /// Takes up to `n` values of sequence `id`, in order, for one statement.
+    fn take(&self, id: u32, n: u64) -> Vec<i128> {
+        let mut all = self.blocks();
+        let mut taken = Vec::new();
+        let Some(blocks) = all.get_mut(&id) else {
+            return taken;
+        };
+        while (taken.len() as u64) < n {
+            let Some(block) = blocks.front_mut() else {
+                break;
+            };
+            taken.push(block.next);
+            block.next += i128::from(block.increment);
+            block.remaining -= 1;
+            if block.remaining == 0 {
+                blocks.pop_front();
+            }
+        }
+        taken
     }
 
-    fn take(&self, id: u32) -> Option<i128> {
+    /// Gives back values a statement took and did not use (they come out next).
+    fn give_back(&self, id: u32, values: Vec<i128>, increment: i64) {
         let mut all = self.blocks();
-        let blocks = all.get_mut(&id)?;
-        let block = blocks.front_mut()?;
-        let value = block.next;
-        block.next += i128::from(block.increment);
-        block.remaining -= 1;
-        if block.remaining == 0 {
-            blocks.pop_front();
+        let blocks = all.entry(id).or_default();
+        for value in values.into_iter().rev() {
+            blocks.push_front(Block {
+                next: value,
+                remaining: 1,
+                increment,
+            });
         }
-        Some(value)
     }
 
     /// Forgets what is reserved for sequence `id` (after setval or DROP: the next value
@@ -436,6 +452,9 @@ pub struct StatementSequences<'a> {
     /// setval calls: each sequence's new state, which later nextval calls of the same
     /// statement advance (the process's block was forgotten).
     setvals: Mutex<HashMap<u32, (Arc<SequenceDesc>, i128)>>,
+    /// Values taken from the process's blocks for this statement's next rows (other
+    /// sessions cannot take them in between).
+    taken: Mutex<HashMap<u32, VecDeque<i128>>>,
 }
 
 impl<'a> StatementSequences<'a> {
@@ -447,6 +466,7 @@ impl<'a> StatementSequences<'a> {
             session: None,
             used: Vec::new(),
             setvals: Mutex::default(),
+            taken: Mutex::default(),
         }
     }
 
@@ -468,6 +488,7 @@ impl<'a> StatementSequences<'a> {
             session: Some(session),
             used,
             setvals: Mutex::default(),
+            taken: Mutex::default(),
         })
     }
 
@@ -477,9 +498,19 @@ impl<'a> StatementSequences<'a> {
             return Ok(());
         };
         for (desc, per_row) in &self.used {
-            // A block stops at the sequence's last value (a CYCLE sequence goes on in the next).
-            while *per_row > 0 && cache.available(desc.id) < *per_row {
-                cache.reserve(db, txn, desc, *per_row).await?;
+            loop {
+                let have = self.with_taken(desc.id, |t| t.len() as u64);
+                if have >= *per_row {
+                    break;
+                }
+                let got = cache.take(desc.id, per_row - have);
+                if got.is_empty() {
+                    // A block stops at the sequence's last value (a CYCLE sequence goes on
+                    // in the next).
+                    cache.reserve(db, txn, desc, *per_row).await?;
+                } else {
+                    self.with_taken(desc.id, |t| t.extend(got));
+                }
             }
         }
         Ok(())
@@ -491,10 +522,24 @@ impl<'a> StatementSequences<'a> {
             return Ok(());
         };
         let setvals = std::mem::take(&mut *self.setvals.lock().unwrap_or_else(|p| p.into_inner()));
+        let unused = std::mem::take(&mut *self.taken.lock().unwrap_or_else(|p| p.into_inner()));
+        for (desc, _) in &self.used {
+            if let Some(values) = unused.get(&desc.id).filter(|v| !v.is_empty()) {
+                if !setvals.contains_key(&desc.id) {
+                    cache.give_back(desc.id, values.iter().copied().collect(), desc.increment);
+                }
+            }
+        }
         for (_, (desc, next)) in setvals {
             cache.set(db, txn, &desc, next).await?;
         }
         Ok(())
+    }
+
+    /// Runs `f` on the values this statement holds of sequence `id`.
+    fn with_taken<R>(&self, id: u32, f: impl FnOnce(&mut VecDeque<i128>) -> R) -> R {
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        f(taken.entry(id).or_default())
     }
 
     fn find(&self, name: &str) -> SqlResult<&Arc<SequenceDesc>> {
@@ -521,9 +566,6 @@ impl<'a> StatementSequences<'a> {
     /// nextval(name).
     pub fn next(&self, name: &str) -> SqlResult<i64> {
         let desc = self.find(name)?;
-        let cache = self
-            .cache
-            .ok_or_else(|| SqlError::internal("no sequence cache"))?;
         let after_setval = {
             let mut setvals = self.setvals.lock().unwrap_or_else(|p| p.into_inner());
             match setvals.get_mut(&desc.id) {
@@ -535,7 +577,7 @@ impl<'a> StatementSequences<'a> {
                 None => None,
             }
         };
-        let taken = after_setval.or_else(|| cache.take(desc.id));
+        let taken = after_setval.or_else(|| self.with_taken(desc.id, |t| t.pop_front()));
         let value = taken.ok_or_else(|| {
             SqlError::new(
                 SqlState("55000"),

@@ -1175,6 +1175,17 @@ impl Session {
                     }
                     return Err(SqlError::new(SqlState::DUPLICATE_TABLE, message));
                 }
+                for index in &desc.indexes {
+                    if relation_exists(txn, &index.name).await?
+                        || catalog::index_owner(txn, &index.name).await?.is_some()
+                    {
+                        return Err(SqlError::new(
+                            SqlState::DUPLICATE_TABLE,
+                            format!("relation \"{}\" already exists", index.name),
+                        ));
+                    }
+                    catalog::set_index_owner(txn, &index.name, Some(&desc.name));
+                }
                 for owned in sequences {
                     if relation_exists(txn, &owned.name).await? {
                         return Err(SqlError::new(
@@ -1212,6 +1223,9 @@ impl Session {
                         for owned in sequence::owned_by(txn, &table).await? {
                             sequence::drop(txn, &owned);
                             self.engine.sequences.forget(owned.id);
+                        }
+                        for index in &table.indexes {
+                            catalog::set_index_owner(txn, &index.name, None);
                         }
                     }
                     catalog::drop(txn, name);
@@ -1757,5 +1771,6 @@ fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
 async fn relation_exists(txn: &mut Transaction, name: &str) -> SqlResult<bool> {
     Ok(catalog::lookup(txn, name).await?.is_some()
         || sequence::lookup(txn, name).await?.is_some()
-        || catalog::lookup_view(txn, name).await?.is_some())
+        || catalog::lookup_view(txn, name).await?.is_some()
+        || catalog::index_owner(txn, name).await?.is_some())
 }
