@@ -162,6 +162,96 @@ pub async fn alter_table(
                 column.default = None;
                 column.identity = None;
             }
+            AlterAction::AddCheck {
+                name,
+                sql,
+                condition,
+                only_column,
+            } => {
+                let name = match name {
+                    Some(name) => name.clone(),
+                    None => {
+                        let stem = match only_column {
+                            Some(column) => format!("{}_{column}_check", desc.name),
+                            None => format!("{}_check", desc.name),
+                        };
+                        let mut candidate = stem.clone();
+                        let mut n = 0;
+                        while desc.checks.iter().any(|(c, _)| *c == candidate) {
+                            n += 1;
+                            candidate = format!("{stem}{n}");
+                        }
+                        candidate
+                    }
+                };
+                if desc.checks.iter().any(|(c, _)| *c == name) {
+                    return Err(SqlError::new(
+                        SqlState("42710"),
+                        format!(
+                            "constraint \"{name}\" for relation \"{}\" already exists",
+                            desc.name
+                        ),
+                    ));
+                }
+                for (_, row) in rows(txn, &desc, ctx).await? {
+                    if crate::expr::truth(&condition.eval(&row, &ctx.eval())?)? == Some(false) {
+                        return Err(SqlError::new(
+                            SqlState("23514"),
+                            format!(
+                                "check constraint \"{name}\" of relation \"{}\" is violated by some row",
+                                desc.name
+                            ),
+                        ));
+                    }
+                }
+                desc.checks.push((name, sql.clone()));
+            }
+            AlterAction::AddUnique { name, columns } => {
+                let name = name.clone().unwrap_or_else(|| {
+                    let names: Vec<&str> = columns
+                        .iter()
+                        .map(|&i| desc.columns[i].name.as_str())
+                        .collect();
+                    format!("{}_{}_key", desc.name, names.join("_"))
+                });
+                let id = desc.next_index_id().ok_or_else(|| {
+                    SqlError::new(
+                        SqlState::PROGRAM_LIMIT_EXCEEDED,
+                        "too many indexes on one table",
+                    )
+                })?;
+                let index = IndexDesc {
+                    id,
+                    name,
+                    columns: columns.clone(),
+                    unique: true,
+                };
+                check_index_name(txn, &index.name).await?;
+                build_index(txn, &desc, &index, ctx).await?;
+                catalog::set_index_owner(txn, &index.name, Some(&desc.name));
+                desc.indexes.push(index);
+            }
+            AlterAction::DropConstraint { name, if_exists } => {
+                if let Some(position) = desc.checks.iter().position(|(c, _)| c == name) {
+                    desc.checks.remove(position);
+                } else if let Some(position) = desc.indexes.iter().position(|i| i.name == *name) {
+                    let index = desc.indexes.remove(position);
+                    delete_entries(txn, &desc, &index).await?;
+                    catalog::set_index_owner(txn, name, None);
+                } else if *name == desc.primary_key_name() {
+                    return Err(SqlError::unsupported(
+                        "dropping a table's primary key is not supported",
+                    ));
+                } else if !*if_exists {
+                    return Err(SqlError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!(
+                            "constraint \"{name}\" of relation \"{}\" does not exist",
+                            desc.name
+                        ),
+                    ));
+                }
+            }
             AlterAction::RenameColumn { from, to } => {
                 let index = column_index(&desc, from)?;
                 if desc.column_index(to).is_some() {
@@ -317,18 +407,11 @@ pub async fn create_index(
         rows: vec![],
         tag: "CREATE INDEX".into(),
     };
-    let taken = catalog::index_owner(txn, &index.name).await?.is_some()
-        || catalog::lookup(txn, &index.name).await?.is_some()
-        || sequence::lookup(txn, &index.name).await?.is_some()
-        || catalog::lookup_view(txn, &index.name).await?.is_some();
-    if taken {
-        if if_not_exists {
+    if let Err(e) = check_index_name(txn, &index.name).await {
+        if if_not_exists && e.state == SqlState::DUPLICATE_TABLE {
             return Ok(produced);
         }
-        return Err(SqlError::new(
-            SqlState::DUPLICATE_TABLE,
-            format!("relation \"{}\" already exists", index.name),
-        ));
+        return Err(e);
     }
     let mut desc = match catalog::lookup(txn, &planned.name).await? {
         Some(current) if *current == *planned => (*current).clone(),
@@ -342,12 +425,41 @@ pub async fn create_index(
             ))
         }
     };
+    build_index(txn, &desc, index, ctx).await?;
     desc.indexes.push(index.clone());
+    catalog::set_index_owner(txn, &index.name, Some(&desc.name));
+    catalog::put(txn, &desc)?;
+    Ok(produced)
+}
+
+/// 42P07 if a table, sequence, view or index is named `name`.
+async fn check_index_name(txn: &mut Transaction, name: &str) -> SqlResult<()> {
+    let taken = catalog::index_owner(txn, name).await?.is_some()
+        || catalog::lookup(txn, name).await?.is_some()
+        || sequence::lookup(txn, name).await?.is_some()
+        || catalog::lookup_view(txn, name).await?.is_some();
+    if taken {
+        return Err(SqlError::new(
+            SqlState::DUPLICATE_TABLE,
+            format!("relation \"{name}\" already exists"),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes an entry of `index` for every row of `desc` (a unique index over duplicate rows
+/// fails with 23505, "could not create unique index").
+async fn build_index(
+    txn: &mut Transaction,
+    desc: &TableDesc,
+    index: &IndexDesc,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<()> {
     let only = TableDesc {
         indexes: vec![index.clone()],
         ..desc.clone()
     };
-    for (_, row) in rows(txn, &desc, ctx).await? {
+    for (_, row) in rows(txn, desc, ctx).await? {
         ctx.check_cancel()?;
         exec::add_index_entries(txn, &only, &row, ctx.zone)
             .await
@@ -369,9 +481,7 @@ pub async fn create_index(
                 _ => e,
             })?;
     }
-    catalog::set_index_owner(txn, &index.name, Some(&desc.name));
-    catalog::put(txn, &desc)?;
-    Ok(produced)
+    Ok(())
 }
 
 /// DROP INDEX: the definition and every entry.

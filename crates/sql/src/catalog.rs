@@ -63,6 +63,7 @@ pub fn conflicts_view() -> TableDesc {
         ],
         primary_key: vec![],
         indexes: vec![],
+        checks: vec![],
     }
 }
 
@@ -80,6 +81,8 @@ pub struct TableDesc {
     pub primary_key: Vec<usize>,
     /// Secondary indexes (and the indexes of UNIQUE constraints).
     pub indexes: Vec<IndexDesc>,
+    /// CHECK constraints: (name, condition as SQL text), checked on every row written.
+    pub checks: Vec<(String, String)>,
 }
 
 /// A secondary index: entries under `0x01 <table id> <index id> <indexed values> [<primary
@@ -193,6 +196,7 @@ mod legacy {
                     .collect(),
                 primary_key: old.primary_key,
                 indexes: vec![],
+                checks: vec![],
             }
         }
     }

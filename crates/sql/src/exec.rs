@@ -228,6 +228,7 @@ async fn run_statement(
                     });
                 }
                 let row = conform_row(table, row, ctx.zone)?;
+                check_row(table, &insert.checks, &row, ctx)?;
                 let key = checked_key(table, &row)?;
                 let existing = txn.get(&key).await.map_err(core)?;
                 let stored = match (existing, &insert.on_conflict) {
@@ -253,8 +254,19 @@ async fn run_statement(
                             )
                             .with_hint("Ensure that no rows proposed for insertion within the same command have duplicate constrained values."));
                         }
-                        match upsert(txn, table, &key, &bytes, row, assignments, filter, ctx)
-                            .await?
+                        let checks = &insert.checks;
+                        match upsert(
+                            txn,
+                            table,
+                            &key,
+                            &bytes,
+                            row,
+                            assignments,
+                            filter,
+                            checks,
+                            ctx,
+                        )
+                        .await?
                         {
                             Some((new_key, new)) => {
                                 written.insert(new_key);
@@ -300,6 +312,7 @@ async fn run_statement(
             }
             for (old_key, old, new) in changes {
                 let new = conform_row(table, new, ctx.zone)?;
+                check_row(table, &update.checks, &new, ctx)?;
                 let new_key = checked_key(table, &new)?;
                 if new_key != old_key {
                     if txn.get(&new_key).await.map_err(core)?.is_some() {
@@ -352,6 +365,7 @@ async fn upsert(
     excluded: Vec<Value>,
     assignments: &[(usize, Expr)],
     filter: &Option<Expr>,
+    checks: &[(String, Expr)],
     ctx: &ExecContext<'_>,
 ) -> SqlResult<Option<(Key, Vec<Value>)>> {
     let old = decode_table_row(table, stored)?;
@@ -367,6 +381,7 @@ async fn upsert(
         new[*index] = expr.eval(&both, &ctx.eval())?;
     }
     let new = conform_row(table, new, ctx.zone)?;
+    check_row(table, checks, &new, ctx)?;
     let new_key = checked_key(table, &new)?;
     if new_key != *key {
         if txn.get(&new_key).await.map_err(core)?.is_some() {
@@ -378,6 +393,31 @@ async fn upsert(
     add_index_entries(txn, table, &new, ctx.zone).await?;
     txn.put(new_key.clone(), encode(&new)?);
     Ok(Some((new_key, new)))
+}
+
+/// Refuses a row a CHECK constraint finds false (23514; NULL passes, as in PostgreSQL).
+pub(crate) fn check_row(
+    table: &TableDesc,
+    checks: &[(String, Expr)],
+    row: &[Value],
+    ctx: &ExecContext<'_>,
+) -> SqlResult<()> {
+    for (name, condition) in checks {
+        if truth(&condition.eval(row, &ctx.eval())?)? == Some(false) {
+            return Err(SqlError::new(
+                SqlState("23514"),
+                format!(
+                    "new row for relation \"{}\" violates check constraint \"{name}\"",
+                    table.name
+                ),
+            )
+            .with_detail(format!(
+                "Failing row contains ({}).",
+                describe_row(table, row, ctx.zone)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Writes `row`'s entries in every index of `table`; a unique index whose key is taken

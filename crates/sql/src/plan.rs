@@ -436,6 +436,8 @@ pub struct InsertPlan {
     pub returning: Option<(Vec<Expr>, Vec<Column>)>,
     /// ON CONFLICT (on the primary key): what to do with a row whose key is taken.
     pub on_conflict: Option<ConflictAction>,
+    /// The table's CHECK constraints, bound over its row: (name, condition).
+    pub checks: Vec<(String, Expr)>,
 }
 
 /// One change of ALTER TABLE.
@@ -485,6 +487,31 @@ pub enum AlterAction {
         /// SET (true) or DROP (false).
         not_null: bool,
     },
+    /// ADD [CONSTRAINT name] CHECK (...): checked against the rows there.
+    AddCheck {
+        /// Its name (else named after the table, and the one column it reads).
+        name: Option<String>,
+        /// The condition as SQL text (stored).
+        sql: String,
+        /// The condition, bound over the table's row.
+        condition: Expr,
+        /// The one column it reads, if one.
+        only_column: Option<String>,
+    },
+    /// ADD [CONSTRAINT name] UNIQUE (...): an index built over the rows there.
+    AddUnique {
+        /// Its name (else `<table>_<columns>_key`).
+        name: Option<String>,
+        /// The columns.
+        columns: Vec<usize>,
+    },
+    /// DROP CONSTRAINT (a CHECK, or a UNIQUE constraint's index).
+    DropConstraint {
+        /// Its name.
+        name: String,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
     /// ALTER COLUMN TYPE [USING]: every row rewritten.
     SetType {
         /// The column's position.
@@ -524,6 +551,8 @@ pub struct UpdatePlan {
     pub assignments: Vec<(usize, Expr)>,
     /// RETURNING over the new row.
     pub returning: Option<(Vec<Expr>, Vec<Column>)>,
+    /// The table's CHECK constraints, bound over its row: (name, condition).
+    pub checks: Vec<(String, Expr)>,
 }
 
 /// DELETE.

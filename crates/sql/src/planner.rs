@@ -624,6 +624,8 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
     let mut sequences: Vec<SequenceDesc> = Vec::new();
     // UNIQUE constraints: (name given, columns).
     let mut uniques: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+    // CHECK constraints: (name, or empty to name after the table, condition).
+    let mut checks: Vec<(String, ast::Expr)> = Vec::new();
     // SERIAL and IDENTITY columns draw from a sequence named as PostgreSQL names it.
     let mut owned_sequence = |column: &mut ColumnDesc, options: &[ast::SequenceOptions]| {
         let sequence_name = format!("{name}_{}_seq", column.name);
@@ -696,6 +698,14 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
                 ast::ColumnOption::Unique(unique) => {
                     uniques.push((unique.name.as_ref().map(ident_name), vec![columns.len()]));
                 }
+                ast::ColumnOption::Check(check) => {
+                    let name = check
+                        .name
+                        .as_ref()
+                        .map(ident_name)
+                        .unwrap_or_else(|| format!("{name}_{}_check", column.name));
+                    checks.push((name, (*check.expr).clone()));
+                }
                 ast::ColumnOption::Generated {
                     generated_as: kind @ (ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault),
                     sequence_options,
@@ -731,6 +741,10 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
     }
     for constraint in &create.constraints {
         match constraint {
+            ast::TableConstraint::Check(check) => {
+                let given = check.name.as_ref().map(ident_name);
+                checks.push((given.unwrap_or_default(), (*check.expr).clone()));
+            }
             ast::TableConstraint::Unique(unique) => {
                 let mut key = Vec::new();
                 for column in &unique.columns {
@@ -822,12 +836,37 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
             unique: true,
         });
     }
+    let mut stored_checks: Vec<(String, String)> = Vec::with_capacity(checks.len());
+    for (given, expr) in checks {
+        let only_column = check_condition(binder, &columns, &name, &expr)?;
+        let mut check_name = given;
+        if check_name.is_empty() {
+            let stem = match &only_column {
+                Some(column) => format!("{name}_{column}_check"),
+                None => format!("{name}_check"),
+            };
+            check_name = stem.clone();
+            let mut n = 0;
+            while stored_checks.iter().any(|(c, _)| *c == check_name) {
+                n += 1;
+                check_name = format!("{stem}{n}");
+            }
+        }
+        if stored_checks.iter().any(|(c, _)| *c == check_name) {
+            return Err(SqlError::new(
+                SqlState("42710"),
+                format!("constraint \"{check_name}\" for relation \"{name}\" already exists"),
+            ));
+        }
+        stored_checks.push((check_name, expr.to_string()));
+    }
     let desc = TableDesc {
         id: 0,
         name,
         columns,
         primary_key,
         indexes,
+        checks: stored_checks,
     };
     Ok(Plan::CreateTable {
         desc,
@@ -1799,6 +1838,7 @@ fn table_of_columns(columns: &[Column], name: &str) -> Arc<TableDesc> {
             .collect(),
         primary_key: vec![],
         indexes: vec![],
+        checks: vec![],
     })
 }
 
@@ -3342,6 +3382,57 @@ pub fn bind_defaults(binder: &mut Binder, table: &TableDesc) -> SqlResult<Vec<Op
         .collect()
 }
 
+/// A table's CHECK constraints, bound over its row.
+pub fn bind_checks(binder: &mut Binder, table: &TableDesc) -> SqlResult<Vec<(String, Expr)>> {
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let scope = Scope::table(Arc::new(table.clone()), table.name.clone());
+    let mut checks = Vec::with_capacity(table.checks.len());
+    for (name, text) in &table.checks {
+        let expr = sqlparser::parser::Parser::new(&dialect)
+            .try_with_sql(text)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| {
+                SqlError::internal(format!("stored CHECK \"{name}\" does not parse: {e}"))
+            })?;
+        let bound = binder.bind(&expr, &scope)?;
+        checks.push((name.clone(), binder.boolean(bound, "CHECK")?));
+    }
+    Ok(checks)
+}
+
+/// Checks a CHECK condition when it is declared: boolean, over the table's own columns (it is
+/// stored as text and bound again where rows are written). Returns the one column it reads,
+/// if it reads exactly one (PostgreSQL names the constraint after it).
+fn check_condition(
+    binder: &mut Binder,
+    columns: &[ColumnDesc],
+    table: &str,
+    expr: &ast::Expr,
+) -> SqlResult<Option<String>> {
+    let desc = TableDesc {
+        id: catalog::DERIVED_TABLE_ID,
+        name: table.to_string(),
+        columns: columns.to_vec(),
+        primary_key: vec![],
+        indexes: vec![],
+        checks: vec![],
+    };
+    let bound = binder.bind(expr, &Scope::table(Arc::new(desc), table.to_string()))?;
+    let bound = binder.boolean(bound, "CHECK")?;
+    let mut read = Vec::new();
+    bound.walk(&mut |node| {
+        if let Expr::Column { index, .. } = node {
+            if !read.contains(index) {
+                read.push(*index);
+            }
+        }
+    });
+    Ok(match read.as_slice() {
+        [only] => Some(columns[*only].name.clone()),
+        _ => None,
+    })
+}
+
 /// The table column a column name in INSERT's list or UPDATE's SET names: its name and index.
 fn target_column(table: &TableDesc, column: &ast::ObjectName) -> SqlResult<(String, usize)> {
     let name = match column.0.last() {
@@ -3507,6 +3598,7 @@ async fn plan_insert(
         }
     };
     let returning = returning(binder, &insert.returning, &table, &scope)?;
+    let checks = bind_checks(binder, &table)?;
     Ok(InsertPlan {
         table,
         targets,
@@ -3514,6 +3606,7 @@ async fn plan_insert(
         defaults,
         returning,
         on_conflict,
+        checks,
     })
 }
 
@@ -3711,6 +3804,51 @@ async fn plan_alter_table(
                     if_exists: *if_exists,
                 }
             }
+            Op::AddConstraint {
+                constraint: ast::TableConstraint::Check(check),
+                ..
+            } => {
+                let only_column =
+                    check_condition(binder, &table.columns, &table.name, &check.expr)?;
+                let bound = binder.bind(&check.expr, &scope)?;
+                AlterAction::AddCheck {
+                    name: check.name.as_ref().map(ident_name),
+                    sql: check.expr.to_string(),
+                    condition: binder.boolean(bound, "CHECK")?,
+                    only_column,
+                }
+            }
+            Op::AddConstraint {
+                constraint: ast::TableConstraint::Unique(unique),
+                ..
+            } => {
+                let mut columns = Vec::new();
+                for column in &unique.columns {
+                    let index = index_column(&table.columns, &column.column.expr)?;
+                    if !columns.contains(&index) {
+                        columns.push(index);
+                    }
+                }
+                AlterAction::AddUnique {
+                    name: unique.name.as_ref().map(ident_name),
+                    columns,
+                }
+            }
+            Op::DropConstraint {
+                if_exists,
+                name,
+                drop_behavior,
+            } => {
+                if matches!(drop_behavior, Some(ast::DropBehavior::Cascade)) {
+                    return Err(SqlError::unsupported(
+                        "DROP CONSTRAINT ... CASCADE is not supported yet",
+                    ));
+                }
+                AlterAction::DropConstraint {
+                    name: ident_name(name),
+                    if_exists: *if_exists,
+                }
+            }
             Op::RenameColumn {
                 old_column_name,
                 new_column_name,
@@ -3899,12 +4037,14 @@ async fn plan_update(
     }
     let (filter, row_filter) = split_correlated(where_clause(binder, &update.selection, &scope)?);
     let returning = returning(binder, &update.returning, &table, &scope)?;
+    let checks = bind_checks(binder, &table)?;
     Ok(UpdatePlan {
         subqueries: vec![],
         scan: choose_access(table, filter, false),
         row_filter,
         assignments,
         returning,
+        checks,
     })
 }
 
