@@ -809,3 +809,48 @@ async fn concurrent_inserts_of_one_unique_value_let_exactly_one_commit() {
         .get(0);
     assert_eq!(count, 1);
 }
+
+/// A child inserted while its parent is deleted concurrently must not survive: the child's
+/// check puts the parent's key in its conflict set, so the two cannot both commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_deleted_concurrently_with_a_child_insert_keeps_the_foreign_key() {
+    let server = Server::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute(
+            "CREATE TABLE parents (id int PRIMARY KEY);
+             CREATE TABLE children (id int PRIMARY KEY, parent int REFERENCES parents);
+             INSERT INTO parents VALUES (1)",
+        )
+        .await
+        .unwrap();
+    let (adder, deleter) = (server.connect().await, server.connect().await);
+    adder.batch_execute("BEGIN").await.unwrap();
+    deleter.batch_execute("BEGIN").await.unwrap();
+    adder
+        .batch_execute("INSERT INTO children VALUES (10, 1)")
+        .await
+        .unwrap();
+    deleter
+        .batch_execute("DELETE FROM parents WHERE id = 1")
+        .await
+        .unwrap();
+    let outcomes = [
+        adder.batch_execute("COMMIT").await,
+        deleter.batch_execute("COMMIT").await,
+    ];
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    let orphans: i64 = setup
+        .query_one(
+            "SELECT count(*) FROM children WHERE parent NOT IN (SELECT id FROM parents)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0, "a child outlived its parent");
+}

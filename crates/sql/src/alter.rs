@@ -107,6 +107,8 @@ pub async fn alter_table(
                     ));
                 }
                 let missing = match default {
+                    // No row needs it (and a sequence would need values reserved first).
+                    Some(_) if !has_rows => Value::Null,
                     Some(expr) => cast::assignment_cast(
                         expr.eval(&[], &ctx.eval())?,
                         &column.data_type,
@@ -133,6 +135,15 @@ pub async fn alter_table(
                 if desc.primary_key.contains(&index) {
                     return Err(SqlError::unsupported(format!(
                         "dropping column \"{name}\" of the primary key is not supported"
+                    )));
+                }
+                if desc
+                    .foreign_keys
+                    .iter()
+                    .any(|fk| fk.columns.contains(&index))
+                {
+                    return Err(SqlError::unsupported(format!(
+                        "dropping column \"{name}\" of a foreign key is not supported yet; drop the table's foreign key first"
                     )));
                 }
                 if desc.visible_columns().count() == 1 {
@@ -271,6 +282,14 @@ pub async fn alter_table(
                 }
                 desc.columns[index].name = to.clone();
             }
+            AlterAction::RenameTable { to }
+                if !desc.foreign_keys.is_empty() || !desc.referenced_by.is_empty() =>
+            {
+                return Err(SqlError::unsupported(format!(
+                    "renaming table \"{}\", which has or is referenced by foreign keys, to \"{to}\" is not supported yet",
+                    desc.name
+                )));
+            }
             AlterAction::RenameTable { to } => {
                 if catalog::lookup(txn, to).await?.is_some()
                     || sequence::lookup(txn, to).await?.is_some()
@@ -322,9 +341,10 @@ pub async fn alter_table(
                 let old = desc.clone();
                 desc.columns[*column].data_type = data_type.clone();
                 // Every row again, under its key (which changes with a key column's type).
+                // All old rows and entries go first, so that a new key may be an old one.
+                let mut rewritten = Vec::new();
                 for (key, row) in rows(txn, &old, ctx).await? {
                     ctx.check_cancel()?;
-                    let old_row = row.clone();
                     let value = match using {
                         Some(expr) => expr.eval(&row, &ctx.eval())?,
                         None => row[*column].clone(),
@@ -338,17 +358,17 @@ pub async fn alter_table(
                             ctx.zone,
                         )?,
                     };
+                    exec::remove_index_entries(txn, &old, &row);
+                    txn.delete(key);
                     let mut new = row;
                     new[*column] = value;
-                    let new = exec::conform_row(&desc, new, ctx.zone)?;
+                    rewritten.push(exec::conform_row(&desc, new, ctx.zone)?);
+                }
+                for new in rewritten {
                     let new_key = exec::checked_key(&desc, &new)?;
-                    if new_key != key {
-                        if txn.get(&new_key).await.map_err(exec::core)?.is_some() {
-                            return Err(exec::duplicate_key(&desc, &new, ctx.zone));
-                        }
-                        txn.delete(key);
+                    if txn.get(&new_key).await.map_err(exec::core)?.is_some() {
+                        return Err(exec::duplicate_key(&desc, &new, ctx.zone));
                     }
-                    exec::remove_index_entries(txn, &old, &old_row);
                     exec::add_index_entries(txn, &desc, &new, ctx.zone).await?;
                     txn.put(new_key, exec::encode(&new)?);
                 }
@@ -519,4 +539,100 @@ pub async fn drop_index(
         rows: vec![],
         tag: "DROP INDEX".into(),
     })
+}
+
+/// Checks a new table's foreign keys against their parents (which must exist and be
+/// referenced by their primary key) and records the table in each parent's
+/// `referenced_by`. A table referencing itself is its own parent.
+pub async fn link_foreign_keys(txn: &mut Transaction, desc: &mut TableDesc) -> SqlResult<()> {
+    for fk in desc.foreign_keys.clone() {
+        let parent = if fk.parent == desc.name {
+            desc.clone()
+        } else {
+            let found = catalog::lookup(txn, &fk.parent).await?;
+            (*found.ok_or_else(|| catalog::undefined_table(&fk.parent))?).clone()
+        };
+        let key_names: Vec<&str> = parent
+            .primary_key
+            .iter()
+            .map(|&i| parent.columns[i].name.as_str())
+            .collect();
+        let row_id = parent.primary_key.iter().any(|&i| parent.columns[i].hidden);
+        let referenced_ok = fk.referenced.is_empty()
+            || fk
+                .referenced
+                .iter()
+                .map(String::as_str)
+                .eq(key_names.iter().copied());
+        if row_id || !referenced_ok {
+            return Err(SqlError::new(
+                SqlState("42830"),
+                format!(
+                    "there is no unique constraint matching given keys for referenced table \"{}\"",
+                    fk.parent
+                ),
+            ));
+        }
+        if fk.columns.len() != parent.primary_key.len() {
+            return Err(SqlError::new(
+                SqlState("42830"),
+                "number of referencing and referenced columns for foreign key disagree",
+            ));
+        }
+        for (&child, &key) in fk.columns.iter().zip(&parent.primary_key) {
+            let (from, to) = (
+                &desc.columns[child].data_type,
+                &parent.columns[key].data_type,
+            );
+            if !cast::can_cast_assignment(from, to) {
+                return Err(SqlError::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!(
+                        "foreign key constraint \"{}\" cannot be implemented",
+                        fk.name
+                    ),
+                ));
+            }
+        }
+        if fk.parent == desc.name {
+            if !desc.referenced_by.contains(&desc.name) {
+                desc.referenced_by.push(desc.name.clone());
+            }
+        } else if !parent.referenced_by.contains(&desc.name) {
+            let mut parent = parent;
+            parent.referenced_by.push(desc.name.clone());
+            catalog::put(txn, &parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Before DROP TABLE: refused while another table references it (2BP01); its own foreign
+/// keys are taken off their parents' lists.
+pub async fn unlink_foreign_keys(txn: &mut Transaction, desc: &TableDesc) -> SqlResult<()> {
+    if let Some(child) = desc.referenced_by.iter().find(|c| **c != desc.name) {
+        return Err(SqlError::new(
+            SqlState("2BP01"),
+            format!(
+                "cannot drop table {} because other objects depend on it",
+                desc.name
+            ),
+        )
+        .with_detail(format!(
+            "a foreign key constraint on table {child} references table {}",
+            desc.name
+        ))
+        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+    }
+    for fk in &desc.foreign_keys {
+        if fk.parent == desc.name {
+            continue;
+        }
+        if let Some(parent) = catalog::lookup(txn, &fk.parent).await? {
+            let mut parent = (*parent).clone();
+            parent.referenced_by.retain(|c| *c != desc.name);
+            catalog::put(txn, &parent)?;
+        }
+    }
+    Ok(())
 }

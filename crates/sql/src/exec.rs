@@ -20,8 +20,8 @@ use crate::expr::{
 };
 use crate::memory::{row_bytes, MemoryBudget};
 use crate::plan::{
-    Access, Aggregation, ConflictAction, InsertSource, JoinKind, JoinStep, Plan, Scan, SelectPlan,
-    Series,
+    Access, Aggregation, ConflictAction, ConflictTarget, InsertSource, JoinKind, JoinStep, Plan,
+    Scan, SelectPlan, Series,
 };
 use crate::sequence::StatementSequences;
 use crate::types::ops::{self, ArithOp, GroupKey};
@@ -229,12 +229,39 @@ async fn run_statement(
                 }
                 let row = conform_row(table, row, ctx.zone)?;
                 check_row(table, &insert.checks, &row, ctx)?;
-                let key = checked_key(table, &row)?;
-                let existing = txn.get(&key).await.map_err(core)?;
+                let mut key = checked_key(table, &row)?;
+                let mut existing = txn.get(&key).await.map_err(core)?;
+                if insert.on_conflict.is_some() {
+                    // The row the target key says conflicts, if another than the primary
+                    // key's (a unique index's entry names its row).
+                    let watched: Vec<usize> = match insert.conflict_target {
+                        ConflictTarget::PrimaryKey => vec![],
+                        ConflictTarget::Index(index) => vec![index],
+                        ConflictTarget::Any if existing.is_some() => vec![],
+                        ConflictTarget::Any => (0..table.indexes.len())
+                            .filter(|&i| table.indexes[i].unique)
+                            .collect(),
+                    };
+                    if matches!(insert.conflict_target, ConflictTarget::Index(_)) {
+                        existing = None;
+                    }
+                    for index in watched {
+                        let (entry_key, _) = table.index_entry(&table.indexes[index], &row);
+                        if let Some(entry) = txn.get(&entry_key).await.map_err(core)? {
+                            let row_key = table.row_key_from_entry(&entry);
+                            if let Some(bytes) = txn.get(&row_key).await.map_err(core)? {
+                                key = row_key;
+                                existing = Some(bytes);
+                                break;
+                            }
+                        }
+                    }
+                }
                 let stored = match (existing, &insert.on_conflict) {
                     (None, _) => {
                         add_index_entries(txn, table, &row, ctx.zone).await?;
                         txn.put(key.clone(), encode(&row)?);
+                        check_references(txn, table, &row, ctx.zone).await?;
                         written.insert(key);
                         row
                     }
@@ -323,6 +350,8 @@ async fn run_statement(
                 remove_index_entries(txn, table, &old);
                 add_index_entries(txn, table, &new, ctx.zone).await?;
                 txn.put(new_key, encode(&new)?);
+                check_references(txn, table, &new, ctx.zone).await?;
+                on_parent_change(txn, table, &old, Some(&new), ctx).await?;
                 if let Some((exprs, _)) = &update.returning {
                     returned.push(project(exprs, &new, ctx)?);
                 }
@@ -340,6 +369,7 @@ async fn run_statement(
             for (key, old) in rows {
                 remove_index_entries(txn, &delete.scan.table, &old);
                 txn.delete(key);
+                on_parent_change(txn, &delete.scan.table, &old, None, ctx).await?;
                 if let Some((exprs, _)) = &delete.returning {
                     returned.push(project(exprs, &old, ctx)?);
                 }
@@ -389,9 +419,12 @@ async fn upsert(
         }
         txn.delete(key.clone());
     }
-    remove_index_entries(txn, table, &both[..table.columns.len()]);
+    let old = &both[..table.columns.len()];
+    remove_index_entries(txn, table, old);
     add_index_entries(txn, table, &new, ctx.zone).await?;
     txn.put(new_key.clone(), encode(&new)?);
+    check_references(txn, table, &new, ctx.zone).await?;
+    on_parent_change(txn, table, old, Some(&new), ctx).await?;
     Ok(Some((new_key, new)))
 }
 
@@ -3425,4 +3458,178 @@ fn explain_scan(scan: &Scan, lines: &mut Vec<String>, depth: usize) {
     if let Some(derived) = &scan.derived {
         explain_select(derived, lines, depth + 1);
     }
+}
+
+/// A written row's foreign keys: each whose columns are all set must name a row of its parent
+/// (23503 if none does), and that row's key joins the transaction's conflict set, so that a
+/// concurrent transaction deleting it cannot also commit.
+pub(crate) async fn check_references(
+    txn: &mut Transaction,
+    table: &TableDesc,
+    row: &[Value],
+    zone: &TimeZone,
+) -> SqlResult<()> {
+    for fk in &table.foreign_keys {
+        let values: Vec<&Value> = fk.columns.iter().map(|&c| &row[c]).collect();
+        if values.iter().any(|v| v.is_null()) {
+            continue;
+        }
+        let parent = match fk.parent == table.name {
+            true => std::sync::Arc::new(table.clone()),
+            false => crate::catalog::require(txn, &fk.parent).await?,
+        };
+        let mut key_values = Vec::with_capacity(values.len());
+        for (value, &k) in values.iter().zip(&parent.primary_key) {
+            key_values.push(cast::cast(
+                (*value).clone(),
+                &parent.columns[k].data_type,
+                false,
+                zone,
+            )?);
+        }
+        let key = parent.row_key(&key_values.iter().collect::<Vec<_>>());
+        if txn.get(&key).await.map_err(core)?.is_none() {
+            return Err(SqlError::new(
+                SqlState("23503"),
+                format!(
+                    "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
+                    table.name, fk.name
+                ),
+            )
+            .with_detail(format!(
+                "Key ({})=({}) is not present in table \"{}\".",
+                key_names(table, &fk.columns),
+                key_text(table, &fk.columns, row, zone),
+                fk.parent
+            )));
+        }
+        txn.lock(key);
+    }
+    Ok(())
+}
+
+fn key_names(table: &TableDesc, columns: &[usize]) -> String {
+    let names: Vec<&str> = columns
+        .iter()
+        .map(|&i| table.columns[i].name.as_str())
+        .collect();
+    names.join(", ")
+}
+
+fn key_text(table: &TableDesc, columns: &[usize], row: &[Value], zone: &TimeZone) -> String {
+    let values: Vec<String> = columns
+        .iter()
+        .map(|&i| text::format_text_typed(&row[i], &table.columns[i].data_type, zone))
+        .collect();
+    values.join(", ")
+}
+
+/// After a row of `table` is deleted (`new` `None`) or its primary key changes to `new`'s:
+/// what each referencing table's ON DELETE / ON UPDATE says — refuse while referenced (NO
+/// ACTION, RESTRICT), follow (CASCADE), or forget the parent (SET NULL).
+pub(crate) async fn on_parent_change(
+    txn: &mut Transaction,
+    table: &TableDesc,
+    old: &[Value],
+    new: Option<&[Value]>,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<()> {
+    use crate::catalog::RefAction;
+    if table.referenced_by.is_empty() {
+        return Ok(());
+    }
+    let old_key: Vec<Value> = table.primary_key.iter().map(|&i| old[i].clone()).collect();
+    if let Some(new) = new {
+        if table.primary_key.iter().all(|&i| new[i] == old[i]) {
+            return Ok(());
+        }
+    }
+    for child_name in &table.referenced_by {
+        let child = match *child_name == table.name {
+            true => std::sync::Arc::new(table.clone()),
+            false => match crate::catalog::lookup(txn, child_name).await? {
+                Some(child) => child,
+                None => continue,
+            },
+        };
+        for fk in child.foreign_keys.iter().filter(|f| f.parent == table.name) {
+            let mut filter: Option<Expr> = None;
+            for (&c, value) in fk.columns.iter().zip(&old_key) {
+                let ty = child.columns[c].data_type.clone();
+                let value = cast::cast(value.clone(), &ty, false, ctx.zone)?;
+                let condition = Expr::Cmp(
+                    crate::expr::CmpOp::Eq,
+                    Box::new(Expr::Column {
+                        index: c,
+                        name: child.columns[c].name.clone(),
+                        ty: ty.clone(),
+                    }),
+                    Box::new(Expr::Literal(value, ty)),
+                );
+                filter = Some(match filter {
+                    None => condition,
+                    Some(earlier) => Expr::And(Box::new(earlier), Box::new(condition)),
+                });
+            }
+            let scan = crate::planner::choose_access(child.clone(), filter, false);
+            let rows = scan_rows(txn, &scan, ctx).await?;
+            if rows.is_empty() {
+                continue;
+            }
+            let action = match new {
+                Some(_) => fk.on_update,
+                None => fk.on_delete,
+            };
+            match action {
+                RefAction::NoAction | RefAction::SetDefault => {
+                    return Err(SqlError::new(
+                        SqlState("23503"),
+                        format!(
+                            "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
+                            table.name, fk.name, child.name
+                        ),
+                    )
+                    .with_detail(format!(
+                        "Key ({})=({}) is still referenced from table \"{}\".",
+                        key_names(table, &table.primary_key),
+                        key_text(table, &table.primary_key, old, ctx.zone),
+                        child.name
+                    )));
+                }
+                RefAction::Cascade if new.is_none() => {
+                    for (key, row) in rows {
+                        remove_index_entries(txn, &child, &row);
+                        txn.delete(key);
+                        Box::pin(on_parent_change(txn, &child, &row, None, ctx)).await?;
+                    }
+                }
+                RefAction::Cascade | RefAction::SetNull => {
+                    for (key, row) in rows {
+                        let mut changed = row.clone();
+                        for (position, &c) in fk.columns.iter().enumerate() {
+                            changed[c] = match (action, new) {
+                                (RefAction::Cascade, Some(new)) => cast::cast(
+                                    new[table.primary_key[position]].clone(),
+                                    &child.columns[c].data_type,
+                                    false,
+                                    ctx.zone,
+                                )?,
+                                _ => Value::Null,
+                            };
+                        }
+                        let changed = conform_row(&child, changed, ctx.zone)?;
+                        let changed_key = checked_key(&child, &changed)?;
+                        remove_index_entries(txn, &child, &row);
+                        if changed_key != key {
+                            txn.delete(key);
+                        }
+                        add_index_entries(txn, &child, &changed, ctx.zone).await?;
+                        txn.put(changed_key, encode(&changed)?);
+                        Box::pin(on_parent_change(txn, &child, &row, Some(&changed), ctx)).await?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -434,8 +434,10 @@ pub struct InsertPlan {
     pub defaults: Vec<Option<Expr>>,
     /// RETURNING expressions over the new row, and their columns.
     pub returning: Option<(Vec<Expr>, Vec<Column>)>,
-    /// ON CONFLICT (on the primary key): what to do with a row whose key is taken.
+    /// ON CONFLICT: what to do with a row whose key is taken.
     pub on_conflict: Option<ConflictAction>,
+    /// Which key ON CONFLICT is about.
+    pub conflict_target: ConflictTarget,
     /// The table's CHECK constraints, bound over its row: (name, condition).
     pub checks: Vec<(String, Expr)>,
 }
@@ -521,6 +523,17 @@ pub enum AlterAction {
         /// USING, over the old row (else the column cast as on assignment).
         using: Option<Expr>,
     },
+}
+
+/// The key INSERT ... ON CONFLICT watches.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ConflictTarget {
+    /// The primary key.
+    PrimaryKey,
+    /// The unique index at this position of the table's indexes.
+    Index(usize),
+    /// Any of them (DO NOTHING without a target).
+    Any,
 }
 
 /// INSERT ... ON CONFLICT's action.
@@ -930,6 +943,9 @@ pub struct Binder {
     /// The sequences the statement calls by a literal name (nextval, currval, setval), with
     /// how many nextval calls per row.
     pub sequences: Vec<SequenceUse>,
+    /// Views being planned inside each other, outermost first (a view that reads itself
+    /// would never end).
+    pub views: Vec<String>,
 }
 
 impl Binder {
@@ -955,6 +971,7 @@ impl Binder {
             allow_aggregates: false,
             zone,
             sequences: Vec::new(),
+            views: Vec::new(),
         }
     }
 

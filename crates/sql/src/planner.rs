@@ -9,14 +9,14 @@ use cairn_qp::Transaction;
 use sqlparser::ast;
 
 use crate::catalog::{self, ColumnDesc, TableDesc};
-use crate::catalog::{Identity, IndexDesc};
+use crate::catalog::{ForeignKey, Identity, IndexDesc, RefAction};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr, Func};
 use crate::plan::{
     column_refs, common_type, ident_name, sort_direction, table_name, Access, Aggregation,
-    AlterAction, Binder, ConflictAction, DeletePlan, HashKeys, InsertPlan, InsertSource, JoinKind,
-    JoinStep, Plan, RecursiveUnion, Scan, Scope, ScopeTable, SelectPlan, Series, SetFunction,
-    SetOperation, SetOperator, SortKey, TxnModes, UpdatePlan,
+    AlterAction, Binder, ConflictAction, ConflictTarget, DeletePlan, HashKeys, InsertPlan,
+    InsertSource, JoinKind, JoinStep, Plan, RecursiveUnion, Scan, Scope, ScopeTable, SelectPlan,
+    Series, SetFunction, SetOperation, SetOperator, SortKey, TxnModes, UpdatePlan,
 };
 use crate::sequence::{self, SequenceDesc, SequenceUse};
 use crate::types::interval::parse_interval;
@@ -573,6 +573,45 @@ fn sequence_desc(
     })
 }
 
+/// A FOREIGN KEY of table `table` over its columns `key` (the referenced columns are
+/// checked against the parent's primary key when the table is created).
+fn foreign_key(
+    table: &str,
+    columns: &[ColumnDesc],
+    fk: &ast::ForeignKeyConstraint,
+    key: Vec<usize>,
+) -> SqlResult<ForeignKey> {
+    let action = |a: &Option<ast::ReferentialAction>| match a {
+        None | Some(ast::ReferentialAction::NoAction | ast::ReferentialAction::Restrict) => {
+            RefAction::NoAction
+        }
+        Some(ast::ReferentialAction::Cascade) => RefAction::Cascade,
+        Some(ast::ReferentialAction::SetNull) => RefAction::SetNull,
+        Some(ast::ReferentialAction::SetDefault) => RefAction::SetDefault,
+    };
+    if [&fk.on_delete, &fk.on_update]
+        .iter()
+        .any(|a| matches!(a, Some(ast::ReferentialAction::SetDefault)))
+    {
+        return Err(SqlError::unsupported(
+            "ON DELETE / ON UPDATE SET DEFAULT is not supported yet",
+        ));
+    }
+    let names: Vec<&str> = key.iter().map(|&i| columns[i].name.as_str()).collect();
+    Ok(ForeignKey {
+        name: fk
+            .name
+            .as_ref()
+            .map(ident_name)
+            .unwrap_or_else(|| format!("{table}_{}_fkey", names.join("_"))),
+        columns: key,
+        parent: table_name(&fk.foreign_table)?,
+        referenced: fk.referred_columns.iter().map(ident_name).collect(),
+        on_delete: action(&fk.on_delete),
+        on_update: action(&fk.on_update),
+    })
+}
+
 /// The column an index or UNIQUE constraint names (expressions are not supported yet).
 fn index_column(columns: &[ColumnDesc], expr: &ast::Expr) -> SqlResult<usize> {
     let ast::Expr::Identifier(ident) = expr else {
@@ -581,7 +620,7 @@ fn index_column(columns: &[ColumnDesc], expr: &ast::Expr) -> SqlResult<usize> {
         ));
     };
     let name = ident_name(ident);
-    columns
+    let index = columns
         .iter()
         .position(|c| c.name == name && !c.hidden)
         .ok_or_else(|| {
@@ -589,7 +628,18 @@ fn index_column(columns: &[ColumnDesc], expr: &ast::Expr) -> SqlResult<usize> {
                 SqlState::UNDEFINED_COLUMN,
                 format!("column \"{name}\" does not exist"),
             )
-        })
+        })?;
+    // Equal intervals ('1 day', '24 hours') have different keys: an index would tell them
+    // apart where comparison does not.
+    let interval = |ty: &DataType| matches!(ty, DataType::Interval);
+    match &columns[index].data_type {
+        DataType::Array(element) if interval(element) => {}
+        ty if !interval(ty) => return Ok(index),
+        _ => {}
+    }
+    Err(SqlError::unsupported(format!(
+        "indexes on interval column \"{name}\" are not supported yet"
+    )))
 }
 
 /// `serial`, `bigserial`, `smallserial` (and `serial4`...): the integer type they stand for.
@@ -626,6 +676,8 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
     let mut uniques: Vec<(Option<String>, Vec<usize>)> = Vec::new();
     // CHECK constraints: (name, or empty to name after the table, condition).
     let mut checks: Vec<(String, ast::Expr)> = Vec::new();
+    // FOREIGN KEY constraints, with this table's columns.
+    let mut foreign_keys: Vec<(ast::ForeignKeyConstraint, Vec<usize>)> = Vec::new();
     // SERIAL and IDENTITY columns draw from a sequence named as PostgreSQL names it.
     let mut owned_sequence = |column: &mut ColumnDesc, options: &[ast::SequenceOptions]| {
         let sequence_name = format!("{name}_{}_seq", column.name);
@@ -698,6 +750,9 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
                 ast::ColumnOption::Unique(unique) => {
                     uniques.push((unique.name.as_ref().map(ident_name), vec![columns.len()]));
                 }
+                ast::ColumnOption::ForeignKey(fk) => {
+                    foreign_keys.push((fk.clone(), vec![columns.len()]));
+                }
                 ast::ColumnOption::Check(check) => {
                     let name = check
                         .name
@@ -741,6 +796,20 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
     }
     for constraint in &create.constraints {
         match constraint {
+            ast::TableConstraint::ForeignKey(fk) => {
+                let mut key = Vec::new();
+                for column in &fk.columns {
+                    let name = ident_name(column);
+                    let index = columns.iter().position(|c| c.name == name).ok_or_else(|| {
+                        SqlError::new(
+                            SqlState::UNDEFINED_COLUMN,
+                            format!("column \"{name}\" referenced in foreign key constraint does not exist"),
+                        )
+                    })?;
+                    key.push(index);
+                }
+                foreign_keys.push((fk.clone(), key));
+            }
             ast::TableConstraint::Check(check) => {
                 let given = check.name.as_ref().map(ident_name);
                 checks.push((given.unwrap_or_default(), (*check.expr).clone()));
@@ -860,6 +929,10 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
         }
         stored_checks.push((check_name, expr.to_string()));
     }
+    let mut keys = Vec::with_capacity(foreign_keys.len());
+    for (fk, key) in foreign_keys {
+        keys.push(foreign_key(&name, &columns, &fk, key)?);
+    }
     let desc = TableDesc {
         id: 0,
         name,
@@ -867,6 +940,8 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
         primary_key,
         indexes,
         checks: stored_checks,
+        foreign_keys: keys,
+        referenced_by: vec![],
     };
     Ok(Plan::CreateTable {
         desc,
@@ -1098,9 +1173,22 @@ async fn plan_view(
                 view.name
             ))
         })?;
+    // Views nested deeper than this are refused as if they looped (each level plans a query).
+    const MAX_VIEW_DEPTH: usize = 8;
+    if binder.views.contains(&view.name) || binder.views.len() >= MAX_VIEW_DEPTH {
+        return Err(SqlError::new(
+            SqlState("42P17"),
+            format!(
+                "infinite recursion detected in rules for relation \"{}\"",
+                view.name
+            ),
+        ));
+    }
     let ctes = std::mem::take(&mut binder.ctes);
     let outer = std::mem::take(&mut binder.outer);
+    binder.views.push(view.name.clone());
     let planned = Box::pin(plan_query(txn, &query, binder)).await;
+    binder.views.pop();
     binder.ctes = ctes;
     binder.outer = outer;
     let mut plan = planned?;
@@ -1839,6 +1927,8 @@ fn table_of_columns(columns: &[Column], name: &str) -> Arc<TableDesc> {
         primary_key: vec![],
         indexes: vec![],
         checks: vec![],
+        foreign_keys: vec![],
+        referenced_by: vec![],
     })
 }
 
@@ -3357,13 +3447,20 @@ fn returning(
     Ok(Some((exprs, columns)))
 }
 
-/// Binds each column's DEFAULT expression.
-pub fn bind_defaults(binder: &mut Binder, table: &TableDesc) -> SqlResult<Vec<Option<Expr>>> {
+/// Binds the DEFAULT expression of each column `needed` marks (the others get none, so that
+/// a sequence only they call is not reserved for nothing).
+pub fn bind_defaults(
+    binder: &mut Binder,
+    table: &TableDesc,
+    needed: impl Fn(usize) -> bool,
+) -> SqlResult<Vec<Option<Expr>>> {
     let dialect = sqlparser::dialect::PostgreSqlDialect {};
     table
         .columns
         .iter()
-        .map(|column| match &column.default {
+        .enumerate()
+        .map(|(i, column)| match &column.default {
+            Some(_) if !needed(i) => Ok(None),
             None => Ok(None),
             Some(text) => {
                 let expr = sqlparser::parser::Parser::new(&dialect)
@@ -3416,6 +3513,8 @@ fn check_condition(
         primary_key: vec![],
         indexes: vec![],
         checks: vec![],
+        foreign_keys: vec![],
+        referenced_by: vec![],
     };
     let bound = binder.bind(expr, &Scope::table(Arc::new(desc), table.to_string()))?;
     let bound = binder.boolean(bound, "CHECK")?;
@@ -3580,7 +3679,20 @@ async fn plan_insert(
             InsertSource::Query(Box::new(query))
         }
     };
-    let defaults = bind_defaults(binder, &table)?;
+    // A column's default is needed where no value is given: a column not in the list, or
+    // one a VALUES row gives DEFAULT.
+    let defaulted: Vec<usize> = match &source {
+        InsertSource::Values(rows) => targets
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| rows.iter().any(|row| row[*p].is_none()))
+            .map(|(_, &t)| t)
+            .collect(),
+        InsertSource::Query(_) => Vec::new(),
+    };
+    let defaults = bind_defaults(binder, &table, |i| {
+        !targets.contains(&i) || defaulted.contains(&i)
+    })?;
     let visible = match &insert.table_alias {
         Some(alias) => ident_name(&alias.alias),
         None => table.name.clone(),
@@ -3599,6 +3711,10 @@ async fn plan_insert(
     };
     let returning = returning(binder, &insert.returning, &table, &scope)?;
     let checks = bind_checks(binder, &table)?;
+    let (on_conflict, conflict_target) = match on_conflict {
+        Some((action, target)) => (Some(action), target),
+        None => (None, ConflictTarget::PrimaryKey),
+    };
     Ok(InsertPlan {
         table,
         targets,
@@ -3606,25 +3722,40 @@ async fn plan_insert(
         defaults,
         returning,
         on_conflict,
+        conflict_target,
         checks,
     })
 }
 
-/// INSERT ... ON CONFLICT: the target must be the primary key (the only unique constraint
-/// Cairn has yet); DO UPDATE binds over the table's row followed by `excluded`'s.
+/// INSERT ... ON CONFLICT: the target is the primary key or a unique index (named by its
+/// columns or constraint name; none: any of them, for DO NOTHING); DO UPDATE binds over the
+/// table's row followed by `excluded`'s.
 fn plan_on_conflict(
     binder: &mut Binder,
     table: &Arc<TableDesc>,
     scope: &Scope,
     on_conflict: &ast::OnConflict,
-) -> SqlResult<ConflictAction> {
+) -> SqlResult<(ConflictAction, ConflictTarget)> {
     let no_match = || {
         SqlError::new(
             SqlState("42P10"),
             "there is no unique or exclusion constraint matching the ON CONFLICT specification",
         )
     };
-    match &on_conflict.conflict_target {
+    let has_row_id = table.primary_key.iter().any(|&i| table.columns[i].hidden);
+    let unique_sets: Vec<(Option<usize>, Vec<usize>)> = (!has_row_id)
+        .then(|| (None, table.primary_key.clone()))
+        .into_iter()
+        .chain(
+            table
+                .indexes
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.unique)
+                .map(|(n, i)| (Some(n), i.columns.clone())),
+        )
+        .collect();
+    let target = match &on_conflict.conflict_target {
         Some(ast::ConflictTarget::Columns(columns)) => {
             let mut named = Vec::with_capacity(columns.len());
             for column in columns {
@@ -3641,39 +3772,50 @@ fn plan_on_conflict(
                     named.push(index);
                 }
             }
-            let mut key = table.primary_key.clone();
-            key.sort_unstable();
             named.sort_unstable();
-            if named != key {
-                return Err(no_match());
+            let matching = unique_sets.iter().find(|(_, columns)| {
+                let mut columns = columns.clone();
+                columns.sort_unstable();
+                columns == named
+            });
+            match matching {
+                Some((None, _)) => ConflictTarget::PrimaryKey,
+                Some((Some(index), _)) => ConflictTarget::Index(*index),
+                None => return Err(no_match()),
             }
         }
         Some(ast::ConflictTarget::OnConstraint(name)) => {
             let name = table_name(name)?;
-            if name != table.primary_key_name() {
-                return Err(SqlError::new(
-                    SqlState::UNDEFINED_OBJECT,
-                    format!(
-                        "constraint \"{name}\" for table \"{}\" does not exist",
-                        table.name
-                    ),
-                ));
+            let index = table
+                .indexes
+                .iter()
+                .position(|i| i.unique && i.name == name);
+            match index {
+                _ if name == table.primary_key_name() && !has_row_id => ConflictTarget::PrimaryKey,
+                Some(index) => ConflictTarget::Index(index),
+                None => {
+                    return Err(SqlError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!(
+                            "constraint \"{name}\" for table \"{}\" does not exist",
+                            table.name
+                        ),
+                    ))
+                }
             }
         }
-        None if matches!(on_conflict.action, ast::OnConflictAction::DoNothing) => {}
+        None if matches!(on_conflict.action, ast::OnConflictAction::DoNothing) => {
+            ConflictTarget::Any
+        }
         None => {
             return Err(SqlError::syntax(
                 "ON CONFLICT DO UPDATE requires inference specification or constraint name",
             )
             .with_hint("For example, ON CONFLICT (column_name)."))
         }
-    }
-    let has_row_id = table.primary_key.iter().any(|&i| table.columns[i].hidden);
-    if has_row_id && on_conflict.conflict_target.is_some() {
-        return Err(no_match());
-    }
+    };
     let update = match &on_conflict.action {
-        ast::OnConflictAction::DoNothing => return Ok(ConflictAction::Nothing),
+        ast::OnConflictAction::DoNothing => return Ok((ConflictAction::Nothing, target)),
         ast::OnConflictAction::DoUpdate(update) => update,
     };
     let mut both = scope.clone();
@@ -3686,6 +3828,7 @@ fn plan_on_conflict(
             ));
         };
         let (column_name, index) = target_column(table, column)?;
+        refuse_identity_update(table, index, &assignment.value)?;
         if assignments.iter().any(|(i, _)| *i == index) {
             return Err(SqlError::syntax(format!(
                 "multiple assignments to same column \"{column_name}\""
@@ -3695,7 +3838,7 @@ fn plan_on_conflict(
             ast::Expr::Identifier(ident)
                 if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") =>
             {
-                let defaults = bind_defaults(binder, table)?;
+                let defaults = bind_defaults(binder, table, |i| i == index)?;
                 defaults[index].clone().unwrap_or(Expr::Literal(
                     crate::types::Value::Null,
                     table.columns[index].data_type.clone(),
@@ -3709,10 +3852,13 @@ fn plan_on_conflict(
         assignments.push((index, value));
     }
     let filter = where_clause(binder, &update.selection, &both)?;
-    Ok(ConflictAction::Update {
-        assignments,
-        filter,
-    })
+    Ok((
+        ConflictAction::Update {
+            assignments,
+            filter,
+        },
+        target,
+    ))
 }
 
 /// ALTER TABLE: each operation checked and bound against the table as it is now (the
@@ -3957,7 +4103,24 @@ fn generated_always(column: &str) -> SqlError {
     .with_detail(format!(
         "Column \"{column}\" is an identity column defined as GENERATED ALWAYS."
     ))
-    .with_hint("Use OVERRIDING SYSTEM VALUE to override.")
+}
+
+/// 428C9: an UPDATE setting a GENERATED ALWAYS identity column to anything but DEFAULT.
+fn refuse_identity_update(table: &TableDesc, index: usize, value: &ast::Expr) -> SqlResult<()> {
+    let default = matches!(value, ast::Expr::Identifier(i)
+        if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"));
+    let column = &table.columns[index];
+    if column.identity == Some(Identity::Always) && !default {
+        return Err(SqlError::new(
+            SqlState("428C9"),
+            format!("column \"{}\" can only be updated to DEFAULT", column.name),
+        )
+        .with_detail(format!(
+            "Column \"{}\" is an identity column defined as GENERATED ALWAYS.",
+            column.name
+        )));
+    }
+    Ok(())
 }
 
 async fn single_table(
@@ -4013,6 +4176,7 @@ async fn plan_update(
             ));
         };
         let (column_name, index) = target_column(&table, column)?;
+        refuse_identity_update(&table, index, &assignment.value)?;
         if assignments.iter().any(|(i, _)| *i == index) {
             return Err(SqlError::syntax(format!(
                 "multiple assignments to same column \"{column_name}\""
@@ -4022,7 +4186,7 @@ async fn plan_update(
             ast::Expr::Identifier(ident)
                 if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") =>
             {
-                let defaults = bind_defaults(binder, &table)?;
+                let defaults = bind_defaults(binder, &table, |i| i == index)?;
                 defaults[index].clone().unwrap_or(Expr::Literal(
                     crate::types::Value::Null,
                     table.columns[index].data_type.clone(),

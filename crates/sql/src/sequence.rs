@@ -15,7 +15,9 @@
 //! restarts, and never reused; as in PostgreSQL, nextval is not undone by a rollback, and a
 //! restart skips what was left of the process's block (a gap, as PostgreSQL's CACHE leaves).
 //! A sequence its creating transaction has not committed yet is invisible to other
-//! transactions, so its blocks are reserved in the creating transaction itself.
+//! transactions, so its values are reserved in the creating transaction itself, for that
+//! statement only (so that a rollback leaves nothing behind); the same goes for a sequence
+//! whose state the transaction has written (TRUNCATE ... RESTART IDENTITY).
 //!
 //! Expression evaluation is synchronous and a reservation is a commit, so statements reserve
 //! ahead: before each row the executor evaluates (a VALUES row, a row it inserts, a
@@ -284,6 +286,29 @@ fn next_block(desc: &SequenceDesc, next: i128, want: u64) -> SqlResult<(Block, i
     Ok((block, next + count * increment))
 }
 
+/// Where reserved values went.
+enum Reserved {
+    /// Into the process's blocks.
+    Shared,
+    /// To the statement only (reserved in its own transaction).
+    Private(Vec<i128>),
+}
+
+/// Reserves exactly `want` values (fewer at a non-cycling end) of `desc` in `txn`, from
+/// the state `txn` sees.
+fn private_values(
+    txn: &mut Transaction,
+    desc: &SequenceDesc,
+    state: i128,
+    want: u64,
+) -> SqlResult<Vec<i128>> {
+    let (block, after) = next_block(desc, state, want.max(1))?;
+    write_state(txn, desc.id, after);
+    Ok((0..block.remaining)
+        .map(|k| block.next + i128::from(k) * i128::from(block.increment))
+        .collect())
+}
+
 /// The blocks this process has reserved, by sequence id, shared by its sessions.
 #[derive(Default)]
 pub struct SequenceCache {
@@ -335,44 +360,49 @@ impl SequenceCache {
         self.blocks().remove(&id);
     }
 
-    /// Reserves at least `want` more values of `desc`: in a transaction of its own, or in
-    /// `txn` if the sequence is not visible outside it yet (created by it).
+    /// Reserves at least `want` more values of `desc` in a transaction of its own, into the
+    /// process's blocks. A sequence `txn` created, or whose state `txn` has written
+    /// (TRUNCATE ... RESTART IDENTITY), is reserved in `txn` itself, exactly `want` values,
+    /// which only that statement may use (`Private`): if `txn` rolls back, they never were.
     async fn reserve(
         &self,
         db: &Database,
         txn: &mut Transaction,
         desc: &SequenceDesc,
         want: u64,
-    ) -> SqlResult<()> {
-        let want = want
-            .max(MIN_BLOCK)
-            .max(u64::try_from(desc.cache).unwrap_or(0));
+    ) -> SqlResult<Reserved> {
         for _ in 0..RESERVE_ATTEMPTS {
             let mut own = db.begin();
-            match lookup(&mut own, &desc.name).await? {
-                Some(current) if current.id == desc.id => {
-                    let state = read_state(&mut own, desc).await?;
-                    let (block, after) = next_block(&current, state, want)?;
-                    write_state(&mut own, desc.id, after);
-                    match own.commit().await {
-                        Ok(_) => {
-                            self.blocks().entry(desc.id).or_default().push_back(block);
-                            return Ok(());
-                        }
-                        Err(e) => {
-                            let e = core(e);
-                            if e.state != SqlState::SERIALIZATION_FAILURE {
-                                return Err(e);
-                            }
-                        }
-                    }
-                }
-                _ => {
-                    let state = read_state(txn, desc).await?;
-                    let (block, after) = next_block(desc, state, want)?;
-                    write_state(txn, desc.id, after);
+            let visible = match lookup(&mut own, &desc.name).await? {
+                Some(current) if current.id == desc.id => Some(current),
+                _ => None,
+            };
+            let shared_state = match &visible {
+                Some(_) => Some(read_state(&mut own, desc).await?),
+                None => None,
+            };
+            let state = read_state(txn, desc).await?;
+            let (Some(current), Some(shared_state)) = (visible, shared_state) else {
+                return Ok(Reserved::Private(private_values(txn, desc, state, want)?));
+            };
+            if shared_state != state {
+                return Ok(Reserved::Private(private_values(txn, desc, state, want)?));
+            }
+            let block_size = want
+                .max(MIN_BLOCK)
+                .max(u64::try_from(desc.cache).unwrap_or(0));
+            let (block, after) = next_block(&current, shared_state, block_size)?;
+            write_state(&mut own, desc.id, after);
+            match own.commit().await {
+                Ok(_) => {
                     self.blocks().entry(desc.id).or_default().push_back(block);
-                    return Ok(());
+                    return Ok(Reserved::Shared);
+                }
+                Err(e) => {
+                    let e = core(e);
+                    if e.state != SqlState::SERIALIZATION_FAILURE {
+                        return Err(e);
+                    }
                 }
             }
         }
@@ -396,8 +426,11 @@ impl SequenceCache {
         self.forget(desc.id);
         for _ in 0..RESERVE_ATTEMPTS {
             let mut own = db.begin();
-            match lookup(&mut own, &desc.name).await? {
-                Some(current) if current.id == desc.id => {
+            let visible = matches!(lookup(&mut own, &desc.name).await?, Some(c) if c.id == desc.id);
+            let own_written =
+                visible && read_state(&mut own, desc).await? != read_state(txn, desc).await?;
+            match visible && !own_written {
+                true => {
                     write_state(&mut own, desc.id, next);
                     match own.commit().await {
                         Ok(_) => return Ok(()),
@@ -409,7 +442,7 @@ impl SequenceCache {
                         }
                     }
                 }
-                _ => {
+                false => {
                     write_state(txn, desc.id, next);
                     return Ok(());
                 }
@@ -455,6 +488,9 @@ pub struct StatementSequences<'a> {
     /// Values taken from the process's blocks for this statement's next rows (other
     /// sessions cannot take them in between).
     taken: Mutex<HashMap<u32, VecDeque<i128>>>,
+    /// Sequences reserved in the statement's own transaction: their values never reach the
+    /// process's blocks.
+    private: Mutex<Vec<u32>>,
 }
 
 impl<'a> StatementSequences<'a> {
@@ -467,6 +503,7 @@ impl<'a> StatementSequences<'a> {
             used: Vec::new(),
             setvals: Mutex::default(),
             taken: Mutex::default(),
+            private: Mutex::default(),
         }
     }
 
@@ -489,6 +526,7 @@ impl<'a> StatementSequences<'a> {
             used,
             setvals: Mutex::default(),
             taken: Mutex::default(),
+            private: Mutex::default(),
         })
     }
 
@@ -503,11 +541,23 @@ impl<'a> StatementSequences<'a> {
                 if have >= *per_row {
                     break;
                 }
-                let got = cache.take(desc.id, per_row - have);
+                let private = self.private_ids().contains(&desc.id);
+                let got = match private {
+                    true => Vec::new(),
+                    false => cache.take(desc.id, per_row - have),
+                };
                 if got.is_empty() {
                     // A block stops at the sequence's last value (a CYCLE sequence goes on
                     // in the next).
-                    cache.reserve(db, txn, desc, *per_row).await?;
+                    if let Reserved::Private(values) =
+                        cache.reserve(db, txn, desc, per_row - have).await?
+                    {
+                        self.private
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(desc.id);
+                        self.with_taken(desc.id, |t| t.extend(values));
+                    }
                 } else {
                     self.with_taken(desc.id, |t| t.extend(got));
                 }
@@ -525,7 +575,7 @@ impl<'a> StatementSequences<'a> {
         let unused = std::mem::take(&mut *self.taken.lock().unwrap_or_else(|p| p.into_inner()));
         for (desc, _) in &self.used {
             if let Some(values) = unused.get(&desc.id).filter(|v| !v.is_empty()) {
-                if !setvals.contains_key(&desc.id) {
+                if !setvals.contains_key(&desc.id) && !self.private_ids().contains(&desc.id) {
                     cache.give_back(desc.id, values.iter().copied().collect(), desc.increment);
                 }
             }
@@ -534,6 +584,13 @@ impl<'a> StatementSequences<'a> {
             cache.set(db, txn, &desc, next).await?;
         }
         Ok(())
+    }
+
+    fn private_ids(&self) -> Vec<u32> {
+        self.private
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Runs `f` on the values this statement holds of sequence `id`.

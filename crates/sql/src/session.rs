@@ -1073,6 +1073,11 @@ impl Session {
                     let table = catalog::lookup(txn, name)
                         .await?
                         .ok_or_else(|| catalog::undefined_table(name))?;
+                    if let Some(child) = table.referenced_by.iter().find(|c| **c != table.name) {
+                        return Err(SqlError::unsupported(format!(
+                            "cannot truncate a table referenced in a foreign key constraint (table \"{child}\" references \"{name}\")"
+                        )));
+                    }
                     // The table starts over under a new id: its rows become unreachable at
                     // once, whatever their number, and a concurrent writer that read the old
                     // definition fails with a schema conflict.
@@ -1132,6 +1137,24 @@ impl Session {
                 for name in names {
                     match sequence::lookup(txn, name).await? {
                         Some(desc) => {
+                            // A SERIAL or IDENTITY column still draws from it.
+                            if let Some((table, column)) = &desc.owned_by {
+                                if let Some(owner) = catalog::lookup(txn, table).await? {
+                                    let owned = sequence::owned_by(txn, &owner).await?;
+                                    if owned.iter().any(|o| o.id == desc.id) {
+                                        return Err(SqlError::new(
+                                            SqlState("2BP01"),
+                                            format!(
+                                                "cannot drop sequence {name} because other objects depend on it"
+                                            ),
+                                        )
+                                        .with_detail(format!(
+                                            "default value for column {column} of table {table} depends on sequence {name}"
+                                        ))
+                                        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                                    }
+                                }
+                            }
                             sequence::drop(txn, &desc);
                             self.engine.sequences.forget(desc.id);
                         }
@@ -1195,7 +1218,9 @@ impl Session {
                     }
                     sequence::create(txn, owned.clone()).await?;
                 }
-                catalog::create(txn, desc.clone()).await?;
+                let mut desc = desc.clone();
+                crate::alter::link_foreign_keys(txn, &mut desc).await?;
+                catalog::create(txn, desc).await?;
                 Ok(Outcome {
                     tag: "CREATE TABLE".into(),
                     ..Outcome::default()
@@ -1220,6 +1245,7 @@ impl Session {
                     }
                     // The sequences its SERIAL and IDENTITY columns own go with it.
                     if let Some(table) = catalog::lookup(txn, name).await? {
+                        crate::alter::unlink_foreign_keys(txn, &table).await?;
                         for owned in sequence::owned_by(txn, &table).await? {
                             sequence::drop(txn, &owned);
                             self.engine.sequences.forget(owned.id);
