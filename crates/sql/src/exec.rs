@@ -314,15 +314,34 @@ async fn run_statement(
             })
         }
         Plan::Update(update) => {
-            let rows = scan_rows(txn, &update.scan, ctx).await?;
-            let rows = filter_keyed_rows(txn, rows, &update.row_filter, ctx).await?;
             let table = &update.scan.table;
             let mut returned = Vec::new();
-            let count = rows.len();
-            let correlated = correlated_in(update.assignments.iter().map(|(_, e)| e), ctx);
             // Every new row is computed before any is written: a subquery in SET reads the
             // table as the statement found it, as in PostgreSQL.
-            let mut changes = Vec::with_capacity(rows.len());
+            let mut changes = Vec::new();
+            let rows = match &update.from {
+                Some(from) => {
+                    // A row the join finds twice changes once (PostgreSQL leaves which
+                    // match wins unspecified).
+                    let mut seen = HashSet::new();
+                    for (key, old, values) in joined(txn, table, from, ctx).await? {
+                        if !seen.insert(key.clone()) {
+                            continue;
+                        }
+                        let mut new = old.clone();
+                        for ((index, _), value) in update.assignments.iter().zip(values) {
+                            new[*index] = value;
+                        }
+                        changes.push((key, old, new));
+                    }
+                    Vec::new()
+                }
+                None => {
+                    let rows = scan_rows(txn, &update.scan, ctx).await?;
+                    filter_keyed_rows(txn, rows, &update.row_filter, ctx).await?
+                }
+            };
+            let correlated = correlated_in(update.assignments.iter().map(|(_, e)| e), ctx);
             for (old_key, old) in rows {
                 ctx.check_cancel()?;
                 ctx.sequences.top_up(txn).await?;
@@ -337,6 +356,7 @@ async fn run_statement(
                 }
                 changes.push((old_key, old, new));
             }
+            let count = changes.len();
             for (old_key, old, new) in changes {
                 let new = conform_row(table, new, ctx.zone)?;
                 check_row(table, &update.checks, &new, ctx)?;
@@ -362,8 +382,21 @@ async fn run_statement(
             })
         }
         Plan::Delete(delete) => {
-            let rows = scan_rows(txn, &delete.scan, ctx).await?;
-            let rows = filter_keyed_rows(txn, rows, &delete.row_filter, ctx).await?;
+            let rows = match &delete.using {
+                Some(using) => {
+                    let mut seen = HashSet::new();
+                    joined(txn, &delete.scan.table, using, ctx)
+                        .await?
+                        .into_iter()
+                        .filter(|(key, _, _)| seen.insert(key.clone()))
+                        .map(|(key, row, _)| (key, row))
+                        .collect()
+                }
+                None => {
+                    let rows = scan_rows(txn, &delete.scan, ctx).await?;
+                    filter_keyed_rows(txn, rows, &delete.row_filter, ctx).await?
+                }
+            };
             let mut returned = Vec::new();
             let count = rows.len();
             for (key, old) in rows {
@@ -426,6 +459,27 @@ async fn upsert(
     check_references(txn, table, &new, ctx.zone).await?;
     on_parent_change(txn, table, old, Some(&new), ctx).await?;
     Ok(Some((new_key, new)))
+}
+
+/// The rows of `table` a join found (UPDATE ... FROM, DELETE ... USING): each row's key, the
+/// row, and the values the query computed after its columns.
+async fn joined(
+    txn: &mut Transaction,
+    table: &TableDesc,
+    from: &crate::plan::JoinedRows,
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<(Key, Vec<Value>, Vec<Value>)>> {
+    let rows = Box::pin(select_rows(txn, &from.query, ctx)).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for mut projected in rows {
+        let extra = projected.split_off(from.columns.len());
+        let mut row = vec![Value::Null; table.columns.len()];
+        for (&column, value) in from.columns.iter().zip(projected) {
+            row[column] = value;
+        }
+        out.push((table.key_of_row(&row), row, extra));
+    }
+    Ok(out)
 }
 
 /// Refuses a row a CHECK constraint finds false (23514; NULL passes, as in PostgreSQL).

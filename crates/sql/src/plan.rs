@@ -566,6 +566,19 @@ pub struct UpdatePlan {
     pub returning: Option<(Vec<Expr>, Vec<Column>)>,
     /// The table's CHECK constraints, bound over its row: (name, condition).
     pub checks: Vec<(String, Expr)>,
+    /// UPDATE ... FROM: a query over the table joined with the FROM items, yielding each
+    /// row to change (the table's visible columns) and its new values (one per assignment,
+    /// in order); the rows then come from it instead of `scan`.
+    pub from: Option<Box<JoinedRows>>,
+}
+
+/// UPDATE ... FROM / DELETE ... USING: the target table's rows found by a join.
+#[derive(Clone, Debug)]
+pub struct JoinedRows {
+    /// The query: the table's visible columns, then any new values.
+    pub query: SelectPlan,
+    /// The table columns the leading outputs are.
+    pub columns: Vec<usize>,
 }
 
 /// DELETE.
@@ -575,6 +588,8 @@ pub struct DeletePlan {
     pub subqueries: Vec<SelectPlan>,
     /// Rows to delete.
     pub scan: Scan,
+    /// DELETE ... USING: the rows to delete, found by a join (instead of `scan`).
+    pub using: Option<Box<JoinedRows>>,
     /// WHERE conjuncts with correlated subqueries, checked per scanned row.
     pub row_filter: Option<Expr>,
     /// RETURNING over the deleted row.

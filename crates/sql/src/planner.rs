@@ -15,8 +15,8 @@ use crate::expr::{CmpOp, Expr, Func};
 use crate::plan::{
     column_refs, common_type, ident_name, sort_direction, table_name, Access, Aggregation,
     AlterAction, Binder, ConflictAction, ConflictTarget, DeletePlan, HashKeys, InsertPlan,
-    InsertSource, JoinKind, JoinStep, Plan, RecursiveUnion, Scan, Scope, ScopeTable, SelectPlan,
-    Series, SetFunction, SetOperation, SetOperator, SortKey, TxnModes, UpdatePlan,
+    InsertSource, JoinKind, JoinStep, JoinedRows, Plan, RecursiveUnion, Scan, Scope, ScopeTable,
+    SelectPlan, Series, SetFunction, SetOperation, SetOperator, SortKey, TxnModes, UpdatePlan,
 };
 use crate::sequence::{self, SequenceDesc, SequenceUse};
 use crate::types::interval::parse_interval;
@@ -4151,13 +4151,13 @@ async fn plan_update(
     update: &ast::Update,
     binder: &mut Binder,
 ) -> SqlResult<UpdatePlan> {
-    if update.from.is_some() {
-        return Err(SqlError::unsupported(
-            "UPDATE ... FROM is not supported yet",
-        ));
-    }
     let (table, name) = single_table(txn, &update.table).await?;
     refuse_view(&table)?;
+    if let Some(from) = &update.from {
+        let (ast::UpdateTableFromKind::BeforeSet(items)
+        | ast::UpdateTableFromKind::AfterSet(items)) = from;
+        return plan_update_from(txn, update, items, table, &name, binder).await;
+    }
     let values = update.assignments.iter().map(|a| &a.value);
     let scope = Scope::table(table.clone(), name);
     plan_subqueries(
@@ -4209,6 +4209,117 @@ async fn plan_update(
         assignments,
         returning,
         checks,
+        from: None,
+    })
+}
+
+/// The rows of `table` (seen as `name`) that a join with `items` under `selection` finds, as
+/// a query yielding the table's visible columns and then `extra` expressions (written as SQL
+/// and planned like any SELECT, so the join rules and subqueries apply).
+#[allow(clippy::too_many_arguments)]
+async fn joined_rows(
+    txn: &mut Transaction,
+    table: &TableDesc,
+    name: &str,
+    target: &ast::TableWithJoins,
+    items: &[ast::TableWithJoins],
+    selection: &Option<ast::Expr>,
+    extra: &[&ast::Expr],
+    binder: &mut Binder,
+) -> SqlResult<JoinedRows> {
+    if table.primary_key.iter().any(|&i| table.columns[i].hidden) {
+        return Err(SqlError::unsupported(
+            "UPDATE ... FROM and DELETE ... USING need a table with a primary key",
+        ));
+    }
+    let columns: Vec<usize> = table.visible_columns().collect();
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut outputs: Vec<String> = columns
+        .iter()
+        .map(|&c| format!("{}.{}", quote(name), quote(&table.columns[c].name)))
+        .collect();
+    outputs.extend(extra.iter().map(|e| e.to_string()));
+    let mut sql = format!("SELECT {} FROM {target}", outputs.join(", "));
+    for item in items {
+        sql.push_str(&format!(", {item}"));
+    }
+    if let Some(selection) = selection {
+        sql.push_str(&format!(" WHERE {selection}"));
+    }
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let query = sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| SqlError::internal(format!("joined rows query does not parse: {e}")))?;
+    let query = Box::pin(plan_query(txn, &query, binder)).await?;
+    Ok(JoinedRows { query, columns })
+}
+
+/// UPDATE ... FROM: the rows to change and their new values from a join.
+async fn plan_update_from(
+    txn: &mut Transaction,
+    update: &ast::Update,
+    items: &[ast::TableWithJoins],
+    table: Arc<TableDesc>,
+    name: &str,
+    binder: &mut Binder,
+) -> SqlResult<UpdatePlan> {
+    let mut assignments: Vec<(usize, Expr)> = Vec::new();
+    let mut values = Vec::new();
+    for assignment in &update.assignments {
+        let ast::AssignmentTarget::ColumnName(column) = &assignment.target else {
+            return Err(SqlError::unsupported(
+                "tuple assignment is not supported yet",
+            ));
+        };
+        let (column_name, index) = target_column(&table, column)?;
+        refuse_identity_update(&table, index, &assignment.value)?;
+        if assignments.iter().any(|(i, _)| *i == index) {
+            return Err(SqlError::syntax(format!(
+                "multiple assignments to same column \"{column_name}\""
+            )));
+        }
+        if matches!(&assignment.value, ast::Expr::Identifier(i)
+            if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+        {
+            return Err(SqlError::unsupported(
+                "SET column = DEFAULT in UPDATE ... FROM is not supported yet",
+            ));
+        }
+        // The value comes out of the join query, at its position after the columns.
+        assignments.push((
+            index,
+            Expr::Literal(crate::types::Value::Null, DataType::Unknown),
+        ));
+        values.push(&assignment.value);
+    }
+    if update.returning.is_some() {
+        return Err(SqlError::unsupported(
+            "RETURNING in UPDATE ... FROM is not supported yet",
+        ));
+    }
+    let from = joined_rows(
+        txn,
+        &table,
+        name,
+        &update.table,
+        items,
+        &update.selection,
+        &values,
+        binder,
+    )
+    .await?;
+    let scope = Scope::table(table.clone(), name.to_string());
+    let returning = returning(binder, &update.returning, &table, &scope)?;
+    let checks = bind_checks(binder, &table)?;
+    Ok(UpdatePlan {
+        subqueries: vec![],
+        scan: choose_access(table, None, false),
+        row_filter: None,
+        assignments,
+        returning,
+        checks,
+        from: Some(Box::new(from)),
     })
 }
 
@@ -4217,11 +4328,6 @@ async fn plan_delete(
     delete: &ast::Delete,
     binder: &mut Binder,
 ) -> SqlResult<DeletePlan> {
-    if delete.using.is_some() {
-        return Err(SqlError::unsupported(
-            "DELETE ... USING is not supported yet",
-        ));
-    }
     let from = match &delete.from {
         ast::FromTable::WithFromKeyword(from) | ast::FromTable::WithoutKeyword(from) => from,
     };
@@ -4232,6 +4338,33 @@ async fn plan_delete(
     };
     let (table, name) = single_table(txn, relation).await?;
     refuse_view(&table)?;
+    if let Some(items) = &delete.using {
+        if delete.returning.is_some() {
+            return Err(SqlError::unsupported(
+                "RETURNING in DELETE ... USING is not supported yet",
+            ));
+        }
+        let using = joined_rows(
+            txn,
+            &table,
+            &name,
+            relation,
+            items,
+            &delete.selection,
+            &[],
+            binder,
+        )
+        .await?;
+        let scope = Scope::table(table.clone(), name);
+        let returning = returning(binder, &delete.returning, &table, &scope)?;
+        return Ok(DeletePlan {
+            subqueries: vec![],
+            scan: choose_access(table, None, false),
+            row_filter: None,
+            returning,
+            using: Some(Box::new(using)),
+        });
+    }
     let scope = Scope::table(table.clone(), name);
     plan_subqueries(txn, delete.selection.iter(), &scope, true, binder).await?;
     let (filter, row_filter) = split_correlated(where_clause(binder, &delete.selection, &scope)?);
@@ -4241,6 +4374,7 @@ async fn plan_delete(
         scan: choose_access(table, filter, false),
         row_filter,
         returning,
+        using: None,
     })
 }
 
