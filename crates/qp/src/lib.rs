@@ -122,6 +122,7 @@ impl Database {
             writes: BTreeMap::new(),
             locks: BTreeSet::new(),
             reads: BTreeSet::new(),
+            read_ranges: Vec::new(),
             read_set: (isolation == Isolation::Serializable).then(Mutex::default),
             bytes_written: 0,
         }
@@ -148,6 +149,8 @@ pub struct Transaction {
     locks: BTreeSet<Key>,
     /// Keys whose unchanged value the transaction depends on (validated at commit).
     reads: BTreeSet<Key>,
+    /// Key ranges whose unchanged contents the transaction depends on (validated at commit).
+    read_ranges: Vec<KeyRange>,
     /// SERIALIZABLE only: every key read and range scanned, validated at commit. Behind a
     /// lock because reads take `&self`.
     read_set: Option<Mutex<ReadSet>>,
@@ -382,6 +385,13 @@ impl Transaction {
         self.reads.insert(key);
     }
 
+    /// [`Transaction::validate_read`] for every key of `range`, including keys that did not
+    /// exist at `read_ts` (what DDL that read a whole table depends on: an index built from
+    /// its rows is wrong if a row was written meanwhile).
+    pub fn validate_range(&mut self, range: KeyRange) {
+        self.read_ranges.push(range);
+    }
+
     /// Commits. Read-only transactions succeed at once; others go to the adjudicator and
     /// return once durable and past commit-wait, or fail with a conflict naming a key.
     pub async fn commit(self) -> Result<Committed> {
@@ -397,10 +407,11 @@ impl Transaction {
             writes,
             locks,
             reads,
+            read_ranges: validated_ranges,
             read_set,
             bytes_written: _,
         } = self;
-        let (mut reads, read_ranges) = match read_set {
+        let (mut reads, mut read_ranges) = match read_set {
             Some(read_set) => {
                 let ReadSet { keys, ranges } =
                     read_set.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -410,6 +421,7 @@ impl Transaction {
             }
             None => (reads, Vec::new()),
         };
+        read_ranges.extend(validated_ranges);
         // Keys the transaction writes or locks are checked as such already.
         reads.retain(|k| !writes.contains_key(k) && !locks.contains(k));
         let locks: Vec<Key> = locks

@@ -854,3 +854,110 @@ async fn a_parent_deleted_concurrently_with_a_child_insert_keeps_the_foreign_key
         .get(0);
     assert_eq!(orphans, 0, "a child outlived its parent");
 }
+
+/// Counts of each key through the index and through a full scan agree.
+#[allow(clippy::unwrap_used)] // test helper: a failed unwrap is a failed check
+async fn index_matches_rows(client: &tokio_postgres::Client) {
+    for k in 0..5i32 {
+        let by_index: i64 = client
+            .query_one("SELECT count(*) FROM racing WHERE k = $1", &[&k])
+            .await
+            .unwrap()
+            .get(0);
+        let by_scan: i64 = client
+            .query_one("SELECT count(*) FROM racing WHERE k + 0 = $1", &[&k])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(by_index, by_scan, "index and rows disagree for k = {k}");
+    }
+}
+
+/// CREATE INDEX racing with writes: whichever commits second fails, so the finished index
+/// always equals one built afresh from the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_builds_racing_with_writes_never_miss_a_row() {
+    let server = Server::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute(
+            "CREATE TABLE racing (id int PRIMARY KEY, k int);
+             INSERT INTO racing SELECT g, g % 5 FROM generate_series(1, 50) AS g",
+        )
+        .await
+        .unwrap();
+    let (builder, writer) = (server.connect().await, server.connect().await);
+    // The write commits while the build is open: the build must not commit.
+    builder
+        .batch_execute("BEGIN; CREATE INDEX racing_k ON racing (k)")
+        .await
+        .unwrap();
+    writer
+        .batch_execute("INSERT INTO racing VALUES (100, 1)")
+        .await
+        .unwrap();
+    let error = builder.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+        "{error:?}"
+    );
+    // The build commits while a write is open: the write must not commit.
+    writer
+        .batch_execute("BEGIN; INSERT INTO racing VALUES (101, 2)")
+        .await
+        .unwrap();
+    builder
+        .batch_execute("CREATE INDEX racing_k ON racing (k)")
+        .await
+        .unwrap();
+    let error = writer.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+        "{error:?}"
+    );
+    writer
+        .batch_execute("INSERT INTO racing VALUES (101, 2)")
+        .await
+        .unwrap();
+    index_matches_rows(&setup).await;
+}
+
+/// ALTER TABLE racing with DML: a transaction that wrote under the old definition fails
+/// with a schema conflict (40001) instead of leaving rows of both shapes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_racing_with_dml_lets_one_shape_win() {
+    let server = Server::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute(
+            "CREATE TABLE shapes (id int PRIMARY KEY, v int); INSERT INTO shapes VALUES (1, 1)",
+        )
+        .await
+        .unwrap();
+    let (alterer, writer) = (server.connect().await, server.connect().await);
+    writer
+        .batch_execute("BEGIN; INSERT INTO shapes VALUES (2, 2)")
+        .await
+        .unwrap();
+    alterer
+        .batch_execute("ALTER TABLE shapes ADD COLUMN w int NOT NULL DEFAULT 7")
+        .await
+        .unwrap();
+    let error = writer.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+        "{error:?}"
+    );
+    let rows = setup
+        .query("SELECT id, v, w FROM shapes ORDER BY id", &[])
+        .await
+        .unwrap();
+    let seen: Vec<(i32, i32, i32)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(seen, [(1, 1, 7)]);
+}

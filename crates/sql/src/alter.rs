@@ -49,12 +49,16 @@ fn contains_nulls(table: &TableDesc, column: &str) -> SqlError {
     )
 }
 
-/// The table's rows, with their keys.
+/// The table's rows, with their keys. What DDL concludes from them (an index built, a
+/// constraint checked) depends on them all: a row another transaction commits meanwhile makes
+/// this transaction's commit fail (and a write after this commit fails on the changed
+/// definition), so the two never both take effect.
 async fn rows(
     txn: &mut Transaction,
     table: &TableDesc,
     ctx: &ExecContext<'_>,
 ) -> SqlResult<Vec<(cairn_types::Key, Vec<Value>)>> {
+    txn.validate_range(table.all_rows());
     let scan = choose_access(Arc::new(table.clone()), None, false);
     exec::scan_rows(txn, &scan, ctx).await
 }
