@@ -346,6 +346,63 @@ impl TableDesc {
     }
 }
 
+/// The catalog key of schema `name` (other than `public`, which always exists).
+fn schema_key(name: &str) -> Key {
+    let mut key = vec![CATALOG_PREFIX];
+    key.extend_from_slice(b"n/");
+    key.extend_from_slice(name.as_bytes());
+    Key::from(key)
+}
+
+/// Whether schema `name` exists (`public` always does).
+pub async fn schema_exists(txn: &mut Transaction, name: &str) -> SqlResult<bool> {
+    if name == "public" {
+        return Ok(true);
+    }
+    let key = schema_key(name);
+    let found = txn.get(&key).await.map_err(core)?;
+    txn.validate_read(key);
+    Ok(found.is_some())
+}
+
+/// Creates (`true`) or drops (`false`) schema `name` in the transaction.
+pub fn set_schema(txn: &mut Transaction, name: &str, exists: bool) {
+    match exists {
+        true => txn.put(schema_key(name), Bytes::new()),
+        false => txn.delete(schema_key(name)),
+    }
+}
+
+/// Whether any table, sequence, view or index lives in schema `name`.
+pub async fn schema_in_use(txn: &mut Transaction, name: &str) -> SqlResult<bool> {
+    for kind in [&b"t/"[..], b"q/", b"v/", b"i/"] {
+        let mut prefix = vec![CATALOG_PREFIX];
+        prefix.extend_from_slice(kind);
+        prefix.extend_from_slice(name.as_bytes());
+        prefix.push(b'.');
+        let range = KeyRange::prefix(Key::from(prefix));
+        txn.validate_range(range.clone());
+        if !txn.scan(&range, 1).await.map_err(core)?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Sets (`Some`) or removes (`None`) the comment on an object (COMMENT ON), kept for the
+/// system catalogs.
+pub fn set_comment(txn: &mut Transaction, kind: &str, name: &str, text: Option<&str>) {
+    let mut key = vec![CATALOG_PREFIX];
+    key.extend_from_slice(b"c/");
+    key.extend_from_slice(kind.as_bytes());
+    key.push(b'/');
+    key.extend_from_slice(name.as_bytes());
+    match text {
+        Some(text) => txn.put(Key::from(key), Bytes::copy_from_slice(text.as_bytes())),
+        None => txn.delete(Key::from(key)),
+    }
+}
+
 /// The catalog key recording which table index `name` belongs to.
 pub fn index_name_key(name: &str) -> Key {
     let mut key = vec![CATALOG_PREFIX];

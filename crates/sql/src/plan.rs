@@ -94,6 +94,29 @@ pub enum Plan {
         /// IF EXISTS.
         if_exists: bool,
     },
+    /// CREATE SCHEMA.
+    CreateSchema {
+        /// Its name.
+        name: String,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+    },
+    /// DROP SCHEMA.
+    DropSchema {
+        /// Schemas to drop.
+        names: Vec<String>,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
+    /// COMMENT ON.
+    Comment {
+        /// What kind of object (`table`, `column`...).
+        kind: &'static str,
+        /// Its name (`table.column` for a column).
+        name: String,
+        /// The comment, or none to remove it.
+        text: Option<String>,
+    },
     /// CREATE SEQUENCE.
     CreateSequence {
         /// The definition (its id is allocated at execution).
@@ -671,6 +694,9 @@ impl Plan {
             Plan::CreateIndex { .. } => Some("CREATE INDEX"),
             Plan::DropIndex { .. } => Some("DROP INDEX"),
             Plan::CreateView { .. } => Some("CREATE VIEW"),
+            Plan::CreateSchema { .. } => Some("CREATE SCHEMA"),
+            Plan::DropSchema { .. } => Some("DROP SCHEMA"),
+            Plan::Comment { .. } => Some("COMMENT"),
             Plan::DropView { .. } => Some("DROP VIEW"),
             Plan::DropSequence { .. } => Some("DROP SEQUENCE"),
             Plan::Select(select)
@@ -736,12 +762,20 @@ pub fn table_name(name: &ast::ObjectName) -> SqlResult<String> {
     match parts.as_slice() {
         [table] => Ok(table.clone()),
         [schema, table] if schema == "public" => Ok(table.clone()),
-        [schema, _] => Err(SqlError::new(
-            SqlState::UNDEFINED_OBJECT,
-            format!("schema \"{schema}\" does not exist"),
-        )),
+        // Objects of other schemas go by their qualified name (see `visible_name`).
+        [schema, table] => Ok(format!("{schema}.{table}")),
         _ => Err(SqlError::syntax(format!("improper qualified name: {name}"))),
     }
+}
+
+/// The name a table of `name` (`s.t` in schema `s`) goes by in a query without an alias.
+pub fn visible_name(name: &str) -> String {
+    name.rsplit('.').next().unwrap_or(name).to_string()
+}
+
+/// The schema a qualified name (`s.t`) names, if not `public`.
+pub fn schema_of(name: &str) -> Option<&str> {
+    name.rsplit_once('.').map(|(schema, _)| schema)
 }
 
 fn units_name(units: FrameUnits) -> &'static str {
@@ -997,9 +1031,8 @@ impl Binder {
             A::Identifier(ident) => self.column(scope, None, ident)?,
             A::CompoundIdentifier(parts) => match parts.as_slice() {
                 [table, column] => self.column(scope, Some(table), column)?,
-                [schema, table, column] if ident_name(schema) == "public" => {
-                    self.column(scope, Some(table), column)?
-                }
+                // A schema-qualified table is named by its own name in the query.
+                [_schema, table, column] => self.column(scope, Some(table), column)?,
                 _ => {
                     return Err(SqlError::new(
                         SqlState::UNDEFINED_COLUMN,

@@ -13,10 +13,11 @@ use crate::catalog::{ForeignKey, Identity, IndexDesc, RefAction};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr, Func};
 use crate::plan::{
-    column_refs, common_type, ident_name, sort_direction, table_name, Access, Aggregation,
-    AlterAction, Binder, ConflictAction, ConflictTarget, DeletePlan, HashKeys, InsertPlan,
-    InsertSource, JoinKind, JoinStep, JoinedRows, Plan, RecursiveUnion, Scan, Scope, ScopeTable,
-    SelectPlan, Series, SetFunction, SetOperation, SetOperator, SortKey, TxnModes, UpdatePlan,
+    column_refs, common_type, ident_name, sort_direction, table_name, visible_name, Access,
+    Aggregation, AlterAction, Binder, ConflictAction, ConflictTarget, DeletePlan, HashKeys,
+    InsertPlan, InsertSource, JoinKind, JoinStep, JoinedRows, Plan, RecursiveUnion, Scan, Scope,
+    ScopeTable, SelectPlan, Series, SetFunction, SetOperation, SetOperator, SortKey, TxnModes,
+    UpdatePlan,
 };
 use crate::sequence::{self, SequenceDesc, SequenceUse};
 use crate::types::interval::parse_interval;
@@ -193,6 +194,103 @@ async fn plan_statement(
             }
         }
         S::AlterTable(alter) => Box::pin(plan_alter_table(txn, alter, binder)).await?,
+        S::CreateSchema {
+            schema_name,
+            if_not_exists,
+            ..
+        } => {
+            let name = match schema_name {
+                ast::SchemaName::Simple(name) | ast::SchemaName::NamedAuthorization(name, _) => {
+                    table_name(name)?
+                }
+                ast::SchemaName::UnnamedAuthorization(user) => ident_name(user),
+            };
+            if name.contains('.') {
+                return Err(SqlError::syntax(format!("improper schema name: {name}")));
+            }
+            Plan::CreateSchema {
+                name,
+                if_not_exists: *if_not_exists,
+            }
+        }
+        S::Drop {
+            object_type: ast::ObjectType::Schema,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => {
+            if *cascade {
+                return Err(SqlError::unsupported(
+                    "DROP SCHEMA ... CASCADE is not supported yet",
+                ));
+            }
+            Plan::DropSchema {
+                names: names.iter().map(table_name).collect::<SqlResult<_>>()?,
+                if_exists: *if_exists,
+            }
+        }
+        S::Comment {
+            object_type,
+            object_name,
+            comment,
+            ..
+        } => {
+            let kind = match object_type {
+                ast::CommentObject::Table => "table",
+                ast::CommentObject::Column => "column",
+                ast::CommentObject::View => "view",
+                ast::CommentObject::Sequence => "sequence",
+                ast::CommentObject::Index => "index",
+                ast::CommentObject::Schema => "schema",
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "COMMENT ON {other} is not supported yet"
+                    )))
+                }
+            };
+            let name = match kind {
+                "column" => {
+                    let parts: Vec<String> = object_name
+                        .0
+                        .iter()
+                        .map(|p| p.to_string())
+                        .map(
+                            |p| match p.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+                                Some(quoted) => quoted.to_string(),
+                                None => p.to_lowercase(),
+                            },
+                        )
+                        .collect();
+                    let [table @ .., column] = parts.as_slice() else {
+                        return Err(SqlError::syntax("column name must be qualified"));
+                    };
+                    let table = match table {
+                        [t] => t.clone(),
+                        [s, t] if s == "public" => t.clone(),
+                        [s, t] => format!("{s}.{t}"),
+                        _ => return Err(SqlError::syntax("column name must be qualified")),
+                    };
+                    let desc = catalog::require(txn, &table).await?;
+                    if desc
+                        .column_index(column)
+                        .is_none_or(|i| desc.columns[i].hidden)
+                    {
+                        return Err(SqlError::new(
+                            SqlState::UNDEFINED_COLUMN,
+                            format!("column \"{column}\" of relation \"{table}\" does not exist"),
+                        ));
+                    }
+                    format!("{table}.{column}")
+                }
+                _ => table_name(object_name)?,
+            };
+            Plan::Comment {
+                kind,
+                name,
+                text: comment.clone(),
+            }
+        }
         S::Truncate(truncate) => {
             if truncate
                 .cascade
@@ -974,7 +1072,7 @@ async fn from_table(
                         }
                         ident_name(&alias.name)
                     }
-                    None => table.name.clone(),
+                    None => visible_name(&table.name),
                 };
                 Ok(Some((table, visible)))
             }
@@ -1390,14 +1488,14 @@ async fn relation(
             if name.0.len() <= 2 && catalog::lookup(txn, &table_name).await?.is_none() {
                 if let Some(view) = catalog::lookup_view(txn, &table_name).await? {
                     let plan = plan_view(txn, &view, binder).await?;
-                    let visible = alias_name(alias)?.unwrap_or_else(|| view.name.clone());
+                    let visible = alias_name(alias)?.unwrap_or_else(|| visible_name(&view.name));
                     let table =
                         with_column_aliases(derived_table(&plan, &visible), &visible, alias)?;
                     return Ok((table, visible, Some(Arc::new(plan))));
                 }
             }
             let table = catalog::require(txn, &table_name).await?;
-            let visible = alias_name(alias)?.unwrap_or_else(|| table.name.clone());
+            let visible = alias_name(alias)?.unwrap_or_else(|| visible_name(&table.name));
             let table = with_column_aliases(table, &visible, alias)?;
             Ok((table, visible, None))
         }
@@ -3695,7 +3793,7 @@ async fn plan_insert(
     })?;
     let visible = match &insert.table_alias {
         Some(alias) => ident_name(&alias.alias),
-        None => table.name.clone(),
+        None => visible_name(&table.name),
     };
     let scope = Scope::table(table.clone(), visible);
     let on_conflict = match &insert.on {

@@ -1094,6 +1094,92 @@ impl Session {
                     ..Outcome::default()
                 })
             }
+            Plan::CreateSchema {
+                name,
+                if_not_exists,
+            } => {
+                if catalog::schema_exists(txn, name).await? {
+                    let message = format!("schema \"{name}\" already exists");
+                    if *if_not_exists {
+                        return Ok(Outcome {
+                            tag: "CREATE SCHEMA".into(),
+                            notices: vec![Notice {
+                                severity: "NOTICE",
+                                code: "42P06",
+                                message: format!("{message}, skipping"),
+                            }],
+                            ..Outcome::default()
+                        });
+                    }
+                    return Err(SqlError::new(SqlState("42P06"), message));
+                }
+                catalog::set_schema(txn, name, true);
+                Ok(Outcome {
+                    tag: "CREATE SCHEMA".into(),
+                    ..Outcome::default()
+                })
+            }
+            Plan::DropSchema { names, if_exists } => {
+                let mut notices = Vec::new();
+                for name in names {
+                    if name == "public" || !catalog::schema_exists(txn, name).await? {
+                        if *if_exists && name != "public" {
+                            notices.push(Notice {
+                                severity: "NOTICE",
+                                code: "00000",
+                                message: format!("schema \"{name}\" does not exist, skipping"),
+                            });
+                            continue;
+                        }
+                        return Err(match name.as_str() {
+                            "public" => {
+                                SqlError::unsupported("dropping schema public is not supported")
+                            }
+                            _ => SqlError::new(
+                                SqlState("3F000"),
+                                format!("schema \"{name}\" does not exist"),
+                            ),
+                        });
+                    }
+                    if catalog::schema_in_use(txn, name).await? {
+                        return Err(SqlError::new(
+                            SqlState("2BP01"),
+                            format!("cannot drop schema {name} because other objects depend on it"),
+                        )
+                        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                    }
+                    catalog::set_schema(txn, name, false);
+                }
+                Ok(Outcome {
+                    tag: "DROP SCHEMA".into(),
+                    notices,
+                    ..Outcome::default()
+                })
+            }
+            Plan::Comment { kind, name, text } => {
+                let exists = match *kind {
+                    "table" => catalog::lookup(txn, name).await?.is_some(),
+                    "view" => catalog::lookup_view(txn, name).await?.is_some(),
+                    "sequence" => sequence::lookup(txn, name).await?.is_some(),
+                    "index" => catalog::index_owner(txn, name).await?.is_some(),
+                    "schema" => catalog::schema_exists(txn, name).await?,
+                    _ => true, // a column: checked when planned
+                };
+                if !exists {
+                    return Err(match *kind {
+                        "schema" => SqlError::new(
+                            SqlState("3F000"),
+                            format!("schema \"{name}\" does not exist"),
+                        ),
+                        _ => catalog::undefined_table(name),
+                    });
+                }
+                catalog::set_comment(txn, kind, name, text.as_deref());
+                Ok(Outcome {
+                    tag: "COMMENT".into(),
+                    ..Outcome::default()
+                })
+            }
             Plan::CreateView { desc, or_replace } => {
                 let replacing = catalog::lookup_view(txn, &desc.name).await?.is_some();
                 if !(replacing && *or_replace) && relation_exists(txn, &desc.name).await? {
@@ -1794,7 +1880,21 @@ fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
 
 /// Whether a table, sequence or view (one namespace, as PostgreSQL's relations) is named
 /// `name`.
+/// 3F000 if `name` (`s.t`) is in a schema that does not exist.
+async fn require_schema(txn: &mut Transaction, name: &str) -> SqlResult<()> {
+    if let Some(schema) = crate::plan::schema_of(name) {
+        if !catalog::schema_exists(txn, schema).await? {
+            return Err(SqlError::new(
+                SqlState("3F000"),
+                format!("schema \"{schema}\" does not exist"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn relation_exists(txn: &mut Transaction, name: &str) -> SqlResult<bool> {
+    require_schema(txn, name).await?;
     Ok(catalog::lookup(txn, name).await?.is_some()
         || sequence::lookup(txn, name).await?.is_some()
         || catalog::lookup_view(txn, name).await?.is_some()
