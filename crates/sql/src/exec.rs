@@ -708,6 +708,8 @@ struct ScanCursor<'s> {
 enum CursorState {
     /// Keys still to read.
     Range(KeyRange),
+    /// Index entries still to read: each names its row by primary key.
+    Entries(KeyRange),
     /// Rows computed whole (a point lookup, a derived table, a built-in view).
     Rows(Vec<(Key, Vec<Value>)>),
     Done,
@@ -763,31 +765,7 @@ impl<'s> ScanCursor<'s> {
                     None => CursorState::Done,
                 },
                 Access::Index { .. } => match key_range(scan, ctx)? {
-                    // The entries name the rows' keys: each row is then one lookup.
-                    Some(mut range) => {
-                        let mut found = Vec::new();
-                        loop {
-                            ctx.check_cancel()?;
-                            let page = txn.scan(&range, SCAN_PAGE).await.map_err(core)?;
-                            let full = page.len() == SCAN_PAGE;
-                            let Some(last) = page.last().map(|(key, _)| key.clone()) else {
-                                break;
-                            };
-                            for (_, entry) in page {
-                                let key = table.row_key_from_entry(&entry);
-                                if let Some(bytes) = txn.get(&key).await.map_err(core)? {
-                                    found.push((key, decode_table_row(table, &bytes)?));
-                                }
-                            }
-                            if !full {
-                                break;
-                            }
-                            let mut next = last.as_bytes().to_vec();
-                            next.push(0);
-                            range.start = Key::from(next);
-                        }
-                        CursorState::Rows(found)
-                    }
+                    Some(range) => CursorState::Entries(range),
                     None => CursorState::Done,
                 },
                 Access::Full => CursorState::Range(table.all_rows()),
@@ -813,6 +791,31 @@ impl<'s> ScanCursor<'s> {
                         break;
                     }
                     self.keep(key, row, ctx, &mut out)?;
+                }
+            }
+            CursorState::Entries(mut range) => {
+                // A page of entries, then each entry's row by its primary key.
+                let page = txn.scan(&range, SCAN_PAGE).await.map_err(core)?;
+                let full = page.len() == SCAN_PAGE;
+                let mut last = None;
+                let mut stopped = false;
+                for (entry_key, entry) in page {
+                    last = Some(entry_key);
+                    let key = self.scan.table.row_key_from_entry(&entry);
+                    if let Some(bytes) = txn.get(&key).await.map_err(core)? {
+                        let row = decode_table_row(&self.scan.table, &bytes)?;
+                        self.keep(key, row, ctx, &mut out)?;
+                    }
+                    if out.len() >= limit {
+                        stopped = true;
+                        break;
+                    }
+                }
+                if let (true, Some(last)) = (full || stopped, last) {
+                    let mut next = last.as_bytes().to_vec();
+                    next.push(0);
+                    range.start = Key::from(next);
+                    self.state = CursorState::Entries(range);
                 }
             }
             CursorState::Range(mut range) => {
