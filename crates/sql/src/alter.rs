@@ -63,6 +63,26 @@ async fn rows(
     exec::scan_rows(txn, &scan, ctx).await
 }
 
+/// The table's definition now, which must be the one `statement` was planned with (a
+/// prepared statement run after another changed it is refused: 40001, retry).
+async fn current_definition(
+    txn: &mut Transaction,
+    planned: &TableDesc,
+    statement: &str,
+) -> SqlResult<TableDesc> {
+    match catalog::lookup(txn, &planned.name).await? {
+        Some(current) if *current == *planned => Ok((*current).clone()),
+        _ => Err(SqlError::new(
+            SqlState::SERIALIZATION_FAILURE,
+            format!(
+                "table \"{}\" changed while {statement} was planned",
+                planned.name
+            ),
+        )
+        .with_hint("Retry the statement.")),
+    }
+}
+
 /// Applies `actions` to the table `planned` (as read when the statement was planned).
 pub async fn alter_table(
     txn: &mut Transaction,
@@ -70,19 +90,7 @@ pub async fn alter_table(
     actions: &[AlterAction],
     ctx: &ExecContext<'_>,
 ) -> SqlResult<Produced> {
-    let mut desc = match catalog::lookup(txn, &planned.name).await? {
-        Some(current) if *current == *planned => (*current).clone(),
-        _ => {
-            return Err(SqlError::new(
-                SqlState::SERIALIZATION_FAILURE,
-                format!(
-                    "table \"{}\" changed while ALTER TABLE was planned",
-                    planned.name
-                ),
-            )
-            .with_hint("Retry the statement."))
-        }
-    };
+    let mut desc = current_definition(txn, planned, "ALTER TABLE").await?;
     let old_name = desc.name.clone();
     for action in actions {
         match action {
@@ -408,9 +416,7 @@ async fn delete_entries(
         if !full {
             break;
         }
-        let mut next = last.as_bytes().to_vec();
-        next.push(0);
-        range.start = Key::from(next);
+        range.start = exec::key_after(&last);
     }
     for key in keys {
         txn.delete(key);
@@ -437,18 +443,7 @@ pub async fn create_index(
         }
         return Err(e);
     }
-    let mut desc = match catalog::lookup(txn, &planned.name).await? {
-        Some(current) if *current == *planned => (*current).clone(),
-        _ => {
-            return Err(SqlError::new(
-                SqlState::SERIALIZATION_FAILURE,
-                format!(
-                    "table \"{}\" changed while CREATE INDEX was planned",
-                    planned.name
-                ),
-            ))
-        }
-    };
+    let mut desc = current_definition(txn, planned, "CREATE INDEX").await?;
     build_index(txn, &desc, index, ctx).await?;
     desc.indexes.push(index.clone());
     catalog::set_index_owner(txn, &index.name, Some(&desc.name));

@@ -812,9 +812,7 @@ impl<'s> ScanCursor<'s> {
                     }
                 }
                 if let (true, Some(last)) = (full || stopped, last) {
-                    let mut next = last.as_bytes().to_vec();
-                    next.push(0);
-                    range.start = Key::from(next);
+                    range.start = key_after(&last);
                     self.state = CursorState::Entries(range);
                 }
             }
@@ -836,9 +834,7 @@ impl<'s> ScanCursor<'s> {
                     }
                 }
                 if let (true, Some(last)) = (full || stopped, last) {
-                    let mut next = last.as_bytes().to_vec();
-                    next.push(0);
-                    range.start = Key::from(next);
+                    range.start = key_after(&last);
                     self.state = CursorState::Range(range);
                 }
             }
@@ -869,6 +865,13 @@ impl<'s> ScanCursor<'s> {
         }
         Ok(())
     }
+}
+
+/// The first key after `key` (where a scan that stopped at `key` goes on).
+pub(crate) fn key_after(key: &Key) -> Key {
+    let mut next = key.as_bytes().to_vec();
+    next.push(0);
+    Key::from(next)
 }
 
 fn decode_table_row(table: &TableDesc, bytes: &[u8]) -> SqlResult<Vec<Value>> {

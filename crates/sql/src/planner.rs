@@ -120,20 +120,41 @@ async fn plan_statement(
             }
         }
         S::Drop {
-            object_type: ast::ObjectType::Index,
+            object_type,
             if_exists,
             names,
             cascade,
             ..
         } => {
+            use ast::ObjectType as O;
+            let kind = match object_type {
+                O::Table => "TABLE",
+                O::Sequence => "SEQUENCE",
+                O::View => "VIEW",
+                O::Index => "INDEX",
+                O::Schema => "SCHEMA",
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "DROP {other} is not supported yet"
+                    )))
+                }
+            };
             if *cascade {
-                return Err(SqlError::unsupported(
-                    "DROP INDEX ... CASCADE is not supported yet",
-                ));
+                return Err(SqlError::unsupported(format!(
+                    "DROP {kind} ... CASCADE is not supported yet"
+                )));
             }
-            Plan::DropIndex {
-                names: names.iter().map(table_name).collect::<SqlResult<_>>()?,
-                if_exists: *if_exists,
+            let names = names
+                .iter()
+                .map(table_name)
+                .collect::<SqlResult<Vec<_>>>()?;
+            let if_exists = *if_exists;
+            match object_type {
+                O::Table => Plan::DropTable { names, if_exists },
+                O::Sequence => Plan::DropSequence { names, if_exists },
+                O::View => Plan::DropView { names, if_exists },
+                O::Index => Plan::DropIndex { names, if_exists },
+                _ => Plan::DropSchema { names, if_exists },
             }
         }
         S::CreateView(view) => {
@@ -176,23 +197,6 @@ async fn plan_statement(
                 or_replace: view.or_replace,
             }
         }
-        S::Drop {
-            object_type: ast::ObjectType::View,
-            if_exists,
-            names,
-            cascade,
-            ..
-        } => {
-            if *cascade {
-                return Err(SqlError::unsupported(
-                    "DROP VIEW ... CASCADE is not supported yet",
-                ));
-            }
-            Plan::DropView {
-                names: names.iter().map(table_name).collect::<SqlResult<_>>()?,
-                if_exists: *if_exists,
-            }
-        }
         S::AlterTable(alter) => Box::pin(plan_alter_table(txn, alter, binder)).await?,
         S::CreateSchema {
             schema_name,
@@ -211,23 +215,6 @@ async fn plan_statement(
             Plan::CreateSchema {
                 name,
                 if_not_exists: *if_not_exists,
-            }
-        }
-        S::Drop {
-            object_type: ast::ObjectType::Schema,
-            if_exists,
-            names,
-            cascade,
-            ..
-        } => {
-            if *cascade {
-                return Err(SqlError::unsupported(
-                    "DROP SCHEMA ... CASCADE is not supported yet",
-                ));
-            }
-            Plan::DropSchema {
-                names: names.iter().map(table_name).collect::<SqlResult<_>>()?,
-                if_exists: *if_exists,
             }
         }
         S::Comment {
@@ -349,44 +336,6 @@ async fn plan_statement(
             Plan::CreateSequence {
                 desc,
                 if_not_exists: *if_not_exists,
-            }
-        }
-        S::Drop {
-            object_type: ast::ObjectType::Sequence,
-            if_exists,
-            names,
-            cascade,
-            ..
-        } => {
-            if *cascade {
-                return Err(SqlError::unsupported(
-                    "DROP SEQUENCE ... CASCADE is not supported yet",
-                ));
-            }
-            Plan::DropSequence {
-                names: names.iter().map(table_name).collect::<SqlResult<_>>()?,
-                if_exists: *if_exists,
-            }
-        }
-        S::Drop {
-            object_type: ast::ObjectType::Table,
-            if_exists,
-            names,
-            cascade,
-            ..
-        } => {
-            if *cascade {
-                return Err(SqlError::unsupported(
-                    "DROP TABLE ... CASCADE is not supported yet",
-                ));
-            }
-            let names = names
-                .iter()
-                .map(table_name)
-                .collect::<SqlResult<Vec<_>>>()?;
-            Plan::DropTable {
-                names,
-                if_exists: *if_exists,
             }
         }
         S::StartTransaction {
