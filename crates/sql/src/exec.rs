@@ -518,16 +518,6 @@ pub(crate) async fn add_index_entries(
     for index in &table.indexes {
         let (key, value) = table.index_entry(index, row);
         if index.unique && txn.get(&key).await.map_err(core)?.is_some() {
-            let names: Vec<&str> = index
-                .columns
-                .iter()
-                .map(|&i| table.columns[i].name.as_str())
-                .collect();
-            let values: Vec<String> = index
-                .columns
-                .iter()
-                .map(|&i| text::format_text_typed(&row[i], &table.columns[i].data_type, zone))
-                .collect();
             return Err(SqlError::new(
                 SqlState::UNIQUE_VIOLATION,
                 format!(
@@ -537,8 +527,8 @@ pub(crate) async fn add_index_entries(
             )
             .with_detail(format!(
                 "Key ({})=({}) already exists.",
-                names.join(", "),
-                values.join(", ")
+                key_names(table, &index.columns),
+                key_text(table, &index.columns, row, zone)
             )));
         }
         txn.put(key, value);
@@ -634,16 +624,6 @@ fn describe_row(table: &TableDesc, row: &[Value], zone: &TimeZone) -> String {
 }
 
 pub(crate) fn duplicate_key(table: &TableDesc, row: &[Value], zone: &TimeZone) -> SqlError {
-    let names: Vec<&str> = table
-        .primary_key
-        .iter()
-        .map(|&i| table.columns[i].name.as_str())
-        .collect();
-    let values: Vec<String> = table
-        .primary_key
-        .iter()
-        .map(|&i| text::format_text_typed(&row[i], &table.columns[i].data_type, zone))
-        .collect();
     SqlError::new(
         SqlState::UNIQUE_VIOLATION,
         format!(
@@ -653,8 +633,8 @@ pub(crate) fn duplicate_key(table: &TableDesc, row: &[Value], zone: &TimeZone) -
     )
     .with_detail(format!(
         "Key ({})=({}) already exists.",
-        names.join(", "),
-        values.join(", ")
+        key_names(table, &table.primary_key),
+        key_text(table, &table.primary_key, row, zone)
     ))
 }
 

@@ -3867,37 +3867,7 @@ fn plan_on_conflict(
     };
     let mut both = scope.clone();
     both.push(table.clone(), "excluded".into(), None)?;
-    let mut assignments: Vec<(usize, Expr)> = Vec::new();
-    for assignment in &update.assignments {
-        let ast::AssignmentTarget::ColumnName(column) = &assignment.target else {
-            return Err(SqlError::unsupported(
-                "tuple assignment is not supported yet",
-            ));
-        };
-        let (column_name, index) = target_column(table, column)?;
-        refuse_identity_update(table, index, &assignment.value)?;
-        if assignments.iter().any(|(i, _)| *i == index) {
-            return Err(SqlError::syntax(format!(
-                "multiple assignments to same column \"{column_name}\""
-            )));
-        }
-        let value = match &assignment.value {
-            ast::Expr::Identifier(ident)
-                if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") =>
-            {
-                let defaults = bind_defaults(binder, table, |i| i == index)?;
-                defaults[index].clone().unwrap_or(Expr::Literal(
-                    crate::types::Value::Null,
-                    table.columns[index].data_type.clone(),
-                ))
-            }
-            expr => {
-                let bound = binder.bind(expr, &both)?;
-                binder.coerce_for_column(bound, &table.columns[index])?
-            }
-        };
-        assignments.push((index, value));
-    }
+    let assignments = bind_assignments(binder, table, &update.assignments, &both)?;
     let filter = where_clause(binder, &update.selection, &both)?;
     Ok((
         ConflictAction::Update {
@@ -4152,6 +4122,48 @@ fn generated_always(column: &str) -> SqlError {
     ))
 }
 
+/// SET column = value, ... of UPDATE or ON CONFLICT DO UPDATE, bound over `scope`: (column
+/// index, value); DEFAULT is the column's default.
+fn bind_assignments(
+    binder: &mut Binder,
+    table: &TableDesc,
+    assignments: &[ast::Assignment],
+    scope: &Scope,
+) -> SqlResult<Vec<(usize, Expr)>> {
+    let mut bound_assignments: Vec<(usize, Expr)> = Vec::with_capacity(assignments.len());
+    for assignment in assignments {
+        let ast::AssignmentTarget::ColumnName(column) = &assignment.target else {
+            return Err(SqlError::unsupported(
+                "tuple assignment is not supported yet",
+            ));
+        };
+        let (column_name, index) = target_column(table, column)?;
+        refuse_identity_update(table, index, &assignment.value)?;
+        if bound_assignments.iter().any(|(i, _)| *i == index) {
+            return Err(SqlError::syntax(format!(
+                "multiple assignments to same column \"{column_name}\""
+            )));
+        }
+        let value = match &assignment.value {
+            ast::Expr::Identifier(ident)
+                if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") =>
+            {
+                let defaults = bind_defaults(binder, table, |i| i == index)?;
+                defaults[index].clone().unwrap_or(Expr::Literal(
+                    crate::types::Value::Null,
+                    table.columns[index].data_type.clone(),
+                ))
+            }
+            expr => {
+                let bound = binder.bind(expr, scope)?;
+                binder.coerce_for_column(bound, &table.columns[index])?
+            }
+        };
+        bound_assignments.push((index, value));
+    }
+    Ok(bound_assignments)
+}
+
 /// 428C9: an UPDATE setting a GENERATED ALWAYS identity column to anything but DEFAULT.
 fn refuse_identity_update(table: &TableDesc, index: usize, value: &ast::Expr) -> SqlResult<()> {
     let default = matches!(value, ast::Expr::Identifier(i)
@@ -4215,37 +4227,7 @@ async fn plan_update(
         binder,
     )
     .await?;
-    let mut assignments: Vec<(usize, Expr)> = Vec::new();
-    for assignment in &update.assignments {
-        let ast::AssignmentTarget::ColumnName(column) = &assignment.target else {
-            return Err(SqlError::unsupported(
-                "tuple assignment is not supported yet",
-            ));
-        };
-        let (column_name, index) = target_column(&table, column)?;
-        refuse_identity_update(&table, index, &assignment.value)?;
-        if assignments.iter().any(|(i, _)| *i == index) {
-            return Err(SqlError::syntax(format!(
-                "multiple assignments to same column \"{column_name}\""
-            )));
-        }
-        let value = match &assignment.value {
-            ast::Expr::Identifier(ident)
-                if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") =>
-            {
-                let defaults = bind_defaults(binder, &table, |i| i == index)?;
-                defaults[index].clone().unwrap_or(Expr::Literal(
-                    crate::types::Value::Null,
-                    table.columns[index].data_type.clone(),
-                ))
-            }
-            expr => {
-                let bound = binder.bind(expr, &scope)?;
-                binder.coerce_for_column(bound, &table.columns[index])?
-            }
-        };
-        assignments.push((index, value));
-    }
+    let assignments = bind_assignments(binder, &table, &update.assignments, &scope)?;
     let (filter, row_filter) = split_correlated(where_clause(binder, &update.selection, &scope)?);
     let returning = returning(binder, &update.returning, &table, &scope)?;
     let checks = bind_checks(binder, &table)?;
