@@ -177,13 +177,7 @@ pub async fn alter_table(
                     delete_entries(txn, &desc, gone).await?;
                     catalog::set_index_owner(txn, &gone.name, None);
                 }
-                let column = &mut desc.columns[index];
-                column.name = format!("........dropped.{index}........");
-                column.hidden = true;
-                column.dropped = true;
-                column.nullable = true;
-                column.default = None;
-                column.identity = None;
+                mark_dropped(&mut desc, index);
             }
             AlterAction::AddCheck {
                 name,
@@ -207,15 +201,7 @@ pub async fn alter_table(
                         candidate
                     }
                 };
-                if desc.checks.iter().any(|(c, _)| *c == name) {
-                    return Err(SqlError::new(
-                        SqlState("42710"),
-                        format!(
-                            "constraint \"{name}\" for relation \"{}\" already exists",
-                            desc.name
-                        ),
-                    ));
-                }
+                check_constraint_name(&desc, &name)?;
                 for (_, row) in rows(txn, &desc, ctx).await? {
                     if crate::expr::truth(&condition.eval(&row, &ctx.eval())?)? == Some(false) {
                         return Err(SqlError::new(
@@ -254,9 +240,66 @@ pub async fn alter_table(
                 catalog::set_index_owner(txn, &index.name, Some(&desc.name));
                 desc.indexes.push(index);
             }
+            AlterAction::AddPrimaryKey { columns } => {
+                let row_id = match desc.primary_key.as_slice() {
+                    [only] if desc.columns[*only].hidden => *only,
+                    _ => {
+                        return Err(SqlError::new(
+                            SqlState::INVALID_TABLE_DEFINITION,
+                            format!(
+                                "multiple primary keys for table \"{}\" are not allowed",
+                                desc.name
+                            ),
+                        ))
+                    }
+                };
+                let old = desc.clone();
+                for &i in columns {
+                    desc.columns[i].nullable = false;
+                }
+                desc.primary_key = columns.clone();
+                mark_dropped(&mut desc, row_id);
+                let key_name = desc.primary_key_name();
+                let change = |mut row: Vec<Value>| {
+                    if let Some(&i) = columns.iter().find(|&&i| row[i].is_null()) {
+                        return Err(contains_nulls(&old, &old.columns[i].name));
+                    }
+                    row[row_id] = Value::Null;
+                    Ok(row)
+                };
+                let duplicate = |row: &[Value]| {
+                    index_build_error(&key_name, exec::duplicate_key(&desc, row, ctx.zone))
+                };
+                rewrite_rows(txn, &old, &desc, ctx, change, duplicate).await?;
+            }
+            AlterAction::AddForeignKey(fk) => {
+                check_constraint_name(&desc, &fk.name)?;
+                desc.foreign_keys.push(fk.clone());
+                link_foreign_keys(txn, &mut desc).await?;
+                // Every row must meet it now; each parent row named joins the conflict set.
+                let only = TableDesc {
+                    foreign_keys: vec![fk.clone()],
+                    ..desc.clone()
+                };
+                for (_, row) in rows(txn, &desc, ctx).await? {
+                    ctx.check_cancel()?;
+                    exec::check_references(txn, &only, &row, ctx.zone).await?;
+                }
+            }
             AlterAction::DropConstraint { name, if_exists } => {
                 if let Some(position) = desc.checks.iter().position(|(c, _)| c == name) {
                     desc.checks.remove(position);
+                } else if let Some(position) =
+                    desc.foreign_keys.iter().position(|f| f.name == *name)
+                {
+                    let fk = desc.foreign_keys.remove(position);
+                    if !desc.foreign_keys.iter().any(|f| f.parent == fk.parent) {
+                        if fk.parent == desc.name {
+                            desc.referenced_by.retain(|c| *c != fk.parent);
+                        } else {
+                            forget_child(txn, &fk.parent, &desc.name).await?;
+                        }
+                    }
                 } else if let Some(position) = desc.indexes.iter().position(|i| i.name == *name) {
                     let index = desc.indexes.remove(position);
                     delete_entries(txn, &desc, &index).await?;
@@ -353,37 +396,20 @@ pub async fn alter_table(
                 let old = desc.clone();
                 desc.columns[*column].data_type = data_type.clone();
                 // Every row again, under its key (which changes with a key column's type).
-                // All old rows and entries go first, so that a new key may be an old one.
-                let mut rewritten = Vec::new();
-                for (key, row) in rows(txn, &old, ctx).await? {
-                    ctx.check_cancel()?;
+                let column_name = &old.columns[*column].name;
+                let change = |mut row: Vec<Value>| {
                     let value = match using {
                         Some(expr) => expr.eval(&row, &ctx.eval())?,
                         None => row[*column].clone(),
                     };
-                    let value = match value {
+                    row[*column] = match value {
                         Value::Null => Value::Null,
-                        value => cast::assignment_cast(
-                            value,
-                            data_type,
-                            &desc.columns[*column].name,
-                            ctx.zone,
-                        )?,
+                        value => cast::assignment_cast(value, data_type, column_name, ctx.zone)?,
                     };
-                    exec::remove_index_entries(txn, &old, &row);
-                    txn.delete(key);
-                    let mut new = row;
-                    new[*column] = value;
-                    rewritten.push(exec::conform_row(&desc, new, ctx.zone)?);
-                }
-                for new in rewritten {
-                    let new_key = exec::checked_key(&desc, &new)?;
-                    if txn.get(&new_key).await.map_err(exec::core)?.is_some() {
-                        return Err(exec::duplicate_key(&desc, &new, ctx.zone));
-                    }
-                    exec::add_index_entries(txn, &desc, &new, ctx.zone).await?;
-                    txn.put(new_key, exec::encode(&new)?);
-                }
+                    Ok(row)
+                };
+                let duplicate = |row: &[Value]| exec::duplicate_key(&desc, row, ctx.zone);
+                rewrite_rows(txn, &old, &desc, ctx, change, duplicate).await?;
             }
         }
     }
@@ -395,6 +421,88 @@ pub async fn alter_table(
         rows: vec![],
         tag: "ALTER TABLE".into(),
     })
+}
+
+/// Writes every row of `old` again as `change` makes it, under `desc` (whose keys and index
+/// entries may differ from `old`'s). All old rows and entries go first, so that a new key may
+/// be an old one; a new key met twice is `duplicate`'s error.
+async fn rewrite_rows(
+    txn: &mut Transaction,
+    old: &TableDesc,
+    desc: &TableDesc,
+    ctx: &ExecContext<'_>,
+    mut change: impl FnMut(Vec<Value>) -> SqlResult<Vec<Value>>,
+    duplicate: impl Fn(&[Value]) -> SqlError,
+) -> SqlResult<()> {
+    let mut rewritten = Vec::new();
+    for (key, row) in rows(txn, old, ctx).await? {
+        ctx.check_cancel()?;
+        exec::remove_index_entries(txn, old, &row);
+        txn.delete(key);
+        rewritten.push(exec::conform_row(desc, change(row)?, ctx.zone)?);
+    }
+    for new in rewritten {
+        let new_key = exec::checked_key(desc, &new)?;
+        if txn.get(&new_key).await.map_err(exec::core)?.is_some() {
+            return Err(duplicate(&new));
+        }
+        exec::add_index_entries(txn, desc, &new, ctx.zone).await?;
+        txn.put(new_key, exec::encode(&new)?);
+    }
+    Ok(())
+}
+
+/// Turns the column at `index` into a dropped one: hidden, its values ignored.
+fn mark_dropped(desc: &mut TableDesc, index: usize) {
+    let column = &mut desc.columns[index];
+    column.name = format!("........dropped.{index}........");
+    column.hidden = true;
+    column.dropped = true;
+    column.nullable = true;
+    column.default = None;
+    column.identity = None;
+}
+
+/// 42710 if the table has a CHECK or FOREIGN KEY constraint named `name`.
+fn check_constraint_name(desc: &TableDesc, name: &str) -> SqlResult<()> {
+    let taken = desc.checks.iter().any(|(c, _)| c == name)
+        || desc.foreign_keys.iter().any(|f| f.name == name);
+    if taken {
+        return Err(SqlError::new(
+            SqlState("42710"),
+            format!(
+                "constraint \"{name}\" for relation \"{}\" already exists",
+                desc.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A unique violation met while building index `index_name` over existing rows, as
+/// PostgreSQL reports it ("could not create unique index", "Key (...) is duplicated.").
+fn index_build_error(index_name: &str, e: SqlError) -> SqlError {
+    if e.state != SqlState::UNIQUE_VIOLATION {
+        return e;
+    }
+    let error = SqlError::new(
+        SqlState::UNIQUE_VIOLATION,
+        format!("could not create unique index \"{index_name}\""),
+    );
+    match e.detail.as_deref() {
+        Some(detail) => error.with_detail(detail.replace("already exists", "is duplicated")),
+        None => error,
+    }
+}
+
+/// Takes table `child` off `parent`'s list of referencing tables.
+async fn forget_child(txn: &mut Transaction, parent: &str, child: &str) -> SqlResult<()> {
+    if let Some(found) = catalog::lookup(txn, parent).await? {
+        let mut parent = (*found).clone();
+        parent.referenced_by.retain(|c| c != child);
+        catalog::put(txn, &parent)?;
+    }
+    Ok(())
 }
 
 /// Deletes every entry of `index`.
@@ -482,23 +590,7 @@ async fn build_index(
         ctx.check_cancel()?;
         exec::add_index_entries(txn, &only, &row, ctx.zone)
             .await
-            .map_err(|e| match e.state {
-                SqlState::UNIQUE_VIOLATION => {
-                    let detail = e
-                        .detail
-                        .as_deref()
-                        .map(|d| d.replace("already exists", "is duplicated"));
-                    let error = SqlError::new(
-                        SqlState::UNIQUE_VIOLATION,
-                        format!("could not create unique index \"{}\"", index.name),
-                    );
-                    match detail {
-                        Some(detail) => error.with_detail(detail),
-                        None => error,
-                    }
-                }
-                _ => e,
-            })?;
+            .map_err(|e| index_build_error(&index.name, e))?;
     }
     Ok(())
 }
@@ -624,13 +716,8 @@ pub async fn unlink_foreign_keys(txn: &mut Transaction, desc: &TableDesc) -> Sql
         .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
     }
     for fk in &desc.foreign_keys {
-        if fk.parent == desc.name {
-            continue;
-        }
-        if let Some(parent) = catalog::lookup(txn, &fk.parent).await? {
-            let mut parent = (*parent).clone();
-            parent.referenced_by.retain(|c| *c != desc.name);
-            catalog::put(txn, &parent)?;
+        if fk.parent != desc.name {
+            forget_child(txn, &fk.parent, &desc.name).await?;
         }
     }
     Ok(())

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use sqlparser::ast;
 
-use crate::catalog::{ColumnDesc, IndexDesc, TableDesc, ViewDesc};
+use crate::catalog::{ColumnDesc, ForeignKey, IndexDesc, TableDesc, ViewDesc};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{
     AggCall, AggFunc, ArrayFunc, CmpOp, Expr, Frame, FrameBound, FrameUnits, Func, JsonFunc,
@@ -530,7 +530,15 @@ pub enum AlterAction {
         /// The columns.
         columns: Vec<usize>,
     },
-    /// DROP CONSTRAINT (a CHECK, or a UNIQUE constraint's index).
+    /// ADD PRIMARY KEY (...) to a table made without one: every row rewritten under its new
+    /// key (the hidden row id is dropped).
+    AddPrimaryKey {
+        /// The key's columns, in key order.
+        columns: Vec<usize>,
+    },
+    /// ADD [CONSTRAINT name] FOREIGN KEY ... REFERENCES: checked against the rows there.
+    AddForeignKey(ForeignKey),
+    /// DROP CONSTRAINT (a CHECK, a FOREIGN KEY, or a UNIQUE constraint's index).
     DropConstraint {
         /// Its name.
         name: String,

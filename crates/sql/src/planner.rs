@@ -659,6 +659,30 @@ fn foreign_key(
     })
 }
 
+/// The positions of the columns a FOREIGN KEY constraint names.
+fn foreign_key_columns(
+    columns: &[ColumnDesc],
+    fk: &ast::ForeignKeyConstraint,
+) -> SqlResult<Vec<usize>> {
+    let mut key = Vec::with_capacity(fk.columns.len());
+    for column in &fk.columns {
+        let name = ident_name(column);
+        let index = columns
+            .iter()
+            .position(|c| c.name == name && !c.hidden)
+            .ok_or_else(|| {
+                SqlError::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!(
+                        "column \"{name}\" referenced in foreign key constraint does not exist"
+                    ),
+                )
+            })?;
+        key.push(index);
+    }
+    Ok(key)
+}
+
 /// The column an index or UNIQUE constraint names (expressions are not supported yet).
 fn index_column(columns: &[ColumnDesc], expr: &ast::Expr) -> SqlResult<usize> {
     let ast::Expr::Identifier(ident) = expr else {
@@ -844,18 +868,7 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
     for constraint in &create.constraints {
         match constraint {
             ast::TableConstraint::ForeignKey(fk) => {
-                let mut key = Vec::new();
-                for column in &fk.columns {
-                    let name = ident_name(column);
-                    let index = columns.iter().position(|c| c.name == name).ok_or_else(|| {
-                        SqlError::new(
-                            SqlState::UNDEFINED_COLUMN,
-                            format!("column \"{name}\" referenced in foreign key constraint does not exist"),
-                        )
-                    })?;
-                    key.push(index);
-                }
-                foreign_keys.push((fk.clone(), key));
+                foreign_keys.push((fk.clone(), foreign_key_columns(&columns, fk)?));
             }
             ast::TableConstraint::Check(check) => {
                 let given = check.name.as_ref().map(ident_name);
@@ -3996,6 +4009,63 @@ async fn plan_alter_table(
                     name: unique.name.as_ref().map(ident_name),
                     columns,
                 }
+            }
+            Op::AddConstraint {
+                constraint: ast::TableConstraint::PrimaryKey(pk),
+                ..
+            } => {
+                let default_name = table.primary_key_name();
+                if let Some(given) = pk.name.as_ref().map(ident_name) {
+                    if given != default_name {
+                        return Err(SqlError::unsupported(format!(
+                            "primary keys are named \"{default_name}\"; naming one \"{given}\" is not supported yet"
+                        )));
+                    }
+                }
+                let mut columns = Vec::with_capacity(pk.columns.len());
+                for column in &pk.columns {
+                    if let ast::Expr::Identifier(ident) = &column.column.expr {
+                        let name = ident_name(ident);
+                        if !table.columns.iter().any(|c| c.name == name && !c.hidden) {
+                            return Err(SqlError::new(
+                                SqlState::UNDEFINED_COLUMN,
+                                format!(
+                                    "column \"{name}\" of relation \"{}\" does not exist",
+                                    table.name
+                                ),
+                            ));
+                        }
+                    }
+                    let index = index_column(&table.columns, &column.column.expr)?;
+                    if columns.contains(&index) {
+                        return Err(SqlError::new(
+                            SqlState::DUPLICATE_COLUMN,
+                            format!(
+                                "column \"{}\" appears twice in primary key constraint",
+                                table.columns[index].name
+                            ),
+                        ));
+                    }
+                    columns.push(index);
+                }
+                AlterAction::AddPrimaryKey { columns }
+            }
+            Op::AddConstraint {
+                constraint: ast::TableConstraint::ForeignKey(fk),
+                ..
+            } => {
+                let key = foreign_key_columns(&table.columns, fk)?;
+                let mut fk_desc = foreign_key(&table.name, &table.columns, fk, key)?;
+                if fk.name.is_none() {
+                    // As PostgreSQL: a generated name taken already gets a number.
+                    let stem = fk_desc.name.clone();
+                    let mut n = 0;
+                    while table.foreign_keys.iter().any(|f| f.name == fk_desc.name) {
+                        n += 1;
+                        fk_desc.name = format!("{stem}{n}");
+                    }
+                }
+                AlterAction::AddForeignKey(fk_desc)
             }
             Op::DropConstraint {
                 if_exists,
