@@ -3564,9 +3564,28 @@ fn key_text(table: &TableDesc, columns: &[usize], row: &[Value], zone: &TimeZone
     values.join(", ")
 }
 
+/// The DEFAULT values of `table`'s `columns` (for ON DELETE / ON UPDATE SET DEFAULT).
+fn column_defaults(
+    table: &TableDesc,
+    columns: &[usize],
+    ctx: &ExecContext<'_>,
+) -> SqlResult<Vec<Value>> {
+    let mut binder = crate::plan::Binder::new(&[], ctx.zone.clone());
+    let defaults = crate::planner::bind_defaults(&mut binder, table, |i| columns.contains(&i))?;
+    if !binder.sequences.is_empty() {
+        return Err(SqlError::unsupported(
+            "ON DELETE / ON UPDATE SET DEFAULT of a column whose default calls nextval is not supported yet",
+        ));
+    }
+    columns
+        .iter()
+        .map(|&c| default_value(defaults[c].as_ref(), ctx))
+        .collect()
+}
+
 /// After a row of `table` is deleted (`new` `None`) or its primary key changes to `new`'s:
 /// what each referencing table's ON DELETE / ON UPDATE says — refuse while referenced (NO
-/// ACTION, RESTRICT), follow (CASCADE), or forget the parent (SET NULL).
+/// ACTION, RESTRICT), follow (CASCADE), or forget the parent (SET NULL, SET DEFAULT).
 pub(crate) async fn on_parent_change(
     txn: &mut Transaction,
     table: &TableDesc,
@@ -3594,9 +3613,12 @@ pub(crate) async fn on_parent_change(
         };
         for fk in child.foreign_keys.iter().filter(|f| f.parent == table.name) {
             let mut filter: Option<Expr> = None;
+            // The old key in the child's column types.
+            let mut child_key = Vec::with_capacity(old_key.len());
             for (&c, value) in fk.columns.iter().zip(&old_key) {
                 let ty = child.columns[c].data_type.clone();
                 let value = cast::cast(value.clone(), &ty, false, ctx.zone)?;
+                child_key.push(value.clone());
                 let condition = Expr::Cmp(
                     crate::expr::CmpOp::Eq,
                     Box::new(Expr::Column {
@@ -3620,22 +3642,23 @@ pub(crate) async fn on_parent_change(
                 Some(_) => fk.on_update,
                 None => fk.on_delete,
             };
+            let still_referenced = || {
+                SqlError::new(
+                    SqlState("23503"),
+                    format!(
+                        "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
+                        table.name, fk.name, child.name
+                    ),
+                )
+                .with_detail(format!(
+                    "Key ({})=({}) is still referenced from table \"{}\".",
+                    key_names(table, &table.primary_key),
+                    key_text(table, &table.primary_key, old, ctx.zone),
+                    child.name
+                ))
+            };
             match action {
-                RefAction::NoAction | RefAction::SetDefault => {
-                    return Err(SqlError::new(
-                        SqlState("23503"),
-                        format!(
-                            "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
-                            table.name, fk.name, child.name
-                        ),
-                    )
-                    .with_detail(format!(
-                        "Key ({})=({}) is still referenced from table \"{}\".",
-                        key_names(table, &table.primary_key),
-                        key_text(table, &table.primary_key, old, ctx.zone),
-                        child.name
-                    )));
-                }
+                RefAction::NoAction => return Err(still_referenced()),
                 RefAction::Cascade if new.is_none() => {
                     for (key, row) in rows {
                         remove_index_entries(txn, &child, &row);
@@ -3643,7 +3666,15 @@ pub(crate) async fn on_parent_change(
                         Box::pin(on_parent_change(txn, &child, &row, None, ctx)).await?;
                     }
                 }
-                RefAction::Cascade | RefAction::SetNull => {
+                RefAction::Cascade | RefAction::SetNull | RefAction::SetDefault => {
+                    let defaults = match action {
+                        RefAction::SetDefault => column_defaults(&child, &fk.columns, ctx)?,
+                        _ => vec![],
+                    };
+                    // Defaults naming the row that goes leave it referenced, as in PostgreSQL.
+                    if action == RefAction::SetDefault && defaults == child_key {
+                        return Err(still_referenced());
+                    }
                     for (key, row) in rows {
                         let mut changed = row.clone();
                         for (position, &c) in fk.columns.iter().enumerate() {
@@ -3654,10 +3685,15 @@ pub(crate) async fn on_parent_change(
                                     false,
                                     ctx.zone,
                                 )?,
+                                (RefAction::SetDefault, _) => defaults[position].clone(),
                                 _ => Value::Null,
                             };
                         }
                         let changed = conform_row(&child, changed, ctx.zone)?;
+                        if action == RefAction::SetDefault {
+                            // As PostgreSQL: the default must name a parent row too.
+                            check_references(txn, &child, &changed, ctx.zone).await?;
+                        }
                         let changed_key = checked_key(&child, &changed)?;
                         remove_index_entries(txn, &child, &row);
                         if changed_key != key {

@@ -636,14 +636,6 @@ fn foreign_key(
         Some(ast::ReferentialAction::SetNull) => RefAction::SetNull,
         Some(ast::ReferentialAction::SetDefault) => RefAction::SetDefault,
     };
-    if [&fk.on_delete, &fk.on_update]
-        .iter()
-        .any(|a| matches!(a, Some(ast::ReferentialAction::SetDefault)))
-    {
-        return Err(SqlError::unsupported(
-            "ON DELETE / ON UPDATE SET DEFAULT is not supported yet",
-        ));
-    }
     let names: Vec<&str> = key.iter().map(|&i| columns[i].name.as_str()).collect();
     Ok(ForeignKey {
         name: fk
