@@ -4346,6 +4346,68 @@ async fn joined_rows(
     Ok(JoinedRows { query, columns })
 }
 
+/// RETURNING of UPDATE ... FROM / DELETE ... USING (`statement`; `from` the other tables),
+/// which may name the target table's columns only for now: `*` (every table's columns in
+/// PostgreSQL) and the other tables' columns are refused rather than answered differently.
+async fn joined_returning(
+    txn: &mut Transaction,
+    binder: &mut Binder,
+    items: &Option<Vec<ast::SelectItem>>,
+    table: &Arc<TableDesc>,
+    name: &str,
+    from: &[ast::TableWithJoins],
+    statement: &str,
+) -> SqlResult<Option<(Vec<Expr>, Vec<Column>)>> {
+    let Some(list) = items else { return Ok(None) };
+    let unsupported = |what: &str| {
+        SqlError::unsupported(format!(
+            "RETURNING {what} in {statement} is not supported yet; name the target table's columns"
+        ))
+    };
+    if list
+        .iter()
+        .any(|item| matches!(item, ast::SelectItem::Wildcard(_)))
+    {
+        return Err(unsupported("*"));
+    }
+    // The other tables are in scope so that a column name they share with the target is
+    // ambiguous (42702), as in PostgreSQL.
+    let mut scope = Scope::table(table.clone(), name.to_string());
+    for item in from {
+        let factors = std::iter::once(&item.relation).chain(item.joins.iter().map(|j| &j.relation));
+        for factor in factors {
+            let ast::TableFactor::Table {
+                name: other_name,
+                alias,
+                args: None,
+                ..
+            } = factor
+            else {
+                return Err(unsupported("with a FROM item other than a table"));
+            };
+            let Some(other) = catalog::lookup(txn, &table_name(other_name)?).await? else {
+                return Err(unsupported("with a FROM item other than a table"));
+            };
+            let visible = match alias {
+                Some(alias) => ident_name(&alias.name),
+                None => visible_name(&other.name),
+            };
+            scope.push(other, visible, None)?;
+        }
+    }
+    let returning = returning(binder, items, table, &scope)?;
+    let mut others = false;
+    for expr in returning.iter().flat_map(|(exprs, _)| exprs) {
+        expr.walk(&mut |node| {
+            others |= matches!(node, Expr::Column { index, .. } if *index >= table.columns.len());
+        });
+    }
+    if others {
+        return Err(unsupported("of other tables' columns"));
+    }
+    Ok(returning)
+}
+
 /// UPDATE ... FROM: the rows to change and their new values from a join.
 async fn plan_update_from(
     txn: &mut Transaction,
@@ -4384,11 +4446,6 @@ async fn plan_update_from(
         ));
         values.push(&assignment.value);
     }
-    if update.returning.is_some() {
-        return Err(SqlError::unsupported(
-            "RETURNING in UPDATE ... FROM is not supported yet",
-        ));
-    }
     let from = joined_rows(
         txn,
         &table,
@@ -4400,8 +4457,16 @@ async fn plan_update_from(
         binder,
     )
     .await?;
-    let scope = Scope::table(table.clone(), name.to_string());
-    let returning = returning(binder, &update.returning, &table, &scope)?;
+    let returning = joined_returning(
+        txn,
+        binder,
+        &update.returning,
+        &table,
+        name,
+        items,
+        "UPDATE ... FROM",
+    )
+    .await?;
     let checks = bind_checks(binder, &table)?;
     Ok(UpdatePlan {
         subqueries: vec![],
@@ -4430,11 +4495,6 @@ async fn plan_delete(
     let (table, name) = single_table(txn, relation).await?;
     refuse_view(&table)?;
     if let Some(items) = &delete.using {
-        if delete.returning.is_some() {
-            return Err(SqlError::unsupported(
-                "RETURNING in DELETE ... USING is not supported yet",
-            ));
-        }
         let using = joined_rows(
             txn,
             &table,
@@ -4446,8 +4506,16 @@ async fn plan_delete(
             binder,
         )
         .await?;
-        let scope = Scope::table(table.clone(), name);
-        let returning = returning(binder, &delete.returning, &table, &scope)?;
+        let returning = joined_returning(
+            txn,
+            binder,
+            &delete.returning,
+            &table,
+            &name,
+            items,
+            "DELETE ... USING",
+        )
+        .await?;
         return Ok(DeletePlan {
             subqueries: vec![],
             scan: choose_access(table, None, false),
