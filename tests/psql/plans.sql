@@ -50,6 +50,20 @@ EXPLAIN SELECT * FROM orders WHERE customer_id = 3;
 EXPLAIN SELECT * FROM orders WHERE customer_id = 3 AND total > 20;
 EXPLAIN SELECT * FROM orders WHERE id = 4 AND customer_id = 3;
 SELECT count(*) FROM orders WHERE customer_id = 3 AND total > 20;
+
+-- ORDER BY in the order a scan reads (key or index order, ascending, after the columns
+-- fixed by equality) needs no sort, so LIMIT stops the scan; with LIMIT, a matching index is
+-- read in order instead of sorting the table. DESC, or an order no key has, sorts.
+EXPLAIN SELECT * FROM orders ORDER BY id LIMIT 3;
+EXPLAIN SELECT * FROM orders WHERE id > 50 ORDER BY id LIMIT 3;
+EXPLAIN SELECT * FROM order_lines WHERE order_id = 4 ORDER BY line;
+EXPLAIN SELECT * FROM orders WHERE customer_id = 3 ORDER BY total, id LIMIT 2;
+SELECT id, total FROM orders WHERE customer_id = 3 ORDER BY total, id LIMIT 2;
+EXPLAIN SELECT * FROM orders ORDER BY customer_id, total LIMIT 4;
+SELECT id, customer_id, total FROM orders ORDER BY customer_id, total LIMIT 4;
+EXPLAIN SELECT * FROM orders ORDER BY customer_id;
+EXPLAIN SELECT * FROM orders ORDER BY id DESC LIMIT 3;
+EXPLAIN SELECT * FROM orders ORDER BY total LIMIT 3;
 DROP INDEX orders_customer;
 
 -- No equality to hash on: nested loop.

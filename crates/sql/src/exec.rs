@@ -3447,12 +3447,15 @@ fn explain_scan(scan: &Scan, lines: &mut Vec<String>, depth: usize) {
             upper,
         } => {
             let index = &table.indexes[*index];
-            format!(
-                "Index Scan on {} using {} ({})",
-                table.name,
-                index.name,
-                bound_conditions(table, &index.columns, prefix, lower, upper)
-            )
+            let conditions = bound_conditions(table, &index.columns, prefix, lower, upper);
+            match conditions.is_empty() {
+                // Every entry, for its order.
+                true => format!("Index Scan on {} using {}", table.name, index.name),
+                false => format!(
+                    "Index Scan on {} using {} ({conditions})",
+                    table.name, index.name
+                ),
+            }
         }
         Access::Point(values) => {
             let conditions: Vec<String> = values

@@ -3212,7 +3212,7 @@ async fn plan_select_body(
             }
         }
     }
-    Ok(SelectPlan {
+    let mut plan = SelectPlan {
         scan,
         joins,
         filter,
@@ -3233,7 +3233,106 @@ async fn plan_select_body(
         outer_columns: Vec::new(),
         recursive: None,
         working_table: None,
-    })
+    };
+    use_key_order(&mut plan);
+    Ok(plan)
+}
+
+/// Drops ORDER BY where the scan reads rows in that order already (its primary key's or
+/// index's, ascending with NULLs last, after the columns its equalities fix), so that a
+/// LIMIT stops the scan early. With a LIMIT and no better access than the whole table, an
+/// index in that order is read instead of sorting every row.
+fn use_key_order(select: &mut SelectPlan) {
+    let plain = !select.order_by.is_empty()
+        && select.joins.is_empty()
+        && select.filter.is_none()
+        && select.aggregation.is_none()
+        && select.windows.is_empty()
+        && !select.distinct
+        && select.distinct_on.is_empty();
+    let Some(scan) = select
+        .scan
+        .as_mut()
+        .filter(|s| plain && s.derived.is_none())
+    else {
+        return;
+    };
+    // Keys sort by their encoding; where that is not the type's comparison order (jsonb,
+    // interval spans, blank-padded char), the sort stays.
+    fn key_order_is_sort_order(ty: &DataType) -> bool {
+        match ty {
+            DataType::Json | DataType::Jsonb | DataType::Interval | DataType::Char(_) => false,
+            DataType::Array(element) => key_order_is_sort_order(element),
+            _ => true,
+        }
+    }
+    let mut wanted = Vec::with_capacity(select.order_by.len());
+    for key in &select.order_by {
+        match key.expr {
+            Expr::Column { index, ref ty, .. }
+                if !key.descending && !key.nulls_first && key_order_is_sort_order(ty) =>
+            {
+                wanted.push(index)
+            }
+            _ => return,
+        }
+    }
+    let table = &scan.table;
+    // Entries sort by the indexed columns, then the primary key (which a unique entry
+    // omits only where the indexed values are unique).
+    let entry_order = |index: &IndexDesc| -> Vec<usize> {
+        index
+            .columns
+            .iter()
+            .chain(&table.primary_key)
+            .copied()
+            .collect()
+    };
+    let in_order = match &scan.access {
+        Access::Point(_) => true,
+        Access::Full => follows(&wanted, &table.primary_key, 0),
+        Access::Range { prefix, .. } => follows(&wanted, &table.primary_key, prefix.len()),
+        Access::Index { index, prefix, .. } => {
+            follows(&wanted, &entry_order(&table.indexes[*index]), prefix.len())
+        }
+    };
+    if in_order {
+        select.order_by.clear();
+        return;
+    }
+    if select.limit.is_none() || !matches!(scan.access, Access::Full) {
+        return;
+    }
+    if let Some(index) = table
+        .indexes
+        .iter()
+        .position(|i| follows(&wanted, &entry_order(i), 0))
+    {
+        scan.access = Access::Index {
+            index,
+            prefix: vec![],
+            lower: None,
+            upper: None,
+        };
+        select.order_by.clear();
+    }
+}
+
+/// Whether rows in the order of the `key` columns, the first `fixed` of them held equal,
+/// are in the order of the `wanted` columns: each is fixed or the next key column.
+fn follows(wanted: &[usize], key: &[usize], fixed: usize) -> bool {
+    let fixed_columns = &key[..fixed.min(key.len())];
+    let mut next = fixed;
+    for column in wanted {
+        if fixed_columns.contains(column) {
+            continue;
+        }
+        if key.get(next) != Some(column) {
+            return false;
+        }
+        next += 1;
+    }
+    true
 }
 
 /// Window call `i` is read as column `base + i` of the row.
