@@ -961,3 +961,72 @@ async fn alter_table_racing_with_dml_lets_one_shape_win() {
         .collect();
     assert_eq!(seen, [(1, 1, 7)]);
 }
+
+/// ALTER TABLE ADD FOREIGN KEY racing with a delete of a parent row its check found: each
+/// parent row the check names joins its conflict set, so whichever commits second fails and
+/// no child is left without its parent under the new constraint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_key_added_while_its_parent_goes_never_holds_an_orphan() {
+    let server = Server::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute(
+            "CREATE TABLE owners (id int PRIMARY KEY);
+             CREATE TABLE pets (id int PRIMARY KEY, owner int);
+             INSERT INTO owners VALUES (1), (2);
+             INSERT INTO pets VALUES (10, 1), (20, 2)",
+        )
+        .await
+        .unwrap();
+    let (alterer, deleter) = (server.connect().await, server.connect().await);
+    let add = "ALTER TABLE pets ADD CONSTRAINT pets_owner FOREIGN KEY (owner) REFERENCES owners";
+    // The delete commits while the constraint is being added: the ALTER must not commit.
+    alterer
+        .batch_execute(&format!("BEGIN; {add}"))
+        .await
+        .unwrap();
+    deleter
+        .batch_execute("DELETE FROM owners WHERE id = 1")
+        .await
+        .unwrap();
+    let error = alterer.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+        "{error:?}"
+    );
+    // The constraint commits while a delete is open: the delete must not commit.
+    setup
+        .batch_execute("DELETE FROM pets WHERE id = 10")
+        .await
+        .unwrap();
+    deleter
+        .batch_execute("BEGIN; DELETE FROM owners WHERE id = 2")
+        .await
+        .unwrap();
+    alterer.batch_execute(add).await.unwrap();
+    let error = deleter.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+        "{error:?}"
+    );
+    let orphans: i64 = setup
+        .query_one(
+            "SELECT count(*) FROM pets WHERE owner NOT IN (SELECT id FROM owners)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0, "a pet outlived its owner");
+    let error = setup
+        .batch_execute("DELETE FROM owners WHERE id = 2")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::FOREIGN_KEY_VIOLATION),
+        "{error:?}"
+    );
+}
