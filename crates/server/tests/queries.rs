@@ -764,6 +764,43 @@ async fn writes_through_views_are_refused_as_unsupported() {
     }
 }
 
+/// A view keeps its SQL text, so renaming what it reads would break it: refused with 0A000
+/// (PostgreSQL's views follow the rename), and the view still answers; renames nothing reads
+/// go through.
+#[tokio::test]
+async fn renaming_what_a_view_reads_is_refused_and_the_view_keeps_working() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE named (id int PRIMARY KEY, v int, w int);
+             INSERT INTO named VALUES (1, 2, 3);
+             CREATE VIEW named_view AS SELECT id, v FROM named",
+        )
+        .await
+        .unwrap();
+    for sql in [
+        "ALTER TABLE named RENAME TO renamed",
+        "ALTER TABLE named RENAME COLUMN v TO v2",
+    ] {
+        let error = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(
+            error.code(),
+            Some(&SqlState::FEATURE_NOT_SUPPORTED),
+            "{sql}: {error:?}"
+        );
+    }
+    client
+        .batch_execute("ALTER TABLE named RENAME COLUMN w TO w2")
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SELECT id, v FROM named_view", &[])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i32>(0), row.get::<_, i32>(1)), (1, 2));
+}
+
 /// Two transactions insert the same value of a UNIQUE column at once: exactly one commits.
 /// Both write the same index entry key, so the commit's conflict check refuses the second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

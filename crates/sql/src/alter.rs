@@ -92,6 +92,20 @@ pub async fn alter_table(
 ) -> SqlResult<Produced> {
     let mut desc = current_definition(txn, planned, "ALTER TABLE").await?;
     let old_name = desc.name.clone();
+    // What a view may read by name: it must still plan afterwards.
+    let reshaping = actions.iter().find(|a| {
+        matches!(
+            a,
+            AlterAction::DropColumn { .. }
+                | AlterAction::RenameColumn { .. }
+                | AlterAction::RenameTable { .. }
+                | AlterAction::SetType { .. }
+        )
+    });
+    let views = match reshaping {
+        Some(_) => crate::planner::working_views(txn, ctx.zone).await?,
+        None => vec![],
+    };
     for action in actions {
         match action {
             AlterAction::AddColumn {
@@ -393,6 +407,19 @@ pub async fn alter_table(
                 data_type,
                 using,
             } => {
+                if !views.is_empty() {
+                    // A view reading the column would change under its readers: refused, as
+                    // in PostgreSQL. Whether one does: it no longer plans with the column
+                    // hidden.
+                    let mut probe = desc.clone();
+                    probe.columns[*column].name = format!("........altering.{column}........");
+                    catalog::put(txn, &probe)?;
+                    let reader = crate::planner::broken_view(txn, ctx.zone, &views).await?;
+                    catalog::put(txn, &desc)?;
+                    if let Some(view) = reader {
+                        return Err(breaks_view(&old_name, Some(action), &view, planned));
+                    }
+                }
                 let old = desc.clone();
                 desc.columns[*column].data_type = data_type.clone();
                 // Every row again, under its key (which changes with a key column's type).
@@ -417,10 +444,42 @@ pub async fn alter_table(
         catalog::drop(txn, &old_name);
     }
     catalog::put(txn, &desc)?;
+    if let Some(view) = crate::planner::broken_view(txn, ctx.zone, &views).await? {
+        return Err(breaks_view(&old_name, reshaping, &view, planned));
+    }
     Ok(Produced {
         rows: vec![],
         tag: "ALTER TABLE".into(),
     })
+}
+
+/// The error for an ALTER TABLE of `table` whose `action` would break view `view`, which
+/// reads the table by name (a view keeps its SQL text). PostgreSQL's where it refuses too.
+fn breaks_view(
+    table: &str,
+    action: Option<&AlterAction>,
+    view: &str,
+    planned: &TableDesc,
+) -> SqlError {
+    match action {
+        Some(AlterAction::DropColumn { name, .. }) => SqlError::new(
+            SqlState("2BP01"),
+            format!("cannot drop column {name} of table {table} because other objects depend on it"),
+        )
+        .with_detail(format!("view {view} depends on column {name} of table {table}"))
+        .with_hint("Use DROP ... CASCADE to drop the dependent objects too."),
+        Some(AlterAction::SetType { column, .. }) => SqlError::new(
+            SqlState::FEATURE_NOT_SUPPORTED,
+            "cannot alter type of a column used by a view or rule",
+        )
+        .with_detail(format!(
+            "view {view} depends on column \"{}\"",
+            planned.columns[*column].name
+        )),
+        _ => SqlError::unsupported(format!(
+            "renaming table {table} or its columns while view {view} reads them is not supported yet; drop the view and create it again afterwards"
+        )),
+    }
 }
 
 /// Writes every row of `old` again as `change` makes it, under `desc` (whose keys and index

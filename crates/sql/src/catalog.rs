@@ -573,6 +573,27 @@ pub async fn lookup_view(txn: &mut Transaction, name: &str) -> SqlResult<Option<
     }
 }
 
+/// Every view at the transaction's snapshot (a validated range: a view created meanwhile
+/// makes the transaction's commit fail, as a changed one does).
+pub async fn all_views(txn: &mut Transaction) -> SqlResult<Vec<ViewDesc>> {
+    const PAGE: usize = 256;
+    let mut range = KeyRange::prefix(view_key(""));
+    txn.validate_range(range.clone());
+    let mut views = Vec::new();
+    loop {
+        let page = txn.scan(&range, PAGE).await.map_err(core)?;
+        let full = page.len() == PAGE;
+        for (key, bytes) in &page {
+            let name = String::from_utf8_lossy(&key.as_bytes()[view_key("").as_bytes().len()..]);
+            views.push(postcard::from_bytes(bytes).map_err(|e| corrupt(&name, e))?);
+        }
+        match page.last() {
+            Some((last, _)) if full => range.start = crate::exec::key_after(last),
+            _ => return Ok(views),
+        }
+    }
+}
+
 /// Stores (or replaces) a view in the transaction.
 pub fn put_view(txn: &mut Transaction, view: &ViewDesc) -> SqlResult<()> {
     let encoded = postcard::to_allocvec(view)

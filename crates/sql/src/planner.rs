@@ -1250,6 +1250,55 @@ async fn plan_view(
     Ok(plan)
 }
 
+/// The views that plan now, with their column counts: what a statement dropping or
+/// renaming something must not break, since a view keeps its SQL text and is planned where
+/// it is read (see [`broken_view`]).
+pub async fn working_views(
+    txn: &mut Transaction,
+    zone: &TimeZone,
+) -> SqlResult<Vec<(catalog::ViewDesc, usize)>> {
+    let mut working = Vec::new();
+    for view in catalog::all_views(txn).await? {
+        if let Some(columns) = view_width(txn, &view, zone).await? {
+            working.push((view, columns));
+        }
+    }
+    Ok(working)
+}
+
+/// The first view of `before` (still there) that no longer plans, or plans to another
+/// number of columns.
+pub async fn broken_view(
+    txn: &mut Transaction,
+    zone: &TimeZone,
+    before: &[(catalog::ViewDesc, usize)],
+) -> SqlResult<Option<String>> {
+    for (view, columns) in before {
+        if catalog::lookup_view(txn, &view.name).await?.is_none() {
+            continue;
+        }
+        if view_width(txn, view, zone).await? != Some(*columns) {
+            return Ok(Some(view.name.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// How many columns `view` has when planned now; `None` if it does not plan because
+/// something it names is missing or changed (errors of class 42).
+async fn view_width(
+    txn: &mut Transaction,
+    view: &catalog::ViewDesc,
+    zone: &TimeZone,
+) -> SqlResult<Option<usize>> {
+    let mut binder = Binder::new(&[], zone.clone());
+    match plan_view(txn, view, &mut binder).await {
+        Ok(plan) => Ok(Some(plan.columns.len())),
+        Err(e) if e.state.0.starts_with("42") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The row positions of a table's columns that `SELECT *` shows.
 fn visible_positions(entry: &ScopeTable) -> Vec<usize> {
     entry

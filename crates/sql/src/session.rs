@@ -370,6 +370,16 @@ fn default_settings(user: &str) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// 2BP01: dropping `kind` `name` would break view `view`, which reads it.
+fn depended_on(kind: &str, name: &str, view: &str) -> SqlError {
+    SqlError::new(
+        SqlState("2BP01"),
+        format!("cannot drop {kind} {name} because other objects depend on it"),
+    )
+    .with_detail(format!("view {view} depends on {kind} {name}"))
+    .with_hint("Use DROP ... CASCADE to drop the dependent objects too.")
+}
+
 /// Parses SQL text into statements with PostgreSQL's dialect; errors are 42601.
 pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
     let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql);
@@ -1196,6 +1206,8 @@ impl Session {
             }
             Plan::DropView { names, if_exists } => {
                 let mut notices = Vec::new();
+                let zone = self.time_zone();
+                let views = planner::working_views(txn, &zone).await?;
                 for name in names {
                     if catalog::lookup_view(txn, name).await?.is_some() {
                         catalog::drop_view(txn, name);
@@ -1211,6 +1223,9 @@ impl Session {
                             format!("view \"{name}\" does not exist"),
                         ));
                     }
+                }
+                if let Some(dependent) = planner::broken_view(txn, &zone, &views).await? {
+                    return Err(depended_on("view", &names.join(", "), &dependent));
                 }
                 Ok(Outcome {
                     tag: "DROP VIEW".into(),
@@ -1314,6 +1329,8 @@ impl Session {
             }
             Plan::DropTable { names, if_exists } => {
                 let mut notices = Vec::new();
+                let zone = self.time_zone();
+                let views = planner::working_views(txn, &zone).await?;
                 for name in names {
                     if catalog::lookup(txn, name).await?.is_none() {
                         if *if_exists {
@@ -1341,6 +1358,9 @@ impl Session {
                         }
                     }
                     catalog::drop(txn, name);
+                }
+                if let Some(dependent) = planner::broken_view(txn, &zone, &views).await? {
+                    return Err(depended_on("table", &names.join(", "), &dependent));
                 }
                 Ok(Outcome {
                     tag: "DROP TABLE".into(),
