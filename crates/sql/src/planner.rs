@@ -659,20 +659,20 @@ fn foreign_key_columns(
     let mut key = Vec::with_capacity(fk.columns.len());
     for column in &fk.columns {
         let name = ident_name(column);
-        let index = columns
-            .iter()
-            .position(|c| c.name == name && !c.hidden)
-            .ok_or_else(|| {
-                SqlError::new(
-                    SqlState::UNDEFINED_COLUMN,
-                    format!(
-                        "column \"{name}\" referenced in foreign key constraint does not exist"
-                    ),
-                )
-            })?;
+        let index = visible_column(columns, &name).ok_or_else(|| {
+            SqlError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!("column \"{name}\" referenced in foreign key constraint does not exist"),
+            )
+        })?;
         key.push(index);
     }
     Ok(key)
+}
+
+/// The position of the column a user can name `name` (not a hidden or dropped one).
+fn visible_column(columns: &[ColumnDesc], name: &str) -> Option<usize> {
+    columns.iter().position(|c| c.name == name && !c.hidden)
 }
 
 /// The column an index or UNIQUE constraint names (expressions are not supported yet).
@@ -683,15 +683,12 @@ fn index_column(columns: &[ColumnDesc], expr: &ast::Expr) -> SqlResult<usize> {
         ));
     };
     let name = ident_name(ident);
-    let index = columns
-        .iter()
-        .position(|c| c.name == name && !c.hidden)
-        .ok_or_else(|| {
-            SqlError::new(
-                SqlState::UNDEFINED_COLUMN,
-                format!("column \"{name}\" does not exist"),
-            )
-        })?;
+    let index = visible_column(columns, &name).ok_or_else(|| {
+        SqlError::new(
+            SqlState::UNDEFINED_COLUMN,
+            format!("column \"{name}\" does not exist"),
+        )
+    })?;
     // Equal intervals ('1 day', '24 hours') have different keys: an index would tell them
     // apart where comparison does not.
     let interval = |ty: &DataType| matches!(ty, DataType::Interval);
@@ -4166,7 +4163,7 @@ async fn plan_alter_table(
                 for column in &pk.columns {
                     if let ast::Expr::Identifier(ident) = &column.column.expr {
                         let name = ident_name(ident);
-                        if !table.columns.iter().any(|c| c.name == name && !c.hidden) {
+                        if visible_column(&table.columns, &name).is_none() {
                             return Err(SqlError::new(
                                 SqlState::UNDEFINED_COLUMN,
                                 format!(
