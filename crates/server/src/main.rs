@@ -128,6 +128,10 @@ async fn run(args: StartArgs, password: Option<String>) -> Result<(), Failure> {
         })?;
     tracing::info!(data_dir = %args.data_dir.display(), "data directory open");
     let engine = cairn_sql::Engine::new(embedded.database().clone());
+    engine
+        .resume_jobs()
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot resume background jobs: {}", e.message)))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", args.listen)))?;

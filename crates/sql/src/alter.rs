@@ -248,6 +248,7 @@ pub async fn alter_table(
                     name,
                     columns: columns.clone(),
                     unique: true,
+                    building: false,
                 };
                 check_index_name(txn, &index.name).await?;
                 build_index(txn, &desc, &index, ctx).await?;
@@ -565,7 +566,7 @@ async fn forget_child(txn: &mut Transaction, parent: &str, child: &str) -> SqlRe
 }
 
 /// Deletes every entry of `index`.
-async fn delete_entries(
+pub(crate) async fn delete_entries(
     txn: &mut Transaction,
     table: &TableDesc,
     index: &IndexDesc,
@@ -604,18 +605,56 @@ pub async fn create_index(
         rows: vec![],
         tag: "CREATE INDEX".into(),
     };
-    if let Err(e) = check_index_name(txn, &index.name).await {
-        if if_not_exists && e.state == SqlState::DUPLICATE_TABLE {
-            return Ok(produced);
-        }
-        return Err(e);
-    }
-    let mut desc = current_definition(txn, planned, "CREATE INDEX").await?;
+    let Some(mut desc) = index_table(txn, planned, index, if_not_exists).await? else {
+        return Ok(produced);
+    };
     build_index(txn, &desc, index, ctx).await?;
     desc.indexes.push(index.clone());
     catalog::set_index_owner(txn, &index.name, Some(&desc.name));
     catalog::put(txn, &desc)?;
     Ok(produced)
+}
+
+/// CREATE INDEX ASYNC / CONCURRENTLY: the definition, marked building, and the job that
+/// writes the entries of the rows there (see [`crate::jobs`]), started once this transaction
+/// commits. `None` when IF NOT EXISTS found the name taken.
+pub async fn begin_index_build(
+    txn: &mut Transaction,
+    planned: &TableDesc,
+    index: &IndexDesc,
+    if_not_exists: bool,
+) -> SqlResult<Option<u64>> {
+    let Some(mut desc) = index_table(txn, planned, index, if_not_exists).await? else {
+        return Ok(None);
+    };
+    desc.indexes.push(IndexDesc {
+        building: true,
+        ..index.clone()
+    });
+    catalog::set_index_owner(txn, &index.name, Some(&desc.name));
+    catalog::put(txn, &desc)?;
+    crate::jobs::create(txn, &desc.name, &index.name)
+        .await
+        .map(Some)
+}
+
+/// The definition of the table CREATE INDEX names, the index's name being free; `None` when
+/// IF NOT EXISTS found it taken.
+async fn index_table(
+    txn: &mut Transaction,
+    planned: &TableDesc,
+    index: &IndexDesc,
+    if_not_exists: bool,
+) -> SqlResult<Option<TableDesc>> {
+    if let Err(e) = check_index_name(txn, &index.name).await {
+        if if_not_exists && e.state == SqlState::DUPLICATE_TABLE {
+            return Ok(None);
+        }
+        return Err(e);
+    }
+    current_definition(txn, planned, "CREATE INDEX")
+        .await
+        .map(Some)
 }
 
 /// 42P07 if a table, sequence, view or index is named `name`.

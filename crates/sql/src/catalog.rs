@@ -2,13 +2,17 @@
 //! so DDL is transactional and versioned like any write.
 //!
 //! ```text
-//!   0x00 "t/" <table name>        → TableDesc (postcard)       one key per table
+//!   0x00 "t/" <table name>        → TableDesc (tagged postcard) one key per table
 //!   0x00 "next_table_id"          → u32 BE                     table ids are never reused
 //!   0x01 <table id u32 BE> 0x01 <primary key, order-preserving> → row (types::row)
 //!   0x02 <idempotency key>        → when a transaction with that key committed (µs, i64 BE)
 //!   0x00 "q/" <sequence name>, 0x03 <sequence id>  → sequences (see [`crate::sequence`])
 //!   0x00 "v/" <view name>         → ViewDesc (postcard)        a view's query
+//!   0x00 "j/" <job id u64 BE>     → JobDesc (postcard)         background jobs ([`crate::jobs`])
 //! ```
+//!
+//! Table definitions start with a layout tag and version, so a server reads the definitions
+//! older builds wrote; the layouts from before the tag are read by their own types.
 //!
 //! Tables, sequences and views share one namespace (PostgreSQL's relations); tables and
 //! sequences share one id counter.
@@ -141,6 +145,9 @@ pub struct IndexDesc {
     pub columns: Vec<usize>,
     /// UNIQUE.
     pub unique: bool,
+    /// Being back-filled by a background job (CREATE INDEX ASYNC / CONCURRENTLY): writers
+    /// keep its entries, but no query reads it until the job finishes.
+    pub building: bool,
 }
 
 /// A column's definition.
@@ -198,6 +205,52 @@ mod legacy {
 
     use crate::types::DataType;
 
+    /// The layout before layouts were tagged: indexes without their build state.
+    #[derive(Deserialize)]
+    pub struct Untagged {
+        id: u32,
+        name: String,
+        columns: Vec<super::ColumnDesc>,
+        primary_key: Vec<usize>,
+        indexes: Vec<UntaggedIndex>,
+        checks: Vec<(String, String)>,
+        foreign_keys: Vec<super::ForeignKey>,
+        referenced_by: Vec<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct UntaggedIndex {
+        id: u8,
+        name: String,
+        columns: Vec<usize>,
+        unique: bool,
+    }
+
+    impl From<Untagged> for super::TableDesc {
+        fn from(old: Untagged) -> Self {
+            super::TableDesc {
+                id: old.id,
+                name: old.name,
+                columns: old.columns,
+                primary_key: old.primary_key,
+                indexes: old
+                    .indexes
+                    .into_iter()
+                    .map(|i| super::IndexDesc {
+                        id: i.id,
+                        name: i.name,
+                        columns: i.columns,
+                        unique: i.unique,
+                        building: false,
+                    })
+                    .collect(),
+                checks: old.checks,
+                foreign_keys: old.foreign_keys,
+                referenced_by: old.referenced_by,
+            }
+        }
+    }
+
     #[derive(Deserialize)]
     pub struct TableDesc {
         id: u32,
@@ -244,13 +297,33 @@ mod legacy {
     }
 }
 
-/// Decodes a stored table definition, in either layout.
-fn decode_table(bytes: &[u8]) -> Result<TableDesc, postcard::Error> {
-    match postcard::from_bytes::<TableDesc>(bytes) {
-        Ok(desc) => Ok(desc),
-        Err(e) => postcard::from_bytes::<legacy::TableDesc>(bytes)
-            .map(TableDesc::from)
-            .map_err(|_| e),
+/// Opens every table definition stored since layouts were tagged: five bytes no untagged
+/// layout starts with (an id's varint that would not fit in 32 bits), then the layout
+/// version.
+const LAYOUT_TAG: [u8; 5] = [0xFF, 0xFF, 0xFF, 0xFF, 0x7F];
+/// The layout [`encode_table`] writes.
+const LAYOUT_VERSION: u8 = 1;
+
+/// A table definition as stored: tagged with its layout, so later layouts can still read it.
+fn encode_table(desc: &TableDesc) -> SqlResult<Bytes> {
+    let mut encoded = LAYOUT_TAG.to_vec();
+    encoded.push(LAYOUT_VERSION);
+    postcard::to_extend(desc, encoded)
+        .map(Bytes::from)
+        .map_err(|e| SqlError::internal(format!("encoding table definition: {e}")))
+}
+
+/// Decodes a stored table definition, in any layout it was ever stored in.
+fn decode_table(bytes: &[u8]) -> Result<TableDesc, String> {
+    match bytes.strip_prefix(&LAYOUT_TAG[..]) {
+        Some([LAYOUT_VERSION, rest @ ..]) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some(_) => Err("unknown layout version".into()),
+        None => match postcard::from_bytes::<legacy::Untagged>(bytes) {
+            Ok(desc) => Ok(desc.into()),
+            Err(e) => postcard::from_bytes::<legacy::TableDesc>(bytes)
+                .map(TableDesc::from)
+                .map_err(|_| e.to_string()),
+        },
     }
 }
 
@@ -493,6 +566,7 @@ pub async fn require(txn: &mut Transaction, name: &str) -> SqlResult<Arc<TableDe
     match lookup(txn, name).await? {
         Some(table) => Ok(table),
         None if name == CONFLICTS_VIEW => Ok(Arc::new(conflicts_view())),
+        None if name == crate::jobs::JOBS_VIEW => Ok(Arc::new(crate::jobs::jobs_view())),
         None => Err(undefined_table(name)),
     }
 }
@@ -509,9 +583,7 @@ pub fn undefined_table(name: &str) -> SqlError {
 /// has checked that the name is free.
 pub async fn create(txn: &mut Transaction, mut desc: TableDesc) -> SqlResult<TableDesc> {
     desc.id = allocate_id(txn).await?;
-    let encoded = postcard::to_allocvec(&desc)
-        .map_err(|e| SqlError::internal(format!("encoding table definition: {e}")))?;
-    txn.put(table_key(&desc.name), Bytes::from(encoded));
+    txn.put(table_key(&desc.name), encode_table(&desc)?);
     Ok(desc)
 }
 
@@ -612,17 +684,13 @@ pub fn drop_view(txn: &mut Transaction, name: &str) {
 pub async fn renumber(txn: &mut Transaction, table: &TableDesc) -> SqlResult<()> {
     let mut desc = table.clone();
     desc.id = allocate_id(txn).await?;
-    let encoded = postcard::to_allocvec(&desc)
-        .map_err(|e| SqlError::internal(format!("encoding table definition: {e}")))?;
-    txn.put(table_key(&desc.name), Bytes::from(encoded));
+    txn.put(table_key(&desc.name), encode_table(&desc)?);
     Ok(())
 }
 
 /// Writes `desc` as the definition of its table (ALTER TABLE), under its name.
 pub fn put(txn: &mut Transaction, desc: &TableDesc) -> SqlResult<()> {
-    let encoded = postcard::to_allocvec(desc)
-        .map_err(|e| SqlError::internal(format!("encoding table definition: {e}")))?;
-    txn.put(table_key(&desc.name), Bytes::from(encoded));
+    txn.put(table_key(&desc.name), encode_table(desc)?);
     Ok(())
 }
 

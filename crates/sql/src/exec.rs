@@ -187,6 +187,7 @@ async fn run_statement(
             table,
             index,
             if_not_exists,
+            ..
         } => crate::alter::create_index(txn, table, index, *if_not_exists, ctx).await,
         Plan::DropIndex { names, if_exists } => {
             crate::alter::drop_index(txn, names, *if_exists, ctx).await
@@ -720,6 +721,8 @@ impl<'s> ScanCursor<'s> {
             rows(derived_rows)
         } else if table.id == crate::catalog::CONFLICTS_VIEW_ID {
             rows(ctx.conflicts.rows())
+        } else if table.id == crate::jobs::JOBS_VIEW_ID {
+            rows(crate::jobs::view_rows(txn).await?)
         } else {
             match &scan.access {
                 Access::Point(values) => {
@@ -854,7 +857,7 @@ pub(crate) fn key_after(key: &Key) -> Key {
     Key::from(next)
 }
 
-fn decode_table_row(table: &TableDesc, bytes: &[u8]) -> SqlResult<Vec<Value>> {
+pub(crate) fn decode_table_row(table: &TableDesc, bytes: &[u8]) -> SqlResult<Vec<Value>> {
     let mut row = rowcode::decode_row(bytes)?;
     // Rows written before ALTER TABLE ADD COLUMN end early: the added columns hold what the
     // column said they do.
@@ -3551,7 +3554,7 @@ pub(crate) async fn check_references(
     Ok(())
 }
 
-fn key_names(table: &TableDesc, columns: &[usize]) -> String {
+pub(crate) fn key_names(table: &TableDesc, columns: &[usize]) -> String {
     let names: Vec<&str> = columns
         .iter()
         .map(|&i| table.columns[i].name.as_str())
@@ -3559,7 +3562,12 @@ fn key_names(table: &TableDesc, columns: &[usize]) -> String {
     names.join(", ")
 }
 
-fn key_text(table: &TableDesc, columns: &[usize], row: &[Value], zone: &TimeZone) -> String {
+pub(crate) fn key_text(
+    table: &TableDesc,
+    columns: &[usize],
+    row: &[Value],
+    zone: &TimeZone,
+) -> String {
     let values: Vec<String> = columns
         .iter()
         .map(|&i| text::format_text_typed(&row[i], &table.columns[i].data_type, zone))

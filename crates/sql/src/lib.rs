@@ -70,6 +70,7 @@ mod catalog;
 pub mod error;
 mod exec;
 mod expr;
+mod jobs;
 mod memory;
 mod plan;
 mod planner;

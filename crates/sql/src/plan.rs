@@ -68,10 +68,12 @@ pub enum Plan {
     CreateIndex {
         /// The table as planned.
         table: Arc<TableDesc>,
-        /// The index (its entries are written for every row at once).
+        /// The index.
         index: IndexDesc,
         /// IF NOT EXISTS.
         if_not_exists: bool,
+        /// Where its entries for the rows there are written.
+        build: IndexBuild,
     },
     /// DROP INDEX.
     DropIndex {
@@ -556,6 +558,17 @@ pub enum AlterAction {
     },
 }
 
+/// How CREATE INDEX writes the entries of the rows already there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexBuild {
+    /// In the statement's transaction (plain CREATE INDEX).
+    InStatement,
+    /// By a background job, the statement waiting for it (CREATE INDEX CONCURRENTLY).
+    Concurrently,
+    /// By a background job, the statement returning its id at once (CREATE INDEX ASYNC).
+    Async,
+}
+
 /// The key INSERT ... ON CONFLICT watches.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ConflictTarget {
@@ -643,6 +656,10 @@ impl Plan {
             Plan::Show(name) => Some(vec![column(name, DataType::Text)]),
             Plan::Explain(_) => Some(vec![column("QUERY PLAN", DataType::Text)]),
             Plan::With { main, .. } => main.columns(),
+            Plan::CreateIndex {
+                build: IndexBuild::Async,
+                ..
+            } => Some(vec![column("job_id", DataType::Int8)]),
             _ => None,
         }
     }

@@ -15,9 +15,9 @@ use crate::expr::{CmpOp, Expr, Func};
 use crate::plan::{
     column_refs, common_type, ident_name, sort_direction, table_name, visible_name, Access,
     Aggregation, AlterAction, Binder, ConflictAction, ConflictTarget, DeletePlan, HashKeys,
-    InsertPlan, InsertSource, JoinKind, JoinStep, JoinedRows, Plan, RecursiveUnion, Scan, Scope,
-    ScopeTable, SelectPlan, Series, SetFunction, SetOperation, SetOperator, SortKey, TxnModes,
-    UpdatePlan,
+    IndexBuild, InsertPlan, InsertSource, JoinKind, JoinStep, JoinedRows, Plan, RecursiveUnion,
+    Scan, Scope, ScopeTable, SelectPlan, Series, SetFunction, SetOperation, SetOperator, SortKey,
+    TxnModes, UpdatePlan,
 };
 use crate::sequence::{self, SequenceDesc, SequenceUse};
 use crate::types::interval::parse_interval;
@@ -115,8 +115,14 @@ async fn plan_statement(
                     name,
                     columns: key,
                     unique: create.unique,
+                    building: create.r#async || create.concurrently,
                 },
                 if_not_exists: create.if_not_exists,
+                build: match (create.r#async, create.concurrently) {
+                    (true, _) => IndexBuild::Async,
+                    (false, true) => IndexBuild::Concurrently,
+                    (false, false) => IndexBuild::InStatement,
+                },
             }
         }
         S::Drop {
@@ -952,6 +958,7 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
             name: index_name,
             columns: key,
             unique: true,
+            building: false,
         });
     }
     let mut stored_checks: Vec<(String, String)> = Vec::with_capacity(checks.len());
@@ -3352,7 +3359,7 @@ fn use_key_order(select: &mut SelectPlan) {
     if let Some(index) = table
         .indexes
         .iter()
-        .position(|i| follows(&wanted, &entry_order(i), 0))
+        .position(|i| !i.building && follows(&wanted, &entry_order(i), 0))
     {
         scan.access = Access::Index {
             index,
@@ -3765,7 +3772,7 @@ async fn require_writable(txn: &mut Transaction, name: &str) -> SqlResult<Arc<Ta
 }
 
 fn refuse_view(table: &TableDesc) -> SqlResult<()> {
-    if table.id == catalog::CONFLICTS_VIEW_ID {
+    if table.id == catalog::CONFLICTS_VIEW_ID || table.id == crate::jobs::JOBS_VIEW_ID {
         return Err(SqlError::new(
             SqlState("42809"),
             format!("cannot change view \"{}\"", table.name),
@@ -3948,7 +3955,7 @@ fn plan_on_conflict(
                 .indexes
                 .iter()
                 .enumerate()
-                .filter(|(_, i)| i.unique)
+                .filter(|(_, i)| i.unique && !i.building)
                 .map(|(n, i)| (Some(n), i.columns.clone())),
         )
         .collect();
@@ -3986,7 +3993,7 @@ fn plan_on_conflict(
             let index = table
                 .indexes
                 .iter()
-                .position(|i| i.unique && i.name == name);
+                .position(|i| i.unique && !i.building && i.name == name);
             match index {
                 _ if name == table.primary_key_name() && !has_row_id => ConflictTarget::PrimaryKey,
                 Some(index) => ConflictTarget::Index(index),
@@ -4779,7 +4786,13 @@ pub fn choose_access(table: Arc<TableDesc>, filter: Option<Expr>, lock: bool) ->
         };
         if !key_equality {
             let mut best: Option<(usize, Access)> = None;
-            for (position, index) in table.indexes.iter().enumerate() {
+            // An index still being built has entries for some rows only.
+            let ready = table
+                .indexes
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| !i.building);
+            for (position, index) in ready {
                 let (prefix, lower, upper) = index_bounds(&table, &index.columns, &parts);
                 let bounded = lower.is_some() || upper.is_some();
                 let score = prefix.len() * 2 + usize::from(bounded);

@@ -43,7 +43,7 @@ use crate::catalog::{self, CATALOG_PREFIX};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::exec::{self, ExecContext};
 use crate::memory::{self, MemoryBudget};
-use crate::plan::{Plan, TxnModes};
+use crate::plan::{IndexBuild, Plan, TxnModes};
 use crate::planner;
 use crate::sequence::{self, SequenceCache, SequenceUse, SessionSequences, StatementSequences};
 use crate::types::timezone::TimeZone;
@@ -54,7 +54,7 @@ const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// What every session shares: the transactional core.
 pub struct Engine {
-    db: Database,
+    pub(crate) db: Database,
     /// Recent conflicts, for the `cairn_conflicts` view.
     pub(crate) conflicts: ConflictLog,
     /// Fault injection for tests: abort the process right after committing a transaction with
@@ -67,6 +67,11 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Restarts the background jobs (index builds) a stopped server left running.
+    pub async fn resume_jobs(self: &Arc<Self>) -> SqlResult<()> {
+        crate::jobs::resume(self).await
+    }
+
     /// An engine over the transactional core.
     pub fn new(db: Database) -> Arc<Engine> {
         Arc::new(Engine {
@@ -252,6 +257,8 @@ pub struct Session {
     block_start: BTreeMap<String, Option<String>>,
     /// currval / lastval.
     sequence_state: Mutex<SessionSequences>,
+    /// The index build job the running statement recorded, started once it commits.
+    pending_job: Option<(u64, IndexBuild)>,
 }
 
 /// The parameter a transaction block sets (with SET LOCAL) to make its COMMIT idempotent.
@@ -640,6 +647,7 @@ impl Session {
             local_saved: BTreeMap::new(),
             block_start: BTreeMap::new(),
             sequence_state: Mutex::default(),
+            pending_job: None,
         }
     }
 
@@ -989,7 +997,7 @@ impl Session {
             // The plan's tables, read at this snapshot: unchanged, or plan again.
             let mut stale = false;
             for table in plan.tables() {
-                if table.id == catalog::CONFLICTS_VIEW_ID {
+                if table.id == catalog::CONFLICTS_VIEW_ID || table.id == crate::jobs::JOBS_VIEW_ID {
                     continue;
                 }
                 match catalog::lookup(&mut txn, &table.name).await? {
@@ -1021,15 +1029,57 @@ impl Session {
             self.run_plan(&mut txn, &plan, &sequences, params).await
         }
         .await;
+        let job = self.pending_job.take();
         match result {
             Ok(outcome) => {
                 self.txn = Some(txn);
                 if self.block == Block::None {
                     self.commit_transaction().await?;
                 }
-                Ok(outcome)
+                match job {
+                    Some((id, build)) => self.start_job(id, build, outcome).await,
+                    None => Ok(outcome),
+                }
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Starts index build job `id`, its definition committed: CREATE INDEX ASYNC returns
+    /// at once (with the job's id), CONCURRENTLY once the job ends, with its error if it
+    /// failed. A cancel stops the wait, not the job.
+    async fn start_job(
+        &mut self,
+        id: u64,
+        build: IndexBuild,
+        outcome: Outcome,
+    ) -> SqlResult<Outcome> {
+        let job = crate::jobs::spawn(self.engine.clone(), id);
+        if build == IndexBuild::Async {
+            return Ok(outcome);
+        }
+        while !job.is_finished() {
+            if self.cancel.0.load(Ordering::Acquire) {
+                return Err(SqlError::new(
+                    SqlState::QUERY_CANCELED,
+                    "canceling statement due to user request",
+                )
+                .with_detail(format!(
+                    "The index build goes on in the background as job {id} (see cairn_jobs)."
+                )));
+            }
+            self.engine
+                .db
+                .clock()
+                .sleep(std::time::Duration::from_millis(5))
+                .await;
+        }
+        let mut reader = self.engine.db.begin();
+        match crate::jobs::load(&mut reader, id).await? {
+            Some(crate::jobs::JobDesc {
+                error: Some(error), ..
+            }) => Err(error.to_sql_error()),
+            _ => Ok(outcome),
         }
     }
 
@@ -1041,6 +1091,53 @@ impl Session {
         params: &[Value],
     ) -> SqlResult<Outcome> {
         match plan {
+            Plan::CreateIndex {
+                table,
+                index,
+                if_not_exists,
+                build,
+            } if *build != IndexBuild::InStatement => {
+                if self.block != Block::None {
+                    let how = match build {
+                        IndexBuild::Async => "ASYNC",
+                        _ => "CONCURRENTLY",
+                    };
+                    return Err(SqlError::new(
+                        SqlState::ACTIVE_SQL_TRANSACTION,
+                        format!("CREATE INDEX {how} cannot run inside a transaction block"),
+                    ));
+                }
+                let job =
+                    crate::alter::begin_index_build(txn, table, index, *if_not_exists).await?;
+                let Some(id) = job else {
+                    return Ok(Outcome {
+                        tag: "CREATE INDEX".into(),
+                        columns: plan.columns(),
+                        notices: vec![Notice {
+                            severity: "NOTICE",
+                            code: "42P07",
+                            message: format!(
+                                "relation \"{}\" already exists, skipping",
+                                index.name
+                            ),
+                        }],
+                        ..Outcome::default()
+                    });
+                };
+                self.pending_job = Some((id, *build));
+                let rows = match build {
+                    IndexBuild::Async => {
+                        vec![vec![Value::Int8(i64::try_from(id).unwrap_or(i64::MAX))]]
+                    }
+                    _ => vec![],
+                };
+                Ok(Outcome {
+                    tag: "CREATE INDEX".into(),
+                    columns: plan.columns(),
+                    rows,
+                    ..Outcome::default()
+                })
+            }
             Plan::CreateSequence {
                 desc,
                 if_not_exists,
