@@ -12,6 +12,7 @@ use common::{patiently, sleep, Server};
 use tokio_postgres::error::SqlState;
 
 /// Waits for job `id` to end; returns its state and error.
+#[allow(clippy::unwrap_used)] // test helper: a failed unwrap is a failed check
 async fn job_outcome(client: &tokio_postgres::Client, id: i64) -> (String, Option<String>) {
     patiently("the index build job to end", async {
         loop {
@@ -33,6 +34,7 @@ async fn job_outcome(client: &tokio_postgres::Client, id: i64) -> (String, Optio
 }
 
 /// Whether the planner reads `index` for `sql`.
+#[allow(clippy::unwrap_used)] // test helper: a failed unwrap is a failed check
 async fn uses_index(client: &tokio_postgres::Client, sql: &str, index: &str) -> bool {
     let plan = client
         .simple_query(&format!("EXPLAIN {sql}"))
@@ -48,6 +50,7 @@ async fn uses_index(client: &tokio_postgres::Client, sql: &str, index: &str) -> 
 
 /// The index holds an entry for every row (a range read through it counts them all) and
 /// none for a value no row has (inserting each such value succeeds).
+#[allow(clippy::unwrap_used)] // test helper: a failed unwrap is a failed check
 async fn unique_index_matches_rows(client: &tokio_postgres::Client) {
     let through_index = "SELECT count(*) FROM built WHERE u >= 0";
     assert!(uses_index(client, through_index, "built_u").await);
@@ -69,6 +72,7 @@ async fn unique_index_matches_rows(client: &tokio_postgres::Client) {
 
 /// Writes to `built` (updates that move a row's value, deletes, inserts) until `stop`;
 /// returns how many writes committed.
+#[allow(clippy::unwrap_used)] // test helper: a failed unwrap is a failed check
 async fn keep_writing(client: tokio_postgres::Client, stop: Arc<AtomicBool>) -> u64 {
     let mut written = 0;
     let mut i: i64 = 0;

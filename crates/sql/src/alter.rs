@@ -633,9 +633,7 @@ pub async fn begin_index_build(
     });
     catalog::set_index_owner(txn, &index.name, Some(&desc.name));
     catalog::put(txn, &desc)?;
-    crate::jobs::create(txn, &desc.name, &index.name)
-        .await
-        .map(Some)
+    crate::jobs::create(txn, &desc, &index.name).await.map(Some)
 }
 
 /// The definition of the table CREATE INDEX names, the index's name being free; `None` when

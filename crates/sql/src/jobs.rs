@@ -48,6 +48,8 @@ pub struct JobDesc {
     pub id: u64,
     /// The table whose rows it reads.
     pub table: String,
+    /// That table's id when the job last ran (TRUNCATE gives it a new one, with no rows).
+    pub table_id: u32,
     /// The index it builds.
     pub index: String,
     /// Running, completed or failed.
@@ -141,7 +143,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> SqlError {
 }
 
 /// Records a new running job building `index` of `table`, in the transaction; returns its id.
-pub async fn create(txn: &mut Transaction, table: &str, index: &str) -> SqlResult<u64> {
+pub async fn create(txn: &mut Transaction, table: &TableDesc, index: &str) -> SqlResult<u64> {
     let counter = next_job_id_key();
     let id = match txn.get(&counter).await.map_err(core)? {
         None => 1,
@@ -158,7 +160,8 @@ pub async fn create(txn: &mut Transaction, table: &str, index: &str) -> SqlResul
         txn,
         &JobDesc {
             id,
-            table: table.to_string(),
+            table: table.name.clone(),
+            table_id: table.id,
             index: index.to_string(),
             state: JobState::Running,
             rows_done: 0,
@@ -323,6 +326,13 @@ async fn step(engine: &Engine, id: u64, batch: usize) -> SqlResult<bool> {
     else {
         return Err(gone());
     };
+    if table.id != job.table_id {
+        // Emptied by TRUNCATE (its entries went with its old id): start again.
+        job.table_id = table.id;
+        job.resume_after = None;
+        job.rows_done = 0;
+        job.rows_total = None;
+    }
     if job.rows_total.is_none() {
         job.rows_total = Some(count_rows(&mut txn, &table).await?);
     }

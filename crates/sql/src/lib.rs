@@ -58,12 +58,18 @@
 //! Data-modifying WITH queries (INSERT / UPDATE / DELETE ... RETURNING) run once each, in
 //! order, before their statement, which reads their RETURNING rows.
 //!
-//! Shortcuts, each to be lifted by a later issue: no join reordering, no FULL JOIN ... USING,
-//! no correlated subqueries in grouped queries, no multidimensional arrays; a statement may
-//! not read a table its data-modifying WITH changes (PostgreSQL reads the old rows); sorts
-//! and window functions hold their rows (within the memory budget, no spilling); no
-//! secondary indexes, sequences or constraints beyond NOT NULL and the primary key; the
-//! time zone is UTC.
+//! The schema: secondary indexes whose entries are written with their rows, built in the
+//! statement or online by a background job (`alter.rs`, `jobs.rs`); constraints (NOT NULL,
+//! CHECK, UNIQUE, PRIMARY KEY, FOREIGN KEY, checked in `exec.rs`); sequences reserved per
+//! process in blocks (`sequence.rs`); ALTER TABLE (`alter.rs`); views kept as SQL text and
+//! planned where they are read.
+//!
+//! Shortcuts, each to be lifted by a later issue: joins in the written order (but for the
+//! comma-list rule), no correlated subqueries in ON or HAVING, no multidimensional arrays; a
+//! statement may not read a table its data-modifying WITH changes (PostgreSQL reads the old
+//! rows); sorts and window functions hold their rows (within the memory budget, no
+//! spilling); unqualified names always mean the `public` schema (no search_path); indexes on
+//! columns only (no expressions, INCLUDE or partial indexes).
 
 mod alter;
 mod catalog;
