@@ -465,6 +465,8 @@ pub struct InsertPlan {
     pub conflict_target: ConflictTarget,
     /// The table's CHECK constraints, bound over its row: (name, condition).
     pub checks: Vec<(String, Expr)>,
+    /// Subqueries of its VALUES, SELECT or ON CONFLICT clause.
+    pub subqueries: Vec<SelectPlan>,
 }
 
 /// One change of ALTER TABLE.
@@ -697,6 +699,7 @@ impl Plan {
             Plan::Select(select) => &select.subqueries,
             Plan::Update(update) => &update.subqueries,
             Plan::Delete(delete) => &delete.subqueries,
+            Plan::Insert(insert) => &insert.subqueries,
             Plan::With { main, .. } => main.subqueries(),
             _ => &[],
         }

@@ -50,6 +50,7 @@ pub async fn plan(
         Plan::Select(select) => select.subqueries = subqueries,
         Plan::Update(update) => update.subqueries = subqueries,
         Plan::Delete(delete) => delete.subqueries = subqueries,
+        Plan::Insert(insert) => insert.subqueries = subqueries,
         Plan::Explain(_) => {}
         _ if subqueries.is_empty() => {}
         _ => {
@@ -3828,6 +3829,8 @@ async fn plan_insert(
         ast::SetExpr::Values(values)
             if source.order_by.is_none() && source.limit_clause.is_none() =>
         {
+            let exprs = values.rows.iter().flat_map(|row| &row.content);
+            plan_subqueries(txn, exprs, &Scope::empty(), false, binder).await?;
             let mut rows = Vec::with_capacity(values.rows.len());
             for row in &values.rows {
                 if row.content.len() > targets.len() {
@@ -3905,6 +3908,14 @@ async fn plan_insert(
     let on_conflict = match &insert.on {
         None => None,
         Some(ast::OnInsert::OnConflict(on_conflict)) => {
+            if let ast::OnConflictAction::DoUpdate(update) = &on_conflict.action {
+                let exprs = update
+                    .assignments
+                    .iter()
+                    .map(|a| &a.value)
+                    .chain(update.selection.as_ref());
+                plan_subqueries(txn, exprs, &Scope::empty(), false, binder).await?;
+            }
             Some(plan_on_conflict(binder, &table, &scope, on_conflict)?)
         }
         Some(other) => {
@@ -3928,6 +3939,7 @@ async fn plan_insert(
         on_conflict,
         conflict_target,
         checks,
+        subqueries: vec![],
     })
 }
 
