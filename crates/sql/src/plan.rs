@@ -1023,6 +1023,9 @@ pub struct Binder {
     /// Views being planned inside each other, outermost first (a view that reads itself
     /// would never end).
     pub views: Vec<String>,
+    /// The schemas an unqualified relation name is looked for in, in order (the session's
+    /// `search_path`); CREATE puts one in the first that exists.
+    pub search_path: Vec<String>,
 }
 
 impl Binder {
@@ -1047,6 +1050,7 @@ impl Binder {
             named_windows: Vec::new(),
             allow_aggregates: false,
             zone,
+            search_path: vec!["public".into()],
             sequences: Vec::new(),
             views: Vec::new(),
         }

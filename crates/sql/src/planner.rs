@@ -32,8 +32,10 @@ pub async fn plan(
     statement: &ast::Statement,
     declared: &[Option<DataType>],
     zone: TimeZone,
+    search_path: &[String],
 ) -> SqlResult<(Plan, Vec<DataType>, Vec<SequenceUse>)> {
     let mut binder = Binder::new(declared, zone);
+    binder.search_path = search_path.to_vec();
     let mut plan = plan_statement(txn, statement, &mut binder).await?;
     let subqueries: Vec<SelectPlan> = binder.subqueries.drain(..).map(|(_, plan)| plan).collect();
     // EXPLAIN shows the statement's subqueries with it; with data-modifying WITH queries
@@ -77,14 +79,15 @@ async fn plan_statement(
         S::Insert(insert) => Plan::Insert(Box::new(plan_insert(txn, insert, binder).await?)),
         S::Update(update) => Plan::Update(Box::new(plan_update(txn, update, binder).await?)),
         S::Delete(delete) => Plan::Delete(Box::new(plan_delete(txn, delete, binder).await?)),
-        S::CreateTable(create) => plan_create_table(create, binder)?,
+        S::CreateTable(create) => plan_create_table(txn, create, binder).await?,
         S::CreateIndex(create) => {
             if create.predicate.is_some() || !create.include.is_empty() || create.using.is_some() {
                 return Err(SqlError::unsupported(
                     "partial indexes, INCLUDE and USING methods are not supported yet",
                 ));
             }
-            let table = require_writable(txn, &table_name(&create.table_name)?).await?;
+            let name = existing_relation(txn, binder, &create.table_name).await?;
+            let table = require_writable(txn, &name).await?;
             refuse_view(&table)?;
             let mut key = Vec::new();
             for column in &create.columns {
@@ -151,10 +154,16 @@ async fn plan_statement(
                     "DROP {kind} ... CASCADE is not supported yet"
                 )));
             }
-            let names = names
-                .iter()
-                .map(table_name)
-                .collect::<SqlResult<Vec<_>>>()?;
+            let mut resolved = Vec::with_capacity(names.len());
+            for name in names {
+                resolved.push(match object_type {
+                    O::Table | O::Sequence | O::View => {
+                        existing_relation(txn, binder, name).await?
+                    }
+                    _ => table_name(name)?,
+                });
+            }
+            let names = resolved;
             let if_exists = *if_exists;
             match object_type {
                 O::Table => Plan::DropTable { names, if_exists },
@@ -170,7 +179,13 @@ async fn plan_statement(
                     "materialized and temporary views are not supported yet",
                 ));
             }
-            let name = table_name(&view.name)?;
+            // OR REPLACE replaces the view search_path finds, as PostgreSQL does.
+            let existing = existing_relation(txn, binder, &view.name).await?;
+            let name =
+                match view.or_replace && catalog::lookup_view(txn, &existing).await?.is_some() {
+                    true => existing,
+                    false => new_relation(txn, binder, &view.name).await?,
+                };
             let plan = Box::pin(plan_query(txn, &view.query, binder)).await?;
             // Planned only to check it and name its columns: the view runs where it is read.
             binder.subqueries.clear();
@@ -260,7 +275,7 @@ async fn plan_statement(
                         return Err(SqlError::syntax("column name must be qualified"));
                     };
                     let table = match table {
-                        [t] => t.clone(),
+                        [t] => unqualified_relation(txn, binder, t.clone()).await?,
                         [s, t] if s == "public" => t.clone(),
                         [s, t] => format!("{s}.{t}"),
                         _ => return Err(SqlError::syntax("column name must be qualified")),
@@ -277,7 +292,7 @@ async fn plan_statement(
                     }
                     format!("{table}.{column}")
                 }
-                _ => table_name(object_name)?,
+                _ => existing_relation(txn, binder, object_name).await?,
             };
             Plan::Comment {
                 kind,
@@ -295,12 +310,12 @@ async fn plan_statement(
                     "TRUNCATE ... CASCADE is not supported yet",
                 ));
             }
+            let mut names = Vec::with_capacity(truncate.table_names.len());
+            for target in &truncate.table_names {
+                names.push(existing_relation(txn, binder, &target.name).await?);
+            }
             Plan::Truncate {
-                names: truncate
-                    .table_names
-                    .iter()
-                    .map(|target| table_name(&target.name))
-                    .collect::<SqlResult<_>>()?,
+                names,
                 restart_identity: matches!(
                     truncate.identity,
                     Some(ast::TruncateIdentityOption::Restart)
@@ -324,7 +339,8 @@ async fn plan_statement(
                 Some(ty) => DataType::from_ast(ty)?,
                 None => DataType::Int8,
             };
-            let mut desc = sequence_desc(table_name(name)?, data_type, sequence_options)?;
+            let name = new_relation(txn, binder, name).await?;
+            let mut desc = sequence_desc(name, data_type, sequence_options)?;
             desc.owned_by = match owned_by {
                 None => None,
                 Some(target) if target.to_string().eq_ignore_ascii_case("none") => None,
@@ -634,6 +650,7 @@ fn foreign_key(
     columns: &[ColumnDesc],
     fk: &ast::ForeignKeyConstraint,
     key: Vec<usize>,
+    parent: String,
 ) -> SqlResult<ForeignKey> {
     let action = |a: &Option<ast::ReferentialAction>| match a {
         None | Some(ast::ReferentialAction::NoAction | ast::ReferentialAction::Restrict) => {
@@ -651,7 +668,7 @@ fn foreign_key(
             .map(ident_name)
             .unwrap_or_else(|| format!("{table}_{}_fkey", names.join("_"))),
         columns: key,
-        parent: table_name(&fk.foreign_table)?,
+        parent,
         referenced: fk.referred_columns.iter().map(ident_name).collect(),
         on_delete: action(&fk.on_delete),
         on_update: action(&fk.on_update),
@@ -725,7 +742,11 @@ fn serial_type(data_type: &ast::DataType) -> Option<DataType> {
     }
 }
 
-fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResult<Plan> {
+async fn plan_create_table(
+    txn: &mut Transaction,
+    create: &ast::CreateTable,
+    binder: &mut Binder,
+) -> SqlResult<Plan> {
     if create.query.is_some() {
         return Err(SqlError::unsupported(
             "CREATE TABLE ... AS is not supported yet",
@@ -736,7 +757,7 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
             "temporary tables are not supported yet",
         ));
     }
-    let name = table_name(&create.name)?;
+    let name = new_relation(txn, binder, &create.name).await?;
     let mut columns: Vec<ColumnDesc> = Vec::new();
     let mut sequences: Vec<SequenceDesc> = Vec::new();
     // UNIQUE constraints: (name given, columns).
@@ -988,7 +1009,12 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
     }
     let mut keys = Vec::with_capacity(foreign_keys.len());
     for (fk, key) in foreign_keys {
-        keys.push(foreign_key(&name, &columns, &fk, key)?);
+        // A reference to the table itself names the table being made.
+        let parent = match fk.foreign_table == create.name {
+            true => name.clone(),
+            false => existing_relation(txn, binder, &fk.foreign_table).await?,
+        };
+        keys.push(foreign_key(&name, &columns, &fk, key, parent)?);
     }
     let desc = TableDesc {
         id: 0,
@@ -1007,10 +1033,90 @@ fn plan_create_table(create: &ast::CreateTable, binder: &mut Binder) -> SqlResul
     })
 }
 
+/// A relation's stored name in `schema` (`public`'s go unqualified).
+fn in_schema(schema: &str, name: &str) -> String {
+    match schema {
+        "public" => name.to_string(),
+        _ => format!("{schema}.{name}"),
+    }
+}
+
+/// Whether a table, view or sequence is stored under `name`.
+async fn is_relation(txn: &mut Transaction, name: &str) -> SqlResult<bool> {
+    Ok(catalog::lookup(txn, name).await?.is_some()
+        || catalog::lookup_view(txn, name).await?.is_some()
+        || sequence::lookup(txn, name).await?.is_some())
+}
+
+/// The stored name of the existing relation (table, view or sequence) `name` names: a
+/// qualified name as written; an unqualified one in the first schema of search_path that
+/// has a relation so named, else as written (so that "does not exist" names it so).
+pub(crate) async fn existing_relation(
+    txn: &mut Transaction,
+    binder: &Binder,
+    name: &ast::ObjectName,
+) -> SqlResult<String> {
+    let plain = table_name(name)?;
+    match name.0.len() {
+        1 => unqualified_relation(txn, binder, plain).await,
+        _ => Ok(plain),
+    }
+}
+
+/// [`existing_relation`] for an unqualified name.
+async fn unqualified_relation(
+    txn: &mut Transaction,
+    binder: &Binder,
+    name: String,
+) -> SqlResult<String> {
+    if binder.search_path == ["public"] {
+        return Ok(name);
+    }
+    for schema in &binder.search_path {
+        let candidate = in_schema(schema, &name);
+        if is_relation(txn, &candidate).await? {
+            return Ok(candidate);
+        }
+    }
+    // Found nowhere: a name that is not found, in the first schema (never public's unless
+    // the path has it).
+    let first = match binder.search_path.iter().any(|s| s == "public") {
+        true => "public",
+        false => binder
+            .search_path
+            .first()
+            .map_or("pg_catalog", String::as_str),
+    };
+    Ok(in_schema(first, &name))
+}
+
+/// The stored name of the relation CREATE makes as `name`: an unqualified one goes to the
+/// first schema of search_path that exists (3F000 if none does).
+async fn new_relation(
+    txn: &mut Transaction,
+    binder: &Binder,
+    name: &ast::ObjectName,
+) -> SqlResult<String> {
+    let plain = table_name(name)?;
+    if name.0.len() > 1 {
+        return Ok(plain);
+    }
+    for schema in &binder.search_path {
+        if catalog::schema_exists(txn, schema).await? {
+            return Ok(in_schema(schema, &plain));
+        }
+    }
+    Err(SqlError::new(
+        SqlState("3F000"),
+        "no schema has been selected to create in",
+    ))
+}
+
 /// Resolves a FROM list of at most one plain table.
 async fn from_table(
     txn: &mut Transaction,
     from: &[ast::TableWithJoins],
+    binder: &Binder,
 ) -> SqlResult<Option<(Arc<TableDesc>, String)>> {
     match from {
         [] => Ok(None),
@@ -1021,7 +1127,8 @@ async fn from_table(
                 args: None,
                 ..
             } => {
-                let table = require_writable(txn, &table_name(name)?).await?;
+                let name = existing_relation(txn, binder, name).await?;
+                let table = require_writable(txn, &name).await?;
                 let visible = match alias {
                     Some(alias) => {
                         if !alias.columns.is_empty() {
@@ -1493,6 +1600,11 @@ async fn relation(
                 let table = with_column_aliases(table, &visible, alias)?;
                 return Ok((table, visible, Some(Arc::new(plan))));
             }
+            // Not a WITH query: a relation, looked for along search_path.
+            let table_name = match name.0.len() {
+                1 => unqualified_relation(txn, binder, table_name).await?,
+                _ => table_name,
+            };
             if name.0.len() <= 2 && catalog::lookup(txn, &table_name).await?.is_none() {
                 if let Some(view) = catalog::lookup_view(txn, &table_name).await? {
                     let plan = plan_view(txn, &view, binder).await?;
@@ -3792,7 +3904,8 @@ async fn plan_insert(
             "INSERT INTO a table function is not supported",
         ));
     };
-    let table = require_writable(txn, &table_name(name)?).await?;
+    let name = existing_relation(txn, binder, name).await?;
+    let table = require_writable(txn, &name).await?;
     refuse_view(&table)?;
     let mut targets: Vec<usize> = if insert.columns.is_empty() {
         // Without a column list, the leading columns, as many as the rows give (the rest
@@ -4054,7 +4167,7 @@ async fn plan_alter_table(
     alter: &ast::AlterTable,
     binder: &mut Binder,
 ) -> SqlResult<Plan> {
-    let name = table_name(&alter.name)?;
+    let name = existing_relation(txn, binder, &alter.name).await?;
     let table = match require_writable(txn, &name).await {
         Ok(table) => table,
         Err(e) if alter.if_exists && e.state == SqlState::UNDEFINED_TABLE => {
@@ -4211,7 +4324,8 @@ async fn plan_alter_table(
                 ..
             } => {
                 let key = foreign_key_columns(&table.columns, fk)?;
-                let mut fk_desc = foreign_key(&table.name, &table.columns, fk, key)?;
+                let parent = existing_relation(txn, binder, &fk.foreign_table).await?;
+                let mut fk_desc = foreign_key(&table.name, &table.columns, fk, key, parent)?;
                 if fk.name.is_none() {
                     // As PostgreSQL: a generated name taken already gets a number.
                     let stem = fk_desc.name.clone();
@@ -4247,8 +4361,15 @@ async fn plan_alter_table(
             },
             Op::RenameTable { table_name: to } => {
                 let (ast::RenameTableNameKind::To(to) | ast::RenameTableNameKind::As(to)) = to;
+                if to.0.len() > 1 {
+                    return Err(SqlError::syntax(format!(
+                        "syntax error at or near \".\" in RENAME TO {to}"
+                    )));
+                }
+                // The table stays in its schema.
+                let schema = crate::plan::schema_of(&table.name).unwrap_or("public");
                 AlterAction::RenameTable {
-                    to: table_name(to)?,
+                    to: in_schema(schema, &table_name(to)?),
                 }
             }
             Op::AlterColumn { column_name, op } => {
@@ -4411,8 +4532,9 @@ fn refuse_identity_update(table: &TableDesc, index: usize, value: &ast::Expr) ->
 async fn single_table(
     txn: &mut Transaction,
     relation: &ast::TableWithJoins,
+    binder: &Binder,
 ) -> SqlResult<(Arc<TableDesc>, String)> {
-    from_table(txn, std::slice::from_ref(relation))
+    from_table(txn, std::slice::from_ref(relation), binder)
         .await?
         .ok_or_else(|| SqlError::syntax("missing table"))
 }
@@ -4436,7 +4558,7 @@ async fn plan_update(
     update: &ast::Update,
     binder: &mut Binder,
 ) -> SqlResult<UpdatePlan> {
-    let (table, name) = single_table(txn, &update.table).await?;
+    let (table, name) = single_table(txn, &update.table, binder).await?;
     refuse_view(&table)?;
     if let Some(from) = &update.from {
         let (ast::UpdateTableFromKind::BeforeSet(items)
@@ -4549,7 +4671,8 @@ async fn joined_returning(
             else {
                 return Err(unsupported("with a FROM item other than a table"));
             };
-            let Some(other) = catalog::lookup(txn, &table_name(other_name)?).await? else {
+            let other_name = existing_relation(txn, binder, other_name).await?;
+            let Some(other) = catalog::lookup(txn, &other_name).await? else {
                 return Err(unsupported("with a FROM item other than a table"));
             };
             let visible = match alias {
@@ -4656,7 +4779,7 @@ async fn plan_delete(
             "DELETE from several tables is not supported",
         ));
     };
-    let (table, name) = single_table(txn, relation).await?;
+    let (table, name) = single_table(txn, relation, binder).await?;
     refuse_view(&table)?;
     if let Some(items) = &delete.using {
         let using = joined_rows(

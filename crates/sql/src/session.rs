@@ -762,11 +762,12 @@ impl Session {
         declared: &[Option<DataType>],
     ) -> SqlResult<(Plan, Vec<DataType>, Vec<SequenceUse>)> {
         let zone = self.time_zone();
+        let search_path = self.search_path();
         match self.txn.as_mut() {
-            Some(txn) => planner::plan(txn, statement, declared, zone).await,
+            Some(txn) => planner::plan(txn, statement, declared, zone, &search_path).await,
             None => {
                 let mut txn = self.engine.db.begin();
-                planner::plan(&mut txn, statement, declared, zone).await
+                planner::plan(&mut txn, statement, declared, zone, &search_path).await
             }
         }
     }
@@ -1006,9 +1007,14 @@ impl Session {
                 }
             }
             if stale {
-                let (replanned, types, sequences) =
-                    planner::plan(&mut txn, statement, &prepared.declared, self.time_zone())
-                        .await?;
+                let (replanned, types, sequences) = planner::plan(
+                    &mut txn,
+                    statement,
+                    &prepared.declared,
+                    self.time_zone(),
+                    &self.search_path(),
+                )
+                .await?;
                 *prepared.sequences.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(sequences);
                 if types != prepared.param_types
                     || replanned.columns().unwrap_or_default() != prepared.columns
@@ -1886,6 +1892,28 @@ impl Session {
             .get("TimeZone")
             .and_then(|name| TimeZone::named(name))
             .unwrap_or_else(TimeZone::utc)
+    }
+
+    /// The schemas of the session's `search_path`, in order: quoted names as written, others
+    /// folded to lower case. `"$user"` (a schema named after the user) and the system schemas
+    /// are not followed.
+    pub fn search_path(&self) -> Vec<String> {
+        let setting = self
+            .settings
+            .get("search_path")
+            .map_or("public", String::as_str);
+        setting
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(
+                |s| match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                    Some(quoted) => quoted.to_string(),
+                    None => s.to_lowercase(),
+                },
+            )
+            .filter(|s| !matches!(s.as_str(), "$user" | "pg_catalog" | "pg_temp"))
+            .collect()
     }
 
     /// The parameters reported to the client at startup with ParameterStatus, and their values.
