@@ -68,7 +68,7 @@
 //! comma-list rule), no correlated subqueries in ON or HAVING, no multidimensional arrays; a
 //! statement may not read a table its data-modifying WITH changes (PostgreSQL reads the old
 //! rows); sorts and window functions hold their rows (within the memory budget, no
-//! spilling); unqualified names always mean the `public` schema (no search_path); indexes on
+//! spilling); `nextval('name')` and `"$user"` in search_path do not follow the path; indexes on
 //! columns only (no expressions, INCLUDE or partial indexes).
 
 mod alter;
