@@ -247,6 +247,7 @@ pub async fn alter_table(
                     id,
                     name,
                     columns: columns.clone(),
+                    include: vec![],
                     unique: true,
                     building: false,
                 };
@@ -255,7 +256,7 @@ pub async fn alter_table(
                 catalog::set_index_owner(txn, &index.name, Some(&desc.name));
                 desc.indexes.push(index);
             }
-            AlterAction::AddPrimaryKey { columns } => {
+            AlterAction::AddPrimaryKey { columns, name } => {
                 let row_id = match desc.primary_key.as_slice() {
                     [only] if desc.columns[*only].hidden => *only,
                     _ => {
@@ -273,6 +274,7 @@ pub async fn alter_table(
                     desc.columns[i].nullable = false;
                 }
                 desc.primary_key = columns.clone();
+                desc.primary_key_constraint = name.clone();
                 mark_dropped(&mut desc, row_id);
                 let key_name = desc.primary_key_name();
                 let change = |mut row: Vec<Value>| {
@@ -379,6 +381,8 @@ pub async fn alter_table(
                 for index in &desc.indexes {
                     catalog::set_index_owner(txn, &index.name, Some(to));
                 }
+                // The primary key keeps its name, as in PostgreSQL.
+                desc.primary_key_constraint = Some(desc.primary_key_name());
                 desc.name = to.clone();
             }
             AlterAction::SetDefault { column, default } => {

@@ -66,6 +66,7 @@ pub fn conflicts_view() -> TableDesc {
             column("kind", DataType::Text),
         ],
         primary_key: vec![],
+        primary_key_constraint: None,
         indexes: vec![],
         checks: vec![],
         foreign_keys: vec![],
@@ -85,6 +86,9 @@ pub struct TableDesc {
     pub columns: Vec<ColumnDesc>,
     /// Indexes into `columns` of the primary key, in key order.
     pub primary_key: Vec<usize>,
+    /// The primary key constraint's name when it is not `<table>_pkey` (given by CONSTRAINT,
+    /// or kept through RENAME TO, as PostgreSQL keeps it).
+    pub primary_key_constraint: Option<String>,
     /// Secondary indexes (and the indexes of UNIQUE constraints).
     pub indexes: Vec<IndexDesc>,
     /// CHECK constraints: (name, condition as SQL text), checked on every row written.
@@ -143,6 +147,9 @@ pub struct IndexDesc {
     pub name: String,
     /// The indexed columns, in order.
     pub columns: Vec<usize>,
+    /// INCLUDE columns: kept in the definition only (a read through the index reads the
+    /// row anyway).
+    pub include: Vec<usize>,
     /// UNIQUE.
     pub unique: bool,
     /// Being back-filled by a background job (CREATE INDEX ASYNC / CONCURRENTLY): writers
@@ -198,12 +205,61 @@ pub enum Identity {
     ByDefault,
 }
 
-/// Table definitions as builds before identity columns stored them (postcard is not
-/// self-describing, so the older layout is read by its own type).
+/// Table definitions in the layouts older builds stored (postcard is not self-describing,
+/// so each older layout is read by its own type and converted, through [`legacy::V1`]).
 mod legacy {
     use serde::Deserialize;
 
     use crate::types::DataType;
+
+    /// Layout 1: no primary key constraint name, indexes without INCLUDE.
+    #[derive(Deserialize)]
+    pub struct V1 {
+        id: u32,
+        name: String,
+        columns: Vec<super::ColumnDesc>,
+        primary_key: Vec<usize>,
+        indexes: Vec<V1Index>,
+        checks: Vec<(String, String)>,
+        foreign_keys: Vec<super::ForeignKey>,
+        referenced_by: Vec<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct V1Index {
+        id: u8,
+        name: String,
+        columns: Vec<usize>,
+        unique: bool,
+        building: bool,
+    }
+
+    impl From<V1> for super::TableDesc {
+        fn from(old: V1) -> Self {
+            super::TableDesc {
+                id: old.id,
+                name: old.name,
+                columns: old.columns,
+                primary_key: old.primary_key,
+                primary_key_constraint: None,
+                indexes: old
+                    .indexes
+                    .into_iter()
+                    .map(|i| super::IndexDesc {
+                        id: i.id,
+                        name: i.name,
+                        columns: i.columns,
+                        include: vec![],
+                        unique: i.unique,
+                        building: i.building,
+                    })
+                    .collect(),
+                checks: old.checks,
+                foreign_keys: old.foreign_keys,
+                referenced_by: old.referenced_by,
+            }
+        }
+    }
 
     /// The layout before layouts were tagged: indexes without their build state.
     #[derive(Deserialize)]
@@ -226,9 +282,9 @@ mod legacy {
         unique: bool,
     }
 
-    impl From<Untagged> for super::TableDesc {
+    impl From<Untagged> for V1 {
         fn from(old: Untagged) -> Self {
-            super::TableDesc {
+            V1 {
                 id: old.id,
                 name: old.name,
                 columns: old.columns,
@@ -236,7 +292,7 @@ mod legacy {
                 indexes: old
                     .indexes
                     .into_iter()
-                    .map(|i| super::IndexDesc {
+                    .map(|i| V1Index {
                         id: i.id,
                         name: i.name,
                         columns: i.columns,
@@ -251,6 +307,7 @@ mod legacy {
         }
     }
 
+    /// The layout before identity columns, indexes and constraints.
     #[derive(Deserialize)]
     pub struct TableDesc {
         id: u32,
@@ -268,9 +325,9 @@ mod legacy {
         hidden: bool,
     }
 
-    impl From<TableDesc> for super::TableDesc {
+    impl From<TableDesc> for V1 {
         fn from(old: TableDesc) -> Self {
-            super::TableDesc {
+            V1 {
                 id: old.id,
                 name: old.name,
                 columns: old
@@ -302,7 +359,7 @@ mod legacy {
 /// version.
 const LAYOUT_TAG: [u8; 5] = [0xFF, 0xFF, 0xFF, 0xFF, 0x7F];
 /// The layout [`encode_table`] writes.
-const LAYOUT_VERSION: u8 = 1;
+const LAYOUT_VERSION: u8 = 2;
 
 /// A table definition as stored: tagged with its layout, so later layouts can still read it.
 fn encode_table(desc: &TableDesc) -> SqlResult<Bytes> {
@@ -315,16 +372,20 @@ fn encode_table(desc: &TableDesc) -> SqlResult<Bytes> {
 
 /// Decodes a stored table definition, in any layout it was ever stored in.
 fn decode_table(bytes: &[u8]) -> Result<TableDesc, String> {
-    match bytes.strip_prefix(&LAYOUT_TAG[..]) {
-        Some([LAYOUT_VERSION, rest @ ..]) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        Some(_) => Err("unknown layout version".into()),
+    let v1 = match bytes.strip_prefix(&LAYOUT_TAG[..]) {
+        Some([LAYOUT_VERSION, rest @ ..]) => {
+            return postcard::from_bytes(rest).map_err(|e| e.to_string())
+        }
+        Some([1, rest @ ..]) => postcard::from_bytes::<legacy::V1>(rest),
+        Some(_) => return Err("unknown layout version".into()),
         None => match postcard::from_bytes::<legacy::Untagged>(bytes) {
             Ok(desc) => Ok(desc.into()),
             Err(e) => postcard::from_bytes::<legacy::TableDesc>(bytes)
-                .map(TableDesc::from)
-                .map_err(|_| e.to_string()),
+                .map(legacy::V1::from)
+                .map_err(|_| e),
         },
-    }
+    };
+    v1.map(TableDesc::from).map_err(|e| e.to_string())
 }
 
 impl TableDesc {
@@ -344,7 +405,10 @@ impl TableDesc {
 
     /// The name PostgreSQL gives the primary key constraint.
     pub fn primary_key_name(&self) -> String {
-        format!("{}_pkey", self.name)
+        match &self.primary_key_constraint {
+            Some(name) => name.clone(),
+            None => format!("{}_pkey", self.name),
+        }
     }
 
     /// The key of the row whose primary-key values are `pk`.
@@ -793,10 +857,12 @@ mod tests {
             name: "orders".into(),
             columns: vec![ColumnDesc::new("id", DataType::Int8), customer],
             primary_key: vec![0],
+            primary_key_constraint: Some("pk_orders".into()),
             indexes: vec![IndexDesc {
                 id: 2,
                 name: "orders_customer".into(),
                 columns: vec![1],
+                include: vec![0],
                 unique: false,
                 building: true,
             }],
@@ -836,6 +902,8 @@ mod tests {
             referenced_by: Vec<String>,
         }
         let mut expected = orders();
+        expected.primary_key_constraint = None;
+        expected.indexes[0].include = vec![];
         expected.indexes[0].building = false;
         let old = Old {
             id: expected.id,
@@ -853,6 +921,53 @@ mod tests {
             referenced_by: vec![],
         };
         let stored = postcard::to_allocvec(&old).unwrap();
+        assert_eq!(decode_table(&stored).unwrap(), expected);
+    }
+
+    /// Layout 1 (tagged, before primary key names and INCLUDE) still reads.
+    #[test]
+    fn a_version_1_definition_reads_in_the_current_layout() {
+        #[derive(Serialize)]
+        struct V1Index {
+            id: u8,
+            name: String,
+            columns: Vec<usize>,
+            unique: bool,
+            building: bool,
+        }
+        #[derive(Serialize)]
+        struct V1 {
+            id: u32,
+            name: String,
+            columns: Vec<ColumnDesc>,
+            primary_key: Vec<usize>,
+            indexes: Vec<V1Index>,
+            checks: Vec<(String, String)>,
+            foreign_keys: Vec<ForeignKey>,
+            referenced_by: Vec<String>,
+        }
+        let mut expected = orders();
+        expected.primary_key_constraint = None;
+        expected.indexes[0].include = vec![];
+        let old = V1 {
+            id: expected.id,
+            name: expected.name.clone(),
+            columns: expected.columns.clone(),
+            primary_key: expected.primary_key.clone(),
+            indexes: vec![V1Index {
+                id: 2,
+                name: "orders_customer".into(),
+                columns: vec![1],
+                unique: false,
+                building: true,
+            }],
+            checks: expected.checks.clone(),
+            foreign_keys: vec![],
+            referenced_by: vec![],
+        };
+        let mut stored = LAYOUT_TAG.to_vec();
+        stored.push(1);
+        stored.extend(postcard::to_allocvec(&old).unwrap());
         assert_eq!(decode_table(&stored).unwrap(), expected);
     }
 

@@ -226,6 +226,7 @@ pub fn jobs_view() -> TableDesc {
             column("error", DataType::Text),
         ],
         primary_key: vec![],
+        primary_key_constraint: None,
         indexes: vec![],
         checks: vec![],
         foreign_keys: vec![],

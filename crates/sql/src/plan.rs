@@ -539,6 +539,8 @@ pub enum AlterAction {
     AddPrimaryKey {
         /// The key's columns, in key order.
         columns: Vec<usize>,
+        /// The constraint's name, if given (else `<table>_pkey`).
+        name: Option<String>,
     },
     /// ADD [CONSTRAINT name] FOREIGN KEY ... REFERENCES: checked against the rows there.
     AddForeignKey(ForeignKey),

@@ -81,10 +81,19 @@ async fn plan_statement(
         S::Delete(delete) => Plan::Delete(Box::new(plan_delete(txn, delete, binder).await?)),
         S::CreateTable(create) => plan_create_table(txn, create, binder).await?,
         S::CreateIndex(create) => {
-            if create.predicate.is_some() || !create.include.is_empty() || create.using.is_some() {
+            if create.predicate.is_some() {
                 return Err(SqlError::unsupported(
-                    "partial indexes, INCLUDE and USING methods are not supported yet",
+                    "partial indexes are not supported yet",
                 ));
+            }
+            if let Some(using) = &create.using {
+                // A hash index serves equalities, which the ordered index serves too.
+                let method = using.to_string().to_lowercase();
+                if !matches!(method.as_str(), "btree" | "hash") {
+                    return Err(SqlError::unsupported(format!(
+                        "index access method \"{method}\" is not supported yet"
+                    )));
+                }
             }
             let name = existing_relation(txn, binder, &create.table_name).await?;
             let table = require_writable(txn, &name).await?;
@@ -112,12 +121,24 @@ async fn plan_statement(
                     "too many indexes on one table",
                 )
             })?;
+            let mut include = Vec::with_capacity(create.include.len());
+            for column in &create.include {
+                let name = ident_name(column);
+                let index = visible_column(&table.columns, &name).ok_or_else(|| {
+                    SqlError::new(
+                        SqlState::UNDEFINED_COLUMN,
+                        format!("column \"{name}\" does not exist"),
+                    )
+                })?;
+                include.push(index);
+            }
             Plan::CreateIndex {
                 table,
                 index: IndexDesc {
                     id,
                     name,
                     columns: key,
+                    include,
                     unique: create.unique,
                     building: create.r#async || create.concurrently,
                 },
@@ -787,6 +808,7 @@ async fn plan_create_table(
         Ok::<(), SqlError>(())
     };
     let mut primary_key: Option<Vec<usize>> = None;
+    let mut primary_key_constraint: Option<String> = None;
     let multiple_keys = || {
         SqlError::new(
             SqlState::INVALID_TABLE_DEFINITION,
@@ -829,11 +851,13 @@ async fn plan_create_table(
                     binder.coerce_for_column(bound, &column)?;
                     column.default = Some(expr.to_string());
                 }
-                ast::ColumnOption::PrimaryKey(_) => {
+                ast::ColumnOption::PrimaryKey(pk) => {
                     if primary_key.is_some() {
                         return Err(multiple_keys());
                     }
                     primary_key = Some(vec![columns.len()]);
+                    primary_key_constraint =
+                        pk.name.as_ref().or(option.name.as_ref()).map(ident_name);
                 }
                 ast::ColumnOption::Unique(unique) => {
                     uniques.push((unique.name.as_ref().map(ident_name), vec![columns.len()]));
@@ -933,6 +957,7 @@ async fn plan_create_table(
                     key.push(index);
                 }
                 primary_key = Some(key);
+                primary_key_constraint = pk.name.as_ref().map(ident_name);
             }
             other => {
                 return Err(SqlError::unsupported(format!(
@@ -979,6 +1004,7 @@ async fn plan_create_table(
                 .map_err(|_| SqlError::new(SqlState::PROGRAM_LIMIT_EXCEEDED, "too many indexes"))?,
             name: index_name,
             columns: key,
+            include: vec![],
             unique: true,
             building: false,
         });
@@ -1018,6 +1044,7 @@ async fn plan_create_table(
     }
     let desc = TableDesc {
         id: 0,
+        primary_key_constraint: primary_key_constraint.filter(|n| *n != format!("{name}_pkey")),
         name,
         columns,
         primary_key,
@@ -2143,6 +2170,7 @@ fn table_of_columns(columns: &[Column], name: &str) -> Arc<TableDesc> {
             .map(|c| ColumnDesc::new(c.name.clone(), c.data_type.clone()))
             .collect(),
         primary_key: vec![],
+        primary_key_constraint: None,
         indexes: vec![],
         checks: vec![],
         foreign_keys: vec![],
@@ -3828,6 +3856,7 @@ fn check_condition(
         name: table.to_string(),
         columns: columns.to_vec(),
         primary_key: vec![],
+        primary_key_constraint: None,
         indexes: vec![],
         checks: vec![],
         foreign_keys: vec![],
@@ -4283,14 +4312,6 @@ async fn plan_alter_table(
                 constraint: ast::TableConstraint::PrimaryKey(pk),
                 ..
             } => {
-                let default_name = table.primary_key_name();
-                if let Some(given) = pk.name.as_ref().map(ident_name) {
-                    if given != default_name {
-                        return Err(SqlError::unsupported(format!(
-                            "primary keys are named \"{default_name}\"; naming one \"{given}\" is not supported yet"
-                        )));
-                    }
-                }
                 let mut columns = Vec::with_capacity(pk.columns.len());
                 for column in &pk.columns {
                     if let ast::Expr::Identifier(ident) = &column.column.expr {
@@ -4317,7 +4338,10 @@ async fn plan_alter_table(
                     }
                     columns.push(index);
                 }
-                AlterAction::AddPrimaryKey { columns }
+                AlterAction::AddPrimaryKey {
+                    columns,
+                    name: pk.name.as_ref().map(ident_name),
+                }
             }
             Op::AddConstraint {
                 constraint: ast::TableConstraint::ForeignKey(fk),
