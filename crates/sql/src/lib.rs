@@ -69,7 +69,7 @@
 //! statement may not read a table its data-modifying WITH changes (PostgreSQL reads the old
 //! rows); sorts and window functions hold their rows (within the memory budget, no
 //! spilling); `nextval('name')` and `"$user"` in search_path do not follow the path; indexes on
-//! columns only (no expressions, INCLUDE or partial indexes).
+//! columns only (no expressions or partial indexes; INCLUDE is kept in the definition only).
 
 mod alter;
 mod catalog;
