@@ -216,6 +216,9 @@ async fn run_statement(
             let mut affected = 0usize;
             // Keys this statement wrote: ON CONFLICT DO UPDATE may not meet one again.
             let mut written: HashSet<Key> = HashSet::new();
+            // New rows whose foreign keys are checked once all are written (as PostgreSQL
+            // checks at the statement's end: a row may reference one inserted after it).
+            let mut to_check: Vec<Vec<Value>> = Vec::new();
             for source in sources {
                 ctx.check_cancel()?;
                 ctx.sequences.top_up(txn).await?;
@@ -262,7 +265,9 @@ async fn run_statement(
                     (None, _) => {
                         add_index_entries(txn, table, &row, ctx.zone).await?;
                         txn.put(key.clone(), encode(&row)?);
-                        check_references(txn, table, &row, ctx.zone).await?;
+                        if !table.foreign_keys.is_empty() {
+                            to_check.push(row.clone());
+                        }
                         written.insert(key);
                         row
                     }
@@ -308,6 +313,9 @@ async fn run_statement(
                 if let Some((exprs, _)) = &insert.returning {
                     returned.push(project(exprs, &stored, ctx)?);
                 }
+            }
+            for row in &to_check {
+                check_references(txn, table, row, ctx.zone).await?;
             }
             Ok(Produced {
                 rows: returned,
@@ -358,6 +366,7 @@ async fn run_statement(
                 changes.push((old_key, old, new));
             }
             let count = changes.len();
+            let mut changed = Vec::new();
             for (old_key, old, new) in changes {
                 let new = conform_row(table, new, ctx.zone)?;
                 check_row(table, &update.checks, &new, ctx)?;
@@ -371,11 +380,18 @@ async fn run_statement(
                 remove_index_entries(txn, table, &old);
                 add_index_entries(txn, table, &new, ctx.zone).await?;
                 txn.put(new_key, encode(&new)?);
-                check_references(txn, table, &new, ctx.zone).await?;
-                on_parent_change(txn, table, &old, Some(&new), ctx).await?;
                 if let Some((exprs, _)) = &update.returning {
                     returned.push(project(exprs, &new, ctx)?);
                 }
+                if !table.foreign_keys.is_empty() || !table.referenced_by.is_empty() {
+                    changed.push((old, new));
+                }
+            }
+            // References are checked once every row is written, as PostgreSQL checks them
+            // at the statement's end (a statement may move a parent and its children).
+            for (old, new) in &changed {
+                check_references(txn, table, new, ctx.zone).await?;
+                on_parent_change(txn, table, old, Some(new), ctx).await?;
             }
             Ok(Produced {
                 rows: returned,
@@ -400,13 +416,17 @@ async fn run_statement(
             };
             let mut returned = Vec::new();
             let count = rows.len();
-            for (key, old) in rows {
-                remove_index_entries(txn, &delete.scan.table, &old);
-                txn.delete(key);
-                on_parent_change(txn, &delete.scan.table, &old, None, ctx).await?;
+            for (key, old) in &rows {
+                remove_index_entries(txn, &delete.scan.table, old);
+                txn.delete(key.clone());
                 if let Some((exprs, _)) = &delete.returning {
-                    returned.push(project(exprs, &old, ctx)?);
+                    returned.push(project(exprs, old, ctx)?);
                 }
+            }
+            // What references the deleted rows is settled once all are gone, as PostgreSQL
+            // does at the statement's end (a statement may delete a parent and its children).
+            for (_, old) in &rows {
+                on_parent_change(txn, &delete.scan.table, old, None, ctx).await?;
             }
             Ok(Produced {
                 rows: returned,
@@ -3669,7 +3689,13 @@ pub(crate) async fn on_parent_change(
                 ))
             };
             match action {
-                RefAction::NoAction => return Err(still_referenced()),
+                RefAction::NoAction => {
+                    // Unless the statement wrote a row with the old key again.
+                    let key: Vec<&Value> = old_key.iter().collect();
+                    if txn.get(&table.row_key(&key)).await.map_err(core)?.is_none() {
+                        return Err(still_referenced());
+                    }
+                }
                 RefAction::Cascade if new.is_none() => {
                     for (key, row) in rows {
                         remove_index_entries(txn, &child, &row);
