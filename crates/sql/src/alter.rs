@@ -269,6 +269,11 @@ pub async fn alter_table(
                         ))
                     }
                 };
+                let key_name = name
+                    .clone()
+                    .unwrap_or_else(|| format!("{}_pkey", desc.name));
+                check_constraint_name(&desc, &key_name)?;
+                check_index_name(txn, &key_name).await?;
                 let old = desc.clone();
                 for &i in columns {
                     desc.columns[i].nullable = false;
@@ -362,6 +367,15 @@ pub async fn alter_table(
                     desc.name
                 )));
             }
+            AlterAction::RenameTable { .. } if desc.indexes.iter().any(|i| i.building) => {
+                return Err(SqlError::new(
+                    SqlState("55006"),
+                    format!(
+                        "cannot rename table \"{}\" while an index on it is being built (see cairn_jobs)",
+                        desc.name
+                    ),
+                ));
+            }
             AlterAction::RenameTable { to } => {
                 if catalog::lookup(txn, to).await?.is_some()
                     || sequence::lookup(txn, to).await?.is_some()
@@ -418,6 +432,7 @@ pub async fn alter_table(
                     // hidden.
                     let mut probe = desc.clone();
                     probe.columns[*column].name = format!("........altering.{column}........");
+                    probe.columns[*column].hidden = true;
                     catalog::put(txn, &probe)?;
                     let reader = crate::planner::broken_view(txn, ctx.zone, &views).await?;
                     catalog::put(txn, &desc)?;
@@ -527,10 +542,13 @@ fn mark_dropped(desc: &mut TableDesc, index: usize) {
     column.identity = None;
 }
 
-/// 42710 if the table has a CHECK or FOREIGN KEY constraint named `name`.
+/// 42710 if the table has a constraint (CHECK, FOREIGN KEY, UNIQUE, PRIMARY KEY) named `name`.
 fn check_constraint_name(desc: &TableDesc, name: &str) -> SqlResult<()> {
+    let has_key = desc.primary_key.iter().all(|&i| !desc.columns[i].hidden);
     let taken = desc.checks.iter().any(|(c, _)| c == name)
-        || desc.foreign_keys.iter().any(|f| f.name == name);
+        || desc.foreign_keys.iter().any(|f| f.name == name)
+        || desc.indexes.iter().any(|i| i.unique && i.name == name)
+        || (has_key && desc.primary_key_name() == name);
     if taken {
         return Err(SqlError::new(
             SqlState("42710"),
@@ -577,6 +595,9 @@ pub(crate) async fn delete_entries(
 ) -> SqlResult<()> {
     const PAGE: usize = 512;
     let mut range = KeyRange::prefix(Key::from(table.index_prefix(index)));
+    // An entry another transaction commits meanwhile would outlive the index (and meet a
+    // later index given the same id): then this transaction fails instead.
+    txn.validate_range(range.clone());
     let mut keys = Vec::new();
     loop {
         let page = txn.scan(&range, PAGE).await.map_err(exec::core)?;

@@ -673,6 +673,20 @@ fn foreign_key(
     key: Vec<usize>,
     parent: String,
 ) -> SqlResult<ForeignKey> {
+    if matches!(
+        fk.match_kind,
+        Some(ast::ConstraintReferenceMatchKind::Full | ast::ConstraintReferenceMatchKind::Partial)
+    ) {
+        return Err(SqlError::unsupported(
+            "foreign keys with MATCH FULL or MATCH PARTIAL are not supported yet",
+        ));
+    }
+    let characteristics = fk.characteristics.as_ref();
+    if characteristics.is_some_and(|c| c.deferrable == Some(true) || c.enforced == Some(false)) {
+        return Err(SqlError::unsupported(
+            "DEFERRABLE and NOT ENFORCED foreign keys are not supported yet",
+        ));
+    }
     let action = |a: &Option<ast::ReferentialAction>| match a {
         None | Some(ast::ReferentialAction::NoAction | ast::ReferentialAction::Restrict) => {
             RefAction::NoAction
@@ -1421,6 +1435,22 @@ pub async fn broken_view(
         }
     }
     Ok(None)
+}
+
+/// Plans `view` in the transaction (its reads validated at commit), for CREATE VIEW.
+pub async fn plan_stored_view(
+    txn: &mut Transaction,
+    view: &catalog::ViewDesc,
+    zone: &TimeZone,
+    search_path: &[String],
+) -> SqlResult<()> {
+    let mut binder = Binder::new(&[], zone.clone());
+    binder.search_path = search_path.to_vec();
+    match plan_view(txn, view, &mut binder).await {
+        // A view reading itself is refused where it is read, as in PostgreSQL.
+        Err(e) if e.state != SqlState("42P17") => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// How many columns `view` has when planned now; `None` if it does not plan because
@@ -4056,7 +4086,15 @@ async fn plan_insert(
                     .iter()
                     .map(|a| &a.value)
                     .chain(update.selection.as_ref());
-                plan_subqueries(txn, exprs, &Scope::empty(), false, binder).await?;
+                plan_subqueries(txn, exprs, &Scope::empty(), false, binder)
+                    .await
+                    .map_err(|e| match e.state {
+                        // A subquery reading the row or EXCLUDED.
+                        SqlState::UNDEFINED_TABLE | SqlState::UNDEFINED_COLUMN => SqlError::unsupported(
+                            "correlated subqueries in ON CONFLICT DO UPDATE are not supported yet",
+                        ),
+                        _ => e,
+                    })?;
             }
             Some(plan_on_conflict(binder, &table, &scope, on_conflict)?)
         }
@@ -4277,6 +4315,13 @@ async fn plan_alter_table(
                     name: column_of(column),
                     if_exists: *if_exists,
                 }
+            }
+            Op::AddConstraint {
+                not_valid: true, ..
+            } => {
+                return Err(SqlError::unsupported(
+                    "ADD CONSTRAINT ... NOT VALID is not supported yet",
+                ))
             }
             Op::AddConstraint {
                 constraint: ast::TableConstraint::Check(check),

@@ -1301,7 +1301,24 @@ impl Session {
                         format!("relation \"{}\" already exists", desc.name),
                     ));
                 }
+                let zone = self.time_zone();
+                let views = match replacing {
+                    true => planner::working_views(txn, &zone).await?,
+                    false => vec![],
+                };
                 catalog::put_view(txn, desc)?;
+                // Planned again in this transaction, so that what it read is validated at
+                // commit: a table dropped or altered meanwhile makes the commit fail.
+                planner::plan_stored_view(txn, desc, &zone, &self.search_path()).await?;
+                if let Some(dependent) = planner::broken_view(txn, &zone, &views).await? {
+                    return Err(SqlError::new(
+                        SqlState("42P16"),
+                        format!(
+                            "cannot change view \"{}\": view {dependent} depends on its columns",
+                            desc.name
+                        ),
+                    ));
+                }
                 Ok(Outcome {
                     tag: "CREATE VIEW".into(),
                     ..Outcome::default()
