@@ -1067,3 +1067,70 @@ async fn a_foreign_key_added_while_its_parent_goes_never_holds_an_orphan() {
         "{error:?}"
     );
 }
+
+/// DROP INDEX racing with a writer that adds an entry: the drop fails (40001) rather than
+/// leave the entry behind, where a later index given the same id would read it as a value
+/// some row holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_dropped_while_a_writer_adds_entries_leaves_none_behind() {
+    let server = Server::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute(
+            "CREATE TABLE stale (id int PRIMARY KEY, a int, u int);
+             INSERT INTO stale SELECT g, g, g FROM generate_series(1, 10) AS g;
+             CREATE UNIQUE INDEX stale_a ON stale (a)",
+        )
+        .await
+        .unwrap();
+    let (dropper, writer) = (server.connect().await, server.connect().await);
+    dropper
+        .batch_execute("BEGIN; DROP INDEX stale_a")
+        .await
+        .unwrap();
+    writer
+        .batch_execute("INSERT INTO stale VALUES (77, 77, 2000)")
+        .await
+        .unwrap();
+    let error = dropper.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+        "{error:?}"
+    );
+    setup
+        .batch_execute("DROP INDEX stale_a; CREATE UNIQUE INDEX stale_u ON stale (u)")
+        .await
+        .unwrap();
+    setup
+        .batch_execute("INSERT INTO stale VALUES (100, 0, 77)")
+        .await
+        .expect("no row has u = 77");
+}
+
+/// CREATE VIEW racing with DDL that removes what the view reads: the view's commit fails
+/// (40001) instead of leaving a view that cannot be read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_created_while_its_column_is_dropped_does_not_commit() {
+    let server = Server::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute("CREATE TABLE viewed (a int, b int)")
+        .await
+        .unwrap();
+    let (creator, alterer) = (server.connect().await, server.connect().await);
+    creator
+        .batch_execute("BEGIN; CREATE VIEW viewed_b AS SELECT b FROM viewed")
+        .await
+        .unwrap();
+    alterer
+        .batch_execute("ALTER TABLE viewed DROP COLUMN b")
+        .await
+        .unwrap();
+    let error = creator.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+        "{error:?}"
+    );
+}
