@@ -4243,11 +4243,17 @@ async fn plan_alter_table(
         Err(e) => return Err(e),
     };
     refuse_view(&table)?;
-    let scope = Scope::table(table.clone(), table.name.clone());
+    let planned = table.clone();
+    // Each action is planned against the table as the actions before it leave it.
+    let mut table = table;
     let column_of = |ident: &ast::Ident| ident_name(ident);
     let mut actions = Vec::with_capacity(alter.operations.len());
     use ast::AlterTableOperation as Op;
     for operation in &alter.operations {
+        if let Some(done) = actions.last() {
+            table = Arc::new(after_action(&table, done));
+        }
+        let scope = Scope::table(table.clone(), table.name.clone());
         actions.push(match operation {
             Op::AddColumn {
                 if_not_exists,
@@ -4524,7 +4530,48 @@ async fn plan_alter_table(
             }
         });
     }
-    Ok(Plan::AlterTable { table, actions })
+    Ok(Plan::AlterTable {
+        table: planned,
+        actions,
+    })
+}
+
+/// `table` as `action` leaves it, as far as planning the next action of the same ALTER
+/// TABLE needs (its columns' names, types, nullability and the primary key).
+fn after_action(table: &TableDesc, action: &AlterAction) -> TableDesc {
+    let mut table = table.clone();
+    match action {
+        AlterAction::AddColumn { column, .. } if table.column_index(&column.name).is_none() => {
+            table.columns.push(column.clone())
+        }
+        AlterAction::DropColumn { name, .. } => {
+            if let Some(index) = table.column_index(name) {
+                let column = &mut table.columns[index];
+                column.name = format!("........dropped.{index}........");
+                column.hidden = true;
+                column.dropped = true;
+            }
+        }
+        AlterAction::RenameColumn { from, to } => {
+            if let Some(index) = table.column_index(from) {
+                table.columns[index].name = to.clone();
+            }
+        }
+        AlterAction::SetType {
+            column, data_type, ..
+        } => table.columns[*column].data_type = data_type.clone(),
+        AlterAction::SetNotNull { column, not_null } => {
+            if let Some(index) = table.column_index(column) {
+                table.columns[index].nullable = !*not_null;
+            }
+        }
+        AlterAction::AddPrimaryKey { columns, name } => {
+            table.primary_key = columns.clone();
+            table.primary_key_constraint = name.clone();
+        }
+        _ => {}
+    }
+    table
 }
 
 /// 428C9: an INSERT giving a GENERATED ALWAYS identity column a value.
