@@ -681,10 +681,15 @@ fn foreign_key(
             "foreign keys with MATCH FULL or MATCH PARTIAL are not supported yet",
         ));
     }
-    let characteristics = fk.characteristics.as_ref();
-    if characteristics.is_some_and(|c| c.deferrable == Some(true) || c.enforced == Some(false)) {
+    // DEFERRABLE [INITIALLY DEFERRED] is accepted (ORMs declare every foreign key so) but
+    // checked at each statement's end, not at commit: stricter, never looser.
+    if fk
+        .characteristics
+        .as_ref()
+        .is_some_and(|c| c.enforced == Some(false))
+    {
         return Err(SqlError::unsupported(
-            "DEFERRABLE and NOT ENFORCED foreign keys are not supported yet",
+            "NOT ENFORCED foreign keys are not supported yet",
         ));
     }
     let action = |a: &Option<ast::ReferentialAction>| match a {
