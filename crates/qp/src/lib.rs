@@ -158,6 +158,13 @@ pub struct Transaction {
     bytes_written: usize,
 }
 
+/// A transaction's buffered writes at one moment: see [`Transaction::mark`].
+#[derive(Clone, Debug)]
+pub struct WriteMark {
+    writes: BTreeMap<Key, Option<Bytes>>,
+    bytes_written: usize,
+}
+
 /// How much a transaction is isolated from concurrent ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Isolation {
@@ -327,6 +334,23 @@ impl Transaction {
                 None => return Ok(rows),
             }
         }
+    }
+
+    /// The transaction's buffered writes as they are now (SAVEPOINT), to return to with
+    /// [`Transaction::rollback_to`].
+    pub fn mark(&self) -> WriteMark {
+        WriteMark {
+            writes: self.writes.clone(),
+            bytes_written: self.bytes_written,
+        }
+    }
+
+    /// Discards the writes buffered since `mark` was taken (ROLLBACK TO SAVEPOINT). What the
+    /// transaction read and locked meanwhile stays in its conflict check: a commit may fail
+    /// for a read it no longer uses, never succeed past one it does.
+    pub fn rollback_to(&mut self, mark: &WriteMark) {
+        self.writes = mark.writes.clone();
+        self.bytes_written = mark.bytes_written;
     }
 
     /// Buffers `value` as the new value of `key`.

@@ -139,6 +139,12 @@ pub enum Plan {
     Commit,
     /// ROLLBACK / ABORT.
     Rollback,
+    /// SAVEPOINT name.
+    Savepoint(String),
+    /// RELEASE [SAVEPOINT] name.
+    ReleaseSavepoint(String),
+    /// ROLLBACK TO [SAVEPOINT] name.
+    RollbackToSavepoint(String),
     /// SET TRANSACTION / SET SESSION CHARACTERISTICS AS TRANSACTION.
     SetTransaction {
         /// The modes.

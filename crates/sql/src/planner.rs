@@ -390,6 +390,12 @@ async fn plan_statement(
             chain: false,
             savepoint: None,
         } => Plan::Rollback,
+        S::Rollback {
+            chain: false,
+            savepoint: Some(name),
+        } => Plan::RollbackToSavepoint(ident_name(name)),
+        S::Savepoint { name } => Plan::Savepoint(ident_name(name)),
+        S::ReleaseSavepoint { name } => Plan::ReleaseSavepoint(ident_name(name)),
         S::Set(set) => plan_set(set)?,
         S::ShowVariable { variable } => {
             let name = variable

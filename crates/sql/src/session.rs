@@ -259,6 +259,17 @@ pub struct Session {
     sequence_state: Mutex<SessionSequences>,
     /// The index build job the running statement recorded, started once it commits.
     pending_job: Option<(u64, IndexBuild)>,
+    /// The open block's savepoints, oldest first.
+    savepoints: Vec<Savepoint>,
+}
+
+/// A SAVEPOINT: the block's writes and settings when it was set.
+struct Savepoint {
+    name: String,
+    writes: cairn_qp::WriteMark,
+    settings: BTreeMap<String, String>,
+    local_saved: BTreeMap<String, Option<String>>,
+    block_start: BTreeMap<String, Option<String>>,
 }
 
 /// The parameter a transaction block sets (with SET LOCAL) to make its COMMIT idempotent.
@@ -620,6 +631,8 @@ fn is_transaction_control(statement: &ast::Statement) -> bool {
         ast::Statement::StartTransaction { .. }
             | ast::Statement::Commit { .. }
             | ast::Statement::Rollback { .. }
+            | ast::Statement::Savepoint { .. }
+            | ast::Statement::ReleaseSavepoint { .. }
     )
 }
 
@@ -648,6 +661,7 @@ impl Session {
             block_start: BTreeMap::new(),
             sequence_state: Mutex::default(),
             pending_job: None,
+            savepoints: Vec::new(),
         }
     }
 
@@ -800,6 +814,9 @@ impl Session {
             Plan::Begin(modes) => self.begin(modes),
             Plan::Commit => self.commit().await,
             Plan::Rollback => Ok(self.rollback()),
+            Plan::Savepoint(name) => self.savepoint(name),
+            Plan::ReleaseSavepoint(name) => self.release_savepoint(name),
+            Plan::RollbackToSavepoint(name) => self.rollback_to_savepoint(name),
             Plan::SetTransaction { modes, session } => self.set_transaction(modes, *session),
             Plan::Set { name, value } if name == IDEMPOTENCY_KEY => {
                 let _ = value;
@@ -851,6 +868,7 @@ impl Session {
     /// value changed back (for ParameterStatus).
     fn end_block(&mut self, committed: bool) -> Vec<(String, String)> {
         self.txn = None;
+        self.savepoints.clear();
         self.block = Block::None;
         self.block_modes = TxnModes::default();
         let local = std::mem::take(&mut self.local_saved);
@@ -920,7 +938,10 @@ impl Session {
     }
 
     fn fail_block(&mut self) {
-        self.txn = None;
+        // With a savepoint set, ROLLBACK TO may bring the block back: its writes stay.
+        if self.savepoints.is_empty() {
+            self.txn = None;
+        }
         if matches!(self.block, Block::Open | Block::Implicit) {
             self.block = if self.block == Block::Open {
                 Block::Failed
@@ -1047,7 +1068,13 @@ impl Session {
                     None => Ok(outcome),
                 }
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                // Kept for ROLLBACK TO SAVEPOINT, which drops the failed statement's writes.
+                if !self.savepoints.is_empty() {
+                    self.txn = Some(txn);
+                }
+                Err(e)
+            }
         }
     }
 
@@ -1688,6 +1715,99 @@ impl Session {
                 })
             }
         }
+    }
+
+    /// 25P01 outside a transaction block, 25P02 in a failed one.
+    fn require_open_block(&self, statement: &str) -> SqlResult<()> {
+        match self.block {
+            Block::Open => Ok(()),
+            Block::Failed => Err(SqlError::new(
+                SqlState::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            )),
+            Block::None | Block::Implicit => Err(SqlError::new(
+                SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                format!("{statement} can only be used in transaction blocks"),
+            )),
+        }
+    }
+
+    fn savepoint(&mut self, name: &str) -> SqlResult<Outcome> {
+        self.require_open_block("SAVEPOINT")?;
+        let isolation = self.core_isolation();
+        let engine = self.engine.clone();
+        let txn = self
+            .txn
+            .get_or_insert_with(|| engine.db.begin_with(isolation));
+        let writes = txn.mark();
+        self.savepoints.push(Savepoint {
+            name: name.to_string(),
+            writes,
+            settings: self.settings.clone(),
+            local_saved: self.local_saved.clone(),
+            block_start: self.block_start.clone(),
+        });
+        Ok(Outcome {
+            tag: "SAVEPOINT".into(),
+            ..Outcome::default()
+        })
+    }
+
+    /// The position of the newest savepoint named `name` (3B001 if none).
+    fn find_savepoint(&self, name: &str) -> SqlResult<usize> {
+        self.savepoints
+            .iter()
+            .rposition(|s| s.name == name)
+            .ok_or_else(|| {
+                SqlError::new(
+                    SqlState("3B001"),
+                    format!("savepoint \"{name}\" does not exist"),
+                )
+            })
+    }
+
+    fn release_savepoint(&mut self, name: &str) -> SqlResult<Outcome> {
+        self.require_open_block("RELEASE SAVEPOINT")?;
+        let position = self.find_savepoint(name)?;
+        // It and every savepoint set after it go; their writes stay.
+        self.savepoints.truncate(position);
+        Ok(Outcome {
+            tag: "RELEASE".into(),
+            ..Outcome::default()
+        })
+    }
+
+    fn rollback_to_savepoint(&mut self, name: &str) -> SqlResult<Outcome> {
+        if matches!(self.block, Block::None | Block::Implicit) {
+            return Err(SqlError::new(
+                SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                "ROLLBACK TO SAVEPOINT can only be used in transaction blocks",
+            ));
+        }
+        let position = self.find_savepoint(name)?;
+        // Savepoints set after it go; it stays, to be rolled back to again.
+        self.savepoints.truncate(position + 1);
+        let savepoint = &self.savepoints[position];
+        if let Some(txn) = self.txn.as_mut() {
+            txn.rollback_to(&savepoint.writes);
+        }
+        let settings = savepoint.settings.clone();
+        self.local_saved = savepoint.local_saved.clone();
+        self.block_start = savepoint.block_start.clone();
+        let mut parameter_changes = Vec::new();
+        for key in REPORTED {
+            let after = settings.get(*key);
+            if self.settings.get(*key) != after {
+                parameter_changes.push((key.to_string(), after.cloned().unwrap_or_default()));
+            }
+        }
+        self.settings = settings;
+        self.block = Block::Open;
+        Ok(Outcome {
+            tag: "ROLLBACK".into(),
+            parameter_changes,
+            ..Outcome::default()
+        })
     }
 
     fn rollback(&mut self) -> Outcome {
