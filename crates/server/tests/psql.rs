@@ -29,7 +29,7 @@ async fn explain_plans_match_golden_output() {
 }
 
 fn scripts() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/psql")
+    common::repository_path("tests/psql")
 }
 
 /// Runs `script` with psql against `server`; its output, stdout and stderr in one stream.

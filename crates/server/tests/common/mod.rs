@@ -23,6 +23,15 @@ const LISTENING: &str = "listening on";
 /// How long any single wait in a test may take.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// A path inside the repository. Read at run time, not compile time: CI clones share one
+/// target directory, and cargo reuses a test binary built from a clone at another path.
+pub fn repository_path(relative: &str) -> PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.join("../..").join(relative)
+}
+
 pub fn clock() -> SystemClock {
     SystemClock::default()
 }
