@@ -66,6 +66,13 @@ EXPLAIN SELECT * FROM orders ORDER BY id DESC LIMIT 3;
 EXPLAIN SELECT * FROM orders ORDER BY total LIMIT 3;
 DROP INDEX orders_customer;
 
+-- An index on an expression serves a WHERE clause computing the same expression.
+CREATE INDEX customers_upper_name ON customers (upper(name));
+EXPLAIN SELECT * FROM customers WHERE upper(name) = 'C3';
+SELECT id FROM customers WHERE upper(name) = 'C3';
+EXPLAIN SELECT * FROM customers WHERE lower(name) = 'c3';
+DROP INDEX customers_upper_name;
+
 -- No equality to hash on: nested loop.
 EXPLAIN SELECT * FROM customers c JOIN orders o ON o.total > c.id * 10;
 EXPLAIN SELECT * FROM regions CROSS JOIN regions AS r2;

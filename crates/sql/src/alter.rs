@@ -182,16 +182,29 @@ pub async fn alter_table(
                         sequence::drop(txn, &owned);
                     }
                 }
-                // Indexes on the column go with it, as in PostgreSQL.
+                // Indexes on the column, or on expressions reading it, go with it, as in
+                // PostgreSQL (with the hidden columns of those expressions).
+                let mut gone_columns = vec![index];
+                for (generated, expr) in crate::planner::bind_generated(&desc)? {
+                    let mut reads = false;
+                    expr.walk(&mut |node| {
+                        reads |= matches!(node, crate::expr::Expr::Column { index: i, .. } if *i == index);
+                    });
+                    if reads {
+                        gone_columns.push(generated);
+                    }
+                }
                 let (dropped, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut desc.indexes)
                     .into_iter()
-                    .partition(|i| i.columns.contains(&index));
+                    .partition(|i| i.columns.iter().any(|c| gone_columns.contains(c)));
                 desc.indexes = kept;
                 for gone in &dropped {
                     delete_entries(txn, &desc, gone).await?;
                     catalog::set_index_owner(txn, &gone.name, None);
                 }
-                mark_dropped(&mut desc, index);
+                for column in gone_columns {
+                    mark_dropped(&mut desc, column);
+                }
             }
             AlterAction::AddCheck {
                 name,
@@ -326,6 +339,7 @@ pub async fn alter_table(
                     let index = desc.indexes.remove(position);
                     delete_entries(txn, &desc, &index).await?;
                     catalog::set_index_owner(txn, name, None);
+                    drop_unused_generated(&mut desc);
                 } else if *name == desc.primary_key_name() {
                     return Err(SqlError::unsupported(
                         "dropping a table's primary key is not supported",
@@ -342,6 +356,18 @@ pub async fn alter_table(
             }
             AlterAction::RenameColumn { from, to } => {
                 let index = column_index(&desc, from)?;
+                // Index expressions are kept as SQL text, which names the column.
+                for (_, expr) in crate::planner::bind_generated(&desc)? {
+                    let mut reads = false;
+                    expr.walk(&mut |node| {
+                        reads |= matches!(node, crate::expr::Expr::Column { index: i, .. } if *i == index);
+                    });
+                    if reads {
+                        return Err(SqlError::unsupported(format!(
+                            "renaming column \"{from}\", which an index expression reads, is not supported yet; drop the index first"
+                        )));
+                    }
+                }
                 if desc.column_index(to).is_some() {
                     return Err(SqlError::new(
                         SqlState::DUPLICATE_COLUMN,
@@ -531,6 +557,17 @@ async fn rewrite_rows(
     Ok(())
 }
 
+/// Drops the hidden columns of index expressions no index reads any more.
+fn drop_unused_generated(desc: &mut TableDesc) {
+    let unused: Vec<usize> = (0..desc.columns.len())
+        .filter(|&c| desc.columns[c].generated.is_some() && !desc.columns[c].dropped)
+        .filter(|c| !desc.indexes.iter().any(|i| i.columns.contains(c)))
+        .collect();
+    for column in unused {
+        mark_dropped(desc, column);
+    }
+}
+
 /// Turns the column at `index` into a dropped one: hidden, its values ignored.
 fn mark_dropped(desc: &mut TableDesc, index: usize) {
     let column = &mut desc.columns[index];
@@ -540,6 +577,7 @@ fn mark_dropped(desc: &mut TableDesc, index: usize) {
     column.nullable = true;
     column.default = None;
     column.identity = None;
+    column.generated = None;
 }
 
 /// 42710 if the table has a constraint (CHECK, FOREIGN KEY, UNIQUE, PRIMARY KEY) named `name`.
@@ -623,6 +661,7 @@ pub async fn create_index(
     txn: &mut Transaction,
     planned: &TableDesc,
     index: &IndexDesc,
+    generated: &[crate::catalog::ColumnDesc],
     if_not_exists: bool,
     ctx: &ExecContext<'_>,
 ) -> SqlResult<Produced> {
@@ -633,6 +672,18 @@ pub async fn create_index(
     let Some(mut desc) = index_table(txn, planned, index, if_not_exists).await? else {
         return Ok(produced);
     };
+    if !generated.is_empty() {
+        // Every row gains the hidden columns, computed as each is written again.
+        let old = desc.clone();
+        desc.columns.extend(generated.iter().cloned());
+        let width = desc.columns.len();
+        let change = |mut row: Vec<Value>| {
+            row.resize(width, Value::Null);
+            Ok(row)
+        };
+        let duplicate = |row: &[Value]| exec::duplicate_key(&old, row, ctx.zone);
+        rewrite_rows(txn, &old, &desc, ctx, change, duplicate).await?;
+    }
     build_index(txn, &desc, index, ctx).await?;
     desc.indexes.push(index.clone());
     catalog::set_index_owner(txn, &index.name, Some(&desc.name));
@@ -745,6 +796,7 @@ pub async fn drop_index(
         let index = desc.indexes.remove(position);
         delete_entries(txn, &desc, &index).await?;
         catalog::set_index_owner(txn, name, None);
+        drop_unused_generated(&mut desc);
         catalog::put(txn, &desc)?;
     }
     Ok(Produced {

@@ -178,6 +178,9 @@ pub struct ColumnDesc {
     /// Dropped by ALTER TABLE DROP COLUMN: still a place in the rows' layout, but hidden and
     /// unnamed; new rows hold NULL there.
     pub dropped: bool,
+    /// Computed from the row's other columns on every write (SQL text): the hidden column
+    /// an index on an expression indexes.
+    pub generated: Option<String>,
 }
 
 impl ColumnDesc {
@@ -192,6 +195,7 @@ impl ColumnDesc {
             identity: None,
             missing: None,
             dropped: false,
+            generated: None,
         }
     }
 }
@@ -212,12 +216,71 @@ mod legacy {
 
     use crate::types::DataType;
 
+    /// A column before generated columns.
+    #[derive(Deserialize)]
+    struct V2Column {
+        name: String,
+        data_type: DataType,
+        nullable: bool,
+        default: Option<String>,
+        hidden: bool,
+        identity: Option<super::Identity>,
+        missing: Option<crate::types::Value>,
+        dropped: bool,
+    }
+
+    impl From<V2Column> for super::ColumnDesc {
+        fn from(c: V2Column) -> Self {
+            super::ColumnDesc {
+                name: c.name,
+                data_type: c.data_type,
+                nullable: c.nullable,
+                default: c.default,
+                hidden: c.hidden,
+                identity: c.identity,
+                missing: c.missing,
+                dropped: c.dropped,
+                generated: None,
+            }
+        }
+    }
+
+    /// Layout 2: columns without generated expressions.
+    #[derive(Deserialize)]
+    pub struct V2 {
+        id: u32,
+        name: String,
+        columns: Vec<V2Column>,
+        primary_key: Vec<usize>,
+        primary_key_constraint: Option<String>,
+        indexes: Vec<super::IndexDesc>,
+        checks: Vec<(String, String)>,
+        foreign_keys: Vec<super::ForeignKey>,
+        referenced_by: Vec<String>,
+    }
+
+    impl From<V2> for super::TableDesc {
+        fn from(old: V2) -> Self {
+            super::TableDesc {
+                id: old.id,
+                name: old.name,
+                columns: old.columns.into_iter().map(Into::into).collect(),
+                primary_key: old.primary_key,
+                primary_key_constraint: old.primary_key_constraint,
+                indexes: old.indexes,
+                checks: old.checks,
+                foreign_keys: old.foreign_keys,
+                referenced_by: old.referenced_by,
+            }
+        }
+    }
+
     /// Layout 1: no primary key constraint name, indexes without INCLUDE.
     #[derive(Deserialize)]
     pub struct V1 {
         id: u32,
         name: String,
-        columns: Vec<super::ColumnDesc>,
+        columns: Vec<V2Column>,
         primary_key: Vec<usize>,
         indexes: Vec<V1Index>,
         checks: Vec<(String, String)>,
@@ -239,7 +302,7 @@ mod legacy {
             super::TableDesc {
                 id: old.id,
                 name: old.name,
-                columns: old.columns,
+                columns: old.columns.into_iter().map(Into::into).collect(),
                 primary_key: old.primary_key,
                 primary_key_constraint: None,
                 indexes: old
@@ -266,7 +329,7 @@ mod legacy {
     pub struct Untagged {
         id: u32,
         name: String,
-        columns: Vec<super::ColumnDesc>,
+        columns: Vec<V2Column>,
         primary_key: Vec<usize>,
         indexes: Vec<UntaggedIndex>,
         checks: Vec<(String, String)>,
@@ -333,7 +396,7 @@ mod legacy {
                 columns: old
                     .columns
                     .into_iter()
-                    .map(|c| super::ColumnDesc {
+                    .map(|c| V2Column {
                         name: c.name,
                         data_type: c.data_type,
                         nullable: c.nullable,
@@ -359,7 +422,7 @@ mod legacy {
 /// version.
 const LAYOUT_TAG: [u8; 5] = [0xFF, 0xFF, 0xFF, 0xFF, 0x7F];
 /// The layout [`encode_table`] writes.
-const LAYOUT_VERSION: u8 = 2;
+const LAYOUT_VERSION: u8 = 3;
 
 /// A table definition as stored: tagged with its layout, so later layouts can still read it.
 fn encode_table(desc: &TableDesc) -> SqlResult<Bytes> {
@@ -375,6 +438,11 @@ fn decode_table(bytes: &[u8]) -> Result<TableDesc, String> {
     let v1 = match bytes.strip_prefix(&LAYOUT_TAG[..]) {
         Some([LAYOUT_VERSION, rest @ ..]) => {
             return postcard::from_bytes(rest).map_err(|e| e.to_string())
+        }
+        Some([2, rest @ ..]) => {
+            return postcard::from_bytes::<legacy::V2>(rest)
+                .map(TableDesc::from)
+                .map_err(|e| e.to_string())
         }
         Some([1, rest @ ..]) => postcard::from_bytes::<legacy::V1>(rest),
         Some(_) => return Err("unknown layout version".into()),
@@ -849,6 +917,35 @@ pub async fn describe_key(txn: &Transaction, key: &Key) -> KeyDescription {
 mod tests {
     use super::*;
 
+    /// A column as layouts before 3 stored it (no generated expression).
+    #[derive(Serialize)]
+    struct OldColumn {
+        name: String,
+        data_type: DataType,
+        nullable: bool,
+        default: Option<String>,
+        hidden: bool,
+        identity: Option<Identity>,
+        missing: Option<Value>,
+        dropped: bool,
+    }
+
+    fn old_columns(columns: &[ColumnDesc]) -> Vec<OldColumn> {
+        columns
+            .iter()
+            .map(|c| OldColumn {
+                name: c.name.clone(),
+                data_type: c.data_type.clone(),
+                nullable: c.nullable,
+                default: c.default.clone(),
+                hidden: c.hidden,
+                identity: c.identity,
+                missing: c.missing.clone(),
+                dropped: c.dropped,
+            })
+            .collect()
+    }
+
     fn orders() -> TableDesc {
         let mut customer = ColumnDesc::new("customer_id", DataType::Int4);
         customer.nullable = false;
@@ -894,7 +991,7 @@ mod tests {
         struct Old {
             id: u32,
             name: String,
-            columns: Vec<ColumnDesc>,
+            columns: Vec<OldColumn>,
             primary_key: Vec<usize>,
             indexes: Vec<OldIndex>,
             checks: Vec<(String, String)>,
@@ -908,7 +1005,7 @@ mod tests {
         let old = Old {
             id: expected.id,
             name: expected.name.clone(),
-            columns: expected.columns.clone(),
+            columns: old_columns(&expected.columns),
             primary_key: expected.primary_key.clone(),
             indexes: vec![OldIndex {
                 id: 2,
@@ -939,7 +1036,7 @@ mod tests {
         struct V1 {
             id: u32,
             name: String,
-            columns: Vec<ColumnDesc>,
+            columns: Vec<OldColumn>,
             primary_key: Vec<usize>,
             indexes: Vec<V1Index>,
             checks: Vec<(String, String)>,
@@ -952,7 +1049,7 @@ mod tests {
         let old = V1 {
             id: expected.id,
             name: expected.name.clone(),
-            columns: expected.columns.clone(),
+            columns: old_columns(&expected.columns),
             primary_key: expected.primary_key.clone(),
             indexes: vec![V1Index {
                 id: 2,
@@ -967,6 +1064,39 @@ mod tests {
         };
         let mut stored = LAYOUT_TAG.to_vec();
         stored.push(1);
+        stored.extend(postcard::to_allocvec(&old).unwrap());
+        assert_eq!(decode_table(&stored).unwrap(), expected);
+    }
+
+    /// Layout 2 (before generated columns) still reads.
+    #[test]
+    fn a_version_2_definition_reads_in_the_current_layout() {
+        #[derive(Serialize)]
+        struct V2 {
+            id: u32,
+            name: String,
+            columns: Vec<OldColumn>,
+            primary_key: Vec<usize>,
+            primary_key_constraint: Option<String>,
+            indexes: Vec<IndexDesc>,
+            checks: Vec<(String, String)>,
+            foreign_keys: Vec<ForeignKey>,
+            referenced_by: Vec<String>,
+        }
+        let expected = orders();
+        let old = V2 {
+            id: expected.id,
+            name: expected.name.clone(),
+            columns: old_columns(&expected.columns),
+            primary_key: expected.primary_key.clone(),
+            primary_key_constraint: expected.primary_key_constraint.clone(),
+            indexes: expected.indexes.clone(),
+            checks: expected.checks.clone(),
+            foreign_keys: vec![],
+            referenced_by: vec![],
+        };
+        let mut stored = LAYOUT_TAG.to_vec();
+        stored.push(2);
         stored.extend(postcard::to_allocvec(&old).unwrap());
         assert_eq!(decode_table(&stored).unwrap(), expected);
     }

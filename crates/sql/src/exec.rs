@@ -187,8 +187,9 @@ async fn run_statement(
             table,
             index,
             if_not_exists,
+            generated,
             ..
-        } => crate::alter::create_index(txn, table, index, *if_not_exists, ctx).await,
+        } => crate::alter::create_index(txn, table, index, generated, *if_not_exists, ctx).await,
         Plan::DropIndex { names, if_exists } => {
             crate::alter::drop_index(txn, names, *if_exists, ctx).await
         }
@@ -226,7 +227,7 @@ async fn run_statement(
                 for (i, column) in table.columns.iter().enumerate() {
                     row.push(match insert.targets.iter().position(|&t| t == i) {
                         Some(p) => source[p].clone(),
-                        None if column.dropped => Value::Null,
+                        None if column.dropped || column.generated.is_some() => Value::Null,
                         None if column.hidden => Value::Int8((ctx.next_row_id)()),
                         None => default_value(insert.defaults[i].as_ref(), ctx)?,
                     });
@@ -601,11 +602,47 @@ pub(crate) fn checked_key(table: &TableDesc, row: &[Value]) -> SqlResult<Key> {
 }
 
 /// Applies column types (assignment casts) and NOT NULL to a full row.
+/// Computes `row`'s generated columns (what indexes on expressions index) from its other
+/// columns, in UTC (index expressions do not depend on the session).
+fn fill_generated(table: &TableDesc, row: &mut [Value]) -> SqlResult<()> {
+    let generated = crate::planner::bind_generated(table)?;
+    if generated.is_empty() {
+        return Ok(());
+    }
+    let utc = TimeZone::utc();
+    let sequences = StatementSequences::none();
+    let ctx = crate::expr::EvalContext {
+        params: &[],
+        now_micros: 0,
+        zone: &utc,
+        subqueries: &[],
+        correlated: &[],
+        outer: &[],
+        random: &|| 0.0,
+        reseed: &|_| {},
+        sequences: &sequences,
+    };
+    for (i, expr) in generated {
+        let value = expr.eval(row, &ctx)?;
+        row[i] = match value {
+            Value::Null => Value::Null,
+            value => cast::cast(value, &table.columns[i].data_type, false, &utc)?,
+        };
+    }
+    Ok(())
+}
+
 pub(crate) fn conform_row(
     table: &TableDesc,
     row: Vec<Value>,
     zone: &TimeZone,
 ) -> SqlResult<Vec<Value>> {
+    let mut row = conform_columns(table, row, zone)?;
+    fill_generated(table, &mut row)?;
+    Ok(row)
+}
+
+fn conform_columns(table: &TableDesc, row: Vec<Value>, zone: &TimeZone) -> SqlResult<Vec<Value>> {
     let mut out = Vec::with_capacity(row.len());
     for (value, column) in row.into_iter().zip(&table.columns) {
         let value = if value.is_null() {

@@ -68,8 +68,9 @@
 //! comma-list rule), no correlated subqueries in ON or HAVING, no multidimensional arrays; a
 //! statement may not read a table its data-modifying WITH changes (PostgreSQL reads the old
 //! rows); sorts and window functions hold their rows (within the memory budget, no
-//! spilling); `nextval('name')` and `"$user"` in search_path do not follow the path; indexes on
-//! columns only (no expressions or partial indexes; INCLUDE is kept in the definition only).
+//! spilling); `nextval('name')` and `"$user"` in search_path do not follow the path; no partial
+//! indexes (INCLUDE is kept in the definition only); an index expression is bound again for
+//! every row written (a cache of bound expressions would make writes to such tables cheaper).
 
 mod alter;
 mod catalog;

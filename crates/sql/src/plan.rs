@@ -72,6 +72,8 @@ pub enum Plan {
         index: IndexDesc,
         /// IF NOT EXISTS.
         if_not_exists: bool,
+        /// Hidden columns to add for its expressions (computed for every row).
+        generated: Vec<ColumnDesc>,
         /// Where its entries for the rows there are written.
         build: IndexBuild,
     },

@@ -99,18 +99,68 @@ async fn plan_statement(
             let table = require_writable(txn, &name).await?;
             refuse_view(&table)?;
             let mut key = Vec::new();
+            // An expression is indexed through a hidden column that every write computes
+            // (shared by the indexes on the same expression).
+            let mut generated: Vec<ColumnDesc> = Vec::new();
+            let scope = Scope::table(table.clone(), table.name.clone());
             for column in &create.columns {
-                let index = index_column(&table.columns, &column.column.expr)?;
+                let expr = match &column.column.expr {
+                    ast::Expr::Nested(inner) => inner.as_ref(),
+                    expr => expr,
+                };
+                let index = match expr {
+                    ast::Expr::Identifier(_) => index_column(&table.columns, expr)?,
+                    _ => {
+                        let bound = binder.bind(expr, &scope)?;
+                        check_index_expression(&bound)?;
+                        let ty = output_type(&bound);
+                        if matches!(ty, DataType::Interval | DataType::Json) {
+                            return Err(SqlError::unsupported(format!(
+                                "indexes on {} expressions are not supported yet",
+                                ty
+                            )));
+                        }
+                        let sql = expr.to_string();
+                        let existing = table.columns.iter().chain(&generated).position(|c| {
+                            c.generated.as_deref() == Some(sql.as_str()) && !c.dropped
+                        });
+                        match existing {
+                            Some(position) => position,
+                            None => {
+                                let mut hidden = ColumnDesc::new(sql.clone(), ty);
+                                hidden.hidden = true;
+                                hidden.generated = Some(sql);
+                                generated.push(hidden);
+                                table.columns.len() + generated.len() - 1
+                            }
+                        }
+                    }
+                };
                 if !key.contains(&index) {
                     key.push(index);
                 }
             }
+            if !generated.is_empty() && (create.r#async || create.concurrently) {
+                return Err(SqlError::unsupported(
+                    "CREATE INDEX ASYNC / CONCURRENTLY on expressions is not supported yet",
+                ));
+            }
+            let named = |i: usize| match table.columns.get(i) {
+                Some(column) => column.name.clone(),
+                None => generated[i - table.columns.len()].name.clone(),
+            };
             let name = match &create.name {
                 Some(name) => table_name(name)?,
                 None => {
-                    let names: Vec<&str> = key
+                    // PostgreSQL names an expression part "expr".
+                    let names: Vec<String> = key
                         .iter()
-                        .map(|&i| table.columns[i].name.as_str())
+                        .map(|&i| {
+                            match i < table.columns.len() && table.columns[i].generated.is_none() {
+                                true => named(i),
+                                false => "expr".to_string(),
+                            }
+                        })
                         .collect();
                     format!("{}_{}_idx", table.name, names.join("_"))
                 }
@@ -143,6 +193,7 @@ async fn plan_statement(
                     building: create.r#async || create.concurrently,
                 },
                 if_not_exists: create.if_not_exists,
+                generated,
                 build: match (create.r#async, create.concurrently) {
                     (true, _) => IndexBuild::Async,
                     (false, true) => IndexBuild::Concurrently,
@@ -3865,6 +3916,100 @@ pub fn bind_defaults(
         .collect()
 }
 
+/// A table's generated columns (the hidden ones indexes on expressions read), bound over
+/// its row: (position, expression). Bound in UTC: index expressions may not depend on the
+/// session (see [`check_index_expression`]).
+pub fn bind_generated(table: &TableDesc) -> SqlResult<Vec<(usize, Expr)>> {
+    if !table
+        .columns
+        .iter()
+        .any(|c| c.generated.is_some() && !c.dropped)
+    {
+        return Ok(vec![]);
+    }
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let scope = Scope::table(Arc::new(table.clone()), table.name.clone());
+    let mut binder = Binder::new(&[], TimeZone::utc());
+    let mut bound = Vec::new();
+    for (i, column) in table.columns.iter().enumerate() {
+        let Some(text) = column.generated.as_ref().filter(|_| !column.dropped) else {
+            continue;
+        };
+        let expr = sqlparser::parser::Parser::new(&dialect)
+            .try_with_sql(text)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| {
+                SqlError::internal(format!(
+                    "stored index expression {text} does not parse: {e}"
+                ))
+            })?;
+        bound.push((i, binder.bind(&expr, &scope)?));
+    }
+    Ok(bound)
+}
+
+/// `filter` reading the table's generated columns where it computes their expressions, so
+/// that an index on an expression serves `WHERE lower(email) = $1`.
+fn with_generated_columns(table: &TableDesc, filter: Expr) -> Expr {
+    fn replace(expr: Expr, table: &TableDesc, generated: &[(usize, Expr)]) -> Expr {
+        if let Some((i, _)) = generated.iter().find(|(_, g)| *g == expr) {
+            let column = &table.columns[*i];
+            return Expr::Column {
+                index: *i,
+                name: column.name.clone(),
+                ty: column.data_type.clone(),
+            };
+        }
+        let original = expr.clone();
+        expr.map_children(&mut |child| Ok(replace(child, table, generated)))
+            .unwrap_or(original)
+    }
+    match bind_generated(table) {
+        Ok(generated) if !generated.is_empty() => replace(filter, table, &generated),
+        _ => filter,
+    }
+}
+
+/// An index expression must give the same value for the same row whenever and by whomever it
+/// is computed (PostgreSQL: IMMUTABLE functions only): no clock, randomness, sequences,
+/// parameters, subqueries, aggregates, or time zone (timestamptz) in it.
+fn check_index_expression(expr: &Expr) -> SqlResult<()> {
+    let mut reason = None;
+    expr.walk(&mut |node| {
+        let volatile = matches!(
+            node,
+            Expr::Func(
+                Func::Now
+                    | Func::CurrentDate
+                    | Func::Age
+                    | Func::Random
+                    | Func::SetSeed
+                    | Func::GenRandomUuid
+                    | Func::NextVal
+                    | Func::CurrVal
+                    | Func::SetVal
+                    | Func::LastVal,
+                ..
+            ) | Expr::Param { .. }
+                | Expr::Subquery { .. }
+                | Expr::Outer { .. }
+                | Expr::Aggregate { .. }
+                | Expr::AggRef { .. }
+                | Expr::Window { .. }
+        );
+        if volatile || node.ty() == DataType::TimestampTz {
+            reason.get_or_insert(());
+        }
+    });
+    match reason {
+        None => Ok(()),
+        Some(()) => Err(SqlError::new(
+            SqlState("42P17"),
+            "functions in index expression must be marked IMMUTABLE",
+        )),
+    }
+}
+
 /// A table's CHECK constraints, bound over its row.
 pub fn bind_checks(binder: &mut Binder, table: &TableDesc) -> SqlResult<Vec<(String, Expr)>> {
     let dialect = sqlparser::dialect::PostgreSqlDialect {};
@@ -4990,6 +5135,7 @@ fn key_condition(conjunct: &Expr, column: usize, ty: &DataType) -> Option<(CmpOp
 
 /// Chooses how to read `table` for `filter` (see the module documentation of `plan.rs`).
 pub fn choose_access(table: Arc<TableDesc>, filter: Option<Expr>, lock: bool) -> Scan {
+    let filter = filter.map(|f| with_generated_columns(&table, f));
     let mut access = Access::Full;
     if table.primary_key.is_empty() {
         return Scan {

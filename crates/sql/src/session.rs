@@ -1129,6 +1129,7 @@ impl Session {
                 index,
                 if_not_exists,
                 build,
+                ..
             } if *build != IndexBuild::InStatement => {
                 if self.block != Block::None {
                     let how = match build {
