@@ -38,6 +38,7 @@ use cairn_sql::{
     Value,
 };
 use cairn_types::clock::{timeout, Clock};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyInResponse, CopyOutResponse};
 use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
     BindComplete, CloseComplete, ParseComplete, PortalSuspended,
@@ -59,6 +60,9 @@ use crate::wire::{Stop, Wire};
 /// How long a client has to finish startup and authentication (PostgreSQL's
 /// `authentication_timeout`).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most COPY FROM STDIN data one statement takes: a transaction's byte limit.
+const MAX_COPY_BYTES: usize = 1 << 30;
 
 /// The parameters reported at startup, before the session's own values are applied.
 const REPORTED_PARAMETERS: &[(&str, &str)] = &[
@@ -338,7 +342,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             Frontend::Flush => Ok(self.wire.flush().await?),
             Frontend::Terminate => Err(Failure::Stop(Stop::Closed)),
-            Frontend::Copy => Ok(()),
+            // COPY traffic outside COPY FROM STDIN is ignored, as PostgreSQL does.
+            Frontend::CopyData(_) | Frontend::CopyDone | Frontend::CopyFail(_) => Ok(()),
             Frontend::FunctionCall => Err(Failure::Sql(SqlError::unsupported(
                 "the fast-path function call interface is not supported",
             ))),
@@ -383,6 +388,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     }
 
     async fn send_simple_outcome(&mut self, outcome: Outcome) -> Result<(), Failure> {
+        let Some(outcome) = self.transfer(outcome).await? else {
+            return Ok(());
+        };
         self.send_side_effects(&outcome);
         if let Some(columns) = &outcome.columns {
             self.wire
@@ -554,7 +562,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             self.busy.store(true, Ordering::Release);
             let outcome = self.session.execute(&prepared, params).await;
             self.busy.store(false, Ordering::Release);
-            let outcome = outcome?;
+            let Some(outcome) = self.transfer(outcome?).await? else {
+                return Ok(());
+            };
             self.send_side_effects(&outcome);
             match outcome.columns {
                 None => {
@@ -629,6 +639,123 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             )
             .into()),
         }
+    }
+
+    // ---- COPY -----------------------------------------------------------------------------
+
+    /// Carries out the COPY a statement started: FROM STDIN takes the client's data and runs
+    /// the statement over it (its outcome is returned to send); TO STDOUT sends the rows and
+    /// the CommandComplete (`None` returned). Any other outcome is returned as it is.
+    async fn transfer(&mut self, outcome: Outcome) -> Result<Option<Outcome>, Failure> {
+        let Some(transfer) = outcome.copy.clone() else {
+            return Ok(Some(outcome));
+        };
+        let binary = transfer.format.is_binary();
+        let count = i16::try_from(transfer.columns.len()).unwrap_or(i16::MAX);
+        let formats = vec![i16::from(binary); transfer.columns.len()];
+        if transfer.incoming {
+            self.wire.send(Backend::CopyInResponse(CopyInResponse::new(
+                i8::from(binary),
+                count,
+                formats,
+            )));
+            let data = self.copy_data().await?;
+            self.busy.store(true, Ordering::Release);
+            let outcome = self.session.copy_from(data).await;
+            self.busy.store(false, Ordering::Release);
+            return Ok(Some(outcome?));
+        }
+        self.send_side_effects(&outcome);
+        self.wire
+            .send(Backend::CopyOutResponse(CopyOutResponse::new(
+                i8::from(binary),
+                count,
+                formats,
+            )));
+        let names: Vec<&str> = transfer.columns.iter().map(|c| c.name.as_str()).collect();
+        let types: Vec<DataType> = transfer
+            .columns
+            .iter()
+            .map(|c| c.data_type.clone())
+            .collect();
+        // One CopyData per row, as PostgreSQL sends them (psycopg reads a row per message);
+        // the binary signature rides in front of the first, where drivers look for it.
+        let mut line = transfer.format.start(&names);
+        if !binary && !line.is_empty() {
+            self.send_copy_data(std::mem::take(&mut line));
+        }
+        for row in &outcome.rows {
+            transfer
+                .format
+                .encode_row(row, &types, &outcome.time_zone, &mut line);
+            self.send_copy_data(std::mem::take(&mut line));
+            self.wire.flush_if_large().await?;
+        }
+        line.extend(transfer.format.end());
+        if !line.is_empty() {
+            self.send_copy_data(line);
+        }
+        self.wire.send(Backend::CopyDone(CopyDone::new()));
+        self.send_complete(&outcome.tag);
+        Ok(None)
+    }
+
+    fn send_copy_data(&mut self, data: Vec<u8>) {
+        self.wire
+            .send(Backend::CopyData(CopyData::new(Bytes::from(data))));
+    }
+
+    /// Reads COPY FROM STDIN data up to CopyDone. CopyFail, or any message COPY does not
+    /// expect (Flush and Sync are ignored, as the protocol says), ends the COPY with an error.
+    async fn copy_data(&mut self) -> Result<Bytes, Failure> {
+        let mut data = BytesMut::new();
+        let mut too_large = false;
+        loop {
+            let message = loop {
+                if let Some(message) = self.wire.try_message()? {
+                    break message;
+                }
+                self.wire.flush().await?;
+                self.wire.fill().await?;
+            };
+            match message {
+                Frontend::CopyData(chunk) => {
+                    // Past the limit the rest is read and dropped, so the error comes after
+                    // CopyDone and the connection stays in step.
+                    if data.len() + chunk.len() > MAX_COPY_BYTES {
+                        too_large = true;
+                        data = BytesMut::new();
+                    } else if !too_large {
+                        data.extend_from_slice(&chunk);
+                    }
+                }
+                Frontend::CopyDone => break,
+                Frontend::CopyFail(reason) => {
+                    return Err(self.session.copy_failed(Some(&reason)).into())
+                }
+                Frontend::Flush | Frontend::Sync => {}
+                Frontend::Terminate => {
+                    self.session.copy_failed(None);
+                    return Err(Failure::Stop(Stop::Closed));
+                }
+                _ => {
+                    self.session.copy_failed(None);
+                    return Err(protocol_violation(
+                        "unexpected message type during COPY from stdin",
+                    )
+                    .into());
+                }
+            }
+        }
+        if too_large {
+            self.session.copy_failed(None);
+            return Err(SqlError::new(
+                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                format!("COPY data is larger than {} MiB", MAX_COPY_BYTES >> 20),
+            )
+            .into());
+        }
+        Ok(data.freeze())
     }
 
     // ---- helpers --------------------------------------------------------------------------

@@ -45,6 +45,9 @@ pub(crate) fn error_response(error: &SqlError, severity: Severity) -> ErrorRespo
     if let Some(position) = error.position {
         fields.push((b'P', cstring(&position.to_string())));
     }
+    if let Some(context) = &error.context {
+        fields.push((b'W', cstring(context)));
+    }
     ErrorResponse::new(fields)
 }
 

@@ -117,8 +117,12 @@ pub(crate) enum Frontend {
     /// 'p': a password, SASLInitialResponse or SASLResponse; only the authentication step
     /// knows which, so the body stays raw.
     Password(Bytes),
-    /// 'd', 'c', 'f': COPY traffic, ignored outside COPY as PostgreSQL does.
-    Copy,
+    /// 'd': COPY FROM STDIN data (ignored outside COPY, as PostgreSQL does).
+    CopyData(Bytes),
+    /// 'c': the end of COPY FROM STDIN data.
+    CopyDone,
+    /// 'f': the client abandons COPY FROM STDIN, with its reason.
+    CopyFail(String),
     /// 'F': the fast-path function call interface.
     FunctionCall,
     /// A well-framed message with invalid content (text that is not UTF-8): answered with this
@@ -357,9 +361,11 @@ fn parse_body(kind: u8, mut body: Reader) -> Result<Frontend, SqlError> {
         b'H' => Frontend::Flush,
         b'X' => Frontend::Terminate,
         b'p' => Frontend::Password(body.rest()),
-        b'd' | b'c' | b'f' => {
-            let _ = body.rest();
-            Frontend::Copy
+        b'd' => Frontend::CopyData(body.rest()),
+        b'c' => Frontend::CopyDone,
+        b'f' => {
+            let reason = body.cstring_bytes()?;
+            Frontend::CopyFail(String::from_utf8_lossy(&reason).into_owned())
         }
         b'F' => {
             let _ = body.rest();

@@ -1,6 +1,7 @@
 //! psql, the real client, runs scripts against the real binary and its whole output must
 //! equal the expected file: `tests/psql/session.sql` (DDL, DML, a transaction block, errors)
-//! prints exactly what PostgreSQL 15 prints; `tests/psql/plans.sql` prints Cairn's EXPLAIN
+//! and `tests/psql/copy.sql` (COPY in every direction and format psql speaks) print exactly
+//! what PostgreSQL 15 prints; `tests/psql/plans.sql` prints Cairn's EXPLAIN
 //! output for the access paths and join methods the planner chooses.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
@@ -14,6 +15,15 @@ async fn psql_script_output_matches_postgresql() {
     let server = common::Server::start().await;
     let actual = run_psql(&server, "session.sql");
     expect_output(&server, "session.out", &actual, "PostgreSQL's");
+}
+
+/// COPY FROM STDIN and TO STDOUT in text and CSV, psql's `\copy`, and bad data:
+/// `tests/psql/copy.out` is PostgreSQL 15's output for `copy.sql`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_script_output_matches_postgresql() {
+    let server = common::Server::start().await;
+    let actual = run_psql(&server, "copy.sql");
+    expect_output(&server, "copy.out", &actual, "PostgreSQL's");
 }
 
 /// EXPLAIN of joins, lookups and scans: `tests/psql/plans.out` is Cairn's own expected

@@ -34,6 +34,7 @@ impl SqlState {
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
     pub const INVALID_TEXT_REPRESENTATION: SqlState = SqlState("22P02");
     pub const INVALID_BINARY_REPRESENTATION: SqlState = SqlState("22P03");
+    pub const BAD_COPY_FILE_FORMAT: SqlState = SqlState("22P04");
     pub const CHARACTER_NOT_IN_REPERTOIRE: SqlState = SqlState("22021");
     pub const INVALID_ESCAPE_SEQUENCE: SqlState = SqlState("22025");
     pub const NOT_NULL_VIOLATION: SqlState = SqlState("23502");
@@ -89,13 +90,15 @@ pub struct SqlError {
     /// Secondary detail, if any.
     pub detail: Option<String>,
     /// A suggestion, if any.
-    pub hint: Option<String>,
+    pub hint: Option<Box<str>>,
     /// Where in the query string the error is: a 1-based character position (field P), which
     /// psql turns into its `LINE 1: ...` marker.
     pub position: Option<u32>,
     /// The same place as the parser counts it (line, column; 1-based), until the session
     /// turns it into `position` against the query text.
-    pub location: Option<(u64, u64)>,
+    pub location: Option<(u32, u32)>,
+    /// Where the error happened beyond the statement (field W), e.g. the COPY input line.
+    pub context: Option<Box<str>>,
 }
 
 /// Result with [`SqlError`].
@@ -111,6 +114,7 @@ impl SqlError {
             hint: None,
             position: None,
             location: None,
+            context: None,
         }
     }
 
@@ -120,16 +124,25 @@ impl SqlError {
         self
     }
 
+    /// Adds a context line (field W), unless one is there already (the innermost wins).
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        if self.context.is_none() {
+            self.context = Some(context.into().into_boxed_str());
+        }
+        self
+    }
+
     /// Adds a hint.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.hint = Some(hint.into().into_boxed_str());
         self
     }
 
     /// Marks where in the statement the error is (line and column, 1-based).
     pub fn at(mut self, line: u64, column: u64) -> Self {
         if line > 0 && column > 0 && self.location.is_none() {
-            self.location = Some((line, column));
+            let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+            self.location = Some((clamp(line), clamp(column)));
         }
         self
     }
@@ -139,7 +152,7 @@ impl SqlError {
         if let (None, Some((line, column))) = (self.position, self.location) {
             let mut position = 0u32;
             for (n, text) in sql.split('\n').enumerate() {
-                if n as u64 + 1 == line {
+                if n as u64 + 1 == u64::from(line) {
                     let within = text.chars().count().min(column.saturating_sub(1) as usize);
                     position += within as u32 + 1;
                     self.position = Some(position);

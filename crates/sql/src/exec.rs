@@ -76,6 +76,8 @@ pub struct ExecContext<'a> {
     pub working: &'a [(usize, Vec<Vec<Value>>)],
     /// Correlated subqueries run as hash lookups (built once per statement).
     pub decorrelation: &'a DecorrelationCache,
+    /// The data a COPY FROM STDIN statement reads (empty for other statements).
+    pub copy_data: &'a [u8],
 }
 
 impl ExecContext<'_> {
@@ -180,6 +182,11 @@ async fn run_statement(
             let tag = format!("SELECT {}", rows.len());
             Ok(Produced { rows, tag })
         }
+        Plan::CopyOut { query, .. } => {
+            let produced = Box::pin(run_statement(txn, query, ctx)).await?;
+            let tag = format!("COPY {}", produced.rows.len());
+            Ok(Produced { tag, ..produced })
+        }
         Plan::AlterTable { table, actions } => {
             crate::alter::alter_table(txn, table, actions, ctx).await
         }
@@ -211,7 +218,25 @@ async fn run_statement(
                     out
                 }
                 InsertSource::Query(query) => Box::pin(select_rows(txn, query, ctx)).await?,
+                // Read row by row below.
+                InsertSource::Copy(_) => Vec::new(),
             };
+            let copy_columns: Vec<(String, DataType)> = insert
+                .targets
+                .iter()
+                .map(|&t| {
+                    let column = &insert.table.columns[t];
+                    (column.name.clone(), column.data_type.clone())
+                })
+                .collect();
+            let copy_table = crate::plan::visible_name(&insert.table.name);
+            let mut copy_reader = match &insert.source {
+                InsertSource::Copy(format) => {
+                    Some(format.reader(ctx.copy_data, &copy_columns, &copy_table, ctx.zone))
+                }
+                _ => None,
+            };
+            let mut sources = sources.into_iter();
             let table = &insert.table;
             let mut returned = Vec::new();
             let mut affected = 0usize;
@@ -220,7 +245,23 @@ async fn run_statement(
             // New rows whose foreign keys are checked once all are written (as PostgreSQL
             // checks at the statement's end: a row may reference one inserted after it).
             let mut to_check: Vec<Vec<Value>> = Vec::new();
-            for source in sources {
+            loop {
+                let source = match copy_reader.as_mut() {
+                    Some(reader) => match reader.next_row() {
+                        Some(row) => row?,
+                        None => break,
+                    },
+                    None => match sources.next() {
+                        Some(row) => row,
+                        None => break,
+                    },
+                };
+                // A COPY row's error names its line, as PostgreSQL's CONTEXT does.
+                let in_context = |e: SqlError| match &copy_reader {
+                    Some(reader) => e.with_context(reader.context()),
+                    None => e,
+                };
+                let stored = async {
                 ctx.check_cancel()?;
                 ctx.sequences.top_up(txn).await?;
                 let mut row: Vec<Value> = Vec::with_capacity(table.columns.len());
@@ -273,7 +314,7 @@ async fn run_statement(
                         row
                     }
                     (Some(_), None) => return Err(duplicate_key(table, &row, ctx.zone)),
-                    (Some(_), Some(ConflictAction::Nothing)) => continue,
+                    (Some(_), Some(ConflictAction::Nothing)) => return Ok(None),
                     (
                         Some(bytes),
                         Some(ConflictAction::Update {
@@ -306,10 +347,15 @@ async fn run_statement(
                                 written.insert(new_key);
                                 new
                             }
-                            None => continue,
+                            None => return Ok(None),
                         }
                     }
                 };
+                Ok(Some(stored))
+                }
+                .await
+                .map_err(in_context)?;
+                let Some(stored) = stored else { continue };
                 affected += 1;
                 if let Some((exprs, _)) = &insert.returning {
                     returned.push(project(exprs, &stored, ctx)?);
@@ -318,9 +364,13 @@ async fn run_statement(
             for row in &to_check {
                 check_references(txn, table, row, ctx.zone).await?;
             }
+            let tag = match insert.source {
+                InsertSource::Copy(_) => format!("COPY {affected}"),
+                _ => format!("INSERT 0 {affected}"),
+            };
             Ok(Produced {
                 rows: returned,
-                tag: format!("INSERT 0 {affected}"),
+                tag,
             })
         }
         Plan::Update(update) => {

@@ -74,6 +74,7 @@
 
 mod alter;
 mod catalog;
+pub mod copy;
 pub mod error;
 mod exec;
 mod expr;
@@ -87,7 +88,9 @@ mod session;
 pub mod types;
 
 pub use error::{SqlError, SqlResult, SqlState};
-pub use session::{CancelToken, Column, Engine, Notice, Outcome, Prepared, Session, TxStatus};
+pub use session::{
+    CancelToken, Column, CopyTransfer, Engine, Notice, Outcome, Prepared, Session, TxStatus,
+};
 pub use types::{DataType, Value};
 
 /// The PostgreSQL version Cairn reports to clients (`server_version`).

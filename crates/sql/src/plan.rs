@@ -12,6 +12,7 @@ use std::sync::Arc;
 use sqlparser::ast;
 
 use crate::catalog::{ColumnDesc, ForeignKey, IndexDesc, TableDesc, ViewDesc};
+use crate::copy::CopyFormat;
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{
     AggCall, AggFunc, ArrayFunc, CmpOp, Expr, Frame, FrameBound, FrameUnits, Func, JsonFunc,
@@ -34,6 +35,13 @@ pub enum Plan {
     Update(Box<UpdatePlan>),
     /// DELETE.
     Delete(Box<DeletePlan>),
+    /// COPY ... TO STDOUT: a query's rows, written in a COPY format.
+    CopyOut {
+        /// The query.
+        query: Box<Plan>,
+        /// How its rows are written.
+        format: CopyFormat,
+    },
     /// CREATE TABLE.
     CreateTable {
         /// The definition (its id is allocated at execution).
@@ -452,6 +460,8 @@ pub enum InsertSource {
     Values(Vec<Vec<Option<Expr>>>),
     /// INSERT ... SELECT.
     Query(Box<SelectPlan>),
+    /// COPY ... FROM STDIN: the rows the COPY data holds, in this format.
+    Copy(CopyFormat),
 }
 
 /// INSERT.
@@ -693,7 +703,7 @@ impl Plan {
             Plan::Delete(delete) => std::iter::once(delete.scan.table.clone())
                 .chain(delete.subqueries.iter().flat_map(SelectPlan::tables))
                 .collect(),
-            Plan::Explain(inner) => inner.tables(),
+            Plan::Explain(inner) | Plan::CopyOut { query: inner, .. } => inner.tables(),
             Plan::With { ctes, main } => ctes
                 .iter()
                 .flat_map(|(_, _, plan)| plan.tables())
@@ -710,7 +720,7 @@ impl Plan {
             Plan::Update(update) => &update.subqueries,
             Plan::Delete(delete) => &delete.subqueries,
             Plan::Insert(insert) => &insert.subqueries,
-            Plan::With { main, .. } => main.subqueries(),
+            Plan::With { main, .. } | Plan::CopyOut { query: main, .. } => main.subqueries(),
             _ => &[],
         }
     }
@@ -718,7 +728,11 @@ impl Plan {
     /// Whether the statement writes (refused in READ ONLY transactions), and its name.
     pub fn write_kind(&self) -> Option<&'static str> {
         match self {
+            Plan::Insert(insert) if matches!(insert.source, InsertSource::Copy(_)) => {
+                Some("COPY FROM")
+            }
             Plan::Insert(_) => Some("INSERT"),
+            Plan::CopyOut { query, .. } => query.write_kind(),
             Plan::Update(_) => Some("UPDATE"),
             Plan::Delete(_) => Some("DELETE"),
             Plan::CreateTable { .. } => Some("CREATE TABLE"),
@@ -2053,12 +2067,8 @@ impl Binder {
     pub fn coerce_for_column(&mut self, e: Expr, column: &ColumnDesc) -> SqlResult<Expr> {
         let e = self.coerce(e, &column.data_type)?;
         let from = e.ty();
-        let allowed = from == column.data_type
-            || from == DataType::Unknown
-            || (from.is_numeric() && column.data_type.is_numeric())
-            || (from.is_text() && column.data_type.is_text())
-            || cast::can_cast_implicitly(&from, &column.data_type)
-            || column.data_type.is_text();
+        let allowed =
+            from == DataType::Unknown || cast::can_cast_assignment(&from, &column.data_type);
         if !allowed {
             return Err(cast::assignment_mismatch(
                 &from,

@@ -10,6 +10,7 @@ use sqlparser::ast;
 
 use crate::catalog::{self, ColumnDesc, TableDesc};
 use crate::catalog::{ForeignKey, Identity, IndexDesc, RefAction};
+use crate::copy::CopyFormat;
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr, Func};
 use crate::plan::{
@@ -44,6 +45,7 @@ pub async fn plan(
         match plan {
             Plan::Explain(inner) => main_statement(inner),
             Plan::With { main, .. } => main_statement(main),
+            Plan::CopyOut { query, .. } => main_statement(query),
             other => other,
         }
     }
@@ -77,6 +79,46 @@ async fn plan_statement(
         }
         S::Query(query) => Plan::Select(Box::new(plan_query(txn, query, binder).await?)),
         S::Insert(insert) => Plan::Insert(Box::new(plan_insert(txn, insert, binder).await?)),
+        S::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            values,
+        } => {
+            if !values.is_empty() {
+                return Err(SqlError::unsupported(
+                    "COPY data inside the statement text is not supported; send it with the COPY protocol",
+                ));
+            }
+            match (to, target) {
+                (false, ast::CopyTarget::Stdin) | (true, ast::CopyTarget::Stdout) => {}
+                _ => {
+                    return Err(SqlError::unsupported(
+                        "COPY to or from a file or program on the server is not supported",
+                    )
+                    .with_hint("Use COPY ... FROM STDIN or TO STDOUT, or psql's \\copy."))
+                }
+            }
+            if *to {
+                Box::pin(plan_copy_to(txn, source, options, legacy_options, binder)).await?
+            } else {
+                let ast::CopySource::Table {
+                    table_name,
+                    columns,
+                } = source
+                else {
+                    return Err(SqlError::syntax("syntax error at or near \"FROM\""));
+                };
+                let format = |names: &[String]| {
+                    CopyFormat::from_options(options, legacy_options, false, names)
+                };
+                Plan::Insert(Box::new(
+                    plan_copy_from(txn, table_name, columns, format, binder).await?,
+                ))
+            }
+        }
         S::Update(update) => Plan::Update(Box::new(plan_update(txn, update, binder).await?)),
         S::Delete(delete) => Plan::Delete(Box::new(plan_delete(txn, delete, binder).await?)),
         S::CreateTable(create) => plan_create_table(txn, create, binder).await?,
@@ -464,6 +506,9 @@ async fn plan_statement(
             Box::pin(plan_statement(txn, statement, binder)).await?,
         )),
         S::Discard { .. } => Plan::NoOp("DISCARD ALL"),
+        // Storage collects old versions and keeps no planner statistics: nothing to do.
+        S::Vacuum(_) => Plan::NoOp("VACUUM"),
+        S::Analyze(_) => Plan::NoOp("ANALYZE"),
         S::Reset(reset) => match &reset.reset {
             ast::Reset::ConfigurationParameter(name) => {
                 Plan::Reset(normalize_parameter(&name.to_string()))
@@ -1844,7 +1889,7 @@ async fn plan_data_modifying_with(
     let main_reads = match &main {
         Plan::Insert(insert) => match &insert.source {
             InsertSource::Query(query) => Plan::Select(query.clone()).tables(),
-            InsertSource::Values(_) => vec![],
+            InsertSource::Values(_) | InsertSource::Copy(_) => vec![],
         },
         other => other.tables(),
     };
@@ -4109,6 +4154,112 @@ fn refuse_view(table: &TableDesc) -> SqlResult<()> {
     Ok(())
 }
 
+/// COPY ... FROM STDIN: an INSERT of the rows the COPY data holds (read when it runs), into
+/// the named columns or all of them; the others take their defaults.
+async fn plan_copy_from(
+    txn: &mut Transaction,
+    name: &ast::ObjectName,
+    columns: &[ast::Ident],
+    format: impl FnOnce(&[String]) -> SqlResult<CopyFormat>,
+    binder: &mut Binder,
+) -> SqlResult<InsertPlan> {
+    let name = existing_relation(txn, binder, name).await?;
+    if catalog::lookup(txn, &name).await?.is_none()
+        && catalog::lookup_view(txn, &name).await?.is_some()
+    {
+        return Err(SqlError::new(
+            SqlState("42809"),
+            format!("cannot copy to view \"{name}\""),
+        ));
+    }
+    let table = require_writable(txn, &name).await?;
+    refuse_view(&table)?;
+    let targets: Vec<usize> = if columns.is_empty() {
+        table.visible_columns().collect()
+    } else {
+        let mut targets = Vec::new();
+        for column in columns {
+            let name = ast::ObjectName(vec![ast::ObjectNamePart::Identifier(column.clone())]);
+            let (column_name, index) = target_column(&table, &name)?;
+            if targets.contains(&index) {
+                return Err(SqlError::new(
+                    SqlState::DUPLICATE_COLUMN,
+                    format!("column \"{column_name}\" specified more than once"),
+                ));
+            }
+            targets.push(index);
+        }
+        targets
+    };
+    let names: Vec<String> = targets
+        .iter()
+        .map(|&t| table.columns[t].name.clone())
+        .collect();
+    let format = format(&names)?;
+    let defaults = bind_defaults(binder, &table, |i| !targets.contains(&i))?;
+    let checks = bind_checks(binder, &table)?;
+    Ok(InsertPlan {
+        table,
+        targets,
+        source: InsertSource::Copy(format),
+        defaults,
+        returning: None,
+        on_conflict: None,
+        conflict_target: ConflictTarget::PrimaryKey,
+        checks,
+        subqueries: vec![],
+    })
+}
+
+/// COPY ... TO STDOUT: the rows of a query, or of a table's columns (as `SELECT`s them).
+async fn plan_copy_to(
+    txn: &mut Transaction,
+    source: &ast::CopySource,
+    options: &[ast::CopyOption],
+    legacy_options: &[ast::CopyLegacyOption],
+    binder: &mut Binder,
+) -> SqlResult<Plan> {
+    let query = match source {
+        ast::CopySource::Query(query) => query.clone(),
+        ast::CopySource::Table {
+            table_name,
+            columns,
+        } => {
+            let name = existing_relation(txn, binder, table_name).await?;
+            if catalog::lookup(txn, &name).await?.is_none()
+                && catalog::lookup_view(txn, &name).await?.is_some()
+            {
+                return Err(SqlError::new(
+                    SqlState("42809"),
+                    format!("cannot copy from view \"{name}\""),
+                )
+                .with_hint("Try the COPY (SELECT ...) TO variant."));
+            }
+            let list = if columns.is_empty() {
+                "*".to_string()
+            } else {
+                columns
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let sql = format!("SELECT {list} FROM {table_name}");
+            match crate::session::parse(&sql)?.pop() {
+                Some(ast::Statement::Query(query)) => query,
+                _ => return Err(SqlError::syntax("syntax error in COPY")),
+            }
+        }
+    };
+    let select = plan_query(txn, &query, binder).await?;
+    let names: Vec<String> = select.columns.iter().map(|c| c.name.clone()).collect();
+    let format = CopyFormat::from_options(options, legacy_options, true, &names)?;
+    Ok(Plan::CopyOut {
+        query: Box::new(Plan::Select(Box::new(select))),
+        format,
+    })
+}
+
 async fn plan_insert(
     txn: &mut Transaction,
     insert: &ast::Insert,
@@ -4223,7 +4374,7 @@ async fn plan_insert(
             .filter(|(p, _)| rows.iter().any(|row| row[*p].is_none()))
             .map(|(_, &t)| t)
             .collect(),
-        InsertSource::Query(_) => Vec::new(),
+        InsertSource::Query(_) | InsertSource::Copy(_) => Vec::new(),
     };
     let defaults = bind_defaults(binder, &table, |i| {
         !targets.contains(&i) || defaulted.contains(&i)

@@ -40,10 +40,11 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 use crate::catalog::{self, CATALOG_PREFIX};
+use crate::copy::CopyFormat;
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::exec::{self, ExecContext};
 use crate::memory::{self, MemoryBudget};
-use crate::plan::{IndexBuild, Plan, TxnModes};
+use crate::plan::{IndexBuild, InsertSource, Plan, TxnModes};
 use crate::planner;
 use crate::sequence::{self, SequenceCache, SequenceUse, SessionSequences, StatementSequences};
 use crate::types::timezone::TimeZone;
@@ -214,6 +215,20 @@ pub struct Outcome {
     /// The session's time zone when the statement finished, which its rows print in (a
     /// later `SET TimeZone` in the same simple query does not change them).
     pub time_zone: TimeZone,
+    /// A COPY: the data to ask for (FROM STDIN: send it to [`Session::copy_from`]), or the
+    /// format `rows` go out in (TO STDOUT).
+    pub copy: Option<CopyTransfer>,
+}
+
+/// The COPY protocol exchange a statement starts.
+#[derive(Clone, Debug)]
+pub struct CopyTransfer {
+    /// FROM STDIN (the client sends data) or TO STDOUT (the server does).
+    pub incoming: bool,
+    /// The data's format.
+    pub format: CopyFormat,
+    /// The copied columns.
+    pub columns: Vec<Column>,
 }
 
 /// Cancels the statement a session is running (CancelRequest).
@@ -261,6 +276,10 @@ pub struct Session {
     pending_job: Option<(u64, IndexBuild)>,
     /// The open block's savepoints, oldest first.
     savepoints: Vec<Savepoint>,
+    /// A COPY FROM STDIN waiting for its data: the statement and its parameters.
+    pending_copy: Option<(Arc<Prepared>, Vec<Value>)>,
+    /// The data of the COPY FROM STDIN that is running.
+    copy_data: Option<bytes::Bytes>,
 }
 
 /// A SAVEPOINT: the block's writes and settings when it was set.
@@ -398,6 +417,10 @@ fn depended_on(kind: &str, name: &str, view: &str) -> SqlError {
     .with_hint("Use DROP ... CASCADE to drop the dependent objects too.")
 }
 
+fn is_copy_from(statement: &ast::Statement) -> bool {
+    matches!(statement, ast::Statement::Copy { to: false, .. })
+}
+
 /// Parses SQL text into statements with PostgreSQL's dialect; errors are 42601.
 pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
     let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql);
@@ -456,7 +479,11 @@ pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
 ///   concurrency every row lock puts the row into the conflict set);
 /// - `[NOT] DEFERRABLE` in BEGIN / START TRANSACTION / SET TRANSACTION is dropped: it only
 ///   makes PostgreSQL wait for a snapshot where a SERIALIZABLE READ ONLY transaction cannot
-///   fail, and in Cairn read-only transactions never fail.
+///   fail, and in Cairn read-only transactions never fail;
+/// - COPY's boolean options spelled `on` / `off` (pgbench's `freeze on`) → `true` / `false`,
+///   and `FORCE_QUOTE *` → `FORCE_QUOTE ("*")`;
+/// - PostgreSQL's VACUUM and ANALYZE options and table lists → `VACUUM` / `ANALYZE` (both
+///   do nothing in Cairn: storage collects old versions itself and there are no statistics).
 ///
 /// `None` if there is nothing to rewrite.
 fn rewrite_unparsed(sql: &str) -> Option<String> {
@@ -464,14 +491,27 @@ fn rewrite_unparsed(sql: &str) -> Option<String> {
         return Some(reordered);
     }
     let words = bare_words(sql);
+    if let Some(&(start, end)) = words.first() {
+        let first = sql[start..end].to_lowercase();
+        if (first == "vacuum" || first == "analyze" || first == "analyse") && !sql.contains(';') {
+            return Some(
+                if first == "vacuum" {
+                    "VACUUM"
+                } else {
+                    "ANALYZE"
+                }
+                .into(),
+            );
+        }
+    }
     let lower: Vec<String> = words
         .iter()
         .map(|&(a, b)| sql[a..b].to_lowercase())
         .collect();
     let word = |i: usize| lower.get(i).map(String::as_str);
     let is_transaction_statement = matches!(word(0), Some("begin" | "start" | "set"));
-    // Byte ranges of the original text to drop.
-    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    // Byte ranges of the original text to replace, and with what.
+    let mut cuts: Vec<(usize, usize, &str)> = Vec::new();
     let mut i = 0;
     while i < words.len() {
         if word(i) == Some("for")
@@ -479,23 +519,42 @@ fn rewrite_unparsed(sql: &str) -> Option<String> {
             && word(i + 2) == Some("key")
             && word(i + 3) == Some("update")
         {
-            cuts.push((words[i + 1].0, words[i + 3].0));
+            cuts.push((words[i + 1].0, words[i + 3].0, ""));
             i += 4;
         } else if word(i) == Some("for")
             && word(i + 1) == Some("key")
             && word(i + 2) == Some("share")
         {
-            cuts.push((words[i + 1].0, words[i + 2].0));
+            cuts.push((words[i + 1].0, words[i + 2].0, ""));
             i += 3;
         } else if is_transaction_statement
             && word(i) == Some("not")
             && word(i + 1) == Some("deferrable")
         {
-            cuts.push((words[i].0, words[i + 1].1));
+            cuts.push((words[i].0, words[i + 1].1, ""));
             i += 2;
         } else if is_transaction_statement && word(i) == Some("deferrable") {
-            cuts.push((words[i].0, words[i].1));
+            cuts.push((words[i].0, words[i].1, ""));
             i += 1;
+        } else if word(0) == Some("copy") && word(i) == Some("force_quote") {
+            // `FORCE_QUOTE *`: sqlparser wants a column list; `("*")` stands for all.
+            let after = words[i].1;
+            let gap = sql[after..].len() - sql[after..].trim_start().len();
+            if sql[after + gap..].starts_with('*') {
+                cuts.push((after + gap, after + gap + 1, "(\"*\")"));
+            }
+            i += 1;
+        } else if word(0) == Some("copy")
+            && matches!(word(i), Some("freeze" | "header"))
+            && matches!(word(i + 1), Some("on" | "off"))
+        {
+            let spelled = if word(i + 1) == Some("on") {
+                "true"
+            } else {
+                "false"
+            };
+            cuts.push((words[i + 1].0, words[i + 1].1, spelled));
+            i += 2;
         } else {
             i += 1;
         }
@@ -505,8 +564,9 @@ fn rewrite_unparsed(sql: &str) -> Option<String> {
     }
     let mut out = String::with_capacity(sql.len());
     let mut at = 0;
-    for (start, end) in cuts {
+    for (start, end, replacement) in cuts {
         out.push_str(&sql[at..start]);
+        out.push_str(replacement);
         at = end;
     }
     out.push_str(&sql[at..]);
@@ -662,6 +722,8 @@ impl Session {
             sequence_state: Mutex::default(),
             pending_job: None,
             savepoints: Vec::new(),
+            pending_copy: None,
+            copy_data: None,
         }
     }
 
@@ -676,6 +738,12 @@ impl Session {
                 return vec![Err(e)];
             }
         };
+        if statements.len() > 1 && statements.iter().any(is_copy_from) {
+            self.fail_block();
+            return vec![Err(SqlError::unsupported(
+                "COPY FROM STDIN must be the only statement in its query string",
+            ))];
+        }
         let implicit = statements.len() > 1
             && self.block == Block::None
             && !statements.iter().any(is_transaction_control);
@@ -788,7 +856,11 @@ impl Session {
 
     /// Executes a prepared statement with parameter values (already decoded to the types in
     /// `prepared.param_types`).
-    pub async fn execute(&mut self, prepared: &Prepared, params: Vec<Value>) -> SqlResult<Outcome> {
+    pub async fn execute(
+        &mut self,
+        prepared: &Arc<Prepared>,
+        params: Vec<Value>,
+    ) -> SqlResult<Outcome> {
         self.cancel.0.store(false, Ordering::Release);
         let Some(statement) = &prepared.statement else {
             return Ok(Outcome::default());
@@ -811,6 +883,96 @@ impl Session {
         }
         let plan = prepared.plan();
         let result = match plan.as_ref() {
+            Plan::Insert(insert) if self.copy_data.is_none() => match &insert.source {
+                InsertSource::Copy(format) => {
+                    self.await_copy(prepared, params, &insert.table, &insert.targets, format)
+                }
+                _ => self.run(prepared, statement, plan.clone(), &params).await,
+            },
+            _ => self.run(prepared, statement, plan.clone(), &params).await,
+        };
+        if result.is_err() {
+            self.fail_block();
+        }
+        result
+    }
+
+    /// Runs COPY FROM STDIN's insert over `data`, the CopyData the client sent after the
+    /// CopyInResponse that [`Session::execute`] asked for.
+    pub async fn copy_from(&mut self, data: bytes::Bytes) -> SqlResult<Outcome> {
+        let Some((prepared, params)) = self.pending_copy.take() else {
+            return Err(SqlError::new(
+                SqlState::PROTOCOL_VIOLATION,
+                "unexpected COPY data: no COPY FROM STDIN is running",
+            ));
+        };
+        self.copy_data = Some(data);
+        let result = self.execute(&prepared, params).await;
+        self.copy_data = None;
+        result
+    }
+
+    /// Ends a COPY FROM STDIN without running it: the client sent CopyFail (`Some` message)
+    /// or broke the protocol. The block fails as after any error.
+    pub fn copy_failed(&mut self, message: Option<&str>) -> SqlError {
+        self.pending_copy = None;
+        self.fail_block();
+        match message {
+            Some(message) => SqlError::new(
+                SqlState::QUERY_CANCELED,
+                format!("COPY from stdin failed: {message}"),
+            ),
+            None => SqlError::new(
+                SqlState::PROTOCOL_VIOLATION,
+                "COPY from stdin ended without CopyDone",
+            ),
+        }
+    }
+
+    /// COPY FROM STDIN before its data: checked as the statement would be, then remembered
+    /// until the data arrives.
+    fn await_copy(
+        &mut self,
+        prepared: &Arc<Prepared>,
+        params: Vec<Value>,
+        table: &catalog::TableDesc,
+        targets: &[usize],
+        format: &CopyFormat,
+    ) -> SqlResult<Outcome> {
+        if self.read_only() {
+            return Err(SqlError::new(
+                SqlState::READ_ONLY_SQL_TRANSACTION,
+                "cannot execute COPY FROM in a read-only transaction",
+            ));
+        }
+        self.pending_copy = Some((prepared.clone(), params));
+        let columns = targets
+            .iter()
+            .map(|&t| Column {
+                name: table.columns[t].name.clone(),
+                data_type: table.columns[t].data_type.clone(),
+            })
+            .collect();
+        Ok(Outcome {
+            copy: Some(CopyTransfer {
+                incoming: true,
+                format: format.clone(),
+                columns,
+            }),
+            ..Outcome::default()
+        })
+    }
+
+    /// Runs a planned statement: session and transaction control here, the rest in a
+    /// transaction (autocommit's own, retried on conflict, or the open block's).
+    async fn run(
+        &mut self,
+        prepared: &Prepared,
+        statement: &ast::Statement,
+        plan: Arc<Plan>,
+        params: &[Value],
+    ) -> SqlResult<Outcome> {
+        match plan.as_ref() {
             Plan::Begin(modes) => self.begin(modes),
             Plan::Commit => self.commit().await,
             Plan::Rollback => Ok(self.rollback()),
@@ -846,18 +1008,13 @@ impl Session {
                 })
             }
             _ if self.block == Block::None => {
-                self.run_with_retry(prepared, statement, plan, &params)
-                    .await
+                self.run_with_retry(prepared, statement, plan, params).await
             }
             _ => {
-                self.run_in_transaction(prepared, statement, plan, &params)
+                self.run_in_transaction(prepared, statement, plan, params)
                     .await
             }
-        };
-        if result.is_err() {
-            self.fail_block();
         }
-        result
     }
 
     /// After an error: a block becomes failed (its writes are gone); autocommit forgets its
@@ -1551,7 +1708,9 @@ impl Session {
                         .await?
                     }
                 };
+                let copy_data = self.copy_data.clone().unwrap_or_default();
                 let ctx = ExecContext {
+                    copy_data: &copy_data,
                     zone: &zone,
                     sequences: &statement_sequences,
                     memory: &memory,
@@ -1571,10 +1730,19 @@ impl Session {
                 };
                 let produced = exec::run(txn, plan, &ctx).await?;
                 statement_sequences.finish(txn).await?;
+                let copy = match plan {
+                    Plan::CopyOut { query, format } => Some(CopyTransfer {
+                        incoming: false,
+                        format: format.clone(),
+                        columns: query.columns().unwrap_or_default(),
+                    }),
+                    _ => None,
+                };
                 Ok(Outcome {
                     tag: produced.tag,
                     columns: plan.columns(),
                     rows: produced.rows,
+                    copy,
                     ..Outcome::default()
                 })
             }
