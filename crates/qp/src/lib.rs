@@ -237,6 +237,11 @@ impl Transaction {
         self.writes.is_empty() && self.locks.is_empty()
     }
 
+    /// Whether this transaction has written or deleted `key` (its buffered writes hold it).
+    pub fn has_written(&self, key: &Key) -> bool {
+        self.writes.contains_key(key)
+    }
+
     /// The value of `key` as this transaction sees it: its own write if any, else storage at
     /// `read_ts`.
     pub async fn get(&self, key: &Key) -> Result<Option<Bytes>> {

@@ -18,7 +18,7 @@ use crate::expr::{
     AggCall, AggFunc, ArrayFunc, CmpOp, Expr, Frame, FrameBound, FrameUnits, Func, JsonFunc,
     RegexFunc, SubqueryUse, WindowCall, WindowFunc,
 };
-use crate::sequence::{self, SequenceDesc, SequenceUse};
+use crate::sequence::{self, SequenceDesc, SequenceSettings, SequenceUse};
 use crate::types::ops::{self, ArithOp};
 use crate::types::timezone::TimeZone;
 use crate::types::{cast, text, DataType, Numeric, Value};
@@ -135,6 +135,21 @@ pub enum Plan {
         desc: SequenceDesc,
         /// IF NOT EXISTS.
         if_not_exists: bool,
+    },
+    /// ALTER SEQUENCE.
+    AlterSequence {
+        /// Its name.
+        name: String,
+        /// IF EXISTS.
+        if_exists: bool,
+        /// AS type.
+        data_type: Option<DataType>,
+        /// Options given.
+        settings: SequenceSettings,
+        /// RESTART (`Some(None)`: from START) or RESTART WITH n.
+        restart: Option<Option<i64>>,
+        /// OWNED BY table.column (`Some(None)`: NONE).
+        owned_by: Option<Option<(String, String)>>,
     },
     /// DROP SEQUENCE.
     DropSequence {
@@ -741,6 +756,7 @@ impl Plan {
                 .or_else(|| ctes.first().and_then(|(_, _, plan)| plan.write_kind())),
             Plan::DropTable { .. } => Some("DROP TABLE"),
             Plan::CreateSequence { .. } => Some("CREATE SEQUENCE"),
+            Plan::AlterSequence { .. } => Some("ALTER SEQUENCE"),
             Plan::Truncate { .. } => Some("TRUNCATE TABLE"),
             Plan::AlterTable { .. } => Some("ALTER TABLE"),
             Plan::CreateIndex { .. } => Some("CREATE INDEX"),

@@ -20,7 +20,7 @@ use crate::plan::{
     Scan, Scope, ScopeTable, SelectPlan, Series, SetFunction, SetOperation, SetOperator, SortKey,
     TxnModes, UpdatePlan,
 };
-use crate::sequence::{self, SequenceDesc, SequenceUse};
+use crate::sequence::{self, SequenceDesc, SequenceSettings, SequenceUse};
 use crate::types::interval::parse_interval;
 use crate::types::timezone::TimeZone;
 use crate::types::{ops, DataType};
@@ -30,14 +30,17 @@ use crate::Column;
 /// sequences it calls.
 pub async fn plan(
     txn: &mut Transaction,
-    statement: &ast::Statement,
+    statement: &Statement,
     declared: &[Option<DataType>],
     zone: TimeZone,
     search_path: &[String],
 ) -> SqlResult<(Plan, Vec<DataType>, Vec<SequenceUse>)> {
     let mut binder = Binder::new(declared, zone);
     binder.search_path = search_path.to_vec();
-    let mut plan = plan_statement(txn, statement, &mut binder).await?;
+    let mut plan = match statement {
+        Statement::Sql(statement) => plan_statement(txn, statement, &mut binder).await?,
+        Statement::AlterSequence(alter) => plan_alter_sequence(txn, alter, &binder).await?,
+    };
     let subqueries: Vec<SelectPlan> = binder.subqueries.drain(..).map(|(_, plan)| plan).collect();
     // EXPLAIN shows the statement's subqueries with it; with data-modifying WITH queries
     // they belong to the statement, which runs them all before anything else.
@@ -691,78 +694,197 @@ fn sequence_desc(
     data_type: DataType,
     options: &[ast::SequenceOptions],
 ) -> SqlResult<SequenceDesc> {
-    use ast::SequenceOptions as O;
-    let invalid = |message: String| SqlError::new(SqlState::INVALID_PARAMETER_VALUE, message);
-    if !matches!(data_type, DataType::Int2 | DataType::Int4 | DataType::Int8) {
-        return Err(invalid(
-            "sequence type must be smallint, integer, or bigint".into(),
-        ));
-    }
-    let number = |expr: &ast::Expr| -> SqlResult<i64> {
-        let text = expr.to_string().replace(' ', "");
-        text.parse::<i64>().map_err(|_| {
-            SqlError::syntax(format!("a sequence option must be an integer, not {expr}"))
-        })
-    };
-    let (mut increment, mut min, mut max, mut start, mut cache, mut cycle) =
-        (1, None, None, None, 1, false);
+    let mut settings = SequenceSettings::default();
     for option in options {
-        match option {
-            O::IncrementBy(e, _) => increment = number(e)?,
-            O::MinValue(e) => min = e.as_ref().map(number).transpose()?,
-            O::MaxValue(e) => max = e.as_ref().map(number).transpose()?,
-            O::StartWith(e, _) => start = Some(number(e)?),
-            O::Cache(e) => cache = number(e)?,
-            // sqlparser's flag is NO: `Cycle(true)` is NO CYCLE.
-            O::Cycle(no) => cycle = !no,
+        read_sequence_option(option, &mut settings)?;
+    }
+    SequenceDesc::new(name, data_type).with_settings(&settings, true)
+}
+
+/// A sequence option's integer.
+fn sequence_number(expr: &ast::Expr) -> SqlResult<i64> {
+    let text = expr.to_string().replace(' ', "");
+    text.parse::<i64>()
+        .map_err(|_| SqlError::syntax(format!("a sequence option must be an integer, not {expr}")))
+}
+
+fn read_sequence_option(
+    option: &ast::SequenceOptions,
+    settings: &mut SequenceSettings,
+) -> SqlResult<()> {
+    use ast::SequenceOptions as O;
+    match option {
+        O::IncrementBy(e, _) => settings.increment = Some(sequence_number(e)?),
+        O::MinValue(e) => settings.min = Some(e.as_ref().map(sequence_number).transpose()?),
+        O::MaxValue(e) => settings.max = Some(e.as_ref().map(sequence_number).transpose()?),
+        O::StartWith(e, _) => settings.start = Some(sequence_number(e)?),
+        O::Cache(e) => settings.cache = Some(sequence_number(e)?),
+        // sqlparser's flag is NO: `Cycle(true)` is NO CYCLE.
+        O::Cycle(no) => settings.cycle = Some(!no),
+    }
+    Ok(())
+}
+
+/// ALTER SEQUENCE, which sqlparser does not read.
+#[derive(Clone, Debug, Default)]
+pub struct AlterSequence {
+    if_exists: bool,
+    name: String,
+    /// AS type.
+    data_type: Option<DataType>,
+    settings: SequenceSettings,
+    /// RESTART (`Some(None)`: from START) or RESTART WITH n.
+    restart: Option<Option<i64>>,
+    /// OWNED BY table.column (`Some(None)`: OWNED BY NONE).
+    owned_by: Option<Option<(String, String)>>,
+}
+
+impl std::fmt::Display for AlterSequence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ALTER SEQUENCE {}", self.name)
+    }
+}
+
+/// A statement: as sqlparser reads it, or one Cairn reads itself.
+// sqlparser's statement is as large unwrapped as here; boxing it would add a move for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Statement {
+    /// What sqlparser parsed.
+    Sql(ast::Statement),
+    /// ALTER SEQUENCE.
+    AlterSequence(AlterSequence),
+}
+
+impl std::fmt::Display for Statement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Statement::Sql(statement) => statement.fmt(f),
+            Statement::AlterSequence(alter) => alter.fmt(f),
         }
     }
-    if increment == 0 {
-        return Err(invalid("INCREMENT must not be zero".into()));
+}
+
+/// Reads `ALTER SEQUENCE [IF EXISTS] name option...`; `None` if `sql` is not one.
+pub(crate) fn parse_alter_sequence(sql: &str) -> Option<SqlResult<AlterSequence>> {
+    use sqlparser::keywords::Keyword as K;
+    use sqlparser::tokenizer::Token;
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let mut parser = sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(sql)
+        .ok()?;
+    if !parser.parse_keywords(&[K::ALTER, K::SEQUENCE]) {
+        return None;
     }
-    let (type_min, type_max) = (
-        sequence::type_min(&data_type),
-        sequence::type_max(&data_type),
-    );
-    let min = min.unwrap_or(if increment > 0 { 1 } else { type_min });
-    let max = max.unwrap_or(if increment > 0 { type_max } else { -1 });
-    let type_name = crate::types::cast::base_type_name(&data_type);
-    for (which, value) in [("MINVALUE", min), ("MAXVALUE", max)] {
-        if value < type_min || value > type_max {
-            return Err(invalid(format!(
-                "{which} ({value}) is out of range for sequence data type {type_name}"
-            )));
+    let read = |parser: &mut sqlparser::parser::Parser| -> Result<SqlResult<AlterSequence>, sqlparser::parser::ParserError> {
+        let mut alter = AlterSequence {
+            if_exists: parser.parse_keywords(&[K::IF, K::EXISTS]),
+            ..AlterSequence::default()
+        };
+        let name = parser.parse_object_name(false)?;
+        alter.name = match table_name(&name) {
+            Ok(name) => name,
+            Err(e) => return Ok(Err(e)),
+        };
+        let number = |parser: &mut sqlparser::parser::Parser| -> Result<SqlResult<i64>, sqlparser::parser::ParserError> {
+            Ok(sequence_number(&parser.parse_number()?))
+        };
+        loop {
+            let settings = &mut alter.settings;
+            let value = if parser.consume_token(&Token::SemiColon) || parser.peek_token_ref().token == Token::EOF {
+                if parser.peek_token_ref().token != Token::EOF {
+                    return Ok(Err(SqlError::unsupported(
+                        "ALTER SEQUENCE must be the only statement in its query string",
+                    )));
+                }
+                break;
+            } else if parser.parse_keyword(K::AS) {
+                match DataType::from_ast(&parser.parse_data_type()?) {
+                    Ok(ty) => alter.data_type = Some(ty),
+                    Err(e) => return Ok(Err(e)),
+                }
+                Ok(())
+            } else if parser.parse_keyword(K::INCREMENT) {
+                let _ = parser.parse_keyword(K::BY);
+                number(parser)?.map(|n| settings.increment = Some(n))
+            } else if parser.parse_keywords(&[K::NO, K::MINVALUE]) {
+                settings.min = Some(None);
+                Ok(())
+            } else if parser.parse_keywords(&[K::NO, K::MAXVALUE]) {
+                settings.max = Some(None);
+                Ok(())
+            } else if parser.parse_keywords(&[K::NO, K::CYCLE]) {
+                settings.cycle = Some(false);
+                Ok(())
+            } else if parser.parse_keyword(K::MINVALUE) {
+                number(parser)?.map(|n| settings.min = Some(Some(n)))
+            } else if parser.parse_keyword(K::MAXVALUE) {
+                number(parser)?.map(|n| settings.max = Some(Some(n)))
+            } else if parser.parse_keyword(K::CYCLE) {
+                settings.cycle = Some(true);
+                Ok(())
+            } else if parser.parse_keyword(K::START) {
+                let _ = parser.parse_keyword(K::WITH);
+                number(parser)?.map(|n| settings.start = Some(n))
+            } else if parser.parse_keyword(K::CACHE) {
+                number(parser)?.map(|n| settings.cache = Some(n))
+            } else if parser.parse_keyword(K::RESTART) {
+                let with = parser.parse_keyword(K::WITH);
+                let numeric = matches!(
+                    parser.peek_token_ref().token,
+                    Token::Number(..) | Token::Minus | Token::Plus
+                );
+                if with || numeric {
+                    number(parser)?.map(|n| alter.restart = Some(Some(n)))
+                } else {
+                    alter.restart = Some(None);
+                    Ok(())
+                }
+            } else if parser.parse_keywords(&[K::OWNED, K::BY]) {
+                if parser.parse_keyword(K::NONE) {
+                    alter.owned_by = Some(None);
+                    Ok(())
+                } else {
+                    let target = parser.parse_object_name(false)?;
+                    match target.0.as_slice() {
+                        [table, column] => {
+                            alter.owned_by = Some(Some((
+                                table.to_string().to_lowercase(),
+                                column.to_string().to_lowercase(),
+                            )));
+                            Ok(())
+                        }
+                        _ => Err(SqlError::syntax(format!(
+                            "invalid OWNED BY option {target}: name a table's column"
+                        ))),
+                    }
+                }
+            } else if parser.parse_keywords(&[K::OWNER, K::TO]) {
+                // There is one role; ownership changes nothing.
+                parser.parse_identifier()?;
+                Ok(())
+            } else if parser.parse_keyword(K::RENAME) || parser.parse_keyword(K::SET) {
+                Err(SqlError::unsupported(
+                    "ALTER SEQUENCE ... RENAME and SET are not supported yet",
+                ))
+            } else {
+                let next = parser.peek_token_ref();
+                let at = next.span.start;
+                Err(
+                    SqlError::syntax(format!("syntax error at or near \"{}\"", next.token))
+                        .at(at.line, at.column)
+                        .locate_in(sql),
+                )
+            };
+            if let Err(e) = value {
+                return Ok(Err(e));
+            }
         }
-    }
-    if min >= max {
-        return Err(invalid(format!(
-            "MINVALUE ({min}) must be less than MAXVALUE ({max})"
-        )));
-    }
-    let start = start.unwrap_or(if increment > 0 { min } else { max });
-    if start < min {
-        return Err(invalid(format!(
-            "START value ({start}) cannot be less than MINVALUE ({min})"
-        )));
-    }
-    if start > max {
-        return Err(invalid(format!(
-            "START value ({start}) cannot be greater than MAXVALUE ({max})"
-        )));
-    }
-    if cache < 1 {
-        return Err(invalid(format!(
-            "CACHE ({cache}) must be greater than zero"
-        )));
-    }
-    Ok(SequenceDesc {
-        start,
-        increment,
-        min,
-        max,
-        cache,
-        cycle,
-        ..SequenceDesc::new(name, data_type)
+        Ok(Ok(alter))
+    };
+    Some(match read(&mut parser) {
+        Ok(result) => result,
+        Err(e) => Err(crate::session::syntax_error(e, sql)),
     })
 }
 
@@ -4154,6 +4276,26 @@ fn refuse_view(table: &TableDesc) -> SqlResult<()> {
     Ok(())
 }
 
+/// ALTER SEQUENCE: the changes, applied to the sequence as it is when the statement runs.
+async fn plan_alter_sequence(
+    txn: &mut Transaction,
+    alter: &AlterSequence,
+    binder: &Binder,
+) -> SqlResult<Plan> {
+    let name = match alter.name.split_once('.') {
+        Some(_) => alter.name.clone(),
+        None => unqualified_relation(txn, binder, alter.name.clone()).await?,
+    };
+    Ok(Plan::AlterSequence {
+        name,
+        if_exists: alter.if_exists,
+        data_type: alter.data_type.clone(),
+        settings: alter.settings.clone(),
+        restart: alter.restart,
+        owned_by: alter.owned_by.clone(),
+    })
+}
+
 /// COPY ... FROM STDIN: an INSERT of the rows the COPY data holds (read when it runs), into
 /// the named columns or all of them; the others take their defaults.
 async fn plan_copy_from(
@@ -4246,7 +4388,7 @@ async fn plan_copy_to(
             };
             let sql = format!("SELECT {list} FROM {table_name}");
             match crate::session::parse(&sql)?.pop() {
-                Some(ast::Statement::Query(query)) => query,
+                Some(Statement::Sql(ast::Statement::Query(query))) => query,
                 _ => return Err(SqlError::syntax("syntax error in COPY")),
             }
         }

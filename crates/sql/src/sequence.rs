@@ -70,7 +70,104 @@ pub struct SequenceDesc {
     pub owned_by: Option<(String, String)>,
 }
 
+/// Sequence options as a statement gives them: `None` where not given (`Some(None)` for
+/// NO MINVALUE / NO MAXVALUE: the type's bound).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SequenceSettings {
+    /// INCREMENT.
+    pub increment: Option<i64>,
+    /// MINVALUE / NO MINVALUE.
+    pub min: Option<Option<i64>>,
+    /// MAXVALUE / NO MAXVALUE.
+    pub max: Option<Option<i64>>,
+    /// START.
+    pub start: Option<i64>,
+    /// CACHE.
+    pub cache: Option<i64>,
+    /// [NO] CYCLE.
+    pub cycle: Option<bool>,
+}
+
 impl SequenceDesc {
+    /// This sequence with `settings` applied, checked as PostgreSQL checks them. Creating, an
+    /// unset MINVALUE / MAXVALUE / START takes its default for the increment's direction;
+    /// altering, it keeps its value.
+    pub fn with_settings(mut self, settings: &SequenceSettings, creating: bool) -> SqlResult<Self> {
+        let invalid = |message: String| SqlError::new(SqlState::INVALID_PARAMETER_VALUE, message);
+        let data_type = self.data_type.clone();
+        if !matches!(data_type, DataType::Int2 | DataType::Int4 | DataType::Int8) {
+            return Err(invalid(
+                "sequence type must be smallint, integer, or bigint".into(),
+            ));
+        }
+        let increment = settings.increment.unwrap_or(self.increment);
+        if increment == 0 {
+            return Err(invalid("INCREMENT must not be zero".into()));
+        }
+        let (type_min, type_max) = (type_min(&data_type), type_max(&data_type));
+        let default_min = if increment > 0 { 1 } else { type_min };
+        let default_max = if increment > 0 { type_max } else { -1 };
+        let min = match settings.min {
+            Some(Some(min)) => min,
+            Some(None) => default_min,
+            None if creating => default_min,
+            None => self.min,
+        };
+        let max = match settings.max {
+            Some(Some(max)) => max,
+            Some(None) => default_max,
+            None if creating => default_max,
+            None => self.max,
+        };
+        let type_name = crate::types::cast::base_type_name(&data_type);
+        for (which, value) in [("MINVALUE", min), ("MAXVALUE", max)] {
+            if value < type_min || value > type_max {
+                return Err(invalid(format!(
+                    "{which} ({value}) is out of range for sequence data type {type_name}"
+                )));
+            }
+        }
+        if min >= max {
+            return Err(invalid(format!(
+                "MINVALUE ({min}) must be less than MAXVALUE ({max})"
+            )));
+        }
+        let start = match settings.start {
+            Some(start) => start,
+            None if creating => {
+                if increment > 0 {
+                    min
+                } else {
+                    max
+                }
+            }
+            None => self.start,
+        };
+        if start < min {
+            return Err(invalid(format!(
+                "START value ({start}) cannot be less than MINVALUE ({min})"
+            )));
+        }
+        if start > max {
+            return Err(invalid(format!(
+                "START value ({start}) cannot be greater than MAXVALUE ({max})"
+            )));
+        }
+        let cache = settings.cache.unwrap_or(self.cache);
+        if cache < 1 {
+            return Err(invalid(format!(
+                "CACHE ({cache}) must be greater than zero"
+            )));
+        }
+        self.increment = increment;
+        self.min = min;
+        self.max = max;
+        self.start = start;
+        self.cache = cache;
+        self.cycle = settings.cycle.unwrap_or(self.cycle);
+        Ok(self)
+    }
+
     /// A sequence of `data_type` with PostgreSQL's defaults: counting up by one from 1 to the
     /// type's maximum.
     pub fn new(name: String, data_type: DataType) -> Self {
@@ -219,6 +316,12 @@ pub fn restart(txn: &mut Transaction, desc: &SequenceDesc) {
     write_state(txn, desc.id, i128::from(desc.start));
 }
 
+/// Makes `next` the next value of sequence `id` no process has handed out, in the
+/// transaction.
+pub fn set_next(txn: &mut Transaction, id: u32, next: i128) {
+    write_state(txn, id, next);
+}
+
 async fn read_state(txn: &mut Transaction, desc: &SequenceDesc) -> SqlResult<i128> {
     match txn.get(&state_key(desc.id)).await.map_err(core)? {
         None => Ok(i128::from(desc.start)),
@@ -354,6 +457,14 @@ impl SequenceCache {
         }
     }
 
+    /// The next value this process would hand out for sequence `id` from what it reserved,
+    /// and the increment it was reserved with.
+    pub fn next_reserved(&self, id: u32) -> Option<(i128, i64)> {
+        let blocks = self.blocks();
+        let block = blocks.get(&id)?.iter().find(|b| b.remaining > 0)?;
+        Some((block.next, block.increment))
+    }
+
     /// Forgets what is reserved for sequence `id` (after setval or DROP: the next value
     /// comes from its state again).
     pub fn forget(&self, id: u32) {
@@ -377,17 +488,16 @@ impl SequenceCache {
                 Some(current) if current.id == desc.id => Some(current),
                 _ => None,
             };
-            let shared_state = match &visible {
-                Some(_) => Some(read_state(&mut own, desc).await?),
-                None => None,
+            // Private: other transactions cannot see the sequence, or this one has written
+            // its state (an older snapshot of the state is not that: others reserved since).
+            let current = match visible {
+                Some(current) if !txn.has_written(&state_key(desc.id)) => current,
+                _ => {
+                    let state = read_state(txn, desc).await?;
+                    return Ok(Reserved::Private(private_values(txn, desc, state, want)?));
+                }
             };
-            let state = read_state(txn, desc).await?;
-            let (Some(current), Some(shared_state)) = (visible, shared_state) else {
-                return Ok(Reserved::Private(private_values(txn, desc, state, want)?));
-            };
-            if shared_state != state {
-                return Ok(Reserved::Private(private_values(txn, desc, state, want)?));
-            }
+            let shared_state = read_state(&mut own, desc).await?;
             let block_size = want
                 .max(MIN_BLOCK)
                 .max(u64::try_from(desc.cache).unwrap_or(0));
@@ -427,8 +537,7 @@ impl SequenceCache {
         for _ in 0..RESERVE_ATTEMPTS {
             let mut own = db.begin();
             let visible = matches!(lookup(&mut own, &desc.name).await?, Some(c) if c.id == desc.id);
-            let own_written =
-                visible && read_state(&mut own, desc).await? != read_state(txn, desc).await?;
+            let own_written = txn.has_written(&state_key(desc.id));
             match visible && !own_written {
                 true => {
                     write_state(&mut own, desc.id, next);

@@ -45,7 +45,7 @@ use crate::error::{SqlError, SqlResult, SqlState};
 use crate::exec::{self, ExecContext};
 use crate::memory::{self, MemoryBudget};
 use crate::plan::{IndexBuild, InsertSource, Plan, TxnModes};
-use crate::planner;
+use crate::planner::{self, Statement};
 use crate::sequence::{self, SequenceCache, SequenceUse, SessionSequences, StatementSequences};
 use crate::types::timezone::TimeZone;
 use crate::types::{DataType, Value};
@@ -175,7 +175,7 @@ pub struct Prepared {
     /// The result columns (empty for statements that return no rows).
     pub columns: Vec<Column>,
     sql: String,
-    statement: Option<ast::Statement>,
+    statement: Option<Statement>,
     declared: Vec<Option<DataType>>,
     plan: Mutex<Arc<Plan>>,
     /// The sequences the plan calls, resolved when it runs.
@@ -417,12 +417,24 @@ fn depended_on(kind: &str, name: &str, view: &str) -> SqlError {
     .with_hint("Use DROP ... CASCADE to drop the dependent objects too.")
 }
 
-fn is_copy_from(statement: &ast::Statement) -> bool {
-    matches!(statement, ast::Statement::Copy { to: false, .. })
+fn is_copy_from(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Sql(ast::Statement::Copy { to: false, .. })
+    )
 }
 
 /// Parses SQL text into statements with PostgreSQL's dialect; errors are 42601.
-pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
+pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
+    // sqlparser has no ALTER SEQUENCE: Cairn reads it itself (a whole query string of one).
+    if let Some(alter) = planner::parse_alter_sequence(sql) {
+        return Ok(vec![Statement::AlterSequence(alter?)]);
+    }
+    parse_sql(sql).map(|statements| statements.into_iter().map(Statement::Sql).collect())
+}
+
+/// [`parse`] by sqlparser.
+fn parse_sql(sql: &str) -> SqlResult<Vec<ast::Statement>> {
     let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql);
     // sqlparser lacks some PostgreSQL spellings whose meaning Cairn has anyway; only a
     // statement that failed to parse is rewritten, so string literals in statements that
@@ -434,7 +446,12 @@ pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
         },
         ok => ok,
     };
-    parsed.map_err(|e| {
+    parsed.map_err(|e| syntax_error(e, sql))
+}
+
+/// A sqlparser error as PostgreSQL reports a syntax error (42601 at the offending token).
+pub(crate) fn syntax_error(e: sqlparser::parser::ParserError, sql: &str) -> SqlError {
+    {
         let message = e.to_string();
         let message = message
             .strip_prefix("sql parser error: ")
@@ -471,7 +488,7 @@ pub fn parse(sql: &str) -> SqlResult<Vec<ast::Statement>> {
             }
             None => SqlError::syntax(format!("syntax error: {message}")),
         }
-    })
+    }
 }
 
 /// Rewrites what sqlparser cannot parse into what it can, with the same meaning in Cairn:
@@ -685,7 +702,10 @@ fn bare_words(sql: &str) -> Vec<(usize, usize)> {
     words
 }
 
-fn is_transaction_control(statement: &ast::Statement) -> bool {
+fn is_transaction_control(statement: &Statement) -> bool {
+    let Statement::Sql(statement) = statement else {
+        return false;
+    };
     matches!(
         statement,
         ast::Statement::StartTransaction { .. }
@@ -807,7 +827,7 @@ impl Session {
     async fn prepare_statement(
         &mut self,
         sql: String,
-        statement: Option<ast::Statement>,
+        statement: Option<Statement>,
         param_types: &[Option<DataType>],
     ) -> SqlResult<Arc<Prepared>> {
         let declared: Vec<Option<DataType>> = param_types
@@ -840,7 +860,7 @@ impl Session {
     /// Plans in the session's transaction if one is open, else at a fresh snapshot.
     async fn plan_with_snapshot(
         &mut self,
-        statement: &ast::Statement,
+        statement: &Statement,
         declared: &[Option<DataType>],
     ) -> SqlResult<(Plan, Vec<DataType>, Vec<SequenceUse>)> {
         let zone = self.time_zone();
@@ -968,7 +988,7 @@ impl Session {
     async fn run(
         &mut self,
         prepared: &Prepared,
-        statement: &ast::Statement,
+        statement: &Statement,
         plan: Arc<Plan>,
         params: &[Value],
     ) -> SqlResult<Outcome> {
@@ -1115,7 +1135,7 @@ impl Session {
     async fn run_with_retry(
         &mut self,
         prepared: &Prepared,
-        statement: &ast::Statement,
+        statement: &Statement,
         plan: Arc<Plan>,
         params: &[Value],
     ) -> SqlResult<Outcome> {
@@ -1148,7 +1168,7 @@ impl Session {
     async fn run_in_transaction(
         &mut self,
         prepared: &Prepared,
-        statement: &ast::Statement,
+        statement: &Statement,
         mut plan: Arc<Plan>,
         params: &[Value],
     ) -> SqlResult<Outcome> {
@@ -1535,6 +1555,99 @@ impl Session {
                 Ok(Outcome {
                     tag: "DROP VIEW".into(),
                     notices,
+                    ..Outcome::default()
+                })
+            }
+            Plan::AlterSequence {
+                name,
+                if_exists,
+                data_type,
+                settings,
+                restart,
+                owned_by,
+            } => {
+                let Some(current) = sequence::lookup(txn, name).await? else {
+                    let message = format!("relation \"{name}\" does not exist");
+                    if *if_exists {
+                        return Ok(Outcome {
+                            tag: "ALTER SEQUENCE".into(),
+                            notices: vec![Notice {
+                                severity: "NOTICE",
+                                code: "00000",
+                                message: format!("{message}, skipping"),
+                            }],
+                            ..Outcome::default()
+                        });
+                    }
+                    return Err(SqlError::new(SqlState::UNDEFINED_TABLE, message));
+                };
+                let mut desc = (*current).clone();
+                if let Some(ty) = data_type {
+                    // Bounds at the old type's limits follow the type, as in PostgreSQL.
+                    if desc.max == sequence::type_max(&desc.data_type) {
+                        desc.max = sequence::type_max(ty);
+                    }
+                    if desc.min == sequence::type_min(&desc.data_type) {
+                        desc.min = sequence::type_min(ty);
+                    }
+                    desc.data_type = ty.clone();
+                }
+                let mut desc = desc.with_settings(settings, false)?;
+                if let Some(owner) = owned_by {
+                    if let Some((table, column)) = owner {
+                        let table_desc = catalog::require(txn, table).await?;
+                        if table_desc.column_index(column).is_none() {
+                            return Err(SqlError::new(
+                                SqlState::UNDEFINED_COLUMN,
+                                format!(
+                                    "column \"{column}\" of relation \"{table}\" does not exist"
+                                ),
+                            ));
+                        }
+                    }
+                    desc.owned_by = owner.clone();
+                }
+                sequence::put(txn, &desc)?;
+                if let Some(restart) = restart {
+                    let from = restart.unwrap_or(desc.start);
+                    if from < desc.min {
+                        return Err(SqlError::new(
+                            SqlState::INVALID_PARAMETER_VALUE,
+                            format!(
+                                "RESTART value ({from}) cannot be less than MINVALUE ({})",
+                                desc.min
+                            ),
+                        ));
+                    }
+                    if from > desc.max {
+                        return Err(SqlError::new(
+                            SqlState::INVALID_PARAMETER_VALUE,
+                            format!(
+                                "RESTART value ({from}) cannot be greater than MAXVALUE ({})",
+                                desc.max
+                            ),
+                        ));
+                    }
+                    sequence::restart(
+                        txn,
+                        &sequence::SequenceDesc {
+                            start: from,
+                            ..desc.clone()
+                        },
+                    );
+                }
+                // Values this process reserved under the old definition are not handed out;
+                // without RESTART the sequence goes on from the last value it gave, by the new
+                // increment (as in PostgreSQL), rather than past the reserved block.
+                if restart.is_none() {
+                    if let Some((next, increment)) = self.engine.sequences.next_reserved(desc.id) {
+                        let next = next - i128::from(increment) + i128::from(desc.increment);
+                        sequence::set_next(txn, desc.id, next);
+                    }
+                }
+                self.engine.sequences.forget(desc.id);
+                Ok(Outcome {
+                    tag: "ALTER SEQUENCE".into(),
                     ..Outcome::default()
                 })
             }
