@@ -140,6 +140,7 @@ pub(crate) async fn run<S>(
         .registry
         .register(session.cancel_token(), busy.clone());
     tracing::debug!(%peer, pid = registration.pid, "session started");
+    session.set_backend_pid(registration.pid);
     let mut connection = Connection {
         wire,
         session,
@@ -643,10 +644,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
 
     // ---- COPY -----------------------------------------------------------------------------
 
-    /// Carries out the COPY a statement started: FROM STDIN takes the client's data and runs
+    /// Carries out what a statement asks of the connection: forgetting prepared statements,
+    /// and the COPY it started: FROM STDIN takes the client's data and runs
     /// the statement over it (its outcome is returned to send); TO STDOUT sends the rows and
     /// the CommandComplete (`None` returned). Any other outcome is returned as it is.
     async fn transfer(&mut self, outcome: Outcome) -> Result<Option<Outcome>, Failure> {
+        // DEALLOCATE and DISCARD ALL: the connection holds the prepared statements.
+        match &outcome.deallocate {
+            Some(None) => self.statements.clear(),
+            Some(Some(name)) if self.statements.remove(name).is_none() => {
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_PREPARED_STATEMENT,
+                    format!("prepared statement \"{name}\" does not exist"),
+                )
+                .into())
+            }
+            _ => {}
+        }
         let Some(transfer) = outcome.copy.clone() else {
             return Ok(Some(outcome));
         };

@@ -78,6 +78,8 @@ pub struct ExecContext<'a> {
     pub decorrelation: &'a DecorrelationCache,
     /// The data a COPY FROM STDIN statement reads (empty for other statements).
     pub copy_data: &'a [u8],
+    /// The session running the statement.
+    pub session: &'a crate::expr::SessionInfo<'a>,
 }
 
 impl ExecContext<'_> {
@@ -92,6 +94,7 @@ impl ExecContext<'_> {
             random: self.random,
             reseed: self.reseed,
             sequences: self.sequences,
+            session: self.session,
         }
     }
 
@@ -671,6 +674,7 @@ fn fill_generated(table: &TableDesc, row: &mut [Value]) -> SqlResult<()> {
         random: &|| 0.0,
         reseed: &|_| {},
         sequences: &sequences,
+        session: &crate::expr::SessionInfo::NONE,
     };
     for (i, expr) in generated {
         let value = expr.eval(row, &ctx)?;

@@ -195,6 +195,34 @@ pub enum Func {
     Now,
     /// version()
     Version,
+    /// current_user, session_user, user, current_role.
+    CurrentUser,
+    /// current_database(), current_catalog.
+    CurrentDatabase,
+    /// current_schema().
+    CurrentSchema,
+    /// current_schemas(include_implicit).
+    CurrentSchemas,
+    /// pg_backend_pid().
+    BackendPid,
+    /// current_setting(name [, missing_ok]).
+    CurrentSetting,
+    /// pg_[try_]advisory_[xact_]lock[_shared](key | key1, key2).
+    AdvisoryLock {
+        /// `_shared`.
+        shared: bool,
+        /// `_xact_`: held until the transaction ends.
+        xact: bool,
+        /// Not `try_`: wait while another session holds it.
+        wait: bool,
+    },
+    /// pg_advisory_unlock[_shared](key | key1, key2).
+    AdvisoryUnlock {
+        /// `_shared`.
+        shared: bool,
+    },
+    /// pg_advisory_unlock_all().
+    AdvisoryUnlockAll,
     /// greatest(...)
     Greatest,
     /// least(...)
@@ -557,7 +585,61 @@ pub struct EvalContext<'a> {
     pub reseed: &'a (dyn Fn(f64) + Send + Sync),
     /// The sequences the statement calls.
     pub sequences: &'a StatementSequences<'a>,
+    /// Who and where the session is (current_user, current_schema, current_setting...).
+    pub session: &'a SessionInfo<'a>,
 }
+
+/// An advisory lock's key from its arguments: one bigint, or two integers (`None` if one is
+/// NULL: the call returns NULL, as a strict function does).
+fn advisory_key(values: &[Value]) -> Option<crate::advisory::LockKey> {
+    use crate::advisory::LockKey;
+    let int = |v: &Value| match v {
+        Value::Int2(n) => Some(i64::from(*n)),
+        Value::Int4(n) => Some(i64::from(*n)),
+        Value::Int8(n) => Some(*n),
+        _ => None,
+    };
+    match values {
+        [one] => int(one).map(LockKey::Single),
+        [a, b] => Some(LockKey::Pair(
+            i32::try_from(int(a)?).ok()?,
+            i32::try_from(int(b)?).ok()?,
+        )),
+        _ => None,
+    }
+}
+
+/// What functions can ask of the session running a statement.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionInfo<'a> {
+    /// The user it connected as.
+    pub user: &'a str,
+    /// The database it connected to.
+    pub database: &'a str,
+    /// Its backend process id (BackendKeyData).
+    pub pid: i32,
+    /// Its schemas to search, in order.
+    pub search_path: &'a [String],
+    /// Its settings by canonical name.
+    pub settings: &'a std::collections::BTreeMap<String, String>,
+    /// The advisory lock table and the session's id in it.
+    pub advisory: Option<(&'a crate::advisory::AdvisoryLocks, u64)>,
+}
+
+impl SessionInfo<'_> {
+    /// A session with nothing set (index expressions, which must not depend on one).
+    pub const NONE: SessionInfo<'static> = SessionInfo {
+        user: "",
+        database: "",
+        pid: 0,
+        search_path: &[],
+        settings: &EMPTY_SETTINGS,
+        advisory: None,
+    };
+}
+
+static EMPTY_SETTINGS: std::collections::BTreeMap<String, String> =
+    std::collections::BTreeMap::new();
 
 /// An uncorrelated subquery's rows, computed once before its statement, with a hash set of
 /// its first column for `IN` when it has more than a few rows.
@@ -2381,6 +2463,79 @@ fn eval_func(
             Value::Float8(result)
         }
         Func::Version => Value::Text(crate::version_string()),
+        Func::CurrentUser => Value::Text(ctx.session.user.to_string()),
+        Func::CurrentDatabase => Value::Text(ctx.session.database.to_string()),
+        Func::CurrentSchema => match ctx.session.search_path.first() {
+            Some(schema) => Value::Text(schema.clone()),
+            None => Value::Null,
+        },
+        Func::CurrentSchemas => {
+            let implicit = matches!(values.first(), Some(Value::Bool(true)));
+            let schemas = implicit
+                .then(|| "pg_catalog".to_string())
+                .into_iter()
+                .chain(ctx.session.search_path.iter().cloned())
+                .map(Value::Text)
+                .collect();
+            Value::Array(schemas)
+        }
+        Func::BackendPid => Value::Int4(ctx.session.pid),
+        Func::AdvisoryLock { shared, xact, wait } => {
+            let Some(key) = advisory_key(&values) else {
+                return Ok(Value::Null);
+            };
+            let Some((locks, session)) = ctx.session.advisory else {
+                return Err(SqlError::unsupported(
+                    "advisory locks are not available here",
+                ));
+            };
+            let taken = locks.acquire(session, key, shared, xact, wait)?;
+            match wait {
+                // void, which PostgreSQL sends as an empty text.
+                true => Value::Text(String::new()),
+                false => Value::Bool(taken),
+            }
+        }
+        Func::AdvisoryUnlock { shared } => {
+            let Some(key) = advisory_key(&values) else {
+                return Ok(Value::Null);
+            };
+            let Some((locks, session)) = ctx.session.advisory else {
+                return Err(SqlError::unsupported(
+                    "advisory locks are not available here",
+                ));
+            };
+            Value::Bool(locks.release(session, key, shared))
+        }
+        Func::AdvisoryUnlockAll => {
+            if let Some((locks, session)) = ctx.session.advisory {
+                locks.release_all(session);
+            }
+            Value::Text(String::new())
+        }
+        Func::CurrentSetting => {
+            let Some(Value::Text(name)) = values.first() else {
+                return Ok(Value::Null);
+            };
+            let missing_ok = matches!(values.get(1), Some(Value::Bool(true)));
+            let lower = name.to_lowercase();
+            let found = ctx
+                .session
+                .settings
+                .iter()
+                .find(|(key, _)| key.to_lowercase() == lower)
+                .map(|(_, value)| value.clone());
+            match found {
+                Some(value) => Value::Text(value),
+                None if missing_ok => Value::Null,
+                None => {
+                    return Err(SqlError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    ))
+                }
+            }
+        }
         Func::Greatest | Func::Least => {
             let mut best: Option<Value> = None;
             for value in values.into_iter().filter(|v| !v.is_null()) {

@@ -72,6 +72,7 @@
 //! indexes (INCLUDE is kept in the definition only); an index expression is bound again for
 //! every row written (a cache of bound expressions would make writes to such tables cheaper).
 
+mod advisory;
 mod alter;
 mod catalog;
 pub mod copy;

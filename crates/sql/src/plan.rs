@@ -207,6 +207,13 @@ pub enum Plan {
     },
     /// DISCARD ALL and other statements accepted as no-ops, with their tag.
     NoOp(&'static str),
+    /// DEALLOCATE name, or DEALLOCATE ALL (`None`).
+    Deallocate(Option<String>),
+    /// DISCARD ALL: settings back to the session's start, prepared statements and advisory
+    /// locks gone.
+    DiscardAll,
+    /// SET CONSTRAINTS: accepted (constraints are checked at each statement's end).
+    SetConstraints,
 }
 
 /// BEGIN's modes.
@@ -1719,6 +1726,20 @@ impl Binder {
                         _ => {}
                     }
                 }
+                // SQL's value functions written without parentheses.
+                if qualifier.is_none() && ident.quote_style.is_none() {
+                    let func = match name.as_str() {
+                        "current_role" | "current_user" | "session_user" | "user" => {
+                            Some(Func::CurrentUser)
+                        }
+                        "current_catalog" => Some(Func::CurrentDatabase),
+                        "current_schema" => Some(Func::CurrentSchema),
+                        _ => None,
+                    };
+                    if let Some(func) = func {
+                        return Ok(Expr::Func(func, vec![], DataType::Text));
+                    }
+                }
                 return Err(match (unresolved, qualifier) {
                     (Resolution::NoTable, Some(q)) => SqlError::new(
                         SqlState::UNDEFINED_TABLE,
@@ -2330,6 +2351,20 @@ impl Binder {
         self.scalar_function(&name, bound)
     }
 
+    /// An advisory lock function's key arguments: one bigint or two integers (parameters are
+    /// typed so).
+    fn advisory_key_args(&mut self, bound: Vec<Expr>) -> SqlResult<Vec<Expr>> {
+        let key_type = if bound.len() == 1 {
+            DataType::Int8
+        } else {
+            DataType::Int4
+        };
+        bound
+            .into_iter()
+            .map(|arg| self.coerce(arg, &key_type))
+            .collect()
+    }
+
     /// A call of the built-in scalar function `name` (lower case) with bound arguments.
     fn scalar_function(&mut self, name: &str, mut bound: Vec<Expr>) -> SqlResult<Expr> {
         let name = name.to_string();
@@ -2385,6 +2420,46 @@ impl Binder {
                 (Func::Now, DataType::TimestampTz)
             }
             ("version", 0) => (Func::Version, DataType::Text),
+            ("current_user" | "session_user" | "user" | "current_role", 0) => {
+                (Func::CurrentUser, DataType::Text)
+            }
+            ("current_database" | "current_catalog", 0) => (Func::CurrentDatabase, DataType::Text),
+            ("current_schema", 0) => (Func::CurrentSchema, DataType::Text),
+            ("current_schemas", 1) => (
+                Func::CurrentSchemas,
+                DataType::Array(Box::new(DataType::Text)),
+            ),
+            ("pg_backend_pid", 0) => (Func::BackendPid, DataType::Int4),
+            (
+                name @ ("pg_advisory_lock"
+                | "pg_advisory_lock_shared"
+                | "pg_advisory_xact_lock"
+                | "pg_advisory_xact_lock_shared"
+                | "pg_try_advisory_lock"
+                | "pg_try_advisory_lock_shared"
+                | "pg_try_advisory_xact_lock"
+                | "pg_try_advisory_xact_lock_shared"),
+                1 | 2,
+            ) => {
+                bound = self.advisory_key_args(bound)?;
+                let wait = !name.starts_with("pg_try_");
+                let func = Func::AdvisoryLock {
+                    shared: name.ends_with("_shared"),
+                    xact: name.contains("_xact_"),
+                    wait,
+                };
+                // pg_advisory_lock returns void: an empty text here.
+                (func, if wait { DataType::Text } else { DataType::Bool })
+            }
+            (name @ ("pg_advisory_unlock" | "pg_advisory_unlock_shared"), 1 | 2) => {
+                bound = self.advisory_key_args(bound)?;
+                let func = Func::AdvisoryUnlock {
+                    shared: name.ends_with("_shared"),
+                };
+                (func, DataType::Bool)
+            }
+            ("pg_advisory_unlock_all", 0) => (Func::AdvisoryUnlockAll, DataType::Text),
+            ("current_setting", 1 | 2) => (Func::CurrentSetting, DataType::Text),
             ("replace", 3) => (Func::Replace, DataType::Text),
             ("split_part", 3) => (Func::SplitPart, DataType::Text),
             ("left", 2) => (Func::Left, DataType::Text),

@@ -40,6 +40,7 @@ pub async fn plan(
     let mut plan = match statement {
         Statement::Sql(statement) => plan_statement(txn, statement, &mut binder).await?,
         Statement::AlterSequence(alter) => plan_alter_sequence(txn, alter, &binder).await?,
+        Statement::SetConstraints => Plan::SetConstraints,
     };
     let subqueries: Vec<SelectPlan> = binder.subqueries.drain(..).map(|(_, plan)| plan).collect();
     // EXPLAIN shows the statement's subqueries with it; with data-modifying WITH queries
@@ -508,7 +509,18 @@ async fn plan_statement(
         } => Plan::Explain(Box::new(
             Box::pin(plan_statement(txn, statement, binder)).await?,
         )),
-        S::Discard { .. } => Plan::NoOp("DISCARD ALL"),
+        S::Discard { object_type } => match object_type {
+            ast::DiscardObject::ALL => Plan::DiscardAll,
+            // Cairn keeps no plans, sequence caches or temporary tables per session to drop.
+            _ => Plan::NoOp("DISCARD"),
+        },
+        S::Deallocate { name, .. } => {
+            if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
+                Plan::Deallocate(None)
+            } else {
+                Plan::Deallocate(Some(name.value.clone()))
+            }
+        }
         // Storage collects old versions and keeps no planner statistics: nothing to do.
         S::Vacuum(_) => Plan::NoOp("VACUUM"),
         S::Analyze(_) => Plan::NoOp("ANALYZE"),
@@ -754,6 +766,8 @@ pub enum Statement {
     Sql(ast::Statement),
     /// ALTER SEQUENCE.
     AlterSequence(AlterSequence),
+    /// SET CONSTRAINTS ... { DEFERRED | IMMEDIATE }.
+    SetConstraints,
 }
 
 impl std::fmt::Display for Statement {
@@ -761,6 +775,7 @@ impl std::fmt::Display for Statement {
         match self {
             Statement::Sql(statement) => statement.fmt(f),
             Statement::AlterSequence(alter) => alter.fmt(f),
+            Statement::SetConstraints => f.write_str("SET CONSTRAINTS"),
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct Engine {
     sessions: std::sync::atomic::AtomicU64,
     /// Sequence values this process has reserved, shared by its sessions.
     pub(crate) sequences: SequenceCache,
+    /// Advisory locks, shared by its sessions.
+    pub(crate) advisory: crate::advisory::AdvisoryLocks,
 }
 
 impl Engine {
@@ -81,6 +83,7 @@ impl Engine {
             conflicts: ConflictLog::default(),
             sessions: std::sync::atomic::AtomicU64::new(1),
             sequences: SequenceCache::default(),
+            advisory: crate::advisory::AdvisoryLocks::default(),
         })
     }
 }
@@ -218,6 +221,9 @@ pub struct Outcome {
     /// A COPY: the data to ask for (FROM STDIN: send it to [`Session::copy_from`]), or the
     /// format `rows` go out in (TO STDOUT).
     pub copy: Option<CopyTransfer>,
+    /// Prepared statements the connection is to forget (DEALLOCATE, DISCARD ALL): one by
+    /// name, or all (`Some(None)`).
+    pub deallocate: Option<Option<String>>,
 }
 
 /// The COPY protocol exchange a statement starts.
@@ -276,6 +282,17 @@ pub struct Session {
     pending_job: Option<(u64, IndexBuild)>,
     /// The open block's savepoints, oldest first.
     savepoints: Vec<Savepoint>,
+    /// The settings as the session started (defaults and startup parameters): what
+    /// DISCARD ALL restores.
+    startup_settings: BTreeMap<String, String>,
+    /// Unique among the process's sessions: whose advisory locks are whose.
+    session_id: u64,
+    /// The user the session connected as.
+    user: String,
+    /// The database it connected to.
+    database: String,
+    /// Its backend process id, as the connection announced it.
+    backend_pid: i32,
     /// A COPY FROM STDIN waiting for its data: the statement and its parameters.
     pending_copy: Option<(Arc<Prepared>, Vec<Value>)>,
     /// The data of the COPY FROM STDIN that is running.
@@ -417,6 +434,30 @@ fn depended_on(kind: &str, name: &str, view: &str) -> SqlError {
     .with_hint("Use DROP ... CASCADE to drop the dependent objects too.")
 }
 
+/// `SET CONSTRAINTS { ALL | name [, ...] } { DEFERRED | IMMEDIATE }`, which sqlparser does
+/// not read; `None` if `sql` is not one.
+fn parse_set_constraints(sql: &str) -> Option<SqlResult<()>> {
+    let words: Vec<String> = bare_words(sql)
+        .iter()
+        .map(|&(a, b)| sql[a..b].to_lowercase())
+        .collect();
+    if words.first()? != "set" || words.get(1)? != "constraints" {
+        return None;
+    }
+    let text = sql.trim().trim_end_matches(';').trim_end();
+    let lower = text.to_lowercase();
+    let valid = (lower.ends_with("deferred") || lower.ends_with("immediate"))
+        && words.len() >= 4
+        && !text.contains(';');
+    Some(match valid {
+        true => Ok(()),
+        false => Err(SqlError::syntax(format!(
+            "syntax error at or near \"{}\"",
+            words.get(2).map_or("", String::as_str)
+        ))),
+    })
+}
+
 fn is_copy_from(statement: &Statement) -> bool {
     matches!(
         statement,
@@ -429,6 +470,9 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
     // sqlparser has no ALTER SEQUENCE: Cairn reads it itself (a whole query string of one).
     if let Some(alter) = planner::parse_alter_sequence(sql) {
         return Ok(vec![Statement::AlterSequence(alter?)]);
+    }
+    if let Some(set) = parse_set_constraints(sql) {
+        return set.map(|()| vec![Statement::SetConstraints]);
     }
     parse_sql(sql).map(|statements| statements.into_iter().map(Statement::Sql).collect())
 }
@@ -726,9 +770,10 @@ fn warning(code: &'static str, message: &str) -> Notice {
 
 impl Session {
     /// A session for `user` on `database`.
-    pub fn new(engine: Arc<Engine>, user: &str, _database: &str) -> Session {
+    pub fn new(engine: Arc<Engine>, user: &str, database: &str) -> Session {
         let seed = engine.sessions.fetch_add(1, Ordering::Relaxed);
         Session {
+            session_id: seed,
             engine,
             jitter: Jitter::new(seed),
             random: std::sync::Mutex::new(Jitter::new(!seed)),
@@ -744,7 +789,16 @@ impl Session {
             savepoints: Vec::new(),
             pending_copy: None,
             copy_data: None,
+            startup_settings: default_settings(user),
+            user: user.to_string(),
+            database: database.to_string(),
+            backend_pid: 0,
         }
+    }
+
+    /// Sets the backend process id the connection announced (pg_backend_pid()).
+    pub fn set_backend_pid(&mut self, pid: i32) {
+        self.backend_pid = pid;
     }
 
     /// Runs a simple-protocol query string: every statement in it, in order, stopping at the
@@ -992,6 +1046,59 @@ impl Session {
         plan: Arc<Plan>,
         params: &[Value],
     ) -> SqlResult<Outcome> {
+        let result = loop {
+            // An advisory lock another session holds: undo the attempt (its locks, its
+            // writes), wait for a release, run it again.
+            let mark = self.txn.as_ref().map(Transaction::mark);
+            self.engine.advisory.begin_attempt(self.session_id);
+            let engine = self.engine.clone();
+            let released = engine.advisory.released();
+            // Boxed: the statement's future is large, and inlined here it would be copied
+            // through this frame (deep recursion below needs the stack).
+            let result = Box::pin(self.run_once(prepared, statement, plan.clone(), params)).await;
+            match &result {
+                Err(e) if crate::advisory::is_would_block(e) => {
+                    self.engine.advisory.undo_attempt(self.session_id);
+                    match (self.txn.as_mut(), &mark) {
+                        (Some(txn), Some(mark)) => txn.rollback_to(mark),
+                        _ => self.txn = None,
+                    }
+                    let nap = self
+                        .engine
+                        .db
+                        .clock()
+                        .sleep(std::time::Duration::from_millis(20));
+                    tokio::select! {
+                        () = released => {}
+                        () = nap => {}
+                    }
+                    if self.cancel.0.load(Ordering::Acquire) {
+                        break Err(SqlError::new(
+                            SqlState::QUERY_CANCELED,
+                            "canceling statement due to user request",
+                        ));
+                    }
+                }
+                _ => {
+                    self.engine.advisory.keep(self.session_id);
+                    break result;
+                }
+            }
+        };
+        // Outside a transaction block the statement's transaction has ended.
+        if self.block == Block::None {
+            self.engine.advisory.release_xact(self.session_id);
+        }
+        result
+    }
+
+    async fn run_once(
+        &mut self,
+        prepared: &Prepared,
+        statement: &Statement,
+        plan: Arc<Plan>,
+        params: &[Value],
+    ) -> SqlResult<Outcome> {
         match plan.as_ref() {
             Plan::Begin(modes) => self.begin(modes),
             Plan::Commit => self.commit().await,
@@ -1011,6 +1118,54 @@ impl Session {
                 ..outcome
             }),
             Plan::Show(name) => self.show(name),
+            Plan::Deallocate(name) => Ok(Outcome {
+                tag: if name.is_some() {
+                    "DEALLOCATE"
+                } else {
+                    "DEALLOCATE ALL"
+                }
+                .into(),
+                deallocate: Some(name.clone()),
+                ..Outcome::default()
+            }),
+            Plan::DiscardAll => {
+                if self.block != Block::None {
+                    return Err(SqlError::new(
+                        SqlState::ACTIVE_SQL_TRANSACTION,
+                        "DISCARD ALL cannot run inside a transaction block",
+                    ));
+                }
+                let mut parameter_changes = Vec::new();
+                for (key, value) in self.startup_settings.clone() {
+                    if self.settings.get(&key) != Some(&value) && REPORTED.contains(&key.as_str()) {
+                        parameter_changes.push((key.clone(), value.clone()));
+                    }
+                }
+                self.settings = self.startup_settings.clone();
+                self.engine.advisory.release_all(self.session_id);
+                Ok(Outcome {
+                    tag: "DISCARD ALL".into(),
+                    deallocate: Some(None),
+                    parameter_changes,
+                    ..Outcome::default()
+                })
+            }
+            Plan::SetConstraints => {
+                // Constraints are checked at each statement's end whatever is asked (never
+                // later than PostgreSQL checks them).
+                let notices = match self.block {
+                    Block::Open => vec![],
+                    _ => vec![warning(
+                        "25P01",
+                        "SET CONSTRAINTS can only be used in transaction blocks",
+                    )],
+                };
+                Ok(Outcome {
+                    tag: "SET CONSTRAINTS".into(),
+                    notices,
+                    ..Outcome::default()
+                })
+            }
             Plan::NoOp(tag) => Ok(Outcome {
                 tag: (*tag).to_string(),
                 ..Outcome::default()
@@ -1246,8 +1401,10 @@ impl Session {
                 }
             }
             Err(e) => {
-                // Kept for ROLLBACK TO SAVEPOINT, which drops the failed statement's writes.
-                if !self.savepoints.is_empty() {
+                // Kept for ROLLBACK TO SAVEPOINT, which drops the failed statement's writes,
+                // and for a block's statement that waits for an advisory lock.
+                let waits = crate::advisory::is_would_block(&e) && self.block != Block::None;
+                if !self.savepoints.is_empty() || waits {
                     self.txn = Some(txn);
                 }
                 Err(e)
@@ -1822,8 +1979,24 @@ impl Session {
                     }
                 };
                 let copy_data = self.copy_data.clone().unwrap_or_default();
+                // current_schema() names the first schema on the path that exists.
+                let mut search_path = Vec::new();
+                for schema in self.search_path() {
+                    if schema == "public" || catalog::schema_exists(txn, &schema).await? {
+                        search_path.push(schema);
+                    }
+                }
+                let session = crate::expr::SessionInfo {
+                    user: &self.user,
+                    database: &self.database,
+                    pid: self.backend_pid,
+                    search_path: &search_path,
+                    settings: &self.settings,
+                    advisory: Some((&self.engine.advisory, self.session_id)),
+                };
                 let ctx = ExecContext {
                     copy_data: &copy_data,
+                    session: &session,
                     zone: &zone,
                     sequences: &statement_sequences,
                     memory: &memory,
@@ -2357,7 +2530,10 @@ impl Session {
         ) {
             return Ok(());
         }
-        self.set(&key, Some(value)).map(|_| ())
+        self.set(&key, Some(value))?;
+        // What RESET ALL and DISCARD ALL go back to.
+        self.startup_settings = self.settings.clone();
+        Ok(())
     }
 
     /// A token another task can use to cancel this session's running statement.
@@ -2368,6 +2544,7 @@ impl Session {
     /// Called when the client goes away: rolls back any open transaction.
     pub fn close(&mut self) {
         self.end_block(false);
+        self.engine.advisory.release_session(self.session_id);
     }
 }
 
