@@ -223,6 +223,10 @@ pub enum Func {
     },
     /// pg_advisory_unlock_all().
     AdvisoryUnlockAll,
+    /// pg_sleep(seconds).
+    Sleep,
+    /// pg_cancel_backend(pid).
+    CancelBackend,
     /// greatest(...)
     Greatest,
     /// least(...)
@@ -624,6 +628,74 @@ pub struct SessionInfo<'a> {
     pub settings: &'a std::collections::BTreeMap<String, String>,
     /// The advisory lock table and the session's id in it.
     pub advisory: Option<(&'a crate::advisory::AdvisoryLocks, u64)>,
+    /// What pg_sleep has slept of the statement.
+    pub sleep: Option<&'a SleepCredit>,
+    /// Every session's cancel token by backend pid (pg_cancel_backend).
+    pub backends:
+        Option<&'a std::sync::Mutex<std::collections::HashMap<i32, crate::session::CancelToken>>>,
+}
+
+/// pg_sleep within synchronous evaluation: a call the statement has not slept for yet fails
+/// with an error [`is_would_sleep`] recognises; the session undoes the attempt, sleeps, adds
+/// the time here and runs the statement again, whose calls then draw on the credit in order.
+#[derive(Debug, Default)]
+pub struct SleepCredit(std::sync::Mutex<SleepState>);
+
+#[derive(Debug, Default)]
+struct SleepState {
+    /// Slept for the statement so far.
+    credit: std::time::Duration,
+    /// Drawn by this attempt's calls so far.
+    used: std::time::Duration,
+    /// What the failed attempt needs slept.
+    needed: std::time::Duration,
+}
+
+const WOULD_SLEEP: SqlState = SqlState("55P0S");
+
+/// A pg_sleep call that the session must sleep for before the statement runs again.
+pub fn is_would_sleep(error: &SqlError) -> bool {
+    error.state == WOULD_SLEEP
+}
+
+impl SleepCredit {
+    fn state(&self) -> std::sync::MutexGuard<'_, SleepState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new statement: nothing slept yet.
+    pub fn reset(&self) {
+        *self.state() = SleepState::default();
+    }
+
+    /// A new attempt of the statement: its calls draw on the credit from the start.
+    pub fn begin_attempt(&self) {
+        self.state().used = std::time::Duration::ZERO;
+    }
+
+    /// How long the failed attempt needs slept.
+    pub fn needed(&self) -> std::time::Duration {
+        self.state().needed
+    }
+
+    /// The session slept `slept`.
+    pub fn credit(&self, slept: std::time::Duration) {
+        let mut state = self.state();
+        state.credit += slept;
+        state.needed = std::time::Duration::ZERO;
+    }
+
+    /// One pg_sleep call of `wanted`: drawn from the credit, or an error asking for the rest.
+    fn sleep(&self, wanted: std::time::Duration) -> SqlResult<()> {
+        let mut state = self.state();
+        let available = state.credit.saturating_sub(state.used);
+        if available >= wanted {
+            state.used += wanted;
+            return Ok(());
+        }
+        state.needed = wanted - available;
+        Err(SqlError::new(WOULD_SLEEP, "pg_sleep"))
+    }
 }
 
 impl SessionInfo<'_> {
@@ -635,6 +707,8 @@ impl SessionInfo<'_> {
         search_path: &[],
         settings: &EMPTY_SETTINGS,
         advisory: None,
+        sleep: None,
+        backends: None,
     };
 }
 
@@ -2506,6 +2580,45 @@ fn eval_func(
                 ));
             };
             Value::Bool(locks.release(session, key, shared))
+        }
+        Func::Sleep => {
+            let seconds = match values.first() {
+                Some(Value::Float8(f)) => *f,
+                Some(Value::Null) | None => return Ok(Value::Null),
+                Some(other) => match cast::cast(other.clone(), &DataType::Float8, false, ctx.zone)?
+                {
+                    Value::Float8(f) => f,
+                    _ => return Ok(Value::Null),
+                },
+            };
+            if seconds.is_finite() && seconds > 0.0 {
+                let Some(credit) = ctx.session.sleep else {
+                    return Err(SqlError::unsupported("pg_sleep is not available here"));
+                };
+                // A day at most per call, as the duration must fit.
+                let wanted = std::time::Duration::from_secs_f64(seconds.min(86_400.0));
+                credit.sleep(wanted)?;
+            }
+            Value::Text(String::new())
+        }
+        Func::CancelBackend => {
+            let pid = match values.first() {
+                Some(Value::Int4(pid)) => *pid,
+                _ => return Ok(Value::Null),
+            };
+            let token = ctx.session.backends.and_then(|b| {
+                b.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&pid)
+                    .cloned()
+            });
+            match token {
+                Some(token) => {
+                    token.cancel();
+                    Value::Bool(true)
+                }
+                None => Value::Bool(false),
+            }
         }
         Func::AdvisoryUnlockAll => {
             if let Some((locks, session)) = ctx.session.advisory {

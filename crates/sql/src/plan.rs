@@ -2459,6 +2459,20 @@ impl Binder {
                 (func, DataType::Bool)
             }
             ("pg_advisory_unlock_all", 0) => (Func::AdvisoryUnlockAll, DataType::Text),
+            ("pg_sleep", 1) => {
+                bound = bound
+                    .into_iter()
+                    .map(|arg| self.coerce(arg, &DataType::Float8))
+                    .collect::<SqlResult<_>>()?;
+                (Func::Sleep, DataType::Text)
+            }
+            ("pg_cancel_backend", 1) => {
+                bound = bound
+                    .into_iter()
+                    .map(|arg| self.coerce(arg, &DataType::Int4))
+                    .collect::<SqlResult<_>>()?;
+                (Func::CancelBackend, DataType::Bool)
+            }
             ("current_setting", 1 | 2) => (Func::CurrentSetting, DataType::Text),
             ("replace", 3) => (Func::Replace, DataType::Text),
             ("split_part", 3) => (Func::SplitPart, DataType::Text),

@@ -67,6 +67,8 @@ pub struct Engine {
     pub(crate) sequences: SequenceCache,
     /// Advisory locks, shared by its sessions.
     pub(crate) advisory: crate::advisory::AdvisoryLocks,
+    /// Each session's cancel token by backend pid (pg_cancel_backend).
+    pub(crate) backends: Mutex<std::collections::HashMap<i32, CancelToken>>,
 }
 
 impl Engine {
@@ -84,6 +86,7 @@ impl Engine {
             sessions: std::sync::atomic::AtomicU64::new(1),
             sequences: SequenceCache::default(),
             advisory: crate::advisory::AdvisoryLocks::default(),
+            backends: Mutex::default(),
         })
     }
 }
@@ -287,6 +290,8 @@ pub struct Session {
     startup_settings: BTreeMap<String, String>,
     /// Unique among the process's sessions: whose advisory locks are whose.
     session_id: u64,
+    /// What pg_sleep has slept of the running statement (see [`crate::expr::SleepCredit`]).
+    sleep: crate::expr::SleepCredit,
     /// The user the session connected as.
     user: String,
     /// The database it connected to.
@@ -774,6 +779,7 @@ impl Session {
         let seed = engine.sessions.fetch_add(1, Ordering::Relaxed);
         Session {
             session_id: seed,
+            sleep: crate::expr::SleepCredit::default(),
             engine,
             jitter: Jitter::new(seed),
             random: std::sync::Mutex::new(Jitter::new(!seed)),
@@ -799,6 +805,11 @@ impl Session {
     /// Sets the backend process id the connection announced (pg_backend_pid()).
     pub fn set_backend_pid(&mut self, pid: i32) {
         self.backend_pid = pid;
+        self.engine
+            .backends
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pid, self.cancel.clone());
     }
 
     /// Runs a simple-protocol query string: every statement in it, in order, stopping at the
@@ -956,6 +967,19 @@ impl Session {
             ));
         }
         let plan = prepared.plan();
+        self.sleep.reset();
+        // statement_timeout: a timer cancels the statement, which then says why.
+        let timer = self.statement_timeout().map(|limit| {
+            let (cancel, clock) = (self.cancel.clone(), self.engine.db.clock().clone());
+            let fired = Arc::new(AtomicBool::new(false));
+            let flag = fired.clone();
+            let task = tokio::spawn(async move {
+                clock.sleep(limit).await;
+                flag.store(true, Ordering::Release);
+                cancel.cancel();
+            });
+            (task, fired)
+        });
         let result = match plan.as_ref() {
             Plan::Insert(insert) if self.copy_data.is_none() => match &insert.source {
                 InsertSource::Copy(format) => {
@@ -965,10 +989,51 @@ impl Session {
             },
             _ => self.run(prepared, statement, plan.clone(), &params).await,
         };
+        let result = match timer {
+            Some((task, fired)) => {
+                task.abort();
+                match result {
+                    Err(e)
+                        if e.state == SqlState::QUERY_CANCELED && fired.load(Ordering::Acquire) =>
+                    {
+                        Err(SqlError::new(
+                            SqlState::QUERY_CANCELED,
+                            "canceling statement due to statement timeout",
+                        ))
+                    }
+                    other => other,
+                }
+            }
+            None => result,
+        };
         if result.is_err() {
             self.fail_block();
         }
         result
+    }
+
+    /// The statement_timeout setting, if one is set (0 is none).
+    fn statement_timeout(&self) -> Option<std::time::Duration> {
+        let text = self
+            .settings
+            .get("statement_timeout")?
+            .trim()
+            .to_lowercase();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number.parse().ok()?;
+        let millis = match unit.trim() {
+            "" | "ms" => number,
+            "us" => number / 1000.0,
+            "s" => number * 1000.0,
+            "min" => number * 60_000.0,
+            "h" => number * 3_600_000.0,
+            "d" => number * 86_400_000.0,
+            _ => return None,
+        };
+        (millis >= 1.0).then(|| std::time::Duration::from_micros((millis * 1000.0) as u64))
     }
 
     /// Runs COPY FROM STDIN's insert over `data`, the CopyData the client sent after the
@@ -1051,12 +1116,44 @@ impl Session {
             // writes), wait for a release, run it again.
             let mark = self.txn.as_ref().map(Transaction::mark);
             self.engine.advisory.begin_attempt(self.session_id);
+            self.sleep.begin_attempt();
             let engine = self.engine.clone();
             let released = engine.advisory.released();
             // Boxed: the statement's future is large, and inlined here it would be copied
             // through this frame (deep recursion below needs the stack).
             let result = Box::pin(self.run_once(prepared, statement, plan.clone(), params)).await;
             match &result {
+                Err(e) if crate::expr::is_would_sleep(e) => {
+                    // pg_sleep: undo the attempt, sleep, run again with the time credited.
+                    self.engine.advisory.undo_attempt(self.session_id);
+                    match (self.txn.as_mut(), &mark) {
+                        (Some(txn), Some(mark)) => txn.rollback_to(mark),
+                        _ => self.txn = None,
+                    }
+                    let needed = self.sleep.needed();
+                    let clock = self.engine.db.clock().clone();
+                    let start = clock.monotonic_nanos();
+                    loop {
+                        if self.cancel.0.load(Ordering::Acquire) {
+                            break;
+                        }
+                        let slept = clock.monotonic_nanos().saturating_sub(start);
+                        let left = needed.saturating_sub(std::time::Duration::from_nanos(slept));
+                        if left.is_zero() {
+                            break;
+                        }
+                        clock
+                            .sleep(left.min(std::time::Duration::from_millis(10)))
+                            .await;
+                    }
+                    if self.cancel.0.load(Ordering::Acquire) {
+                        break Err(SqlError::new(
+                            SqlState::QUERY_CANCELED,
+                            "canceling statement due to user request",
+                        ));
+                    }
+                    self.sleep.credit(needed);
+                }
                 Err(e) if crate::advisory::is_would_block(e) => {
                     self.engine.advisory.undo_attempt(self.session_id);
                     match (self.txn.as_mut(), &mark) {
@@ -1993,6 +2090,8 @@ impl Session {
                     search_path: &search_path,
                     settings: &self.settings,
                     advisory: Some((&self.engine.advisory, self.session_id)),
+                    sleep: Some(&self.sleep),
+                    backends: Some(&self.engine.backends),
                 };
                 let ctx = ExecContext {
                     copy_data: &copy_data,
@@ -2545,6 +2644,11 @@ impl Session {
     pub fn close(&mut self) {
         self.end_block(false);
         self.engine.advisory.release_session(self.session_id);
+        self.engine
+            .backends
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.backend_pid);
     }
 }
 
