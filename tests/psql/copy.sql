@@ -28,6 +28,15 @@ COPY items (name, price) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (price), FO
 COPY items (name, data) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (data));
 empty,
 \.
+COPY items (name, price) FROM STDIN WITH (FORMAT csv, NULL 'NA', FORCE_NOT_NULL (name));
+NA,NA
+\.
+SELECT name, price FROM items WHERE name = 'NA';
+CREATE TABLE pairs (a int, b int);
+COPY pairs FROM STDIN;
+
+\.
+DROP TABLE pairs;
 SELECT id, name, data FROM items WHERE id > 8 ORDER BY id;
 COPY items (name, price) FROM STDIN WITH (DELIMITER ';', NULL '-');
 semi;-

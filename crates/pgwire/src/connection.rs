@@ -327,7 +327,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             Frontend::Execute { portal, max_rows } => self.execute(portal, max_rows).await,
             Frontend::Close(target, name) => {
                 match target {
-                    Target::Statement => self.statements.remove(&name).map(|_| ()),
+                    Target::Statement => {
+                        self.session.statement_closed(&name);
+                        self.statements.remove(&name).map(|_| ())
+                    }
                     Target::Portal => self.portals.remove(&name).map(|_| ()),
                 };
                 self.wire.send(Backend::CloseComplete(CloseComplete::new()));
@@ -457,6 +460,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 prepared: Some(prepared),
             }
         };
+        if !name.is_empty() {
+            self.session.statement_prepared(&name);
+        }
         self.statements.insert(name, Arc::new(statement));
         self.wire.send(Backend::ParseComplete(ParseComplete::new()));
         Ok(())
@@ -652,14 +658,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         // DEALLOCATE and DISCARD ALL: the connection holds the prepared statements.
         match &outcome.deallocate {
             Some(None) => self.statements.clear(),
-            Some(Some(name)) if self.statements.remove(name).is_none() => {
-                return Err(SqlError::new(
-                    SqlState::UNDEFINED_PREPARED_STATEMENT,
-                    format!("prepared statement \"{name}\" does not exist"),
-                )
-                .into())
+            Some(Some(name)) => {
+                self.statements.remove(name);
             }
-            _ => {}
+            None => {}
         }
         let Some(transfer) = outcome.copy.clone() else {
             return Ok(Some(outcome));

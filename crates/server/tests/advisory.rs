@@ -129,3 +129,74 @@ async fn a_waiting_lock_can_be_cancelled() {
         .get(0);
     assert!(other);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_that_close_a_cycle_are_deadlocks_and_lock_timeout_bounds_a_wait() {
+    let server = common::Server::start().await;
+    let a = std::sync::Arc::new(server.connect().await);
+    let b = server.connect().await;
+    a.batch_execute("SELECT pg_advisory_lock(21)")
+        .await
+        .unwrap();
+    b.batch_execute("SELECT pg_advisory_lock(22)")
+        .await
+        .unwrap();
+    let a_waits = timed(a.clone(), "SELECT pg_advisory_lock(22)");
+    common::sleep(Duration::from_millis(200)).await;
+    // b waiting for 21 would wait for a, which waits for b.
+    let error = b
+        .batch_execute("SELECT pg_advisory_lock(21)")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code().map(|c| c.code()), Some("40P01"), "{error}");
+    b.batch_execute("SELECT pg_advisory_unlock(22)")
+        .await
+        .unwrap();
+    a_waits.await.unwrap().unwrap();
+
+    // lock_timeout: a wait longer than it fails with 55P03.
+    b.batch_execute("SET lock_timeout = '200ms'").await.unwrap();
+    let error = b
+        .batch_execute("SELECT pg_advisory_lock(21)")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code().map(|c| c.code()), Some("55P03"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_locks_go_when_the_transaction_fails_or_rolls_back_to_a_savepoint() {
+    let server = common::Server::start().await;
+    let holder = server.connect().await;
+    let probe = server.connect().await;
+    holder
+        .batch_execute("BEGIN; SAVEPOINT s; SELECT pg_advisory_xact_lock(5)")
+        .await
+        .unwrap();
+    assert!(holds(&probe, 5).await);
+    holder.batch_execute("ROLLBACK TO s").await.unwrap();
+    assert!(
+        !holds(&probe, 5).await,
+        "taken after the savepoint: released"
+    );
+    probe
+        .batch_execute("SELECT pg_advisory_unlock(5)")
+        .await
+        .unwrap();
+
+    holder
+        .batch_execute("SELECT pg_advisory_xact_lock(6)")
+        .await
+        .unwrap();
+    assert!(holds(&probe, 6).await);
+    probe
+        .batch_execute("SELECT pg_advisory_unlock(6)")
+        .await
+        .unwrap_or(());
+    let failed = holder.batch_execute("SELECT 1 / 0").await.unwrap_err();
+    assert_eq!(failed.code().map(|c| c.code()), Some("22012"));
+    assert!(
+        !holds(&probe, 6).await,
+        "the failed transaction's lock is gone"
+    );
+    holder.batch_execute("ROLLBACK").await.unwrap();
+}

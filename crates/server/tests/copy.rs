@@ -194,3 +194,47 @@ async fn failed_and_abandoned_copies_change_nothing() {
         .get(0);
     assert_eq!(name, "a, b");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_data_is_checked_as_postgresql_checks_it() {
+    let server = common::Server::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .await
+        .unwrap();
+    let tuple = |id: i32, name: &[u8]| {
+        let mut t = Vec::new();
+        t.extend_from_slice(&2i16.to_be_bytes());
+        t.extend_from_slice(&4i32.to_be_bytes());
+        t.extend_from_slice(&id.to_be_bytes());
+        t.extend_from_slice(&(name.len() as i32).to_be_bytes());
+        t.extend_from_slice(name);
+        t
+    };
+    let header: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+    let send = |data: Vec<u8>| {
+        let client = &client;
+        async move {
+            let sink = client
+                .copy_in::<_, Bytes>("COPY items FROM STDIN (FORMAT binary)")
+                .await
+                .unwrap();
+            let mut sink = std::pin::pin!(sink);
+            sink.send(Bytes::from(data)).await.unwrap();
+            sink.finish().await
+        }
+    };
+    // Without the trailer the data ends where a tuple would start, as PostgreSQL reads it.
+    let no_trailer = [header, &tuple(1, b"one")].concat();
+    assert_eq!(send(no_trailer).await.unwrap(), 1);
+    // Text holding NUL is not UTF8 text for PostgreSQL: 22021.
+    let nul = [header, &tuple(2, b"a\0b"), &(-1i16).to_be_bytes()].concat();
+    let error = send(nul).await.unwrap_err();
+    assert_eq!(error.code().map(|c| c.code()), Some("22021"), "{error}");
+    // A tuple cut short: 22P04.
+    let cut = [header, &tuple(3, b"three")[..8]].concat();
+    let error = send(cut).await.unwrap_err();
+    assert_eq!(error.code().map(|c| c.code()), Some("22P04"), "{error}");
+    assert_eq!(count(&client).await, 1);
+}

@@ -73,6 +73,83 @@ struct Table {
     locks: HashMap<LockKey, Holders>,
     /// Per session: the locks taken by the statement attempt under way (to undo on retry).
     attempts: HashMap<u64, Vec<(LockKey, bool, bool)>>,
+    /// Per session: what its unlock calls returned in the statement's earlier attempts (a
+    /// retry replays them rather than unlocking again), and how many this attempt made.
+    unlocks: HashMap<u64, (Vec<bool>, usize)>,
+    /// Per session: its transaction-level locks in the order taken (savepoints mark it).
+    xact_order: HashMap<u64, Vec<(LockKey, bool)>>,
+    /// Sessions waiting, and for which lock in which mode (for deadlock detection).
+    waiting: HashMap<u64, (LockKey, bool)>,
+}
+
+impl Table {
+    /// The other sessions whose holds of `key` keep `waiter` from taking it.
+    fn blockers(&self, key: LockKey, shared: bool, waiter: u64) -> Vec<u64> {
+        let Some(holders) = self.locks.get(&key) else {
+            return Vec::new();
+        };
+        let mut found: Vec<u64> = holders.exclusive.keys().copied().collect();
+        if !shared {
+            found.extend(holders.shared.keys().copied());
+        }
+        found.retain(|&s| s != waiter);
+        found
+    }
+
+    /// Whether `session` waiting for `key` would close a cycle of sessions waiting for each
+    /// other's locks.
+    fn deadlocks(&self, session: u64, key: LockKey, shared: bool) -> bool {
+        let mut stack = self.blockers(key, shared, session);
+        let mut seen = std::collections::HashSet::new();
+        while let Some(holder) = stack.pop() {
+            if holder == session {
+                return true;
+            }
+            if seen.insert(holder) {
+                if let Some(&(wanted, mode)) = self.waiting.get(&holder) {
+                    stack.extend(self.blockers(wanted, mode, holder));
+                }
+            }
+        }
+        false
+    }
+
+    fn drop_hold(&mut self, session: u64, key: LockKey, shared: bool, xact: bool) -> bool {
+        let Some(holders) = self.locks.get_mut(&key) else {
+            return false;
+        };
+        let map = if shared {
+            &mut holders.shared
+        } else {
+            &mut holders.exclusive
+        };
+        let Some(counts) = map.get_mut(&session) else {
+            return false;
+        };
+        let count = if xact {
+            &mut counts.xact
+        } else {
+            &mut counts.session
+        };
+        if *count == 0 {
+            return false;
+        }
+        *count -= 1;
+        if counts.total() == 0 {
+            map.remove(&session);
+        }
+        if holders.is_empty() {
+            self.locks.remove(&key);
+        }
+        if xact {
+            if let Some(order) = self.xact_order.get_mut(&session) {
+                if let Some(i) = order.iter().rposition(|&(k, m)| k == key && m == shared) {
+                    order.remove(i);
+                }
+            }
+        }
+        true
+    }
 }
 
 /// The process's advisory lock table.
@@ -100,7 +177,8 @@ impl AdvisoryLocks {
 
     /// Takes `key` for `session` if no other session's lock conflicts. `xact` locks end
     /// with the transaction. `Ok(false)` when busy and `wait` is false (the `try` forms);
-    /// an error [`is_would_block`] recognises when busy and `wait` is true.
+    /// when busy and `wait` is true, an error [`is_would_block`] recognises, or 40P01 if
+    /// waiting would close a cycle of sessions waiting for each other.
     pub fn acquire(
         &self,
         session: u64,
@@ -110,19 +188,27 @@ impl AdvisoryLocks {
         wait: bool,
     ) -> Result<bool, SqlError> {
         let mut table = self.table();
-        let holders = table.locks.entry(key).or_default();
-        if !holders.grantable(session, shared) {
-            if holders.is_empty() {
-                table.locks.remove(&key);
+        let grantable = table
+            .locks
+            .get(&key)
+            .is_none_or(|holders| holders.grantable(session, shared));
+        if !grantable {
+            if !wait {
+                return Ok(false);
             }
-            return match wait {
-                true => Err(SqlError::new(
-                    WOULD_BLOCK,
-                    "advisory lock is held by another session",
-                )),
-                false => Ok(false),
-            };
+            if table.deadlocks(session, key, shared) {
+                table.waiting.remove(&session);
+                return Err(SqlError::new(SqlState("40P01"), "deadlock detected")
+                    .with_detail("Sessions are waiting for each other's advisory locks."));
+            }
+            table.waiting.insert(session, (key, shared));
+            return Err(SqlError::new(
+                WOULD_BLOCK,
+                "advisory lock is held by another session",
+            ));
         }
+        table.waiting.remove(&session);
+        let holders = table.locks.entry(key).or_default();
         let map = if shared {
             &mut holders.shared
         } else {
@@ -131,6 +217,11 @@ impl AdvisoryLocks {
         let counts = map.entry(session).or_default();
         if xact {
             counts.xact += 1;
+            table
+                .xact_order
+                .entry(session)
+                .or_default()
+                .push((key, shared));
         } else {
             counts.session += 1;
         }
@@ -142,10 +233,19 @@ impl AdvisoryLocks {
         Ok(true)
     }
 
-    /// Releases one session-level hold of `key`; `false` if the session held none.
+    /// Releases one session-level hold of `key`; `false` if the session held none. A call
+    /// an earlier attempt of the statement made is not made again: its result is replayed.
     pub fn release(&self, session: u64, key: LockKey, shared: bool) -> bool {
         let mut table = self.table();
-        let released = Self::drop_hold(&mut table, session, key, shared, false);
+        let (done, made) = table.unlocks.entry(session).or_default();
+        if let Some(&result) = done.get(*made) {
+            *made += 1;
+            return result;
+        }
+        let released = table.drop_hold(session, key, shared, false);
+        let (done, made) = table.unlocks.entry(session).or_default();
+        done.push(released);
+        *made += 1;
         drop(table);
         if released {
             self.released.notify_waiters();
@@ -153,40 +253,13 @@ impl AdvisoryLocks {
         released
     }
 
-    fn drop_hold(table: &mut Table, session: u64, key: LockKey, shared: bool, xact: bool) -> bool {
-        let Some(holders) = table.locks.get_mut(&key) else {
-            return false;
-        };
-        let map = if shared {
-            &mut holders.shared
-        } else {
-            &mut holders.exclusive
-        };
-        let Some(counts) = map.get_mut(&session) else {
-            return false;
-        };
-        let count = if xact {
-            &mut counts.xact
-        } else {
-            &mut counts.session
-        };
-        if *count == 0 {
-            return false;
-        }
-        *count -= 1;
-        if counts.total() == 0 {
-            map.remove(&session);
-        }
-        if holders.is_empty() {
-            table.locks.remove(&key);
-        }
-        true
-    }
-
     /// Releases what `session` holds: its transaction-level holds, its session-level holds,
     /// or both.
     fn release_where(&self, session: u64, xact: bool, session_level: bool) {
         let mut table = self.table();
+        if xact {
+            table.xact_order.remove(&session);
+        }
         let mut changed = false;
         table.locks.retain(|_, holders| {
             for map in [&mut holders.exclusive, &mut holders.shared] {
@@ -212,7 +285,7 @@ impl AdvisoryLocks {
         }
     }
 
-    /// At the end of a transaction: its `_xact_` locks go.
+    /// At the end of a transaction (committed, rolled back or failed): its `_xact_` locks go.
     pub fn release_xact(&self, session: u64) {
         self.release_where(session, true, false);
     }
@@ -225,17 +298,55 @@ impl AdvisoryLocks {
     /// The session ends: everything it holds goes.
     pub fn release_session(&self, session: u64) {
         self.release_where(session, true, true);
-        self.table().attempts.remove(&session);
+        let mut table = self.table();
+        table.attempts.remove(&session);
+        table.unlocks.remove(&session);
+        table.waiting.remove(&session);
+    }
+
+    /// Where the transaction's lock list stands (SAVEPOINT).
+    pub fn xact_mark(&self, session: u64) -> usize {
+        self.table().xact_order.get(&session).map_or(0, Vec::len)
+    }
+
+    /// ROLLBACK TO SAVEPOINT: the transaction-level locks taken since `mark` go.
+    pub fn release_xact_after(&self, session: u64, mark: usize) {
+        let mut table = self.table();
+        let later: Vec<(LockKey, bool)> = match table.xact_order.get_mut(&session) {
+            Some(order) if order.len() > mark => order.split_off(mark),
+            _ => return,
+        };
+        for (key, shared) in later.into_iter().rev() {
+            table.drop_hold(session, key, shared, true);
+        }
+        drop(table);
+        self.released.notify_waiters();
+    }
+
+    /// The session no longer waits (its statement was cancelled or timed out).
+    pub fn stop_waiting(&self, session: u64) {
+        self.table().waiting.remove(&session);
+    }
+
+    /// A statement starts: none of its unlock calls made yet.
+    pub fn begin_statement(&self, session: u64) {
+        self.table().unlocks.remove(&session);
     }
 
     /// A statement attempt starts: the locks it takes are remembered until [`Self::keep`].
     pub fn begin_attempt(&self, session: u64) {
-        self.table().attempts.remove(&session);
+        let mut table = self.table();
+        table.attempts.remove(&session);
+        if let Some((_, made)) = table.unlocks.get_mut(&session) {
+            *made = 0;
+        }
     }
 
-    /// The attempt stands: its locks stay.
+    /// The attempt stands: its locks stay; the session waits for nothing.
     pub fn keep(&self, session: u64) {
-        self.table().attempts.remove(&session);
+        let mut table = self.table();
+        table.attempts.remove(&session);
+        table.waiting.remove(&session);
     }
 
     /// The attempt is undone (it will run again): the locks it took go.
@@ -243,7 +354,7 @@ impl AdvisoryLocks {
         let mut table = self.table();
         let taken = table.attempts.remove(&session).unwrap_or_default();
         for (key, shared, xact) in taken.into_iter().rev() {
-            Self::drop_hold(&mut table, session, key, shared, xact);
+            table.drop_hold(session, key, shared, xact);
         }
         drop(table);
         self.released.notify_waiters();
@@ -289,6 +400,47 @@ mod tests {
         assert!(take(&locks, 2, LockKey::Single(1), true, false));
         assert!(!take(&locks, 3, LockKey::Single(1), false, false));
         assert!(take(&locks, 3, LockKey::Pair(0, 1), false, false));
+    }
+
+    #[test]
+    fn a_wait_that_closes_a_cycle_is_a_deadlock() {
+        let locks = AdvisoryLocks::default();
+        let (a, b) = (LockKey::Single(21), LockKey::Single(22));
+        assert!(take(&locks, 1, a, false, false));
+        assert!(take(&locks, 2, b, false, false));
+        let waits = locks.acquire(1, b, false, false, true).unwrap_err();
+        assert!(is_would_block(&waits));
+        let deadlock = locks.acquire(2, a, false, false, true).unwrap_err();
+        assert_eq!(deadlock.state, SqlState("40P01"));
+    }
+
+    #[test]
+    fn a_retried_statement_replays_its_unlocks() {
+        let locks = AdvisoryLocks::default();
+        let key = LockKey::Single(5);
+        assert!(take(&locks, 1, key, false, false));
+        locks.begin_statement(1);
+        locks.begin_attempt(1);
+        assert!(locks.release(1, key, false));
+        locks.undo_attempt(1);
+        locks.begin_attempt(1);
+        assert!(
+            locks.release(1, key, false),
+            "the first attempt's result, replayed"
+        );
+        locks.begin_statement(1);
+        assert!(!locks.release(1, key, false));
+    }
+
+    #[test]
+    fn rolling_back_to_a_savepoint_drops_later_transaction_locks() {
+        let locks = AdvisoryLocks::default();
+        assert!(take(&locks, 1, LockKey::Single(1), false, true));
+        let mark = locks.xact_mark(1);
+        assert!(take(&locks, 1, LockKey::Single(2), false, true));
+        locks.release_xact_after(1, mark);
+        assert!(take(&locks, 2, LockKey::Single(2), false, false));
+        assert!(!take(&locks, 2, LockKey::Single(1), false, false));
     }
 
     #[test]

@@ -175,13 +175,17 @@ impl CopyFormat {
             for (is_given, what) in [
                 (given.delimiter.is_some(), "DELIMITER"),
                 (given.null.is_some(), "NULL"),
-                (given.header.is_some(), "HEADER"),
             ] {
                 if is_given {
                     return Err(SqlError::syntax(format!(
                         "cannot specify {what} in BINARY mode"
                     )));
                 }
+            }
+            if given.header.is_some() {
+                return Err(SqlError::unsupported(
+                    "cannot specify HEADER in BINARY mode",
+                ));
             }
         }
         let delimiter = match given.delimiter {
@@ -457,7 +461,7 @@ impl CopyFormat {
                 _ => Source::Lines(Lines::new(data, self)),
             },
             line: 0,
-            text: &[],
+            text: None,
             started: false,
         }
     }
@@ -489,14 +493,18 @@ impl CopyFormat {
         if fields.len() > columns.len() {
             return Err(bad_copy("extra data after last expected column"));
         }
-        if fields.len() < columns.len() {
-            let missing = &columns[fields.len()].0;
-            return Err(bad_copy(format!("missing data for column \"{missing}\"")));
-        }
+        // Column by column, as PostgreSQL: a bad value before a missing one is reported.
+        let mut fields = fields.into_iter();
         let mut row = Vec::with_capacity(columns.len());
-        for (i, (field, (name, ty))) in fields.into_iter().zip(columns).enumerate() {
+        for (i, (name, ty)) in columns.iter().enumerate() {
+            let Some(field) = fields.next() else {
+                return Err(bad_copy(format!("missing data for column \"{name}\"")));
+            };
             let field = match field {
-                Field::Null if self.force_not_null.contains(&i) => Field::Value(Vec::new()),
+                // Not matched against the NULL string: the text itself.
+                Field::Null if self.force_not_null.contains(&i) => {
+                    Field::Value(self.null.as_bytes().to_vec())
+                }
                 Field::Quoted(bytes)
                     if self.force_null.contains(&i) && bytes == self.null.as_bytes() =>
                 {
@@ -663,9 +671,6 @@ enum Field {
     Quoted(Vec<u8>),
 }
 
-/// A malformed line: the error, and the line's text as far as it was read.
-type LineError<'a> = (SqlError, &'a [u8]);
-
 /// Splits text or CSV data into lines: a line ends at the first line ending's style (`\n`,
 /// `\r\n` or `\r`), except where escaped (text) or quoted (CSV); `\.` ends the data.
 struct Lines<'a> {
@@ -688,8 +693,8 @@ impl<'a> Lines<'a> {
         }
     }
 
-    /// The next line without its ending; an error comes with the text read so far.
-    fn next_line(&mut self) -> Option<Result<&'a [u8], LineError<'a>>> {
+    /// The next line without its ending.
+    fn next_line(&mut self) -> Option<SqlResult<&'a [u8]>> {
         if self.done || self.at >= self.data.len() {
             return None;
         }
@@ -739,7 +744,23 @@ impl<'a> Lines<'a> {
                         {
                             self.done = true;
                             let error = bad_copy("end-of-copy marker corrupt");
-                            return Some(Err((error, &data[start..i])));
+                            return Some(Err(error));
+                        }
+                        let marker_ending: &[u8] = if after.starts_with(b"\r\n") {
+                            b"\r\n"
+                        } else if after.starts_with(b"\r") {
+                            b"\r"
+                        } else {
+                            b"\n"
+                        };
+                        if !after.is_empty()
+                            && self.ending.is_some_and(|ending| ending != marker_ending)
+                        {
+                            self.done = true;
+                            let error = bad_copy(
+                                "end-of-copy marker does not match previous newline style",
+                            );
+                            return Some(Err(error));
                         }
                         self.done = true;
                         return (i > start).then_some(Ok(&data[start..i]));
@@ -787,7 +808,7 @@ impl<'a> Lines<'a> {
                             "Use quoted CSV field to represent carriage return.",
                         ),
                     };
-                    return Some(Err((bad_copy(message).with_hint(hint), &data[start..i])));
+                    return Some(Err(bad_copy(message).with_hint(hint)));
                 }
                 self.at = i + ending.len();
                 return Some(Ok(&data[start..i]));
@@ -818,7 +839,7 @@ pub(crate) struct CopyReader<'a> {
     /// The line (text, CSV) or tuple (binary) last read, from 1.
     line: u64,
     /// That line's text (empty for binary).
-    text: &'a [u8],
+    text: Option<&'a [u8]>,
     started: bool,
 }
 
@@ -847,11 +868,12 @@ impl CopyReader<'_> {
                 }
                 match line {
                     Ok(text) => {
-                        self.text = text;
+                        self.text = Some(text);
                         self.format.line_row(text, self)
                     }
-                    Err((e, text)) => {
-                        self.text = text;
+                    // A line that could not be read is not shown (as in PostgreSQL).
+                    Err(e) => {
+                        self.text = None;
                         Err(e)
                     }
                 }
@@ -864,12 +886,15 @@ impl CopyReader<'_> {
     pub(crate) fn context(&self) -> String {
         match self.source {
             Source::Binary(_) => format!("COPY {}, line {}", self.table, self.line),
-            Source::Lines(_) => format!(
-                "COPY {}, line {}: \"{}\"",
-                self.table,
-                self.line,
-                String::from_utf8_lossy(self.text)
-            ),
+            Source::Lines(_) => match self.text {
+                Some(text) => format!(
+                    "COPY {}, line {}: \"{}\"",
+                    self.table,
+                    self.line,
+                    String::from_utf8_lossy(text)
+                ),
+                None => format!("COPY {}, line {}", self.table, self.line),
+            },
         }
     }
 }
@@ -936,6 +961,12 @@ impl<'a> Binary<'a> {
         table: &str,
         line: u64,
     ) -> SqlResult<Option<Vec<Value>>> {
+        // Data that stops where a tuple would start ends there (PostgreSQL accepts a missing
+        // trailer).
+        if self.data.len() - self.at < 2 {
+            self.at = self.data.len();
+            return Ok(None);
+        }
         let count = self.i16()?;
         if count == -1 {
             if self.at < self.data.len() {
@@ -960,7 +991,15 @@ impl<'a> Binary<'a> {
             let length = usize::try_from(length)
                 .map_err(|_| bad_copy("invalid field size").with_context(at()))?;
             let bytes = self.take(length).map_err(|e| e.with_context(at()))?;
-            row.push(binary::decode_binary(ty, bytes).map_err(|e| e.with_context(at()))?);
+            let value = binary::decode_binary(ty, bytes).map_err(|e| e.with_context(at()))?;
+            if matches!(&value, Value::Text(text) if text.contains('\0')) {
+                return Err(SqlError::new(
+                    SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+                    "invalid byte sequence for encoding \"UTF8\": 0x00",
+                )
+                .with_context(at()));
+            }
+            row.push(value);
         }
         Ok(Some(row))
     }

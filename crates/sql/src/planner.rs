@@ -804,13 +804,34 @@ pub(crate) fn parse_alter_sequence(sql: &str) -> Option<SqlResult<AlterSequence>
         let number = |parser: &mut sqlparser::parser::Parser| -> Result<SqlResult<i64>, sqlparser::parser::ParserError> {
             Ok(sequence_number(&parser.parse_number()?))
         };
+        // Each option at most once; at least one.
+        let mut seen: Vec<String> = Vec::new();
         loop {
+            let word = |n: usize, parser: &sqlparser::parser::Parser| match &parser.peek_nth_token_ref(n).token {
+                Token::Word(w) => w.value.to_lowercase(),
+                _ => String::new(),
+            };
+            let option = match word(0, parser).as_str() {
+                "no" => word(1, parser),
+                "restart" | "owned" | "owner" | "as" | "increment" | "minvalue" | "maxvalue"
+                | "start" | "cache" | "cycle" => word(0, parser),
+                _ => String::new(),
+            };
+            if !option.is_empty() {
+                if seen.contains(&option) {
+                    return Ok(Err(SqlError::syntax("conflicting or redundant options")));
+                }
+                seen.push(option);
+            }
             let settings = &mut alter.settings;
             let value = if parser.consume_token(&Token::SemiColon) || parser.peek_token_ref().token == Token::EOF {
                 if parser.peek_token_ref().token != Token::EOF {
                     return Ok(Err(SqlError::unsupported(
                         "ALTER SEQUENCE must be the only statement in its query string",
                     )));
+                }
+                if seen.is_empty() {
+                    return Ok(Err(SqlError::syntax("syntax error at end of input")));
                 }
                 break;
             } else if parser.parse_keyword(K::AS) {
@@ -861,12 +882,26 @@ pub(crate) fn parse_alter_sequence(sql: &str) -> Option<SqlResult<AlterSequence>
                     Ok(())
                 } else {
                     let target = parser.parse_object_name(false)?;
-                    match target.0.as_slice() {
+                    let parts: Vec<String> = target
+                        .0
+                        .iter()
+                        .map(|part| match part {
+                            ast::ObjectNamePart::Identifier(ident) => ident_name(ident),
+                            other => other.to_string(),
+                        })
+                        .collect();
+                    match parts.as_slice() {
                         [table, column] => {
-                            alter.owned_by = Some(Some((
-                                table.to_string().to_lowercase(),
-                                column.to_string().to_lowercase(),
-                            )));
+                            alter.owned_by = Some(Some((table.clone(), column.clone())));
+                            Ok(())
+                        }
+                        [schema, table, column] => {
+                            let table = if schema == "public" {
+                                table.clone()
+                            } else {
+                                format!("{schema}.{table}")
+                            };
+                            alter.owned_by = Some(Some((table, column.clone())));
                             Ok(())
                         }
                         _ => Err(SqlError::syntax(format!(
@@ -4170,7 +4205,18 @@ fn check_index_expression(expr: &Expr) -> SqlResult<()> {
                     | Func::NextVal
                     | Func::CurrVal
                     | Func::SetVal
-                    | Func::LastVal,
+                    | Func::LastVal
+                    | Func::CurrentUser
+                    | Func::CurrentDatabase
+                    | Func::CurrentSchema
+                    | Func::CurrentSchemas
+                    | Func::CurrentSetting
+                    | Func::BackendPid
+                    | Func::AdvisoryLock { .. }
+                    | Func::AdvisoryUnlock { .. }
+                    | Func::AdvisoryUnlockAll
+                    | Func::Sleep
+                    | Func::CancelBackend,
                 ..
             ) | Expr::Param { .. }
                 | Expr::Subquery { .. }

@@ -416,6 +416,9 @@ fn private_values(
 #[derive(Default)]
 pub struct SequenceCache {
     blocks: Mutex<HashMap<u32, VecDeque<Block>>>,
+    /// Where each sequence's last used-up block ended: the value after the last one handed
+    /// out, and the increment (ALTER SEQUENCE goes on from there).
+    used_up: Mutex<HashMap<u32, (i128, i64)>>,
 }
 
 impl SequenceCache {
@@ -438,7 +441,12 @@ impl SequenceCache {
             block.next += i128::from(block.increment);
             block.remaining -= 1;
             if block.remaining == 0 {
+                let (next, increment) = (block.next, block.increment);
                 blocks.pop_front();
+                self.used_up
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, (next, increment));
             }
         }
         taken
@@ -461,14 +469,28 @@ impl SequenceCache {
     /// and the increment it was reserved with.
     pub fn next_reserved(&self, id: u32) -> Option<(i128, i64)> {
         let blocks = self.blocks();
-        let block = blocks.get(&id)?.iter().find(|b| b.remaining > 0)?;
-        Some((block.next, block.increment))
+        match blocks
+            .get(&id)
+            .and_then(|blocks| blocks.iter().find(|b| b.remaining > 0))
+        {
+            Some(block) => Some((block.next, block.increment)),
+            None => self
+                .used_up
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&id)
+                .copied(),
+        }
     }
 
     /// Forgets what is reserved for sequence `id` (after setval or DROP: the next value
     /// comes from its state again).
     pub fn forget(&self, id: u32) {
         self.blocks().remove(&id);
+        self.used_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     /// Reserves at least `want` more values of `desc` in a transaction of its own, into the

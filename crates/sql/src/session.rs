@@ -290,6 +290,8 @@ pub struct Session {
     startup_settings: BTreeMap<String, String>,
     /// Unique among the process's sessions: whose advisory locks are whose.
     session_id: u64,
+    /// The names of the connection's prepared statements (DEALLOCATE checks them).
+    prepared_names: std::collections::HashSet<String>,
     /// What pg_sleep has slept of the running statement (see [`crate::expr::SleepCredit`]).
     sleep: crate::expr::SleepCredit,
     /// The user the session connected as.
@@ -308,6 +310,8 @@ pub struct Session {
 struct Savepoint {
     name: String,
     writes: cairn_qp::WriteMark,
+    /// Where the transaction's advisory locks stood.
+    advisory: usize,
     settings: BTreeMap<String, String>,
     local_saved: BTreeMap<String, Option<String>>,
     block_start: BTreeMap<String, Option<String>>,
@@ -779,6 +783,7 @@ impl Session {
         let seed = engine.sessions.fetch_add(1, Ordering::Relaxed);
         Session {
             session_id: seed,
+            prepared_names: std::collections::HashSet::new(),
             sleep: crate::expr::SleepCredit::default(),
             engine,
             jitter: Jitter::new(seed),
@@ -800,6 +805,16 @@ impl Session {
             database: database.to_string(),
             backend_pid: 0,
         }
+    }
+
+    /// The connection prepared a statement under `name` (Parse).
+    pub fn statement_prepared(&mut self, name: &str) {
+        self.prepared_names.insert(name.to_string());
+    }
+
+    /// The connection closed its prepared statement `name` (Close).
+    pub fn statement_closed(&mut self, name: &str) {
+        self.prepared_names.remove(name);
     }
 
     /// Sets the backend process id the connection announced (pg_backend_pid()).
@@ -1014,11 +1029,12 @@ impl Session {
 
     /// The statement_timeout setting, if one is set (0 is none).
     fn statement_timeout(&self) -> Option<std::time::Duration> {
-        let text = self
-            .settings
-            .get("statement_timeout")?
-            .trim()
-            .to_lowercase();
+        self.duration_setting("statement_timeout")
+    }
+
+    /// A setting in milliseconds or with a unit (`100`, `1.5s`, `2min`); `None` if unset or 0.
+    fn duration_setting(&self, name: &str) -> Option<std::time::Duration> {
+        let text = self.settings.get(name)?.trim().to_lowercase();
         let split = text
             .find(|c: char| !c.is_ascii_digit() && c != '.')
             .unwrap_or(text.len());
@@ -1111,6 +1127,10 @@ impl Session {
         plan: Arc<Plan>,
         params: &[Value],
     ) -> SqlResult<Outcome> {
+        self.engine.advisory.begin_statement(self.session_id);
+        let clock = self.engine.db.clock().clone();
+        let began = clock.monotonic_nanos();
+        let lock_timeout = self.duration_setting("lock_timeout");
         let result = loop {
             // An advisory lock another session holds: undo the attempt (its locks, its
             // writes), wait for a release, run it again.
@@ -1170,9 +1190,20 @@ impl Session {
                         () = nap => {}
                     }
                     if self.cancel.0.load(Ordering::Acquire) {
+                        self.engine.advisory.stop_waiting(self.session_id);
                         break Err(SqlError::new(
                             SqlState::QUERY_CANCELED,
                             "canceling statement due to user request",
+                        ));
+                    }
+                    let waited = std::time::Duration::from_nanos(
+                        clock.monotonic_nanos().saturating_sub(began),
+                    );
+                    if lock_timeout.is_some_and(|limit| waited >= limit) {
+                        self.engine.advisory.stop_waiting(self.session_id);
+                        break Err(SqlError::new(
+                            SqlState("55P03"),
+                            "canceling statement due to lock timeout",
                         ));
                     }
                 }
@@ -1215,16 +1246,28 @@ impl Session {
                 ..outcome
             }),
             Plan::Show(name) => self.show(name),
-            Plan::Deallocate(name) => Ok(Outcome {
-                tag: if name.is_some() {
-                    "DEALLOCATE"
-                } else {
-                    "DEALLOCATE ALL"
+            Plan::Deallocate(name) => {
+                match name {
+                    Some(name) if !self.prepared_names.remove(name) => {
+                        return Err(SqlError::new(
+                            SqlState::UNDEFINED_PREPARED_STATEMENT,
+                            format!("prepared statement \"{name}\" does not exist"),
+                        ))
+                    }
+                    Some(_) => {}
+                    None => self.prepared_names.clear(),
                 }
-                .into(),
-                deallocate: Some(name.clone()),
-                ..Outcome::default()
-            }),
+                Ok(Outcome {
+                    tag: if name.is_some() {
+                        "DEALLOCATE"
+                    } else {
+                        "DEALLOCATE ALL"
+                    }
+                    .into(),
+                    deallocate: Some(name.clone()),
+                    ..Outcome::default()
+                })
+            }
             Plan::DiscardAll => {
                 if self.block != Block::None {
                     return Err(SqlError::new(
@@ -1239,6 +1282,7 @@ impl Session {
                     }
                 }
                 self.settings = self.startup_settings.clone();
+                self.prepared_names.clear();
                 self.engine.advisory.release_all(self.session_id);
                 Ok(Outcome {
                     tag: "DISCARD ALL".into(),
@@ -1368,8 +1412,18 @@ impl Session {
 
     fn fail_block(&mut self) {
         // With a savepoint set, ROLLBACK TO may bring the block back: its writes stay.
-        if self.savepoints.is_empty() {
-            self.txn = None;
+        // Without one the transaction is over, and so are its advisory locks.
+        // (With a savepoint, the locks taken since the newest one go: its subtransaction
+        // is over.)
+        match self.savepoints.last() {
+            None => {
+                self.txn = None;
+                self.engine.advisory.release_xact(self.session_id);
+            }
+            Some(savepoint) => self
+                .engine
+                .advisory
+                .release_xact_after(self.session_id, savepoint.advisory),
         }
         if matches!(self.block, Block::Open | Block::Implicit) {
             self.block = if self.block == Block::Open {
@@ -2297,6 +2351,7 @@ impl Session {
         self.savepoints.push(Savepoint {
             name: name.to_string(),
             writes,
+            advisory: self.engine.advisory.xact_mark(self.session_id),
             settings: self.settings.clone(),
             local_saved: self.local_saved.clone(),
             block_start: self.block_start.clone(),
@@ -2345,6 +2400,9 @@ impl Session {
         if let Some(txn) = self.txn.as_mut() {
             txn.rollback_to(&savepoint.writes);
         }
+        self.engine
+            .advisory
+            .release_xact_after(self.session_id, savepoint.advisory);
         let settings = savepoint.settings.clone();
         self.local_saved = savepoint.local_saved.clone();
         self.block_start = savepoint.block_start.clone();
