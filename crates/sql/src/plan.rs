@@ -35,6 +35,26 @@ pub enum Plan {
     Update(Box<UpdatePlan>),
     /// DELETE.
     Delete(Box<DeletePlan>),
+    /// DECLARE name CURSOR [WITH HOLD] FOR query: the query's rows, kept for FETCH.
+    DeclareCursor {
+        /// The cursor's name.
+        name: String,
+        /// The query.
+        query: Box<Plan>,
+        /// WITH HOLD: it outlives the transaction.
+        hold: bool,
+    },
+    /// FETCH / MOVE [direction] [FROM] name.
+    Fetch {
+        /// The cursor.
+        name: String,
+        /// Which rows, from where the cursor is.
+        direction: CursorMove,
+        /// FETCH (the rows) or MOVE (only the count).
+        rows: bool,
+    },
+    /// CLOSE name, or CLOSE ALL (`None`).
+    CloseCursor(Option<String>),
     /// COPY ... TO STDOUT: a query's rows, written in a COPY format.
     CopyOut {
         /// The query.
@@ -475,6 +495,20 @@ pub struct Series {
     pub data_type: DataType,
 }
 
+/// How FETCH moves a cursor (positions: 0 before the first row, 1..=n on a row, n + 1
+/// after the last).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CursorMove {
+    /// FORWARD n (NEXT, n, ALL: `None`).
+    Forward(Option<u64>),
+    /// BACKWARD n (PRIOR, BACKWARD ALL: `None`).
+    Backward(Option<u64>),
+    /// ABSOLUTE n (FIRST, LAST; negative counts from the end).
+    Absolute(i64),
+    /// RELATIVE n.
+    Relative(i64),
+}
+
 /// Where INSERT's rows come from.
 #[derive(Clone, Debug)]
 pub enum InsertSource {
@@ -725,7 +759,9 @@ impl Plan {
             Plan::Delete(delete) => std::iter::once(delete.scan.table.clone())
                 .chain(delete.subqueries.iter().flat_map(SelectPlan::tables))
                 .collect(),
-            Plan::Explain(inner) | Plan::CopyOut { query: inner, .. } => inner.tables(),
+            Plan::Explain(inner)
+            | Plan::CopyOut { query: inner, .. }
+            | Plan::DeclareCursor { query: inner, .. } => inner.tables(),
             Plan::With { ctes, main } => ctes
                 .iter()
                 .flat_map(|(_, _, plan)| plan.tables())
@@ -742,7 +778,9 @@ impl Plan {
             Plan::Update(update) => &update.subqueries,
             Plan::Delete(delete) => &delete.subqueries,
             Plan::Insert(insert) => &insert.subqueries,
-            Plan::With { main, .. } | Plan::CopyOut { query: main, .. } => main.subqueries(),
+            Plan::With { main, .. }
+            | Plan::CopyOut { query: main, .. }
+            | Plan::DeclareCursor { query: main, .. } => main.subqueries(),
             _ => &[],
         }
     }

@@ -15,10 +15,10 @@ use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{CmpOp, Expr, Func};
 use crate::plan::{
     column_refs, common_type, ident_name, sort_direction, table_name, visible_name, Access,
-    Aggregation, AlterAction, Binder, ConflictAction, ConflictTarget, DeletePlan, HashKeys,
-    IndexBuild, InsertPlan, InsertSource, JoinKind, JoinStep, JoinedRows, Plan, RecursiveUnion,
-    Scan, Scope, ScopeTable, SelectPlan, Series, SetFunction, SetOperation, SetOperator, SortKey,
-    TxnModes, UpdatePlan,
+    Aggregation, AlterAction, Binder, ConflictAction, ConflictTarget, CursorMove, DeletePlan,
+    HashKeys, IndexBuild, InsertPlan, InsertSource, JoinKind, JoinStep, JoinedRows, Plan,
+    RecursiveUnion, Scan, Scope, ScopeTable, SelectPlan, Series, SetFunction, SetOperation,
+    SetOperator, SortKey, TxnModes, UpdatePlan,
 };
 use crate::sequence::{self, SequenceDesc, SequenceSettings, SequenceUse};
 use crate::types::interval::parse_interval;
@@ -41,6 +41,15 @@ pub async fn plan(
         Statement::Sql(statement) => plan_statement(txn, statement, &mut binder).await?,
         Statement::AlterSequence(alter) => plan_alter_sequence(txn, alter, &binder).await?,
         Statement::SetConstraints => Plan::SetConstraints,
+        Statement::Fetch {
+            name,
+            direction,
+            rows,
+        } => Plan::Fetch {
+            name: name.clone(),
+            direction: *direction,
+            rows: *rows,
+        },
     };
     let subqueries: Vec<SelectPlan> = binder.subqueries.drain(..).map(|(_, plan)| plan).collect();
     // EXPLAIN shows the statement's subqueries with it; with data-modifying WITH queries
@@ -49,7 +58,9 @@ pub async fn plan(
         match plan {
             Plan::Explain(inner) => main_statement(inner),
             Plan::With { main, .. } => main_statement(main),
-            Plan::CopyOut { query, .. } => main_statement(query),
+            Plan::CopyOut { query, .. } | Plan::DeclareCursor { query, .. } => {
+                main_statement(query)
+            }
             other => other,
         }
     }
@@ -514,6 +525,48 @@ async fn plan_statement(
             // Cairn keeps no plans, sequence caches or temporary tables per session to drop.
             _ => Plan::NoOp("DISCARD"),
         },
+        S::Declare { stmts } => {
+            let [declare] = stmts.as_slice() else {
+                return Err(SqlError::syntax("DECLARE declares one cursor"));
+            };
+            let (Some(ast::DeclareType::Cursor), Some(query), [name]) = (
+                &declare.declare_type,
+                &declare.for_query,
+                declare.names.as_slice(),
+            ) else {
+                return Err(SqlError::syntax("DECLARE needs CURSOR ... FOR a query"));
+            };
+            if declare.binary == Some(true) {
+                return Err(SqlError::unsupported(
+                    "binary cursors are not supported yet",
+                ));
+            }
+            let select = plan_query(txn, query, binder).await?;
+            Plan::DeclareCursor {
+                name: ident_name(name),
+                query: Box::new(Plan::Select(Box::new(select))),
+                hold: declare.hold == Some(true),
+            }
+        }
+        S::Fetch {
+            name,
+            direction,
+            into,
+            ..
+        } => {
+            if into.is_some() {
+                return Err(SqlError::unsupported("FETCH ... INTO is not supported"));
+            }
+            Plan::Fetch {
+                name: ident_name(name),
+                direction: cursor_move(direction)?,
+                rows: true,
+            }
+        }
+        S::Close { cursor } => Plan::CloseCursor(match cursor {
+            ast::CloseCursor::All => None,
+            ast::CloseCursor::Specific { name } => Some(ident_name(name)),
+        }),
         S::Deallocate { name, .. } => {
             if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
                 Plan::Deallocate(None)
@@ -768,6 +821,15 @@ pub enum Statement {
     AlterSequence(AlterSequence),
     /// SET CONSTRAINTS ... { DEFERRED | IMMEDIATE }.
     SetConstraints,
+    /// FETCH or MOVE (`rows`: false) on a cursor.
+    Fetch {
+        /// The cursor.
+        name: String,
+        /// How far, which way.
+        direction: CursorMove,
+        /// FETCH returns the rows; MOVE only moves.
+        rows: bool,
+    },
 }
 
 impl std::fmt::Display for Statement {
@@ -776,6 +838,9 @@ impl std::fmt::Display for Statement {
             Statement::Sql(statement) => statement.fmt(f),
             Statement::AlterSequence(alter) => alter.fmt(f),
             Statement::SetConstraints => f.write_str("SET CONSTRAINTS"),
+            Statement::Fetch { name, rows, .. } => {
+                write!(f, "{} {name}", if *rows { "FETCH" } else { "MOVE" })
+            }
         }
     }
 }
@@ -4335,6 +4400,146 @@ fn refuse_view(table: &TableDesc) -> SqlResult<()> {
         ));
     }
     Ok(())
+}
+
+/// Reads `FETCH` / `MOVE [direction] [FROM | IN] cursor` (sqlparser needs FROM and reads no
+/// signed counts); `None` if `sql` is not one.
+pub(crate) fn parse_fetch(sql: &str) -> Option<SqlResult<Statement>> {
+    use sqlparser::keywords::Keyword as K;
+    use sqlparser::tokenizer::Token;
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let mut parser = sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(sql)
+        .ok()?;
+    let rows = match &parser.peek_token_ref().token {
+        Token::Word(w) if w.value.eq_ignore_ascii_case("fetch") => true,
+        Token::Word(w) if w.value.eq_ignore_ascii_case("move") => false,
+        _ => return None,
+    };
+    let _ = parser.next_token();
+    let read = |parser: &mut sqlparser::parser::Parser| -> Result<SqlResult<Statement>, sqlparser::parser::ParserError> {
+        let count = |parser: &mut sqlparser::parser::Parser| -> Result<SqlResult<i64>, sqlparser::parser::ParserError> {
+            let number = parser.parse_number()?;
+            let text = number.to_string().replace(' ', "");
+            Ok(text
+                .parse::<i64>()
+                .map_err(|_| SqlError::syntax(format!("syntax error at or near \"{number}\""))))
+        };
+        let forward = |n: i64| match n {
+            n if n < 0 => CursorMove::Backward(Some(n.unsigned_abs())),
+            n => CursorMove::Forward(Some(n.unsigned_abs())),
+        };
+        let numeric = |parser: &sqlparser::parser::Parser| {
+            matches!(
+                parser.peek_token_ref().token,
+                Token::Number(..) | Token::Minus | Token::Plus
+            )
+        };
+        let direction = if parser.parse_keyword(K::NEXT) {
+            CursorMove::Forward(Some(1))
+        } else if parser.parse_keyword(K::PRIOR) {
+            CursorMove::Backward(Some(1))
+        } else if parser.parse_keyword(K::FIRST) {
+            CursorMove::Absolute(1)
+        } else if parser.parse_keyword(K::LAST) {
+            CursorMove::Absolute(-1)
+        } else if parser.parse_keyword(K::ABSOLUTE) {
+            match count(parser)? {
+                Ok(n) => CursorMove::Absolute(n),
+                Err(e) => return Ok(Err(e)),
+            }
+        } else if parser.parse_keyword(K::RELATIVE) {
+            match count(parser)? {
+                Ok(n) => CursorMove::Relative(n),
+                Err(e) => return Ok(Err(e)),
+            }
+        } else if parser.parse_keyword(K::ALL) {
+            CursorMove::Forward(None)
+        } else if parser.parse_keyword(K::FORWARD) {
+            if parser.parse_keyword(K::ALL) {
+                CursorMove::Forward(None)
+            } else if numeric(parser) {
+                match count(parser)? {
+                    Ok(n) => forward(n),
+                    Err(e) => return Ok(Err(e)),
+                }
+            } else {
+                CursorMove::Forward(Some(1))
+            }
+        } else if parser.parse_keyword(K::BACKWARD) {
+            if parser.parse_keyword(K::ALL) {
+                CursorMove::Backward(None)
+            } else if numeric(parser) {
+                match count(parser)? {
+                    Ok(n) => match forward(n) {
+                        CursorMove::Forward(c) => CursorMove::Backward(c),
+                        CursorMove::Backward(c) => CursorMove::Forward(c),
+                        other => other,
+                    },
+                    Err(e) => return Ok(Err(e)),
+                }
+            } else {
+                CursorMove::Backward(Some(1))
+            }
+        } else if numeric(parser) {
+            match count(parser)? {
+                Ok(n) => forward(n),
+                Err(e) => return Ok(Err(e)),
+            }
+        } else {
+            CursorMove::Forward(Some(1))
+        };
+        let _ = parser.parse_keyword(K::FROM) || parser.parse_keyword(K::IN);
+        let name = ident_name(&parser.parse_identifier()?);
+        let _ = parser.consume_token(&Token::SemiColon);
+        if parser.peek_token_ref().token != Token::EOF {
+            return Ok(Err(SqlError::unsupported(
+                "FETCH and MOVE must be the only statement in their query string",
+            )));
+        }
+        Ok(Ok(Statement::Fetch {
+            name,
+            direction,
+            rows,
+        }))
+    };
+    Some(match read(&mut parser) {
+        Ok(result) => result,
+        Err(e) => Err(crate::session::syntax_error(e, sql)),
+    })
+}
+
+/// FETCH's direction as a cursor movement.
+fn cursor_move(direction: &ast::FetchDirection) -> SqlResult<CursorMove> {
+    use ast::FetchDirection as D;
+    let count = |value: &ast::ValueWithSpan| -> SqlResult<i64> {
+        value
+            .to_string()
+            .parse::<i64>()
+            .map_err(|_| SqlError::syntax(format!("syntax error at or near \"{value}\"")))
+    };
+    let forward = |n: i64| match n {
+        n if n < 0 => CursorMove::Backward(Some(n.unsigned_abs())),
+        n => CursorMove::Forward(Some(n.unsigned_abs())),
+    };
+    Ok(match direction {
+        D::Next => CursorMove::Forward(Some(1)),
+        D::Prior => CursorMove::Backward(Some(1)),
+        D::First => CursorMove::Absolute(1),
+        D::Last => CursorMove::Absolute(-1),
+        D::Absolute { limit } => CursorMove::Absolute(count(limit)?),
+        D::Relative { limit } => CursorMove::Relative(count(limit)?),
+        D::Count { limit } => forward(count(limit)?),
+        D::All | D::ForwardAll => CursorMove::Forward(None),
+        D::Forward { limit: None } => CursorMove::Forward(Some(1)),
+        D::Forward { limit: Some(limit) } => forward(count(limit)?),
+        D::Backward { limit: None } => CursorMove::Backward(Some(1)),
+        D::Backward { limit: Some(limit) } => match count(limit)? {
+            n if n < 0 => CursorMove::Forward(Some(n.unsigned_abs())),
+            n => CursorMove::Backward(Some(n.unsigned_abs())),
+        },
+        D::BackwardAll => CursorMove::Backward(None),
+    })
 }
 
 /// ALTER SEQUENCE: the changes, applied to the sequence as it is when the statement runs.

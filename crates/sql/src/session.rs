@@ -290,6 +290,8 @@ pub struct Session {
     startup_settings: BTreeMap<String, String>,
     /// Unique among the process's sessions: whose advisory locks are whose.
     session_id: u64,
+    /// Open cursors (DECLARE), by name.
+    cursors: std::collections::HashMap<String, Cursor>,
     /// The names of the connection's prepared statements (DEALLOCATE checks them).
     prepared_names: std::collections::HashSet<String>,
     /// What pg_sleep has slept of the running statement (see [`crate::expr::SleepCredit`]).
@@ -307,6 +309,70 @@ pub struct Session {
 }
 
 /// A SAVEPOINT: the block's writes and settings when it was set.
+/// A cursor: its query's rows, taken when it was declared, and where FETCH is.
+///
+/// Shortcut: the rows are computed whole at DECLARE (within the statement's memory limit),
+/// not as FETCH asks for them.
+struct Cursor {
+    columns: Vec<Column>,
+    rows: Vec<Vec<Value>>,
+    /// 0 before the first row, 1..=n on a row, n + 1 after the last.
+    position: usize,
+    /// WITH HOLD: it stays open after its transaction commits.
+    hold: bool,
+}
+
+impl Cursor {
+    /// Moves as `direction` says; returns the rows passed over on the way (in the order met).
+    fn fetch(&mut self, direction: crate::plan::CursorMove) -> Vec<Vec<Value>> {
+        use crate::plan::CursorMove as M;
+        let n = self.rows.len();
+        let row = |p: usize, rows: &[Vec<Value>]| (1..=n).contains(&p).then(|| rows[p - 1].clone());
+        match direction {
+            M::Forward(count) => {
+                let count = count.map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+                let end = self.position.saturating_add(count).min(n + 1);
+                let out = (self.position + 1..=end.min(n))
+                    .filter_map(|p| row(p, &self.rows))
+                    .collect();
+                self.position = end;
+                out
+            }
+            M::Backward(count) => {
+                let count = count.map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+                let end = self.position.saturating_sub(count);
+                let out = (end.max(1)..self.position)
+                    .rev()
+                    .filter_map(|p| row(p, &self.rows))
+                    .collect();
+                self.position = end;
+                out
+            }
+            M::Absolute(k) => {
+                let target = if k >= 0 {
+                    usize::try_from(k).unwrap_or(usize::MAX).min(n + 1)
+                } else {
+                    (n + 1).saturating_sub(usize::try_from(k.unsigned_abs()).unwrap_or(usize::MAX))
+                };
+                self.position = target;
+                row(target, &self.rows).into_iter().collect()
+            }
+            M::Relative(k) => {
+                let target = if k >= 0 {
+                    self.position
+                        .saturating_add(usize::try_from(k).unwrap_or(usize::MAX))
+                        .min(n + 1)
+                } else {
+                    self.position
+                        .saturating_sub(usize::try_from(k.unsigned_abs()).unwrap_or(usize::MAX))
+                };
+                self.position = target;
+                row(target, &self.rows).into_iter().collect()
+            }
+        }
+    }
+}
+
 struct Savepoint {
     name: String,
     writes: cairn_qp::WriteMark,
@@ -482,6 +548,9 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
     }
     if let Some(set) = parse_set_constraints(sql) {
         return set.map(|()| vec![Statement::SetConstraints]);
+    }
+    if let Some(fetch) = planner::parse_fetch(sql) {
+        return fetch.map(|statement| vec![statement]);
     }
     parse_sql(sql).map(|statements| statements.into_iter().map(Statement::Sql).collect())
 }
@@ -769,6 +838,13 @@ fn is_transaction_control(statement: &Statement) -> bool {
     )
 }
 
+fn missing_cursor(name: &str) -> SqlError {
+    SqlError::new(
+        SqlState::INVALID_CURSOR_NAME,
+        format!("cursor \"{name}\" does not exist"),
+    )
+}
+
 fn warning(code: &'static str, message: &str) -> Notice {
     Notice {
         severity: "WARNING",
@@ -782,6 +858,7 @@ impl Session {
     pub fn new(engine: Arc<Engine>, user: &str, database: &str) -> Session {
         let seed = engine.sessions.fetch_add(1, Ordering::Relaxed);
         Session {
+            cursors: std::collections::HashMap::new(),
             session_id: seed,
             prepared_names: std::collections::HashSet::new(),
             sleep: crate::expr::SleepCredit::default(),
@@ -928,7 +1005,17 @@ impl Session {
         let (plan, params, sequences) = self.plan_with_snapshot(stmt, &declared).await?;
         Ok(Arc::new(Prepared {
             param_types: params,
-            columns: plan.columns().unwrap_or_default(),
+            // FETCH returns its cursor's columns (Describe tells them).
+            columns: match &plan {
+                Plan::Fetch {
+                    name, rows: true, ..
+                } => self
+                    .cursors
+                    .get(name)
+                    .map(|cursor| cursor.columns.clone())
+                    .unwrap_or_default(),
+                plan => plan.columns().unwrap_or_default(),
+            },
             sql,
             statement,
             declared,
@@ -1246,6 +1333,48 @@ impl Session {
                 ..outcome
             }),
             Plan::Show(name) => self.show(name),
+            Plan::Fetch {
+                name,
+                direction,
+                rows: fetch,
+            } => {
+                let cursor = self
+                    .cursors
+                    .get_mut(name)
+                    .ok_or_else(|| missing_cursor(name))?;
+                let rows = cursor.fetch(*direction);
+                Ok(match fetch {
+                    true => Outcome {
+                        tag: format!("FETCH {}", rows.len()),
+                        columns: Some(cursor.columns.clone()),
+                        rows,
+                        ..Outcome::default()
+                    },
+                    false => Outcome {
+                        tag: format!("MOVE {}", rows.len()),
+                        ..Outcome::default()
+                    },
+                })
+            }
+            Plan::CloseCursor(name) => {
+                match name {
+                    Some(name) => {
+                        self.cursors
+                            .remove(name)
+                            .ok_or_else(|| missing_cursor(name))?;
+                    }
+                    None => self.cursors.clear(),
+                }
+                Ok(Outcome {
+                    tag: if name.is_some() {
+                        "CLOSE CURSOR"
+                    } else {
+                        "CLOSE CURSOR ALL"
+                    }
+                    .into(),
+                    ..Outcome::default()
+                })
+            }
             Plan::Deallocate(name) => {
                 match name {
                     Some(name) if !self.prepared_names.remove(name) => {
@@ -1340,6 +1469,8 @@ impl Session {
     /// false) every setting the block changed does. Returns the reported parameters whose
     /// value changed back (for ParameterStatus).
     fn end_block(&mut self, committed: bool) -> Vec<(String, String)> {
+        // Cursors end with their transaction, unless WITH HOLD and it committed.
+        self.cursors.retain(|_, cursor| cursor.hold && committed);
         self.txn = None;
         self.savepoints.clear();
         self.block = Block::None;
@@ -1609,6 +1740,32 @@ impl Session {
         params: &[Value],
     ) -> SqlResult<Outcome> {
         match plan {
+            Plan::DeclareCursor { name, query, hold } => {
+                if !hold && self.block == Block::None {
+                    return Err(SqlError::new(
+                        SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                        "DECLARE CURSOR can only be used in transaction blocks",
+                    ));
+                }
+                if self.cursors.contains_key(name) {
+                    return Err(SqlError::new(
+                        SqlState("42P03"),
+                        format!("cursor \"{name}\" already exists"),
+                    ));
+                }
+                let outcome = Box::pin(self.run_plan(txn, query, sequences, params)).await?;
+                let cursor = Cursor {
+                    columns: query.columns().unwrap_or_default(),
+                    rows: outcome.rows,
+                    position: 0,
+                    hold: *hold,
+                };
+                self.cursors.insert(name.clone(), cursor);
+                Ok(Outcome {
+                    tag: "DECLARE CURSOR".into(),
+                    ..Outcome::default()
+                })
+            }
             Plan::CreateIndex {
                 table,
                 index,
