@@ -305,6 +305,35 @@ pub async fn owned_by(
     Ok(owned)
 }
 
+/// Every sequence OWNED BY a column of `table` (SERIAL, IDENTITY, ALTER SEQUENCE ... OWNED
+/// BY), whether or not a default calls it: they go with the table, and TRUNCATE ... RESTART
+/// IDENTITY restarts them.
+pub async fn owned_by_table(
+    txn: &mut Transaction,
+    table: &catalog::TableDesc,
+) -> SqlResult<Vec<SequenceDesc>> {
+    let range = cairn_types::KeyRange::prefix(sequence_key(""));
+    // Reads every sequence definition: the owner is recorded on the sequence, not the table.
+    txn.validate_range(range.clone());
+    let mut owned = Vec::new();
+    for (key, bytes) in txn.scan(&range, usize::MAX).await.map_err(core)? {
+        let desc: SequenceDesc = postcard::from_bytes(&bytes).map_err(|e| {
+            SqlError::new(
+                SqlState::DATA_CORRUPTED,
+                format!("catalog entry {key:?} of a sequence is damaged: {e}"),
+            )
+        })?;
+        if desc
+            .owned_by
+            .as_ref()
+            .is_some_and(|(owner, _)| *owner == table.name)
+        {
+            owned.push(desc);
+        }
+    }
+    Ok(owned)
+}
+
 /// Drops a sequence in the transaction.
 pub fn drop(txn: &mut Transaction, desc: &SequenceDesc) {
     txn.delete(sequence_key(&desc.name));

@@ -1866,7 +1866,7 @@ impl Session {
                     // definition fails with a schema conflict.
                     catalog::renumber(txn, &table).await?;
                     if *restart_identity {
-                        for owned in sequence::owned_by(txn, &table).await? {
+                        for owned in sequence::owned_by_table(txn, &table).await? {
                             sequence::restart(txn, &owned);
                             self.engine.sequences.forget(owned.id);
                         }
@@ -2229,10 +2229,10 @@ impl Session {
                             format!("table \"{name}\" does not exist"),
                         ));
                     }
-                    // The sequences its SERIAL and IDENTITY columns own go with it.
+                    // The sequences its columns own (SERIAL, IDENTITY, OWNED BY) go with it.
                     if let Some(table) = catalog::lookup(txn, name).await? {
                         crate::alter::unlink_foreign_keys(txn, &table).await?;
-                        for owned in sequence::owned_by(txn, &table).await? {
+                        for owned in sequence::owned_by_table(txn, &table).await? {
                             sequence::drop(txn, &owned);
                             self.engine.sequences.forget(owned.id);
                         }
