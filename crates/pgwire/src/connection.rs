@@ -44,7 +44,7 @@ use pgwire::messages::extendedquery::{
     BindComplete, CloseComplete, ParseComplete, PortalSuspended,
 };
 use pgwire::messages::response::{
-    CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus,
+    CommandComplete, EmptyQueryResponse, NotificationResponse, ReadyForQuery, TransactionStatus,
 };
 use pgwire::messages::startup::{BackendKeyData, ParameterStatus, SecretKey};
 use pgwire::messages::PgWireBackendMessage as Backend;
@@ -141,7 +141,10 @@ pub(crate) async fn run<S>(
         .register(session.cancel_token(), busy.clone());
     tracing::debug!(%peer, pid = registration.pid, "session started");
     session.set_backend_pid(registration.pid);
+    let notifications = session.take_notifications();
     let mut connection = Connection {
+        notifications,
+        held_notifications: Vec::new(),
         wire,
         session,
         statements: HashMap::new(),
@@ -241,6 +244,10 @@ struct Connection<S> {
     /// Reused buffer for binary-encoding one value.
     scratch: Vec<u8>,
     registration: Registration,
+    /// NOTIFYs for channels the session listens to; sent when it is outside a transaction.
+    notifications: Option<tokio::sync::mpsc::UnboundedReceiver<cairn_sql::Notification>>,
+    /// Notifications that arrived during a transaction, held until it ends.
+    held_notifications: Vec<cairn_sql::Notification>,
 }
 
 impl<S> Drop for Connection<S> {
@@ -282,11 +289,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 if let Some(message) = self.wire.try_message()? {
                     break message;
                 }
+                self.send_notifications();
                 self.wire.flush().await?;
+                let notified = async {
+                    match self.notifications.as_mut() {
+                        Some(receiver) => receiver.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     biased;
                     filled = self.wire.fill() => filled?,
                     () = shutting_down(shutdown) => return Err(Stop::Fatal(admin_shutdown())),
+                    Some(notification) = notified => {
+                        self.held_notifications.push(notification);
+                        self.send_notifications();
+                    }
                 }
             };
             if self.skipping && !matches!(message, Frontend::Sync | Frontend::Terminate) {
@@ -824,7 +842,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             )));
     }
 
+    /// NOTIFYs that arrived, sent now if the session is outside a transaction (PostgreSQL
+    /// delivers them between transactions).
+    fn send_notifications(&mut self) {
+        if self.session.transaction_status() != TxStatus::Idle {
+            return;
+        }
+        for notification in std::mem::take(&mut self.held_notifications) {
+            self.send_notification(notification);
+        }
+        while let Some(notification) = self
+            .notifications
+            .as_mut()
+            .and_then(|receiver| receiver.try_recv().ok())
+        {
+            self.send_notification(notification);
+        }
+    }
+
+    fn send_notification(&mut self, notification: cairn_sql::Notification) {
+        self.wire
+            .send(Backend::NotificationResponse(NotificationResponse::new(
+                notification.pid,
+                notification.channel,
+                notification.payload,
+            )));
+    }
+
     fn ready_for_query(&mut self) {
+        self.send_notifications();
         let status = match self.session.transaction_status() {
             TxStatus::Idle => TransactionStatus::Idle,
             TxStatus::InBlock => TransactionStatus::Transaction,

@@ -90,7 +90,8 @@ pub mod types;
 
 pub use error::{SqlError, SqlResult, SqlState};
 pub use session::{
-    CancelToken, Column, CopyTransfer, Engine, Notice, Outcome, Prepared, Session, TxStatus,
+    CancelToken, Column, CopyTransfer, Engine, Notice, Notification, Outcome, Prepared, Session,
+    TxStatus,
 };
 pub use types::{DataType, Value};
 

@@ -55,6 +55,15 @@ pub enum Plan {
     },
     /// CLOSE name, or CLOSE ALL (`None`).
     CloseCursor(Option<String>),
+    /// LISTEN channel (`true`), UNLISTEN channel | * (`None`).
+    Listen(Option<String>, bool),
+    /// NOTIFY channel [, payload].
+    Notify {
+        /// The channel.
+        channel: String,
+        /// The payload ('' if none).
+        payload: String,
+    },
     /// COPY ... TO STDOUT: a query's rows, written in a COPY format.
     CopyOut {
         /// The query.

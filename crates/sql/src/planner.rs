@@ -563,6 +563,15 @@ async fn plan_statement(
                 rows: true,
             }
         }
+        S::LISTEN { channel } => Plan::Listen(Some(ident_name(channel)), true),
+        S::UNLISTEN { channel } if channel.value == "*" && channel.quote_style.is_none() => {
+            Plan::Listen(None, false)
+        }
+        S::UNLISTEN { channel } => Plan::Listen(Some(ident_name(channel)), false),
+        S::NOTIFY { channel, payload } => Plan::Notify {
+            channel: ident_name(channel),
+            payload: payload.clone().unwrap_or_default(),
+        },
         S::Close { cursor } => Plan::CloseCursor(match cursor {
             ast::CloseCursor::All => None,
             ast::CloseCursor::Specific { name } => Some(ident_name(name)),

@@ -69,6 +69,34 @@ pub struct Engine {
     pub(crate) advisory: crate::advisory::AdvisoryLocks,
     /// Each session's cancel token by backend pid (pg_cancel_backend).
     pub(crate) backends: Mutex<std::collections::HashMap<i32, CancelToken>>,
+    /// LISTEN: per channel, the sessions listening and where their notifications go.
+    listeners: Mutex<
+        std::collections::HashMap<String, std::collections::HashMap<u64, NotificationSender>>,
+    >,
+}
+
+/// A NOTIFY as a listening session receives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// The notifying session's backend pid.
+    pub pid: i32,
+    /// The channel.
+    pub channel: String,
+    /// The payload ('' if none).
+    pub payload: String,
+}
+
+type NotificationSender = tokio::sync::mpsc::UnboundedSender<Notification>;
+
+impl Engine {
+    fn listeners(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, std::collections::HashMap<u64, NotificationSender>>,
+    > {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Engine {
@@ -87,6 +115,7 @@ impl Engine {
             sequences: SequenceCache::default(),
             advisory: crate::advisory::AdvisoryLocks::default(),
             backends: Mutex::default(),
+            listeners: Mutex::default(),
         })
     }
 }
@@ -290,6 +319,14 @@ pub struct Session {
     startup_settings: BTreeMap<String, String>,
     /// Unique among the process's sessions: whose advisory locks are whose.
     session_id: u64,
+    /// Where NOTIFYs on the channels this session listens to arrive (the connection takes
+    /// the receiving end).
+    notify_sender: NotificationSender,
+    notify_receiver: Option<tokio::sync::mpsc::UnboundedReceiver<Notification>>,
+    /// LISTEN / UNLISTEN (`None`: all) of the open block, applied when it commits.
+    pending_listens: Vec<(Option<String>, bool)>,
+    /// NOTIFYs of the open block, sent when it commits (each channel and payload once).
+    pending_notifies: Vec<(String, String)>,
     /// Open cursors (DECLARE), by name.
     cursors: std::collections::HashMap<String, Cursor>,
     /// The names of the connection's prepared statements (DEALLOCATE checks them).
@@ -857,7 +894,12 @@ impl Session {
     /// A session for `user` on `database`.
     pub fn new(engine: Arc<Engine>, user: &str, database: &str) -> Session {
         let seed = engine.sessions.fetch_add(1, Ordering::Relaxed);
+        let (notify_sender, notify_receiver) = tokio::sync::mpsc::unbounded_channel();
         Session {
+            notify_sender,
+            notify_receiver: Some(notify_receiver),
+            pending_listens: Vec::new(),
+            pending_notifies: Vec::new(),
             cursors: std::collections::HashMap::new(),
             session_id: seed,
             prepared_names: std::collections::HashSet::new(),
@@ -881,6 +923,57 @@ impl Session {
             user: user.to_string(),
             database: database.to_string(),
             backend_pid: 0,
+        }
+    }
+
+    /// The receiving end of this session's notifications (LISTEN); `None` once taken.
+    pub fn take_notifications(
+        &mut self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<Notification>> {
+        self.notify_receiver.take()
+    }
+
+    /// LISTEN (`listen`) or UNLISTEN `channel` (`None`: every channel).
+    fn apply_listen(&mut self, channel: Option<String>, listen: bool) {
+        let mut listeners = self.engine.listeners();
+        match (channel, listen) {
+            (Some(channel), true) => {
+                listeners
+                    .entry(channel)
+                    .or_default()
+                    .insert(self.session_id, self.notify_sender.clone());
+            }
+            (Some(channel), false) => {
+                if let Some(sessions) = listeners.get_mut(&channel) {
+                    sessions.remove(&self.session_id);
+                    if sessions.is_empty() {
+                        listeners.remove(&channel);
+                    }
+                }
+            }
+            (None, _) => {
+                listeners.retain(|_, sessions| {
+                    sessions.remove(&self.session_id);
+                    !sessions.is_empty()
+                });
+            }
+        }
+    }
+
+    /// Delivers committed NOTIFYs to the sessions listening on their channels.
+    fn send_notifies(&self, notifies: Vec<(String, String)>) {
+        if notifies.is_empty() {
+            return;
+        }
+        let listeners = self.engine.listeners();
+        for (channel, payload) in notifies {
+            for sender in listeners.get(&channel).into_iter().flat_map(|s| s.values()) {
+                let _ = sender.send(Notification {
+                    pid: self.backend_pid,
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                });
+            }
         }
     }
 
@@ -1356,6 +1449,38 @@ impl Session {
                     },
                 })
             }
+            Plan::Listen(channel, listen) => {
+                // In a block it takes effect at COMMIT.
+                match self.block {
+                    Block::Open => self.pending_listens.push((channel.clone(), *listen)),
+                    _ => self.apply_listen(channel.clone(), *listen),
+                }
+                Ok(Outcome {
+                    tag: if *listen { "LISTEN" } else { "UNLISTEN" }.into(),
+                    ..Outcome::default()
+                })
+            }
+            Plan::Notify { channel, payload } => {
+                if payload.len() >= 8000 {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        "payload string too long",
+                    ));
+                }
+                let notify = (channel.clone(), payload.clone());
+                match self.block {
+                    Block::Open => {
+                        if !self.pending_notifies.contains(&notify) {
+                            self.pending_notifies.push(notify);
+                        }
+                    }
+                    _ => self.send_notifies(vec![notify]),
+                }
+                Ok(Outcome {
+                    tag: "NOTIFY".into(),
+                    ..Outcome::default()
+                })
+            }
             Plan::CloseCursor(name) => {
                 match name {
                     Some(name) => {
@@ -1412,6 +1537,8 @@ impl Session {
                 }
                 self.settings = self.startup_settings.clone();
                 self.prepared_names.clear();
+                self.cursors.clear();
+                self.apply_listen(None, false);
                 self.engine.advisory.release_all(self.session_id);
                 Ok(Outcome {
                     tag: "DISCARD ALL".into(),
@@ -1469,6 +1596,14 @@ impl Session {
     /// false) every setting the block changed does. Returns the reported parameters whose
     /// value changed back (for ParameterStatus).
     fn end_block(&mut self, committed: bool) -> Vec<(String, String)> {
+        let listens = std::mem::take(&mut self.pending_listens);
+        let notifies = std::mem::take(&mut self.pending_notifies);
+        if committed {
+            for (channel, listen) in listens {
+                self.apply_listen(channel, listen);
+            }
+            self.send_notifies(notifies);
+        }
         // Cursors end with their transaction, unless WITH HOLD and it committed.
         self.cursors.retain(|_, cursor| cursor.hold && committed);
         self.txn = None;
@@ -2858,6 +2993,7 @@ impl Session {
     /// Called when the client goes away: rolls back any open transaction.
     pub fn close(&mut self) {
         self.end_block(false);
+        self.apply_listen(None, false);
         self.engine.advisory.release_session(self.session_id);
         self.engine
             .backends
