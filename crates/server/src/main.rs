@@ -112,6 +112,10 @@ fn start(args: StartArgs) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cairn")
+        // Statements recurse (expressions, JSON, subqueries) below a deep chain of async
+        // calls; tokio's 2 MiB leaves too little room in debug builds. The limits on depth
+        // (54001) are checked before this stack runs out.
+        .thread_stack_size(8 << 20)
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(run(args, password))

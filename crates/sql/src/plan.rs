@@ -55,6 +55,22 @@ pub enum Plan {
     },
     /// CLOSE name, or CLOSE ALL (`None`).
     CloseCursor(Option<String>),
+    /// PREPARE name [(types)] AS statement: planned when it runs, kept by the session.
+    Prepare {
+        /// Its name (shared with the protocol's prepared statements).
+        name: String,
+        /// The declared parameter types.
+        types: Vec<DataType>,
+        /// The statement.
+        statement: Box<ast::Statement>,
+    },
+    /// EXECUTE name [(arguments)]: the arguments are constant expressions.
+    Execute {
+        /// The prepared statement.
+        name: String,
+        /// Its arguments, as written.
+        arguments: Vec<ast::Expr>,
+    },
     /// LISTEN channel (`true`), UNLISTEN channel | * (`None`).
     Listen(Option<String>, bool),
     /// NOTIFY channel [, payload].

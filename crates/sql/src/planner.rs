@@ -563,6 +563,29 @@ async fn plan_statement(
                 rows: true,
             }
         }
+        S::Prepare {
+            name,
+            data_types,
+            statement,
+        } => Plan::Prepare {
+            name: ident_name(name),
+            types: data_types
+                .iter()
+                .map(DataType::from_ast)
+                .collect::<SqlResult<_>>()?,
+            statement: statement.clone(),
+        },
+        S::Execute {
+            name: Some(name),
+            parameters,
+            immediate: false,
+            into,
+            using,
+            ..
+        } if into.is_empty() && using.is_empty() => Plan::Execute {
+            name: table_name(name)?,
+            arguments: parameters.clone(),
+        },
         S::LISTEN { channel } => Plan::Listen(Some(ident_name(channel)), true),
         S::UNLISTEN { channel } if channel.value == "*" && channel.quote_style.is_none() => {
             Plan::Listen(None, false)

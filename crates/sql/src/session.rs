@@ -329,6 +329,8 @@ pub struct Session {
     pending_notifies: Vec<(String, String)>,
     /// Open cursors (DECLARE), by name.
     cursors: std::collections::HashMap<String, Cursor>,
+    /// Statements prepared with SQL's PREPARE, by name.
+    sql_prepared: std::collections::HashMap<String, Arc<Prepared>>,
     /// The names of the connection's prepared statements (DEALLOCATE checks them).
     prepared_names: std::collections::HashSet<String>,
     /// What pg_sleep has slept of the running statement (see [`crate::expr::SleepCredit`]).
@@ -903,6 +905,7 @@ impl Session {
             cursors: std::collections::HashMap::new(),
             session_id: seed,
             prepared_names: std::collections::HashSet::new(),
+            sql_prepared: std::collections::HashMap::new(),
             sleep: crate::expr::SleepCredit::default(),
             engine,
             jitter: Jitter::new(seed),
@@ -1449,6 +1452,62 @@ impl Session {
                     },
                 })
             }
+            Plan::Prepare {
+                name,
+                types,
+                statement,
+            } => {
+                if self.prepared_names.contains(name) {
+                    return Err(SqlError::new(
+                        SqlState::DUPLICATE_PREPARED_STATEMENT,
+                        format!("prepared statement \"{name}\" already exists"),
+                    ));
+                }
+                let declared: Vec<Option<DataType>> = types.iter().cloned().map(Some).collect();
+                let inner = Statement::Sql((**statement).clone());
+                let prepared =
+                    Box::pin(self.prepare_statement(statement.to_string(), Some(inner), &declared))
+                        .await?;
+                self.prepared_names.insert(name.clone());
+                self.sql_prepared.insert(name.clone(), prepared);
+                Ok(Outcome {
+                    tag: "PREPARE".into(),
+                    ..Outcome::default()
+                })
+            }
+            Plan::Execute { name, arguments } => {
+                let Some(target) = self.sql_prepared.get(name).cloned() else {
+                    return Err(SqlError::new(
+                        SqlState::UNDEFINED_PREPARED_STATEMENT,
+                        format!("prepared statement \"{name}\" does not exist"),
+                    ));
+                };
+                if arguments.len() != target.param_types.len() {
+                    return Err(SqlError::syntax(format!(
+                        "wrong number of parameters for prepared statement \"{name}\""
+                    ))
+                    .with_detail(format!(
+                        "Expected {} parameters but got {}.",
+                        target.param_types.len(),
+                        arguments.len()
+                    )));
+                }
+                // The arguments are constants: computed by a SELECT of them, then typed.
+                let mut params = Vec::with_capacity(arguments.len());
+                if !arguments.is_empty() {
+                    let list: Vec<String> = arguments
+                        .iter()
+                        .zip(&target.param_types)
+                        .map(|(argument, ty)| format!("CAST(({argument}) AS {ty})"))
+                        .collect();
+                    let sql = format!("SELECT {}", list.join(", "));
+                    let statement = parse(&sql)?.pop();
+                    let select = Box::pin(self.prepare_statement(sql, statement, &[])).await?;
+                    let outcome = Box::pin(self.execute(&select, Vec::new())).await?;
+                    params = outcome.rows.into_iter().next().unwrap_or_default();
+                }
+                Box::pin(self.execute(&target, params)).await
+            }
             Plan::Listen(channel, listen) => {
                 // In a block it takes effect at COMMIT.
                 match self.block {
@@ -1503,13 +1562,19 @@ impl Session {
             Plan::Deallocate(name) => {
                 match name {
                     Some(name) if !self.prepared_names.remove(name) => {
+                        self.sql_prepared.remove(name);
                         return Err(SqlError::new(
                             SqlState::UNDEFINED_PREPARED_STATEMENT,
                             format!("prepared statement \"{name}\" does not exist"),
-                        ))
+                        ));
                     }
-                    Some(_) => {}
-                    None => self.prepared_names.clear(),
+                    Some(name) => {
+                        self.sql_prepared.remove(name);
+                    }
+                    None => {
+                        self.prepared_names.clear();
+                        self.sql_prepared.clear();
+                    }
                 }
                 Ok(Outcome {
                     tag: if name.is_some() {
@@ -1537,6 +1602,7 @@ impl Session {
                 }
                 self.settings = self.startup_settings.clone();
                 self.prepared_names.clear();
+                self.sql_prepared.clear();
                 self.cursors.clear();
                 self.apply_listen(None, false);
                 self.engine.advisory.release_all(self.session_id);
