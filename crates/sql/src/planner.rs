@@ -4390,6 +4390,22 @@ fn check_condition(
 }
 
 /// The table column a column name in INSERT's list or UPDATE's SET names: its name and index.
+/// The table columns a column list names (INSERT, COPY), each once (42701 otherwise).
+fn target_columns(table: &TableDesc, columns: &[ast::ObjectName]) -> SqlResult<Vec<usize>> {
+    let mut targets = Vec::new();
+    for column in columns {
+        let (column_name, index) = target_column(table, column)?;
+        if targets.contains(&index) {
+            return Err(SqlError::new(
+                SqlState::DUPLICATE_COLUMN,
+                format!("column \"{column_name}\" specified more than once"),
+            ));
+        }
+        targets.push(index);
+    }
+    Ok(targets)
+}
+
 fn target_column(table: &TableDesc, column: &ast::ObjectName) -> SqlResult<(String, usize)> {
     let name = match column.0.last() {
         Some(ast::ObjectNamePart::Identifier(ident)) => ident_name(ident),
@@ -4617,19 +4633,11 @@ async fn plan_copy_from(
     let targets: Vec<usize> = if columns.is_empty() {
         table.visible_columns().collect()
     } else {
-        let mut targets = Vec::new();
-        for column in columns {
-            let name = ast::ObjectName(vec![ast::ObjectNamePart::Identifier(column.clone())]);
-            let (column_name, index) = target_column(&table, &name)?;
-            if targets.contains(&index) {
-                return Err(SqlError::new(
-                    SqlState::DUPLICATE_COLUMN,
-                    format!("column \"{column_name}\" specified more than once"),
-                ));
-            }
-            targets.push(index);
-        }
-        targets
+        let names: Vec<ast::ObjectName> = columns
+            .iter()
+            .map(|c| ast::ObjectName(vec![ast::ObjectNamePart::Identifier(c.clone())]))
+            .collect();
+        target_columns(&table, &names)?
     };
     let names: Vec<String> = targets
         .iter()
@@ -4726,18 +4734,7 @@ async fn plan_insert(
             None => visible.collect(),
         }
     } else {
-        let mut targets = Vec::new();
-        for column in &insert.columns {
-            let (column_name, index) = target_column(&table, column)?;
-            if targets.contains(&index) {
-                return Err(SqlError::new(
-                    SqlState::DUPLICATE_COLUMN,
-                    format!("column \"{column_name}\" specified more than once"),
-                ));
-            }
-            targets.push(index);
-        }
-        targets
+        target_columns(&table, &insert.columns)?
     };
     let Some(source) = &insert.source else {
         return Err(SqlError::unsupported(

@@ -877,6 +877,28 @@ fn is_transaction_control(statement: &Statement) -> bool {
     )
 }
 
+/// What IF [NOT] EXISTS guards against happened: with the clause, `tag` and a NOTICE
+/// "..., skipping" (SQLSTATE 00000 for a missing object, as PostgreSQL sends it; the error's
+/// own for one that exists); without it, the error.
+fn skip_or_fail(skip: bool, tag: &str, state: SqlState, message: String) -> SqlResult<Outcome> {
+    if !skip {
+        return Err(SqlError::new(state, message));
+    }
+    let code = match state {
+        SqlState::UNDEFINED_TABLE => "00000",
+        other => other.code(),
+    };
+    Ok(Outcome {
+        tag: tag.into(),
+        notices: vec![Notice {
+            severity: "NOTICE",
+            code,
+            message: format!("{message}, skipping"),
+        }],
+        ..Outcome::default()
+    })
+}
+
 fn missing_cursor(name: &str) -> SqlError {
     SqlError::new(
         SqlState::INVALID_CURSOR_NAME,
@@ -2021,18 +2043,12 @@ impl Session {
             } => {
                 if relation_exists(txn, &desc.name).await? {
                     let message = format!("relation \"{}\" already exists", desc.name);
-                    if *if_not_exists {
-                        return Ok(Outcome {
-                            tag: "CREATE SEQUENCE".into(),
-                            notices: vec![Notice {
-                                severity: "NOTICE",
-                                code: "42P07",
-                                message: format!("{message}, skipping"),
-                            }],
-                            ..Outcome::default()
-                        });
-                    }
-                    return Err(SqlError::new(SqlState::DUPLICATE_TABLE, message));
+                    return skip_or_fail(
+                        *if_not_exists,
+                        "CREATE SEQUENCE",
+                        SqlState::DUPLICATE_TABLE,
+                        message,
+                    );
                 }
                 if let Some((table, column)) = &desc.owned_by {
                     let owner = catalog::require(txn, table).await?;
@@ -2084,18 +2100,12 @@ impl Session {
             } => {
                 if catalog::schema_exists(txn, name).await? {
                     let message = format!("schema \"{name}\" already exists");
-                    if *if_not_exists {
-                        return Ok(Outcome {
-                            tag: "CREATE SCHEMA".into(),
-                            notices: vec![Notice {
-                                severity: "NOTICE",
-                                code: "42P06",
-                                message: format!("{message}, skipping"),
-                            }],
-                            ..Outcome::default()
-                        });
-                    }
-                    return Err(SqlError::new(SqlState("42P06"), message));
+                    return skip_or_fail(
+                        *if_not_exists,
+                        "CREATE SCHEMA",
+                        SqlState("42P06"),
+                        message,
+                    );
                 }
                 catalog::set_schema(txn, name, true);
                 Ok(Outcome {
@@ -2234,18 +2244,12 @@ impl Session {
             } => {
                 let Some(current) = sequence::lookup(txn, name).await? else {
                     let message = format!("relation \"{name}\" does not exist");
-                    if *if_exists {
-                        return Ok(Outcome {
-                            tag: "ALTER SEQUENCE".into(),
-                            notices: vec![Notice {
-                                severity: "NOTICE",
-                                code: "00000",
-                                message: format!("{message}, skipping"),
-                            }],
-                            ..Outcome::default()
-                        });
-                    }
-                    return Err(SqlError::new(SqlState::UNDEFINED_TABLE, message));
+                    return skip_or_fail(
+                        *if_exists,
+                        "ALTER SEQUENCE",
+                        SqlState::UNDEFINED_TABLE,
+                        message,
+                    );
                 };
                 let mut desc = (*current).clone();
                 if let Some(ty) = data_type {
@@ -2369,19 +2373,12 @@ impl Session {
             } => {
                 if relation_exists(txn, &desc.name).await? {
                     let message = format!("relation \"{}\" already exists", desc.name);
-                    if *if_not_exists {
-                        let notice = Notice {
-                            severity: "NOTICE",
-                            code: "42P07",
-                            message: format!("{message}, skipping"),
-                        };
-                        return Ok(Outcome {
-                            tag: "CREATE TABLE".into(),
-                            notices: vec![notice],
-                            ..Outcome::default()
-                        });
-                    }
-                    return Err(SqlError::new(SqlState::DUPLICATE_TABLE, message));
+                    return skip_or_fail(
+                        *if_not_exists,
+                        "CREATE TABLE",
+                        SqlState::DUPLICATE_TABLE,
+                        message,
+                    );
                 }
                 for index in &desc.indexes {
                     if relation_exists(txn, &index.name).await?
