@@ -96,6 +96,20 @@ async fn notifications_follow_commits() {
         Some(("events".into(), "held".into()))
     );
 
+    // A NOTIFY rolled back to a savepoint is not sent.
+    notifier
+        .batch_execute(
+            "BEGIN; SAVEPOINT s; NOTIFY events, 'undone'; ROLLBACK TO s; NOTIFY events, 'kept'; COMMIT",
+        )
+        .await
+        .unwrap();
+    listening.batch_execute("SELECT 1").await.unwrap();
+    assert_eq!(
+        next(&mut received).await,
+        Some(("events".into(), "kept".into()))
+    );
+    assert_eq!(next(&mut received).await, None);
+
     listening.batch_execute("UNLISTEN *").await.unwrap();
     notifier
         .batch_execute("NOTIFY events, 'gone'")

@@ -4473,7 +4473,9 @@ pub(crate) fn parse_fetch(sql: &str) -> Option<SqlResult<Statement>> {
                 .parse::<i64>()
                 .map_err(|_| SqlError::syntax(format!("syntax error at or near \"{number}\""))))
         };
+        // A count of 0 re-reads the current row.
         let forward = |n: i64| match n {
+            0 => CursorMove::Relative(0),
             n if n < 0 => CursorMove::Backward(Some(n.unsigned_abs())),
             n => CursorMove::Forward(Some(n.unsigned_abs())),
         };
@@ -4541,9 +4543,14 @@ pub(crate) fn parse_fetch(sql: &str) -> Option<SqlResult<Statement>> {
         let name = ident_name(&parser.parse_identifier()?);
         let _ = parser.consume_token(&Token::SemiColon);
         if parser.peek_token_ref().token != Token::EOF {
-            return Ok(Err(SqlError::unsupported(
-                "FETCH and MOVE must be the only statement in their query string",
-            )));
+            let next = parser.peek_token_ref();
+            let at = next.span.start;
+            return Ok(Err(SqlError::syntax(format!(
+                "syntax error at or near \"{}\"",
+                next.token
+            ))
+            .at(at.line, at.column)
+            .locate_in(sql)));
         }
         Ok(Ok(Statement::Fetch {
             name,

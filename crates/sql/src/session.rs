@@ -359,6 +359,8 @@ struct Cursor {
     position: usize,
     /// WITH HOLD: it stays open after its transaction commits.
     hold: bool,
+    /// Declared in the open transaction block: a rollback closes it even WITH HOLD.
+    uncommitted: bool,
 }
 
 impl Cursor {
@@ -417,6 +419,10 @@ struct Savepoint {
     writes: cairn_qp::WriteMark,
     /// Where the transaction's advisory locks stood.
     advisory: usize,
+    /// The cursors open then, and how many LISTENs and NOTIFYs were pending.
+    cursors: Vec<String>,
+    listens: usize,
+    notifies: usize,
     settings: BTreeMap<String, String>,
     local_saved: BTreeMap<String, Option<String>>,
     block_start: BTreeMap<String, Option<String>>,
@@ -1334,7 +1340,8 @@ impl Session {
     ) -> SqlResult<Outcome> {
         self.engine.advisory.begin_statement(self.session_id);
         let clock = self.engine.db.clock().clone();
-        let began = clock.monotonic_nanos();
+        // When the statement began waiting for an advisory lock (lock_timeout counts from it).
+        let mut waiting_since: Option<u64> = None;
         let lock_timeout = self.duration_setting("lock_timeout");
         let result = loop {
             // An advisory lock another session holds: undo the attempt (its locks, its
@@ -1380,6 +1387,7 @@ impl Session {
                     self.sleep.credit(needed);
                 }
                 Err(e) if crate::advisory::is_would_block(e) => {
+                    let began = *waiting_since.get_or_insert_with(|| clock.monotonic_nanos());
                     self.engine.advisory.undo_attempt(self.session_id);
                     match (self.txn.as_mut(), &mark) {
                         (Some(txn), Some(mark)) => txn.rollback_to(mark),
@@ -1479,6 +1487,20 @@ impl Session {
                 types,
                 statement,
             } => {
+                // As PostgreSQL: SELECT, VALUES, INSERT, UPDATE and DELETE only.
+                if !matches!(
+                    **statement,
+                    ast::Statement::Query(_)
+                        | ast::Statement::Insert(_)
+                        | ast::Statement::Update(_)
+                        | ast::Statement::Delete(_)
+                ) {
+                    let word = statement.to_string();
+                    let word = word.split_whitespace().next().unwrap_or_default();
+                    return Err(SqlError::syntax(format!(
+                        "syntax error at or near \"{word}\""
+                    )));
+                }
                 if self.prepared_names.contains(name) {
                     return Err(SqlError::new(
                         SqlState::DUPLICATE_PREPARED_STATEMENT,
@@ -1693,7 +1715,11 @@ impl Session {
             self.send_notifies(notifies);
         }
         // Cursors end with their transaction, unless WITH HOLD and it committed.
-        self.cursors.retain(|_, cursor| cursor.hold && committed);
+        self.cursors
+            .retain(|_, cursor| cursor.hold && (committed || !cursor.uncommitted));
+        for cursor in self.cursors.values_mut() {
+            cursor.uncommitted = false;
+        }
         self.txn = None;
         self.savepoints.clear();
         self.block = Block::None;
@@ -1982,6 +2008,7 @@ impl Session {
                     rows: outcome.rows,
                     position: 0,
                     hold: *hold,
+                    uncommitted: self.block != Block::None,
                 };
                 self.cursors.insert(name.clone(), cursor);
                 Ok(Outcome {
@@ -2707,6 +2734,9 @@ impl Session {
             name: name.to_string(),
             writes,
             advisory: self.engine.advisory.xact_mark(self.session_id),
+            cursors: self.cursors.keys().cloned().collect(),
+            listens: self.pending_listens.len(),
+            notifies: self.pending_notifies.len(),
             settings: self.settings.clone(),
             local_saved: self.local_saved.clone(),
             block_start: self.block_start.clone(),
@@ -2758,6 +2788,15 @@ impl Session {
         self.engine
             .advisory
             .release_xact_after(self.session_id, savepoint.advisory);
+        // Cursors declared, and LISTEN / NOTIFY asked, since the savepoint are undone.
+        let (open, listens, notifies) = (
+            savepoint.cursors.clone(),
+            savepoint.listens,
+            savepoint.notifies,
+        );
+        self.cursors.retain(|name, _| open.contains(name));
+        self.pending_listens.truncate(listens);
+        self.pending_notifies.truncate(notifies);
         let settings = savepoint.settings.clone();
         self.local_saved = savepoint.local_saved.clone();
         self.block_start = savepoint.block_start.clone();
