@@ -43,6 +43,8 @@ pub enum Plan {
         query: Box<Plan>,
         /// WITH HOLD: it outlives the transaction.
         hold: bool,
+        /// NO SCROLL: it only moves forward.
+        no_scroll: bool,
     },
     /// FETCH / MOVE [direction] [FROM] name.
     Fetch {

@@ -546,6 +546,7 @@ async fn plan_statement(
                 name: ident_name(name),
                 query: Box::new(Plan::Select(Box::new(select))),
                 hold: declare.hold == Some(true),
+                no_scroll: declare.scroll == Some(false),
             }
         }
         S::Fetch {

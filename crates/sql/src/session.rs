@@ -361,11 +361,38 @@ struct Cursor {
     hold: bool,
     /// Declared in the open transaction block: a rollback closes it even WITH HOLD.
     uncommitted: bool,
+    /// NO SCROLL: moving backward is refused.
+    no_scroll: bool,
 }
 
 impl Cursor {
     /// Moves as `direction` says; returns the rows passed over on the way (in the order met).
-    fn fetch(&mut self, direction: crate::plan::CursorMove) -> Vec<Vec<Value>> {
+    fn fetch(&mut self, direction: crate::plan::CursorMove) -> SqlResult<Vec<Vec<Value>>> {
+        use crate::plan::CursorMove as M;
+        let n = self.rows.len();
+        let backward = match direction {
+            M::Backward(count) => count != Some(0),
+            M::Relative(k) => k < 0,
+            M::Absolute(k) => {
+                let target = if k >= 0 {
+                    usize::try_from(k).unwrap_or(usize::MAX)
+                } else {
+                    (n + 1).saturating_sub(usize::try_from(k.unsigned_abs()).unwrap_or(usize::MAX))
+                };
+                target < self.position
+            }
+            M::Forward(_) => false,
+        };
+        if backward && self.no_scroll {
+            return Err(
+                SqlError::new(SqlState("55000"), "cursor can only scan forward")
+                    .with_hint("Declare it with SCROLL option to enable backward scan."),
+            );
+        }
+        Ok(self.move_by(direction))
+    }
+
+    fn move_by(&mut self, direction: crate::plan::CursorMove) -> Vec<Vec<Value>> {
         use crate::plan::CursorMove as M;
         let n = self.rows.len();
         let row = |p: usize, rows: &[Vec<Value>]| (1..=n).contains(&p).then(|| rows[p - 1].clone());
@@ -1245,21 +1272,7 @@ impl Session {
 
     /// A setting in milliseconds or with a unit (`100`, `1.5s`, `2min`); `None` if unset or 0.
     fn duration_setting(&self, name: &str) -> Option<std::time::Duration> {
-        let text = self.settings.get(name)?.trim().to_lowercase();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let number: f64 = number.parse().ok()?;
-        let millis = match unit.trim() {
-            "" | "ms" => number,
-            "us" => number / 1000.0,
-            "s" => number * 1000.0,
-            "min" => number * 60_000.0,
-            "h" => number * 3_600_000.0,
-            "d" => number * 86_400_000.0,
-            _ => return None,
-        };
+        let millis = parse_millis(self.settings.get(name)?)?;
         (millis >= 1.0).then(|| std::time::Duration::from_micros((millis * 1000.0) as u64))
     }
 
@@ -1468,7 +1481,7 @@ impl Session {
                     .cursors
                     .get_mut(name)
                     .ok_or_else(|| missing_cursor(name))?;
-                let rows = cursor.fetch(*direction);
+                let rows = cursor.fetch(*direction)?;
                 Ok(match fetch {
                     true => Outcome {
                         tag: format!("FETCH {}", rows.len()),
@@ -1989,7 +2002,12 @@ impl Session {
         params: &[Value],
     ) -> SqlResult<Outcome> {
         match plan {
-            Plan::DeclareCursor { name, query, hold } => {
+            Plan::DeclareCursor {
+                name,
+                query,
+                hold,
+                no_scroll,
+            } => {
                 if !hold && self.block == Block::None {
                     return Err(SqlError::new(
                         SqlState::NO_ACTIVE_SQL_TRANSACTION,
@@ -2009,6 +2027,7 @@ impl Session {
                     position: 0,
                     hold: *hold,
                     uncommitted: self.block != Block::None,
+                    no_scroll: *no_scroll,
                 };
                 self.cursors.insert(name.clone(), cursor);
                 Ok(Outcome {
@@ -3122,6 +3141,45 @@ fn isolation_name(value: &str) -> SqlResult<&'static str> {
     })
 }
 
+/// A time setting in milliseconds: a number with an optional unit (us, ms, s, min, h, d;
+/// none is ms), as PostgreSQL reads it.
+fn parse_millis(text: &str) -> Option<f64> {
+    let text = text.trim().to_lowercase();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.' && c != '-' && c != '+')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    Some(number * factor)
+}
+
+/// Milliseconds as SHOW prints a time setting: in the largest unit that divides them.
+fn format_millis(millis: i64) -> String {
+    if millis == 0 {
+        return "0".into();
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1000),
+    ] {
+        if millis % size == 0 {
+            return format!("{}{unit}", millis / size);
+        }
+    }
+    format!("{millis}ms")
+}
+
 fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
     let invalid = || {
         SqlError::new(
@@ -3130,6 +3188,18 @@ fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
         )
     };
     Ok(match key {
+        "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
+            let millis = parse_millis(value).ok_or_else(invalid)?.round();
+            if !(0.0..=f64::from(i32::MAX)).contains(&millis) {
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!(
+                        "{millis} ms is outside the valid range for parameter \"{key}\" (0 .. 2147483647)"
+                    ),
+                ));
+            }
+            format_millis(millis as i64)
+        }
         "client_encoding" => match value.to_uppercase().replace(['-', '_'], "").as_str() {
             "UTF8" | "UNICODE" => "UTF8".into(),
             // What psql asks for under the C locale: no conversion, bytes pass as they are.
