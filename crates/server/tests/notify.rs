@@ -110,6 +110,17 @@ async fn notifications_follow_commits() {
     );
     assert_eq!(next(&mut received).await, None);
 
+    // pg_notify, the function form, from a query.
+    notifier
+        .batch_execute("SELECT pg_notify('events', 'from ' || 'a function')")
+        .await
+        .unwrap();
+    listening.batch_execute("SELECT 1").await.unwrap();
+    assert_eq!(
+        next(&mut received).await,
+        Some(("events".into(), "from a function".into()))
+    );
+
     listening.batch_execute("UNLISTEN *").await.unwrap();
     notifier
         .batch_execute("NOTIFY events, 'gone'")

@@ -227,6 +227,8 @@ pub enum Func {
     Sleep,
     /// pg_cancel_backend(pid).
     CancelBackend,
+    /// pg_notify(channel, payload).
+    Notify,
     /// greatest(...)
     Greatest,
     /// least(...)
@@ -630,6 +632,8 @@ pub struct SessionInfo<'a> {
     pub advisory: Option<(&'a crate::advisory::AdvisoryLocks, u64)>,
     /// What pg_sleep has slept of the statement.
     pub sleep: Option<&'a SleepCredit>,
+    /// pg_notify's notifications, sent (or held for COMMIT) when the statement succeeds.
+    pub notify: Option<&'a std::sync::Mutex<Vec<(String, String)>>>,
     /// Every session's cancel token by backend pid (pg_cancel_backend).
     pub backends:
         Option<&'a std::sync::Mutex<std::collections::HashMap<i32, crate::session::CancelToken>>>,
@@ -708,6 +712,7 @@ impl SessionInfo<'_> {
         settings: &EMPTY_SETTINGS,
         advisory: None,
         sleep: None,
+        notify: None,
         backends: None,
     };
 }
@@ -2599,6 +2604,35 @@ fn eval_func(
                 let wanted = std::time::Duration::from_secs_f64(seconds.min(86_400.0));
                 credit.sleep(wanted)?;
             }
+            Value::Text(String::new())
+        }
+        Func::Notify => {
+            let channel = match values.first() {
+                Some(Value::Text(channel)) if !channel.is_empty() => channel.clone(),
+                _ => {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        "channel name cannot be empty",
+                    ))
+                }
+            };
+            let payload = match values.get(1) {
+                Some(Value::Text(payload)) => payload.clone(),
+                _ => String::new(),
+            };
+            if payload.len() >= 8000 {
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "payload string too long",
+                ));
+            }
+            let Some(queue) = ctx.session.notify else {
+                return Err(SqlError::unsupported("pg_notify is not available here"));
+            };
+            queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((channel, payload));
             Value::Text(String::new())
         }
         Func::CancelBackend => {

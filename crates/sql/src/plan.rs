@@ -2531,6 +2531,13 @@ impl Binder {
                     .collect::<SqlResult<_>>()?;
                 (Func::Sleep, DataType::Text)
             }
+            ("pg_notify", 2) => {
+                bound = bound
+                    .into_iter()
+                    .map(|arg| self.coerce(arg, &DataType::Text))
+                    .collect::<SqlResult<_>>()?;
+                (Func::Notify, DataType::Text)
+            }
             ("pg_cancel_backend", 1) => {
                 bound = bound
                     .into_iter()

@@ -4314,7 +4314,8 @@ fn check_index_expression(expr: &Expr) -> SqlResult<()> {
                     | Func::AdvisoryUnlock { .. }
                     | Func::AdvisoryUnlockAll
                     | Func::Sleep
-                    | Func::CancelBackend,
+                    | Func::CancelBackend
+                    | Func::Notify,
                 ..
             ) | Expr::Param { .. }
                 | Expr::Subquery { .. }

@@ -327,6 +327,8 @@ pub struct Session {
     pending_listens: Vec<(Option<String>, bool)>,
     /// NOTIFYs of the open block, sent when it commits (each channel and payload once).
     pending_notifies: Vec<(String, String)>,
+    /// pg_notify calls of the running statement attempt.
+    notify_queue: Mutex<Vec<(String, String)>>,
     /// Open cursors (DECLARE), by name.
     cursors: std::collections::HashMap<String, Cursor>,
     /// Statements prepared with SQL's PREPARE, by name.
@@ -957,6 +959,7 @@ impl Session {
             notify_receiver: Some(notify_receiver),
             pending_listens: Vec::new(),
             pending_notifies: Vec::new(),
+            notify_queue: Mutex::default(),
             cursors: std::collections::HashMap::new(),
             session_id: seed,
             prepared_names: std::collections::HashSet::new(),
@@ -1362,6 +1365,10 @@ impl Session {
             let mark = self.txn.as_ref().map(Transaction::mark);
             self.engine.advisory.begin_attempt(self.session_id);
             self.sleep.begin_attempt();
+            self.notify_queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
             let engine = self.engine.clone();
             let released = engine.advisory.released();
             // Boxed: the statement's future is large, and inlined here it would be copied
@@ -1439,6 +1446,21 @@ impl Session {
                 }
             }
         };
+        // pg_notify: sent with the statement's transaction, or held for its block's COMMIT.
+        let notified =
+            std::mem::take(&mut *self.notify_queue.lock().unwrap_or_else(|p| p.into_inner()));
+        if result.is_ok() {
+            for notify in notified {
+                match self.block {
+                    Block::Open => {
+                        if !self.pending_notifies.contains(&notify) {
+                            self.pending_notifies.push(notify);
+                        }
+                    }
+                    _ => self.send_notifies(vec![notify]),
+                }
+            }
+        }
         // Outside a transaction block the statement's transaction has ended.
         if self.block == Block::None {
             self.engine.advisory.release_xact(self.session_id);
@@ -2546,6 +2568,7 @@ impl Session {
                     settings: &self.settings,
                     advisory: Some((&self.engine.advisory, self.session_id)),
                     sleep: Some(&self.sleep),
+                    notify: Some(&self.notify_queue),
                     backends: Some(&self.engine.backends),
                 };
                 let ctx = ExecContext {
