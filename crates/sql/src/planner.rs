@@ -542,6 +542,14 @@ async fn plan_statement(
                 ));
             }
             let select = plan_query(txn, query, binder).await?;
+            let locks = select.scan.as_ref().is_some_and(|scan| scan.lock)
+                || select.joins.iter().any(|join| join.scan.lock);
+            if declare.hold == Some(true) && locks {
+                return Err(SqlError::unsupported(
+                    "DECLARE CURSOR WITH HOLD ... FOR UPDATE is not supported",
+                )
+                .with_detail("Holdable cursors must be READ ONLY."));
+            }
             Plan::DeclareCursor {
                 name: ident_name(name),
                 query: Box::new(Plan::Select(Box::new(select))),

@@ -2331,7 +2331,43 @@ impl Session {
                     desc.data_type = ty.clone();
                 }
                 let mut desc = desc.with_settings(settings, false)?;
+                // The values already handed out must fit the new bounds (PostgreSQL checks
+                // its last value the same way).
+                if restart.is_none() {
+                    if let Some((next, increment)) = self.engine.sequences.next_reserved(desc.id) {
+                        let last = next - i128::from(increment);
+                        let (min, max) = (i128::from(desc.min), i128::from(desc.max));
+                        if last > max || last < min {
+                            let bound = if last > max {
+                                format!("cannot be greater than MAXVALUE ({max})")
+                            } else {
+                                format!("cannot be less than MINVALUE ({min})")
+                            };
+                            return Err(SqlError::new(
+                                SqlState::INVALID_PARAMETER_VALUE,
+                                format!("RESTART value ({last}) {bound}"),
+                            ));
+                        }
+                    }
+                }
                 if let Some(owner) = owned_by {
+                    // An identity column's sequence belongs to it for good.
+                    if let Some((table, column)) = &current.owned_by {
+                        if let Some(owner_table) = catalog::lookup(txn, table).await? {
+                            let identity = owner_table
+                                .column_index(column)
+                                .is_some_and(|i| owner_table.columns[i].identity.is_some());
+                            if identity {
+                                return Err(SqlError::new(
+                                    SqlState::FEATURE_NOT_SUPPORTED,
+                                    "cannot change ownership of identity sequence",
+                                )
+                                .with_detail(format!(
+                                    "Sequence \"{name}\" is linked to table \"{table}\"."
+                                )));
+                            }
+                        }
+                    }
                     if let Some((table, column)) = owner {
                         let table_desc = catalog::require(txn, table).await?;
                         if table_desc.column_index(column).is_none() {
