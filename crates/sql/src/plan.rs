@@ -2418,12 +2418,20 @@ impl Binder {
 
     /// An advisory lock function's key arguments: one bigint or two integers (parameters are
     /// typed so).
-    fn advisory_key_args(&mut self, bound: Vec<Expr>) -> SqlResult<Vec<Expr>> {
+    fn advisory_key_args(&mut self, name: &str, bound: Vec<Expr>) -> SqlResult<Vec<Expr>> {
         let key_type = if bound.len() == 1 {
             DataType::Int8
         } else {
             DataType::Int4
         };
+        // Only integers that convert implicitly (no bigint into the pair form, no numeric).
+        let types: Vec<DataType> = bound.iter().map(Expr::ty).collect();
+        if types
+            .iter()
+            .any(|ty| *ty != DataType::Unknown && !cast::can_cast_implicitly(ty, &key_type))
+        {
+            return Err(no_function(name, &types));
+        }
         bound
             .into_iter()
             .map(|arg| self.coerce(arg, &key_type))
@@ -2506,7 +2514,7 @@ impl Binder {
                 | "pg_try_advisory_xact_lock_shared"),
                 1 | 2,
             ) => {
-                bound = self.advisory_key_args(bound)?;
+                bound = self.advisory_key_args(name, bound)?;
                 let wait = !name.starts_with("pg_try_");
                 let func = Func::AdvisoryLock {
                     shared: name.ends_with("_shared"),
@@ -2517,7 +2525,7 @@ impl Binder {
                 (func, if wait { DataType::Text } else { DataType::Bool })
             }
             (name @ ("pg_advisory_unlock" | "pg_advisory_unlock_shared"), 1 | 2) => {
-                bound = self.advisory_key_args(bound)?;
+                bound = self.advisory_key_args(name, bound)?;
                 let func = Func::AdvisoryUnlock {
                     shared: name.ends_with("_shared"),
                 };

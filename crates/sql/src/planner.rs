@@ -4479,8 +4479,10 @@ pub(crate) fn parse_fetch(sql: &str) -> Option<SqlResult<Statement>> {
         let count = |parser: &mut sqlparser::parser::Parser| -> Result<SqlResult<i64>, sqlparser::parser::ParserError> {
             let number = parser.parse_number()?;
             let text = number.to_string().replace(' ', "");
+            // Counts are integers (int4), as PostgreSQL's grammar reads them.
             Ok(text
-                .parse::<i64>()
+                .parse::<i32>()
+                .map(i64::from)
                 .map_err(|_| SqlError::syntax(format!("syntax error at or near \"{number}\""))))
         };
         // A count of 0 re-reads the current row.
