@@ -10,6 +10,11 @@
 //!   Execute(portal, n) ────▶ Session::execute (first time; rows kept in the portal)
 //!                           ─▶ DataRow × ≤ n, then PortalSuspended or CommandComplete
 //!   Sync ──────────────────▶ ReadyForQuery; an error earlier in the batch made us skip to here
+//!   (COPY FROM STDIN) ─────▶ CopyInResponse; CopyData* until CopyDone ─▶ Session::copy_from
+//!                              (CopyFail or another message ends it with an error)
+//!   (COPY TO STDOUT) ──────▶ CopyOutResponse, CopyData per row, CopyDone, CommandComplete
+//!   (idle) ────────────────◀ NotificationResponse for the session's LISTENs, only outside a
+//!                              transaction
 //! ```
 //!
 //! Invariants:

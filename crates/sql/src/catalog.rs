@@ -56,22 +56,16 @@ pub const CONFLICTS_VIEW: &str = "cairn_conflicts";
 /// it.
 pub fn conflicts_view() -> TableDesc {
     let column = |name: &str, data_type: DataType| ColumnDesc::new(name, data_type);
-    TableDesc {
-        id: CONFLICTS_VIEW_ID,
-        name: CONFLICTS_VIEW.into(),
-        columns: vec![
+    TableDesc::without_storage(
+        CONFLICTS_VIEW_ID,
+        CONFLICTS_VIEW,
+        vec![
             column("at", DataType::TimestampTz),
             column("table_name", DataType::Text),
             column("key", DataType::Text),
             column("kind", DataType::Text),
         ],
-        primary_key: vec![],
-        primary_key_constraint: None,
-        indexes: vec![],
-        checks: vec![],
-        foreign_keys: vec![],
-        referenced_by: vec![],
-    }
+    )
 }
 
 /// A table's definition.
@@ -457,6 +451,22 @@ fn decode_table(bytes: &[u8]) -> Result<TableDesc, String> {
 }
 
 impl TableDesc {
+    /// A description of rows that are not in storage (a built-in view, a derived table):
+    /// its columns and nothing else.
+    pub fn without_storage(id: u32, name: impl Into<String>, columns: Vec<ColumnDesc>) -> Self {
+        TableDesc {
+            id,
+            name: name.into(),
+            columns,
+            primary_key: vec![],
+            primary_key_constraint: None,
+            indexes: vec![],
+            checks: vec![],
+            foreign_keys: vec![],
+            referenced_by: vec![],
+        }
+    }
+
     /// The visible columns' indexes, in order (what `SELECT *` returns).
     pub fn visible_columns(&self) -> impl Iterator<Item = usize> + '_ {
         self.columns

@@ -628,8 +628,13 @@ pub struct SessionInfo<'a> {
     pub search_path: &'a [String],
     /// Its settings by canonical name.
     pub settings: &'a std::collections::BTreeMap<String, String>,
-    /// The advisory lock table and the session's id in it.
-    pub advisory: Option<(&'a crate::advisory::AdvisoryLocks, u64)>,
+    /// The advisory lock table, the session's id in it, and the session's flag that it has
+    /// used the table (set by every advisory lock call).
+    pub advisory: Option<(
+        &'a crate::advisory::AdvisoryLocks,
+        u64,
+        &'a std::sync::atomic::AtomicBool,
+    )>,
     /// What pg_sleep has slept of the statement.
     pub sleep: Option<&'a SleepCredit>,
     /// pg_notify's notifications, sent (or held for COMMIT) when the statement succeeds.
@@ -2563,11 +2568,12 @@ fn eval_func(
             let Some(key) = advisory_key(&values) else {
                 return Ok(Value::Null);
             };
-            let Some((locks, session)) = ctx.session.advisory else {
+            let Some((locks, session, used)) = ctx.session.advisory else {
                 return Err(SqlError::unsupported(
                     "advisory locks are not available here",
                 ));
             };
+            used.store(true, std::sync::atomic::Ordering::Release);
             let taken = locks.acquire(session, key, shared, xact, wait)?;
             match wait {
                 // void, which PostgreSQL sends as an empty text.
@@ -2579,11 +2585,12 @@ fn eval_func(
             let Some(key) = advisory_key(&values) else {
                 return Ok(Value::Null);
             };
-            let Some((locks, session)) = ctx.session.advisory else {
+            let Some((locks, session, used)) = ctx.session.advisory else {
                 return Err(SqlError::unsupported(
                     "advisory locks are not available here",
                 ));
             };
+            used.store(true, std::sync::atomic::Ordering::Release);
             Value::Bool(locks.release(session, key, shared))
         }
         Func::Sleep => {
@@ -2655,7 +2662,8 @@ fn eval_func(
             }
         }
         Func::AdvisoryUnlockAll => {
-            if let Some((locks, session)) = ctx.session.advisory {
+            if let Some((locks, session, used)) = ctx.session.advisory {
+                used.store(true, std::sync::atomic::Ordering::Release);
                 locks.release_all(session);
             }
             Value::Text(String::new())

@@ -212,10 +212,10 @@ pub async fn all(txn: &mut Transaction) -> SqlResult<Vec<JobDesc>> {
 /// The built-in view of background jobs: one row per job, at the reader's snapshot.
 pub fn jobs_view() -> TableDesc {
     let column = |name: &str, data_type: DataType| ColumnDesc::new(name, data_type);
-    TableDesc {
-        id: JOBS_VIEW_ID,
-        name: JOBS_VIEW.into(),
-        columns: vec![
+    TableDesc::without_storage(
+        JOBS_VIEW_ID,
+        JOBS_VIEW,
+        vec![
             column("job_id", DataType::Int8),
             column("kind", DataType::Text),
             column("table_name", DataType::Text),
@@ -225,13 +225,7 @@ pub fn jobs_view() -> TableDesc {
             column("rows_total", DataType::Int8),
             column("error", DataType::Text),
         ],
-        primary_key: vec![],
-        primary_key_constraint: None,
-        indexes: vec![],
-        checks: vec![],
-        foreign_keys: vec![],
-        referenced_by: vec![],
-    }
+    )
 }
 
 /// The rows of `cairn_jobs`.

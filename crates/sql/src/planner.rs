@@ -1119,7 +1119,8 @@ fn visible_column(columns: &[ColumnDesc], name: &str) -> Option<usize> {
     columns.iter().position(|c| c.name == name && !c.hidden)
 }
 
-/// The column an index or UNIQUE constraint names (expressions are not supported yet).
+/// The column an index or UNIQUE constraint names by name (an index's expressions are bound
+/// by CREATE INDEX's planning, which indexes them through generated columns).
 fn index_column(columns: &[ColumnDesc], expr: &ast::Expr) -> SqlResult<usize> {
     let ast::Expr::Identifier(ident) = expr else {
         return Err(SqlError::unsupported(
@@ -2577,20 +2578,14 @@ fn derived_table(plan: &SelectPlan, name: &str) -> Arc<TableDesc> {
 
 /// Output columns as a table description (no rows in storage), for a scope over them.
 fn table_of_columns(columns: &[Column], name: &str) -> Arc<TableDesc> {
-    Arc::new(TableDesc {
-        id: catalog::DERIVED_TABLE_ID,
-        name: name.to_string(),
-        columns: columns
+    Arc::new(TableDesc::without_storage(
+        catalog::DERIVED_TABLE_ID,
+        name,
+        columns
             .iter()
             .map(|c| ColumnDesc::new(c.name.clone(), c.data_type.clone()))
             .collect(),
-        primary_key: vec![],
-        primary_key_constraint: None,
-        indexes: vec![],
-        checks: vec![],
-        foreign_keys: vec![],
-        referenced_by: vec![],
-    })
+    ))
 }
 
 /// Whether every column `expr` reads lies in `columns` (and it reads no aggregate).

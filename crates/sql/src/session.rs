@@ -319,6 +319,9 @@ pub struct Session {
     startup_settings: BTreeMap<String, String>,
     /// Unique among the process's sessions: whose advisory locks are whose.
     session_id: u64,
+    /// Set by the first advisory lock call: until then the session has nothing in the
+    /// process's lock table, and its statements skip the table's (shared) lock entirely.
+    advisory_used: AtomicBool,
     /// Where NOTIFYs on the channels this session listens to arrive (the connection takes
     /// the receiving end).
     notify_sender: NotificationSender,
@@ -962,6 +965,7 @@ impl Session {
             notify_queue: Mutex::default(),
             cursors: std::collections::HashMap::new(),
             session_id: seed,
+            advisory_used: AtomicBool::new(false),
             prepared_names: std::collections::HashSet::new(),
             sql_prepared: std::collections::HashMap::new(),
             sleep: crate::expr::SleepCredit::default(),
@@ -985,6 +989,16 @@ impl Session {
             database: database.to_string(),
             backend_pid: 0,
         }
+    }
+
+    /// Runs `f` on the process's advisory lock table, if this session ever used it.
+    fn with_advisory<T>(
+        &self,
+        f: impl FnOnce(&crate::advisory::AdvisoryLocks, u64) -> T,
+    ) -> Option<T> {
+        self.advisory_used
+            .load(Ordering::Acquire)
+            .then(|| f(&self.engine.advisory, self.session_id))
     }
 
     /// The receiving end of this session's notifications (LISTEN); `None` once taken.
@@ -1354,7 +1368,7 @@ impl Session {
         plan: Arc<Plan>,
         params: &[Value],
     ) -> SqlResult<Outcome> {
-        self.engine.advisory.begin_statement(self.session_id);
+        self.with_advisory(|locks, session| locks.begin_statement(session));
         let clock = self.engine.db.clock().clone();
         // When the statement began waiting for an advisory lock (lock_timeout counts from it).
         let mut waiting_since: Option<u64> = None;
@@ -1363,7 +1377,7 @@ impl Session {
             // An advisory lock another session holds: undo the attempt (its locks, its
             // writes), wait for a release, run it again.
             let mark = self.txn.as_ref().map(Transaction::mark);
-            self.engine.advisory.begin_attempt(self.session_id);
+            self.with_advisory(|locks, session| locks.begin_attempt(session));
             self.sleep.begin_attempt();
             self.notify_queue
                 .lock()
@@ -1377,7 +1391,7 @@ impl Session {
             match &result {
                 Err(e) if crate::expr::is_would_sleep(e) => {
                     // pg_sleep: undo the attempt, sleep, run again with the time credited.
-                    self.engine.advisory.undo_attempt(self.session_id);
+                    self.with_advisory(|locks, session| locks.undo_attempt(session));
                     match (self.txn.as_mut(), &mark) {
                         (Some(txn), Some(mark)) => txn.rollback_to(mark),
                         _ => self.txn = None,
@@ -1408,7 +1422,7 @@ impl Session {
                 }
                 Err(e) if crate::advisory::is_would_block(e) => {
                     let began = *waiting_since.get_or_insert_with(|| clock.monotonic_nanos());
-                    self.engine.advisory.undo_attempt(self.session_id);
+                    self.with_advisory(|locks, session| locks.undo_attempt(session));
                     match (self.txn.as_mut(), &mark) {
                         (Some(txn), Some(mark)) => txn.rollback_to(mark),
                         _ => self.txn = None,
@@ -1423,7 +1437,7 @@ impl Session {
                         () = nap => {}
                     }
                     if self.cancel.0.load(Ordering::Acquire) {
-                        self.engine.advisory.stop_waiting(self.session_id);
+                        self.with_advisory(|locks, session| locks.stop_waiting(session));
                         break Err(SqlError::new(
                             SqlState::QUERY_CANCELED,
                             "canceling statement due to user request",
@@ -1433,7 +1447,7 @@ impl Session {
                         clock.monotonic_nanos().saturating_sub(began),
                     );
                     if lock_timeout.is_some_and(|limit| waited >= limit) {
-                        self.engine.advisory.stop_waiting(self.session_id);
+                        self.with_advisory(|locks, session| locks.stop_waiting(session));
                         break Err(SqlError::new(
                             SqlState("55P03"),
                             "canceling statement due to lock timeout",
@@ -1441,7 +1455,7 @@ impl Session {
                     }
                 }
                 _ => {
-                    self.engine.advisory.keep(self.session_id);
+                    self.with_advisory(|locks, session| locks.keep(session));
                     break result;
                 }
             }
@@ -1463,7 +1477,7 @@ impl Session {
         }
         // Outside a transaction block the statement's transaction has ended.
         if self.block == Block::None {
-            self.engine.advisory.release_xact(self.session_id);
+            self.with_advisory(|locks, session| locks.release_xact(session));
         }
         result
     }
@@ -1684,7 +1698,7 @@ impl Session {
                 self.sql_prepared.clear();
                 self.cursors.clear();
                 self.apply_listen(None, false);
-                self.engine.advisory.release_all(self.session_id);
+                self.with_advisory(|locks, session| locks.release_all(session));
                 Ok(Outcome {
                     tag: "DISCARD ALL".into(),
                     deallocate: Some(None),
@@ -1833,12 +1847,12 @@ impl Session {
         match self.savepoints.last() {
             None => {
                 self.txn = None;
-                self.engine.advisory.release_xact(self.session_id);
+                self.with_advisory(|locks, session| locks.release_xact(session));
             }
-            Some(savepoint) => self
-                .engine
-                .advisory
-                .release_xact_after(self.session_id, savepoint.advisory),
+            Some(savepoint) => {
+                let mark = savepoint.advisory;
+                self.with_advisory(|locks, session| locks.release_xact_after(session, mark));
+            }
         }
         if matches!(self.block, Block::Open | Block::Implicit) {
             self.block = if self.block == Block::Open {
@@ -2602,7 +2616,7 @@ impl Session {
                     pid: self.backend_pid,
                     search_path: &search_path,
                     settings: &self.settings,
-                    advisory: Some((&self.engine.advisory, self.session_id)),
+                    advisory: Some((&self.engine.advisory, self.session_id, &self.advisory_used)),
                     sleep: Some(&self.sleep),
                     notify: Some(&self.notify_queue),
                     backends: Some(&self.engine.backends),
@@ -2811,7 +2825,9 @@ impl Session {
         self.savepoints.push(Savepoint {
             name: name.to_string(),
             writes,
-            advisory: self.engine.advisory.xact_mark(self.session_id),
+            advisory: self
+                .with_advisory(|locks, session| locks.xact_mark(session))
+                .unwrap_or(0),
             cursors: self.cursors.keys().cloned().collect(),
             listens: self.pending_listens.len(),
             notifies: self.pending_notifies.len(),
@@ -2863,9 +2879,8 @@ impl Session {
         if let Some(txn) = self.txn.as_mut() {
             txn.rollback_to(&savepoint.writes);
         }
-        self.engine
-            .advisory
-            .release_xact_after(self.session_id, savepoint.advisory);
+        let mark = savepoint.advisory;
+        self.with_advisory(|locks, session| locks.release_xact_after(session, mark));
         // Cursors declared, and LISTEN / NOTIFY asked, since the savepoint are undone.
         let (open, listens, notifies) = (
             savepoint.cursors.clone(),
@@ -3174,7 +3189,7 @@ impl Session {
     pub fn close(&mut self) {
         self.end_block(false);
         self.apply_listen(None, false);
-        self.engine.advisory.release_session(self.session_id);
+        self.with_advisory(|locks, session| locks.release_session(session));
         self.engine
             .backends
             .lock()
