@@ -428,7 +428,7 @@ fn encode_table(desc: &TableDesc) -> SqlResult<Bytes> {
 }
 
 /// Decodes a stored table definition, in any layout it was ever stored in.
-fn decode_table(bytes: &[u8]) -> Result<TableDesc, String> {
+pub(crate) fn decode_table(bytes: &[u8]) -> Result<TableDesc, String> {
     let v1 = match bytes.strip_prefix(&LAYOUT_TAG[..]) {
         Some([LAYOUT_VERSION, rest @ ..]) => {
             return postcard::from_bytes(rest).map_err(|e| e.to_string())
@@ -465,6 +465,14 @@ impl TableDesc {
             foreign_keys: vec![],
             referenced_by: vec![],
         }
+    }
+
+    /// Whether its rows are computed rather than stored: a built-in view (`cairn_conflicts`,
+    /// `cairn_jobs`) or a system relation (`pg_catalog`, `information_schema`).
+    pub fn is_built_in(&self) -> bool {
+        self.id == CONFLICTS_VIEW_ID
+            || self.id == crate::jobs::JOBS_VIEW_ID
+            || crate::system::tables::is_system(self)
     }
 
     /// The visible columns' indexes, in order (what `SELECT *` returns).
@@ -709,7 +717,7 @@ pub async fn require(txn: &mut Transaction, name: &str) -> SqlResult<Arc<TableDe
         Some(table) => Ok(table),
         None if name == CONFLICTS_VIEW => Ok(Arc::new(conflicts_view())),
         None if name == crate::jobs::JOBS_VIEW => Ok(Arc::new(crate::jobs::jobs_view())),
-        None => Err(undefined_table(name)),
+        None => crate::system::tables::find(name).ok_or_else(|| undefined_table(name)),
     }
 }
 

@@ -80,6 +80,8 @@ pub struct ExecContext<'a> {
     pub copy_data: &'a [u8],
     /// The session running the statement.
     pub session: &'a crate::expr::SessionInfo<'a>,
+    /// The system catalog at the statement's snapshot, if it reads it.
+    pub system: Option<&'a crate::system::SystemCatalog>,
 }
 
 impl ExecContext<'_> {
@@ -95,6 +97,7 @@ impl ExecContext<'_> {
             reseed: self.reseed,
             sequences: self.sequences,
             session: self.session,
+            system: self.system,
         }
     }
 
@@ -675,6 +678,7 @@ fn fill_generated(table: &TableDesc, row: &mut [Value]) -> SqlResult<()> {
         reseed: &|_| {},
         sequences: &sequences,
         session: &crate::expr::SessionInfo::NONE,
+        system: None,
     };
     for (i, expr) in generated {
         let value = expr.eval(row, &ctx)?;
@@ -834,6 +838,11 @@ impl<'s> ScanCursor<'s> {
             rows(ctx.conflicts.rows())
         } else if table.id == crate::jobs::JOBS_VIEW_ID {
             rows(crate::jobs::view_rows(txn).await?)
+        } else if let Some(system_rows) = ctx
+            .system
+            .and_then(|system| crate::system::tables::rows(table, system))
+        {
+            rows(system_rows)
         } else {
             match &scan.access {
                 Access::Point(values) => {

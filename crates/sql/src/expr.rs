@@ -167,6 +167,8 @@ pub enum ArrayFunc {
 /// A built-in scalar function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Func {
+    /// A function on the system catalogs ([`crate::system::functions`]).
+    Catalog(crate::system::functions::CatalogFunc),
     /// coalesce(a, b, ...)
     Coalesce,
     /// nullif(a, b)
@@ -593,6 +595,8 @@ pub struct EvalContext<'a> {
     pub sequences: &'a StatementSequences<'a>,
     /// Who and where the session is (current_user, current_schema, current_setting...).
     pub session: &'a SessionInfo<'a>,
+    /// The system catalog, for the functions that look things up in it.
+    pub system: Option<&'a crate::system::SystemCatalog>,
 }
 
 /// An advisory lock's key from its arguments: one bigint, or two integers (`None` if one is
@@ -2137,6 +2141,7 @@ fn eval_func(
             }
         }
         Func::Json(func) => return eval_json(func, values, ty, ctx.zone),
+        Func::Catalog(func) => return crate::system::functions::eval(func, &values, ctx),
         Func::Sign => {
             let not_a_number = match &first {
                 Value::Float8(f) => f.is_nan(),

@@ -86,6 +86,7 @@ mod planner;
 mod regex;
 mod sequence;
 mod session;
+mod system;
 pub mod types;
 
 pub use error::{SqlError, SqlResult, SqlState};

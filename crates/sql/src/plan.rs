@@ -1138,6 +1138,9 @@ pub struct Binder {
     /// The schemas an unqualified relation name is looked for in, in order (the session's
     /// `search_path`); CREATE puts one in the first that exists.
     pub search_path: Vec<String>,
+    /// The statement reads the system catalog (a `pg_catalog` relation, or a function that
+    /// looks something up in it): it is loaded before the statement runs.
+    pub system_catalog: bool,
 }
 
 impl Binder {
@@ -1165,6 +1168,7 @@ impl Binder {
             search_path: vec!["public".into()],
             sequences: Vec::new(),
             views: Vec::new(),
+            system_catalog: false,
         }
     }
 
@@ -2441,6 +2445,9 @@ impl Binder {
     /// A call of the built-in scalar function `name` (lower case) with bound arguments.
     fn scalar_function(&mut self, name: &str, mut bound: Vec<Expr>) -> SqlResult<Expr> {
         let name = name.to_string();
+        if let Some(call) = self.catalog_function(&name, &mut bound)? {
+            return Ok(call);
+        }
         let types: Vec<DataType> = bound.iter().map(Expr::ty).collect();
         if let Some(call) = self.array_function(&name, &mut bound, &types)? {
             return Ok(call);
@@ -3505,7 +3512,7 @@ fn operator_error(op: &str, l: &DataType, r: &DataType) -> SqlError {
         .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.")
 }
 
-fn no_function(name: &str, types: &[DataType]) -> SqlError {
+pub(crate) fn no_function(name: &str, types: &[DataType]) -> SqlError {
     let types: Vec<String> = types.iter().map(ToString::to_string).collect();
     SqlError::new(
         SqlState::UNDEFINED_FUNCTION,

@@ -34,7 +34,7 @@ pub async fn plan(
     declared: &[Option<DataType>],
     zone: TimeZone,
     search_path: &[String],
-) -> SqlResult<(Plan, Vec<DataType>, Vec<SequenceUse>)> {
+) -> SqlResult<Planned> {
     let mut binder = Binder::new(declared, zone);
     binder.search_path = search_path.to_vec();
     let mut plan = match statement {
@@ -79,7 +79,24 @@ pub async fn plan(
         }
     }
     let sequences = std::mem::take(&mut binder.sequences);
-    Ok((plan, binder.finish_params(), sequences))
+    Ok(Planned {
+        plan,
+        params: binder.finish_params(),
+        sequences,
+        system_catalog: binder.system_catalog,
+    })
+}
+
+/// A planned statement and what running it needs.
+pub struct Planned {
+    /// The plan.
+    pub plan: Plan,
+    /// Its parameters' types.
+    pub params: Vec<DataType>,
+    /// The sequences it calls by name.
+    pub sequences: Vec<SequenceUse>,
+    /// Whether it reads the system catalog ([`crate::system`]), loaded before it runs.
+    pub system_catalog: bool,
 }
 
 async fn plan_statement(
@@ -2058,6 +2075,7 @@ async fn relation(
                 }
             }
             let table = catalog::require(txn, &table_name).await?;
+            binder.system_catalog |= crate::system::tables::is_system(&table);
             let visible = alias_name(alias)?.unwrap_or_else(|| visible_name(&table.name));
             let table = with_column_aliases(table, &visible, alias)?;
             Ok((table, visible, None))
@@ -4446,7 +4464,7 @@ async fn require_writable(txn: &mut Transaction, name: &str) -> SqlResult<Arc<Ta
 }
 
 fn refuse_view(table: &TableDesc) -> SqlResult<()> {
-    if table.id == catalog::CONFLICTS_VIEW_ID || table.id == crate::jobs::JOBS_VIEW_ID {
+    if table.is_built_in() {
         return Err(SqlError::new(
             SqlState("42809"),
             format!("cannot change view \"{}\"", table.name),

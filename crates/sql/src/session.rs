@@ -215,6 +215,8 @@ pub struct Prepared {
     plan: Mutex<Arc<Plan>>,
     /// The sequences the plan calls, resolved when it runs.
     sequences: Mutex<Arc<Vec<SequenceUse>>>,
+    /// The plan reads the system catalog: it is loaded before each run.
+    system_catalog: bool,
 }
 
 impl Prepared {
@@ -1168,9 +1170,15 @@ impl Session {
                 declared,
                 plan: Mutex::new(Arc::new(Plan::NoOp(""))),
                 sequences: Mutex::default(),
+                system_catalog: false,
             }));
         };
-        let (plan, params, sequences) = self.plan_with_snapshot(stmt, &declared).await?;
+        let planner::Planned {
+            plan,
+            params,
+            sequences,
+            system_catalog,
+        } = self.plan_with_snapshot(stmt, &declared).await?;
         Ok(Arc::new(Prepared {
             param_types: params,
             // FETCH returns its cursor's columns (Describe tells them).
@@ -1189,6 +1197,7 @@ impl Session {
             declared,
             plan: Mutex::new(Arc::new(plan)),
             sequences: Mutex::new(Arc::new(sequences)),
+            system_catalog,
         }))
     }
 
@@ -1197,7 +1206,7 @@ impl Session {
         &mut self,
         statement: &Statement,
         declared: &[Option<DataType>],
-    ) -> SqlResult<(Plan, Vec<DataType>, Vec<SequenceUse>)> {
+    ) -> SqlResult<planner::Planned> {
         let zone = self.time_zone();
         let search_path = self.search_path();
         match self.txn.as_mut() {
@@ -1931,7 +1940,7 @@ impl Session {
             // The plan's tables, read at this snapshot: unchanged, or plan again.
             let mut stale = false;
             for table in plan.tables() {
-                if table.id == catalog::CONFLICTS_VIEW_ID || table.id == crate::jobs::JOBS_VIEW_ID {
+                if table.is_built_in() {
                     continue;
                 }
                 match catalog::lookup(&mut txn, &table.name).await? {
@@ -1940,7 +1949,12 @@ impl Session {
                 }
             }
             if stale {
-                let (replanned, types, sequences) = planner::plan(
+                let planner::Planned {
+                    plan: replanned,
+                    params: types,
+                    sequences,
+                    ..
+                } = planner::plan(
                     &mut txn,
                     statement,
                     &prepared.declared,
@@ -1965,7 +1979,8 @@ impl Session {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            self.run_plan(&mut txn, &plan, &sequences, params).await
+            self.run_plan(&mut txn, &plan, &sequences, prepared.system_catalog, params)
+                .await
         }
         .await;
         let job = self.pending_job.take();
@@ -2035,6 +2050,7 @@ impl Session {
         txn: &mut Transaction,
         plan: &Plan,
         sequences: &[SequenceUse],
+        system_catalog: bool,
         params: &[Value],
     ) -> SqlResult<Outcome> {
         match plan {
@@ -2056,7 +2072,8 @@ impl Session {
                         format!("cursor \"{name}\" already exists"),
                     ));
                 }
-                let outcome = Box::pin(self.run_plan(txn, query, sequences, params)).await?;
+                let outcome =
+                    Box::pin(self.run_plan(txn, query, sequences, system_catalog, params)).await?;
                 let cursor = Cursor {
                     columns: query.columns().unwrap_or_default(),
                     rows: outcome.rows,
@@ -2621,7 +2638,12 @@ impl Session {
                     notify: Some(&self.notify_queue),
                     backends: Some(&self.engine.backends),
                 };
+                let system = match system_catalog {
+                    true => Some(crate::system::SystemCatalog::load_complete(txn, &session).await?),
+                    false => None,
+                };
                 let ctx = ExecContext {
+                    system: system.as_deref(),
                     copy_data: &copy_data,
                     session: &session,
                     zone: &zone,

@@ -324,8 +324,16 @@ impl DataType {
             }
             A::Custom(name, modifiers) => {
                 let name = name.to_string().to_lowercase();
+                let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+                // `"char"` (quoted) is PostgreSQL's one-byte type, not character(n).
+                if name == "\"char\"" {
+                    return Ok(DataType::Char(Some(1)));
+                }
                 let name = name.trim_matches('"');
                 match (name, modifiers.len()) {
+                    // Object identifiers are bigint here (see `crate::system`).
+                    ("oid", 0) => DataType::Int8,
+                    ("name", 0) => DataType::Text,
                     ("int2", 0) => DataType::Int2,
                     ("int4", 0) | ("int", 0) | ("integer", 0) => DataType::Int4,
                     ("int8", 0) => DataType::Int8,
