@@ -2638,7 +2638,12 @@ async fn select_rows_wanting(
         sink.take(txn, series_rows(series, ctx, read_limit)?, ctx)
             .await?;
     } else if let Some((function, arg)) = &select.set_function {
-        let rows = set_function_rows(*function, arg.eval(&[], &ctx.eval())?)?;
+        let mut rows = set_function_rows(*function, arg.eval(&[], &ctx.eval())?)?;
+        if select.ordinality {
+            for (n, row) in rows.iter_mut().enumerate() {
+                row.push(Value::Int8(i64::try_from(n + 1).unwrap_or(i64::MAX)));
+            }
+        }
         for row in &rows {
             ctx.memory.charge_row(row, "set-returning function")?;
         }

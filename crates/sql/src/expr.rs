@@ -784,6 +784,8 @@ impl SubqueryRows {
 pub enum SubqueryUse {
     /// `(SELECT x ...)`: its one value (NULL if no row; more than one row is an error).
     Scalar,
+    /// `ARRAY(SELECT x ...)`: its values as an array (empty if no row).
+    Array,
     /// `[NOT] EXISTS (SELECT ...)`.
     Exists {
         /// NOT EXISTS.
@@ -1179,6 +1181,11 @@ impl Expr {
                             )),
                         }
                     }
+                    SubqueryUse::Array => Value::Array(
+                        rows.iter()
+                            .map(|r| r.first().cloned().unwrap_or(Value::Null))
+                            .collect(),
+                    ),
                     SubqueryUse::Exists { negated } => Value::Bool(rows.is_empty() == *negated),
                     SubqueryUse::Quantified { value, op, all } => {
                         let value = value.eval(row, ctx)?;
@@ -2983,6 +2990,7 @@ impl fmt::Display for Expr {
             Expr::Case { .. } => f.write_str("CASE ... END"),
             Expr::Subquery { index, usage, .. } => match usage {
                 SubqueryUse::Scalar => write!(f, "(SubPlan {})", index + 1),
+                SubqueryUse::Array => write!(f, "ARRAY(SubPlan {})", index + 1),
                 SubqueryUse::Exists { negated: false } => {
                     write!(f, "EXISTS(SubPlan {})", index + 1)
                 }

@@ -460,6 +460,8 @@ pub struct SelectPlan {
     /// A set-returning function in FROM over one argument (`unnest(array)`,
     /// `jsonb_each(doc)`, ...): its rows instead of a scan.
     pub set_function: Option<(SetFunction, Expr)>,
+    /// WITH ORDINALITY on that function: each row ends with its number (bigint, from 1).
+    pub ordinality: bool,
     /// As a subquery: it reads the current row of a query around it ([`Expr::Outer`]), so
     /// it runs once per such row rather than once before the statement.
     pub correlated: bool,
@@ -1439,6 +1441,15 @@ impl Binder {
                 expr,
                 data_type,
                 format: None,
+            } if crate::system::functions::reg_kind(data_type).is_some() => {
+                let inner = self.bind(expr, scope)?;
+                self.reg_cast(data_type, inner)?
+            }
+            A::Cast {
+                kind: ast::CastKind::Cast | ast::CastKind::DoubleColon,
+                expr,
+                data_type,
+                format: None,
             } => {
                 let ty = DataType::from_ast(data_type)?;
                 match self.bind(expr, scope)? {
@@ -1688,6 +1699,22 @@ impl Binder {
                 };
                 Expr::Func(func, vec![value], ty)
             }
+            A::Collate { expr, collation } => {
+                // Text compares byte-wise here, which is the C collation's order: the
+                // default collation is C, and C and POSIX are accepted as names of it.
+                let name = collation.to_string();
+                let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+                if !matches!(
+                    name,
+                    "default" | "\"default\"" | "\"C\"" | "\"POSIX\"" | "C" | "POSIX"
+                ) {
+                    return Err(SqlError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!("collation {name} for encoding \"UTF8\" does not exist"),
+                    ));
+                }
+                self.bind(expr, scope)?
+            }
             other => {
                 return Err(SqlError::unsupported(format!(
                     "expression {other} is not supported yet"
@@ -1871,6 +1898,40 @@ impl Binder {
         scope: &Scope,
     ) -> SqlResult<Expr> {
         use ast::BinaryOperator as B;
+        if let B::PGCustomBinaryOperator(parts) = op {
+            // OPERATOR(pg_catalog.~): the built-in operator, named explicitly.
+            let symbol = match parts.as_slice() {
+                [symbol] => Some(symbol.as_str()),
+                [schema, symbol] if schema == "pg_catalog" => Some(symbol.as_str()),
+                _ => None,
+            };
+            let plain = match symbol {
+                Some("=") => Some(B::Eq),
+                Some("<>" | "!=") => Some(B::NotEq),
+                Some("<") => Some(B::Lt),
+                Some("<=") => Some(B::LtEq),
+                Some(">") => Some(B::Gt),
+                Some(">=") => Some(B::GtEq),
+                Some("+") => Some(B::Plus),
+                Some("-") => Some(B::Minus),
+                Some("*") => Some(B::Multiply),
+                Some("/") => Some(B::Divide),
+                Some("%") => Some(B::Modulo),
+                Some("||") => Some(B::StringConcat),
+                Some("~") => Some(B::PGRegexMatch),
+                Some("~*") => Some(B::PGRegexIMatch),
+                Some("!~") => Some(B::PGRegexNotMatch),
+                Some("!~*") => Some(B::PGRegexNotIMatch),
+                _ => None,
+            };
+            return match plain {
+                Some(plain) => self.binary(left, &plain, right, scope),
+                None => Err(SqlError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!("operator does not exist: {op}"),
+                )),
+            };
+        }
         let (l, r) = (self.bind(left, scope)?, self.bind(right, scope)?);
         let cmp = |op| -> Option<CmpOp> { Some(op) };
         let comparison = match op {
@@ -2248,6 +2309,22 @@ impl Binder {
         let mut order_clause: &[ast::OrderByExpr] = &[];
         let (args, distinct, star) = match &function.args {
             ast::FunctionArguments::None => (vec![], false, false),
+            ast::FunctionArguments::Subquery(query) if name == "array" => {
+                let (index, plan) = self.subquery(query)?;
+                let [column] = plan.columns.as_slice() else {
+                    return Err(SqlError::syntax("subquery must return only one column"));
+                };
+                let ty = DataType::Array(Box::new(match &column.data_type {
+                    DataType::Unknown => DataType::Text,
+                    other => other.clone(),
+                }));
+                return Ok(Expr::Subquery {
+                    index,
+                    correlated: self.subqueries[index].1.correlated,
+                    usage: SubqueryUse::Array,
+                    ty,
+                });
+            }
             ast::FunctionArguments::Subquery(_) => {
                 return Err(SqlError::unsupported("subqueries are not supported yet"))
             }

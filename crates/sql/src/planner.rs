@@ -1766,7 +1766,7 @@ fn join_order(select: &ast::Select) -> Option<Vec<usize>> {
 
 /// A view's query, planned where the view is read: on its own, seeing none of the WITH
 /// queries or enclosing queries of the statement that reads it.
-async fn plan_view(
+pub(crate) async fn plan_view(
     txn: &mut Transaction,
     view: &catalog::ViewDesc,
     binder: &mut Binder,
@@ -2084,14 +2084,14 @@ async fn relation(
             name,
             alias,
             args: Some(ast::TableFunctionArgs { args, .. }),
-            with_ordinality: false,
+            with_ordinality,
             ..
         }
         | ast::TableFactor::Function {
             name,
             alias,
             args,
-            with_ordinality: false,
+            with_ordinality,
             ..
         } => {
             let function = table_name(name)?;
@@ -2104,7 +2104,7 @@ async fn relation(
                     ))),
                 })
                 .collect::<SqlResult<Vec<_>>>()?;
-            table_function(&function, &exprs, alias, before, binder)
+            table_function(&function, &exprs, *with_ordinality, alias, before, binder)
         }
         ast::TableFactor::UNNEST {
             alias,
@@ -2114,7 +2114,7 @@ async fn relation(
             ..
         } => {
             let exprs: Vec<&ast::Expr> = array_exprs.iter().collect();
-            table_function("unnest", &exprs, alias, before, binder)
+            table_function("unnest", &exprs, false, alias, before, binder)
         }
         ast::TableFactor::Derived {
             lateral,
@@ -2351,10 +2351,12 @@ async fn recursive_cte(
 fn table_function(
     function: &str,
     args: &[&ast::Expr],
+    with_ordinality: bool,
     alias: &Option<ast::TableAlias>,
     before: &Scope,
     binder: &mut Binder,
 ) -> SqlResult<(Arc<TableDesc>, String, Option<Arc<SelectPlan>>)> {
+    let function = function.strip_prefix("pg_catalog.").unwrap_or(function);
     let set_function = match function {
         "generate_series" => None,
         "unnest" => Some(SetFunction::Unnest),
@@ -2363,6 +2365,9 @@ fn table_function(
         "jsonb_object_keys" => Some(SetFunction::JsonbObjectKeys),
         "jsonb_array_elements" => Some(SetFunction::JsonbArrayElements { text: false }),
         "jsonb_array_elements_text" => Some(SetFunction::JsonbArrayElements { text: true }),
+        // No table is partitioned: a relation's only ancestor is itself (unnest of a
+        // one-element array of it).
+        "pg_partition_ancestors" => Some(SetFunction::Unnest),
         _ => {
             return Err(SqlError::new(
                 SqlState::UNDEFINED_FUNCTION,
@@ -2379,6 +2384,24 @@ fn table_function(
     let correlated = entered.is_some_and(|entered| leave_outer(binder, entered));
     let mut plan = plan?;
     plan.correlated = correlated;
+    if with_ordinality {
+        if plan.set_function.is_none() {
+            return Err(SqlError::unsupported(format!(
+                "WITH ORDINALITY on {function} is not supported yet"
+            )));
+        }
+        plan.ordinality = true;
+        let ordinality = Column {
+            name: "ordinality".into(),
+            data_type: DataType::Int8,
+        };
+        plan.projection.push(Expr::Column {
+            index: plan.columns.len(),
+            name: ordinality.name.clone(),
+            ty: DataType::Int8,
+        });
+        plan.columns.push(ordinality);
+    }
     // A one-column function's column takes the alias's name, as in PostgreSQL.
     let visible = match alias {
         Some(alias) => ident_name(&alias.name),
@@ -2411,6 +2434,20 @@ fn set_function_plan(
         )));
     };
     let arg = binder.bind(expr, &Scope::empty())?;
+    let arg = match name {
+        "pg_partition_ancestors" => {
+            let mut args = vec![arg];
+            let relation = binder
+                .catalog_function(name, &mut args)?
+                .ok_or_else(|| SqlError::internal("pg_partition_ancestors is not bound"))?;
+            Expr::Func(
+                crate::expr::Func::Array(crate::expr::ArrayFunc::Make),
+                vec![relation],
+                DataType::Array(Box::new(DataType::Int8)),
+            )
+        }
+        _ => arg,
+    };
     let wanted = match function {
         SetFunction::Unnest => match arg.ty() {
             DataType::Array(_) => arg.ty(),
@@ -2944,15 +2981,18 @@ fn find_subqueries<'a>(expr: &'a ast::Expr, found: &mut Vec<&'a ast::Query>) {
                 find_subqueries(e, found);
             }
         }
-        A::Function(function) => {
-            if let ast::FunctionArguments::List(list) = &function.args {
+        A::Function(function) => match &function.args {
+            ast::FunctionArguments::List(list) => {
                 for arg in &list.args {
                     if let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = arg {
                         find_subqueries(e, found);
                     }
                 }
             }
-        }
+            ast::FunctionArguments::Subquery(query) => found.push(query),
+            ast::FunctionArguments::None => {}
+        },
+        A::Collate { expr, .. } => find_subqueries(expr, found),
         _ => {}
     }
 }
@@ -3007,7 +3047,7 @@ async fn plan_query_body(
     };
     match query.body.as_ref() {
         ast::SetExpr::Select(select) => plan_select(txn, select, tail, binder).await,
-        ast::SetExpr::Values(values) => plan_values(values, query, binder),
+        ast::SetExpr::Values(values) => plan_values(values, Some(query), binder),
         ast::SetExpr::Query(inner) if query.order_by.is_none() && query.limit_clause.is_none() => {
             Box::pin(plan_query(txn, inner, binder)).await
         }
@@ -3058,6 +3098,7 @@ async fn plan_set_side(
             ))
             .await
         }
+        ast::SetExpr::Values(values) => plan_values(values, None, binder),
         other => Err(SqlError::unsupported(format!(
             "{other} as a side of UNION/INTERSECT/EXCEPT is not supported yet"
         ))),
@@ -3160,6 +3201,7 @@ async fn plan_set_operation(
         offset,
         series: None,
         set_function: None,
+        ordinality: false,
         correlated: false,
         outer_columns: Vec::new(),
         recursive: None,
@@ -3851,6 +3893,7 @@ async fn plan_select_body(
         offset,
         series: None,
         set_function: None,
+        ordinality: false,
         correlated: false,
         outer_columns: Vec::new(),
         recursive: None,
@@ -4087,10 +4130,10 @@ fn short_type_name(ty: &DataType) -> String {
 
 fn plan_values(
     values: &ast::Values,
-    query: &ast::Query,
+    query: Option<&ast::Query>,
     binder: &mut Binder,
 ) -> SqlResult<SelectPlan> {
-    if query.order_by.is_some() || query.limit_clause.is_some() {
+    if query.is_some_and(|q| q.order_by.is_some() || q.limit_clause.is_some()) {
         return Err(SqlError::unsupported(
             "ORDER BY and LIMIT on VALUES are not supported yet",
         ));
@@ -4148,6 +4191,7 @@ fn values_tree(mut rows: Vec<Vec<Expr>>, columns: &[Column]) -> SelectPlan {
         offset: None,
         series: None,
         set_function: None,
+        ordinality: false,
         correlated: false,
         outer_columns: Vec::new(),
         recursive: None,

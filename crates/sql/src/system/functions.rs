@@ -49,6 +49,51 @@ pub enum CatalogFunc {
     SizePretty,
     /// pg_relation_is_publishable(oid): nothing is published
     Publishable,
+    /// quote_ident(text)
+    QuoteIdent,
+    /// Functions about objects Cairn never has (statistics objects, triggers, user
+    /// functions): NULL
+    NoObject,
+    /// `oid::regclass` (and the other reg types): the object's name
+    RegName(RegKind),
+    /// `'name'::regclass`: the object's OID (42P01 etc. if there is none)
+    RegOid(RegKind),
+}
+
+/// The object identifier types (`regclass`...). They are not types of their own here: a cast
+/// of a number to one gives the object's name (text), as printing one does in PostgreSQL,
+/// and a cast of text gives the OID (bigint), which compares with OID columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegKind {
+    /// regclass: relations
+    Class,
+    /// regtype: types
+    Type,
+    /// regnamespace: schemas
+    Namespace,
+    /// regproc / regprocedure: functions (none are listed)
+    Proc,
+    /// regrole: roles
+    Role,
+}
+
+/// The object identifier type an AST type names, if it is one.
+pub fn reg_kind(data_type: &sqlparser::ast::DataType) -> Option<RegKind> {
+    let sqlparser::ast::DataType::Custom(name, modifiers) = data_type else {
+        return None;
+    };
+    if !modifiers.is_empty() {
+        return None;
+    }
+    let name = name.to_string().to_lowercase();
+    Some(match name.strip_prefix("pg_catalog.").unwrap_or(&name) {
+        "regclass" => RegKind::Class,
+        "regtype" => RegKind::Type,
+        "regnamespace" => RegKind::Namespace,
+        "regproc" | "regprocedure" => RegKind::Proc,
+        "regrole" => RegKind::Role,
+        _ => return None,
+    })
 }
 
 impl CatalogFunc {
@@ -65,11 +110,60 @@ impl CatalogFunc {
                 | CatalogFunc::SizePretty
                 | CatalogFunc::Publishable
                 | CatalogFunc::RelationSize
+                | CatalogFunc::QuoteIdent
+                | CatalogFunc::NoObject
+                | CatalogFunc::RegName(RegKind::Type | RegKind::Proc | RegKind::Role)
+                | CatalogFunc::RegOid(RegKind::Type | RegKind::Proc | RegKind::Role)
         )
     }
 }
 
 impl Binder {
+    /// `expr::regclass` (or another object identifier type): see [`RegKind`].
+    pub(crate) fn reg_cast(
+        &mut self,
+        data_type: &sqlparser::ast::DataType,
+        inner: Expr,
+    ) -> SqlResult<Expr> {
+        let Some(kind) = reg_kind(data_type) else {
+            return Err(SqlError::internal("not an object identifier type"));
+        };
+        let numeric = matches!(inner.ty(), DataType::Int2 | DataType::Int4 | DataType::Int8);
+        let (func, arg, ty) = match numeric {
+            true => (
+                CatalogFunc::RegName(kind),
+                self.coerce(inner, &DataType::Int8)?,
+                DataType::Text,
+            ),
+            false => (
+                CatalogFunc::RegOid(kind),
+                self.coerce(inner, &DataType::Text)?,
+                DataType::Int8,
+            ),
+        };
+        let arg = match arg.ty() {
+            DataType::Int8 | DataType::Text => arg,
+            other if numeric || other == DataType::Unknown => Expr::Cast(
+                Box::new(arg),
+                if numeric {
+                    DataType::Int8
+                } else {
+                    DataType::Text
+                },
+            ),
+            other => {
+                return Err(SqlError::new(
+                    SqlState("42846"),
+                    format!("cannot cast type {other} to {data_type}"),
+                ))
+            }
+        };
+        if func.reads_catalog() {
+            self.system_catalog = true;
+        }
+        Ok(Expr::Func(Func::Catalog(func), vec![arg], ty))
+    }
+
     /// A call of a catalog function, if `name` is one.
     pub(crate) fn catalog_function(
         &mut self,
@@ -77,6 +171,22 @@ impl Binder {
         bound: &mut Vec<Expr>,
     ) -> SqlResult<Option<Expr>> {
         use DataType as T;
+        if let ("pg_partition_ancestors", [_]) = (name, bound.as_slice()) {
+            // No table is partitioned: a relation's only ancestor is itself.
+            let relation = bound.remove(0);
+            return match relation.ty() {
+                T::Int2 | T::Int4 | T::Int8 => self.coerce(relation, &T::Int8).map(Some),
+                _ => {
+                    let regclass = sqlparser::ast::DataType::Custom(
+                        sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(
+                            "regclass",
+                        )]),
+                        vec![],
+                    );
+                    self.reg_cast(&regclass, relation).map(Some)
+                }
+            };
+        }
         let oid = T::Int8;
         let (func, params, ty): (CatalogFunc, Vec<DataType>, DataType) = match (name, bound.len()) {
             ("pg_get_userbyid", 1) => (CatalogFunc::UserById, vec![oid], T::Text),
@@ -131,6 +241,23 @@ impl Binder {
                 1,
             ) => (CatalogFunc::RelationSize, vec![oid], T::Int8),
             ("pg_size_pretty", 1) => (CatalogFunc::SizePretty, vec![T::Int8], T::Text),
+            ("quote_ident", 1) => (CatalogFunc::QuoteIdent, vec![T::Text], T::Text),
+            (
+                "pg_get_statisticsobjdef_columns"
+                | "pg_get_triggerdef"
+                | "pg_get_function_result"
+                | "pg_get_function_arguments"
+                | "pg_get_function_identity_arguments"
+                | "pg_get_functiondef"
+                | "pg_get_ruledef",
+                1 | 2,
+            ) => {
+                let mut params = vec![oid.clone()];
+                if bound.len() == 2 {
+                    params.push(T::Bool);
+                }
+                (CatalogFunc::NoObject, params, T::Text)
+            }
             ("pg_relation_is_publishable", 1) => (CatalogFunc::Publishable, vec![oid], T::Bool),
             _ => return Ok(None),
         };
@@ -231,7 +358,7 @@ pub fn eval(func: CatalogFunc, values: &[Value], ctx: &EvalContext<'_>) -> SqlRe
         CatalogFunc::ViewDef => {
             let system = catalog(ctx)?;
             text_or_null(system.relation(first_oid).and_then(|r| match &r.kind {
-                RelationKind::View(view) => Some(format!(" {};", view.sql)),
+                RelationKind::View(view, _) => Some(format!(" {};", view.sql)),
                 _ => None,
             }))
         }
@@ -307,6 +434,18 @@ pub fn eval(func: CatalogFunc, values: &[Value], ctx: &EvalContext<'_>) -> SqlRe
             }))
         }
         CatalogFunc::RelationSize => Value::Int8(0),
+        CatalogFunc::NoObject => Value::Null,
+        CatalogFunc::QuoteIdent => match &values[0] {
+            Value::Text(name) => Value::Text(quote_ident(name)),
+            _ => Value::Null,
+        },
+        CatalogFunc::RegName(kind) => reg_name(kind, first_oid, ctx)?,
+        CatalogFunc::RegOid(kind) => {
+            let Value::Text(name) = &values[0] else {
+                return Ok(Value::Null);
+            };
+            Value::Int8(reg_oid(kind, name, ctx)?)
+        }
         CatalogFunc::SizePretty => Value::Text(size_pretty(first_oid)),
     })
 }
@@ -391,4 +530,69 @@ pub fn index_definition(
         }
     }
     definition
+}
+
+/// The name an object identifier prints as (its OID in digits if there is no such object).
+fn reg_name(kind: RegKind, oid: i64, ctx: &EvalContext<'_>) -> SqlResult<Value> {
+    let name = match kind {
+        RegKind::Class => {
+            let system = catalog(ctx)?;
+            system.relation(oid).map(|r| system.relation_display(r))
+        }
+        RegKind::Namespace => catalog(ctx)?.schema(oid).map(|s| quote_ident(&s.name)),
+        RegKind::Type => type_name(oid),
+        RegKind::Role => (oid == ROLE_OID).then(|| ctx.session.user.to_string()),
+        RegKind::Proc => None,
+    };
+    Ok(Value::Text(name.unwrap_or_else(|| oid.to_string())))
+}
+
+/// The OID an object identifier's text names: digits are the OID itself.
+fn reg_oid(kind: RegKind, name: &str, ctx: &EvalContext<'_>) -> SqlResult<i64> {
+    if let Ok(oid) = name.trim().parse::<i64>() {
+        return Ok(oid);
+    }
+    let found = match kind {
+        RegKind::Class => catalog(ctx)?.resolve_relation(name).map(|r| r.oid),
+        RegKind::Namespace => {
+            let parts = super::parse_qualified(name).unwrap_or_default();
+            match parts.as_slice() {
+                [schema] => catalog(ctx)?.schema_oid(schema),
+                _ => None,
+            }
+        }
+        RegKind::Type => {
+            use sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
+            Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(name)
+                .and_then(|mut parser| parser.parse_data_type())
+                .ok()
+                .and_then(|parsed| DataType::from_ast(&parsed).ok())
+                .map(|t| i64::from(t.oid()))
+        }
+        RegKind::Role => (name == ctx.session.user).then_some(ROLE_OID),
+        RegKind::Proc => None,
+    };
+    found.ok_or_else(|| match kind {
+        RegKind::Class => SqlError::new(
+            SqlState::UNDEFINED_TABLE,
+            format!("relation \"{name}\" does not exist"),
+        ),
+        RegKind::Namespace => SqlError::new(
+            SqlState("3F000"),
+            format!("schema \"{name}\" does not exist"),
+        ),
+        RegKind::Type => SqlError::new(
+            SqlState::UNDEFINED_OBJECT,
+            format!("type \"{name}\" does not exist"),
+        ),
+        RegKind::Role => SqlError::new(
+            SqlState::UNDEFINED_OBJECT,
+            format!("role \"{name}\" does not exist"),
+        ),
+        RegKind::Proc => SqlError::new(
+            SqlState::UNDEFINED_FUNCTION,
+            format!("function \"{name}\" does not exist"),
+        ),
+    })
 }

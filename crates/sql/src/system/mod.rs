@@ -72,8 +72,8 @@ pub enum RelationKind {
     Index(Arc<TableDesc>, Option<usize>),
     /// A sequence.
     Sequence(Arc<SequenceDesc>),
-    /// A view.
-    View(ViewDesc),
+    /// A view, with its columns' types (text where its query no longer plans).
+    View(ViewDesc, Vec<crate::types::DataType>),
     /// A system relation (shown as a view of `pg_catalog` or `information_schema`).
     System(Arc<TableDesc>),
 }
@@ -98,7 +98,7 @@ impl Relation {
             RelationKind::Table(_) => "r",
             RelationKind::Index(..) => "i",
             RelationKind::Sequence(_) => "S",
-            RelationKind::View(_) | RelationKind::System(_) => "v",
+            RelationKind::View(..) | RelationKind::System(_) => "v",
         }
     }
 
@@ -270,12 +270,13 @@ impl SystemCatalog {
         }
         for (name, bytes) in scan_kind(txn, b"v/").await? {
             let view: ViewDesc = postcard::from_bytes(&bytes).map_err(|e| damaged(&name, e))?;
+            let types = view_types(txn, &view, session).await;
             let (schema, plain) = split_name(&view.name);
             system.relations.push(Relation {
                 oid: hashed_oid(&["view", &view.name]),
                 schema: schema.into(),
                 name: plain.into(),
-                kind: RelationKind::View(view),
+                kind: RelationKind::View(view, types),
             });
         }
         for table in tables::all() {
@@ -506,7 +507,7 @@ impl SystemCatalog {
             RelationKind::Table(_) => "table",
             RelationKind::Index(..) => "index",
             RelationKind::Sequence(_) => "sequence",
-            RelationKind::View(_) | RelationKind::System(_) => "view",
+            RelationKind::View(..) | RelationKind::System(_) => "view",
         };
         self.comments.get(&(kind.into(), stored))
     }
@@ -591,6 +592,22 @@ impl SystemCatalog {
         let mut system = Self::load(txn, session).await?;
         system.resolve_foreign_keys();
         Ok(Arc::new(system))
+    }
+}
+
+/// A view's column types, from planning its query (text for each column if it fails).
+async fn view_types(
+    txn: &mut Transaction,
+    view: &ViewDesc,
+    session: &crate::expr::SessionInfo<'_>,
+) -> Vec<crate::types::DataType> {
+    let mut binder = crate::plan::Binder::new(&[], crate::types::timezone::TimeZone::utc());
+    binder.search_path = session.search_path.to_vec();
+    match Box::pin(crate::planner::plan_view(txn, view, &mut binder)).await {
+        Ok(plan) if plan.columns.len() == view.columns.len() => {
+            plan.columns.iter().map(|c| c.data_type.clone()).collect()
+        }
+        _ => vec![crate::types::DataType::Text; view.columns.len()],
     }
 }
 

@@ -524,7 +524,7 @@ const DEFS: &[Def] = &[
                 .relations
                 .iter()
                 .filter_map(|r| match &r.kind {
-                    RelationKind::View(view) => Some(vec![
+                    RelationKind::View(view, _) => Some(vec![
                         text(&r.schema),
                         text(&r.name),
                         text(&system.user),
@@ -940,6 +940,11 @@ fn has_index(table: &TableDesc) -> bool {
 
 fn pg_class_row(system: &SystemCatalog, r: &Relation) -> Vec<Value> {
     let namespace = system.schema_oid(&r.schema).unwrap_or(0);
+    // Foreign keys are triggers in PostgreSQL: psql shows them only where this is set.
+    let has_triggers = r.table().is_some_and(|t| {
+        matches!(r.kind, RelationKind::Table(_))
+            && (!t.foreign_keys.is_empty() || !t.referenced_by.is_empty())
+    });
     let (natts, checks, has_index) = match &r.kind {
         RelationKind::Table(table) => (
             table.columns.iter().filter(|c| !c.hidden).count(),
@@ -955,7 +960,7 @@ fn pg_class_row(system: &SystemCatalog, r: &Relation) -> Vec<Value> {
             false,
         ),
         RelationKind::Sequence(_) => (3, 0, false),
-        RelationKind::View(view) => (view.columns.len(), 0, false),
+        RelationKind::View(view, _) => (view.columns.len(), 0, false),
         RelationKind::System(table) => (table.columns.len(), 0, false),
     };
     let am = match r.kind {
@@ -983,8 +988,8 @@ fn pg_class_row(system: &SystemCatalog, r: &Relation) -> Vec<Value> {
         text(r.relkind()),
         int2(natts),
         int2(checks),
-        Value::Bool(matches!(r.kind, RelationKind::View(_))),
-        Value::Bool(false),
+        Value::Bool(matches!(r.kind, RelationKind::View(..))),
+        Value::Bool(has_triggers),
         Value::Bool(false),
         Value::Bool(false),
         Value::Bool(false),
@@ -1050,11 +1055,12 @@ fn attributes(r: &Relation) -> Vec<(usize, ColumnDesc)> {
             (2, ColumnDesc::new("log_cnt", DataType::Int8)),
             (3, ColumnDesc::new("is_called", DataType::Bool)),
         ],
-        RelationKind::View(view) => view
+        RelationKind::View(view, types) => view
             .columns
             .iter()
+            .zip(types)
             .enumerate()
-            .map(|(i, name)| (i + 1, ColumnDesc::new(name.clone(), DataType::Text)))
+            .map(|(i, (name, ty))| (i + 1, ColumnDesc::new(name.clone(), ty.clone())))
             .collect(),
         RelationKind::System(table) => table
             .columns
@@ -1230,7 +1236,7 @@ fn pg_attrdef_rows(system: &SystemCatalog) -> Rows {
                     oid(super::hashed_oid(&["default", &table.name, &column.name])),
                     oid(r.oid),
                     int2(i + 1),
-                    text(default),
+                    text(&deparse_default(default, &column.data_type)),
                 ]);
             }
         }
@@ -1392,4 +1398,27 @@ fn pg_type_rows(_: &SystemCatalog) -> Rows {
             ]
         })
         .collect()
+}
+
+/// A default as PostgreSQL shows it (`pg_get_expr`) in the common cases: a string literal
+/// with its column's type, nextval's argument as a regclass.
+fn deparse_default(default: &str, data_type: &DataType) -> String {
+    if let Some(name) = default
+        .strip_prefix("nextval('")
+        .and_then(|rest| rest.strip_suffix("')"))
+    {
+        if !name.contains('\'') {
+            return format!("nextval('{name}'::regclass)");
+        }
+    }
+    let literal = default.len() >= 2
+        && default.starts_with('\'')
+        && default.ends_with('\'')
+        && !default[1..default.len() - 1]
+            .replace("''", "")
+            .contains('\'');
+    match literal {
+        true => format!("{default}::{data_type}"),
+        false => default.to_string(),
+    }
 }

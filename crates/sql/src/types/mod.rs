@@ -324,6 +324,18 @@ impl DataType {
             }
             A::Custom(name, modifiers) => {
                 let name = name.to_string().to_lowercase();
+                if let Some(bare) = name.strip_prefix("pg_catalog.") {
+                    // `pg_catalog.text`: the built-in type by its own name.
+                    if modifiers.is_empty() && bare != "\"char\"" {
+                        use sqlparser::{dialect::PostgreSqlDialect, parser::Parser};
+                        let parsed = Parser::new(&PostgreSqlDialect {})
+                            .try_with_sql(bare)
+                            .and_then(|mut parser| parser.parse_data_type());
+                        if let Ok(parsed) = parsed {
+                            return DataType::from_ast(&parsed);
+                        }
+                    }
+                }
                 let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
                 // `"char"` (quoted) is PostgreSQL's one-byte type, not character(n).
                 if name == "\"char\"" {
