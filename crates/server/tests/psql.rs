@@ -1,6 +1,7 @@
 //! psql, the real client, runs scripts against the real binary and its whole output must
 //! equal the expected file: `tests/psql/session.sql` (DDL, DML, a transaction block, errors)
-//! and `tests/psql/copy.sql` (COPY in every direction and format psql speaks) print exactly
+//! `tests/psql/copy.sql` (COPY in every direction and format psql speaks) and
+//! `tests/psql/describe.sql` (psql's `\d` family over the system catalogs) print exactly
 //! what PostgreSQL 15 prints; `tests/psql/plans.sql` prints Cairn's EXPLAIN
 //! output for the access paths and join methods the planner chooses.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
@@ -24,6 +25,16 @@ async fn copy_script_output_matches_postgresql() {
     let server = common::Server::start().await;
     let actual = run_psql(&server, "copy.sql");
     expect_output(&server, "copy.out", &actual, "PostgreSQL's");
+}
+
+/// psql's describe commands (`\d`, `\dt`, `\di`, `\dv`, `\ds`, `\dn`, `\du`, `\d NAME`)
+/// and the catalog queries clients send: `tests/psql/describe.out` is PostgreSQL 15's
+/// output for `describe.sql`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_commands_match_postgresql() {
+    let server = common::Server::start().await;
+    let actual = run_psql(&server, "describe.sql");
+    expect_output(&server, "describe.out", &actual, "PostgreSQL's");
 }
 
 /// EXPLAIN of joins, lookups and scans: `tests/psql/plans.out` is Cairn's own expected

@@ -41,6 +41,8 @@ pub enum CatalogFunc {
     EncodingToChar,
     /// to_regclass(text): the relation's OID, or NULL
     ToRegClass,
+    /// to_regtype / to_regnamespace / to_regrole(text): the OID, or NULL
+    ToReg(RegKind),
     /// pg_get_serial_sequence(table, column)
     SerialSequence,
     /// pg_table_size / pg_relation_size / pg_total_relation_size / pg_indexes_size
@@ -80,7 +82,7 @@ pub enum RegKind {
 /// The object identifier type an AST type names, if it is one.
 pub fn reg_kind(data_type: &sqlparser::ast::DataType) -> Option<RegKind> {
     let sqlparser::ast::DataType::Custom(name, modifiers) = data_type else {
-        return None;
+        return matches!(data_type, sqlparser::ast::DataType::Regclass).then_some(RegKind::Class);
     };
     if !modifiers.is_empty() {
         return None;
@@ -114,6 +116,7 @@ impl CatalogFunc {
                 | CatalogFunc::NoObject
                 | CatalogFunc::RegName(RegKind::Type | RegKind::Proc | RegKind::Role)
                 | CatalogFunc::RegOid(RegKind::Type | RegKind::Proc | RegKind::Role)
+                | CatalogFunc::ToReg(RegKind::Type | RegKind::Proc | RegKind::Role)
         )
     }
 }
@@ -233,6 +236,9 @@ impl Binder {
             }
             ("pg_encoding_to_char", 1) => (CatalogFunc::EncodingToChar, vec![T::Int4], T::Text),
             ("to_regclass", 1) => (CatalogFunc::ToRegClass, vec![T::Text], oid),
+            ("to_regtype", 1) => (CatalogFunc::ToReg(RegKind::Type), vec![T::Text], oid),
+            ("to_regnamespace", 1) => (CatalogFunc::ToReg(RegKind::Namespace), vec![T::Text], oid),
+            ("to_regrole", 1) => (CatalogFunc::ToReg(RegKind::Role), vec![T::Text], oid),
             ("pg_get_serial_sequence", 2) => {
                 (CatalogFunc::SerialSequence, vec![T::Text, T::Text], T::Text)
             }
@@ -271,7 +277,7 @@ impl Binder {
                 (actual, wanted) => actual == *wanted,
             };
             if !fits {
-                let types: Vec<DataType> = params.iter().cloned().collect();
+                let types: Vec<DataType> = params.to_vec();
                 return Err(crate::plan::no_function(name, &types));
             }
             coerced.push(match arg.ty() == *param {
@@ -440,6 +446,15 @@ pub fn eval(func: CatalogFunc, values: &[Value], ctx: &EvalContext<'_>) -> SqlRe
             _ => Value::Null,
         },
         CatalogFunc::RegName(kind) => reg_name(kind, first_oid, ctx)?,
+        CatalogFunc::ToReg(kind) => {
+            let Value::Text(name) = &values[0] else {
+                return Ok(Value::Null);
+            };
+            match name.trim().parse::<i64>() {
+                Ok(_) => Value::Null,
+                Err(_) => reg_oid(kind, name, ctx).map_or(Value::Null, Value::Int8),
+            }
+        }
         CatalogFunc::RegOid(kind) => {
             let Value::Text(name) = &values[0] else {
                 return Ok(Value::Null);
@@ -491,6 +506,8 @@ fn index_key_columns(table: &TableDesc, position: Option<usize>) -> Vec<String> 
         .map(|&c| {
             let column = &table.columns[c];
             match &column.generated {
+                // A function call stands alone; other expressions take parentheses.
+                Some(expression) if is_function_call(expression) => expression.clone(),
                 Some(expression) => format!("({expression})"),
                 None => quote_ident(&column.name),
             }
@@ -595,4 +612,36 @@ fn reg_oid(kind: RegKind, name: &str, ctx: &EvalContext<'_>) -> SqlResult<i64> {
             format!("function \"{name}\" does not exist"),
         ),
     })
+}
+
+/// Whether SQL text is one function call, `name(...)` (the outer parentheses matching).
+fn is_function_call(expression: &str) -> bool {
+    let Some(open) = expression.find('(') else {
+        return false;
+    };
+    let name = &expression[..open];
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        || !expression.ends_with(')')
+    {
+        return false;
+    }
+    let mut depth = 0usize;
+    let mut quoted = false;
+    for (i, c) in expression.char_indices().skip(open) {
+        match c {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => {
+                depth -= 1;
+                if depth == 0 {
+                    return i == expression.len() - 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
