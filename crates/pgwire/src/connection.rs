@@ -546,6 +546,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 self.send_description(statement.columns(), &[]);
             }
             Target::Portal => {
+                // A cursor DECLAREd in SQL is a portal too (psycopg describes its named
+                // cursors so).
+                if !self.portals.contains_key(name) {
+                    if let Some(columns) = self.session.cursor_columns(name) {
+                        let description = match columns.is_empty() {
+                            true => Backend::NoData(NoData::new()),
+                            false => Backend::RowDescription(row_description(&columns, &[])),
+                        };
+                        self.wire.send(description);
+                        return Ok(());
+                    }
+                }
                 let portal = self.portal(name)?;
                 let description = match &portal.state {
                     PortalState::Streaming { columns, .. } => {

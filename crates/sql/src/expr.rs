@@ -646,6 +646,8 @@ pub struct SessionInfo<'a> {
     /// Every session's cancel token by backend pid (pg_cancel_backend).
     pub backends:
         Option<&'a std::sync::Mutex<std::collections::HashMap<i32, crate::session::CancelToken>>>,
+    /// The session's open cursors (pg_cursors): name, WITH HOLD, SCROLL.
+    pub cursors: &'a [(String, bool, bool)],
 }
 
 /// pg_sleep within synchronous evaluation: a call the statement has not slept for yet fails
@@ -723,6 +725,7 @@ impl SessionInfo<'_> {
         sleep: None,
         notify: None,
         backends: None,
+        cursors: &[],
     };
 }
 

@@ -372,6 +372,13 @@ struct Cursor {
     no_scroll: bool,
 }
 
+impl Session {
+    /// The columns of the open cursor `name` (Describe of it as a portal), if there is one.
+    pub fn cursor_columns(&self, name: &str) -> Option<Vec<Column>> {
+        self.cursors.get(name).map(|cursor| cursor.columns.clone())
+    }
+}
+
 impl Cursor {
     /// Moves as `direction` says; returns the rows passed over on the way (in the order met).
     fn fetch(&mut self, direction: crate::plan::CursorMove) -> SqlResult<Vec<Vec<Value>>> {
@@ -2627,7 +2634,13 @@ impl Session {
                         search_path.push(schema);
                     }
                 }
+                let cursors: Vec<(String, bool, bool)> = self
+                    .cursors
+                    .iter()
+                    .map(|(name, cursor)| (name.clone(), cursor.hold, !cursor.no_scroll))
+                    .collect();
                 let session = crate::expr::SessionInfo {
+                    cursors: &cursors,
                     user: &self.user,
                     database: &self.database,
                     pid: self.backend_pid,

@@ -156,6 +156,8 @@ pub struct SystemCatalog {
     pub database: String,
     /// The session's settings (pg_settings).
     pub settings: Vec<(String, String)>,
+    /// The session's open cursors (pg_cursors): name, WITH HOLD, SCROLL.
+    pub cursors: Vec<(String, bool, bool)>,
     by_oid: HashMap<i64, usize>,
 }
 
@@ -241,6 +243,7 @@ impl SystemCatalog {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            cursors: session.cursors.to_vec(),
             ..SystemCatalog::default()
         };
         for name in ["pg_catalog", "public", "information_schema"] {

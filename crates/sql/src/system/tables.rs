@@ -856,6 +856,33 @@ const DEFS: &[Def] = &[
     },
     Def {
         schema: "pg_catalog",
+        name: "pg_cursors",
+        oid: 12_008,
+        columns: &[
+            ("name", Ty::Text),
+            ("statement", Ty::Text),
+            ("is_holdable", Ty::Bool),
+            ("is_binary", Ty::Bool),
+            ("is_scrollable", Ty::Bool),
+        ],
+        rows: |system| {
+            system
+                .cursors
+                .iter()
+                .map(|(name, hold, scroll)| {
+                    vec![
+                        text(name),
+                        Value::Null,
+                        Value::Bool(*hold),
+                        Value::Bool(false),
+                        Value::Bool(*scroll),
+                    ]
+                })
+                .collect()
+        },
+    },
+    Def {
+        schema: "pg_catalog",
         name: "pg_tablespace",
         oid: 1213,
         columns: &[

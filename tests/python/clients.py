@@ -1,0 +1,155 @@
+"""Python clients against a running Cairn (PGHOST/PGPORT/PGUSER from the environment):
+psycopg 3 and SQLAlchemy 2 as applications use them. Each check asserts what the client
+sees; the script exits non-zero on the first failure. Run by crates/server/tests/python.rs."""
+
+import os
+import threading
+import time
+from decimal import Decimal
+
+import psycopg
+from psycopg import errors, sql
+
+CONNINFO = f"host={os.environ['PGHOST']} port={os.environ['PGPORT']} user={os.environ['PGUSER']} dbname=postgres"
+
+
+def check_psycopg():
+    with psycopg.connect(CONNINFO, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS py_items")
+        conn.execute(
+            "CREATE TABLE py_items (id serial PRIMARY KEY, name text NOT NULL UNIQUE,"
+            " price numeric(10,2), tags text[], added timestamptz DEFAULT now())"
+        )
+        # Parameters, text and binary, client- and server-side prepared.
+        conn.execute("INSERT INTO py_items (name, price, tags) VALUES (%s, %s, %s)",
+                     ("apple", Decimal("1.25"), ["fruit", "red"]))
+        for i in range(6):  # psycopg prepares on the server after 5 executions
+            conn.execute("INSERT INTO py_items (name, price) VALUES (%s, %s)",
+                         (f"item{i}", Decimal(i)), prepare=True)
+        with conn.cursor(binary=True) as cur:
+            cur.execute("SELECT name, price, tags FROM py_items WHERE name = %s", ("apple",))
+            assert cur.fetchone() == ("apple", Decimal("1.25"), ["fruit", "red"])
+        row = conn.execute("SELECT count(*), sum(price) FROM py_items").fetchone()
+        assert row == (7, Decimal("16.25")), row
+
+        # Errors carry the SQLSTATE, and the session goes on.
+        try:
+            conn.execute("INSERT INTO py_items (name) VALUES ('apple')")
+            raise AssertionError("duplicate accepted")
+        except errors.UniqueViolation as e:
+            assert e.sqlstate == "23505"
+        try:
+            conn.execute("SELECT 1/0")
+            raise AssertionError("division by zero accepted")
+        except errors.DivisionByZero as e:
+            assert e.sqlstate == "22012"
+
+        # Transactions and savepoints (psycopg's nested transaction blocks).
+        conn.autocommit = False
+        with conn.transaction():
+            conn.execute("UPDATE py_items SET price = 2 WHERE name = 'apple'")
+            try:
+                with conn.transaction():
+                    conn.execute("UPDATE py_items SET price = 3 WHERE name = 'apple'")
+                    raise RuntimeError("undo the inner block")
+            except RuntimeError:
+                pass
+        conn.autocommit = True
+        assert conn.execute("SELECT price FROM py_items WHERE name = 'apple'").fetchone() == (Decimal("2.00"),)
+
+        # COPY in and out.
+        with conn.cursor() as cur:
+            with cur.copy("COPY py_items (name, price) FROM STDIN") as copy:
+                for i in range(100):
+                    copy.write_row((f"copied{i}", Decimal(i) / 4))
+            out = []
+            with cur.copy("COPY (SELECT name FROM py_items WHERE name LIKE 'copied%' ORDER BY id) TO STDOUT") as copy:
+                for row in copy.rows():
+                    out.append(row[0])
+            assert len(out) == 100 and out[0] == "copied0", out[:3]
+
+        # Pipeline mode.
+        with conn.pipeline():
+            cursors = [conn.execute("SELECT %s::int * 2", (i,)) for i in range(10)]
+        assert [c.fetchone()[0] for c in cursors] == [i * 2 for i in range(10)]
+
+        # A named (server-side) cursor reads in batches.
+        conn.autocommit = False
+        with conn.cursor(name="py_cursor") as cur:
+            cur.itersize = 7
+            cur.execute("SELECT id FROM py_items ORDER BY id")
+            assert len(list(cur)) == 107
+        conn.commit()
+        conn.autocommit = True
+
+        # sql.Identifier quoting and the catalogs psycopg reads for type information.
+        conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("py_items")))
+        info = psycopg.types.TypeInfo.fetch(conn, "numeric")
+        assert info is not None and info.oid == 1700, info
+
+    # LISTEN / NOTIFY between two connections.
+    with psycopg.connect(CONNINFO, autocommit=True) as listener, \
+            psycopg.connect(CONNINFO, autocommit=True) as sender:
+        listener.execute("LISTEN py_channel")
+        sender.execute("NOTIFY py_channel, 'hello'")
+        got = next(listener.notifies(timeout=5))
+        assert (got.channel, got.payload) == ("py_channel", "hello"), got
+
+    # Cancelling a running statement.
+    with psycopg.connect(CONNINFO, autocommit=True) as conn:
+        threading.Timer(0.5, conn.cancel).start()
+        started = time.monotonic()
+        try:
+            conn.execute("SELECT pg_sleep(10)")
+            raise AssertionError("not cancelled")
+        except errors.QueryCanceled as e:
+            assert e.sqlstate == "57014"
+        assert time.monotonic() - started < 5
+    print("psycopg: ok")
+
+
+def check_sqlalchemy():
+    from sqlalchemy import ForeignKey, String, create_engine, inspect, select
+    from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+    engine = create_engine(
+        f"postgresql+psycopg://{os.environ['PGUSER']}@{os.environ['PGHOST']}:{os.environ['PGPORT']}/postgres"
+    )
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Author(Base):
+        __tablename__ = "sa_authors"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str] = mapped_column(String(100), unique=True)
+        books = relationship("Book", back_populates="author")
+
+    class Book(Base):
+        __tablename__ = "sa_books"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        title: Mapped[str]
+        author_id: Mapped[int] = mapped_column(ForeignKey("sa_authors.id"), index=True)
+        author = relationship("Author", back_populates="books")
+
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)  # asks the catalogs which tables exist
+    with Session(engine) as session:
+        author = Author(name="Le Guin")
+        session.add_all([author, Book(title="The Dispossessed", author=author),
+                         Book(title="The Lathe of Heaven", author=author)])
+        session.commit()
+        titles = session.scalars(
+            select(Book.title).join(Author).where(Author.name == "Le Guin").order_by(Book.title)
+        ).all()
+        assert titles == ["The Dispossessed", "The Lathe of Heaven"], titles
+    names = inspect(engine).get_table_names()
+    assert {"sa_authors", "sa_books"} <= set(names), names
+    Base.metadata.create_all(engine)  # again: nothing to create
+    Base.metadata.drop_all(engine)
+    assert "sa_books" not in inspect(engine).get_table_names()
+    print("sqlalchemy: ok")
+
+
+check_psycopg()
+check_sqlalchemy()
