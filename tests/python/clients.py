@@ -143,8 +143,27 @@ def check_sqlalchemy():
             select(Book.title).join(Author).where(Author.name == "Le Guin").order_by(Book.title)
         ).all()
         assert titles == ["The Dispossessed", "The Lathe of Heaven"], titles
-    names = inspect(engine).get_table_names()
+    inspector = inspect(engine)
+    names = inspector.get_table_names()
     assert {"sa_authors", "sa_books"} <= set(names), names
+    # Reflection reads pg_class, pg_attribute, pg_constraint, pg_index... as PostgreSQL has them.
+    columns = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns("sa_books")]
+    assert columns == [("id", "INTEGER", False), ("title", "VARCHAR", False),
+                       ("author_id", "INTEGER", False)], columns
+    assert inspector.get_pk_constraint("sa_books")["constrained_columns"] == ["id"]
+    [fk] = inspector.get_foreign_keys("sa_books")
+    assert (fk["constrained_columns"], fk["referred_table"], fk["referred_columns"]) == (
+        ["author_id"], "sa_authors", ["id"]), fk
+    indexes = {(i["name"], i["unique"], tuple(i["column_names"])) for i in inspector.get_indexes("sa_books")}
+    assert indexes == {("ix_sa_books_author_id", False, ("author_id",))}, indexes
+    [unique] = inspector.get_unique_constraints("sa_authors")
+    assert unique["column_names"] == ["name"], unique
+    from sqlalchemy import MetaData
+    reflected = MetaData()
+    reflected.reflect(engine, only=["sa_authors", "sa_books"])
+    books = reflected.tables["sa_books"]
+    assert [c.name for c in books.columns] == ["id", "title", "author_id"]
+    assert [fk.target_fullname for fk in books.foreign_keys] == ["sa_authors.id"]
     Base.metadata.create_all(engine)  # again: nothing to create
     Base.metadata.drop_all(engine)
     assert "sa_books" not in inspect(engine).get_table_names()

@@ -1,7 +1,7 @@
 //! Python clients, as applications use them, against the real binary: `tests/python/clients.py`
 //! drives psycopg 3 (parameters, server-side prepared statements, binary results, errors with
 //! SQLSTATE, savepoints, COPY, pipeline mode, named cursors, LISTEN/NOTIFY, cancel) and
-//! SQLAlchemy 2 (create_all, the ORM, table reflection). `.ci/run` installs both from PyPI.
+//! SQLAlchemy 2 (create_all, the ORM, reflection of tables, columns, keys and indexes). `.ci/run` installs both from PyPI.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 mod common;

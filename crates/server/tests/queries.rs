@@ -560,12 +560,11 @@ async fn select_list_set_functions_cairn_does_not_run_say_so() {
         .batch_execute("CREATE TABLE srf (id int PRIMARY KEY, tags text[])")
         .await
         .unwrap();
-    // PostgreSQL runs these (grouping by the function's rows, zipping two functions, `*`
-    // beside one); Cairn refuses them rather than answer differently.
+    // PostgreSQL runs these (grouping by the function's rows, zipping generate_series with
+    // another function, `*` beside one); Cairn refuses them rather than answer differently.
     for sql in [
         "SELECT count(*), unnest(tags) FROM srf GROUP BY 2",
         "SELECT generate_series(1, 2), generate_series(1, 3)",
-        "SELECT unnest(ARRAY[1]) + unnest(ARRAY[2])",
         "SELECT *, unnest(tags) FROM srf",
     ] {
         let error = client.simple_query(sql).await.unwrap_err();
@@ -575,6 +574,19 @@ async fn select_list_set_functions_cairn_does_not_run_say_so() {
             "{sql}: {error:?}"
         );
     }
+}
+
+/// Two set-returning calls in one expression run in step, as in PostgreSQL.
+#[tokio::test]
+async fn set_functions_in_one_expression_are_zipped() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    let rows = client
+        .query("SELECT unnest(ARRAY[1, 10]) + unnest(ARRAY[2, 20])", &[])
+        .await
+        .unwrap();
+    let sums: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
+    assert_eq!(sums, [3, 30]);
 }
 
 #[tokio::test]

@@ -2639,6 +2639,26 @@ async fn select_rows_wanting(
             .await?;
     } else if let Some((function, arg)) = &select.set_function {
         let mut rows = set_function_rows(*function, arg.eval(&[], &ctx.eval())?)?;
+        if !select.zipped.is_empty() {
+            let mut widths = vec![function.width()];
+            let mut each = vec![rows];
+            for (function, arg) in &select.zipped {
+                widths.push(function.width());
+                each.push(set_function_rows(*function, arg.eval(&[], &ctx.eval())?)?);
+            }
+            let longest = each.iter().map(Vec::len).max().unwrap_or(0);
+            rows = (0..longest)
+                .map(|i| {
+                    each.iter()
+                        .zip(&widths)
+                        .flat_map(|(rows, &width)| match rows.get(i) {
+                            Some(row) => row.clone(),
+                            None => vec![Value::Null; width],
+                        })
+                        .collect()
+                })
+                .collect();
+        }
         if select.ordinality {
             for (n, row) in rows.iter_mut().enumerate() {
                 row.push(Value::Int8(i64::try_from(n + 1).unwrap_or(i64::MAX)));
@@ -2838,6 +2858,12 @@ fn set_function_rows(function: crate::plan::SetFunction, arg: Value) -> SqlResul
     Ok(match (function, arg, doc) {
         (SetFunction::Unnest, Value::Array(items), _) => {
             items.into_iter().map(|item| vec![item]).collect()
+        }
+        (SetFunction::Subscripts { from_zero }, Value::Array(items), _) => {
+            let first = usize::from(!from_zero);
+            (first..items.len() + first)
+                .map(|i| vec![Value::Int4(i32::try_from(i).unwrap_or(i32::MAX))])
+                .collect()
         }
         (SetFunction::JsonbEach { text }, _, Some(Json::Object(members))) => members
             .into_iter()

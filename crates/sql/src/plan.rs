@@ -462,6 +462,9 @@ pub struct SelectPlan {
     pub set_function: Option<(SetFunction, Expr)>,
     /// WITH ORDINALITY on that function: each row ends with its number (bigint, from 1).
     pub ordinality: bool,
+    /// Further set-returning functions of a select list, zipped beside that one (row i of
+    /// each; NULL where one has fewer rows), as PostgreSQL runs several in one select list.
+    pub zipped: Vec<(SetFunction, Expr)>,
     /// As a subquery: it reads the current row of a query around it ([`Expr::Outer`]), so
     /// it runs once per such row rather than once before the statement.
     pub correlated: bool,
@@ -509,6 +512,22 @@ pub enum SetFunction {
         /// values as text
         text: bool,
     },
+    /// generate_subscripts(array, 1): 1 to the array's length (no rows for NULL); 0 to
+    /// length - 1 for an int2vector, whose subscripts count from 0
+    Subscripts {
+        /// The argument is an int2vector.
+        from_zero: bool,
+    },
+}
+
+impl SetFunction {
+    /// How many columns its rows have.
+    pub fn width(self) -> usize {
+        match self {
+            SetFunction::JsonbEach { .. } => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// `generate_series(start, stop [, step])`: one row per value from `start` towards `stop`.
@@ -1229,6 +1248,12 @@ impl Binder {
                             "{access} is not supported (only array subscripts)"
                         )));
                     };
+                    // int2vector subscripts count from 0.
+                    let from_zero = value.ty() == DataType::Int2Vector;
+                    if from_zero {
+                        value =
+                            Expr::Cast(Box::new(value), DataType::Array(Box::new(DataType::Int2)));
+                    }
                     let DataType::Array(element) = value.ty() else {
                         return Err(SqlError::new(
                             SqlState::DATATYPE_MISMATCH,
@@ -1246,6 +1271,15 @@ impl Binder {
                             "array subscript must have type integer",
                         ));
                     }
+                    let index = match from_zero {
+                        true => Expr::Arith(
+                            crate::types::ops::ArithOp::Add,
+                            Box::new(index),
+                            Box::new(Expr::Literal(Value::Int4(1), DataType::Int4)),
+                            DataType::Int4,
+                        ),
+                        false => index,
+                    };
                     value = Expr::Func(
                         Func::Array(ArrayFunc::Subscript),
                         vec![value, index],

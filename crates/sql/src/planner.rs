@@ -2110,11 +2110,11 @@ async fn relation(
             alias,
             array_exprs,
             with_offset: false,
-            with_ordinality: false,
+            with_ordinality,
             ..
         } => {
             let exprs: Vec<&ast::Expr> = array_exprs.iter().collect();
-            table_function("unnest", &exprs, false, alias, before, binder)
+            table_function("unnest", &exprs, *with_ordinality, alias, before, binder)
         }
         ast::TableFactor::Derived {
             lateral,
@@ -2358,26 +2358,13 @@ fn table_function(
 ) -> SqlResult<(Arc<TableDesc>, String, Option<Arc<SelectPlan>>)> {
     let function = function.strip_prefix("pg_catalog.").unwrap_or(function);
     let set_function = match function {
-        "generate_series" => None,
-        "unnest" => Some(SetFunction::Unnest),
-        "jsonb_each" => Some(SetFunction::JsonbEach { text: false }),
-        "jsonb_each_text" => Some(SetFunction::JsonbEach { text: true }),
-        "jsonb_object_keys" => Some(SetFunction::JsonbObjectKeys),
-        "jsonb_array_elements" => Some(SetFunction::JsonbArrayElements { text: false }),
-        "jsonb_array_elements_text" => Some(SetFunction::JsonbArrayElements { text: true }),
-        // No table is partitioned: a relation's only ancestor is itself (unnest of a
-        // one-element array of it).
-        "pg_partition_ancestors" => Some(SetFunction::Unnest),
-        _ => {
-            return Err(SqlError::new(
-                SqlState::UNDEFINED_FUNCTION,
-                format!("function {function} does not exist as a table function"),
-            ))
-        }
+        ZIPPED_SET_FUNCTIONS => None,
+        _ => set_function_named(function)?,
     };
     let lateral = !before.tables().is_empty();
     let entered = lateral.then(|| enter_outer(binder, before));
     let plan = match set_function {
+        _ if function == ZIPPED_SET_FUNCTIONS => zipped_plan(args, binder),
         Some(set_function) => set_function_plan(function, set_function, args, binder),
         None => series_plan(args, binder),
     };
@@ -2420,6 +2407,77 @@ fn table_function(
     Ok((table, visible, Some(Arc::new(plan))))
 }
 
+/// The set-returning function `name` names: `None` for generate_series (planned apart).
+fn set_function_named(name: &str) -> SqlResult<Option<SetFunction>> {
+    Ok(match name {
+        "generate_series" => None,
+        "unnest" => Some(SetFunction::Unnest),
+        "jsonb_each" => Some(SetFunction::JsonbEach { text: false }),
+        "jsonb_each_text" => Some(SetFunction::JsonbEach { text: true }),
+        "jsonb_object_keys" => Some(SetFunction::JsonbObjectKeys),
+        "jsonb_array_elements" => Some(SetFunction::JsonbArrayElements { text: false }),
+        "jsonb_array_elements_text" => Some(SetFunction::JsonbArrayElements { text: true }),
+        "generate_subscripts" => Some(SetFunction::Subscripts { from_zero: false }),
+        // No table is partitioned: a relation's only ancestor is itself (unnest of a
+        // one-element array of it).
+        "pg_partition_ancestors" => Some(SetFunction::Unnest),
+        _ => {
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("function {name} does not exist as a table function"),
+            ))
+        }
+    })
+}
+
+/// The name of the table function a select list with several set-returning calls becomes:
+/// its arguments are the calls, zipped (a name no identifier can spell).
+const ZIPPED_SET_FUNCTIONS: &str = "?zipped set functions?";
+
+/// Several set-returning calls of one select list, zipped, as a derived table with each
+/// call's columns in turn.
+fn zipped_plan(args: &[&ast::Expr], binder: &mut Binder) -> SqlResult<SelectPlan> {
+    let mut columns = Vec::new();
+    let mut functions = Vec::new();
+    for call in args {
+        let ast::Expr::Function(call) = call else {
+            return Err(SqlError::internal("a zipped set function is not a call"));
+        };
+        let name = table_name(&call.name)?;
+        let name = name
+            .strip_prefix("pg_catalog.")
+            .unwrap_or(&name)
+            .to_string();
+        let Some(function) = set_function_named(&name)? else {
+            return Err(SqlError::unsupported(format!(
+                "{name} beside another set-returning function in a select list is not supported yet"
+            )));
+        };
+        let call_args: Vec<&ast::Expr> = match &call.args {
+            ast::FunctionArguments::List(list) => list
+                .args
+                .iter()
+                .map(|arg| match arg {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(expr)) => Ok(expr),
+                    other => Err(SqlError::unsupported(format!(
+                        "argument {other} of {name} is not supported"
+                    ))),
+                })
+                .collect::<SqlResult<_>>()?,
+            _ => Vec::new(),
+        };
+        let plan = set_function_plan(&name, function, &call_args, binder)?;
+        columns.extend(plan.columns.iter().cloned());
+        functions.extend(plan.set_function);
+    }
+    let mut plan = values_tree(vec![], &columns);
+    plan.projection = column_refs(&columns);
+    let mut functions = functions.into_iter();
+    plan.set_function = functions.next();
+    plan.zipped = functions.collect();
+    Ok(plan)
+}
+
 /// A set-returning function of one argument (`unnest(array)`, `jsonb_each(doc)`, ...) as a
 /// derived table.
 fn set_function_plan(
@@ -2428,6 +2486,9 @@ fn set_function_plan(
     args: &[&ast::Expr],
     binder: &mut Binder,
 ) -> SqlResult<SelectPlan> {
+    if let SetFunction::Subscripts { .. } = function {
+        return subscripts_plan(args, binder);
+    }
     let [expr] = args else {
         return Err(SqlError::unsupported(format!(
             "{name} takes one argument here"
@@ -2451,6 +2512,7 @@ fn set_function_plan(
     let wanted = match function {
         SetFunction::Unnest => match arg.ty() {
             DataType::Array(_) => arg.ty(),
+            DataType::Int2Vector => DataType::Array(Box::new(DataType::Int2)),
             _ => DataType::Array(Box::new(DataType::Text)),
         },
         _ => DataType::Jsonb,
@@ -2485,11 +2547,61 @@ fn set_function_plan(
             ]
         }
         SetFunction::JsonbObjectKeys => vec![column(name, DataType::Text)],
+        SetFunction::Subscripts { .. } => vec![column(name, DataType::Int4)],
         SetFunction::JsonbArrayElements { text } => vec![column("value", value_type(text))],
     };
     let mut plan = values_tree(vec![], &columns);
     plan.projection = column_refs(&columns);
     plan.set_function = Some((function, arg));
+    Ok(plan)
+}
+
+/// `generate_subscripts(array, dim)`: arrays here have one dimension, so dimension 1 numbers
+/// the elements and any other gives no rows (the argument becomes NULL).
+fn subscripts_plan(args: &[&ast::Expr], binder: &mut Binder) -> SqlResult<SelectPlan> {
+    let [array, dimension] = args else {
+        return Err(SqlError::unsupported(
+            "generate_subscripts takes an array and a dimension here",
+        ));
+    };
+    let array = binder.bind(array, &Scope::empty())?;
+    let from_zero = array.ty() == DataType::Int2Vector;
+    let array = match array.ty() {
+        DataType::Int2Vector => {
+            Expr::Cast(Box::new(array), DataType::Array(Box::new(DataType::Int2)))
+        }
+        _ => array,
+    };
+    let dimension = binder.bind(dimension, &Scope::empty())?;
+    let dimension = binder.coerce(dimension, &DataType::Int4)?;
+    let array_type = array.ty();
+    if !matches!(array_type, DataType::Array(_)) || dimension.ty() != DataType::Int4 {
+        return Err(SqlError::new(
+            SqlState::UNDEFINED_FUNCTION,
+            format!(
+                "function generate_subscripts({array_type}, {}) does not exist",
+                dimension.ty()
+            ),
+        ));
+    }
+    let first_dimension = Expr::Cmp(
+        crate::expr::CmpOp::Eq,
+        Box::new(dimension),
+        Box::new(Expr::Literal(crate::types::Value::Int4(1), DataType::Int4)),
+    );
+    let arg = Expr::Case {
+        operand: None,
+        whens: vec![(first_dimension, array)],
+        otherwise: None,
+        ty: array_type,
+    };
+    let columns = vec![Column {
+        name: "generate_subscripts".into(),
+        data_type: DataType::Int4,
+    }];
+    let mut plan = values_tree(vec![], &columns);
+    plan.projection = column_refs(&columns);
+    plan.set_function = Some((SetFunction::Subscripts { from_zero }, arg));
     Ok(plan)
 }
 
@@ -3202,6 +3314,7 @@ async fn plan_set_operation(
         series: None,
         set_function: None,
         ordinality: false,
+        zipped: Vec::new(),
         correlated: false,
         outer_columns: Vec::new(),
         recursive: None,
@@ -3281,6 +3394,7 @@ async fn plan_select(
 /// Set-returning functions of one column, as the select list may call them.
 const SELECT_LIST_SET_FUNCTIONS: &[&str] = &[
     "generate_series",
+    "generate_subscripts",
     "unnest",
     "jsonb_array_elements",
     "jsonb_array_elements_text",
@@ -3295,9 +3409,9 @@ const SELECT_LIST_SET_FUNCTIONS: &[&str] = &[
 fn select_list_set_function(select: &ast::Select) -> SqlResult<Option<ast::Select>> {
     // Names no unquoted identifier can spell, so that the user's names never meet them.
     const ALIAS: &str = "?set function?";
-    const COLUMN: &str = "?value?";
+    let column = |i: usize| format!("?value{i}?");
     let mut select = select.clone();
-    let mut call = None;
+    let mut calls: Vec<ast::Function> = Vec::new();
     let mut wildcard = false;
     for item in &mut select.projection {
         let (expr, name) = match item {
@@ -3311,18 +3425,20 @@ fn select_list_set_function(select: &ast::Select) -> SqlResult<Option<ast::Selec
                 continue;
             }
         };
-        let replacement =
-            ast::Expr::CompoundIdentifier(vec![ast::Ident::new(ALIAS), ast::Ident::new(COLUMN)]);
-        let Some(found) = take_set_function(expr, replacement.clone()) else {
-            continue;
-        };
-        if call.is_some() || take_set_function(expr, replacement).is_some() {
-            return Err(SqlError::unsupported(
-                "more than one set-returning function in a select list is not supported",
-            )
-            .with_hint("Call them in FROM, as ROWS FROM or LATERAL items."));
+        let before = calls.len();
+        loop {
+            let replacement = ast::Expr::CompoundIdentifier(vec![
+                ast::Ident::new(ALIAS),
+                ast::Ident::new(column(calls.len())),
+            ]);
+            match take_set_function(expr, replacement) {
+                Some(found) => calls.push(found),
+                None => break,
+            }
         }
-        call = Some(found);
+        if calls.len() == before {
+            continue;
+        }
         if let Some(name) = name {
             *item = ast::SelectItem::ExprWithAlias {
                 expr: expr.clone(),
@@ -3330,33 +3446,52 @@ fn select_list_set_function(select: &ast::Select) -> SqlResult<Option<ast::Selec
             };
         }
     }
-    let Some(function) = call else {
+    if calls.is_empty() {
         return Ok(None);
-    };
+    }
     if wildcard {
         return Err(SqlError::unsupported(
             "a set-returning function beside * in a select list is not supported",
         ));
     }
-    let args = match function.args {
-        ast::FunctionArguments::List(list) => list.args,
-        ast::FunctionArguments::None => Vec::new(),
-        ast::FunctionArguments::Subquery(_) => {
-            return Err(SqlError::unsupported(format!(
-                "{} over a subquery is not supported",
-                function.name
-            )))
+    let columns = (0..calls.len())
+        .map(|i| ast::TableAliasColumnDef::from_name(column(i)))
+        .collect();
+    // One call is a LATERAL call of it; several are zipped (see `zipped_plan`).
+    let (name, args) = match calls.len() {
+        1 => {
+            let function = calls.remove(0);
+            let args = match function.args {
+                ast::FunctionArguments::List(list) => list.args,
+                ast::FunctionArguments::None => Vec::new(),
+                ast::FunctionArguments::Subquery(_) => {
+                    return Err(SqlError::unsupported(format!(
+                        "{} over a subquery is not supported",
+                        function.name
+                    )))
+                }
+            };
+            (function.name, args)
         }
+        _ => (
+            ast::ObjectName::from(vec![ast::Ident::new(ZIPPED_SET_FUNCTIONS)]),
+            calls
+                .into_iter()
+                .map(|call| {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Function(call)))
+                })
+                .collect(),
+        ),
     };
     let relation = ast::TableFactor::Function {
         lateral: true,
-        name: function.name,
+        name,
         args,
         with_ordinality: false,
         alias: Some(ast::TableAlias {
             explicit: true,
             name: ast::Ident::new(ALIAS),
-            columns: vec![ast::TableAliasColumnDef::from_name(COLUMN)],
+            columns,
             at: None,
         }),
     };
@@ -3807,7 +3942,8 @@ async fn plan_select_body(
     // access path), and the rest of the WHERE clause (what did not become a join condition)
     // applies to the joined rows.
     let (mut scan, filter) = match scope.tables().first() {
-        None => (None, None),
+        // No FROM: WHERE decides whether the one row is there.
+        None => (None, filter),
         Some(first) if joins.is_empty() => {
             let (plain, after) = split_correlated(filter);
             (Some(choose_access(first.table.clone(), plain, lock)), after)
@@ -3894,6 +4030,7 @@ async fn plan_select_body(
         series: None,
         set_function: None,
         ordinality: false,
+        zipped: Vec::new(),
         correlated: false,
         outer_columns: Vec::new(),
         recursive: None,
@@ -4104,6 +4241,7 @@ fn output_name(expr: &ast::Expr) -> String {
 /// PostgreSQL's internal type name, used to name `'x'::type` columns.
 fn short_type_name(ty: &DataType) -> String {
     match ty {
+        DataType::Int2Vector => "int2vector",
         DataType::Bool => "bool",
         DataType::Int2 => "int2",
         DataType::Int4 => "int4",
@@ -4192,6 +4330,7 @@ fn values_tree(mut rows: Vec<Vec<Expr>>, columns: &[Column]) -> SelectPlan {
         series: None,
         set_function: None,
         ordinality: false,
+        zipped: Vec::new(),
         correlated: false,
         outer_columns: Vec::new(),
         recursive: None,

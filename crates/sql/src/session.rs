@@ -560,6 +560,7 @@ fn default_settings(user: &str) -> BTreeMap<String, String> {
         ("client_encoding", "UTF8"),
         ("client_min_messages", "notice"),
         ("DateStyle", "ISO, MDY"),
+        ("default_table_access_method", "heap"),
         ("default_transaction_deferrable", "off"),
         ("default_transaction_isolation", "repeatable read"),
         ("default_transaction_read_only", "off"),

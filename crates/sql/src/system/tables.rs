@@ -24,8 +24,10 @@ enum Ty {
     F4,
     /// text[], name[], aclitem[]
     TextArray,
-    /// int2[], int2vector
+    /// int2[]
     I2Array,
+    /// int2vector
+    I2Vector,
     /// oid[], oidvector
     OidArray,
 }
@@ -41,6 +43,7 @@ impl Ty {
             Ty::F4 => DataType::Float4,
             Ty::TextArray => DataType::Array(Box::new(DataType::Text)),
             Ty::I2Array => DataType::Array(Box::new(DataType::Int2)),
+            Ty::I2Vector => DataType::Int2Vector,
             Ty::OidArray => DataType::Array(Box::new(DataType::Int8)),
         }
     }
@@ -231,10 +234,10 @@ const DEFS: &[Def] = &[
             ("indisready", Ty::Bool),
             ("indislive", Ty::Bool),
             ("indisreplident", Ty::Bool),
-            ("indkey", Ty::I2Array),
+            ("indkey", Ty::I2Vector),
             ("indcollation", Ty::OidArray),
             ("indclass", Ty::OidArray),
-            ("indoption", Ty::I2Array),
+            ("indoption", Ty::I2Vector),
             ("indexprs", Ty::Text),
             ("indpred", Ty::Text),
         ],
@@ -883,6 +886,23 @@ const DEFS: &[Def] = &[
     },
     Def {
         schema: "pg_catalog",
+        name: "pg_opclass",
+        oid: 2616,
+        columns: &[
+            ("oid", Ty::Oid),
+            ("opcmethod", Ty::Oid),
+            ("opcname", Ty::Text),
+            ("opcnamespace", Ty::Oid),
+            ("opcowner", Ty::Oid),
+            ("opcfamily", Ty::Oid),
+            ("opcintype", Ty::Oid),
+            ("opcdefault", Ty::Bool),
+            ("opckeytype", Ty::Oid),
+        ],
+        rows: none,
+    },
+    Def {
+        schema: "pg_catalog",
         name: "pg_tablespace",
         oid: 1213,
         columns: &[
@@ -1136,7 +1156,8 @@ fn pg_attribute_rows(system: &SystemCatalog) -> Rows {
                 text(if data_type.type_size() > 0 { "p" } else { "x" }),
                 text(""),
                 Value::Bool(is_table && !column.nullable),
-                Value::Bool(is_table && column.default.is_some()),
+                // An identity column's sequence is not a default in PostgreSQL's catalogs.
+                Value::Bool(is_table && column.default.is_some() && column.identity.is_none()),
                 Value::Bool(column.missing.is_some()),
                 text(identity),
                 text(if column.generated.is_some() { "s" } else { "" }),
@@ -1258,7 +1279,8 @@ fn pg_attrdef_rows(system: &SystemCatalog) -> Rows {
             continue;
         };
         for (i, column) in table.columns.iter().enumerate() {
-            if let (Some(default), false) = (&column.default, column.hidden) {
+            if let (Some(default), false, None) = (&column.default, column.hidden, column.identity)
+            {
                 rows.push(vec![
                     oid(super::hashed_oid(&["default", &table.name, &column.name])),
                     oid(r.oid),

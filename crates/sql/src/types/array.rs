@@ -16,6 +16,7 @@ pub fn array_oid(element: &DataType) -> u32 {
         DataType::Bool => 1000,
         DataType::Bytea => 1001,
         DataType::Int2 => 1005,
+        DataType::Int2Vector => 1006,
         DataType::Int4 => 1007,
         DataType::Text | DataType::Unknown => 1009,
         DataType::Char(_) => 1014,

@@ -80,6 +80,7 @@ pub fn decode_binary(ty: &DataType, bytes: &[u8]) -> SqlResult<Value> {
         DataType::TimestampTz => Value::TimestampTz(i64::from_be_bytes(fixed(bytes)?)),
         DataType::Uuid => Value::Uuid(fixed(bytes)?),
         DataType::Array(element) => Value::Array(super::array::decode_array(bytes, element)?),
+        DataType::Int2Vector => Value::Array(super::array::decode_array(bytes, &DataType::Int2)?),
         DataType::Json | DataType::Jsonb => {
             // jsonb's binary form is a version byte (1) and the text.
             let text = match (ty, bytes.split_first()) {
@@ -198,6 +199,9 @@ pub fn encode_binary_typed(value: &Value, ty: &DataType, out: &mut Vec<u8>) {
         ),
         (Value::Array(values), DataType::Array(element)) => {
             super::array::encode_array(values, element, out)
+        }
+        (Value::Array(values), DataType::Int2Vector) => {
+            super::array::encode_array(values, &DataType::Int2, out)
         }
         _ => encode_binary(value, out),
     }

@@ -51,6 +51,7 @@ pub fn base_type_name(ty: &DataType) -> &'static str {
         DataType::Uuid => "uuid",
         DataType::Interval => "interval",
         DataType::Array(_) => "array",
+        DataType::Int2Vector => "int2vector",
         DataType::Json => "json",
         DataType::Jsonb => "jsonb",
         DataType::Unknown => "unknown",
@@ -90,6 +91,9 @@ pub fn can_cast_implicitly(from: &DataType, to: &DataType) -> bool {
     }
     if from.is_text() && to.is_text() {
         return true;
+    }
+    if *from == DataType::Int2Vector {
+        return *to == DataType::Array(Box::new(DataType::Int2));
     }
     if let (Some(a), Some(b)) = (numeric_rank(from), numeric_rank(to)) {
         return a < b;

@@ -349,6 +349,9 @@ pub fn decode_key_value(ty: &DataType, input: &mut &[u8]) -> SqlResult<Value> {
             super::text::parse_text(ty, &text, &super::timezone::TimeZone::utc())
                 .map_err(|_| corrupt("stored json does not parse"))?
         }
+        DataType::Int2Vector => {
+            decode_key_value(&DataType::Array(Box::new(DataType::Int2)), input)?
+        }
         DataType::Array(element) => {
             let mut values = Vec::new();
             while take(input, 1, "array")?[0] == 1 {

@@ -97,6 +97,9 @@ pub enum DataType {
     Jsonb,
     /// a one-dimensional array of the element type
     Array(Box<DataType>),
+    /// int2vector: an array of smallints written space-separated (the system catalogs'
+    /// column lists, such as `pg_index.indkey`); it converts to smallint[] implicitly
+    Int2Vector,
     /// not yet known: an untyped literal or parameter
     Unknown,
 }
@@ -166,6 +169,7 @@ impl DataType {
             DataType::Json => 114,
             DataType::Jsonb => 3802,
             DataType::Array(element) => array::array_oid(element),
+            DataType::Int2Vector => 22,
         }
     }
 
@@ -194,6 +198,7 @@ impl DataType {
             1186 => DataType::Interval,
             114 => DataType::Json,
             3802 => DataType::Jsonb,
+            22 => DataType::Int2Vector,
             other => DataType::Array(Box::new(array::element_of_oid(other)?)),
         })
     }
@@ -455,6 +460,7 @@ impl fmt::Display for DataType {
             DataType::Json => f.write_str("json"),
             DataType::Jsonb => f.write_str("jsonb"),
             DataType::Array(element) => write!(f, "{element}[]"),
+            DataType::Int2Vector => f.write_str("int2vector"),
             DataType::Unknown => f.write_str("unknown"),
         }
     }

@@ -53,6 +53,12 @@ pub fn parse_text(ty: &DataType, input: &str, zone: &TimeZone) -> SqlResult<Valu
         }
         DataType::Jsonb => Value::Jsonb(super::json::parse(input, "json")?.normalized()),
         DataType::Array(element) => Value::Array(super::array::parse_array(input, element, zone)?),
+        DataType::Int2Vector => Value::Array(
+            input
+                .split_ascii_whitespace()
+                .map(|n| parse_text(&DataType::Int2, n, zone))
+                .collect::<SqlResult<_>>()?,
+        ),
     })
 }
 
@@ -350,6 +356,11 @@ pub fn format_text_typed(value: &Value, ty: &DataType, zone: &TimeZone) -> Strin
                 out
             }
         }
+        (Value::Array(values), DataType::Int2Vector) => values
+            .iter()
+            .map(|v| format_text(v, zone))
+            .collect::<Vec<_>>()
+            .join(" "),
         _ => format_text(value, zone),
     }
 }
