@@ -1,5 +1,5 @@
 """Python clients against a running Cairn (PGHOST/PGPORT/PGUSER from the environment):
-psycopg 3 and SQLAlchemy 2 as applications use them. Each check asserts what the client
+psycopg 3, SQLAlchemy 2 and asyncpg as applications use them. Each check asserts what the client
 sees; the script exits non-zero on the first failure. Run by crates/server/tests/python.rs."""
 
 import os
@@ -170,5 +170,83 @@ def check_sqlalchemy():
     print("sqlalchemy: ok")
 
 
+def check_asyncpg():
+    import asyncio
+    import datetime
+    import json
+    import uuid
+
+    import asyncpg
+
+    params = dict(host=os.environ["PGHOST"], port=int(os.environ["PGPORT"]),
+                  user=os.environ["PGUSER"], database="postgres")
+
+    async def run():
+        conn = await asyncpg.connect(**params)
+        await conn.execute("DROP TABLE IF EXISTS apg_items")
+        await conn.execute(
+            "CREATE TABLE apg_items (id serial PRIMARY KEY, name text, amount numeric(10,2),"
+            " at timestamptz, u uuid, tags text[], doc jsonb, flag bool, f float8, d date)")
+        # The binary protocol, every common type both ways.
+        at = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+        values = ("a", Decimal("1.50"), at, uuid.UUID(int=5), ["x", "y"], json.dumps({"k": 1}),
+                  True, 2.5, datetime.date(2024, 1, 2))
+        await conn.execute(
+            "INSERT INTO apg_items (name, amount, at, u, tags, doc, flag, f, d)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", *values)
+        row = await conn.fetchrow("SELECT name, amount, at, u, tags, doc, flag, f, d FROM apg_items")
+        assert tuple(row) == values, row
+        # Prepared statements and their described columns.
+        statement = await conn.prepare("SELECT id, name FROM apg_items WHERE id = $1")
+        assert [tuple(r) for r in await statement.fetch(1)] == [(1, "a")]
+        assert [(a.name, a.type.name) for a in statement.get_attributes()] == [("id", "int4"), ("name", "text")]
+        # Binary COPY in, COPY out.
+        await conn.copy_records_to_table(
+            "apg_items", records=[(f"c{i}", Decimal(i)) for i in range(50)], columns=["name", "amount"])
+        assert await conn.fetchval("SELECT count(*) FROM apg_items") == 51
+        chunks = []
+
+        async def collect(chunk):
+            chunks.append(chunk)
+        await conn.copy_from_query("SELECT id, name FROM apg_items ORDER BY id LIMIT 2",
+                                   output=collect, format="csv")
+        assert b"".join(chunks) == b"1,a\n2,c0\n"
+        # Cursors (portals read in batches) inside a transaction.
+        async with conn.transaction():
+            ids = [r["id"] async for r in conn.cursor("SELECT id FROM apg_items ORDER BY id", prefetch=7)]
+            assert ids == list(range(1, 52))
+            cursor = await conn.cursor("SELECT id FROM apg_items ORDER BY id")
+            assert [r["id"] for r in await cursor.fetch(3)] == [1, 2, 3]
+            assert (await cursor.fetchrow())["id"] == 4
+        # Errors by class, and a transaction that fails rolls back.
+        try:
+            await conn.execute("INSERT INTO apg_items (id) VALUES (1)")
+            raise AssertionError("duplicate accepted")
+        except asyncpg.UniqueViolationError as e:
+            assert e.sqlstate == "23505"
+        try:
+            async with conn.transaction():
+                await conn.execute("INSERT INTO apg_items (name) VALUES ('in tx')")
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+        assert await conn.fetchval("SELECT count(*) FROM apg_items WHERE name = 'in tx'") == 0
+        # Type introspection (a custom codec looks the type up in pg_type), int2vector.
+        await conn.set_type_codec("numeric", encoder=str, decoder=str, schema="pg_catalog",
+                                  format="text")
+        assert await conn.fetchval("SELECT 1.5::numeric") == "1.5"
+        assert await conn.fetchval("SELECT indkey FROM pg_index LIMIT 1") == [1]
+        await conn.close()
+        # A pool.
+        pool = await asyncpg.create_pool(**params, min_size=2, max_size=4)
+        doubled = await asyncio.gather(*[pool.fetchval("SELECT $1::int * 2", i) for i in range(8)])
+        assert doubled == [i * 2 for i in range(8)], doubled
+        await pool.close()
+
+    asyncio.run(run())
+    print("asyncpg: ok")
+
+
 check_psycopg()
 check_sqlalchemy()
+check_asyncpg()

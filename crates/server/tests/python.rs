@@ -1,7 +1,9 @@
 //! Python clients, as applications use them, against the real binary: `tests/python/clients.py`
 //! drives psycopg 3 (parameters, server-side prepared statements, binary results, errors with
-//! SQLSTATE, savepoints, COPY, pipeline mode, named cursors, LISTEN/NOTIFY, cancel) and
-//! SQLAlchemy 2 (create_all, the ORM, reflection of tables, columns, keys and indexes). `.ci/run` installs both from PyPI.
+//! SQLSTATE, savepoints, COPY, pipeline mode, named cursors, LISTEN/NOTIFY, cancel),
+//! SQLAlchemy 2 (create_all, the ORM, reflection of tables, columns, keys and indexes), and
+//! asyncpg (binary protocol, prepared statements, COPY, cursors, type introspection, a pool).
+//! `.ci/run` installs them from PyPI.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 mod common;
@@ -9,7 +11,7 @@ mod common;
 use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn psycopg_and_sqlalchemy_work() {
+async fn psycopg_sqlalchemy_and_asyncpg_work() {
     let server = common::Server::start().await;
     let port = server.addr.port().to_string();
     let output = tokio::task::spawn_blocking(move || {
@@ -31,7 +33,9 @@ async fn psycopg_and_sqlalchemy_work() {
         "tests/python/clients.py failed:\n{stdout}\n{stderr}"
     );
     assert!(
-        stdout.contains("psycopg: ok") && stdout.contains("sqlalchemy: ok"),
+        ["psycopg: ok", "sqlalchemy: ok", "asyncpg: ok"]
+            .iter()
+            .all(|client| stdout.contains(client)),
         "{stdout}"
     );
 }

@@ -169,6 +169,8 @@ pub enum ArrayFunc {
 pub enum Func {
     /// A function on the system catalogs ([`crate::system::functions`]).
     Catalog(crate::system::functions::CatalogFunc),
+    /// set_config(name, value, is_local): SET, applied when the statement succeeds
+    SetConfig,
     /// coalesce(a, b, ...)
     Coalesce,
     /// nullif(a, b)
@@ -648,6 +650,8 @@ pub struct SessionInfo<'a> {
         Option<&'a std::sync::Mutex<std::collections::HashMap<i32, crate::session::CancelToken>>>,
     /// The session's open cursors (pg_cursors): name, WITH HOLD, SCROLL.
     pub cursors: &'a [(String, bool, bool)],
+    /// set_config's settings, applied when the statement succeeds.
+    pub set_config: Option<&'a std::sync::Mutex<Vec<ConfigChange>>>,
 }
 
 /// pg_sleep within synchronous evaluation: a call the statement has not slept for yet fails
@@ -713,6 +717,9 @@ impl SleepCredit {
     }
 }
 
+/// A setting set_config makes: name, value, and whether it is LOCAL to the transaction.
+pub type ConfigChange = (String, String, bool);
+
 impl SessionInfo<'_> {
     /// A session with nothing set (index expressions, which must not depend on one).
     pub const NONE: SessionInfo<'static> = SessionInfo {
@@ -726,6 +733,7 @@ impl SessionInfo<'_> {
         notify: None,
         backends: None,
         cursors: &[],
+        set_config: None,
     };
 }
 
@@ -2627,6 +2635,29 @@ fn eval_func(
                 credit.sleep(wanted)?;
             }
             Value::Text(String::new())
+        }
+        Func::SetConfig => {
+            let (Some(Value::Text(name)), Some(value), Some(local)) =
+                (values.first(), values.get(1), values.get(2))
+            else {
+                return Err(SqlError::new(
+                    SqlState::NULL_VALUE_NOT_ALLOWED,
+                    "SET requires parameter name",
+                ));
+            };
+            let value = match value {
+                Value::Text(value) => value.clone(),
+                _ => String::new(),
+            };
+            let Some(queue) = ctx.session.set_config else {
+                return Err(SqlError::unsupported("set_config is not available here"));
+            };
+            queue.lock().unwrap_or_else(|p| p.into_inner()).push((
+                name.clone(),
+                value.clone(),
+                *local == Value::Bool(true),
+            ));
+            Value::Text(value)
         }
         Func::Notify => {
             let channel = match values.first() {

@@ -66,8 +66,8 @@
 //!
 //! The system catalogs (`system/`): `pg_catalog` relations and the functions clients call on
 //! them, computed from the catalog at the statement's snapshot when a statement uses them.
-//! `oid` is bigint, and `regclass` & co. are casts (a number to the object's name, text to its
-//! OID) rather than types of their own.
+//! `regclass` & co. are casts (a number to the object's name, text to its OID) rather than
+//! types of their own.
 //!
 //! Shortcuts, each to be lifted by a later issue: joins in the written order (but for the
 //! comma-list rule), no correlated subqueries in ON or HAVING, no multidimensional arrays; a

@@ -2664,6 +2664,15 @@ impl Binder {
                     .collect::<SqlResult<_>>()?;
                 (Func::Notify, DataType::Text)
             }
+            ("set_config", 3) => {
+                let types = [DataType::Text, DataType::Text, DataType::Bool];
+                bound = bound
+                    .into_iter()
+                    .zip(&types)
+                    .map(|(arg, ty)| self.coerce(arg, ty))
+                    .collect::<SqlResult<_>>()?;
+                (Func::SetConfig, DataType::Text)
+            }
             ("pg_cancel_backend", 1) => {
                 bound = bound
                     .into_iter()

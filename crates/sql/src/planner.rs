@@ -2504,7 +2504,7 @@ fn set_function_plan(
             Expr::Func(
                 crate::expr::Func::Array(crate::expr::ArrayFunc::Make),
                 vec![relation],
-                DataType::Array(Box::new(DataType::Int8)),
+                DataType::Array(Box::new(DataType::Oid)),
             )
         }
         _ => arg,
@@ -4196,6 +4196,12 @@ fn output_name(expr: &ast::Expr) -> String {
             | ast::Expr::CompoundIdentifier(_)
             | ast::Expr::Function(_)
             | ast::Expr::Array(_) => output_name(expr),
+            _ if crate::system::functions::reg_kind(data_type).is_some() => {
+                let name = data_type.to_string().to_lowercase();
+                name.strip_prefix("pg_catalog.")
+                    .unwrap_or(&name)
+                    .to_string()
+            }
             _ => match DataType::from_ast(data_type) {
                 Ok(ty) => short_type_name(&ty),
                 Err(_) => "?column?".into(),
@@ -4242,6 +4248,7 @@ fn output_name(expr: &ast::Expr) -> String {
 fn short_type_name(ty: &DataType) -> String {
     match ty {
         DataType::Int2Vector => "int2vector",
+        DataType::Oid => "oid",
         DataType::Bool => "bool",
         DataType::Int2 => "int2",
         DataType::Int4 => "int4",

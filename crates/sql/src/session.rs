@@ -334,6 +334,8 @@ pub struct Session {
     pending_notifies: Vec<(String, String)>,
     /// pg_notify calls of the running statement attempt.
     notify_queue: Mutex<Vec<(String, String)>>,
+    /// set_config's settings from the running statement (name, value, local).
+    set_config_queue: Mutex<Vec<crate::expr::ConfigChange>>,
     /// Open cursors (DECLARE), by name.
     cursors: std::collections::HashMap<String, Cursor>,
     /// Statements prepared with SQL's PREPARE, by name.
@@ -562,6 +564,7 @@ fn default_settings(user: &str) -> BTreeMap<String, String> {
         ("DateStyle", "ISO, MDY"),
         ("default_table_access_method", "heap"),
         ("default_transaction_deferrable", "off"),
+        ("jit", "off"),
         ("default_transaction_isolation", "repeatable read"),
         ("default_transaction_read_only", "off"),
         ("extra_float_digits", "1"),
@@ -973,6 +976,7 @@ impl Session {
             pending_listens: Vec::new(),
             pending_notifies: Vec::new(),
             notify_queue: Mutex::default(),
+            set_config_queue: Mutex::default(),
             cursors: std::collections::HashMap::new(),
             session_id: seed,
             advisory_used: AtomicBool::new(false),
@@ -1400,6 +1404,10 @@ impl Session {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clear();
+            self.set_config_queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
             let engine = self.engine.clone();
             let released = engine.advisory.released();
             // Boxed: the statement's future is large, and inlined here it would be copied
@@ -1477,6 +1485,27 @@ impl Session {
                 }
             }
         };
+        // set_config: the statement's settings, as SET / SET LOCAL would make them.
+        let configured = std::mem::take(
+            &mut *self
+                .set_config_queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let mut result = result;
+        for (name, value, local) in configured {
+            let Ok(outcome) = &mut result else {
+                break;
+            };
+            let changed = match local {
+                true => self.set_local(&name, Some(&value)),
+                false => self.set(&name, Some(&value)),
+            };
+            match changed {
+                Ok(changed) => outcome.parameter_changes.extend(changed.parameter_changes),
+                Err(e) => result = Err(e),
+            }
+        }
         // pg_notify: sent with the statement's transaction, or held for its block's COMMIT.
         let notified =
             std::mem::take(&mut *self.notify_queue.lock().unwrap_or_else(|p| p.into_inner()));
@@ -2650,6 +2679,7 @@ impl Session {
                     advisory: Some((&self.engine.advisory, self.session_id, &self.advisory_used)),
                     sleep: Some(&self.sleep),
                     notify: Some(&self.notify_queue),
+                    set_config: Some(&self.set_config_queue),
                     backends: Some(&self.engine.backends),
                 };
                 let system = match system_catalog {
@@ -3310,7 +3340,13 @@ fn validate_setting(key: &str, value: &str) -> SqlResult<String> {
             }
             format_millis(millis as i64)
         }
-        "client_encoding" => match value.to_uppercase().replace(['-', '_'], "").as_str() {
+        // asyncpg sends `'utf-8'`, quotes included.
+        "client_encoding" => match value
+            .trim_matches('\'')
+            .to_uppercase()
+            .replace(['-', '_'], "")
+            .as_str()
+        {
             "UTF8" | "UNICODE" => "UTF8".into(),
             // What psql asks for under the C locale: no conversion, bytes pass as they are.
             "SQLASCII" => "SQL_ASCII".into(),

@@ -131,25 +131,28 @@ impl Binder {
         let Some(kind) = reg_kind(data_type) else {
             return Err(SqlError::internal("not an object identifier type"));
         };
-        let numeric = matches!(inner.ty(), DataType::Int2 | DataType::Int4 | DataType::Int8);
+        let numeric = matches!(
+            inner.ty(),
+            DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Oid
+        );
         let (func, arg, ty) = match numeric {
             true => (
                 CatalogFunc::RegName(kind),
-                self.coerce(inner, &DataType::Int8)?,
+                self.coerce(inner, &DataType::Oid)?,
                 DataType::Text,
             ),
             false => (
                 CatalogFunc::RegOid(kind),
                 self.coerce(inner, &DataType::Text)?,
-                DataType::Int8,
+                DataType::Oid,
             ),
         };
         let arg = match arg.ty() {
-            DataType::Int8 | DataType::Text => arg,
+            DataType::Oid | DataType::Text => arg,
             other if numeric || other == DataType::Unknown => Expr::Cast(
                 Box::new(arg),
                 if numeric {
-                    DataType::Int8
+                    DataType::Oid
                 } else {
                     DataType::Text
                 },
@@ -178,7 +181,13 @@ impl Binder {
             // No table is partitioned: a relation's only ancestor is itself.
             let relation = bound.remove(0);
             return match relation.ty() {
-                T::Int2 | T::Int4 | T::Int8 => self.coerce(relation, &T::Int8).map(Some),
+                T::Int2 | T::Int4 | T::Int8 | T::Oid => {
+                    let relation = self.coerce(relation, &T::Oid)?;
+                    Ok(Some(match relation.ty() {
+                        T::Oid => relation,
+                        _ => Expr::Cast(Box::new(relation), T::Oid),
+                    }))
+                }
                 _ => {
                     let regclass = sqlparser::ast::DataType::Custom(
                         sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(
@@ -190,7 +199,7 @@ impl Binder {
                 }
             };
         }
-        let oid = T::Int8;
+        let oid = T::Oid;
         let (func, params, ty): (CatalogFunc, Vec<DataType>, DataType) = match (name, bound.len()) {
             ("pg_get_userbyid", 1) => (CatalogFunc::UserById, vec![oid], T::Text),
             ("pg_table_is_visible", 1) => (CatalogFunc::TableIsVisible, vec![oid], T::Bool),
@@ -272,7 +281,7 @@ impl Binder {
         for (arg, param) in args.into_iter().zip(&params) {
             let arg = self.coerce(arg, param)?;
             let fits = match (arg.ty(), param) {
-                (T::Int2 | T::Int4 | T::Int8, T::Int8 | T::Int4) => true,
+                (T::Int2 | T::Int4 | T::Int8 | T::Oid, T::Oid | T::Int8 | T::Int4) => true,
                 (T::Varchar(_) | T::Char(_), T::Text) => true,
                 (actual, wanted) => actual == *wanted,
             };
@@ -549,8 +558,12 @@ pub fn index_definition(
     definition
 }
 
-/// The name an object identifier prints as (its OID in digits if there is no such object).
+/// The name an object identifier prints as (its OID in digits if there is no such object,
+/// `-` for 0).
 fn reg_name(kind: RegKind, oid: i64, ctx: &EvalContext<'_>) -> SqlResult<Value> {
+    if oid == 0 {
+        return Ok(Value::Text("-".into())); // InvalidOid, as PostgreSQL prints it
+    }
     let name = match kind {
         RegKind::Class => {
             let system = catalog(ctx)?;

@@ -13,7 +13,7 @@ use crate::types::{DataType, Value};
 /// A column type of a system relation.
 #[derive(Clone, Copy)]
 enum Ty {
-    /// oid, regproc... (bigint here)
+    /// oid (regproc and the like too)
     Oid,
     /// name, "char", text
     Text,
@@ -35,7 +35,8 @@ enum Ty {
 impl Ty {
     fn data_type(self) -> DataType {
         match self {
-            Ty::Oid | Ty::I8 => DataType::Int8,
+            Ty::Oid => DataType::Oid,
+            Ty::I8 => DataType::Int8,
             Ty::Text => DataType::Text,
             Ty::Bool => DataType::Bool,
             Ty::I2 => DataType::Int2,
@@ -44,7 +45,7 @@ impl Ty {
             Ty::TextArray => DataType::Array(Box::new(DataType::Text)),
             Ty::I2Array => DataType::Array(Box::new(DataType::Int2)),
             Ty::I2Vector => DataType::Int2Vector,
-            Ty::OidArray => DataType::Array(Box::new(DataType::Int8)),
+            Ty::OidArray => DataType::Array(Box::new(DataType::Oid)),
         }
     }
 }
@@ -1381,6 +1382,8 @@ const TYPES: &[(u32, &str, &str, u32, u32)] = &[
     (1700, "numeric", "N", 0, 1231),
     (2950, "uuid", "U", 0, 2951),
     (3802, "jsonb", "U", 0, 3807),
+    (22, "int2vector", "A", 21, 1006),
+    (26, "oid", "N", 0, 1028),
     (1000, "_bool", "A", 16, 0),
     (1001, "_bytea", "A", 17, 0),
     (1016, "_int8", "A", 20, 0),
@@ -1399,6 +1402,8 @@ const TYPES: &[(u32, &str, &str, u32, u32)] = &[
     (1231, "_numeric", "A", 1700, 0),
     (2951, "_uuid", "A", 2950, 0),
     (3807, "_jsonb", "A", 3802, 0),
+    (1006, "_int2vector", "A", 22, 0),
+    (1028, "_oid", "A", 26, 0),
 ];
 
 /// The name `format_type` and `::regtype` show for a type OID.

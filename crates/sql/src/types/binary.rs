@@ -49,6 +49,7 @@ pub fn decode_binary(ty: &DataType, bytes: &[u8]) -> SqlResult<Value> {
         DataType::Int2 => Value::Int2(i16::from_be_bytes(fixed(bytes)?)),
         DataType::Int4 => Value::Int4(i32::from_be_bytes(fixed(bytes)?)),
         DataType::Int8 => Value::Int8(i64::from_be_bytes(fixed(bytes)?)),
+        DataType::Oid => Value::Int8(i64::from(u32::from_be_bytes(fixed(bytes)?))),
         DataType::Float4 => Value::Float4(f32::from_be_bytes(fixed(bytes)?)),
         DataType::Float8 => Value::Float8(f64::from_be_bytes(fixed(bytes)?)),
         DataType::Numeric { .. } => Value::Numeric(decode_numeric(bytes)?),
@@ -199,6 +200,10 @@ pub fn encode_binary_typed(value: &Value, ty: &DataType, out: &mut Vec<u8>) {
         ),
         (Value::Array(values), DataType::Array(element)) => {
             super::array::encode_array(values, element, out)
+        }
+        // An oid is 4 bytes on the wire.
+        (Value::Int8(v), DataType::Oid) => {
+            out.extend_from_slice(&u32::try_from(*v).unwrap_or(0).to_be_bytes())
         }
         (Value::Array(values), DataType::Int2Vector) => {
             super::array::encode_array(values, &DataType::Int2, out)

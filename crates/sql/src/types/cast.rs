@@ -52,6 +52,7 @@ pub fn base_type_name(ty: &DataType) -> &'static str {
         DataType::Interval => "interval",
         DataType::Array(_) => "array",
         DataType::Int2Vector => "int2vector",
+        DataType::Oid => "oid",
         DataType::Json => "json",
         DataType::Jsonb => "jsonb",
         DataType::Unknown => "unknown",
@@ -67,10 +68,12 @@ fn numeric_rank(ty: &DataType) -> Option<u8> {
     Some(match ty {
         DataType::Int2 => 0,
         DataType::Int4 => 1,
-        DataType::Int8 => 2,
-        DataType::Numeric { .. } => 3,
-        DataType::Float4 => 4,
-        DataType::Float8 => 5,
+        // Between integer and bigint: an integer compares as an oid, an oid as a bigint.
+        DataType::Oid => 2,
+        DataType::Int8 => 3,
+        DataType::Numeric { .. } => 4,
+        DataType::Float4 => 5,
+        DataType::Float8 => 6,
         _ => return None,
     })
 }
@@ -172,6 +175,21 @@ pub fn cast(value: Value, to: &DataType, explicit: bool, zone: &TimeZone) -> Sql
         (v, DataType::Int2 | DataType::Int4 | DataType::Int8) if v.data_type().is_numeric() => {
             let i = to_integer(&v, to)?;
             integer_value(i, to)?
+        }
+        (v, DataType::Oid) if v.data_type().is_numeric() => {
+            let i = to_integer(&v, &DataType::Int8)?;
+            integer_value(i, &DataType::Int8)?;
+            // PostgreSQL reads a negative integer as the oid with the same 32 bits.
+            match i {
+                0..=0xFFFF_FFFF => Value::Int8(i),
+                -0x8000_0000..=-1 => Value::Int8(i + 0x1_0000_0000),
+                _ => {
+                    return Err(SqlError::new(
+                        SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                        "OID out of range",
+                    ))
+                }
+            }
         }
         (v, DataType::Float8) if v.data_type().is_numeric() => Value::Float8(to_f64(&v)?),
         (v, DataType::Float4) if v.data_type().is_numeric() => {

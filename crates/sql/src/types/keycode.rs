@@ -313,7 +313,7 @@ pub fn decode_key_value(ty: &DataType, input: &mut &[u8]) -> SqlResult<Value> {
             let v = decode_ordered_int(input)?;
             Value::Int4(i32::try_from(v).map_err(|_| narrow(v, "integer"))?)
         }
-        DataType::Int8 => Value::Int8(decode_ordered_int(input)?),
+        DataType::Int8 | DataType::Oid => Value::Int8(decode_ordered_int(input)?),
         DataType::Date => {
             let v = decode_ordered_int(input)?;
             Value::Date(i32::try_from(v).map_err(|_| narrow(v, "date"))?)

@@ -97,6 +97,8 @@ pub enum DataType {
     Jsonb,
     /// a one-dimensional array of the element type
     Array(Box<DataType>),
+    /// oid: an object identifier (unsigned 32 bits on the wire; held as a bigint value)
+    Oid,
     /// int2vector: an array of smallints written space-separated (the system catalogs'
     /// column lists, such as `pg_index.indkey`); it converts to smallint[] implicitly
     Int2Vector,
@@ -170,6 +172,7 @@ impl DataType {
             DataType::Jsonb => 3802,
             DataType::Array(element) => array::array_oid(element),
             DataType::Int2Vector => 22,
+            DataType::Oid => 26,
         }
     }
 
@@ -199,6 +202,7 @@ impl DataType {
             114 => DataType::Json,
             3802 => DataType::Jsonb,
             22 => DataType::Int2Vector,
+            26 => DataType::Oid,
             other => DataType::Array(Box::new(array::element_of_oid(other)?)),
         })
     }
@@ -208,7 +212,7 @@ impl DataType {
         match self {
             DataType::Bool => 1,
             DataType::Int2 => 2,
-            DataType::Int4 | DataType::Float4 | DataType::Date => 4,
+            DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Oid => 4,
             DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
             DataType::Uuid | DataType::Interval => 16,
             DataType::Unknown => -2,
@@ -237,6 +241,7 @@ impl DataType {
             DataType::Int2
                 | DataType::Int4
                 | DataType::Int8
+                | DataType::Oid
                 | DataType::Float4
                 | DataType::Float8
                 | DataType::Numeric { .. }
@@ -348,8 +353,7 @@ impl DataType {
                 }
                 let name = name.trim_matches('"');
                 match (name, modifiers.len()) {
-                    // Object identifiers are bigint here (see `crate::system`).
-                    ("oid", 0) => DataType::Int8,
+                    ("oid", 0) => DataType::Oid,
                     ("name", 0) => DataType::Text,
                     ("int2", 0) => DataType::Int2,
                     ("int4", 0) | ("int", 0) | ("integer", 0) => DataType::Int4,
@@ -461,6 +465,7 @@ impl fmt::Display for DataType {
             DataType::Jsonb => f.write_str("jsonb"),
             DataType::Array(element) => write!(f, "{element}[]"),
             DataType::Int2Vector => f.write_str("int2vector"),
+            DataType::Oid => f.write_str("oid"),
             DataType::Unknown => f.write_str("unknown"),
         }
     }

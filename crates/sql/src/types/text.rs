@@ -36,6 +36,19 @@ pub fn parse_text(ty: &DataType, input: &str, zone: &TimeZone) -> SqlResult<Valu
             Value::Int4(i32::try_from(v).map_err(|_| int_range(input, "integer"))?)
         }
         DataType::Int8 => Value::Int8(parse_int(input, "bigint")?),
+        DataType::Oid => {
+            let v = parse_int(input, "oid")?;
+            match v {
+                0..=0xFFFF_FFFF => Value::Int8(v),
+                -0x8000_0000..=-1 => Value::Int8(v + 0x1_0000_0000),
+                _ => {
+                    return Err(SqlError::new(
+                        SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                        format!("value \"{input}\" is out of range for type oid"),
+                    ))
+                }
+            }
+        }
         DataType::Float4 => Value::Float4(parse_float4(input)?),
         DataType::Float8 => Value::Float8(parse_float8(input)?),
         DataType::Numeric { .. } => Value::Numeric(Numeric::parse(input)?),
