@@ -1,9 +1,10 @@
 //! psql, the real client, runs scripts against the real binary and its whole output must
-//! equal the expected file: `tests/psql/session.sql` (DDL, DML, a transaction block, errors)
-//! `tests/psql/copy.sql` (COPY in every direction and format psql speaks) and
-//! `tests/psql/describe.sql` (psql's `\d` family over the system catalogs) print exactly
-//! what PostgreSQL 15 prints; `tests/psql/plans.sql` prints Cairn's EXPLAIN
-//! output for the access paths and join methods the planner chooses.
+//! equal the expected file: `tests/psql/session.sql` (DDL, DML, a transaction block, errors),
+//! `tests/psql/copy.sql` (COPY in every direction and format psql speaks),
+//! `tests/psql/describe.sql` (psql's `\d` family over the system catalogs) and
+//! `tests/psql/information_schema.sql` print exactly what PostgreSQL 15 prints;
+//! `tests/psql/plans.sql` prints Cairn's EXPLAIN output for the access paths and join
+//! methods the planner chooses.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 mod common;
@@ -35,6 +36,15 @@ async fn describe_commands_match_postgresql() {
     let server = common::Server::start().await;
     let actual = run_psql(&server, "describe.sql");
     expect_output(&server, "describe.out", &actual, "PostgreSQL's");
+}
+
+/// information_schema's views (tables, columns, constraints, key columns, foreign keys,
+/// sequences, views, schemata): `tests/psql/information_schema.out` is PostgreSQL 15's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn information_schema_matches_postgresql() {
+    let server = common::Server::start().await;
+    let actual = run_psql(&server, "information_schema.sql");
+    expect_output(&server, "information_schema.out", &actual, "PostgreSQL's");
 }
 
 /// EXPLAIN of joins, lookups and scans: `tests/psql/plans.out` is Cairn's own expected

@@ -14,6 +14,7 @@
 //! `oid` is an alias of `bigint` here, so these columns are bigint.
 
 pub mod functions;
+mod information_schema;
 pub mod tables;
 
 use std::collections::HashMap;

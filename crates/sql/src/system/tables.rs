@@ -12,7 +12,7 @@ use crate::types::{DataType, Value};
 
 /// A column type of a system relation.
 #[derive(Clone, Copy)]
-enum Ty {
+pub(super) enum Ty {
     /// oid (regproc and the like too)
     Oid,
     /// name, "char", text
@@ -50,16 +50,16 @@ impl Ty {
     }
 }
 
-type Rows = Vec<Vec<Value>>;
+pub(super) type Rows = Vec<Vec<Value>>;
 
 /// A system relation: where it lives, its columns, and how its rows are made.
-struct Def {
-    schema: &'static str,
-    name: &'static str,
+pub(super) struct Def {
+    pub(super) schema: &'static str,
+    pub(super) name: &'static str,
     /// PostgreSQL's OID for it where clients may know it, else one of Cairn's.
-    oid: i64,
-    columns: &'static [(&'static str, Ty)],
-    rows: fn(&SystemCatalog) -> Rows,
+    pub(super) oid: i64,
+    pub(super) columns: &'static [(&'static str, Ty)],
+    pub(super) rows: fn(&SystemCatalog) -> Rows,
 }
 
 fn none(_: &SystemCatalog) -> Rows {
@@ -70,7 +70,7 @@ fn oid(value: i64) -> Value {
     Value::Int8(value)
 }
 
-fn text(value: &str) -> Value {
+pub(super) fn text(value: &str) -> Value {
     Value::Text(value.to_string())
 }
 
@@ -82,7 +82,8 @@ fn int2_array(values: &[i16]) -> Value {
     Value::Array(values.iter().map(|&v| Value::Int2(v)).collect())
 }
 
-const DEFS: &[Def] = &[
+/// The `pg_catalog` relations.
+const PG_CATALOG: &[Def] = &[
     Def {
         schema: "pg_catalog",
         name: "pg_namespace",
@@ -924,7 +925,7 @@ const DEFS: &[Def] = &[
 fn descriptors() -> &'static [Arc<TableDesc>] {
     static DESCRIPTORS: OnceLock<Vec<Arc<TableDesc>>> = OnceLock::new();
     DESCRIPTORS.get_or_init(|| {
-        DEFS.iter()
+        defs()
             .enumerate()
             .map(|(i, def)| {
                 let columns = def
@@ -943,9 +944,16 @@ fn descriptors() -> &'static [Arc<TableDesc>] {
     })
 }
 
+/// Every system relation's definition: `pg_catalog`'s, then `information_schema`'s.
+fn defs() -> impl Iterator<Item = &'static Def> {
+    PG_CATALOG
+        .iter()
+        .chain(super::information_schema::RELATIONS)
+}
+
 fn def_of(id: u32) -> Option<&'static Def> {
-    let i = SYSTEM_TABLE_ID_TOP.checked_sub(id)?;
-    DEFS.get(usize::try_from(i).ok()?)
+    let i = usize::try_from(SYSTEM_TABLE_ID_TOP.checked_sub(id)?).ok()?;
+    defs().nth(i)
 }
 
 /// Every system relation.
@@ -1406,6 +1414,14 @@ const TYPES: &[(u32, &str, &str, u32, u32)] = &[
     (1028, "_oid", "A", 26, 0),
 ];
 
+/// A type's `pg_type.typname` (`int4`, `_text`).
+pub(super) fn type_name_of(type_oid: u32) -> Option<&'static str> {
+    TYPES
+        .iter()
+        .find(|(oid, ..)| *oid == type_oid)
+        .map(|(_, name, ..)| *name)
+}
+
 /// The name `format_type` and `::regtype` show for a type OID.
 pub fn type_name(type_oid: i64) -> Option<String> {
     let type_oid = u32::try_from(type_oid).ok()?;
@@ -1456,7 +1472,7 @@ fn pg_type_rows(_: &SystemCatalog) -> Rows {
 
 /// A default as PostgreSQL shows it (`pg_get_expr`) in the common cases: a string literal
 /// with its column's type, nextval's argument as a regclass.
-fn deparse_default(default: &str, data_type: &DataType) -> String {
+pub(super) fn deparse_default(default: &str, data_type: &DataType) -> String {
     if let Some(name) = default
         .strip_prefix("nextval('")
         .and_then(|rest| rest.strip_suffix("')"))
