@@ -1,5 +1,5 @@
 """Python clients against a running Cairn (PGHOST/PGPORT/PGUSER from the environment):
-psycopg 3, SQLAlchemy 2 and asyncpg as applications use them. Each check asserts what the client
+psycopg 3, SQLAlchemy 2, asyncpg, Alembic and Django as applications use them. Each check asserts what the client
 sees; the script exits non-zero on the first failure. Run by crates/server/tests/python.rs."""
 
 import os
@@ -247,6 +247,70 @@ def check_asyncpg():
     print("asyncpg: ok")
 
 
+def check_alembic():
+    """Alembic's autogenerate compares a model with the reflected database and its
+    operations migrate it: a new table, a new column, a wider type, a unique index."""
+    from alembic.autogenerate import compare_metadata, produce_migrations
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+    from alembic.operations.ops import ModifyTableOps
+    from sqlalchemy import (Column, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+                            create_engine, inspect, text)
+
+    engine = create_engine(
+        f"postgresql+psycopg://{os.environ['PGUSER']}@{os.environ['PGHOST']}:{os.environ['PGPORT']}/postgres"
+    )
+    before = MetaData()
+    Table("al_users", before, Column("id", Integer, primary_key=True),
+          Column("name", String(50), nullable=False))
+    after = MetaData()
+    Table("al_users", after, Column("id", Integer, primary_key=True),
+          Column("name", String(100), nullable=False), Column("email", String(200)),
+          Index("ix_al_users_email", "email", unique=True))
+    Table("al_posts", after, Column("id", Integer, primary_key=True),
+          Column("user_id", ForeignKey("al_users.id")), Column("body", Text))
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS al_posts"))
+        conn.execute(text("DROP TABLE IF EXISTS al_users"))
+    before.create_all(engine)
+    options = {"compare_type": True,
+               "include_name": lambda name, kind, _: kind != "table" or name.startswith("al_")}
+
+    def invoke(operations, ops):
+        for op in ops:
+            if isinstance(op, ModifyTableOps):
+                invoke(operations, op.ops)
+            else:
+                operations.invoke(op)
+
+    with engine.begin() as conn:  # the upgrade runs in one transaction
+        context = MigrationContext.configure(conn, opts=options)
+        kinds = [d[0] if isinstance(d, tuple) else [x[0] for x in d]
+                 for d in compare_metadata(context, after)]
+        assert kinds == ["add_table", "add_column", ["modify_type"], "add_index"], kinds
+        invoke(Operations(context), produce_migrations(context, after).upgrade_ops.ops)
+    with engine.begin() as conn:
+        assert compare_metadata(MigrationContext.configure(conn, opts=options), after) == []
+    columns = [(c["name"], str(c["type"])) for c in inspect(engine).get_columns("al_users")]
+    assert columns == [("id", "INTEGER"), ("name", "VARCHAR(100)"), ("email", "VARCHAR(200)")], columns
+    print("alembic: ok")
+
+
+def check_django():
+    """Django's migrate and ORM (django_project/check.py), in a process of its own: Django's
+    settings are global to a process."""
+    import subprocess
+    import sys
+
+    project = os.path.join(os.path.dirname(os.path.abspath(__file__)), "django_project")
+    done = subprocess.run([sys.executable, "check.py"], cwd=project, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and "django: ok" in done.stdout, done.stdout + done.stderr
+    print("django: ok")
+
+
 check_psycopg()
 check_sqlalchemy()
 check_asyncpg()
+check_alembic()
+check_django()

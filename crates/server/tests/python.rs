@@ -2,7 +2,10 @@
 //! drives psycopg 3 (parameters, server-side prepared statements, binary results, errors with
 //! SQLSTATE, savepoints, COPY, pipeline mode, named cursors, LISTEN/NOTIFY, cancel),
 //! SQLAlchemy 2 (create_all, the ORM, reflection of tables, columns, keys and indexes), and
-//! asyncpg (binary protocol, prepared statements, COPY, cursors, type introspection, a pool).
+//! asyncpg (binary protocol, prepared statements, COPY, cursors, type introspection, a pool)
+//! Alembic (autogenerate against the reflected schema, then the upgrade in one transaction)
+//! and Django (`migrate` of its built-in apps and an app with a foreign key, the ORM, and
+//! `migrate shop zero`).
 //! `.ci/run` installs them from PyPI.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
@@ -11,7 +14,7 @@ mod common;
 use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn psycopg_sqlalchemy_and_asyncpg_work() {
+async fn python_clients_work() {
     let server = common::Server::start().await;
     let port = server.addr.port().to_string();
     let output = tokio::task::spawn_blocking(move || {
@@ -33,9 +36,15 @@ async fn psycopg_sqlalchemy_and_asyncpg_work() {
         "tests/python/clients.py failed:\n{stdout}\n{stderr}"
     );
     assert!(
-        ["psycopg: ok", "sqlalchemy: ok", "asyncpg: ok"]
-            .iter()
-            .all(|client| stdout.contains(client)),
+        [
+            "psycopg: ok",
+            "sqlalchemy: ok",
+            "asyncpg: ok",
+            "alembic: ok",
+            "django: ok",
+        ]
+        .iter()
+        .all(|client| stdout.contains(client)),
         "{stdout}"
     );
 }

@@ -163,15 +163,23 @@ pub async fn alter_table(
                         "dropping column \"{name}\" of the primary key is not supported"
                     )));
                 }
-                if desc
-                    .foreign_keys
-                    .iter()
-                    .any(|fk| fk.columns.contains(&index))
-                {
-                    return Err(SqlError::unsupported(format!(
-                        "dropping column \"{name}\" of a foreign key is not supported yet; drop the table's foreign key first"
-                    )));
+                // Its foreign keys and checks go with it, as in PostgreSQL.
+                let (gone_keys, kept_keys): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut desc.foreign_keys)
+                        .into_iter()
+                        .partition(|fk| fk.columns.contains(&index));
+                desc.foreign_keys = kept_keys;
+                for fk in gone_keys {
+                    if !desc.foreign_keys.iter().any(|f| f.parent == fk.parent) {
+                        if fk.parent == desc.name {
+                            desc.referenced_by.retain(|c| *c != fk.parent);
+                        } else {
+                            forget_child(txn, &fk.parent, &desc.name).await?;
+                        }
+                    }
                 }
+                desc.checks
+                    .retain(|(_, condition)| !names_word(condition, name));
                 if desc.visible_columns().count() == 1 {
                     return Err(SqlError::unsupported(
                         "dropping a table's last column is not supported",
@@ -871,6 +879,34 @@ pub async fn link_foreign_keys(txn: &mut Transaction, desc: &mut TableDesc) -> S
     Ok(())
 }
 
+/// DROP TABLE ... CASCADE: the foreign keys of other tables that reference `desc` are
+/// dropped (their tables stay). Returns what went, as PostgreSQL's notices name it.
+pub async fn drop_referencing_keys(
+    txn: &mut Transaction,
+    desc: &TableDesc,
+) -> SqlResult<Vec<String>> {
+    let mut dropped = Vec::new();
+    for child in desc.referenced_by.iter().filter(|c| **c != desc.name) {
+        let Some(found) = catalog::lookup(txn, child).await? else {
+            continue;
+        };
+        let mut child_desc = (*found).clone();
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut child_desc.foreign_keys)
+            .into_iter()
+            .partition(|fk| fk.parent == desc.name);
+        child_desc.foreign_keys = kept;
+        catalog::put(txn, &child_desc)?;
+        dropped.extend(
+            gone.iter()
+                .map(|fk| format!("constraint {} on table {child}", fk.name)),
+        );
+    }
+    let mut parent = desc.clone();
+    parent.referenced_by.retain(|c| *c == desc.name);
+    catalog::put(txn, &parent)?;
+    Ok(dropped)
+}
+
 /// Before DROP TABLE: refused while another table references it (2BP01); its own foreign
 /// keys are taken off their parents' lists.
 pub async fn unlink_foreign_keys(txn: &mut Transaction, desc: &TableDesc) -> SqlResult<()> {
@@ -894,4 +930,18 @@ pub async fn unlink_foreign_keys(txn: &mut Transaction, desc: &TableDesc) -> Sql
         }
     }
     Ok(())
+}
+
+/// Whether SQL text names `word` as an identifier (a whole word, outside string literals).
+fn names_word(sql: &str, word: &str) -> bool {
+    let mut outside_quotes = String::with_capacity(sql.len());
+    for (i, part) in sql.split('\'').enumerate() {
+        if i % 2 == 0 {
+            outside_quotes.push_str(part);
+            outside_quotes.push(' ');
+        }
+    }
+    outside_quotes
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '"'))
+        .any(|w| w == word || w.trim_matches('"') == word)
 }

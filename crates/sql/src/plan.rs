@@ -104,6 +104,8 @@ pub enum Plan {
         names: Vec<String>,
         /// IF EXISTS.
         if_exists: bool,
+        /// CASCADE: other tables' foreign keys to them, and views reading them, go too.
+        cascade: bool,
     },
     /// TRUNCATE.
     Truncate {

@@ -295,7 +295,7 @@ async fn plan_statement(
                     )))
                 }
             };
-            if *cascade {
+            if *cascade && kind != "TABLE" {
                 return Err(SqlError::unsupported(format!(
                     "DROP {kind} ... CASCADE is not supported yet"
                 )));
@@ -312,7 +312,11 @@ async fn plan_statement(
             let names = resolved;
             let if_exists = *if_exists;
             match object_type {
-                O::Table => Plan::DropTable { names, if_exists },
+                O::Table => Plan::DropTable {
+                    names,
+                    if_exists,
+                    cascade: *cascade,
+                },
                 O::Sequence => Plan::DropSequence { names, if_exists },
                 O::View => Plan::DropView { names, if_exists },
                 O::Index => Plan::DropIndex { names, if_exists },
@@ -2365,6 +2369,12 @@ fn table_function(
     let entered = lateral.then(|| enter_outer(binder, before));
     let plan = match set_function {
         _ if function == ZIPPED_SET_FUNCTIONS => zipped_plan(args, binder),
+        // unnest(a, b, ...): the arrays side by side.
+        Some(SetFunction::Unnest) if args.len() > 1 => args
+            .iter()
+            .map(|arg| set_function_plan(function, SetFunction::Unnest, &[arg], binder))
+            .collect::<SqlResult<Vec<_>>>()
+            .map(zip_plans),
         Some(set_function) => set_function_plan(function, set_function, args, binder),
         None => series_plan(args, binder),
     };
@@ -2437,8 +2447,7 @@ const ZIPPED_SET_FUNCTIONS: &str = "?zipped set functions?";
 /// Several set-returning calls of one select list, zipped, as a derived table with each
 /// call's columns in turn.
 fn zipped_plan(args: &[&ast::Expr], binder: &mut Binder) -> SqlResult<SelectPlan> {
-    let mut columns = Vec::new();
-    let mut functions = Vec::new();
+    let mut plans = Vec::with_capacity(args.len());
     for call in args {
         let ast::Expr::Function(call) = call else {
             return Err(SqlError::internal("a zipped set function is not a call"));
@@ -2466,16 +2475,23 @@ fn zipped_plan(args: &[&ast::Expr], binder: &mut Binder) -> SqlResult<SelectPlan
                 .collect::<SqlResult<_>>()?,
             _ => Vec::new(),
         };
-        let plan = set_function_plan(&name, function, &call_args, binder)?;
-        columns.extend(plan.columns.iter().cloned());
-        functions.extend(plan.set_function);
+        plans.push(set_function_plan(&name, function, &call_args, binder)?);
     }
+    Ok(zip_plans(plans))
+}
+
+/// Set-returning function plans side by side: one plan with each one's columns in turn.
+fn zip_plans(plans: Vec<SelectPlan>) -> SelectPlan {
+    let columns: Vec<Column> = plans
+        .iter()
+        .flat_map(|p| p.columns.iter().cloned())
+        .collect();
+    let mut functions = plans.into_iter().filter_map(|p| p.set_function);
     let mut plan = values_tree(vec![], &columns);
     plan.projection = column_refs(&columns);
-    let mut functions = functions.into_iter();
     plan.set_function = functions.next();
     plan.zipped = functions.collect();
-    Ok(plan)
+    plan
 }
 
 /// A set-returning function of one argument (`unnest(array)`, `jsonb_each(doc)`, ...) as a
@@ -3834,6 +3850,7 @@ async fn plan_select_body(
             ))
         }
     };
+    let group_by = with_dependent_columns(group_by, &scope);
     let having = match &select.having {
         Some(h) => {
             let bound = binder.bind_allowing_aggregates(h, &scope)?;
@@ -4149,9 +4166,43 @@ fn window_to_column(expr: Expr, base: usize) -> SqlResult<Expr> {
     }
 }
 
+/// GROUP BY a table's primary key determines the table's other columns (PostgreSQL's
+/// functional dependency): they join the group keys, so the select list may read them.
+fn with_dependent_columns(mut group_by: Vec<Expr>, scope: &Scope) -> Vec<Expr> {
+    let grouped = |group_by: &[Expr], column: usize| {
+        group_by
+            .iter()
+            .any(|g| matches!(g, Expr::Column { index, .. } if *index == column))
+    };
+    for table in scope.tables() {
+        let key = &table.table.primary_key;
+        if table.derived.is_some()
+            || key.is_empty()
+            || !key.iter().all(|&c| grouped(&group_by, table.offset + c))
+        {
+            continue;
+        }
+        for (i, column) in table.table.columns.iter().enumerate() {
+            let index = table.offset + i;
+            if !column.dropped && !grouped(&group_by, index) {
+                group_by.push(Expr::Column {
+                    index,
+                    name: column.name.clone(),
+                    ty: column.data_type.clone(),
+                });
+            }
+        }
+    }
+    group_by
+}
+
 /// After grouping, expressions see the aggregated row: group keys, then aggregate results.
 fn rewrite_aggregated(expr: Expr, group_by: &[Expr], groups: usize) -> SqlResult<Expr> {
-    if let Some(i) = group_by.iter().position(|g| *g == expr) {
+    let same = |g: &Expr| match (g, &expr) {
+        (Expr::Column { index: a, .. }, Expr::Column { index: b, .. }) => a == b,
+        _ => *g == expr,
+    };
+    if let Some(i) = group_by.iter().position(same) {
         return Ok(Expr::AggRef {
             index: i,
             ty: expr.ty(),
@@ -5275,11 +5326,9 @@ async fn plan_alter_table(
                 drop_behavior,
                 ..
             } => {
-                if matches!(drop_behavior, Some(ast::DropBehavior::Cascade)) {
-                    return Err(SqlError::unsupported(
-                        "DROP COLUMN ... CASCADE is not supported yet",
-                    ));
-                }
+                // CASCADE: what depends on the column goes too. Its indexes, foreign keys and
+                // checks go without it; a view reading the column is still refused (2BP01).
+                let _ = drop_behavior;
                 let [column] = column_names.as_slice() else {
                     return Err(SqlError::syntax("DROP COLUMN names one column"));
                 };

@@ -590,6 +590,15 @@ fn default_settings(user: &str) -> BTreeMap<String, String> {
 }
 
 /// 2BP01: dropping `kind` `name` would break view `view`, which reads it.
+/// The NOTICE for an object DROP ... CASCADE drops with the one named.
+fn cascade_notice(object: &str) -> Notice {
+    Notice {
+        severity: "NOTICE",
+        code: "00000",
+        message: format!("drop cascades to {object}"),
+    }
+}
+
 fn depended_on(kind: &str, name: &str, view: &str) -> SqlError {
     SqlError::new(
         SqlState("2BP01"),
@@ -2580,7 +2589,11 @@ impl Session {
                     ..Outcome::default()
                 })
             }
-            Plan::DropTable { names, if_exists } => {
+            Plan::DropTable {
+                names,
+                if_exists,
+                cascade,
+            } => {
                 let mut notices = Vec::new();
                 let zone = self.time_zone();
                 let views = planner::working_views(txn, &zone).await?;
@@ -2600,7 +2613,15 @@ impl Session {
                         ));
                     }
                     // The sequences its columns own (SERIAL, IDENTITY, OWNED BY) go with it.
-                    if let Some(table) = catalog::lookup(txn, name).await? {
+                    if let Some(mut table) = catalog::lookup(txn, name).await? {
+                        if *cascade {
+                            for dropped in crate::alter::drop_referencing_keys(txn, &table).await? {
+                                notices.push(cascade_notice(&dropped));
+                            }
+                            table = catalog::lookup(txn, name)
+                                .await?
+                                .ok_or_else(|| catalog::undefined_table(name))?;
+                        }
                         crate::alter::unlink_foreign_keys(txn, &table).await?;
                         for owned in sequence::owned_by_table(txn, &table).await? {
                             sequence::drop(txn, &owned);
@@ -2612,8 +2633,12 @@ impl Session {
                     }
                     catalog::drop(txn, name);
                 }
-                if let Some(dependent) = planner::broken_view(txn, &zone, &views).await? {
-                    return Err(depended_on("table", &names.join(", "), &dependent));
+                while let Some(dependent) = planner::broken_view(txn, &zone, &views).await? {
+                    if !*cascade {
+                        return Err(depended_on("table", &names.join(", "), &dependent));
+                    }
+                    catalog::drop_view(txn, &dependent);
+                    notices.push(cascade_notice(&format!("view {dependent}")));
                 }
                 Ok(Outcome {
                     tag: "DROP TABLE".into(),
