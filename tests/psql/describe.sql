@@ -57,3 +57,11 @@ SELECT 'orders'::regclass::oid = (SELECT oid FROM pg_class WHERE relname = 'orde
 SELECT sequencename, start_value, increment_by FROM pg_sequences ORDER BY 1;
 SELECT viewname FROM pg_views WHERE schemaname = 'public';
 SELECT schemaname, tablename FROM pg_tables WHERE schemaname IN ('public', 'billing') ORDER BY 1, 2;
+SELECT datname, usename, state FROM pg_stat_activity WHERE pid = pg_backend_pid();
+-- Functions (none of the user's), expanded output, timing switched on and off.
+\df
+\x on
+SELECT c.relname, c.relkind, c.relhasindex FROM pg_class c WHERE c.relname = 'orders';
+\x off
+\timing on
+\timing off

@@ -28,7 +28,8 @@ async fn copy_script_output_matches_postgresql() {
     expect_output(&server, "copy.out", &actual, "PostgreSQL's");
 }
 
-/// psql's describe commands (`\d`, `\dt`, `\di`, `\dv`, `\ds`, `\dn`, `\du`, `\d NAME`)
+/// psql's describe commands (`\d`, `\dt`, `\di`, `\dv`, `\ds`, `\dn`, `\du`, `\df`,
+/// `\d NAME`), `\x` and `\timing`
 /// and the catalog queries clients send: `tests/psql/describe.out` is PostgreSQL 15's
 /// output for `describe.sql`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

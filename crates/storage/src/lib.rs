@@ -55,7 +55,8 @@
 //!   heartbeat `>= ts` has been applied, after every record before it. Until then the read
 //!   waits (calling [`StorageOptions::on_wait`] once, a hint for the embedding process to
 //!   have a heartbeat published sooner), and after [`StorageOptions::read_wait_timeout`] on
-//!   the storage's [`cairn_types::clock::Clock`] it fails with `Unavailable`. Records alone
+//!   the storage's [`cairn_types::clock::Clock`] in which storage applied nothing (a large
+//!   transaction's apply takes longer; the read waits it out) it fails with `Unavailable`. Records alone
 //!   never advance completeness: another journal may still hold an earlier commit. After a
 //!   restart storage is complete to zero until the crossbar delivers a heartbeat. As a
 //!   guard, apply refuses a new record at or below what completeness (or an earlier

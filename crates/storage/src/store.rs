@@ -43,8 +43,9 @@ pub type OnWait = Arc<dyn Fn(Timestamp) + Send + Sync>;
 /// How a [`FjallStorage`] behaves.
 #[derive(Clone)]
 pub struct StorageOptions {
-    /// How long a read waits for storage to become complete to its timestamp before it fails
-    /// with [`Error::Unavailable`]. Measured on the storage's [`Clock`].
+    /// How long a read waits for storage to become complete to its timestamp, with storage
+    /// applying nothing meanwhile, before it fails with [`Error::Unavailable`]. Measured on
+    /// the storage's [`Clock`].
     pub read_wait_timeout: Duration,
     /// Called once, before a read starts waiting for completeness, with the timestamp it
     /// waits for: the embedding process may use it to have the adjudicator publish a
@@ -86,6 +87,9 @@ pub struct FjallStorage {
     checkpointed: Mutex<BTreeMap<JournalId, Position>>,
     /// Storage is complete to this timestamp; readers wait on it.
     complete: watch::Sender<Timestamp>,
+    /// Applies finished so far: a waiting read that sees it move knows storage is working
+    /// through a backlog (a large transaction) rather than stuck.
+    applies: AtomicU64,
     /// The GC horizon in force. Raised (and persisted) before GC deletes anything.
     gc_horizon: AtomicU64,
     /// One GC pass at a time, so that the counts it reports are its own.
@@ -179,6 +183,7 @@ impl FjallStorage {
             checkpointed: Mutex::new(applied.clone()),
             applied: Mutex::new(applied),
             complete,
+            applies: AtomicU64::new(0),
             gc_horizon: AtomicU64::new(gc_horizon),
             gc_pass: Mutex::new(()),
         })
@@ -209,7 +214,8 @@ impl FjallStorage {
         Ok(())
     }
 
-    /// Waits until storage is complete to `ts`, at most the read timeout.
+    /// Waits until storage is complete to `ts`: as long as storage is applying (a large
+    /// transaction takes a while), else at most the read timeout.
     async fn wait_until_complete(&self, ts: Timestamp) -> Result<()> {
         let mut receiver = self.complete.subscribe();
         if *receiver.borrow_and_update() >= ts {
@@ -218,13 +224,23 @@ impl FjallStorage {
         if let Some(on_wait) = &self.options.on_wait {
             on_wait(ts);
         }
-        let wait = async move {
-            receiver
-                .wait_for(|complete| *complete >= ts)
-                .await
-                .map(|_| ())
+        let outcome = loop {
+            let applies_before = self.applies.load(Ordering::Acquire);
+            let wait = receiver.wait_for(|complete| *complete >= ts);
+            match timeout(&*self.clock, self.options.read_wait_timeout, wait).await {
+                Some(done) => break Some(done.map(|_| ())),
+                None => {
+                    // An apply under way (its mutex held) or finished meanwhile: storage is
+                    // behind but moving; wait another round.
+                    let applying = self.applied.try_lock().is_err();
+                    let moved = self.applies.load(Ordering::Acquire) != applies_before;
+                    if !(applying || moved) {
+                        break None;
+                    }
+                }
+            }
         };
-        match timeout(&*self.clock, self.options.read_wait_timeout, wait).await {
+        match outcome {
             Some(Ok(())) => Ok(()),
             // The sender lives in `self`, which outlives this borrow.
             Some(Err(_)) => Err(Error::Internal(
@@ -440,6 +456,7 @@ impl FjallStorage {
             *applied = positions;
         }
         drop(applied);
+        self.applies.fetch_add(1, Ordering::Release);
         if let Some(heartbeat) = heartbeat {
             self.complete.send_if_modified(|complete| {
                 let advance = heartbeat > *complete;
@@ -699,6 +716,49 @@ mod tests {
             1,
             "called once per wait, not per wake-up"
         );
+    }
+
+    #[tokio::test]
+    #[allow(clippy::await_holding_lock)] // the held apply mutex is the point of the test
+    async fn a_read_outwaits_the_timeout_while_storage_applies_but_not_when_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = clock();
+        let options = StorageOptions {
+            read_wait_timeout: Duration::from_secs(1),
+            ..StorageOptions::default()
+        };
+        let s = Arc::new(FjallStorage::open(dir.path(), clock.clone(), options).unwrap());
+        let settle = || async {
+            for _ in 0..50 {
+                tokio::task::yield_now().await;
+            }
+        };
+        // An apply under way (a large transaction holds the apply mutex for long).
+        let applying = s.applied.lock().unwrap();
+        let waiting = tokio::spawn({
+            let s = s.clone();
+            async move { get(&s, "a", 20).await }
+        });
+        settle().await;
+        clock.advance(Duration::from_secs(3));
+        settle().await;
+        assert!(
+            !waiting.is_finished(),
+            "storage is busy: the read goes on waiting"
+        );
+        drop(applying);
+        apply(&s, vec![ApplyEvent::Heartbeat(Timestamp(20))])
+            .await
+            .unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), None);
+        // Nothing applying: the timeout holds.
+        let idle = tokio::spawn({
+            let s = s.clone();
+            async move { get(&s, "a", 30).await }
+        });
+        settle().await;
+        clock.advance(Duration::from_secs(3));
+        assert!(matches!(idle.await.unwrap(), Err(Error::Unavailable(_))));
     }
 
     #[tokio::test]

@@ -159,6 +159,10 @@ pub struct SystemCatalog {
     pub settings: Vec<(String, String)>,
     /// The session's open cursors (pg_cursors): name, WITH HOLD, SCROLL.
     pub cursors: Vec<(String, bool, bool)>,
+    /// The backend pids of this process's sessions (pg_stat_activity), and the session's own.
+    pub backends: Vec<i32>,
+    /// The session's own backend pid.
+    pub pid: i32,
     by_oid: HashMap<i64, usize>,
 }
 
@@ -245,6 +249,20 @@ impl SystemCatalog {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             cursors: session.cursors.to_vec(),
+            backends: session
+                .backends
+                .map(|backends| {
+                    let mut pids: Vec<i32> = backends
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .keys()
+                        .copied()
+                        .collect();
+                    pids.sort_unstable();
+                    pids
+                })
+                .unwrap_or_default(),
+            pid: session.pid,
             ..SystemCatalog::default()
         };
         for name in ["pg_catalog", "public", "information_schema"] {

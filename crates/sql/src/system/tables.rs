@@ -433,6 +433,106 @@ const PG_CATALOG: &[Def] = &[
     },
     Def {
         schema: "pg_catalog",
+        name: "pg_authid",
+        oid: 1260,
+        columns: &[
+            ("oid", Ty::Oid),
+            ("rolname", Ty::Text),
+            ("rolsuper", Ty::Bool),
+            ("rolinherit", Ty::Bool),
+            ("rolcreaterole", Ty::Bool),
+            ("rolcreatedb", Ty::Bool),
+            ("rolcanlogin", Ty::Bool),
+            ("rolreplication", Ty::Bool),
+            ("rolbypassrls", Ty::Bool),
+            ("rolconnlimit", Ty::I4),
+            ("rolpassword", Ty::Text),
+            ("rolvaliduntil", Ty::Text),
+        ],
+        rows: |system| {
+            let t = Value::Bool(true);
+            vec![vec![
+                oid(ROLE_OID),
+                text(&system.user),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t,
+                Value::Int4(-1),
+                Value::Null,
+                Value::Null,
+            ]]
+        },
+    },
+    Def {
+        schema: "pg_catalog",
+        name: "pg_stat_activity",
+        oid: 12_009,
+        columns: &[
+            ("datid", Ty::Oid),
+            ("datname", Ty::Text),
+            ("pid", Ty::I4),
+            ("leader_pid", Ty::I4),
+            ("usesysid", Ty::Oid),
+            ("usename", Ty::Text),
+            ("application_name", Ty::Text),
+            ("client_addr", Ty::Text),
+            ("client_hostname", Ty::Text),
+            ("client_port", Ty::I4),
+            ("wait_event_type", Ty::Text),
+            ("wait_event", Ty::Text),
+            ("state", Ty::Text),
+            ("query", Ty::Text),
+            ("backend_type", Ty::Text),
+        ],
+        // Every session of this process; what others are doing is theirs to tell (NULL), as
+        // PostgreSQL shows it to a role that may not see it.
+        rows: |system| {
+            system
+                .backends
+                .iter()
+                .map(|&pid| {
+                    let own = pid == system.pid;
+                    let application = system
+                        .settings
+                        .iter()
+                        .find(|(name, _)| name == "application_name")
+                        .map(|(_, value)| value.clone());
+                    vec![
+                        oid(DATABASE_OID),
+                        text(&system.database),
+                        Value::Int4(pid),
+                        Value::Null,
+                        oid(ROLE_OID),
+                        match own {
+                            true => text(&system.user),
+                            false => Value::Null,
+                        },
+                        match (own, application) {
+                            (true, Some(application)) => Value::Text(application),
+                            _ => Value::Null,
+                        },
+                        Value::Null,
+                        Value::Null,
+                        Value::Null,
+                        Value::Null,
+                        Value::Null,
+                        match own {
+                            true => text("active"),
+                            false => Value::Null,
+                        },
+                        Value::Null,
+                        text("client backend"),
+                    ]
+                })
+                .collect()
+        },
+    },
+    Def {
+        schema: "pg_catalog",
         name: "pg_auth_members",
         oid: 1261,
         columns: &[
