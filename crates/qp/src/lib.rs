@@ -29,7 +29,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -50,6 +50,27 @@ pub struct Database {
     clock: Arc<dyn Clock>,
     next_txn: Arc<AtomicU64>,
     limits: Limits,
+    watch: Arc<PrefixWatch>,
+}
+
+/// What this query processor knows of commits that write keys under one prefix (the SQL
+/// layer's catalog): the last one's `commit_ts`, and how many are under way. A reader at
+/// `read_ts` that finds none under way and the last at or below `v` knows the prefix reads
+/// the same at `read_ts` as at `v` (a commit that starts later gets a `commit_ts` above
+/// `read_ts`), provided this process is the only writer of the prefix.
+#[derive(Debug, Default)]
+pub struct PrefixWatch {
+    prefix: Vec<u8>,
+    in_flight: AtomicUsize,
+    last_commit: AtomicU64,
+}
+
+impl PrefixWatch {
+    /// Whether nothing under the prefix committed after `since`, nor is committing now.
+    pub fn unchanged_since(&self, since: Timestamp) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self.last_commit.load(Ordering::Acquire) <= since.0
+    }
 }
 
 /// Bounds on one transaction (DESIGN §5), so that apply and GC stay bounded and one client
@@ -92,7 +113,23 @@ impl Database {
             clock,
             next_txn: Arc::new(AtomicU64::new(first)),
             limits: Limits::default(),
+            watch: Arc::default(),
         }
+    }
+
+    /// The same query processor, watching commits that write under `prefix` (see
+    /// [`PrefixWatch`]).
+    pub fn watching(mut self, prefix: &[u8]) -> Self {
+        self.watch = Arc::new(PrefixWatch {
+            prefix: prefix.to_vec(),
+            ..PrefixWatch::default()
+        });
+        self
+    }
+
+    /// Commits under the watched prefix (see [`Database::watching`]).
+    pub fn watch(&self) -> &PrefixWatch {
+        &self.watch
     }
 
     /// The same query processor with other transaction limits.
@@ -240,6 +277,17 @@ impl Transaction {
     /// Whether this transaction has written or deleted `key` (its buffered writes hold it).
     pub fn has_written(&self, key: &Key) -> bool {
         self.writes.contains_key(key)
+    }
+
+    /// Whether this transaction has written or deleted a key under the watched prefix.
+    pub fn has_written_watched(&self) -> bool {
+        let prefix = &self.db.watch.prefix;
+        !prefix.is_empty()
+            && self
+                .writes
+                .range(Key::from(prefix.clone())..)
+                .next()
+                .is_some_and(|(key, _)| key.as_bytes().starts_with(prefix))
     }
 
     /// The value of `key` as this transaction sees it: its own write if any, else storage at
@@ -461,6 +509,10 @@ impl Transaction {
             .into_iter()
             .map(|(key, value)| Write { key, value })
             .collect();
+        let watched = !db.watch.prefix.is_empty()
+            && writes
+                .iter()
+                .any(|w| w.key.as_bytes().starts_with(&db.watch.prefix));
         let request = CommitRequest {
             txn_id,
             read_ts: conflict_ts,
@@ -469,7 +521,26 @@ impl Transaction {
             reads: reads.into_iter().collect(),
             read_ranges,
         };
-        let commit_ts = db.adjudicator.commit(request).await?.commit_ts;
+        // Counted as under way from before the adjudicator chooses its commit_ts until that
+        // is known (or the commit failed), so no reader misses it.
+        if watched {
+            db.watch.in_flight.fetch_add(1, Ordering::AcqRel);
+        }
+        let committed = db.adjudicator.commit(request).await;
+        if watched {
+            // An outcome unknown (not a conflict) may still commit, at a time not known:
+            // from then on nothing is taken as unchanged.
+            let last = match &committed {
+                Ok(response) => Some(response.commit_ts.0),
+                Err(Error::Conflict { .. }) => None,
+                Err(_) => Some(u64::MAX),
+            };
+            if let Some(last) = last {
+                db.watch.last_commit.fetch_max(last, Ordering::AcqRel);
+            }
+            db.watch.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+        let commit_ts = committed?.commit_ts;
         db.clock.observe(commit_ts);
         commit_wait(db.clock.as_ref(), commit_ts).await;
         Ok(Committed {

@@ -30,7 +30,7 @@
 //! of what the commit validates), and a changed table means planning again.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cairn_qp::{Database, Transaction};
@@ -108,7 +108,9 @@ impl Engine {
     /// An engine over the transactional core.
     pub fn new(db: Database) -> Arc<Engine> {
         Arc::new(Engine {
-            db,
+            // Catalog commits are watched so that a plan's tables need not be read again
+            // while nothing in the catalog changed (see `run_in_transaction`).
+            db: db.watching(&[catalog::CATALOG_PREFIX]),
             crash_after_commit_with_key: std::env::var("CAIRN_FAULT_CRASH_AFTER_COMMIT_KEY").ok(),
             conflicts: ConflictLog::default(),
             sessions: std::sync::atomic::AtomicU64::new(1),
@@ -217,6 +219,8 @@ pub struct Prepared {
     sequences: Mutex<Arc<Vec<SequenceUse>>>,
     /// The plan reads the system catalog: it is loaded before each run.
     system_catalog: bool,
+    /// The latest snapshot at which the plan's tables were read and found as planned.
+    validated_at: AtomicU64,
 }
 
 impl Prepared {
@@ -1192,14 +1196,18 @@ impl Session {
                 plan: Mutex::new(Arc::new(Plan::NoOp(""))),
                 sequences: Mutex::default(),
                 system_catalog: false,
+                validated_at: AtomicU64::new(0),
             }));
         };
-        let planner::Planned {
-            plan,
-            params,
-            sequences,
-            system_catalog,
-        } = self.plan_with_snapshot(stmt, &declared).await?;
+        let (
+            planner::Planned {
+                plan,
+                params,
+                sequences,
+                system_catalog,
+            },
+            planned_at,
+        ) = self.plan_with_snapshot(stmt, &declared).await?;
         Ok(Arc::new(Prepared {
             param_types: params,
             // FETCH returns its cursor's columns (Describe tells them).
@@ -1219,6 +1227,7 @@ impl Session {
             plan: Mutex::new(Arc::new(plan)),
             sequences: Mutex::new(Arc::new(sequences)),
             system_catalog,
+            validated_at: AtomicU64::new(planned_at.0),
         }))
     }
 
@@ -1227,14 +1236,24 @@ impl Session {
         &mut self,
         statement: &Statement,
         declared: &[Option<DataType>],
-    ) -> SqlResult<planner::Planned> {
+    ) -> SqlResult<(planner::Planned, cairn_types::Timestamp)> {
         let zone = self.time_zone();
         let search_path = self.search_path();
         match self.txn.as_mut() {
-            Some(txn) => planner::plan(txn, statement, declared, zone, &search_path).await,
+            Some(txn) => {
+                let planned = planner::plan(txn, statement, declared, zone, &search_path).await?;
+                // Its own catalog writes are not the catalog's: check again at every run.
+                let at = match txn.has_written_watched() {
+                    true => cairn_types::Timestamp::ZERO,
+                    false => txn.read_ts(),
+                };
+                Ok((planned, at))
+            }
             None => {
                 let mut txn = self.engine.db.begin();
-                planner::plan(&mut txn, statement, declared, zone, &search_path).await
+                let planned =
+                    planner::plan(&mut txn, statement, declared, zone, &search_path).await?;
+                Ok((planned, txn.read_ts()))
             }
         }
     }
@@ -1983,10 +2002,26 @@ impl Session {
             None => self.engine.db.begin_with(self.core_isolation()),
         };
         let result = async {
-            // The plan's tables, read at this snapshot: unchanged, or plan again.
+            // The plan's tables, read at this snapshot: unchanged, or plan again. Nothing to
+            // read while no catalog commit came between the snapshot the plan was last found
+            // good at and this one; a writer still has its commit check the tables.
+            let validated_at =
+                cairn_types::Timestamp(prepared.validated_at.load(Ordering::Acquire));
+            let own_ddl = txn.has_written_watched();
+            let unchanged = !own_ddl
+                && validated_at != cairn_types::Timestamp::ZERO
+                && self
+                    .engine
+                    .db
+                    .watch()
+                    .unchanged_since(validated_at.min(txn.read_ts()));
             let mut stale = false;
             for table in plan.tables() {
                 if table.is_built_in() {
+                    continue;
+                }
+                if unchanged {
+                    txn.validate_read(catalog::table_key(&table.name));
                     continue;
                 }
                 match catalog::lookup(&mut txn, &table.name).await? {
@@ -2019,6 +2054,12 @@ impl Session {
                 }
                 plan = Arc::new(replanned);
                 *prepared.plan.lock().unwrap_or_else(|p| p.into_inner()) = plan.clone();
+            }
+            // The plan is good at this snapshot (unless the transaction's own DDL shaped it).
+            if !own_ddl {
+                prepared
+                    .validated_at
+                    .store(txn.read_ts().0, Ordering::Release);
             }
             let sequences = prepared
                 .sequences
