@@ -2043,24 +2043,16 @@ fn format(template: &str, args: &[Value], zone: &TimeZone) -> SqlResult<String> 
     Ok(out)
 }
 
-/// An identifier as SQL text: bare when it is lower case and not a keyword, quoted otherwise.
-/// (Keywords are sqlparser's, a superset of PostgreSQL's reserved ones, so some unreserved
-/// keywords are quoted where PostgreSQL would not; the result names the same thing.)
+/// An identifier as SQL text: as `quote_ident` writes it, and quoted too when it is any of
+/// sqlparser's keywords (a superset of PostgreSQL's reserved ones), so that the text parses
+/// back to the same name here.
 fn quote_ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && sqlparser::keywords::ALL_KEYWORDS
-            .binary_search(&name.to_ascii_uppercase().as_str())
-            .is_err();
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
+    let keyword = sqlparser::keywords::ALL_KEYWORDS
+        .binary_search(&name.to_ascii_uppercase().as_str())
+        .is_ok();
+    match keyword {
+        true => format!("\"{}\"", name.replace('"', "\"\"")),
+        false => crate::system::quote_ident(name),
     }
 }
 
