@@ -22,6 +22,9 @@
 //!   timestamp.
 //! - Conflicts come back as [`cairn_types::Error::Conflict`] naming a key; the caller retries
 //!   the whole transaction.
+//! - [`Database::watching`] a key prefix counts the commits that write under it (under way,
+//!   and the last `commit_ts`): the SQL layer watches its catalog so that a statement's plan
+//!   need not read its tables' descriptors again while no DDL committed ([`PrefixWatch`]).
 //! - Under [`Isolation::Serializable`] the transaction also records every key it read and
 //!   every range it scanned (up to where the scan stopped), and a writing transaction sends
 //!   them for validation at commit: anything written there after `read_ts`, including a new

@@ -1146,3 +1146,41 @@ async fn a_view_created_while_its_column_is_dropped_does_not_commit() {
         "{error:?}"
     );
 }
+
+/// A prepared statement keeps its plan while the catalog is unchanged, and plans again once
+/// another session's DDL committed: here the table is dropped and made again with the same
+/// columns (a new table id, its old rows unreachable), which an old plan would still read.
+#[tokio::test]
+async fn a_prepared_plan_follows_another_sessions_ddl() {
+    let server = Server::start().await;
+    let (reader, writer) = (server.connect().await, server.connect().await);
+    writer
+        .batch_execute(
+            "CREATE TABLE pp (id int PRIMARY KEY, v text); INSERT INTO pp VALUES (1, 'old')",
+        )
+        .await
+        .unwrap();
+    let statement = reader
+        .prepare("SELECT v FROM pp WHERE id = $1")
+        .await
+        .unwrap();
+    let read = |statement| {
+        let reader = &reader;
+        async move {
+            reader
+                .query(&statement, &[&1_i32])
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(read(statement.clone()).await, ["old"]);
+    assert_eq!(read(statement.clone()).await, ["old"]);
+    writer
+        .batch_execute("DROP TABLE pp; CREATE TABLE pp (id int PRIMARY KEY, v text); INSERT INTO pp VALUES (1, 'new')")
+        .await
+        .unwrap();
+    assert_eq!(read(statement.clone()).await, ["new"]);
+}

@@ -4626,17 +4626,7 @@ fn check_condition(
     table: &str,
     expr: &ast::Expr,
 ) -> SqlResult<Option<String>> {
-    let desc = TableDesc {
-        id: catalog::DERIVED_TABLE_ID,
-        name: table.to_string(),
-        columns: columns.to_vec(),
-        primary_key: vec![],
-        primary_key_constraint: None,
-        indexes: vec![],
-        checks: vec![],
-        foreign_keys: vec![],
-        referenced_by: vec![],
-    };
+    let desc = TableDesc::without_storage(catalog::DERIVED_TABLE_ID, table, columns.to_vec());
     let bound = binder.bind(expr, &Scope::table(Arc::new(desc), table.to_string()))?;
     let bound = binder.boolean(bound, "CHECK")?;
     let mut read = Vec::new();

@@ -2730,11 +2730,15 @@ impl Session {
                         search_path.push(schema);
                     }
                 }
-                let cursors: Vec<(String, bool, bool)> = self
-                    .cursors
-                    .iter()
-                    .map(|(name, cursor)| (name.clone(), cursor.hold, !cursor.no_scroll))
-                    .collect();
+                // pg_cursors' rows: only a statement reading the system catalog needs them.
+                let cursors: Vec<(String, bool, bool)> = match system_catalog {
+                    true => self
+                        .cursors
+                        .iter()
+                        .map(|(name, cursor)| (name.clone(), cursor.hold, !cursor.no_scroll))
+                        .collect(),
+                    false => Vec::new(),
+                };
                 let session = crate::expr::SessionInfo {
                     cursors: &cursors,
                     user: &self.user,
