@@ -45,9 +45,13 @@ use cairn_types::{Error, Key, KeyRange, Result, Timestamp, TxnId, Write};
 /// Rows fetched from storage per scan request when merging with buffered writes.
 const SCAN_PAGE: u32 = 256;
 
-/// Where transactions come from: the components a query processor talks to.
+/// Where transactions come from: the components a query processor talks to. Cloning it (and
+/// beginning a transaction, which holds one) costs one reference count.
 #[derive(Clone)]
-pub struct Database {
+pub struct Database(Arc<Components>);
+
+#[derive(Clone)]
+struct Components {
     storage: Arc<dyn Storage>,
     adjudicator: Arc<dyn Adjudicator>,
     clock: Arc<dyn Clock>,
@@ -110,20 +114,20 @@ impl Database {
         // Transaction ids only need to be unique enough for logs; starting from the clock
         // keeps them from repeating across restarts.
         let first = clock.now().latest.0;
-        Database {
+        Database(Arc::new(Components {
             storage,
             adjudicator,
             clock,
             next_txn: Arc::new(AtomicU64::new(first)),
             limits: Limits::default(),
             watch: Arc::default(),
-        }
+        }))
     }
 
     /// The same query processor, watching commits that write under `prefix` (see
     /// [`PrefixWatch`]).
     pub fn watching(mut self, prefix: &[u8]) -> Self {
-        self.watch = Arc::new(PrefixWatch {
+        Arc::make_mut(&mut self.0).watch = Arc::new(PrefixWatch {
             prefix: prefix.to_vec(),
             ..PrefixWatch::default()
         });
@@ -132,18 +136,18 @@ impl Database {
 
     /// Commits under the watched prefix (see [`Database::watching`]).
     pub fn watch(&self) -> &PrefixWatch {
-        &self.watch
+        &self.0.watch
     }
 
     /// The same query processor with other transaction limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
+        Arc::make_mut(&mut self.0).limits = limits;
         self
     }
 
     /// The limits transactions run under.
     pub fn limits(&self) -> Limits {
-        self.limits
+        self.0.limits
     }
 
     /// Starts a snapshot-isolation transaction reading at `clock.now().latest`.
@@ -153,10 +157,10 @@ impl Database {
 
     /// Starts a transaction with the given isolation, reading at `clock.now().latest`.
     pub fn begin_with(&self, isolation: Isolation) -> Transaction {
-        let read_ts = self.clock.now().latest;
+        let read_ts = self.0.clock.now().latest;
         Transaction {
-            db: self.clone(),
-            txn_id: TxnId(self.next_txn.fetch_add(1, Ordering::Relaxed)),
+            db: self.0.clone(),
+            txn_id: TxnId(self.0.next_txn.fetch_add(1, Ordering::Relaxed)),
             read_ts,
             conflict_ts: read_ts,
             writes: BTreeMap::new(),
@@ -170,13 +174,13 @@ impl Database {
 
     /// The clock this query processor reads.
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
+        &self.0.clock
     }
 }
 
 /// One transaction: a snapshot to read at and a buffer of writes.
 pub struct Transaction {
-    db: Database,
+    db: Arc<Components>,
     txn_id: TxnId,
     read_ts: Timestamp,
     /// The snapshot commits are checked against: the first `read_ts`. It stays put when
