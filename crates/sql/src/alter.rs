@@ -6,7 +6,9 @@
 //! written before it is shorter than the new definition, and reads give the added column the
 //! value its DEFAULT had when it was added (PostgreSQL's "missing value"). DROP COLUMN keeps the
 //! column's place in the rows' layout, hidden and nameless. SET NOT NULL reads the rows to
-//! check them; ALTER COLUMN TYPE rewrites every row, within the transaction's limits.
+//! check them. ALTER COLUMN TYPE and ADD PRIMARY KEY rewrite every row: in bounded batches
+//! under a new table id when the statement runs alone in its transaction (see
+//! [`rewrite_rows`]), else within the transaction and its limits.
 
 use std::sync::Arc;
 
@@ -106,6 +108,9 @@ pub async fn alter_table(
         Some(_) => crate::planner::working_views(txn, ctx.zone).await?,
         None => vec![],
     };
+    // A rewrite commits in batches only when nothing after it in the transaction reads the
+    // table (its rows would not be in the transaction's snapshot).
+    let batches = ctx.batches.filter(|_| actions.len() == 1);
     for action in actions {
         match action {
             AlterAction::AddColumn {
@@ -310,10 +315,11 @@ pub async fn alter_table(
                     row[row_id] = Value::Null;
                     Ok(row)
                 };
+                let new_shape = desc.clone();
                 let duplicate = |row: &[Value]| {
-                    index_build_error(&key_name, exec::duplicate_key(&desc, row, ctx.zone))
+                    index_build_error(&key_name, exec::duplicate_key(&new_shape, row, ctx.zone))
                 };
-                rewrite_rows(txn, &old, &desc, ctx, change, duplicate).await?;
+                rewrite_rows(txn, &old, &mut desc, ctx, batches, change, duplicate).await?;
             }
             AlterAction::AddForeignKey(fk) => {
                 check_constraint_name(&desc, &fk.name)?;
@@ -489,8 +495,9 @@ pub async fn alter_table(
                     };
                     Ok(row)
                 };
-                let duplicate = |row: &[Value]| exec::duplicate_key(&desc, row, ctx.zone);
-                rewrite_rows(txn, &old, &desc, ctx, change, duplicate).await?;
+                let new_shape = desc.clone();
+                let duplicate = |row: &[Value]| exec::duplicate_key(&new_shape, row, ctx.zone);
+                rewrite_rows(txn, &old, &mut desc, ctx, batches, change, duplicate).await?;
             }
         }
     }
@@ -536,17 +543,50 @@ fn breaks_view(
     }
 }
 
+/// Rows a rewrite in batches writes per transaction.
+const REWRITE_BATCH: usize = 1024;
+
 /// Writes every row of `old` again as `change` makes it, under `desc` (whose keys and index
-/// entries may differ from `old`'s). All old rows and entries go first, so that a new key may
-/// be an old one; a new key met twice is `duplicate`'s error.
+/// entries may differ from `old`'s); a new key met twice is `duplicate`'s error.
+///
+/// With `batches` (the statement runs alone in its transaction), the new rows go under a new
+/// table id, in transactions of their own of [`REWRITE_BATCH`] rows each, read from `txn`'s
+/// snapshot: no transaction holds the whole table, and no reader sees a new row before `txn`
+/// commits the new definition (ids are never reused, so an abandoned rewrite's rows are
+/// unreachable, like a dropped table's). `txn` validates the old rows, so a write to them
+/// committed meanwhile makes its commit fail (40001) rather than be lost. Without `batches`,
+/// `txn` deletes every old row and entry and writes the new ones under the same id.
 async fn rewrite_rows(
     txn: &mut Transaction,
     old: &TableDesc,
-    desc: &TableDesc,
+    desc: &mut TableDesc,
     ctx: &ExecContext<'_>,
+    batches: Option<&cairn_qp::Database>,
     mut change: impl FnMut(Vec<Value>) -> SqlResult<Vec<Value>>,
     duplicate: impl Fn(&[Value]) -> SqlError,
 ) -> SqlResult<()> {
+    if let Some(db) = batches {
+        desc.id = committed_table_id(db).await?;
+        txn.validate_range(old.all_rows());
+        let mut range = old.all_rows();
+        loop {
+            ctx.check_cancel()?;
+            let page = txn.scan(&range, REWRITE_BATCH).await.map_err(exec::core)?;
+            let mut batch = db.begin();
+            for (_, bytes) in &page {
+                let row = exec::decode_table_row(old, bytes)?;
+                let new = exec::conform_row(desc, change(row)?, ctx.zone)?;
+                write_new_row(&mut batch, desc, new, ctx, &duplicate).await?;
+            }
+            batch.commit().await.map_err(exec::core)?;
+            match page.last() {
+                Some((last, _)) if page.len() == REWRITE_BATCH => {
+                    range.start = exec::key_after(last)
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
     let mut rewritten = Vec::new();
     for (key, row) in rows(txn, old, ctx).await? {
         ctx.check_cancel()?;
@@ -555,14 +595,44 @@ async fn rewrite_rows(
         rewritten.push(exec::conform_row(desc, change(row)?, ctx.zone)?);
     }
     for new in rewritten {
-        let new_key = exec::checked_key(desc, &new)?;
-        if txn.get(&new_key).await.map_err(exec::core)?.is_some() {
-            return Err(duplicate(&new));
-        }
-        exec::add_index_entries(txn, desc, &new, ctx.zone).await?;
-        txn.put(new_key, exec::encode(&new)?);
+        write_new_row(txn, desc, new, ctx, &duplicate).await?;
     }
     Ok(())
+}
+
+/// Writes a rewritten row and its index entries; a key already taken is `duplicate`'s error.
+async fn write_new_row(
+    txn: &mut Transaction,
+    desc: &TableDesc,
+    row: Vec<Value>,
+    ctx: &ExecContext<'_>,
+    duplicate: impl Fn(&[Value]) -> SqlError,
+) -> SqlResult<()> {
+    let key = exec::checked_key(desc, &row)?;
+    if txn.get(&key).await.map_err(exec::core)?.is_some() {
+        return Err(duplicate(&row));
+    }
+    exec::add_index_entries(txn, desc, &row, ctx.zone).await?;
+    txn.put(key, exec::encode(&row)?);
+    Ok(())
+}
+
+/// A new table id, its allocation committed at once so that no other table is given it
+/// (the id of a transaction that rolls back is handed out again).
+async fn committed_table_id(db: &cairn_qp::Database) -> SqlResult<u32> {
+    let mut attempts = 0;
+    loop {
+        let mut txn = db.begin();
+        let id = catalog::allocate_id(&mut txn).await?;
+        match txn.commit().await.map_err(exec::core) {
+            Ok(_) => return Ok(id),
+            // Another CREATE drew from the counter meanwhile: draw again.
+            Err(e) if e.state == SqlState::SERIALIZATION_FAILURE && attempts < 100 => {
+                attempts += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Drops the hidden columns of index expressions no index reads any more.
@@ -690,7 +760,8 @@ pub async fn create_index(
             Ok(row)
         };
         let duplicate = |row: &[Value]| exec::duplicate_key(&old, row, ctx.zone);
-        rewrite_rows(txn, &old, &desc, ctx, change, duplicate).await?;
+        // In the statement's transaction: the index is built from the rewritten rows next.
+        rewrite_rows(txn, &old, &mut desc, ctx, None, change, duplicate).await?;
     }
     build_index(txn, &desc, index, ctx).await?;
     desc.indexes.push(index.clone());

@@ -82,6 +82,10 @@ pub struct ExecContext<'a> {
     pub session: &'a crate::expr::SessionInfo<'a>,
     /// The system catalog at the statement's snapshot, if it reads it.
     pub system: Option<&'a crate::system::SystemCatalog>,
+    /// Set when the statement runs alone in its transaction (autocommit): work over a
+    /// table's existing rows may then commit in bounded batches of its own (see
+    /// [`crate::alter`]).
+    pub batches: Option<&'a cairn_qp::Database>,
 }
 
 impl ExecContext<'_> {

@@ -2568,6 +2568,14 @@ impl Binder {
         if let Some(call) = self.json_function(&name, &mut bound)? {
             return Ok(call);
         }
+        if let ("pg_typeof", [ty]) = (name.as_str(), types.as_slice()) {
+            // Known when binding: the name, as PostgreSQL's regtype output prints it.
+            let name = match ty {
+                DataType::Array(element) => format!("{}[]", pg_typeof_name(element)),
+                other => pg_typeof_name(other),
+            };
+            return Ok(Expr::Literal(Value::Text(name), DataType::Text));
+        }
         let (func, ty) = match (name.as_str(), bound.len()) {
             ("coalesce" | "greatest" | "least", n) if n > 0 => {
                 let ty = common_type(types.iter().cloned())?;
@@ -3820,4 +3828,9 @@ fn placeholder(binder: &mut Binder, p: &str) -> SqlResult<Expr> {
         index: n - 1,
         ty: binder.params[n - 1].clone(),
     })
+}
+
+/// A type's name as `pg_typeof` prints it (without modifiers).
+fn pg_typeof_name(ty: &DataType) -> String {
+    crate::types::cast::base_type_name(ty).to_string()
 }

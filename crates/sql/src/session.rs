@@ -2758,6 +2758,7 @@ impl Session {
                 };
                 let ctx = ExecContext {
                     system: system.as_deref(),
+                    batches: (self.block == Block::None).then_some(&self.engine.db),
                     copy_data: &copy_data,
                     session: &session,
                     zone: &zone,

@@ -366,3 +366,163 @@ async fn setseed_makes_random_repeat_its_sequence() {
     let refused = run(&mut s, "SELECT setseed(2)").await;
     assert!(refused[0].contains("22023"), "{refused:?}");
 }
+
+/// A session over a core whose transactions may write at most `max_rows` keys.
+async fn limited(dir: &std::path::Path, max_rows: usize) -> (Embedded, Arc<Engine>) {
+    let mut options = Options::new(dir);
+    options.limits = cairn_qp::Limits {
+        max_rows,
+        ..options.limits
+    };
+    let db = Embedded::open(options).await.unwrap();
+    let engine = Engine::new(db.database().clone());
+    (db, engine)
+}
+
+/// Inserts rows 1 to 3,000 into `table`, `select` computing each from `g`, a thousand per
+/// statement.
+async fn insert_3000(s: &mut Session, table: &str, select: &str) {
+    for chunk in 0..3 {
+        let insert = format!(
+            "INSERT INTO {table} SELECT {select} FROM generate_series({}, {}) g",
+            chunk * 1000 + 1,
+            chunk * 1000 + 1000
+        );
+        assert_eq!(run(s, &insert).await, ["INSERT 0 1000"]);
+    }
+}
+
+#[tokio::test]
+async fn a_rewrite_alone_in_its_transaction_commits_in_batches_beyond_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3,000 rows, each with an index entry: rewriting them in one transaction writes 12,000
+    // keys (old rows and entries deleted, new ones written), far past this limit.
+    let (_db, engine) = limited(dir.path(), 2_500).await;
+    let mut s = Session::new(engine, "postgres", "postgres");
+    run(&mut s, "CREATE TABLE t (id int PRIMARY KEY, v text, n int)").await;
+    run(&mut s, "CREATE INDEX t_n ON t (n)").await;
+    insert_3000(&mut s, "t", "g, (g * 2)::text, g % 100").await;
+
+    // Inside a block the rewrite is the block's: refused by its limit, nothing changed.
+    run(&mut s, "BEGIN").await;
+    let refused = run(&mut s, "ALTER TABLE t ALTER COLUMN v TYPE int USING v::int").await;
+    assert!(refused[0].starts_with("ERROR 54000"), "{refused:?}");
+    run(&mut s, "ROLLBACK").await;
+
+    // Alone, it commits its rows in batches and the new definition at the end.
+    assert_eq!(
+        run(&mut s, "ALTER TABLE t ALTER COLUMN v TYPE int USING v::int").await,
+        ["ALTER TABLE"]
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT count(*), sum(v), pg_typeof(min(v))::text FROM t"
+        )
+        .await,
+        ["3000|9003000|integer", "SELECT 1"]
+    );
+    assert_eq!(
+        run(&mut s, "SELECT count(*) FROM t WHERE n = 7").await,
+        ["30", "SELECT 1"],
+        "the index was rewritten with the rows"
+    );
+    assert_eq!(
+        run(&mut s, "SELECT v FROM t WHERE id = 2999").await,
+        ["5998", "SELECT 1"]
+    );
+
+    // A value that does not convert, in the last batch: the error, and the table as it was.
+    let failed = run(
+        &mut s,
+        "ALTER TABLE t ALTER COLUMN v TYPE smallint USING (v * 10)",
+    )
+    .await;
+    assert!(failed[0].starts_with("ERROR 22003"), "{failed:?}");
+    assert_eq!(
+        run(
+            &mut s,
+            "SELECT count(*), sum(v), pg_typeof(min(v))::text FROM t"
+        )
+        .await,
+        ["3000|9003000|integer", "SELECT 1"]
+    );
+
+    // ADD PRIMARY KEY over a table without one: a duplicate far apart (in another batch)
+    // fails it; without the duplicate it succeeds.
+    run(&mut s, "CREATE TABLE k (a int, b text)").await;
+    insert_3000(&mut s, "k", "g, 'r' || g").await;
+    run(&mut s, "UPDATE k SET a = 1 WHERE a = 2900").await;
+    let duplicate = run(&mut s, "ALTER TABLE k ADD PRIMARY KEY (a)").await;
+    assert!(duplicate[0].starts_with("ERROR 23505"), "{duplicate:?}");
+    run(&mut s, "UPDATE k SET a = 2900 WHERE b = 'r2900'").await;
+    assert_eq!(
+        run(&mut s, "ALTER TABLE k ADD PRIMARY KEY (a)").await,
+        ["ALTER TABLE"]
+    );
+    assert_eq!(
+        run(&mut s, "SELECT count(*), sum(a) FROM k").await,
+        ["3000|4501500", "SELECT 1"]
+    );
+    assert_eq!(
+        run(&mut s, "INSERT INTO k VALUES (5, 'again')").await,
+        ["ERROR 23505: duplicate key value violates unique constraint \"k_pkey\""]
+    );
+}
+
+#[tokio::test]
+async fn a_write_committed_during_a_batched_rewrite_is_never_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, engine) = engine(dir.path()).await;
+    let clock = db.database().clock().clone();
+    let mut alter = Session::new(engine.clone(), "postgres", "postgres");
+    run(&mut alter, "CREATE TABLE t (id int PRIMARY KEY, v int)").await;
+    run(
+        &mut alter,
+        "INSERT INTO t SELECT g, 0 FROM generate_series(1, 20000) g",
+    )
+    .await;
+    // A writer keeps incrementing row 1 (copied by the rewrite's first batch) while the
+    // rewrite runs; every increment it saw commit must be in the table afterwards, whichever
+    // way the ALTER ends (it fails with 40001 when a write to its rows committed meanwhile).
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (engine, done, clock) = (engine.clone(), done.clone(), clock.clone());
+        tokio::spawn(async move {
+            let mut s = Session::new(engine, "postgres", "postgres");
+            let mut committed = 0i64;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                match run(&mut s, "UPDATE t SET v = v + 1 WHERE id = 1").await[0].as_str() {
+                    "UPDATE 1" => committed += 1,
+                    other => assert!(other.starts_with("ERROR 40001"), "{other}"),
+                }
+                clock.sleep(std::time::Duration::from_millis(2)).await;
+            }
+            committed
+        })
+    };
+    clock.sleep(std::time::Duration::from_millis(20)).await;
+    let outcome = run(&mut alter, "ALTER TABLE t ALTER COLUMN v TYPE bigint").await;
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let committed = writer.await.unwrap();
+    assert!(
+        outcome == ["ALTER TABLE"] || outcome[0].starts_with("ERROR 40001"),
+        "{outcome:?}"
+    );
+    assert!(committed > 0, "the writer ran during the rewrite");
+    assert_eq!(
+        run(&mut alter, "SELECT v FROM t WHERE id = 1").await,
+        [committed.to_string(), "SELECT 1".into()],
+        "ALTER: {outcome:?}"
+    );
+    // Once nobody writes, it goes through, and keeps what was written.
+    run(&mut alter, "ALTER TABLE t ALTER COLUMN v TYPE bigint").await;
+    assert_eq!(
+        run(
+            &mut alter,
+            "SELECT pg_typeof(v)::text, v FROM t WHERE id = 1"
+        )
+        .await,
+        [format!("bigint|{committed}"), "SELECT 1".into()]
+    );
+}
