@@ -19,7 +19,9 @@
 //! shard has applied, and shards skip what they already have.
 //!
 //! The merge is a plain struct, [`Merger`], with no I/O, so it is tested on its own; [`run`]
-//! drives it with one reader task per journal.
+//! drives it with one reader task per journal. [`catch_up`] is the same promise made at once,
+//! from a reader's task, when storage already has every published record: an idle system's
+//! heartbeat then reaches storage without a round trip through [`run`].
 //!
 //! Shortcuts: one shard receives whole records; a shard whose range holds none of a record's
 //! keys still receives the record (empty) so its position advances.
@@ -27,7 +29,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use cairn_types::journal::{Journal, PositionedRecord, ReadRequest};
+use cairn_types::journal::{self, Journal, PositionedRecord, ReadRequest};
 use cairn_types::storage::{ApplyEvent, ApplyRequest, StatusRequest, Storage};
 use cairn_types::{CommitRecord, Error, JournalId, KeyRange, Position, Result, Timestamp};
 use tokio::sync::mpsc;
@@ -264,6 +266,55 @@ async fn follow(
             }
         }
     }
+}
+
+/// Raises every shard's completeness to the journals' common published watermark at once,
+/// without a round of [`run`], when that keeps [`run`]'s promise: every shard has applied
+/// everything every journal has published, so no record at or below the watermark is still
+/// on its way (a journal publishes a watermark only once the records under it are published).
+/// Returns whether it did. A reader about to wait for completeness calls it after asking for
+/// a heartbeat, saving the hand-offs to the crossbar's thread and back; [`run`] delivers the
+/// same heartbeat later, which storage takes as already covered.
+///
+/// The journals' status is read before the shards': a record published in between has a
+/// `commit_ts` above the watermark read, so it is not needed for it.
+pub async fn catch_up(
+    journals: &[(JournalId, Arc<dyn Journal>)],
+    shards: &[Shard],
+) -> Result<bool> {
+    let mut tails = Vec::with_capacity(journals.len());
+    let mut bound: Option<Timestamp> = None;
+    for (id, journal) in journals {
+        let status = journal.status(journal::StatusRequest {}).await?;
+        tails.push((*id, status.tail));
+        bound = Some(bound.map_or(status.watermark, |b| b.min(status.watermark)));
+    }
+    let Some(bound) = bound else {
+        return Ok(false);
+    };
+    let mut behind = false;
+    for shard in shards {
+        let status = shard.storage.status(StatusRequest {}).await?;
+        let all_applied = tails.iter().all(|(id, tail)| {
+            status
+                .applied
+                .iter()
+                .find(|(journal, _)| journal == id)
+                .is_some_and(|(_, applied)| applied >= tail)
+        });
+        if !all_applied {
+            return Ok(false);
+        }
+        behind |= status.complete_ts < bound;
+    }
+    if !behind {
+        return Ok(false);
+    }
+    for shard in shards {
+        let events = vec![ApplyEvent::Heartbeat(bound)];
+        shard.storage.apply(ApplyRequest { events }).await?;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -10,15 +10,18 @@
 //! The components talk only through their seam traits, exactly as they would across
 //! processes; with [`Options::loopback`] every message is also serialised both ways.
 //! Background work: the crossbar (journal → storage, on a thread of its own), heartbeats (periodic, and on demand
-//! when a read waits for storage to become complete), and maintenance (checkpoint storage,
+//! when a read waits for storage to become complete: then, if storage already holds every
+//! published record, the reader's task delivers the heartbeat itself with
+//! [`cairn_crossbar::catch_up`]), and maintenance (checkpoint storage,
 //! truncate the journal prefix it covers, garbage-collect old versions).
 //!
 //! Opening on an existing directory is recovery: the journal truncates a torn tail (and refuses
 //! to open on corruption), the adjudicator fences the journal and continues above its highest
 //! timestamp, and the crossbar replays the journal into storage from storage's applied position.
 
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
@@ -78,6 +81,13 @@ impl Options {
     }
 }
 
+/// What a read about to wait for completeness uses to have it sooner (see [`Embedded::open`]).
+struct WaitShortcut {
+    adjudicator: Arc<dyn Adjudicator>,
+    journals: Vec<(JournalId, Arc<dyn Journal>)>,
+    shards: Vec<Shard>,
+}
+
 /// A running embedded Cairn. Dropping it stops the background tasks.
 pub struct Embedded {
     database: Database,
@@ -86,6 +96,8 @@ pub struct Embedded {
     adjudicator: Arc<dyn Adjudicator>,
     tasks: Vec<JoinHandle<()>>,
     crossbar: Option<CrossbarThread>,
+    /// Kept alive here only (storage's read hook holds it weakly).
+    _shortcut: Arc<WaitShortcut>,
 }
 
 impl Embedded {
@@ -109,16 +121,22 @@ impl Embedded {
 
         // A read that must wait for storage to become complete asks for a heartbeat at once,
         // in its own task (no hop to the heartbeat task) when the adjudicator can answer
-        // without waiting; the heartbeat task is nudged as well, in case it cannot.
+        // without waiting, and then has the crossbar's promise made at once when storage
+        // already holds every published record (no hop to the crossbar's thread and back).
+        // Otherwise the heartbeat task is nudged, and the crossbar delivers as usual.
         let nudge = Arc::new(Notify::new());
-        let adjudicator_cell: Arc<OnceLock<Arc<dyn Adjudicator>>> = Arc::new(OnceLock::new());
+        // Weak: storage holds this hook, and the shortcut holds storage.
+        let components: Arc<OnceLock<Weak<WaitShortcut>>> = Arc::new(OnceLock::new());
         let on_wait = {
-            let (nudge, cell) = (nudge.clone(), adjudicator_cell.clone());
+            let (nudge, cell) = (nudge.clone(), components.clone());
             Arc::new(move |_ts| {
-                if let Some(adjudicator) = cell.get() {
-                    let mut heartbeat = adjudicator.heartbeat(HeartbeatRequest {});
+                if let Some(shortcut) = cell.get().and_then(Weak::upgrade) {
                     let mut context = Context::from_waker(Waker::noop());
+                    let mut heartbeat = shortcut.adjudicator.heartbeat(HeartbeatRequest {});
                     if heartbeat.as_mut().poll(&mut context).is_ready() {
+                        let caught_up =
+                            cairn_crossbar::catch_up(&shortcut.journals, &shortcut.shards);
+                        let _ = std::pin::pin!(caught_up).poll(&mut context);
                         return;
                     }
                 }
@@ -148,13 +166,17 @@ impl Embedded {
             Arc::new(local)
         };
 
-        let _ = adjudicator_cell.set(adjudicator.clone());
-
         let shards = vec![Shard {
             range: KeyRange::all(),
             storage: storage.clone(),
         }];
         let crossbar_journals = vec![(JournalId(0), journal.clone())];
+        let shortcut = Arc::new(WaitShortcut {
+            adjudicator: adjudicator.clone(),
+            journals: crossbar_journals.clone(),
+            shards: shards.clone(),
+        });
+        let _ = components.set(Arc::downgrade(&shortcut));
         let crossbar = CrossbarThread::start(crossbar_journals, shards)?;
         let tasks = vec![
             tokio::spawn(cairn_adjudicator::run_heartbeats(
@@ -185,6 +207,7 @@ impl Embedded {
             adjudicator,
             tasks,
             crossbar: Some(crossbar),
+            _shortcut: shortcut,
         })
     }
 
