@@ -59,6 +59,8 @@ pub struct Options {
     pub read_wait_timeout: Duration,
     /// Journal tuning.
     pub journal: JournalOptions,
+    /// Bytes of storage's block cache.
+    pub storage_cache_bytes: u64,
     /// Bounds on each transaction's rows and bytes written; exceeding one is SQLSTATE 54000.
     /// Its age bound is `max_transaction_age`.
     pub limits: cairn_qp::Limits,
@@ -76,6 +78,7 @@ impl Options {
             max_transaction_age: Duration::from_secs(300),
             read_wait_timeout: Duration::from_secs(5),
             journal: JournalOptions::default(),
+            storage_cache_bytes: cairn_storage::DEFAULT_CACHE_BYTES,
             limits: cairn_qp::Limits::default(),
         }
     }
@@ -146,6 +149,7 @@ impl Embedded {
         let storage_options = StorageOptions {
             read_wait_timeout: options.read_wait_timeout,
             on_wait: Some(on_wait),
+            cache_bytes: options.storage_cache_bytes,
         };
         let fjall = FjallStorage::open(&storage_dir, clock.clone(), storage_options)?;
         let storage: Arc<dyn Storage> = if options.loopback {

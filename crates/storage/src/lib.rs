@@ -105,4 +105,4 @@
 mod layout;
 mod store;
 
-pub use store::{FjallStorage, OnWait, StorageOptions};
+pub use store::{FjallStorage, OnWait, StorageOptions, DEFAULT_CACHE_BYTES};

@@ -52,13 +52,21 @@ pub struct StorageOptions {
     /// heartbeat sooner. A hint only; correctness never depends on it. It runs on the reading
     /// task, so it must return quickly.
     pub on_wait: Option<OnWait>,
+    /// Bytes of fjall's block cache (decompressed blocks of its tables, shared by every
+    /// read); filled as reads need blocks.
+    pub cache_bytes: u64,
 }
+
+/// The block cache's default size: as PostgreSQL's `shared_buffers` on a small server, so a
+/// working set that fits one fits the other.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 
 impl Default for StorageOptions {
     fn default() -> Self {
         StorageOptions {
             read_wait_timeout: Duration::from_secs(5),
             on_wait: None,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -68,6 +76,7 @@ impl fmt::Debug for StorageOptions {
         f.debug_struct("StorageOptions")
             .field("read_wait_timeout", &self.read_wait_timeout)
             .field("on_wait", &self.on_wait.as_ref().map(|_| "Fn(Timestamp)"))
+            .field("cache_bytes", &self.cache_bytes)
             .finish()
     }
 }
@@ -138,6 +147,7 @@ impl FjallStorage {
         // the applied position that is stored inside those same batches.
         let db = Database::builder(dir)
             .manual_journal_persist(true)
+            .cache_size(options.cache_bytes)
             .open()
             .map_err(engine(format_args!("opening {shown}")))?;
         let versions = db

@@ -13,7 +13,7 @@ use cairn_types::storage::Loopback;
 fn open(dir: &Path, clock: Arc<ManualClock>) -> FjallStorage {
     let options = StorageOptions {
         read_wait_timeout: READ_WAIT_TIMEOUT,
-        on_wait: None,
+        ..StorageOptions::default()
     };
     FjallStorage::open(dir, clock, options)
         .unwrap_or_else(|e| panic!("opening storage in {}: {e}", dir.display()))
