@@ -515,14 +515,21 @@ async fn a_write_committed_during_a_batched_rewrite_is_never_lost() {
         [committed.to_string(), "SELECT 1".into()],
         "ALTER: {outcome:?}"
     );
-    // Once nobody writes, it goes through, and keeps what was written.
-    run(&mut alter, "ALTER TABLE t ALTER COLUMN v TYPE bigint").await;
+    // Once nobody writes, it goes through, and keeps what was written. A snapshot taken
+    // before it still sees the old definition and every row; a later one the new.
+    let mut before = Session::new(engine.clone(), "postgres", "postgres");
+    run(&mut before, "BEGIN").await;
+    let old_shape = [format!("integer|20000|{committed}"), "SELECT 1".into()];
+    const SHAPE: &str = "SELECT pg_typeof(min(v))::text, count(*), sum(v) FROM t";
+    assert_eq!(run(&mut before, SHAPE).await, old_shape);
     assert_eq!(
-        run(
-            &mut alter,
-            "SELECT pg_typeof(v)::text, v FROM t WHERE id = 1"
-        )
-        .await,
-        [format!("bigint|{committed}"), "SELECT 1".into()]
+        run(&mut alter, "ALTER TABLE t ALTER COLUMN v TYPE bigint").await,
+        ["ALTER TABLE"]
+    );
+    assert_eq!(run(&mut before, SHAPE).await, old_shape);
+    run(&mut before, "COMMIT").await;
+    assert_eq!(
+        run(&mut before, SHAPE).await,
+        [format!("bigint|20000|{committed}"), "SELECT 1".into()]
     );
 }
