@@ -1299,6 +1299,12 @@ impl Session {
             });
             (task, fired)
         });
+        if timer.is_some() {
+            // The timer starts in this worker's next-task slot, which no other worker may
+            // take: let it arm its sleep now, or a statement that never waits (its reads all
+            // ready at once) would keep it from ever firing.
+            tokio::task::yield_now().await;
+        }
         let result = match plan.as_ref() {
             Plan::Insert(insert) if self.copy_data.is_none() => match &insert.source {
                 InsertSource::Copy(format) => {
