@@ -543,7 +543,8 @@ fn breaks_view(
     }
 }
 
-/// Rows a rewrite in batches writes per transaction.
+/// Rows a rewrite in batches writes per transaction, at most (fewer when the transaction row
+/// limit would not hold them with their index entries).
 const REWRITE_BATCH: usize = 1024;
 
 /// Writes every row of `old` again as `change` makes it, under `desc` (whose keys and index
@@ -568,10 +569,13 @@ async fn rewrite_rows(
     if let Some(db) = batches {
         desc.id = committed_table_id(db).await?;
         txn.validate_range(old.all_rows());
+        // Each row writes its key and one entry per index: stay within the row limit.
+        let keys_per_row = 1 + desc.indexes.len();
+        let per_batch = REWRITE_BATCH.min((db.limits().max_rows / keys_per_row).max(1));
         let mut range = old.all_rows();
         loop {
             ctx.check_cancel()?;
-            let page = txn.scan(&range, REWRITE_BATCH).await.map_err(exec::core)?;
+            let page = txn.scan(&range, per_batch).await.map_err(exec::core)?;
             let mut batch = db.begin();
             for (_, bytes) in &page {
                 let row = exec::decode_table_row(old, bytes)?;
@@ -580,9 +584,7 @@ async fn rewrite_rows(
             }
             batch.commit().await.map_err(exec::core)?;
             match page.last() {
-                Some((last, _)) if page.len() == REWRITE_BATCH => {
-                    range.start = exec::key_after(last)
-                }
+                Some((last, _)) if page.len() == per_batch => range.start = exec::key_after(last),
                 _ => return Ok(()),
             }
         }

@@ -379,16 +379,16 @@ async fn limited(dir: &std::path::Path, max_rows: usize) -> (Embedded, Arc<Engin
     (db, engine)
 }
 
-/// Inserts rows 1 to 3,000 into `table`, `select` computing each from `g`, a thousand per
+/// Inserts rows 1 to 3,000 into `table`, `select` computing each from `g`, 500 per
 /// statement.
 async fn insert_3000(s: &mut Session, table: &str, select: &str) {
-    for chunk in 0..3 {
+    for chunk in 0..6 {
         let insert = format!(
             "INSERT INTO {table} SELECT {select} FROM generate_series({}, {}) g",
-            chunk * 1000 + 1,
-            chunk * 1000 + 1000
+            chunk * 500 + 1,
+            chunk * 500 + 500
         );
-        assert_eq!(run(s, &insert).await, ["INSERT 0 1000"]);
+        assert_eq!(run(s, &insert).await, ["INSERT 0 500"]);
     }
 }
 
@@ -396,8 +396,9 @@ async fn insert_3000(s: &mut Session, table: &str, select: &str) {
 async fn a_rewrite_alone_in_its_transaction_commits_in_batches_beyond_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     // 3,000 rows, each with an index entry: rewriting them in one transaction writes 12,000
-    // keys (old rows and entries deleted, new ones written), far past this limit.
-    let (_db, engine) = limited(dir.path(), 2_500).await;
+    // keys (old rows and entries deleted, new ones written), far past this limit; a batch
+    // of 1,024 rows with their entries would pass it too, so batches are smaller.
+    let (_db, engine) = limited(dir.path(), 1_500).await;
     let mut s = Session::new(engine, "postgres", "postgres");
     run(&mut s, "CREATE TABLE t (id int PRIMARY KEY, v text, n int)").await;
     run(&mut s, "CREATE INDEX t_n ON t (n)").await;
