@@ -411,16 +411,13 @@ async fn a_rewrite_alone_in_its_transaction_commits_in_batches_beyond_the_limit(
     run(&mut s, "ROLLBACK").await;
 
     // Alone, it commits its rows in batches and the new definition at the end.
+    const T_SHAPE: &str = "SELECT count(*), sum(v), pg_typeof(min(v))::text FROM t";
     assert_eq!(
         run(&mut s, "ALTER TABLE t ALTER COLUMN v TYPE int USING v::int").await,
         ["ALTER TABLE"]
     );
     assert_eq!(
-        run(
-            &mut s,
-            "SELECT count(*), sum(v), pg_typeof(min(v))::text FROM t"
-        )
-        .await,
+        run(&mut s, T_SHAPE).await,
         ["3000|9003000|integer", "SELECT 1"]
     );
     assert_eq!(
@@ -441,11 +438,7 @@ async fn a_rewrite_alone_in_its_transaction_commits_in_batches_beyond_the_limit(
     .await;
     assert!(failed[0].starts_with("ERROR 22003"), "{failed:?}");
     assert_eq!(
-        run(
-            &mut s,
-            "SELECT count(*), sum(v), pg_typeof(min(v))::text FROM t"
-        )
-        .await,
+        run(&mut s, T_SHAPE).await,
         ["3000|9003000|integer", "SELECT 1"]
     );
 

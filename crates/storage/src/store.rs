@@ -49,8 +49,11 @@ pub struct StorageOptions {
     pub read_wait_timeout: Duration,
     /// Called once, before a read starts waiting for completeness, with the timestamp it
     /// waits for: the embedding process may use it to have the adjudicator publish a
-    /// heartbeat sooner. A hint only; correctness never depends on it. It runs on the reading
-    /// task, so it must return quickly.
+    /// heartbeat sooner, and to deliver it through [`Storage::apply`] itself when the crossbar
+    /// has nothing else to bring (embedded Cairn does, with `cairn_crossbar::catch_up`). A
+    /// hint only: storage's correctness never depends on it, and what it applies must keep
+    /// the crossbar's ordering promise. It runs on the reading task, so it must return
+    /// quickly.
     pub on_wait: Option<OnWait>,
     /// Bytes of fjall's block cache (decompressed blocks of its tables, shared by every
     /// read); filled as reads need blocks.
