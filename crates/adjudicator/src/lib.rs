@@ -267,14 +267,18 @@ impl Adjudicator for LocalAdjudicator {
         })
     }
 
-    fn heartbeat(&self, _request: HeartbeatRequest) -> BoxFuture<'_, Result<HeartbeatResponse>> {
+    fn heartbeat(&self, request: HeartbeatRequest) -> BoxFuture<'_, Result<HeartbeatResponse>> {
         let (promised, append) = {
             let mut state = self.lock_state();
             let promised = state.commit_point.max(self.clock.now().latest);
             state.commit_point = promised;
             let append = self.journal.append(AppendRequest {
                 epoch: self.epoch,
-                entry: Entry::Heartbeat(promised),
+                entry: if request.quiet {
+                    Entry::QuietHeartbeat(promised)
+                } else {
+                    Entry::Heartbeat(promised)
+                },
             });
             (promised, append)
         };
@@ -309,7 +313,7 @@ pub async fn run_heartbeats(
             () = sleep => {}
             () = nudge.notified() => {}
         }
-        if let Err(e) = adjudicator.heartbeat(HeartbeatRequest {}).await {
+        if let Err(e) = adjudicator.heartbeat(HeartbeatRequest::default()).await {
             tracing::warn!(error = %e, "heartbeat failed");
             // Do not spin on a broken journal.
             clock.sleep(interval).await;

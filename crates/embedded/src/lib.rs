@@ -12,7 +12,8 @@
 //! Background work: the crossbar (journal → storage, on a thread of its own), heartbeats (periodic, and on demand
 //! when a read waits for storage to become complete: then, if storage already holds every
 //! published record, the reader's task delivers the heartbeat itself with
-//! [`cairn_crossbar::catch_up`]), and maintenance (checkpoint storage,
+//! [`cairn_crossbar::catch_up`], having published it quietly so the crossbar's thread does
+//! not wake for it), and maintenance (checkpoint storage,
 //! truncate the journal prefix it covers, garbage-collect old versions).
 //!
 //! Opening on an existing directory is recovery: the journal truncates a torn tail (and refuses
@@ -22,7 +23,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, Weak};
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use cairn_adjudicator::{AdjudicatorOptions, LocalAdjudicator};
@@ -87,6 +88,8 @@ impl Options {
 /// What a read about to wait for completeness uses to have it sooner (see [`Embedded::open`]).
 struct WaitShortcut {
     adjudicator: Arc<dyn Adjudicator>,
+    /// Woken when a quiet heartbeat could not be delivered by the reader.
+    journal: Arc<FileJournal>,
     journals: Vec<(JournalId, Arc<dyn Journal>)>,
     shards: Vec<Shard>,
 }
@@ -126,24 +129,35 @@ impl Embedded {
         // in its own task (no hop to the heartbeat task) when the adjudicator can answer
         // without waiting, and then has the crossbar's promise made at once when storage
         // already holds every published record (no hop to the crossbar's thread and back).
-        // Otherwise the heartbeat task is nudged, and the crossbar delivers as usual.
+        // Such a heartbeat is quiet: it does not wake the crossbar's thread, which would only
+        // apply it again. When the reader cannot deliver it, it wakes that thread, and if the
+        // heartbeat could not be published at once it also nudges the heartbeat task.
         let nudge = Arc::new(Notify::new());
         // Weak: storage holds this hook, and the shortcut holds storage.
         let components: Arc<OnceLock<Weak<WaitShortcut>>> = Arc::new(OnceLock::new());
         let on_wait = {
             let (nudge, cell) = (nudge.clone(), components.clone());
             Arc::new(move |_ts| {
-                if let Some(shortcut) = cell.get().and_then(Weak::upgrade) {
-                    let mut context = Context::from_waker(Waker::noop());
-                    let mut heartbeat = shortcut.adjudicator.heartbeat(HeartbeatRequest {});
-                    if heartbeat.as_mut().poll(&mut context).is_ready() {
-                        let caught_up =
-                            cairn_crossbar::catch_up(&shortcut.journals, &shortcut.shards);
-                        let _ = std::pin::pin!(caught_up).poll(&mut context);
+                let Some(shortcut) = cell.get().and_then(Weak::upgrade) else {
+                    nudge.notify_one();
+                    return;
+                };
+                let mut context = Context::from_waker(Waker::noop());
+                let mut heartbeat = shortcut
+                    .adjudicator
+                    .heartbeat(HeartbeatRequest { quiet: true });
+                let published = heartbeat.as_mut().poll(&mut context).is_ready();
+                if published {
+                    let caught_up = cairn_crossbar::catch_up(&shortcut.journals, &shortcut.shards);
+                    let delivered = std::pin::pin!(caught_up).poll(&mut context);
+                    if matches!(delivered, Poll::Ready(Ok(true))) {
                         return;
                     }
                 }
-                nudge.notify_one();
+                shortcut.journal.wake_readers();
+                if !published {
+                    nudge.notify_one();
+                }
             })
         };
         let storage_options = StorageOptions {
@@ -177,6 +191,7 @@ impl Embedded {
         let crossbar_journals = vec![(JournalId(0), journal.clone())];
         let shortcut = Arc::new(WaitShortcut {
             adjudicator: adjudicator.clone(),
+            journal: file_journal.clone(),
             journals: crossbar_journals.clone(),
             shards: shards.clone(),
         });

@@ -47,7 +47,10 @@
 //! - **Group commit.** The writer thread takes everything queued, writes it with one `write`,
 //!   and calls `sync_data` once for the whole batch ([`FileJournal::stats`] shows it).
 //!   Heartbeats ride in the same batches but are not written: once the batch is durable the
-//!   published watermark becomes the highest record or heartbeat timestamp in it.
+//!   published watermark becomes the highest record or heartbeat timestamp in it. A heartbeat
+//!   admitted when every admitted record is published already skips the writer: it is
+//!   published at once, in the caller's task (a quiet one without waking waiting readers,
+//!   until [`FileJournal::wake_readers`] or the next publication).
 //! - **Whole records only.** Readers see positions up to the published durable tail, and the
 //!   tail moves only after fsync; a record is in memory (the tail cache) or on disk, whole.
 //! - **Torn tail versus corruption.** A crash can leave the end of the last segment half
@@ -330,16 +333,23 @@ impl FileJournal {
         }
     }
 
+    /// Wakes the readers waiting for news, so that they see what was published quietly
+    /// ([`Entry::QuietHeartbeat`]).
+    pub fn wake_readers(&self) {
+        self.shared.published.send_modify(|_| {});
+    }
+
     /// Validates an append and enqueues it; runs inside `append` itself, so call order is
     /// queue order.
     fn admit(&self, request: AppendRequest) -> Result<oneshot::Receiver<Result<AppendResponse>>> {
+        let wake_readers = !matches!(request.entry, Entry::QuietHeartbeat(_));
         // Encode outside the lock: it is the expensive part and needs no shared state.
         let entry = match request.entry {
             Entry::Commit(record) => Pending::Commit {
                 frame: frame::encode(request.epoch, &record, self.shared.options.max_record_bytes)?,
                 record,
             },
-            Entry::Heartbeat(ts) => Pending::Heartbeat(ts),
+            Entry::Heartbeat(ts) | Entry::QuietHeartbeat(ts) => Pending::Heartbeat(ts),
         };
         let mut admission = lock(&self.shared.admission);
         if request.epoch < admission.epoch {
@@ -369,11 +379,14 @@ impl FileJournal {
                 // Every admitted record is published already: nothing can be ordered before
                 // this promise, so publish it now instead of through the writer thread. That
                 // saves a thread hop on the path of every read that waits for completeness.
+                // A quiet one does not wake readers waiting for news: its caller delivers it
+                // or calls `wake_readers` (through the writer it is published like any other).
                 if admission.last_commit <= published.watermark && admission.poisoned.is_none() {
                     let ts = *ts;
-                    self.shared
-                        .published
-                        .send_modify(|p| p.watermark = p.watermark.max(ts));
+                    self.shared.published.send_if_modified(|p| {
+                        p.watermark = p.watermark.max(ts);
+                        wake_readers
+                    });
                     admission.floor = admission.floor.max(ts);
                     let _ = reply.send(Ok(AppendResponse {
                         end: published.tail,

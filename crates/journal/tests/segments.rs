@@ -1,4 +1,5 @@
-//! Segment files, reads from disk and from the tail cache, limits, truncation and poisoning.
+//! Segment files, reads from disk and from the tail cache, limits, truncation, poisoning, and
+//! which heartbeats wake waiting readers.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 mod common;
@@ -6,6 +7,7 @@ mod common;
 use std::fs;
 
 use cairn_journal::JournalOptions;
+use cairn_testkit::journal::{assert_pending, within_seconds};
 use cairn_types::journal::{
     AppendRequest, Entry, Epoch, FenceRequest, Journal, ReadRequest, TruncateRequest,
 };
@@ -221,4 +223,39 @@ async fn a_failed_write_poisons_the_journal_until_it_is_reopened() {
     journal.append(heartbeat).await.unwrap();
     append(&journal, record(20, 10)).await.unwrap();
     assert_eq!(timestamps(&read_all(&journal).await), [10, 20]);
+}
+
+/// A heartbeat published at once (nothing in flight) wakes a reader waiting at the tail; a
+/// quiet one does not, but the reader sees it when `wake_readers` wakes it.
+#[tokio::test]
+async fn a_quiet_heartbeat_wakes_no_reader_until_wake_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path(), JournalOptions::default());
+    let tail = append(&journal, record(10, 10)).await.unwrap().end;
+    let beat = |entry| {
+        journal.append(AppendRequest {
+            epoch: Epoch(0),
+            entry,
+        })
+    };
+    let wait_past = |past| ReadRequest {
+        from: tail,
+        max_records: 10,
+        wait_past: Some(Timestamp(past)),
+    };
+
+    let mut waiting = journal.read(wait_past(10));
+    assert_pending(&mut waiting).await;
+    beat(Entry::Heartbeat(Timestamp(20))).await.unwrap();
+    let woken = within_seconds(waiting).await.unwrap();
+    assert_eq!(woken.watermark, Timestamp(20));
+
+    let mut waiting = journal.read(wait_past(20));
+    assert_pending(&mut waiting).await;
+    beat(Entry::QuietHeartbeat(Timestamp(30))).await.unwrap();
+    assert_pending(&mut waiting).await;
+    journal.wake_readers();
+    let woken = within_seconds(waiting).await.unwrap();
+    assert!(woken.records.is_empty());
+    assert_eq!(woken.watermark, Timestamp(30));
 }

@@ -239,7 +239,11 @@ async fn heartbeats_promise_and_later_commits_stay_above<A, J, O>(
         .await
         .unwrap();
     let before = clock.now().latest;
-    let promised = adj.heartbeat(HeartbeatRequest {}).await.unwrap().promised;
+    let promised = adj
+        .heartbeat(HeartbeatRequest::default())
+        .await
+        .unwrap()
+        .promised;
     assert!(promised >= done.commit_ts && promised > before);
     let status = journal.status(Default::default()).await.unwrap();
     assert!(status.watermark >= promised);

@@ -30,6 +30,7 @@ pub async fn conformance<J: Journal, F: FnMut(&Path) -> J>(mut open: F) {
     heartbeats_advance_the_watermark(&mut open).await;
     long_poll_wakes_on_a_later_append(&mut open).await;
     long_poll_wakes_on_a_heartbeat(&mut open).await;
+    quiet_heartbeats_make_the_same_promise(&mut open).await;
     fencing_refuses_stale_writers(&mut open).await;
     reopen_keeps_acknowledged_records_and_the_epoch(&mut open).await;
     truncate_moves_the_start_and_older_reads_are_too_old(&mut open).await;
@@ -205,6 +206,27 @@ pub async fn long_poll_wakes_on_a_heartbeat<J: Journal>(open: &mut impl FnMut(&P
     assert!(woken.records.is_empty());
     assert_eq!(woken.next, tail);
     assert!(woken.watermark >= Timestamp(70), "{woken:?}");
+}
+
+/// A quiet heartbeat is the same promise as a heartbeat (only waking waiting readers is left
+/// to its caller): status and reads at the tail report it, a record at or below it is refused,
+/// and a read waiting past an earlier timestamp answers at once.
+pub async fn quiet_heartbeats_make_the_same_promise<J: Journal>(open: &mut impl FnMut(&Path) -> J) {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    let tail = append(&journal, 0, 10).await.unwrap().end;
+    let quiet = AppendRequest {
+        epoch: Epoch(0),
+        entry: Entry::QuietHeartbeat(Timestamp(50)),
+    };
+    assert_eq!(journal.append(quiet).await.unwrap().end, tail);
+    assert!(status(&journal).await.watermark >= Timestamp(50));
+    let waited = read_waiting(&journal, tail, Timestamp(40)).await.unwrap();
+    assert!(waited.records.is_empty());
+    assert!(waited.watermark >= Timestamp(50), "{waited:?}");
+    let below = append(&journal, 0, 45).await;
+    assert!(matches!(below, Err(Error::InvalidInput(_))), "{below:?}");
+    append(&journal, 0, 60).await.unwrap();
 }
 
 /// After `fence(e)`, appends (records and heartbeats) with an epoch below `e` are refused as
@@ -479,7 +501,7 @@ fn commit_timestamps(records: &[PositionedRecord]) -> Vec<u64> {
 }
 
 /// Polls `future` a few times, letting other tasks run, and checks it has not finished.
-async fn assert_pending<F: Future + Unpin>(future: &mut F)
+pub async fn assert_pending<F: Future + Unpin>(future: &mut F)
 where
     F::Output: Debug,
 {
@@ -493,7 +515,7 @@ where
 }
 
 /// Awaits `future`, failing the check instead of hanging if it takes more than ten seconds.
-async fn within_seconds<F: Future>(future: F) -> F::Output {
+pub async fn within_seconds<F: Future>(future: F) -> F::Output {
     timeout(&SystemClock::default(), Duration::from_secs(10), future)
         .await
         .expect("did not finish within ten seconds (a long poll that never woke?)")

@@ -57,12 +57,18 @@ pub struct CommitResponse {
 
 /// Ask for a heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct HeartbeatRequest {}
+pub struct HeartbeatRequest {
+    /// Append it as a quiet heartbeat ([`crate::journal::Entry::QuietHeartbeat`]): the
+    /// caller delivers the promise to storage itself, or wakes the journal's readers.
+    #[serde(default)]
+    pub quiet: bool,
+}
 
 /// A heartbeat was published.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatResponse {
-    /// Nothing at or below this will commit any more; the journal's readers have been told.
+    /// Nothing at or below this will commit any more; the journal has published it (and woken
+    /// its readers, unless the heartbeat was quiet).
     pub promised: Timestamp,
 }
 

@@ -12,6 +12,10 @@
 //!   is refused.
 //! - Heartbeats ([`Entry::Heartbeat`]) are promises "no later record has `commit_ts <= ts`".
 //!   They are ordered with records but not stored; readers see them as the watermark.
+//!   A quiet heartbeat ([`Entry::QuietHeartbeat`]) is the same promise, but the journal may
+//!   publish it without waking readers waiting for news: they see it at their next read or
+//!   wake-up. Only for a caller that delivers the promise to storage itself and wakes the
+//!   readers when it cannot (the embedded database: a read waiting for completeness).
 //! - Writers are fenced by epoch: after [`Journal::fence`] with epoch `e`, appends carrying an
 //!   epoch below `e` are refused.
 //! - [`Journal::read`] returns durable records from a position, waiting (long poll) when there
@@ -35,6 +39,9 @@ pub enum Entry {
     Commit(CommitRecord),
     /// A promise that no later record will have `commit_ts <= ts` (not stored).
     Heartbeat(Timestamp),
+    /// A heartbeat whose publication need not wake readers waiting for news (see the module
+    /// documentation).
+    QuietHeartbeat(Timestamp),
 }
 
 /// Append one entry as the writer holding `epoch`.
