@@ -164,6 +164,7 @@ impl Embedded {
             read_wait_timeout: options.read_wait_timeout,
             on_wait: Some(on_wait),
             cache_bytes: options.storage_cache_bytes,
+            ..StorageOptions::default()
         };
         let fjall = FjallStorage::open(&storage_dir, clock.clone(), storage_options)?;
         let storage: Arc<dyn Storage> = if options.loopback {

@@ -49,8 +49,9 @@
 //!   Heartbeats ride in the same batches but are not written: once the batch is durable the
 //!   published watermark becomes the highest record or heartbeat timestamp in it. A heartbeat
 //!   admitted when every admitted record is published already skips the writer: it is
-//!   published at once, in the caller's task (a quiet one without waking waiting readers,
-//!   until [`FileJournal::wake_readers`] or the next publication).
+//!   published at once, in the caller's task. A quiet one raises the watermark that status
+//!   and reads report, but a read waiting for news keeps waiting until the next publication
+//!   or [`FileJournal::wake_readers`].
 //! - **Whole records only.** Readers see positions up to the published durable tail, and the
 //!   tail moves only after fsync; a record is in memory (the tail cache) or on disk, whole.
 //! - **Torn tail versus corruption.** A crash can leave the end of the last segment half
@@ -208,6 +209,10 @@ impl Admission {
 struct Published {
     tail: Position,
     watermark: Timestamp,
+    /// The watermark readers waiting for news were last woken for: quiet heartbeats raise
+    /// `watermark` alone, so a follower that saw them waits for the next real news instead
+    /// of finding one at every read.
+    announced: Timestamp,
     poisoned: bool,
 }
 
@@ -285,6 +290,7 @@ impl FileJournal {
         let (published, _) = watch::channel(Published {
             tail: Position(file_start + last_len),
             watermark,
+            announced: watermark,
             poisoned: false,
         });
         let shared = Arc::new(Shared {
@@ -336,7 +342,9 @@ impl FileJournal {
     /// Wakes the readers waiting for news, so that they see what was published quietly
     /// ([`Entry::QuietHeartbeat`]).
     pub fn wake_readers(&self) {
-        self.shared.published.send_modify(|_| {});
+        self.shared
+            .published
+            .send_modify(|p| p.announced = p.watermark);
     }
 
     /// Validates an append and enqueues it; runs inside `append` itself, so call order is
@@ -385,6 +393,9 @@ impl FileJournal {
                     let ts = *ts;
                     self.shared.published.send_if_modified(|p| {
                         p.watermark = p.watermark.max(ts);
+                        if wake_readers {
+                            p.announced = p.watermark;
+                        }
                         wake_readers
                     });
                     admission.floor = admission.floor.max(ts);
@@ -424,7 +435,7 @@ impl FileJournal {
             }
             if from == now.tail {
                 match request.wait_past {
-                    Some(past) if now.watermark <= past => {
+                    Some(past) if now.announced <= past => {
                         if now.poisoned {
                             return Err(Error::Unavailable(
                                 "the journal is poisoned by a write failure: nothing more will \
@@ -434,7 +445,7 @@ impl FileJournal {
                         }
                         // The sender lives in `Shared`, which `self` keeps alive.
                         let _ = published
-                            .wait_for(|p| p.tail > from || p.watermark > past || p.poisoned)
+                            .wait_for(|p| p.tail > from || p.announced > past || p.poisoned)
                             .await;
                         continue;
                     }

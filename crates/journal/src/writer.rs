@@ -275,6 +275,7 @@ impl Writer {
             p.tail = tail;
             // A heartbeat may have been published directly meanwhile: never go back.
             p.watermark = p.watermark.max(watermark);
+            p.announced = p.watermark;
         });
         for (reply, end) in replies {
             let _ = reply.send(Ok(AppendResponse { end }));

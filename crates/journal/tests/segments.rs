@@ -226,7 +226,8 @@ async fn a_failed_write_poisons_the_journal_until_it_is_reopened() {
 }
 
 /// A heartbeat published at once (nothing in flight) wakes a reader waiting at the tail; a
-/// quiet one does not, but the reader sees it when `wake_readers` wakes it.
+/// quiet one does not (not even one that starts waiting after it), but the reader sees it
+/// when `wake_readers` or the next heartbeat wakes it.
 #[tokio::test]
 async fn a_quiet_heartbeat_wakes_no_reader_until_wake_readers() {
     let dir = tempfile::tempdir().unwrap();
@@ -258,4 +259,18 @@ async fn a_quiet_heartbeat_wakes_no_reader_until_wake_readers() {
     let woken = within_seconds(waiting).await.unwrap();
     assert!(woken.records.is_empty());
     assert_eq!(woken.watermark, Timestamp(30));
+
+    // A read issued after a quiet heartbeat waits too: a follower that woke for something
+    // else does not find news at every read while readers publish quiet heartbeats.
+    beat(Entry::QuietHeartbeat(Timestamp(40))).await.unwrap();
+    let mut waiting = journal.read(wait_past(30));
+    assert_pending(&mut waiting).await;
+    beat(Entry::Heartbeat(Timestamp(50))).await.unwrap();
+    let woken = within_seconds(waiting).await.unwrap();
+    assert_eq!(woken.watermark, Timestamp(50));
+    let without_waiting = journal.read(ReadRequest {
+        wait_past: None,
+        ..wait_past(0)
+    });
+    assert_eq!(without_waiting.await.unwrap().watermark, Timestamp(50));
 }

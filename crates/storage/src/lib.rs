@@ -46,6 +46,11 @@
 //! versions newer than `ts`, lets the first at or before `ts` decide (row or tombstone), and
 //! passes over the older ones, seeking past long runs instead of stepping through them.
 //!
+//! In memory, the *newest-version cache* (`latest.rs`) maps recently read keys to their
+//! newest version, so a point read at or after it skips the LSM tree (a merge over the
+//! memtables and tables is most of a point read's cost). A miss seeks `enc(key) ‖ !MAX`,
+//! caches the newest version found, and steps back to the one at `ts`.
+//!
 //! Keyspace `meta` holds `applied/<journal id, u32 BE>` → the position after the last record
 //! applied from that journal (u64 BE), and `gc_horizon` → the GC horizon (u64 BE).
 //!
@@ -66,6 +71,11 @@
 //!   batch holding every version it adds and the new applied position of each journal, so
 //!   after a crash the positions in `meta` describe exactly the data present. Completeness
 //!   advances only after the batch is committed.
+//! - **The newest-version cache is never stale.** Apply updates the cached entries of the
+//!   keys it wrote (and cancels fills in flight for them) after its batch is committed and
+//!   before it publishes the new applied positions and completeness; a read fills the cache
+//!   only with what a snapshot taken after its ticket showed, and only if no apply touched
+//!   the key's shard meanwhile. See `latest.rs`.
 //! - **Idempotent replay.** A record whose `next` position is at or before its journal's
 //!   applied position is skipped, so the crossbar may resend from any earlier position.
 //! - **Durability comes from the journal.** Apply does not fsync: the journal holds the
@@ -98,11 +108,17 @@
 //! - GC walks the whole `versions` keyspace each pass; it deletes in batches of about 1,000
 //!   versions. A per-range or incremental GC can come later.
 //! - Values are copied out of fjall into [`bytes::Bytes`].
+//! - The newest-version cache serves point reads only (scans go to fjall), evicts in
+//!   insertion order rather than by use, and any apply to a key's shard (1/64 of the keys)
+//!   cancels a fill in flight, so under heavy writes fewer keys get cached.
 //! - Keys longer than about 64 KiB (fjall's key limit, less the 10 bytes of framing and one
 //!   byte per zero byte) are refused at apply with `InvalidInput`; the query processor's
 //!   limits should refuse them long before.
 
+mod latest;
 mod layout;
 mod store;
 
-pub use store::{FjallStorage, OnWait, StorageOptions, DEFAULT_CACHE_BYTES};
+pub use store::{
+    FjallStorage, OnWait, StorageOptions, DEFAULT_CACHE_BYTES, DEFAULT_LATEST_CACHE_BYTES,
+};

@@ -22,6 +22,7 @@ use cairn_types::{Error, JournalId, Key, KeyRange, Position, Result, Timestamp};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable, Snapshot};
 use tokio::sync::watch;
 
+use crate::latest::LatestCache;
 use crate::layout::{self, MetaKey, MAX_FJALL_KEY};
 
 /// Keyspace of the versions `key@commit_ts`.
@@ -58,11 +59,17 @@ pub struct StorageOptions {
     /// Bytes of fjall's block cache (decompressed blocks of its tables, shared by every
     /// read); filled as reads need blocks.
     pub cache_bytes: u64,
+    /// Bytes of the newest-version cache (keys and values of recently read keys, so point
+    /// reads at or after a key's newest version skip the LSM tree); zero turns it off.
+    pub latest_cache_bytes: u64,
 }
 
 /// The block cache's default size: as PostgreSQL's `shared_buffers` on a small server, so a
 /// working set that fits one fits the other.
 pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+
+/// The newest-version cache's default size.
+pub const DEFAULT_LATEST_CACHE_BYTES: u64 = 128 << 20;
 
 impl Default for StorageOptions {
     fn default() -> Self {
@@ -70,6 +77,7 @@ impl Default for StorageOptions {
             read_wait_timeout: Duration::from_secs(5),
             on_wait: None,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            latest_cache_bytes: DEFAULT_LATEST_CACHE_BYTES,
         }
     }
 }
@@ -80,6 +88,7 @@ impl fmt::Debug for StorageOptions {
             .field("read_wait_timeout", &self.read_wait_timeout)
             .field("on_wait", &self.on_wait.as_ref().map(|_| "Fn(Timestamp)"))
             .field("cache_bytes", &self.cache_bytes)
+            .field("latest_cache_bytes", &self.latest_cache_bytes)
             .finish()
     }
 }
@@ -106,6 +115,8 @@ pub struct FjallStorage {
     gc_horizon: AtomicU64,
     /// One GC pass at a time, so that the counts it reports are its own.
     gc_pass: Mutex<()>,
+    /// The newest version of recently read keys (see `latest.rs`).
+    latest: LatestCache,
 }
 
 impl fmt::Debug for FjallStorage {
@@ -192,13 +203,14 @@ impl FjallStorage {
             versions,
             meta,
             clock,
-            options,
             checkpointed: Mutex::new(applied.clone()),
             applied: Mutex::new(applied),
             complete,
             applies: AtomicU64::new(0),
             gc_horizon: AtomicU64::new(gc_horizon),
             gc_pass: Mutex::new(()),
+            latest: LatestCache::new(options.latest_cache_bytes),
+            options,
         })
     }
 
@@ -285,21 +297,49 @@ impl FjallStorage {
         Ok(answer)
     }
 
-    /// The newest version of `key` at or before `ts`: one seek to `enc(key) ‖ !ts`.
+    /// The newest version of `key` at or before `ts`: from the newest-version cache, or else
+    /// one seek to the key's newest version `enc(key) ‖ !MAX` (which fills the cache),
+    /// stepping to the newest at or before `ts` (a few steps; a second seek past more).
     fn read_get(&self, key: &Key, ts: Timestamp) -> Result<Option<Bytes>> {
-        let from = layout::version_key(key.as_bytes(), ts);
-        if from.len() > MAX_FJALL_KEY {
+        let ticket = match self.latest.get(key.as_bytes(), ts) {
+            Ok(hit) => return Ok(hit),
+            Err(ticket) => ticket,
+        };
+        let newest = layout::version_key(key.as_bytes(), Timestamp::MAX);
+        if newest.len() > MAX_FJALL_KEY {
             return Ok(None); // longer than any stored key: apply refuses such keys
         }
-        let to = layout::version_key(key.as_bytes(), Timestamp::ZERO);
+        let oldest = layout::version_key(key.as_bytes(), Timestamp::ZERO);
         let snapshot = self.db.snapshot();
-        let Some(guard) = snapshot.range(&self.versions, from..=to).next() else {
+        let decode = |guard: fjall::Guard| -> Result<(Timestamp, Option<Bytes>)> {
+            let (stored_key, value) = guard
+                .into_inner()
+                .map_err(engine(format_args!("reading key {key}")))?;
+            let (_, version_ts) = layout::split_version_key(&stored_key)?;
+            Ok((version_ts, layout::decode_value(&value, &stored_key)?))
+        };
+        let mut versions = snapshot.range(&self.versions, newest..=oldest.clone());
+        let Some(first) = versions.next() else {
             return Ok(None);
         };
-        let (stored_key, value) = guard
-            .into_inner()
-            .map_err(engine(format_args!("reading key {key}")))?;
-        layout::decode_value(&value, &stored_key)
+        let (newest_ts, value) = decode(first)?;
+        self.latest
+            .fill(ticket, key.as_bytes(), newest_ts, value.clone());
+        if newest_ts <= ts {
+            return Ok(value);
+        }
+        const STEPS_BEFORE_SEEKING: usize = 4;
+        for guard in versions.by_ref().take(STEPS_BEFORE_SEEKING) {
+            let (version_ts, value) = decode(guard)?;
+            if version_ts <= ts {
+                return Ok(value);
+            }
+        }
+        let from = layout::version_key(key.as_bytes(), ts);
+        match snapshot.range(&self.versions, from..=oldest).next() {
+            Some(guard) => Ok(decode(guard)?.1),
+            None => Ok(None),
+        }
     }
 
     /// An iterator over `versions` from `from` to the end of the scanned range; `None` if
@@ -394,6 +434,8 @@ impl FjallStorage {
         let mut heartbeat = None::<Timestamp>;
         let mut batch = self.db.batch();
         let mut records = 0usize;
+        // What the newest-version cache learns once the batch is committed.
+        let mut written: Vec<(Key, Timestamp, Option<Bytes>)> = Vec::new();
         for event in events {
             let (journal, next, record) = match event {
                 ApplyEvent::Heartbeat(ts) => {
@@ -450,6 +492,12 @@ impl FjallStorage {
                     layout::encode_value(write.value.as_deref()),
                 );
             }
+            written.extend(
+                record
+                    .writes
+                    .into_iter()
+                    .map(|write| (write.key, record.commit_ts, write.value)),
+            );
             positions.insert(journal, next);
             records += 1;
         }
@@ -466,6 +514,11 @@ impl FjallStorage {
             batch
                 .commit()
                 .map_err(engine(format_args!("applying {records} records")))?;
+            // Before the positions are published (under this mutex) and completeness with
+            // them: a reader that may need these versions must find the cache updated.
+            for (key, ts, value) in &written {
+                self.latest.applied(key.as_bytes(), *ts, value.as_ref());
+            }
             *applied = positions;
         }
         drop(applied);
@@ -690,6 +743,81 @@ mod tests {
         })
         .await
         .map(|r| r.value)
+    }
+
+    /// Point reads answered from the newest-version cache see every version applied after
+    /// the key was cached, and reads before the cached version still find older ones.
+    #[tokio::test]
+    async fn point_reads_after_new_versions_never_answer_from_a_stale_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), StorageOptions::default());
+        let tombstone = |key: &'static str| Write {
+            key: key.into(),
+            value: None,
+        };
+        apply(&s, vec![record(1, 10, vec![put("k", "v10")])])
+            .await
+            .unwrap();
+        apply(&s, vec![ApplyEvent::Heartbeat(Timestamp(12))])
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                get(&s, "k", 12).await.unwrap().as_deref(),
+                Some(&b"v10"[..])
+            );
+        }
+        assert_eq!(get(&s, "absent", 12).await.unwrap(), None);
+
+        let events = vec![
+            record(2, 20, vec![put("k", "v20"), put("absent", "now")]),
+            ApplyEvent::Heartbeat(Timestamp(25)),
+        ];
+        apply(&s, events).await.unwrap();
+        for ts in [25, 20] {
+            assert_eq!(
+                get(&s, "k", ts).await.unwrap().as_deref(),
+                Some(&b"v20"[..])
+            );
+        }
+        assert_eq!(
+            get(&s, "absent", 25).await.unwrap().as_deref(),
+            Some(&b"now"[..])
+        );
+        assert_eq!(
+            get(&s, "k", 15).await.unwrap().as_deref(),
+            Some(&b"v10"[..])
+        );
+        assert_eq!(get(&s, "absent", 15).await.unwrap(), None);
+
+        // Versions 30..=37 then a tombstone: a read at 25 steps past more than a few.
+        let mut next = 3;
+        for ts in 30..38 {
+            apply(&s, vec![record(next, ts, vec![put("k", "many")])])
+                .await
+                .unwrap();
+            next += 1;
+        }
+        let events = vec![
+            record(next, 40, vec![tombstone("k")]),
+            ApplyEvent::Heartbeat(Timestamp(45)),
+        ];
+        apply(&s, events).await.unwrap();
+        assert_eq!(get(&s, "k", 45).await.unwrap(), None);
+        assert_eq!(
+            get(&s, "k", 36).await.unwrap().as_deref(),
+            Some(&b"many"[..])
+        );
+        assert_eq!(
+            get(&s, "k", 25).await.unwrap().as_deref(),
+            Some(&b"v20"[..])
+        );
+        s.gc(GcRequest {
+            horizon: Timestamp(45),
+        })
+        .await
+        .unwrap();
+        assert_eq!(get(&s, "k", 45).await.unwrap(), None);
     }
 
     #[tokio::test]

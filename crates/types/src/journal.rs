@@ -13,9 +13,10 @@
 //! - Heartbeats ([`Entry::Heartbeat`]) are promises "no later record has `commit_ts <= ts`".
 //!   They are ordered with records but not stored; readers see them as the watermark.
 //!   A quiet heartbeat ([`Entry::QuietHeartbeat`]) is the same promise, but the journal may
-//!   publish it without waking readers waiting for news: they see it at their next read or
-//!   wake-up. Only for a caller that delivers the promise to storage itself and wakes the
-//!   readers when it cannot (the embedded database: a read waiting for completeness).
+//!   publish it without counting it as news: a read waiting past an earlier watermark may
+//!   keep waiting (it sees the heartbeat once woken for something else). Only for a caller
+//!   that delivers the promise to storage itself and wakes the readers when it cannot (the
+//!   embedded database: a read waiting for completeness).
 //! - Writers are fenced by epoch: after [`Journal::fence`] with epoch `e`, appends carrying an
 //!   epoch below `e` are refused.
 //! - [`Journal::read`] returns durable records from a position, waiting (long poll) when there

@@ -82,11 +82,15 @@ impl TimeZone {
 
     fn lookup(setting: &str, iso_hours: bool) -> Option<Self> {
         static LOADED: OnceLock<Mutex<HashMap<String, TimeZone>>> = OnceLock::new();
-        let key = format!("{iso_hours}:{}", setting.trim().to_ascii_lowercase());
-        let bare = setting.trim().to_ascii_lowercase();
-        if matches!(bare.as_str(), "utc" | "etc/utc" | "z" | "zulu" | "uct") {
+        // Checked before allocating anything: sessions ask for their zone per statement.
+        const UTC_NAMES: [&str; 5] = ["utc", "etc/utc", "z", "zulu", "uct"];
+        if UTC_NAMES
+            .iter()
+            .any(|u| setting.trim().eq_ignore_ascii_case(u))
+        {
             return Some(Self::utc());
         }
+        let key = format!("{iso_hours}:{}", setting.trim().to_ascii_lowercase());
         let loaded = LOADED.get_or_init(Default::default);
         if let Some(zone) = loaded.lock().ok()?.get(&key) {
             return Some(zone.clone());

@@ -1,0 +1,219 @@
+//! The newest-version cache: for recently read keys, the newest version storage holds, so a
+//! point read at or after it answers without opening an iterator over the LSM tree (a merge
+//! across the memtables and every table that may hold the key: most of a point read's cost).
+//!
+//! # Why it is never stale
+//!
+//! An entry claims "the newest version of this key is `(ts, value)`". Two paths write entries:
+//!
+//! - **Apply** (holding the apply mutex, after the fjall batch is committed, before the new
+//!   applied positions and completeness are published): for every key written, it bumps the
+//!   shard's generation and, if the key is cached, replaces the entry with the new version.
+//!   Records arrive in `commit_ts` order, so the new version is the newest. A read that needs
+//!   that version waits for completeness to its `commit_ts`, which is published after this.
+//! - **Fill** (a read that missed): it takes the shard's generation *before* its fjall
+//!   snapshot, and inserts what the snapshot showed as newest only if the generation is
+//!   unchanged. If an apply of that key committed after the snapshot, its bump came before the
+//!   fill (refused) or after it (and then the apply overwrites the entry). An apply that
+//!   committed before the snapshot is in what the snapshot read.
+//!
+//! GC never removes a key's newest version unless it is a tombstone at the horizon, which
+//! reads as absence like the cached tombstone does.
+//!
+//! Bounded by bytes, evicting in insertion order (a shard's oldest insertions first).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use cairn_types::Timestamp;
+
+/// Shards, each behind its own mutex, so concurrent readers rarely meet.
+const SHARDS: usize = 64;
+
+/// Bytes counted per entry besides its key and value (map slot, queue slot, headers).
+const ENTRY_OVERHEAD: usize = 96;
+
+/// The newest version of a key: its `commit_ts` and value (`None`: a tombstone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Newest {
+    ts: Timestamp,
+    value: Option<Bytes>,
+}
+
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<Bytes, Newest, foldhash::fast::RandomState>,
+    /// The keys of `entries` in insertion order (one each), for eviction.
+    order: VecDeque<Bytes>,
+    bytes: usize,
+    /// Bumped by every apply that writes a key of this shard.
+    generation: u64,
+}
+
+/// See the module documentation.
+pub(crate) struct LatestCache {
+    shards: Vec<Mutex<Shard>>,
+    shard_budget: usize,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// A miss's ticket to fill the cache: the shard's generation before the read's snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FillTicket {
+    shard: usize,
+    generation: u64,
+}
+
+impl LatestCache {
+    /// A cache holding about `budget_bytes` of keys and values (zero: caches nothing).
+    pub(crate) fn new(budget_bytes: u64) -> Self {
+        let budget = usize::try_from(budget_bytes).unwrap_or(usize::MAX);
+        LatestCache {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shard_budget: budget / SHARDS,
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn shard_of(&self, key: &[u8]) -> usize {
+        use std::hash::BuildHasher;
+        // The map hashes again with the same hasher; the low bits pick the shard.
+        (self.hasher.hash_one(key) as usize) % SHARDS
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        // Every critical section leaves the shard consistent.
+        self.shards[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The value of `key` at `ts` if the cache knows it: `Ok(value)` (`None` for a tombstone)
+    /// when the cached newest version is at or before `ts`; otherwise a ticket for
+    /// [`Self::fill`], to be taken before the read's snapshot.
+    pub(crate) fn get(&self, key: &[u8], ts: Timestamp) -> Result<Option<Bytes>, FillTicket> {
+        let shard = self.shard_of(key);
+        let guard = self.lock(shard);
+        match guard.entries.get(key) {
+            Some(newest) if newest.ts <= ts => Ok(newest.value.clone()),
+            _ => Err(FillTicket {
+                shard,
+                generation: guard.generation,
+            }),
+        }
+    }
+
+    /// Records `(ts, value)` as the newest version of `key`, as read from a snapshot taken
+    /// after `ticket` was issued, unless an apply touched the shard since.
+    pub(crate) fn fill(&self, ticket: FillTicket, key: &[u8], ts: Timestamp, value: Option<Bytes>) {
+        let size = ENTRY_OVERHEAD + key.len() + value.as_ref().map_or(0, Bytes::len);
+        if size > self.shard_budget {
+            return;
+        }
+        let mut shard = self.lock(ticket.shard);
+        if shard.generation != ticket.generation || shard.entries.contains_key(key) {
+            return;
+        }
+        let key = Bytes::copy_from_slice(key);
+        shard.entries.insert(key.clone(), Newest { ts, value });
+        shard.order.push_back(key);
+        shard.bytes += size;
+        while shard.bytes > self.shard_budget {
+            let Some(oldest) = shard.order.pop_front() else {
+                break;
+            };
+            if let Some(evicted) = shard.entries.remove(&oldest) {
+                shard.bytes -=
+                    ENTRY_OVERHEAD + oldest.len() + evicted.value.as_ref().map_or(0, Bytes::len);
+            }
+        }
+    }
+
+    /// Called by apply, under the apply mutex, once the batch writing `key` at `ts` is
+    /// committed and before completeness covers it: cancels fills in flight for the shard
+    /// and updates the entry if there is one.
+    pub(crate) fn applied(&self, key: &[u8], ts: Timestamp, value: Option<&Bytes>) {
+        let mut shard = self.lock(self.shard_of(key));
+        shard.generation += 1;
+        let Shard { entries, bytes, .. } = &mut *shard;
+        if let Some(newest) = entries.get_mut(key) {
+            let old_len = newest.value.as_ref().map_or(0, Bytes::len);
+            let new_len = value.map_or(0, Bytes::len);
+            *bytes = (*bytes + new_len).saturating_sub(old_len);
+            *newest = Newest {
+                ts,
+                value: value.cloned(),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(s: &str) -> Option<Bytes> {
+        Some(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn a_hit_needs_the_newest_version_at_or_before_the_read() {
+        let cache = LatestCache::new(1 << 20);
+        let ticket = cache.get(b"k", Timestamp(20)).unwrap_err();
+        cache.fill(ticket, b"k", Timestamp(10), bytes("v10"));
+        assert_eq!(cache.get(b"k", Timestamp(20)), Ok(bytes("v10")));
+        assert_eq!(cache.get(b"k", Timestamp(10)), Ok(bytes("v10")));
+        assert!(
+            cache.get(b"k", Timestamp(9)).is_err(),
+            "older reads go to the tree"
+        );
+
+        cache.applied(b"k", Timestamp(30), None);
+        assert_eq!(
+            cache.get(b"k", Timestamp(30)),
+            Ok(None),
+            "a tombstone reads as absence"
+        );
+        assert!(cache.get(b"k", Timestamp(20)).is_err());
+    }
+
+    #[test]
+    fn a_fill_racing_with_an_apply_of_its_shard_is_dropped() {
+        let cache = LatestCache::new(1 << 20);
+        let ticket = cache.get(b"k", Timestamp(20)).unwrap_err();
+        // The read's snapshot missed version 15; apply then commits it.
+        cache.applied(b"k", Timestamp(15), bytes("v15").as_ref());
+        cache.fill(ticket, b"k", Timestamp(10), bytes("v10"));
+        assert!(cache.get(b"k", Timestamp(20)).is_err());
+        // A fill whose ticket postdates the apply lands.
+        let ticket = cache.get(b"k", Timestamp(20)).unwrap_err();
+        cache.fill(ticket, b"k", Timestamp(15), bytes("v15"));
+        assert_eq!(cache.get(b"k", Timestamp(20)), Ok(bytes("v15")));
+    }
+
+    #[test]
+    fn the_oldest_insertions_are_evicted_past_the_budget() {
+        let entry = ENTRY_OVERHEAD + 8 + 100;
+        let cache = LatestCache::new((SHARDS * entry * 4) as u64);
+        let value = Some(Bytes::from(vec![7u8; 100]));
+        for i in 0u64..10_000 {
+            let key = i.to_be_bytes();
+            if let Err(ticket) = cache.get(&key, Timestamp(1)) {
+                cache.fill(ticket, &key, Timestamp(1), value.clone());
+            }
+        }
+        for shard in &cache.shards {
+            let shard = shard.lock().unwrap();
+            assert!(shard.bytes <= cache.shard_budget);
+            assert!(shard.entries.len() <= 4);
+        }
+        let newest = 9_999u64.to_be_bytes();
+        assert_eq!(
+            cache.get(&newest, Timestamp(1)),
+            Ok(value),
+            "the last fill stays"
+        );
+        assert!(cache.get(&0u64.to_be_bytes(), Timestamp(1)).is_err());
+    }
+}
