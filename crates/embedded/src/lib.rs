@@ -146,8 +146,8 @@ impl Embedded {
                 let mut heartbeat = shortcut
                     .adjudicator
                     .heartbeat(HeartbeatRequest { quiet: true });
-                let published = heartbeat.as_mut().poll(&mut context).is_ready();
-                if published {
+                let answered = heartbeat.as_mut().poll(&mut context).is_ready();
+                if answered {
                     let caught_up = cairn_crossbar::catch_up(&shortcut.journals, &shortcut.shards);
                     let delivered = std::pin::pin!(caught_up).poll(&mut context);
                     if matches!(delivered, Poll::Ready(Ok(true))) {
@@ -155,7 +155,7 @@ impl Embedded {
                     }
                 }
                 shortcut.journal.wake_readers();
-                if !published {
+                if !answered {
                     nudge.notify_one();
                 }
             })

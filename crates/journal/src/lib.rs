@@ -378,7 +378,13 @@ impl FileJournal {
             Pending::Heartbeat(ts) => {
                 let published = *self.shared.published.borrow();
                 if *ts <= published.watermark {
-                    // Already promised: nothing to publish.
+                    // Already promised: nothing to publish, but a promise raised quietly so
+                    // far becomes news now, as a heartbeat (unlike a quiet one) must wake.
+                    if wake_readers && published.announced < published.watermark {
+                        self.shared
+                            .published
+                            .send_modify(|p| p.announced = p.watermark);
+                    }
                     let _ = reply.send(Ok(AppendResponse {
                         end: published.tail,
                     }));

@@ -49,7 +49,7 @@
 //! In memory, the *newest-version cache* (`latest.rs`) maps recently read keys to their
 //! newest version, so a point read at or after it skips the LSM tree (a merge over the
 //! memtables and tables is most of a point read's cost). A miss seeks `enc(key) ‖ !MAX`,
-//! caches the newest version found, and steps back to the one at `ts`.
+//! caches the newest version found, and goes on to the first version at or before `ts`.
 //!
 //! Keyspace `meta` holds `applied/<journal id, u32 BE>` → the position after the last record
 //! applied from that journal (u64 BE), and `gc_horizon` → the GC horizon (u64 BE).

@@ -52,8 +52,9 @@ pub struct StorageOptions {
     /// waits for: the embedding process may use it to have the adjudicator publish a
     /// heartbeat sooner, and to deliver it through [`Storage::apply`] itself when the crossbar
     /// has nothing else to bring (embedded Cairn does, with `cairn_crossbar::catch_up`). A
-    /// hint only: storage's correctness never depends on it, and what it applies must keep
-    /// the crossbar's ordering promise. It runs on the reading task, so it must return
+    /// hint for storage: its answers never depend on it, and what it applies must keep the
+    /// crossbar's ordering promise (a hook that publishes a quiet heartbeat is responsible for
+    /// delivering it or waking the crossbar). It runs on the reading task, so it must return
     /// quickly.
     pub on_wait: Option<OnWait>,
     /// Bytes of fjall's block cache (decompressed blocks of its tables, shared by every
@@ -248,6 +249,10 @@ impl FjallStorage {
         }
         if let Some(on_wait) = &self.options.on_wait {
             on_wait(ts);
+            // It may have delivered the heartbeat itself: then no timer is needed.
+            if *receiver.borrow_and_update() >= ts {
+                return Ok(());
+            }
         }
         let outcome = loop {
             let applies_before = self.applies.load(Ordering::Acquire);
@@ -298,8 +303,9 @@ impl FjallStorage {
     }
 
     /// The newest version of `key` at or before `ts`: from the newest-version cache, or else
-    /// one seek to the key's newest version `enc(key) ‖ !MAX` (which fills the cache),
-    /// stepping to the newest at or before `ts` (a few steps; a second seek past more).
+    /// one seek to the key's newest version `enc(key) ‖ !MAX` (which fills the cache), then
+    /// on through older versions to the first at or before `ts` (a few steps, then a second
+    /// seek).
     fn read_get(&self, key: &Key, ts: Timestamp) -> Result<Option<Bytes>> {
         let ticket = match self.latest.get(key.as_bytes(), ts) {
             Ok(hit) => return Ok(hit),
@@ -311,18 +317,20 @@ impl FjallStorage {
         }
         let oldest = layout::version_key(key.as_bytes(), Timestamp::ZERO);
         let snapshot = self.db.snapshot();
-        let decode = |guard: fjall::Guard| -> Result<(Timestamp, Option<Bytes>)> {
+        // A version's timestamp, and its stored key and value (decoded only if wanted).
+        let open = |guard: fjall::Guard| -> Result<(Timestamp, fjall::Slice, fjall::Slice)> {
             let (stored_key, value) = guard
                 .into_inner()
                 .map_err(engine(format_args!("reading key {key}")))?;
             let (_, version_ts) = layout::split_version_key(&stored_key)?;
-            Ok((version_ts, layout::decode_value(&value, &stored_key)?))
+            Ok((version_ts, stored_key, value))
         };
         let mut versions = snapshot.range(&self.versions, newest..=oldest.clone());
         let Some(first) = versions.next() else {
             return Ok(None);
         };
-        let (newest_ts, value) = decode(first)?;
+        let (newest_ts, stored_key, stored) = open(first)?;
+        let value = layout::decode_value(&stored, &stored_key)?;
         self.latest
             .fill(ticket, key.as_bytes(), newest_ts, value.clone());
         if newest_ts <= ts {
@@ -330,14 +338,17 @@ impl FjallStorage {
         }
         const STEPS_BEFORE_SEEKING: usize = 4;
         for guard in versions.by_ref().take(STEPS_BEFORE_SEEKING) {
-            let (version_ts, value) = decode(guard)?;
+            let (version_ts, stored_key, stored) = open(guard)?;
             if version_ts <= ts {
-                return Ok(value);
+                return layout::decode_value(&stored, &stored_key);
             }
         }
         let from = layout::version_key(key.as_bytes(), ts);
         match snapshot.range(&self.versions, from..=oldest).next() {
-            Some(guard) => Ok(decode(guard)?.1),
+            Some(guard) => {
+                let (_, stored_key, stored) = open(guard)?;
+                layout::decode_value(&stored, &stored_key)
+            }
             None => Ok(None),
         }
     }
@@ -428,6 +439,19 @@ impl FjallStorage {
     /// Applies events in order; see the crate documentation, "Apply".
     fn apply_events(&self, events: Vec<ApplyEvent>) -> Result<Timestamp> {
         let mut applied = lock(&self.applied, "apply")?;
+        if events
+            .iter()
+            .all(|event| matches!(event, ApplyEvent::Heartbeat(_)))
+        {
+            // Nothing to write (a reader's catch-up, an idle crossbar): no batch, no copies.
+            // The mutex was still taken, so an apply of records under way has finished.
+            drop(applied);
+            let heartbeat = events.iter().filter_map(|event| match event {
+                ApplyEvent::Heartbeat(ts) => Some(*ts),
+                ApplyEvent::Record { .. } => None,
+            });
+            return Ok(self.finish_apply(heartbeat.max()));
+        }
         let mut positions = applied.clone();
         // Nothing new may commit at or below this: completeness so far, then each heartbeat.
         let mut covered = self.complete_ts();
@@ -522,6 +546,12 @@ impl FjallStorage {
             *applied = positions;
         }
         drop(applied);
+        Ok(self.finish_apply(heartbeat))
+    }
+
+    /// Counts an apply done and raises completeness to its highest heartbeat; returns
+    /// completeness.
+    fn finish_apply(&self, heartbeat: Option<Timestamp>) -> Timestamp {
         self.applies.fetch_add(1, Ordering::Release);
         if let Some(heartbeat) = heartbeat {
             self.complete.send_if_modified(|complete| {
@@ -532,7 +562,7 @@ impl FjallStorage {
                 advance
             });
         }
-        Ok(self.complete_ts())
+        self.complete_ts()
     }
 
     fn status_now(&self) -> Result<StatusResponse> {

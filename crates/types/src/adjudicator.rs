@@ -60,7 +60,6 @@ pub struct CommitResponse {
 pub struct HeartbeatRequest {
     /// Append it as a quiet heartbeat ([`crate::journal::Entry::QuietHeartbeat`]): the
     /// caller delivers the promise to storage itself, or wakes the journal's readers.
-    #[serde(default)]
     pub quiet: bool,
 }
 
