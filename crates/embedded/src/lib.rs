@@ -62,6 +62,8 @@ pub struct Options {
     pub journal: JournalOptions,
     /// Bytes of storage's block cache.
     pub storage_cache_bytes: u64,
+    /// Bytes of storage's newest-version cache (point reads of recently read keys).
+    pub storage_latest_cache_bytes: u64,
     /// Bounds on each transaction's rows and bytes written; exceeding one is SQLSTATE 54000.
     /// Its age bound is `max_transaction_age`.
     pub limits: cairn_qp::Limits,
@@ -80,6 +82,7 @@ impl Options {
             read_wait_timeout: Duration::from_secs(5),
             journal: JournalOptions::default(),
             storage_cache_bytes: cairn_storage::DEFAULT_CACHE_BYTES,
+            storage_latest_cache_bytes: cairn_storage::DEFAULT_LATEST_CACHE_BYTES,
             limits: cairn_qp::Limits::default(),
         }
     }
@@ -164,7 +167,7 @@ impl Embedded {
             read_wait_timeout: options.read_wait_timeout,
             on_wait: Some(on_wait),
             cache_bytes: options.storage_cache_bytes,
-            ..StorageOptions::default()
+            latest_cache_bytes: options.storage_latest_cache_bytes,
         };
         let fjall = FjallStorage::open(&storage_dir, clock.clone(), storage_options)?;
         let storage: Arc<dyn Storage> = if options.loopback {
