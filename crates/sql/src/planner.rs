@@ -3426,6 +3426,16 @@ fn select_list_set_function(select: &ast::Select) -> SqlResult<Option<ast::Selec
     // Names no unquoted identifier can spell, so that the user's names never meet them.
     const ALIAS: &str = "?set function?";
     let column = |i: usize| format!("?value{i}?");
+    // Most select lists hold none: then nothing is copied.
+    let holds_one = select.projection.iter().any(|item| match item {
+        ast::SelectItem::UnnamedExpr(expr) | ast::SelectItem::ExprWithAlias { expr, .. } => {
+            holds_set_function(expr)
+        }
+        _ => false,
+    });
+    if !holds_one {
+        return Ok(None);
+    }
     let mut select = select.clone();
     let mut calls: Vec<ast::Function> = Vec::new();
     let mut wildcard = false;
@@ -3518,14 +3528,32 @@ fn select_list_set_function(select: &ast::Select) -> SqlResult<Option<ast::Selec
     Ok(Some(select))
 }
 
+/// Whether [`take_set_function`] would find a call in `expr` (looked for without copying).
+fn holds_set_function(expr: &ast::Expr) -> bool {
+    match expr {
+        ast::Expr::Function(function) => is_select_list_set_function(function),
+        ast::Expr::Cast { expr, .. }
+        | ast::Expr::Nested(expr)
+        | ast::Expr::UnaryOp { expr, .. } => holds_set_function(expr),
+        ast::Expr::BinaryOp { left, right, .. } => {
+            holds_set_function(left) || holds_set_function(right)
+        }
+        _ => false,
+    }
+}
+
+/// A plain (no OVER, no FILTER) call of a set-returning function a select list may hold.
+fn is_select_list_set_function(function: &ast::Function) -> bool {
+    let plain = function.over.is_none() && function.filter.is_none();
+    plain && SELECT_LIST_SET_FUNCTIONS.contains(&function.name.to_string().to_lowercase().as_str())
+}
+
 /// Replaces the set-returning call in `expr` (itself, or inside casts, parentheses and
 /// operators) with `replacement`, and returns the call.
 fn take_set_function(expr: &mut ast::Expr, replacement: ast::Expr) -> Option<ast::Function> {
     match expr {
         ast::Expr::Function(function) => {
-            let name = function.name.to_string().to_lowercase();
-            let plain = function.over.is_none() && function.filter.is_none();
-            if !(plain && SELECT_LIST_SET_FUNCTIONS.contains(&name.as_str())) {
+            if !is_select_list_set_function(function) {
                 return None;
             }
             match std::mem::replace(expr, replacement) {

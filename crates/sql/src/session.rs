@@ -645,17 +645,32 @@ fn is_copy_from(statement: &Statement) -> bool {
 
 /// Parses SQL text into statements with PostgreSQL's dialect; errors are 42601.
 pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
+    // The statements Cairn reads itself are tried only when their keyword is in the text:
+    // each try tokenizes the whole statement, which every other statement would pay for.
     // sqlparser has no ALTER SEQUENCE: Cairn reads it itself (a whole query string of one).
-    if let Some(alter) = planner::parse_alter_sequence(sql) {
-        return Ok(vec![Statement::AlterSequence(alter?)]);
+    if mentions(sql, "sequence") {
+        if let Some(alter) = planner::parse_alter_sequence(sql) {
+            return Ok(vec![Statement::AlterSequence(alter?)]);
+        }
     }
-    if let Some(set) = parse_set_constraints(sql) {
-        return set.map(|()| vec![Statement::SetConstraints]);
+    if mentions(sql, "constraints") {
+        if let Some(set) = parse_set_constraints(sql) {
+            return set.map(|()| vec![Statement::SetConstraints]);
+        }
     }
-    if let Some(fetch) = planner::parse_fetch(sql) {
-        return fetch.map(|statement| vec![statement]);
+    if mentions(sql, "fetch") || mentions(sql, "move") {
+        if let Some(fetch) = planner::parse_fetch(sql) {
+            return fetch.map(|statement| vec![statement]);
+        }
     }
     parse_sql(sql).map(|statements| statements.into_iter().map(Statement::Sql).collect())
+}
+
+/// Whether `word` occurs in `sql`, in any case (anywhere: a cheap test before a real parse).
+fn mentions(sql: &str, word: &str) -> bool {
+    sql.as_bytes()
+        .windows(word.len())
+        .any(|window| window.eq_ignore_ascii_case(word.as_bytes()))
 }
 
 /// [`parse`] by sqlparser.
