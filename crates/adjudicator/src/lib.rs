@@ -23,7 +23,9 @@
 //! **Heartbeats.** When idle, storage learns it is complete to `t` only from a promise that
 //! nothing at or below `t` will commit. [`LocalAdjudicator::heartbeat`] raises the commit
 //! point to `now().latest` and appends that promise, ordered with the records, to the journal.
-//! [`run_heartbeats`] does so periodically and whenever storage signals a waiting read.
+//! [`run_heartbeats`] does so periodically and whenever storage signals a waiting read. A
+//! quiet heartbeat (`HeartbeatRequest::quiet`) is appended as `Entry::QuietHeartbeat`, for a
+//! caller that delivers it to storage itself.
 //!
 //! **Memory and restart.** The per-key map keeps commits newer than `now - memory` (DESIGN §4:
 //! the maximum transaction age), and at most `max_remembered_keys` of them, forgetting the

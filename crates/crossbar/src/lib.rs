@@ -21,7 +21,8 @@
 //! The merge is a plain struct, [`Merger`], with no I/O, so it is tested on its own; [`run`]
 //! drives it with one reader task per journal. [`catch_up`] is the same promise made at once,
 //! from a reader's task, when storage already has every published record: an idle system's
-//! heartbeat then reaches storage without a round trip through [`run`].
+//! heartbeat then reaches storage without a round trip through [`run`] (embedded Cairn asks for
+//! such heartbeats quietly, so that [`run`] is not even woken for them).
 //!
 //! Shortcuts: one shard receives whole records; a shard whose range holds none of a record's
 //! keys still receives the record (empty) so its position advances.
@@ -273,8 +274,9 @@ async fn follow(
 /// everything every journal has published, so no record at or below the watermark is still
 /// on its way (a journal publishes a watermark only once the records under it are published).
 /// Returns whether it did. A reader about to wait for completeness calls it after asking for
-/// a heartbeat, saving the hand-offs to the crossbar's thread and back; [`run`] delivers the
-/// same heartbeat later, which storage takes as already covered.
+/// a heartbeat, saving the hand-offs to the crossbar's thread and back. [`run`] delivers the
+/// same watermark whenever it next reads the journal (storage takes it as already covered);
+/// when the heartbeat was quiet, that is only once something else wakes it.
 ///
 /// The journals' status is read before the shards': a record published in between has a
 /// `commit_ts` above the watermark read, so it is not needed for it.

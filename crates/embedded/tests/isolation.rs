@@ -1,5 +1,6 @@
 //! Snapshot isolation as the transaction API gives it, through every real component:
-//! which anomalies are prevented, which one is allowed, and how `lock` removes it.
+//! which anomalies are prevented, which one is allowed, and how `lock` removes it; and that a
+//! read right after a commit sees it without waiting for a periodic heartbeat.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
 
 use bytes::Bytes;
@@ -270,4 +271,24 @@ async fn serializable_read_only_transactions_never_conflict() {
     seed(&db, &[("k", 2), ("k2", 3)]).await;
     assert_eq!(int(reader.get(&"k".into()).await.unwrap()), 1);
     assert_eq!(reader.commit().await.unwrap().commit_ts, None);
+}
+
+/// A read right after a commit sees it, without periodic heartbeats to rescue it: the read's
+/// own heartbeat reaches storage (delivered by the reader, or by the crossbar the reader woke
+/// when storage was still applying the commit), never only at the next periodic one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_a_commit_needs_no_periodic_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = Options::new(dir.path());
+    options.heartbeat_interval = std::time::Duration::from_secs(3600);
+    options.read_wait_timeout = std::time::Duration::from_secs(2);
+    let db = Embedded::open(options).await.unwrap();
+    for n in 0..500 {
+        let key = Key::from(format!("k{}", n % 7));
+        let mut txn = db.database().begin();
+        txn.put(key.clone(), bytes(n));
+        txn.commit().await.unwrap();
+        let reader = db.database().begin();
+        assert_eq!(int(reader.get(&key).await.unwrap()), n, "read {n}");
+    }
 }

@@ -41,6 +41,11 @@ struct Newest {
     value: Option<Bytes>,
 }
 
+/// What an entry counts against the budget.
+fn entry_bytes(key: &[u8], value: Option<&Bytes>) -> usize {
+    ENTRY_OVERHEAD + key.len() + value.map_or(0, Bytes::len)
+}
+
 #[derive(Default)]
 struct Shard {
     entries: HashMap<Bytes, Newest, foldhash::fast::RandomState>,
@@ -78,7 +83,8 @@ impl LatestCache {
 
     fn shard_of(&self, key: &[u8]) -> usize {
         use std::hash::BuildHasher;
-        // The map hashes again with the same hasher; the low bits pick the shard.
+        // Each shard's map has a hasher of its own (seeded apart), so the keys of one shard
+        // do not share their low bits there.
         (self.hasher.hash_one(key) as usize) % SHARDS
     }
 
@@ -107,7 +113,7 @@ impl LatestCache {
     /// Records `(ts, value)` as the newest version of `key`, as read from a snapshot taken
     /// after `ticket` was issued, unless an apply touched the shard since.
     pub(crate) fn fill(&self, ticket: FillTicket, key: &[u8], ts: Timestamp, value: Option<Bytes>) {
-        let size = ENTRY_OVERHEAD + key.len() + value.as_ref().map_or(0, Bytes::len);
+        let size = entry_bytes(key, value.as_ref());
         if size > self.shard_budget {
             return;
         }
@@ -119,15 +125,7 @@ impl LatestCache {
         shard.entries.insert(key.clone(), Newest { ts, value });
         shard.order.push_back(key);
         shard.bytes += size;
-        while shard.bytes > self.shard_budget {
-            let Some(oldest) = shard.order.pop_front() else {
-                break;
-            };
-            if let Some(evicted) = shard.entries.remove(&oldest) {
-                shard.bytes -=
-                    ENTRY_OVERHEAD + oldest.len() + evicted.value.as_ref().map_or(0, Bytes::len);
-            }
-        }
+        shard.evict_beyond(self.shard_budget);
     }
 
     /// Called by apply, under the apply mutex, once the batch writing `key` at `ts` is
@@ -136,15 +134,36 @@ impl LatestCache {
     pub(crate) fn applied(&self, key: &[u8], ts: Timestamp, value: Option<&Bytes>) {
         let mut shard = self.lock(self.shard_of(key));
         shard.generation += 1;
-        let Shard { entries, bytes, .. } = &mut *shard;
-        if let Some(newest) = entries.get_mut(key) {
-            let old_len = newest.value.as_ref().map_or(0, Bytes::len);
-            let new_len = value.map_or(0, Bytes::len);
-            *bytes = (*bytes + new_len).saturating_sub(old_len);
-            *newest = Newest {
-                ts,
-                value: value.cloned(),
+        let Some(newest) = shard.entries.get_mut(key) else {
+            return;
+        };
+        // Records come in commit_ts order; the guard keeps a replay from going back.
+        if ts <= newest.ts {
+            return;
+        }
+        let old_len = newest.value.as_ref().map_or(0, Bytes::len);
+        *newest = Newest {
+            ts,
+            value: value.cloned(),
+        };
+        let new_len = value.map_or(0, Bytes::len);
+        shard.bytes = (shard.bytes + new_len).saturating_sub(old_len);
+        // A grown value may push the shard past its budget (this entry too, if it is alone).
+        shard.evict_beyond(self.shard_budget);
+    }
+}
+
+impl Shard {
+    /// Evicts the oldest insertions until the shard holds at most `budget` bytes.
+    fn evict_beyond(&mut self, budget: usize) {
+        while self.bytes > budget {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
             };
+            if let Some(evicted) = self.entries.remove(&oldest) {
+                let size = entry_bytes(&oldest, evicted.value.as_ref());
+                self.bytes = self.bytes.saturating_sub(size);
+            }
         }
     }
 }
@@ -215,5 +234,20 @@ mod tests {
             "the last fill stays"
         );
         assert!(cache.get(&0u64.to_be_bytes(), Timestamp(1)).is_err());
+
+        // A cached key updated to a value too large for its shard leaves the cache, and an
+        // older version applied again (a replay) does not replace a newer one.
+        let large = Bytes::from(vec![1u8; cache.shard_budget]);
+        cache.applied(&newest, Timestamp(2), Some(&large));
+        assert!(cache.get(&newest, Timestamp(2)).is_err());
+        for shard in &cache.shards {
+            assert!(shard.lock().unwrap().bytes <= cache.shard_budget);
+        }
+        let key = b"replayed";
+        let ticket = cache.get(key, Timestamp(1)).unwrap_err();
+        cache.fill(ticket, key, Timestamp(1), bytes("v1"));
+        cache.applied(key, Timestamp(3), bytes("v3").as_ref());
+        cache.applied(key, Timestamp(2), bytes("v2").as_ref());
+        assert_eq!(cache.get(key, Timestamp(3)), Ok(bytes("v3")));
     }
 }

@@ -781,6 +781,11 @@ mod tests {
     async fn point_reads_after_new_versions_never_answer_from_a_stale_cache() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(dir.path(), StorageOptions::default());
+        // The value at `ts`, as text.
+        async fn text(s: &FjallStorage, key: &'static str, ts: u64) -> Option<String> {
+            let value = get(s, key, ts).await.unwrap()?;
+            Some(String::from_utf8(value.to_vec()).unwrap())
+        }
         let tombstone = |key: &'static str| Write {
             key: key.into(),
             value: None,
@@ -792,12 +797,9 @@ mod tests {
             .await
             .unwrap();
         for _ in 0..2 {
-            assert_eq!(
-                get(&s, "k", 12).await.unwrap().as_deref(),
-                Some(&b"v10"[..])
-            );
+            assert_eq!(text(&s, "k", 12).await.as_deref(), Some("v10"));
         }
-        assert_eq!(get(&s, "absent", 12).await.unwrap(), None);
+        assert_eq!(text(&s, "absent", 12).await, None);
 
         let events = vec![
             record(2, 20, vec![put("k", "v20"), put("absent", "now")]),
@@ -805,20 +807,11 @@ mod tests {
         ];
         apply(&s, events).await.unwrap();
         for ts in [25, 20] {
-            assert_eq!(
-                get(&s, "k", ts).await.unwrap().as_deref(),
-                Some(&b"v20"[..])
-            );
+            assert_eq!(text(&s, "k", ts).await.as_deref(), Some("v20"));
         }
-        assert_eq!(
-            get(&s, "absent", 25).await.unwrap().as_deref(),
-            Some(&b"now"[..])
-        );
-        assert_eq!(
-            get(&s, "k", 15).await.unwrap().as_deref(),
-            Some(&b"v10"[..])
-        );
-        assert_eq!(get(&s, "absent", 15).await.unwrap(), None);
+        assert_eq!(text(&s, "absent", 25).await.as_deref(), Some("now"));
+        assert_eq!(text(&s, "k", 15).await.as_deref(), Some("v10"));
+        assert_eq!(text(&s, "absent", 15).await, None);
 
         // Versions 30..=37 then a tombstone: a read at 25 steps past more than a few.
         let mut next = 3;
@@ -833,21 +826,15 @@ mod tests {
             ApplyEvent::Heartbeat(Timestamp(45)),
         ];
         apply(&s, events).await.unwrap();
-        assert_eq!(get(&s, "k", 45).await.unwrap(), None);
-        assert_eq!(
-            get(&s, "k", 36).await.unwrap().as_deref(),
-            Some(&b"many"[..])
-        );
-        assert_eq!(
-            get(&s, "k", 25).await.unwrap().as_deref(),
-            Some(&b"v20"[..])
-        );
+        assert_eq!(text(&s, "k", 45).await, None);
+        assert_eq!(text(&s, "k", 36).await.as_deref(), Some("many"));
+        assert_eq!(text(&s, "k", 25).await.as_deref(), Some("v20"));
         s.gc(GcRequest {
             horizon: Timestamp(45),
         })
         .await
         .unwrap();
-        assert_eq!(get(&s, "k", 45).await.unwrap(), None);
+        assert_eq!(text(&s, "k", 45).await, None);
     }
 
     #[tokio::test]
