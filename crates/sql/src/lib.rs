@@ -86,6 +86,7 @@ mod exec;
 mod expr;
 mod jobs;
 mod memory;
+mod parse_cache;
 mod plan;
 mod planner;
 mod regex;

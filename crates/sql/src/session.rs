@@ -44,6 +44,7 @@ use crate::copy::CopyFormat;
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::exec::{self, ExecContext};
 use crate::memory::{self, MemoryBudget};
+use crate::parse_cache::ParseCache;
 use crate::plan::{IndexBuild, InsertSource, Plan, TxnModes};
 use crate::planner::{self, Statement};
 use crate::sequence::{self, SequenceCache, SequenceUse, SessionSequences, StatementSequences};
@@ -328,6 +329,8 @@ pub struct Session {
     /// Set by the first advisory lock call: until then the session has nothing in the
     /// process's lock table, and its statements skip the table's (shared) lock entirely.
     advisory_used: AtomicBool,
+    /// Simple-protocol texts' syntax trees by shape (literals blanked out).
+    parse_cache: ParseCache,
     /// Where NOTIFYs on the channels this session listens to arrive (the connection takes
     /// the receiving end).
     notify_sender: NotificationSender,
@@ -645,6 +648,11 @@ fn is_copy_from(statement: &Statement) -> bool {
 
 /// Parses SQL text into statements with PostgreSQL's dialect; errors are 42601.
 pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
+    parse_with(sql, None)
+}
+
+/// [`parse`], answering from `cache` what sqlparser would parse when it can.
+fn parse_with(sql: &str, cache: Option<&mut ParseCache>) -> SqlResult<Vec<Statement>> {
     // The statements Cairn reads itself are tried only when their keyword is in the text:
     // each try tokenizes the whole statement, which every other statement would pay for.
     // sqlparser has no ALTER SEQUENCE: Cairn reads it itself (a whole query string of one).
@@ -663,7 +671,7 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
             return fetch.map(|statement| vec![statement]);
         }
     }
-    parse_sql(sql).map(|statements| statements.into_iter().map(Statement::Sql).collect())
+    parse_sql(sql, cache).map(|statements| statements.into_iter().map(Statement::Sql).collect())
 }
 
 /// Whether `word` occurs in `sql`, in any case (anywhere: a cheap test before a real parse).
@@ -674,8 +682,11 @@ fn mentions(sql: &str, word: &str) -> bool {
 }
 
 /// [`parse`] by sqlparser.
-fn parse_sql(sql: &str) -> SqlResult<Vec<ast::Statement>> {
-    let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql);
+fn parse_sql(sql: &str, cache: Option<&mut ParseCache>) -> SqlResult<Vec<ast::Statement>> {
+    let parsed = match cache {
+        Some(cache) => cache.parse(sql),
+        None => Parser::parse_sql(&PostgreSqlDialect {}, sql),
+    };
     // sqlparser lacks some PostgreSQL spellings whose meaning Cairn has anyway; only a
     // statement that failed to parse is rewritten, so string literals in statements that
     // parse are never touched.
@@ -1008,6 +1019,7 @@ impl Session {
             cursors: std::collections::HashMap::new(),
             session_id: seed,
             advisory_used: AtomicBool::new(false),
+            parse_cache: ParseCache::default(),
             prepared_names: std::collections::HashSet::new(),
             sql_prepared: std::collections::HashMap::new(),
             sleep: crate::expr::SleepCredit::default(),
@@ -1118,7 +1130,7 @@ impl Session {
     /// first error (the error is the last element). An empty string gives an empty vector.
     pub async fn simple_query(&mut self, sql: &str) -> Vec<SqlResult<Outcome>> {
         let original = sql;
-        let statements = match parse(sql) {
+        let statements = match parse_with(sql, Some(&mut self.parse_cache)) {
             Ok(statements) => statements,
             Err(e) => {
                 self.fail_block();
@@ -1139,7 +1151,9 @@ impl Session {
         }
         let mut results = Vec::with_capacity(statements.len());
         for statement in statements {
-            let sql = statement.to_string();
+            // The text of the whole query string: a statement's own text is not kept apart,
+            // and printing its tree again cost as much as a quick statement's planning.
+            let sql = original.to_string();
             let outcome = match self.prepare_statement(sql, Some(statement), &[]).await {
                 Ok(prepared) => self
                     .execute(&prepared, Vec::new())

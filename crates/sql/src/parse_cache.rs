@@ -1,0 +1,285 @@
+//! A session's cache of parsed statements, keyed by their text with the literals blanked out.
+//!
+//! Clients that do not prepare statements (pgbench's simple protocol, ORMs that interpolate
+//! values client-side) send the same statements again and again with different numbers and
+//! strings in them, and parsing was a quarter of the CPU such a statement costs. The cache
+//! keeps the syntax tree of each recent text *shape* and answers a text of that shape by
+//! copying the tree and putting the new literals into it.
+//!
+//! Why the copy equals what the parser would build from the new text:
+//! - The key is the text, token by token, with the characters of each number and
+//!   single-quoted string literal replaced by a placeholder (newlines kept), so two texts
+//!   with one key have the same non-literal tokens, the same literal kinds, and every token
+//!   at the same line and column (the tree records positions).
+//! - The parser sees only tokens, and a literal's characters decide no token around it (the
+//!   tokenizer looks back only at words and periods). So the parser runs the same way on
+//!   both texts, except for what it makes of the literals' contents.
+//! - A tree is cached only if every literal token became exactly one [`ValueWithSpan`] of
+//!   its own, whose value is the token's: then nothing else in the tree came from a
+//!   literal's contents (a literal the parser reads as a number, as in `varchar(10)`, or
+//!   joins with its neighbour, as in `'a' 'b'`, keeps its text out of the cache).
+//!
+//! Debug builds check every answer from the cache against a fresh parse.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{Statement, Value, ValueWithSpan, VisitMut, VisitorMut};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+
+/// How many text shapes a session keeps (oldest dropped first).
+const CAPACITY: usize = 64;
+/// Longer texts (bulk INSERTs, scripts) are parsed each time: they rarely repeat.
+const MAX_TEXT_BYTES: usize = 4096;
+
+/// Parsed statements by text shape; see the module documentation.
+#[derive(Default)]
+pub(crate) struct ParseCache {
+    trees: HashMap<String, Vec<Statement>>,
+    /// Keys in insertion order, for eviction.
+    order: VecDeque<String>,
+}
+
+impl ParseCache {
+    /// Parses `sql` as `Parser::parse_sql` with PostgreSQL's dialect would.
+    pub(crate) fn parse(&mut self, sql: &str) -> Result<Vec<Statement>, ParserError> {
+        let dialect = PostgreSqlDialect {};
+        if sql.len() > MAX_TEXT_BYTES || sql.contains('\0') {
+            return Parser::parse_sql(&dialect, sql);
+        }
+        let tokens = Tokenizer::new(&dialect, sql)
+            .with_unescape(true)
+            .tokenize_with_location()?;
+        let (key, literals) = shape(sql, &tokens);
+        if let Some(tree) = self.trees.get(&key) {
+            let mut statements = tree.clone();
+            // Filled trees hold every literal as a value of its own (checked when cached).
+            let _ = statements.visit(&mut Literals::substitute(&literals));
+            debug_assert_eq!(
+                format!("{:?}", Ok::<_, ParserError>(&statements)),
+                format!("{:?}", Parser::parse_sql(&dialect, sql)),
+                "the parse cache answered {sql:?} unlike the parser"
+            );
+            return Ok(statements);
+        }
+        let mut statements = Parser::new(&dialect)
+            .with_tokens_with_locations(tokens)
+            .parse_statements()?;
+        let mut check = Literals::check(&literals);
+        let _ = statements.visit(&mut check);
+        if check.all_found() {
+            self.insert(key, statements.clone());
+        }
+        Ok(statements)
+    }
+
+    fn insert(&mut self, key: String, statements: Vec<Statement>) {
+        if self.order.len() >= CAPACITY {
+            if let Some(oldest) = self.order.pop_front() {
+                self.trees.remove(&oldest);
+            }
+        }
+        self.order.push_back(key.clone());
+        self.trees.insert(key, statements);
+    }
+}
+
+/// A literal token: where it starts and ends, and the value the parser makes of it.
+struct Literal {
+    start: Location,
+    end: Location,
+    value: Value,
+}
+
+/// The cache key of `sql` (see the module documentation) and its literals in text order.
+fn shape(sql: &str, tokens: &[TokenWithSpan]) -> (String, Vec<Literal>) {
+    let mut key = String::with_capacity(sql.len() + tokens.len());
+    let mut literals = Vec::new();
+    let starts = token_offsets(sql, tokens);
+    for (i, token) in tokens.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(sql.len());
+        let text = sql.get(starts[i]..end).unwrap_or_default();
+        // A separator per token: the same characters split differently are another shape.
+        key.push('\u{2}');
+        let (kind, value) = match &token.token {
+            Token::Number(digits, long) => ('N', Value::Number(digits.clone(), *long)),
+            Token::SingleQuotedString(text) => ('S', Value::SingleQuotedString(text.clone())),
+            _ => {
+                key.push_str(text);
+                continue;
+            }
+        };
+        key.push('\0');
+        key.push(kind);
+        key.extend(text.chars().map(|c| if c == '\n' { '\n' } else { '\u{1}' }));
+        literals.push(Literal {
+            start: token.span.start,
+            end: token.span.end,
+            value,
+        });
+    }
+    (key, literals)
+}
+
+/// The byte offset in `sql` where each token starts. The tokenizer covers the whole text
+/// (whitespace and comments are tokens too), so token `i` is `sql[starts[i]..starts[i + 1]]`.
+fn token_offsets(sql: &str, tokens: &[TokenWithSpan]) -> Vec<usize> {
+    let mut starts = Vec::with_capacity(tokens.len());
+    let mut next = tokens.iter().map(|t| t.span.start).peekable();
+    let (mut line, mut column) = (1, 1);
+    for (offset, c) in sql.char_indices().chain([(sql.len(), '\0')]) {
+        while next.peek() == Some(&Location { line, column }) {
+            starts.push(offset);
+            next.next();
+        }
+        if c == '\n' {
+            (line, column) = (line + 1, 1);
+        } else {
+            column += 1;
+        }
+    }
+    // The end-of-input token, if any, starts past the text.
+    starts.resize(tokens.len(), sql.len());
+    starts
+}
+
+/// Visits a tree's values that came from literal tokens, matched by position: checks them
+/// against the tokens before a tree is cached, or replaces them with a new text's literals.
+struct Literals<'a> {
+    literals: &'a [Literal],
+    replace: bool,
+    /// How many times each literal was found as a value (checking only).
+    found: Vec<u32>,
+    /// A literal's value differed from its token's.
+    mismatch: bool,
+}
+
+impl<'a> Literals<'a> {
+    fn check(literals: &'a [Literal]) -> Self {
+        Literals {
+            literals,
+            replace: false,
+            found: vec![0; literals.len()],
+            mismatch: false,
+        }
+    }
+
+    fn substitute(literals: &'a [Literal]) -> Self {
+        Literals {
+            replace: true,
+            ..Literals::check(literals)
+        }
+    }
+
+    fn all_found(&self) -> bool {
+        !self.mismatch && self.found.iter().all(|&n| n == 1)
+    }
+}
+
+impl VisitorMut for Literals<'_> {
+    type Break = ();
+
+    fn pre_visit_value(&mut self, value: &mut ValueWithSpan) -> ControlFlow<()> {
+        let at = |l: &Location| (l.line, l.column);
+        let Ok(i) = self
+            .literals
+            .binary_search_by_key(&at(&value.span.start), |l| at(&l.start))
+        else {
+            return ControlFlow::Continue(());
+        };
+        let literal = &self.literals[i];
+        if self.replace {
+            value.value = literal.value.clone();
+        } else if value.span.end == literal.end {
+            self.found[i] += 1;
+            self.mismatch |= value.value != literal.value;
+        } else {
+            // A value that starts at a literal but spans more (adjacent strings joined).
+            self.mismatch = true;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(cache: &mut ParseCache, sql: &str) -> Vec<Statement> {
+        cache.parse(sql).expect("parses")
+    }
+
+    #[test]
+    fn a_repeated_shape_is_answered_from_the_cache_with_its_own_literals() {
+        let mut cache = ParseCache::default();
+        let first = "SELECT abalance FROM pgbench_accounts WHERE aid = 12345 AND name = 'ab'";
+        let second = "SELECT abalance FROM pgbench_accounts WHERE aid = 54321 AND name = 'cd'";
+        parse(&mut cache, first);
+        assert_eq!(cache.trees.len(), 1);
+        let tree = parse(&mut cache, second);
+        assert_eq!(
+            cache.trees.len(),
+            1,
+            "the second text has the first's shape"
+        );
+        assert_eq!(
+            tree,
+            Parser::parse_sql(&PostgreSqlDialect {}, second).unwrap()
+        );
+        assert!(tree[0].to_string().contains("aid = 54321 AND name = 'cd'"));
+    }
+
+    #[test]
+    fn literals_of_another_length_or_kind_are_another_shape() {
+        let mut cache = ParseCache::default();
+        parse(&mut cache, "SELECT 1 + 2");
+        parse(&mut cache, "SELECT 10 + 2");
+        parse(&mut cache, "SELECT '1' + 2");
+        parse(&mut cache, "SELECT 1 +\n2");
+        assert_eq!(cache.trees.len(), 4);
+    }
+
+    #[test]
+    fn literals_the_parser_reads_as_more_than_values_are_never_cached() {
+        let mut cache = ParseCache::default();
+        // A type's length, adjacent strings joined into one value.
+        for sql in [
+            "SELECT CAST(x AS varchar(10)) FROM t",
+            "SELECT 'a' 'b'",
+            "CREATE TABLE t (c numeric(10, 2))",
+        ] {
+            parse(&mut cache, sql);
+            assert!(cache.trees.is_empty(), "{sql} was cached");
+        }
+        let tree = parse(&mut cache, "SELECT CAST(x AS varchar(20)) FROM t");
+        assert!(tree[0].to_string().contains("VARCHAR(20)"));
+    }
+
+    #[test]
+    fn the_cache_keeps_its_capacity() {
+        let mut cache = ParseCache::default();
+        for i in 0..CAPACITY + 10 {
+            parse(&mut cache, &format!("SELECT c{i} FROM t WHERE k = 1"));
+        }
+        assert_eq!(cache.trees.len(), CAPACITY);
+        assert_eq!(cache.order.len(), CAPACITY);
+    }
+
+    #[test]
+    fn errors_and_odd_texts_are_parsed_as_the_parser_does() {
+        let mut cache = ParseCache::default();
+        for sql in [
+            "SELECT FROM WHERE",
+            "SELECT 'unterminated",
+            "",
+            ";",
+            "SELECT é, 'é' -- x\n",
+        ] {
+            let ours = cache.parse(sql).map_err(|e| e.to_string());
+            let theirs = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| e.to_string());
+            assert_eq!(ours, theirs, "{sql:?}");
+        }
+    }
+}
