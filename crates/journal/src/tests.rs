@@ -139,36 +139,40 @@ fn poll_once<F: std::future::Future + Unpin>(future: &mut F) -> std::task::Poll<
     std::pin::Pin::new(future).poll(&mut context)
 }
 
-#[tokio::test]
-async fn an_append_to_an_idle_journal_is_durable_when_first_polled() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_to_an_idle_journal_is_written_by_its_first_poll() {
     let dir = tempfile::tempdir().unwrap();
     let journal = FileJournal::open(dir.path(), JournalOptions::default()).unwrap();
     let opened = journal.stats();
     for ts in 1..=3 {
         let mut append = journal.append(commit(ts));
-        // Written and fsynced by this poll, in this thread: no hand-off to the writer thread.
+        // Written, fsynced and answered by this poll, in this thread: no hand-off to the
+        // writer thread and back.
         let polled = poll_once(&mut append);
         assert!(
             matches!(polled, std::task::Poll::Ready(Ok(_))),
-            "append {ts} was not written by its first poll"
+            "{polled:?}"
         );
+        let stats = journal.stats();
+        assert_eq!(stats.appends - opened.appends, ts);
+        assert_eq!(stats.caller_batches, ts);
     }
-    let stats = journal.stats();
-    assert_eq!(stats.appends - opened.appends, 3);
-    assert_eq!(stats.fsyncs - opened.fsyncs, 3);
+    assert_eq!(journal.stats().fsyncs - opened.fsyncs, 3);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_dropped_before_it_was_polled_is_written_by_the_writer_thread() {
     let dir = tempfile::tempdir().unwrap();
     let journal = FileJournal::open(dir.path(), JournalOptions::default()).unwrap();
     // Told to write its batch itself, then dropped: the duty passes to the writer thread.
     drop(journal.append(commit(1)));
-    while journal.stats().appends == 0 {
+    while journal.stats().appends == 0 || !journal.shared.requests.idle() {
         std::thread::yield_now();
     }
+    assert_eq!(journal.stats().caller_batches, 0);
     // Queued behind nothing again: the next append writes itself, after the first.
     journal.append(commit(2)).await.unwrap();
+    assert_eq!(journal.stats().caller_batches, 1);
     let all = journal
         .read(ReadRequest {
             from: Position(0),
@@ -179,4 +183,15 @@ async fn an_append_dropped_before_it_was_polled_is_written_by_the_writer_thread(
         .unwrap();
     let order: Vec<u64> = all.records.iter().map(|r| r.record.commit_ts.0).collect();
     assert_eq!(order, [1, 2]);
+}
+
+#[tokio::test]
+async fn on_a_single_threaded_runtime_the_writer_thread_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = FileJournal::open(dir.path(), JournalOptions::default()).unwrap();
+    for ts in 1..=3 {
+        journal.append(commit(ts)).await.unwrap();
+    }
+    // Not one written by its caller, which would have blocked the only thread for an fsync.
+    assert_eq!(journal.stats().caller_batches, 0);
 }

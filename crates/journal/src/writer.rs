@@ -126,6 +126,13 @@ impl Requests {
         self.queued.notify_all();
     }
 
+    /// Nothing queued and nobody writing.
+    #[cfg(test)]
+    pub(crate) fn idle(&self) -> bool {
+        let queue = self.lock();
+        !queue.writing && queue.requests.is_empty()
+    }
+
     /// Requests up to and including the first that ends a batch.
     fn take_batch(queue: &mut Queue) -> Vec<Request> {
         let mut batch = Vec::new();
@@ -138,13 +145,25 @@ impl Requests {
         }
         batch
     }
+}
 
-    /// A batch was written: the next one is the writer thread's.
-    fn done_writing(&self) {
-        let mut queue = self.lock();
+/// Held while a batch is written. When dropped, the next batch is the writer thread's; if
+/// writing panicked, the journal is poisoned first (what reached the disk is unknown), so
+/// later requests fail instead of waiting for a batch that never ends.
+struct Writing<'a>(&'a Shared);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let shared = self.0;
+        if std::thread::panicking() {
+            let why = "the journal's writer panicked; reopen the journal".to_string();
+            lock(&shared.admission).poisoned = Some(why);
+            shared.published.send_modify(|p| p.poisoned = true);
+        }
+        let mut queue = shared.requests.lock();
         queue.writing = false;
         if !queue.requests.is_empty() || queue.closed {
-            self.queued.notify_one();
+            shared.requests.queued.notify_one();
         }
     }
 }
@@ -171,8 +190,8 @@ pub(crate) fn run(shared: Arc<Shared>, writer: Arc<Mutex<Writer>>) {
             queue.writing = true;
             Requests::take_batch(&mut queue)
         };
+        let _writing = Writing(&shared);
         lock(&writer).process(batch);
-        requests.lock().writing = false;
     }
 }
 
@@ -207,8 +226,10 @@ impl LeadDuty {
             queue.writing = true;
             Requests::take_batch(&mut queue)
         };
+        let _writing = Writing(&self.shared);
         lock(&self.writer).process(batch);
-        requests.done_writing();
+        let counters = &self.shared.counters;
+        counters.caller_batches.fetch_add(1, Ordering::Relaxed);
     }
 }
 

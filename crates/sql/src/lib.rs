@@ -16,6 +16,10 @@
 //!   the primary key's order (`types::keycode`); a table without a primary key gets a hidden
 //!   `rowid` column. The catalog lives in the same store (`catalog.rs`), so DDL is
 //!   transactional.
+//! - A session keeps the syntax trees of recent simple-protocol texts by shape (their number
+//!   and string literals blanked out) and answers a text of a known shape by substituting its
+//!   literals into a copy (`parse_cache.rs`): the same tree the parser would build, checked
+//!   against the parser in debug builds.
 //! - Every error a client sees is a [`SqlError`] with PostgreSQL's SQLSTATE; internal errors of
 //!   the core are mapped in exactly one place, [`SqlError::from_core`].
 //! - Types, their text and binary forms, casts and operators follow PostgreSQL 15 (`types`).

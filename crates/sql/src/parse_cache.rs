@@ -16,8 +16,12 @@
 //!   both texts, except for what it makes of the literals' contents.
 //! - A tree is cached only if every literal token became exactly one [`ValueWithSpan`] of
 //!   its own, whose value is the token's: then nothing else in the tree came from a
-//!   literal's contents (a literal the parser reads as a number, as in `varchar(10)`, or
-//!   joins with its neighbour, as in `'a' 'b'`, keeps its text out of the cache).
+//!   literal's contents (a literal the parser reads as a length, as in `varchar(10)`, or as
+//!   a name, as the alias in `'a' 'b'`, keeps its text out of the cache).
+//! - Where the parser tries one reading and falls back to another, a number's contents can
+//!   decide which succeeds (`varchar(1.5) "x"` is a call, `varchar(100) "x"` a typed
+//!   string): the key says whether each number reads as a 64-bit integer, the only test
+//!   the parser applies to a number's contents.
 //!
 //! Debug builds check every answer from the cache against a fresh parse.
 
@@ -104,7 +108,17 @@ fn shape(sql: &str, tokens: &[TokenWithSpan]) -> (String, Vec<Literal>) {
         // A separator per token: the same characters split differently are another shape.
         key.push('\u{2}');
         let (kind, value) = match &token.token {
-            Token::Number(digits, long) => ('N', Value::Number(digits.clone(), *long)),
+            // Where the parser reads a number as an integer (a type's length, an array
+            // index), whether it can decides which of its tries succeeds: part of the shape.
+            Token::Number(digits, long) => (
+                match (digits.parse::<u64>().is_ok(), digits.parse::<i64>().is_ok()) {
+                    (true, true) => 'I',
+                    (true, false) => 'U',
+                    (false, true) => 'i',
+                    (false, false) => 'N',
+                },
+                Value::Number(digits.clone(), *long),
+            ),
             Token::SingleQuotedString(text) => ('S', Value::SingleQuotedString(text.clone())),
             _ => {
                 key.push_str(text);
@@ -141,6 +155,10 @@ fn token_offsets(sql: &str, tokens: &[TokenWithSpan]) -> Vec<usize> {
         }
     }
     // The end-of-input token, if any, starts past the text.
+    debug_assert!(
+        starts.len() + 1 >= tokens.len(),
+        "token starts out of step with {sql:?}"
+    );
     starts.resize(tokens.len(), sql.len());
     starts
 }
@@ -239,6 +257,14 @@ mod tests {
         parse(&mut cache, "SELECT '1' + 2");
         parse(&mut cache, "SELECT 1 +\n2");
         assert_eq!(cache.trees.len(), 4);
+        // Which reading succeeds depends on whether the number is an integer.
+        let call = parse(&mut cache, "SELECT varchar(1.5) \"x\"");
+        let typed = parse(&mut cache, "SELECT varchar(100) \"x\"");
+        assert_eq!(
+            typed,
+            Parser::parse_sql(&PostgreSqlDialect {}, "SELECT varchar(100) \"x\"").unwrap()
+        );
+        assert_ne!(call[0].to_string(), typed[0].to_string());
     }
 
     #[test]

@@ -212,7 +212,7 @@ pub struct Prepared {
     pub param_types: Vec<DataType>,
     /// The result columns (empty for statements that return no rows).
     pub columns: Vec<Column>,
-    sql: String,
+    sql: Arc<str>,
     statement: Option<Statement>,
     declared: Vec<Option<DataType>>,
     plan: Mutex<Arc<Plan>>,
@@ -225,7 +225,7 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The SQL text it was prepared from.
+    /// The SQL text it was prepared from (for the simple protocol, the whole query string).
     pub fn sql(&self) -> &str {
         &self.sql
     }
@@ -1150,11 +1150,14 @@ impl Session {
             self.block = Block::Implicit;
         }
         let mut results = Vec::with_capacity(statements.len());
+        // Each statement keeps the whole query string: a statement's own text is not kept
+        // apart, and printing its tree again cost as much as a quick statement's planning.
+        let text: Arc<str> = Arc::from(original);
         for statement in statements {
-            // The text of the whole query string: a statement's own text is not kept apart,
-            // and printing its tree again cost as much as a quick statement's planning.
-            let sql = original.to_string();
-            let outcome = match self.prepare_statement(sql, Some(statement), &[]).await {
+            let outcome = match self
+                .prepare_statement(text.clone(), Some(statement), &[])
+                .await
+            {
                 Ok(prepared) => self
                     .execute(&prepared, Vec::new())
                     .await
@@ -1201,13 +1204,13 @@ impl Session {
             ));
         }
         let statement = statements.pop();
-        self.prepare_statement(sql.to_string(), statement, param_types)
+        self.prepare_statement(Arc::from(sql), statement, param_types)
             .await
     }
 
     async fn prepare_statement(
         &mut self,
-        sql: String,
+        sql: Arc<str>,
         statement: Option<Statement>,
         param_types: &[Option<DataType>],
     ) -> SqlResult<Arc<Prepared>> {
@@ -1667,9 +1670,12 @@ impl Session {
                 }
                 let declared: Vec<Option<DataType>> = types.iter().cloned().map(Some).collect();
                 let inner = Statement::Sql((**statement).clone());
-                let prepared =
-                    Box::pin(self.prepare_statement(statement.to_string(), Some(inner), &declared))
-                        .await?;
+                let prepared = Box::pin(self.prepare_statement(
+                    statement.to_string().into(),
+                    Some(inner),
+                    &declared,
+                ))
+                .await?;
                 self.prepared_names.insert(name.clone());
                 self.sql_prepared.insert(name.clone(), prepared);
                 Ok(Outcome {
@@ -1704,7 +1710,8 @@ impl Session {
                         .collect();
                     let sql = format!("SELECT {}", list.join(", "));
                     let statement = parse(&sql)?.pop();
-                    let select = Box::pin(self.prepare_statement(sql, statement, &[])).await?;
+                    let select =
+                        Box::pin(self.prepare_statement(sql.into(), statement, &[])).await?;
                     let outcome = Box::pin(self.execute(&select, Vec::new())).await?;
                     params = outcome.rows.into_iter().next().unwrap_or_default();
                 }

@@ -145,7 +145,9 @@ pub struct TruncateResponse {
 
 /// The journal seam. See the module documentation for the contract.
 pub trait Journal: Send + Sync + 'static {
-    /// Appends an entry. Takes effect in call order; resolves once durable.
+    /// Appends an entry. Takes effect in call order; resolves once durable. Await the future
+    /// promptly: an implementation may do the writing when it is first polled (a file
+    /// journal does when it was idle), and until then the entry need not become durable.
     fn append(&self, request: AppendRequest) -> BoxFuture<'static, Result<AppendResponse>>;
     /// Reads durable records.
     fn read(&self, request: ReadRequest) -> BoxFuture<'_, Result<ReadResponse>>;
