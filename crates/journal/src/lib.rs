@@ -47,9 +47,10 @@
 //!   before it is refused.
 //! - **Group commit.** Whoever writes takes everything queued, writes it with one `write`,
 //!   and calls `sync_data` once for the whole batch ([`FileJournal::stats`] shows it). An
-//!   append that finds the journal idle writes its batch itself when its future is first
-//!   polled; what is queued meanwhile goes to the writer thread, which writes batch after
-//!   batch until the queue is empty ([`JournalOptions::caller_writes_when_idle`]).
+//!   append that finds the journal idle, after a batch of one, writes its batch itself when
+//!   its future is first polled; what is queued meanwhile goes to the writer thread, which
+//!   writes batch after batch until the queue is empty
+//!   ([`JournalOptions::caller_writes_when_idle`]).
 //!   Heartbeats ride in the same batches but are not written: once the batch is durable the
 //!   published watermark becomes the highest record or heartbeat timestamp in it. A heartbeat
 //!   admitted when every admitted record is published already skips the writer: it is
@@ -130,8 +131,8 @@ pub struct JournalOptions {
     /// Appends whose encoded record is larger than this are refused with
     /// [`Error::InvalidInput`]; capped at [`MAX_RECORD_BYTES`].
     pub max_record_bytes: u32,
-    /// An append that finds nothing queued or being written writes (and fsyncs) its batch in
-    /// the task that awaits it, instead of handing it to the writer thread and waiting to be
+    /// An append that finds nothing queued or being written, after a batch of one (a lone
+    /// committer, not a crowd), writes (and fsyncs) its batch in the task that awaits it, instead of handing it to the writer thread and waiting to be
     /// woken. Saves two thread wake-ups per lone commit; blocks that task's thread for the
     /// fsync, as a PostgreSQL backend waits for its own WAL flush. Only on a multi-threaded
     /// tokio runtime.

@@ -30,20 +30,33 @@ fn thread_writes() -> JournalOptions {
 
 #[tokio::test]
 async fn concurrent_appends_share_fsyncs() {
-    appends_share_fsyncs(thread_writes()).await;
+    let journal = appends_share_fsyncs(thread_writes()).await;
+    assert_eq!(journal.stats().caller_batches, 0);
 }
 
 /// The first append finds the journal idle and writes its batch itself (blocking its worker
 /// thread while the cache lock is held); the other 63 queue behind it for the writer thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_queued_behind_a_caller_writing_share_fsyncs() {
-    appends_share_fsyncs(JournalOptions::default()).await;
+    let journal = appends_share_fsyncs(JournalOptions::default()).await;
+    let led = journal.stats().caller_batches;
+    assert_eq!(led, 1, "the first append wrote its own batch");
+    // After the writer thread's batch of 63, the next lone append still goes to the thread
+    // (under load a caller blocked in fsync would take a worker from the others); after a
+    // lone one, the caller writes again.
+    for (ts, expected) in [(65, led), (66, led + 1)] {
+        while !journal.shared.requests.idle() {
+            std::thread::yield_now();
+        }
+        journal.append(commit(ts)).await.unwrap();
+        assert_eq!(journal.stats().caller_batches, expected, "append {ts}");
+    }
 }
 
 // Holding the cache lock across awaits is the point: it keeps the writer from publishing its
 // first batch while the other appends queue up behind it.
 #[allow(clippy::await_holding_lock)]
-async fn appends_share_fsyncs(options: JournalOptions) {
+async fn appends_share_fsyncs(options: JournalOptions) -> Arc<FileJournal> {
     let dir = tempfile::tempdir().unwrap();
     let journal = Arc::new(FileJournal::open(dir.path(), options).unwrap());
     let opened = journal.stats();
@@ -92,6 +105,7 @@ async fn appends_share_fsyncs(options: JournalOptions) {
         .unwrap();
     let order: Vec<u64> = all.records.iter().map(|r| r.record.commit_ts.0).collect();
     assert_eq!(order, (1..=64).collect::<Vec<_>>());
+    journal
 }
 
 #[tokio::test]

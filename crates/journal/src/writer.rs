@@ -82,6 +82,10 @@ pub(crate) struct Queue {
     writing: bool,
     /// The journal was idle when the last request was queued: its appender will write it.
     leader_expected: bool,
+    /// How many requests the last batch held. Under load (batches of several), the next
+    /// append after a batch goes to the writer thread too: a caller blocked in fsync would
+    /// take a worker thread from the committers that queue up behind it.
+    last_batch: usize,
     /// The journal is being dropped: the writer thread stops once the queue is empty.
     closed: bool,
 }
@@ -99,12 +103,16 @@ impl Requests {
     }
 
     /// Queues `request` (the caller holds the admission lock, so this is call order).
-    /// Returns whether the caller is to write it itself with [`lead`] (only if `may_lead`
-    /// and nothing is queued or being written); otherwise the writer thread will.
+    /// Returns whether the caller is to write it itself with [`LeadDuty::lead`] (only if
+    /// `may_lead`, nothing is queued or being written, and the last batch was a lone
+    /// request); otherwise the writer thread will.
     pub(crate) fn push(&self, request: Request, may_lead: bool) -> bool {
         let mut queue = self.lock();
-        let lead =
-            may_lead && !queue.writing && !queue.leader_expected && queue.requests.is_empty();
+        let lead = may_lead
+            && !queue.writing
+            && !queue.leader_expected
+            && queue.requests.is_empty()
+            && queue.last_batch <= 1;
         queue.requests.push_back(request);
         if lead {
             queue.leader_expected = true;
@@ -143,6 +151,7 @@ impl Requests {
                 break;
             }
         }
+        queue.last_batch = batch.len();
         batch
     }
 }
