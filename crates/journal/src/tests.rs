@@ -95,15 +95,7 @@ async fn appends_share_fsyncs(options: JournalOptions) -> Arc<FileJournal> {
         fsyncs <= 2,
         "64 appends took {fsyncs} fsyncs: they were not batched"
     );
-    let all = journal
-        .read(ReadRequest {
-            from: Position(0),
-            max_records: 100,
-            wait_past: None,
-        })
-        .await
-        .unwrap();
-    let order: Vec<u64> = all.records.iter().map(|r| r.record.commit_ts.0).collect();
+    let order = commit_order(&journal).await;
     assert_eq!(order, (1..=64).collect::<Vec<_>>());
     journal
 }
@@ -135,16 +127,21 @@ async fn dropping_the_journal_fails_queued_appends_instead_of_hanging() {
 
     drop(shared);
     let reopened = FileJournal::open(dir.path(), JournalOptions::default()).unwrap();
-    let all = reopened
+    let order = commit_order(&reopened).await;
+    assert_eq!(order, [1], "the refused append was not written");
+}
+
+/// The `commit_ts` of every record in the journal, in journal order.
+async fn commit_order(journal: &FileJournal) -> Vec<u64> {
+    let all = journal
         .read(ReadRequest {
             from: Position(0),
-            max_records: 10,
+            max_records: 1000,
             wait_past: None,
         })
         .await
         .unwrap();
-    let order: Vec<u64> = all.records.iter().map(|r| r.record.commit_ts.0).collect();
-    assert_eq!(order, [1], "the refused append was not written");
+    all.records.iter().map(|r| r.record.commit_ts.0).collect()
 }
 
 /// Polls `future` once, with a waker that does nothing.
@@ -187,15 +184,7 @@ async fn an_append_dropped_before_it_was_polled_is_written_by_the_writer_thread(
     // Queued behind nothing again: the next append writes itself, after the first.
     journal.append(commit(2)).await.unwrap();
     assert_eq!(journal.stats().caller_batches, 1);
-    let all = journal
-        .read(ReadRequest {
-            from: Position(0),
-            max_records: 10,
-            wait_past: None,
-        })
-        .await
-        .unwrap();
-    let order: Vec<u64> = all.records.iter().map(|r| r.record.commit_ts.0).collect();
+    let order = commit_order(&journal).await;
     assert_eq!(order, [1, 2]);
 }
 

@@ -270,7 +270,7 @@ mod tests {
     #[test]
     fn literals_the_parser_reads_as_more_than_values_are_never_cached() {
         let mut cache = ParseCache::default();
-        // A type's length, adjacent strings joined into one value.
+        // A type's length or precision, a string read as a column alias.
         for sql in [
             "SELECT CAST(x AS varchar(10)) FROM t",
             "SELECT 'a' 'b'",
