@@ -558,9 +558,9 @@ impl Journal for FileJournal {
         Box::pin(async move {
             let (receiver, duty) = admitted?;
             if let Some(duty) = duty {
-                // No yield after it: a yield costs a lone commit more than a tenth of its
-                // time, and other workers take this one's queued tasks meanwhile (a caller
-                // committing in a loop still yields when tokio's budget runs out).
+                // No yield after it (a reschedule per commit): other workers take this
+                // one's queued tasks meanwhile, and a caller committing in a loop still
+                // yields when tokio's budget runs out.
                 duty.lead();
             }
             answer(receiver).await
