@@ -45,9 +45,7 @@ async fn appends_queued_behind_a_caller_writing_share_fsyncs() {
     // (under load a caller blocked in fsync would take a worker from the others); after a
     // lone one, the caller writes again.
     for (ts, expected) in [(65, led), (66, led + 1)] {
-        while !journal.shared.requests.idle() {
-            std::thread::yield_now();
-        }
+        spin_until("the journal is idle", || journal.shared.requests.idle());
         journal.append(commit(ts)).await.unwrap();
         assert_eq!(journal.stats().caller_batches, expected, "append {ts}");
     }
@@ -131,6 +129,18 @@ async fn dropping_the_journal_fails_queued_appends_instead_of_hanging() {
     assert_eq!(order, [1], "the refused append was not written");
 }
 
+/// Yields the thread until `done`; fails the test, instead of hanging it, if that takes
+/// millions of tries (seconds).
+fn spin_until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..20_000_000 {
+        if done() {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    panic!("gave up waiting until {what}");
+}
+
 /// The `commit_ts` of every record in the journal, in journal order.
 async fn commit_order(journal: &FileJournal) -> Vec<u64> {
     let all = journal
@@ -177,9 +187,9 @@ async fn an_append_dropped_before_it_was_polled_is_written_by_the_writer_thread(
     let journal = FileJournal::open(dir.path(), JournalOptions::default()).unwrap();
     // Told to write its batch itself, then dropped: the duty passes to the writer thread.
     drop(journal.append(commit(1)));
-    while journal.stats().appends == 0 || !journal.shared.requests.idle() {
-        std::thread::yield_now();
-    }
+    spin_until("the writer thread wrote the dropped append", || {
+        journal.stats().appends == 1 && journal.shared.requests.idle()
+    });
     assert_eq!(journal.stats().caller_batches, 0);
     // Queued behind nothing again: the next append writes itself, after the first.
     journal.append(commit(2)).await.unwrap();

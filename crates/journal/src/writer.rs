@@ -6,11 +6,12 @@
 //! commit: N concurrent appends cost one fsync, not N.
 //!
 //! One batch is written at a time, by one of two: an append that found the journal idle
-//! writes its batch itself, in the task that awaits it ([`LeadDuty`]), which saves two thread
-//! hand-offs (to a writer thread and back; on a virtual machine each wakes a sleeping CPU,
-//! the larger part of a lone commit's latency). Requests queued while a batch is being
-//! written go to the writer thread ([`run`]), which writes batch after batch until the queue
-//! is empty, so concurrent appends keep sharing fsyncs without holding up their callers.
+//! after a batch of one (a lone committer), on a multi-threaded runtime, writes its batch
+//! itself, in the task that awaits it ([`LeadDuty`]), which saves two thread hand-offs (to a
+//! writer thread and back; on a virtual machine each wakes a sleeping CPU, the larger part of
+//! a lone commit's latency). Everything else goes to the writer thread ([`run`]), which
+//! writes batch after batch until the queue is empty, so concurrent appends keep sharing
+//! fsyncs without a caller blocking a worker thread the others need.
 
 use std::collections::VecDeque;
 use std::fs::File;
