@@ -46,10 +46,12 @@
 //! versions newer than `ts`, lets the first at or before `ts` decide (row or tombstone), and
 //! passes over the older ones, seeking past long runs instead of stepping through them.
 //!
-//! In memory, the *newest-version cache* (`latest.rs`) maps recently read keys to their
-//! newest version, so a point read at or after it skips the LSM tree (a merge over the
-//! memtables and tables is most of a point read's cost). A miss seeks `enc(key) ‖ !MAX`,
-//! caches the newest version found, and goes on to the first version at or before `ts`.
+//! In memory, the *newest-version cache* (`latest.rs`) maps recently written or read keys
+//! to their newest version, so a point read at or after it skips the LSM tree (a merge over
+//! the memtables and tables is most of a point read's cost). Apply enters the keys it writes
+//! (except a record's of more than 4,096 keys, a bulk load, which only updates keys already
+//! cached); a miss seeks `enc(key) ‖ !MAX`, caches the newest version found, and goes on to
+//! the first version at or before `ts`.
 //!
 //! Keyspace `meta` holds `applied/<journal id, u32 BE>` → the position after the last record
 //! applied from that journal (u64 BE), and `gc_horizon` → the GC horizon (u64 BE).
@@ -71,7 +73,7 @@
 //!   batch holding every version it adds and the new applied position of each journal, so
 //!   after a crash the positions in `meta` describe exactly the data present. Completeness
 //!   advances only after the batch is committed.
-//! - **The newest-version cache is never stale.** Apply updates the cached entries of the
+//! - **The newest-version cache is never stale.** Apply enters or updates the entries of the
 //!   keys it wrote (and cancels fills in flight for them) after its batch is committed and
 //!   before it publishes the new applied positions and completeness; a read fills the cache
 //!   only with what a snapshot taken after its ticket showed, and only if no apply touched

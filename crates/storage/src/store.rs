@@ -69,8 +69,12 @@ pub struct StorageOptions {
 /// working set that fits one fits the other.
 pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 
-/// The newest-version cache's default size.
-pub const DEFAULT_LATEST_CACHE_BYTES: u64 = 128 << 20;
+/// Records writing more keys than this update the newest-version cache's entries of keys it
+/// holds but enter no others.
+const BULK_WRITES: usize = 4096;
+
+/// The newest-version cache's default size: about 900,000 rows of 100 bytes.
+pub const DEFAULT_LATEST_CACHE_BYTES: u64 = 256 << 20;
 
 impl Default for StorageOptions {
     fn default() -> Self {
@@ -459,7 +463,7 @@ impl FjallStorage {
         let mut batch = self.db.batch();
         let mut records = 0usize;
         // What the newest-version cache learns once the batch is committed.
-        let mut written: Vec<(Key, Timestamp, Option<Bytes>)> = Vec::new();
+        let mut written: Vec<(Key, Timestamp, Option<Bytes>, bool)> = Vec::new();
         for event in events {
             let (journal, next, record) = match event {
                 ApplyEvent::Heartbeat(ts) => {
@@ -516,11 +520,14 @@ impl FjallStorage {
                     layout::encode_value(write.value.as_deref()),
                 );
             }
+            // A bulk write (a large COPY) would only push the cache's other keys out, as
+            // PostgreSQL's bulk writes go through a small ring instead of its buffer pool.
+            let enter = record.writes.len() <= BULK_WRITES;
             written.extend(
                 record
                     .writes
                     .into_iter()
-                    .map(|write| (write.key, record.commit_ts, write.value)),
+                    .map(|write| (write.key, record.commit_ts, write.value, enter)),
             );
             positions.insert(journal, next);
             records += 1;
@@ -540,8 +547,9 @@ impl FjallStorage {
                 .map_err(engine(format_args!("applying {records} records")))?;
             // Before the positions are published (under this mutex) and completeness with
             // them: a reader that may need these versions must find the cache updated.
-            for (key, ts, value) in &written {
-                self.latest.applied(key.as_bytes(), *ts, value.as_ref());
+            for (key, ts, value, enter) in &written {
+                self.latest
+                    .applied(key.as_bytes(), *ts, value.as_ref(), *enter);
             }
             *applied = positions;
         }
