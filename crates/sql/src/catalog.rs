@@ -25,7 +25,8 @@
 //! committed tables are never reused (a rolled-back CREATE's id is), so its rows become
 //! unreachable; reclaiming their space is left to a later background job.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use bytes::Bytes;
 use cairn_qp::Transaction;
@@ -704,11 +705,42 @@ pub async fn lookup(txn: &mut Transaction, name: &str) -> SqlResult<Option<Arc<T
     txn.validate_read(key);
     match found {
         None => Ok(None),
-        Some(bytes) => {
-            let desc = decode_table(&bytes).map_err(|e| corrupt(name, e))?;
-            Ok(Some(Arc::new(desc)))
-        }
+        Some(bytes) => decoded_table(&bytes)
+            .map(Some)
+            .map_err(|e| corrupt(name, e)),
     }
+}
+
+/// Table definitions decoded lately, by the stored bytes they were decoded from. Planning
+/// looks a statement's tables up at its snapshot, and decoding the same definition for every
+/// statement of every session was a visible share of a short statement's CPU. Shared by the
+/// whole process: a definition is reused only for identical bytes, so it is the same
+/// whichever database or snapshot read them.
+static DECODED_TABLES: LazyLock<
+    Mutex<HashMap<Bytes, Arc<TableDesc>, foldhash::fast::RandomState>>,
+> = LazyLock::new(Mutex::default);
+
+/// Past this many definitions the cache starts again empty (only schema churn gets there).
+const DECODED_TABLES_MAX: usize = 1024;
+
+/// [`decode_table`], shared through [`DECODED_TABLES`].
+fn decoded_table(bytes: &[u8]) -> Result<Arc<TableDesc>, String> {
+    let cache = || {
+        DECODED_TABLES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
+    if let Some(desc) = cache().get(bytes) {
+        return Ok(desc.clone());
+    }
+    let desc = Arc::new(decode_table(bytes)?);
+    let mut cache = cache();
+    if cache.len() >= DECODED_TABLES_MAX {
+        cache.clear();
+    }
+    // A copy: the read's bytes may be a slice of a larger buffer.
+    cache.insert(Bytes::copy_from_slice(bytes), desc.clone());
+    Ok(desc)
 }
 
 /// Like [`lookup`], but a missing table is 42P01, and the built-in view is found too.
@@ -993,6 +1025,20 @@ mod tests {
         let stored = encode_table(&desc).unwrap();
         assert!(stored.starts_with(&LAYOUT_TAG));
         assert_eq!(decode_table(&stored).unwrap(), desc);
+    }
+
+    #[test]
+    fn the_same_stored_bytes_share_one_decoded_definition() {
+        let stored = encode_table(&orders()).unwrap();
+        let first = decoded_table(&stored).unwrap();
+        let again = decoded_table(&stored.to_vec()).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "decoded once");
+        assert_eq!(*first, orders());
+
+        let mut altered = orders();
+        altered.checks.clear();
+        let changed = decoded_table(&encode_table(&altered).unwrap()).unwrap();
+        assert_eq!(*changed, altered, "other bytes decode afresh");
     }
 
     /// Definitions stored before layouts were tagged still read, their indexes in use.
