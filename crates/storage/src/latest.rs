@@ -10,10 +10,10 @@
 //! - **Apply** (holding the apply mutex, after the fjall batch is committed, before the new
 //!   applied positions and completeness are published): for every key written, it bumps the
 //!   shard's generation and records the new version as the key's entry (write-through, as a
-//!   buffer pool keeps the pages it writes). Records arrive in `commit_ts` order, so the new
-//!   version is the newest; an uncached key is entered only if its version is at least the
-//!   newest applied since the cache was made, in case a replay or a broken ordering promise
-//!   applies an older one. A read that needs that version waits for completeness to its
+//!   buffer pool keeps the pages it writes, but into free room only: reads decide what is
+//!   evicted). Records arrive in `commit_ts` order, so the new version is the newest; an
+//!   uncached key is entered only if its version is at least the newest applied since the
+//!   cache was made, in case a replay or a broken ordering promise applies an older one. A read that needs that version waits for completeness to its
 //!   `commit_ts`, which is published after this.
 //! - **Fill** (a read that missed): it takes the shard's generation *before* its fjall
 //!   snapshot, and inserts what the snapshot showed as newest only if the generation is
@@ -24,7 +24,8 @@
 //! GC never removes a key's newest version unless it is a tombstone at the horizon, which
 //! reads as absence like the cached tombstone does.
 //!
-//! Bounded by bytes, evicting in insertion order (a shard's oldest insertions first).
+//! Bounded by bytes; a read's fill evicts in insertion order (a shard's oldest insertions
+//! first), an apply's entry only takes free room.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -145,7 +146,9 @@ impl LatestCache {
         // A copy, so the entry does not keep a larger buffer the value may be a slice of alive.
         let value = value.map(|value| Bytes::copy_from_slice(value));
         let Some(newest) = shard.entries.get_mut(key) else {
-            if enter && in_order && size <= self.shard_budget {
+            // Written keys take free room only: reads decide what is evicted, so a stream of
+            // writes that nobody reads does not push out the keys that are read.
+            if enter && in_order && shard.bytes + size <= self.shard_budget {
                 shard.insert(key, Newest { ts, value }, size, self.shard_budget);
             }
             return;
@@ -239,6 +242,44 @@ mod tests {
         cache.applied(b"b", Timestamp(13), bytes("b13").as_ref(), true);
         cache.fill(ticket, b"b", Timestamp(3), bytes("b3"));
         assert_eq!(cache.get(b"b", Timestamp(20)), Ok(bytes("b13")));
+    }
+
+    #[test]
+    fn written_keys_take_free_room_only_and_reads_evict() {
+        let entry = ENTRY_OVERHEAD + 8 + 100;
+        let cache = LatestCache::new((SHARDS * entry * 2) as u64);
+        let value = Some(Bytes::from(vec![7u8; 100]));
+        for i in 0u64..10_000 {
+            cache.applied(&i.to_be_bytes(), Timestamp(i + 1), value.as_ref(), true);
+        }
+        let read = |i: u64| cache.get(&i.to_be_bytes(), Timestamp(20_000));
+        let cached: Vec<u64> = (0..10_000).filter(|&i| read(i).is_ok()).collect();
+        assert_eq!(
+            cached.len(),
+            SHARDS * 2,
+            "each shard full, none past its budget"
+        );
+        assert!(
+            read(0).is_ok(),
+            "the first written key stays: writes do not evict"
+        );
+
+        // A read's fill in key 0's shard evicts that shard's oldest insertion, key 0.
+        let missed = (0u64..10_000)
+            .find(|&i| {
+                read(i).is_err()
+                    && cache.shard_of(&i.to_be_bytes()) == cache.shard_of(&0u64.to_be_bytes())
+            })
+            .expect("an uncached key shares the shard");
+        let ticket = read(missed).unwrap_err();
+        cache.fill(
+            ticket,
+            &missed.to_be_bytes(),
+            Timestamp(missed + 1),
+            value.clone(),
+        );
+        assert_eq!(read(missed), Ok(value));
+        assert!(read(0).is_err());
     }
 
     #[test]
