@@ -49,8 +49,8 @@
 //! In memory, the *newest-version cache* (`latest.rs`) maps recently written or read keys
 //! to their newest version, so a point read at or after it skips the LSM tree (a merge over
 //! the memtables and tables is most of a point read's cost). Apply enters the keys it writes
-//! (except a record's of more than 4,096 keys, a bulk load, which only updates keys already
-//! cached); a miss seeks `enc(key) ‖ !MAX`, caches the newest version found, and goes on to
+//! while the cache has free room (not a record's of more than 4,096 keys, a bulk load) and
+//! updates the keys it holds; a miss seeks `enc(key) ‖ !MAX`, caches the newest version found, and goes on to
 //! the first version at or before `ts`.
 //!
 //! Keyspace `meta` holds `applied/<journal id, u32 BE>` → the position after the last record
