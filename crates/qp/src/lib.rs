@@ -40,7 +40,7 @@ use bytes::Bytes;
 use cairn_types::adjudicator::{Adjudicator, CommitRequest};
 use cairn_types::clock::Clock;
 use cairn_types::storage::{GetRequest, ScanRequest, Storage};
-use cairn_types::{Error, Key, KeyRange, Result, Timestamp, TxnId, Write};
+use cairn_types::{Conflict, ConflictKind, Error, Key, KeyRange, Result, Timestamp, TxnId, Write};
 
 /// Rows fetched from storage per scan request when merging with buffered writes.
 const SCAN_PAGE: u32 = 256;
@@ -168,6 +168,7 @@ impl Database {
             reads: BTreeSet::new(),
             read_ranges: Vec::new(),
             read_set: (isolation == Isolation::Serializable).then(Mutex::default),
+            overtaken: Mutex::default(),
             bytes_written: 0,
         }
     }
@@ -198,6 +199,9 @@ pub struct Transaction {
     /// SERIALIZABLE only: every key read and range scanned, validated at commit. Behind a
     /// lock because reads take `&self`.
     read_set: Option<Mutex<ReadSet>>,
+    /// Keys a point read found a version of committed after `conflict_ts`, with that
+    /// version's `commit_ts`: writing or locking one dooms the commit. Almost always empty.
+    overtaken: Mutex<Vec<(Key, Timestamp)>>,
     /// Bytes of keys and values buffered (for the byte limit).
     bytes_written: usize,
 }
@@ -310,7 +314,27 @@ impl Transaction {
             key: key.clone(),
             ts: self.read_ts,
         };
-        Ok(self.db.storage.get(request).await?.value)
+        let response = self.db.storage.get(request).await?;
+        if let Some(newest) = response.newest_ts.filter(|ts| *ts > self.conflict_ts) {
+            lock(&self.overtaken).push((key.clone(), newest));
+        }
+        Ok(response.value)
+    }
+
+    /// A key this transaction writes or locks that a point read found changed by a commit
+    /// after its snapshot, as the conflict its commit is certain to fail with (the commit
+    /// point only moves forward, so the adjudicator will see that commit in the window).
+    /// Found only through point reads; a commit still checks everything.
+    pub fn overtaken_write(&self) -> Option<Conflict> {
+        let overtaken = lock(&self.overtaken);
+        overtaken
+            .iter()
+            .find(|(key, _)| self.writes.contains_key(key) || self.locks.contains(key))
+            .map(|(key, committed_ts)| Conflict {
+                kind: ConflictKind::Data,
+                key: key.clone(),
+                committed_ts: Some(*committed_ts),
+            })
     }
 
     /// Up to `limit` live rows of `range` in key order, as this transaction sees them: storage
@@ -483,6 +507,9 @@ impl Transaction {
             return Ok(Committed { commit_ts: None });
         }
         self.check_limits()?;
+        if let Some(conflict) = self.overtaken_write() {
+            return Err(Error::Conflict(conflict));
+        }
         let Transaction {
             db,
             txn_id,
@@ -493,6 +520,7 @@ impl Transaction {
             reads,
             read_ranges: validated_ranges,
             read_set,
+            overtaken: _,
             bytes_written: _,
         } = self;
         let (mut reads, mut read_ranges) = match read_set {
@@ -559,8 +587,9 @@ impl Transaction {
     pub fn rollback(self) {}
 }
 
-fn lock(read_set: &Mutex<ReadSet>) -> MutexGuard<'_, ReadSet> {
-    read_set.lock().unwrap_or_else(|p| p.into_inner())
+/// Every critical section on a transaction's read-side state leaves it consistent.
+fn lock<T>(state: &Mutex<T>) -> MutexGuard<'_, T> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Waits until every clock agrees `commit_ts` is in the past (DESIGN §2).

@@ -4,7 +4,9 @@
 //!
 //! Cairn never blocks: writes are buffered until COMMIT, where a conflicting transaction fails
 //! with 40001 (first committer wins). So where Hermitage shows PostgreSQL blocking a statement
-//! and then aborting it, here the statement succeeds and the COMMIT fails. Everything
+//! and then aborting it, here the statement succeeds and the COMMIT fails; a statement that
+//! writes a row a commit changed after the snapshot (once storage holds that change) fails at
+//! once with 40001, as PostgreSQL's does when it stops waiting. Everything
 //! PostgreSQL prevents at a level is prevented here at that level; READ COMMITTED also
 //! prevents lost updates (stronger than PostgreSQL); write skew (G2-item) and anti-dependency
 //! cycles (G2) commit at REPEATABLE READ and fail at SERIALIZABLE.
@@ -127,6 +129,37 @@ impl Session {
         self.client.batch_execute("SELECT 1").await.unwrap();
     }
 
+    /// A write of a row that a commit after the snapshot changed: it fails at once with 40001
+    /// if storage already holds that change, else it succeeds (affecting `affected` rows) and
+    /// the COMMIT fails. Either way the transaction ends aborted. `surely_early`: storage is
+    /// known to hold the change (a read after that commit waited for it).
+    async fn write_aborts(&self, sql: &str, affected: u64, surely_early: bool) {
+        match self.client.execute(sql, &[]).await {
+            Ok(count) => {
+                assert!(
+                    !surely_early,
+                    "{} at {:?}: {sql} succeeded, expected 40001",
+                    self.name, self.level
+                );
+                assert_eq!(count, affected, "{} at {:?}: {sql}", self.name, self.level);
+                self.commit_fails().await;
+            }
+            Err(error) => {
+                let code = error.code();
+                assert_eq!(
+                    code,
+                    Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+                    "{} at {:?}: {sql}: {error}",
+                    self.name,
+                    self.level
+                );
+                // As in PostgreSQL, COMMIT ends the failed block (as a rollback).
+                self.client.batch_execute("COMMIT").await.unwrap();
+                self.client.batch_execute("SELECT 1").await.unwrap();
+            }
+        }
+    }
+
     async fn rolls_back(&self) {
         self.client.batch_execute("ROLLBACK").await.unwrap();
     }
@@ -191,10 +224,11 @@ impl Hermitage {
 const ALL: &str = "SELECT id, value FROM test";
 
 /// G0: two transactions writing the same rows. PostgreSQL blocks T2 and (at every level)
-/// keeps T1's and T2's writes from interleaving; Cairn lets T2 write and refuses its COMMIT,
-/// so only T1's writes survive.
+/// keeps T1's and T2's writes from interleaving; Cairn lets T2 write row 1 (T1 has not
+/// committed) and fails T2's write of row 2, which T1 committed meanwhile, so only T1's
+/// writes survive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn g0_dirty_write_second_writer_aborts_at_commit_at_every_level() {
+async fn g0_dirty_write_second_writer_aborts_at_every_level() {
     let db = Hermitage::start().await;
     for level in ALL_LEVELS {
         let [t1, t2] = db.sessions(level).await;
@@ -207,10 +241,9 @@ async fn g0_dirty_write_second_writer_aborts_at_commit_at_every_level() {
         t1.writes("UPDATE test SET value = 21 WHERE id = 2", 1)
             .await;
         t1.commits().await;
-        t1.reads(ALL, &[(1, 11), (2, 21)]).await;
-        t2.writes("UPDATE test SET value = 22 WHERE id = 2", 1)
+        t1.reads(ALL, &[(1, 11), (2, 21)]).await; // storage holds T1's commit
+        t2.write_aborts("UPDATE test SET value = 22 WHERE id = 2", 1, true)
             .await;
-        t2.commit_fails().await;
         db.contains(level, &[(1, 11), (2, 21)]).await;
     }
 }
@@ -290,8 +323,8 @@ async fn g1c_circular_information_flow_never_visible_and_serializable_aborts_the
 }
 
 /// OTV: T3 must not see part of T1 and part of T2. PostgreSQL blocks T2 behind T1; Cairn
-/// refuses T2's COMMIT (T1 committed T2's rows after T2 began), so T3 sees T1's writes whole
-/// at every read.
+/// fails T2's write of row 2 (T1 committed T2's rows after T2 began), so T3 sees T1's writes
+/// whole at every read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otv_observed_transaction_never_vanishes_at_any_level() {
     let db = Hermitage::start().await;
@@ -309,11 +342,11 @@ async fn otv_observed_transaction_never_vanishes_at_any_level() {
         t1.commits().await;
         t3.reads("SELECT id, value FROM test WHERE id = 1", &[(1, 11)])
             .await;
-        t2.writes("UPDATE test SET value = 18 WHERE id = 2", 1)
+        // T3's first read was after T1's commit: storage holds it.
+        t2.write_aborts("UPDATE test SET value = 18 WHERE id = 2", 1, true)
             .await;
         t3.reads("SELECT id, value FROM test WHERE id = 2", &[(2, 19)])
             .await;
-        t2.commit_fails().await;
         t3.reads("SELECT id, value FROM test WHERE id = 2", &[(2, 19)])
             .await;
         t3.reads("SELECT id, value FROM test WHERE id = 1", &[(1, 11)])
@@ -405,7 +438,8 @@ async fn p4_lost_update_second_writer_aborts_at_commit_at_every_level() {
 /// UPDATE's own snapshot already sees 11, but the value T2 computed from came from its first
 /// statement, so the write is still checked against everything committed since then and T2
 /// fails at COMMIT (PostgreSQL's READ COMMITTED would overwrite 11 with 11 and lose T1's
-/// update). The snapshot levels fail it too.
+/// update). The snapshot levels fail it too. T2's UPDATE itself fails if storage already
+/// holds T1's commit when it reads the row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p4_lost_update_with_write_after_the_first_commit_aborts_at_every_level() {
     let db = Hermitage::start().await;
@@ -420,9 +454,8 @@ async fn p4_lost_update_with_write_after_the_first_commit_aborts_at_every_level(
         t1.writes("UPDATE test SET value = 11 WHERE id = 1", 1)
             .await;
         t1.commits().await;
-        t2.writes("UPDATE test SET value = 11 WHERE id = 1", 1)
+        t2.write_aborts("UPDATE test SET value = 11 WHERE id = 1", 1, false)
             .await;
-        t2.commit_fails().await;
         db.contains(level, &[(1, 11), (2, 20)]).await;
     }
 }

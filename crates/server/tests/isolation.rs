@@ -62,6 +62,76 @@ async fn lost_update_is_prevented_with_40001() {
     assert_eq!(n, 1, "exactly one increment survived");
 }
 
+/// As in PostgreSQL at REPEATABLE READ, writing or locking a row that another transaction
+/// changed after the snapshot fails at that statement, not only at COMMIT; rows nobody else
+/// changed are still written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updating_a_row_changed_after_the_snapshot_fails_at_the_update() {
+    let server = common::Server::start().await;
+    setup(
+        &server,
+        "CREATE TABLE counter (id int PRIMARY KEY, n int); \
+         INSERT INTO counter VALUES (1, 0), (2, 0), (3, 0)",
+    )
+    .await;
+    let (a, b) = (server.connect().await, server.connect().await);
+    let n_of = |id: i32| {
+        let b = &b;
+        async move {
+            b.query_one("SELECT n FROM counter WHERE id = $1", &[&id])
+                .await
+                .unwrap()
+                .get::<_, i32>(0)
+        }
+    };
+    a.batch_execute("BEGIN; SELECT count(*) FROM counter")
+        .await
+        .unwrap();
+    b.batch_execute(
+        "UPDATE counter SET n = 10 WHERE id = 1; UPDATE counter SET n = 30 WHERE id = 3",
+    )
+    .await
+    .unwrap();
+    // A read after those commits waits until storage has applied them.
+    assert_eq!((n_of(1).await, n_of(3).await), (10, 30));
+
+    a.batch_execute("UPDATE counter SET n = n + 1 WHERE id = 2")
+        .await
+        .unwrap();
+    let message = serialization_failure(
+        a.batch_execute("UPDATE counter SET n = n + 1 WHERE id = 1")
+            .await,
+    );
+    assert!(message.contains("table \"counter\""), "{message}");
+    let aborted = a.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(aborted.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
+    a.batch_execute("ROLLBACK").await.unwrap();
+
+    a.batch_execute("BEGIN; SELECT count(*) FROM counter")
+        .await
+        .unwrap();
+    b.batch_execute("UPDATE counter SET n = 11 WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(n_of(1).await, 11);
+    serialization_failure(
+        a.batch_execute("SELECT n FROM counter WHERE id = 1 FOR UPDATE")
+            .await,
+    );
+    a.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        (n_of(1).await, n_of(2).await),
+        (11, 0),
+        "the failed transactions wrote nothing"
+    );
+
+    // Without a concurrent change, the same statements commit.
+    a.batch_execute("BEGIN; UPDATE counter SET n = n + 1 WHERE id = 1; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(n_of(1).await, 12);
+}
+
 /// Two doctors on call, each going off call when the other is still on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_skew_is_allowed_under_repeatable_read_and_prevented_by_for_update() {

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cairn_qp::{Database, Transaction};
-use cairn_types::{ConflictKind, Error as CoreError};
+use cairn_types::{Conflict, ConflictKind, Error as CoreError};
 use sqlparser::ast;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -2108,8 +2108,16 @@ impl Session {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            self.run_plan(&mut txn, &plan, &sequences, prepared.system_catalog, params)
-                .await
+            let outcome = self
+                .run_plan(&mut txn, &plan, &sequences, prepared.system_catalog, params)
+                .await?;
+            // A row this statement wrote or locked was changed by a commit after the
+            // snapshot: the commit is certain to fail, so fail now, as PostgreSQL does at
+            // REPEATABLE READ, and spare the client the rest of the transaction.
+            match txn.overtaken_write() {
+                Some(conflict) => Err(self.conflict_error(conflict).await),
+                None => Ok(outcome),
+            }
         }
         .await;
         let job = self.pending_job.take();
@@ -2858,25 +2866,27 @@ impl Session {
         };
         match txn.commit().await {
             Ok(_) => Ok(()),
-            Err(CoreError::Conflict(mut conflict)) => {
-                if conflict.key.as_bytes().first() == Some(&CATALOG_PREFIX) {
-                    conflict.kind = ConflictKind::Schema;
-                }
-                let reader = self.engine.db.begin();
-                let described = catalog::describe_key(&reader, &conflict.key).await;
-                self.engine.conflicts.record(ConflictEntry {
-                    at_micros: micros_since_2000(self.engine.db.clock().now().latest),
-                    table: described.table.clone(),
-                    key: described.key.clone(),
-                    kind: conflict.kind,
-                });
-                let text = described.to_string();
-                Err(SqlError::from_core(CoreError::Conflict(conflict), |_| {
-                    text.clone()
-                }))
-            }
+            Err(CoreError::Conflict(conflict)) => Err(self.conflict_error(conflict).await),
             Err(other) => Err(SqlError::from_core(other, |k| k.to_string())),
         }
+    }
+
+    /// What the client sees of a write conflict (40001, naming the table and row), recorded
+    /// for `cairn_conflicts`.
+    async fn conflict_error(&self, mut conflict: Conflict) -> SqlError {
+        if conflict.key.as_bytes().first() == Some(&CATALOG_PREFIX) {
+            conflict.kind = ConflictKind::Schema;
+        }
+        let reader = self.engine.db.begin();
+        let described = catalog::describe_key(&reader, &conflict.key).await;
+        self.engine.conflicts.record(ConflictEntry {
+            at_micros: micros_since_2000(self.engine.db.clock().now().latest),
+            table: described.table.clone(),
+            key: described.key.clone(),
+            kind: conflict.kind,
+        });
+        let text = described.to_string();
+        SqlError::from_core(CoreError::Conflict(conflict), |_| text.clone())
     }
 
     /// COMMIT of a block that set an idempotency key: if a transaction with the key already

@@ -106,14 +106,19 @@ impl LatestCache {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The value of `key` at `ts` if the cache knows it: `Ok(value)` (`None` for a tombstone)
-    /// when the cached newest version is at or before `ts`; otherwise a ticket for
-    /// [`Self::fill`], to be taken before the read's snapshot.
-    pub(crate) fn get(&self, key: &[u8], ts: Timestamp) -> Result<Option<Bytes>, FillTicket> {
+    /// The value of `key` at `ts` if the cache knows it: `Ok((value, newest_ts))` (`None` for
+    /// a tombstone) when the cached newest version is at or before `ts`; otherwise a ticket
+    /// for [`Self::fill`], to be taken before the read's snapshot.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn get(
+        &self,
+        key: &[u8],
+        ts: Timestamp,
+    ) -> Result<(Option<Bytes>, Timestamp), FillTicket> {
         let shard = self.shard_of(key);
         let guard = self.lock(shard);
         match guard.entries.get(key) {
-            Some(newest) if newest.ts <= ts => Ok(newest.value.clone()),
+            Some(newest) if newest.ts <= ts => Ok((newest.value.clone(), newest.ts)),
             _ => Err(FillTicket {
                 shard,
                 generation: guard.generation,
@@ -194,6 +199,11 @@ impl Shard {
 mod tests {
     use super::*;
 
+    /// The value part of a cache answer.
+    fn cached(cache: &LatestCache, key: &[u8], ts: Timestamp) -> Result<Option<Bytes>, FillTicket> {
+        cache.get(key, ts).map(|(value, _)| value)
+    }
+
     fn bytes(s: &str) -> Option<Bytes> {
         Some(Bytes::copy_from_slice(s.as_bytes()))
     }
@@ -201,47 +211,51 @@ mod tests {
     #[test]
     fn a_hit_needs_the_newest_version_at_or_before_the_read() {
         let cache = LatestCache::new(1 << 20);
-        let ticket = cache.get(b"k", Timestamp(20)).unwrap_err();
+        let ticket = cached(&cache, b"k", Timestamp(20)).unwrap_err();
         cache.fill(ticket, b"k", Timestamp(10), bytes("v10"));
-        assert_eq!(cache.get(b"k", Timestamp(20)), Ok(bytes("v10")));
-        assert_eq!(cache.get(b"k", Timestamp(10)), Ok(bytes("v10")));
+        assert_eq!(
+            cache.get(b"k", Timestamp(20)),
+            Ok((bytes("v10"), Timestamp(10))),
+            "a hit tells the newest version's timestamp"
+        );
+        assert_eq!(cached(&cache, b"k", Timestamp(10)), Ok(bytes("v10")));
         assert!(
-            cache.get(b"k", Timestamp(9)).is_err(),
+            cached(&cache, b"k", Timestamp(9)).is_err(),
             "older reads go to the tree"
         );
 
         cache.applied(b"k", Timestamp(30), None, true);
         assert_eq!(
-            cache.get(b"k", Timestamp(30)),
+            cached(&cache, b"k", Timestamp(30)),
             Ok(None),
             "a tombstone reads as absence"
         );
-        assert!(cache.get(b"k", Timestamp(20)).is_err());
+        assert!(cached(&cache, b"k", Timestamp(20)).is_err());
     }
 
     #[test]
     fn apply_enters_written_keys_unless_an_older_version_comes_after_a_newer_one() {
         let cache = LatestCache::new(1 << 20);
         cache.applied(b"a", Timestamp(10), bytes("a10").as_ref(), true);
-        assert_eq!(cache.get(b"a", Timestamp(10)), Ok(bytes("a10")));
-        assert!(cache.get(b"a", Timestamp(9)).is_err());
+        assert_eq!(cached(&cache, b"a", Timestamp(10)), Ok(bytes("a10")));
+        assert!(cached(&cache, b"a", Timestamp(9)).is_err());
         cache.applied(b"gone", Timestamp(11), None, true);
-        assert_eq!(cache.get(b"gone", Timestamp(11)), Ok(None));
+        assert_eq!(cached(&cache, b"gone", Timestamp(11)), Ok(None));
 
         // A bulk write enters no key, but still updates the keys the cache holds.
         cache.applied(b"bulk", Timestamp(12), bytes("bulk12").as_ref(), false);
-        assert!(cache.get(b"bulk", Timestamp(12)).is_err());
+        assert!(cached(&cache, b"bulk", Timestamp(12)).is_err());
         cache.applied(b"a", Timestamp(12), bytes("a12").as_ref(), false);
-        assert_eq!(cache.get(b"a", Timestamp(12)), Ok(bytes("a12")));
+        assert_eq!(cached(&cache, b"a", Timestamp(12)), Ok(bytes("a12")));
 
         // Version 5 arriving after version 12 may not be its key's newest: not entered.
         cache.applied(b"late", Timestamp(5), bytes("late5").as_ref(), true);
-        assert!(cache.get(b"late", Timestamp(20)).is_err());
+        assert!(cached(&cache, b"late", Timestamp(20)).is_err());
         // A fill's ticket taken before an apply of its shard still loses to it.
-        let ticket = cache.get(b"b", Timestamp(20)).unwrap_err();
+        let ticket = cached(&cache, b"b", Timestamp(20)).unwrap_err();
         cache.applied(b"b", Timestamp(13), bytes("b13").as_ref(), true);
         cache.fill(ticket, b"b", Timestamp(3), bytes("b3"));
-        assert_eq!(cache.get(b"b", Timestamp(20)), Ok(bytes("b13")));
+        assert_eq!(cached(&cache, b"b", Timestamp(20)), Ok(bytes("b13")));
     }
 
     #[test]
@@ -252,7 +266,7 @@ mod tests {
         for i in 0u64..10_000 {
             cache.applied(&i.to_be_bytes(), Timestamp(i + 1), value.as_ref(), true);
         }
-        let read = |i: u64| cache.get(&i.to_be_bytes(), Timestamp(20_000));
+        let read = |i: u64| cached(&cache, &i.to_be_bytes(), Timestamp(20_000));
         let cached: Vec<u64> = (0..10_000).filter(|&i| read(i).is_ok()).collect();
         assert_eq!(
             cached.len(),
@@ -285,7 +299,7 @@ mod tests {
     #[test]
     fn a_fill_racing_with_an_apply_of_its_shard_is_dropped() {
         let cache = LatestCache::new(1 << 20);
-        let ticket = cache.get(b"k", Timestamp(20)).unwrap_err();
+        let ticket = cached(&cache, b"k", Timestamp(20)).unwrap_err();
         // The read's snapshot was taken; then apply commits a version of another key of the
         // same shard (as good as this one: the generation is per shard).
         let neighbour = (0u32..)
@@ -294,11 +308,11 @@ mod tests {
             .expect("some key shares the shard");
         cache.applied(&neighbour, Timestamp(15), bytes("n15").as_ref(), true);
         cache.fill(ticket, b"k", Timestamp(10), bytes("v10"));
-        assert!(cache.get(b"k", Timestamp(20)).is_err());
+        assert!(cached(&cache, b"k", Timestamp(20)).is_err());
         // A fill whose ticket postdates the apply lands.
-        let ticket = cache.get(b"k", Timestamp(20)).unwrap_err();
+        let ticket = cached(&cache, b"k", Timestamp(20)).unwrap_err();
         cache.fill(ticket, b"k", Timestamp(10), bytes("v10"));
-        assert_eq!(cache.get(b"k", Timestamp(20)), Ok(bytes("v10")));
+        assert_eq!(cached(&cache, b"k", Timestamp(20)), Ok(bytes("v10")));
     }
 
     #[test]
@@ -308,7 +322,7 @@ mod tests {
         let value = Some(Bytes::from(vec![7u8; 100]));
         for i in 0u64..10_000 {
             let key = i.to_be_bytes();
-            if let Err(ticket) = cache.get(&key, Timestamp(1)) {
+            if let Err(ticket) = cached(&cache, &key, Timestamp(1)) {
                 cache.fill(ticket, &key, Timestamp(1), value.clone());
             }
         }
@@ -319,25 +333,25 @@ mod tests {
         }
         let newest = 9_999u64.to_be_bytes();
         assert_eq!(
-            cache.get(&newest, Timestamp(1)),
+            cached(&cache, &newest, Timestamp(1)),
             Ok(value),
             "the last fill stays"
         );
-        assert!(cache.get(&0u64.to_be_bytes(), Timestamp(1)).is_err());
+        assert!(cached(&cache, &0u64.to_be_bytes(), Timestamp(1)).is_err());
 
         // A cached key updated to a value too large for its shard leaves the cache, and an
         // older version applied again (a replay) does not replace a newer one.
         let large = Bytes::from(vec![1u8; cache.shard_budget]);
         cache.applied(&newest, Timestamp(2), Some(&large), true);
-        assert!(cache.get(&newest, Timestamp(2)).is_err());
+        assert!(cached(&cache, &newest, Timestamp(2)).is_err());
         for shard in &cache.shards {
             assert!(shard.lock().unwrap().bytes <= cache.shard_budget);
         }
         let key = b"replayed";
-        let ticket = cache.get(key, Timestamp(1)).unwrap_err();
+        let ticket = cached(&cache, key, Timestamp(1)).unwrap_err();
         cache.fill(ticket, key, Timestamp(1), bytes("v1"));
         cache.applied(key, Timestamp(3), bytes("v3").as_ref(), true);
         cache.applied(key, Timestamp(2), bytes("v2").as_ref(), true);
-        assert_eq!(cache.get(key, Timestamp(3)), Ok(bytes("v3")));
+        assert_eq!(cached(&cache, key, Timestamp(3)), Ok(bytes("v3")));
     }
 }

@@ -306,18 +306,18 @@ impl FjallStorage {
         Ok(answer)
     }
 
-    /// The newest version of `key` at or before `ts`: from the newest-version cache, or else
-    /// one seek to the key's newest version `enc(key) ‖ !MAX` (which fills the cache), then
-    /// on through older versions to the first at or before `ts` (a few steps, then a second
-    /// seek).
-    fn read_get(&self, key: &Key, ts: Timestamp) -> Result<Option<Bytes>> {
+    /// The newest version of `key` at or before `ts`, and the timestamp of its newest
+    /// version at all: from the newest-version cache, or else one seek to the key's newest
+    /// version `enc(key) ‖ !MAX` (which fills the cache), then on through older versions to
+    /// the first at or before `ts` (a few steps, then a second seek).
+    fn read_get(&self, key: &Key, ts: Timestamp) -> Result<(Option<Bytes>, Option<Timestamp>)> {
         let ticket = match self.latest.get(key.as_bytes(), ts) {
-            Ok(hit) => return Ok(hit),
+            Ok((value, newest_ts)) => return Ok((value, Some(newest_ts))),
             Err(ticket) => ticket,
         };
         let newest = layout::version_key(key.as_bytes(), Timestamp::MAX);
         if newest.len() > MAX_FJALL_KEY {
-            return Ok(None); // longer than any stored key: apply refuses such keys
+            return Ok((None, None)); // longer than any stored key: apply refuses such keys
         }
         let oldest = layout::version_key(key.as_bytes(), Timestamp::ZERO);
         let snapshot = self.db.snapshot();
@@ -331,29 +331,30 @@ impl FjallStorage {
         };
         let mut versions = snapshot.range(&self.versions, newest..=oldest.clone());
         let Some(first) = versions.next() else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let (newest_ts, stored_key, stored) = open(first)?;
         let value = layout::decode_value(&stored, &stored_key)?;
         self.latest
             .fill(ticket, key.as_bytes(), newest_ts, value.clone());
         if newest_ts <= ts {
-            return Ok(value);
+            return Ok((value, Some(newest_ts)));
         }
+        let at_ts = |value| Ok((value, Some(newest_ts)));
         const STEPS_BEFORE_SEEKING: usize = 4;
         for guard in versions.by_ref().take(STEPS_BEFORE_SEEKING) {
             let (version_ts, stored_key, stored) = open(guard)?;
             if version_ts <= ts {
-                return layout::decode_value(&stored, &stored_key);
+                return at_ts(layout::decode_value(&stored, &stored_key)?);
             }
         }
         let from = layout::version_key(key.as_bytes(), ts);
         match snapshot.range(&self.versions, from..=oldest).next() {
             Some(guard) => {
                 let (_, stored_key, stored) = open(guard)?;
-                layout::decode_value(&stored, &stored_key)
+                at_ts(layout::decode_value(&stored, &stored_key)?)
             }
-            None => Ok(None),
+            None => at_ts(None),
         }
     }
 
@@ -690,10 +691,10 @@ impl FjallStorage {
 impl Storage for FjallStorage {
     fn get(&self, request: GetRequest) -> BoxFuture<'_, Result<GetResponse>> {
         Box::pin(async move {
-            let value = self
+            let (value, newest_ts) = self
                 .read(request.ts, |s| s.read_get(&request.key, request.ts))
                 .await?;
-            Ok(GetResponse { value })
+            Ok(GetResponse { value, newest_ts })
         })
     }
 

@@ -50,6 +50,7 @@ where
     run!(
         versions_are_visible_exactly_from_their_commit_ts,
         the_newest_version_at_or_before_the_snapshot_wins,
+        a_point_read_reports_its_keys_newest_version_even_after_the_snapshot,
         tombstones_hide_keys_from_get_and_scan,
         scan_returns_live_keys_in_order_with_limit_and_resume,
         keys_sharing_prefixes_or_holding_zero_and_ff_bytes_never_mix_versions,
@@ -115,6 +116,51 @@ pub async fn the_newest_version_at_or_before_the_snapshot_wins<S: Storage>(
             vec![row("j", "j5"), row("k", &expected), row("l", "l5")],
             "scan at {ts}"
         );
+    }
+}
+
+/// A point read tells the `commit_ts` of the key's newest applied version, after the snapshot
+/// too (a writer at that snapshot is certain to conflict), whether or not the read came
+/// from a cache; a key with no version has none.
+pub async fn a_point_read_reports_its_keys_newest_version_even_after_the_snapshot<S: Storage>(
+    open: &mut impl FnMut(&Path, Arc<ManualClock>) -> S,
+) {
+    let f = Fixture::new();
+    let s = f.open(open);
+    let mut events = vec![record(0, 1, 10, vec![put("k", "k10")])];
+    for (i, ts) in (20..=100).step_by(10).enumerate() {
+        events.push(record(
+            0,
+            2 + i as u64,
+            ts,
+            vec![put("k", &format!("k{ts}"))],
+        ));
+    }
+    events.push(record(0, 11, 110, vec![del("k")]));
+    events.push(heartbeat(1_000));
+    apply(&s, events).await;
+    let newest = |key: &str, ts: u64| {
+        let request = GetRequest {
+            key: key.into(),
+            ts: Timestamp(ts),
+        };
+        async { s.get(request).await.unwrap() }
+    };
+    for _ in 0..2 {
+        let at_15 = newest("k", 15).await;
+        assert_eq!(at_15.value.unwrap(), "k10");
+        assert_eq!(
+            at_15.newest_ts,
+            Some(Timestamp(110)),
+            "a tombstone is a version"
+        );
+        assert_eq!(newest("k", 105).await.newest_ts, Some(Timestamp(110)));
+        let at_500 = newest("k", 500).await;
+        assert_eq!(
+            (at_500.value, at_500.newest_ts),
+            (None, Some(Timestamp(110)))
+        );
+        assert_eq!(newest("other", 500).await.newest_ts, None);
     }
 }
 

@@ -7,6 +7,9 @@
 //!   later record or a heartbeat. Until then it waits; past its read timeout it fails with
 //!   [`crate::Error::Unavailable`]. It never answers stale.
 //! - A read below the GC horizon fails with [`crate::Error::TooOld`].
+//! - A point read also reports the `commit_ts` of the key's newest version that storage has
+//!   applied ([`GetResponse::newest_ts`]), which may be after `ts`: a transaction that
+//!   writes a key changed after its snapshot can then fail at once instead of at commit.
 //! - [`Storage::apply`] takes events in `commit_ts` order (the crossbar's promise) and makes
 //!   each record's writes visible at exactly its `commit_ts`, all or nothing. Records at or
 //!   before the applied position of their journal are skipped, so replay is idempotent.
@@ -33,6 +36,12 @@ pub struct GetRequest {
 pub struct GetResponse {
     /// The newest value at or before the snapshot; `None` if absent or deleted.
     pub value: Option<Bytes>,
+    /// The `commit_ts` of the newest version of the key applied when it was read, at, before
+    /// or after the snapshot; `None` if storage holds no version of it. A version after the
+    /// snapshot is committed, so a writer whose conflicts are checked from the snapshot will
+    /// fail at commit. Storage may report older than it holds only if it never reports a
+    /// version after the snapshot that it does not hold.
+    pub newest_ts: Option<Timestamp>,
 }
 
 /// Read the keys of a range as of `ts`, in key order.
