@@ -170,6 +170,8 @@ impl Database {
             read_set: (isolation == Isolation::Serializable).then(Mutex::default),
             overtaken: Mutex::default(),
             bytes_written: 0,
+            undo: Vec::new(),
+            mark_epoch: 0,
         }
     }
 
@@ -204,12 +206,19 @@ pub struct Transaction {
     overtaken: Mutex<Vec<(Key, Timestamp)>>,
     /// Bytes of keys and values buffered (for the byte limit).
     bytes_written: usize,
+    /// Every write since [`Transaction::forget_marks`], oldest first: its key and what
+    /// `writes` held for the key before (`None`: nothing), so [`Transaction::rollback_to`]
+    /// can undo back to a mark without each mark copying the whole buffer.
+    undo: Vec<(Key, Option<Option<Bytes>>)>,
+    /// Bumped by [`Transaction::forget_marks`], so a mark from before cannot be used.
+    mark_epoch: u64,
 }
 
 /// A transaction's buffered writes at one moment: see [`Transaction::mark`].
 #[derive(Clone, Debug)]
 pub struct WriteMark {
-    writes: BTreeMap<Key, Option<Bytes>>,
+    epoch: u64,
+    undo_len: usize,
     bytes_written: usize,
 }
 
@@ -420,11 +429,13 @@ impl Transaction {
         }
     }
 
-    /// The transaction's buffered writes as they are now (SAVEPOINT), to return to with
-    /// [`Transaction::rollback_to`].
+    /// The transaction's buffered writes as they are now (SAVEPOINT, a statement that may
+    /// be undone), to return to with [`Transaction::rollback_to`] until
+    /// [`Transaction::forget_marks`]. Costs nothing: later writes keep what they replace.
     pub fn mark(&self) -> WriteMark {
         WriteMark {
-            writes: self.writes.clone(),
+            epoch: self.mark_epoch,
+            undo_len: self.undo.len(),
             bytes_written: self.bytes_written,
         }
     }
@@ -432,21 +443,48 @@ impl Transaction {
     /// Discards the writes buffered since `mark` was taken (ROLLBACK TO SAVEPOINT). What the
     /// transaction read and locked meanwhile stays in its conflict check: a commit may fail
     /// for a read it no longer uses, never succeed past one it does.
+    ///
+    /// # Panics
+    ///
+    /// If `mark` was taken before the last [`Transaction::forget_marks`] (a caller's bug: the
+    /// writes it would undo are no longer known).
     pub fn rollback_to(&mut self, mark: &WriteMark) {
-        self.writes = mark.writes.clone();
+        assert!(
+            mark.epoch == self.mark_epoch && mark.undo_len <= self.undo.len(),
+            "rollback to a write mark taken before forget_marks"
+        );
+        for (key, before) in self.undo.drain(mark.undo_len..).rev() {
+            match before {
+                Some(value) => self.writes.insert(key, value),
+                None => self.writes.remove(&key),
+            };
+        }
         self.bytes_written = mark.bytes_written;
+    }
+
+    /// Drops what [`Transaction::rollback_to`] needs: call when no mark will be used again
+    /// (a statement ended outside any savepoint), so the undo record does not grow with the
+    /// transaction.
+    pub fn forget_marks(&mut self) {
+        self.undo.clear();
+        self.mark_epoch += 1;
     }
 
     /// Buffers `value` as the new value of `key`.
     pub fn put(&mut self, key: Key, value: Bytes) {
         self.bytes_written += key.as_bytes().len() + value.len();
-        self.writes.insert(key, Some(value));
+        self.buffer(key, Some(value));
     }
 
     /// Buffers a delete of `key`.
     pub fn delete(&mut self, key: Key) {
         self.bytes_written += key.as_bytes().len();
-        self.writes.insert(key, None);
+        self.buffer(key, None);
+    }
+
+    fn buffer(&mut self, key: Key, value: Option<Bytes>) {
+        let before = self.writes.insert(key.clone(), value);
+        self.undo.push((key, before));
     }
 
     /// Checks the transaction against its [`Limits`]: call after each statement so the one
@@ -522,6 +560,8 @@ impl Transaction {
             read_set,
             overtaken: _,
             bytes_written: _,
+            undo: _,
+            mark_epoch: _,
         } = self;
         let (mut reads, mut read_ranges) = match read_set {
             Some(read_set) => {

@@ -1551,6 +1551,10 @@ impl Session {
                 }
             }
         };
+        // The statement's mark is spent; a savepoint's may still be rolled back to.
+        if let (Some(txn), true) = (self.txn.as_mut(), self.savepoints.is_empty()) {
+            txn.forget_marks();
+        }
         // set_config: the statement's settings, as SET / SET LOCAL would make them.
         let configured = std::mem::take(
             &mut *self
