@@ -21,7 +21,13 @@
 //!   (commit-wait), so any transaction that starts afterwards, anywhere, reads at a later
 //!   timestamp.
 //! - Conflicts come back as [`cairn_types::Error::Conflict`] naming a key; the caller retries
-//!   the whole transaction.
+//!   the whole transaction. A point read learns from storage when its key's newest version
+//!   committed; a key changed after the transaction's snapshot that it then writes or locks
+//!   is a conflict the commit is certain to meet, so [`Transaction::overtaken_write`] names it
+//!   at once (the SQL layer fails the statement) and `commit` fails without the adjudicator.
+//! - A [`WriteMark`] (a savepoint, a statement to undo) is a position in an undo record of
+//!   what each write replaced, kept until [`Transaction::forget_marks`]: taking one copies
+//!   nothing, so a transaction of many statements stays linear.
 //! - [`Database::watching`] a key prefix counts the commits that write under it (under way,
 //!   and the last `commit_ts`): the SQL layer watches its catalog so that a statement's plan
 //!   need not read its tables' descriptors again while no DDL committed ([`PrefixWatch`]).
