@@ -13,8 +13,9 @@
 //!   buffer pool keeps the pages it writes, but into free room only: reads decide what is
 //!   evicted). Records arrive in `commit_ts` order, so the new version is the newest; an
 //!   uncached key is entered only if its version is at least the newest applied since the
-//!   cache was made, in case a replay or a broken ordering promise applies an older one. A read that needs that version waits for completeness to its
-//!   `commit_ts`, which is published after this.
+//!   cache was made, in case a replay or a broken ordering promise applies an older one. A
+//!   read that needs that version waits for completeness to its `commit_ts`, which is
+//!   published after this.
 //! - **Fill** (a read that missed): it takes the shard's generation *before* its fjall
 //!   snapshot, and inserts what the snapshot showed as newest only if the generation is
 //!   unchanged. If an apply of that key committed after the snapshot, its bump came before the
@@ -109,7 +110,6 @@ impl LatestCache {
     /// The value of `key` at `ts` if the cache knows it: `Ok((value, newest_ts))` (`None` for
     /// a tombstone) when the cached newest version is at or before `ts`; otherwise a ticket
     /// for [`Self::fill`], to be taken before the read's snapshot.
-    #[allow(clippy::type_complexity)]
     pub(crate) fn get(
         &self,
         key: &[u8],
@@ -149,12 +149,13 @@ impl LatestCache {
         let mut shard = self.lock(self.shard_of(key));
         shard.generation += 1;
         // A copy, so the entry does not keep a larger buffer the value may be a slice of alive.
-        let value = value.map(|value| Bytes::copy_from_slice(value));
+        let copy = || value.map(|value| Bytes::copy_from_slice(value));
         let Some(newest) = shard.entries.get_mut(key) else {
             // Written keys take free room only: reads decide what is evicted, so a stream of
             // writes that nobody reads does not push out the keys that are read.
             if enter && in_order && shard.bytes + size <= self.shard_budget {
-                shard.insert(key, Newest { ts, value }, size, self.shard_budget);
+                let newest = Newest { ts, value: copy() };
+                shard.insert(key, newest, size, self.shard_budget);
             }
             return;
         };
@@ -163,8 +164,8 @@ impl LatestCache {
             return;
         }
         let old_len = newest.value.as_ref().map_or(0, Bytes::len);
-        let new_len = value.as_ref().map_or(0, Bytes::len);
-        *newest = Newest { ts, value };
+        let new_len = value.map_or(0, Bytes::len);
+        *newest = Newest { ts, value: copy() };
         shard.bytes = (shard.bytes + new_len).saturating_sub(old_len);
         // A grown value may push the shard past its budget (this entry too, if it is alone).
         shard.evict_beyond(self.shard_budget);
