@@ -305,6 +305,9 @@ pub struct Session {
     jitter: Jitter,
     /// random()'s source, seeded like `jitter` (so a replayed run draws the same numbers).
     random: std::sync::Mutex<Jitter>,
+    /// [`Session::search_path`]'s last answer and the setting text it came from: every
+    /// statement asks, the setting rarely changes.
+    parsed_search_path: std::sync::Mutex<Option<(String, Arc<[String]>)>>,
     cancel: CancelToken,
     txn: Option<Transaction>,
     block: Block,
@@ -1026,6 +1029,7 @@ impl Session {
             engine,
             jitter: Jitter::new(seed),
             random: std::sync::Mutex::new(Jitter::new(!seed)),
+            parsed_search_path: std::sync::Mutex::default(),
             cancel: CancelToken::default(),
             txn: None,
             block: Block::None,
@@ -2778,11 +2782,15 @@ impl Session {
                 };
                 let copy_data = self.copy_data.clone().unwrap_or_default();
                 // current_schema() names the first schema on the path that exists.
-                let mut search_path = Vec::new();
-                for schema in self.search_path() {
-                    if schema == "public" || catalog::schema_exists(txn, &schema).await? {
-                        search_path.push(schema);
+                let mut search_path = self.search_path();
+                if search_path.iter().any(|schema| schema != "public") {
+                    let mut existing = Vec::with_capacity(search_path.len());
+                    for schema in search_path.iter() {
+                        if schema == "public" || catalog::schema_exists(txn, schema).await? {
+                            existing.push(schema.clone());
+                        }
                     }
+                    search_path = existing.into();
                 }
                 // pg_cursors' rows: only a statement reading the system catalog needs them.
                 let cursors: Vec<(String, bool, bool)> = match system_catalog {
@@ -3326,12 +3334,21 @@ impl Session {
     /// The schemas of the session's `search_path`, in order: quoted names as written, others
     /// folded to lower case. `"$user"` (a schema named after the user) and the system schemas
     /// are not followed.
-    pub fn search_path(&self) -> Vec<String> {
+    pub fn search_path(&self) -> Arc<[String]> {
         let setting = self
             .settings
             .get("search_path")
             .map_or("public", String::as_str);
-        setting
+        let mut parsed = self
+            .parsed_search_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((text, schemas)) = &*parsed {
+            if text == setting {
+                return schemas.clone();
+            }
+        }
+        let schemas: Arc<[String]> = setting
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -3342,7 +3359,9 @@ impl Session {
                 },
             )
             .filter(|s| !matches!(s.as_str(), "$user" | "pg_catalog" | "pg_temp"))
-            .collect()
+            .collect();
+        *parsed = Some((setting.to_string(), schemas.clone()));
+        schemas
     }
 
     /// The parameters reported to the client at startup with ParameterStatus, and their values.
