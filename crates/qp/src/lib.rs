@@ -209,7 +209,7 @@ pub struct Transaction {
     read_set: Option<Mutex<ReadSet>>,
     /// Keys a point read found a version of committed after `conflict_ts`, with that
     /// version's `commit_ts`: writing or locking one dooms the commit. Almost always empty.
-    overtaken: Mutex<Vec<(Key, Timestamp)>>,
+    overtaken: Mutex<BTreeMap<Key, Timestamp>>,
     /// Bytes of keys and values buffered (for the byte limit).
     bytes_written: usize,
     /// Every write since [`Transaction::forget_marks`], oldest first: its key and what
@@ -331,7 +331,7 @@ impl Transaction {
         };
         let response = self.db.storage.get(request).await?;
         if let Some(newest) = response.newest_ts.filter(|ts| *ts > self.conflict_ts) {
-            lock(&self.overtaken).push((key.clone(), newest));
+            lock(&self.overtaken).insert(key.clone(), newest);
         }
         Ok(response.value)
     }
@@ -450,15 +450,14 @@ impl Transaction {
     /// transaction read and locked meanwhile stays in its conflict check: a commit may fail
     /// for a read it no longer uses, never succeed past one it does.
     ///
-    /// # Panics
-    ///
-    /// If `mark` was taken before the last [`Transaction::forget_marks`] (a caller's bug: the
-    /// writes it would undo are no longer known).
-    pub fn rollback_to(&mut self, mark: &WriteMark) {
-        assert!(
-            mark.epoch == self.mark_epoch && mark.undo_len <= self.undo.len(),
-            "rollback to a write mark taken before forget_marks"
-        );
+    /// A mark taken before the last [`Transaction::forget_marks`] (a caller's bug: the writes
+    /// it would undo are no longer known) is an internal error, and nothing is undone.
+    pub fn rollback_to(&mut self, mark: &WriteMark) -> Result<()> {
+        if mark.epoch != self.mark_epoch || mark.undo_len > self.undo.len() {
+            return Err(Error::Internal(
+                "rollback to a write mark taken before its transaction forgot its marks".into(),
+            ));
+        }
         for (key, before) in self.undo.drain(mark.undo_len..).rev() {
             match before {
                 Some(value) => self.writes.insert(key, value),
@@ -466,6 +465,7 @@ impl Transaction {
             };
         }
         self.bytes_written = mark.bytes_written;
+        Ok(())
     }
 
     /// Drops what [`Transaction::rollback_to`] needs: call when no mark will be used again

@@ -1487,9 +1487,8 @@ impl Session {
                 Err(e) if crate::expr::is_would_sleep(e) => {
                     // pg_sleep: undo the attempt, sleep, run again with the time credited.
                     self.with_advisory(|locks, session| locks.undo_attempt(session));
-                    match (self.txn.as_mut(), &mark) {
-                        (Some(txn), Some(mark)) => txn.rollback_to(mark),
-                        _ => self.txn = None,
+                    if let Err(e) = self.undo_writes(mark.as_ref()) {
+                        break Err(e);
                     }
                     let needed = self.sleep.needed();
                     let clock = self.engine.db.clock().clone();
@@ -1518,9 +1517,8 @@ impl Session {
                 Err(e) if crate::advisory::is_would_block(e) => {
                     let began = *waiting_since.get_or_insert_with(|| clock.monotonic_nanos());
                     self.with_advisory(|locks, session| locks.undo_attempt(session));
-                    match (self.txn.as_mut(), &mark) {
-                        (Some(txn), Some(mark)) => txn.rollback_to(mark),
-                        _ => self.txn = None,
+                    if let Err(e) = self.undo_writes(mark.as_ref()) {
+                        break Err(e);
                     }
                     let nap = self
                         .engine
@@ -3066,6 +3064,18 @@ impl Session {
         })
     }
 
+    /// Undoes an attempt's writes back to `mark` (the transaction began with the attempt if
+    /// there is none).
+    fn undo_writes(&mut self, mark: Option<&cairn_qp::WriteMark>) -> SqlResult<()> {
+        match (self.txn.as_mut(), mark) {
+            (Some(txn), Some(mark)) => txn.rollback_to(mark).map_err(crate::exec::core),
+            _ => {
+                self.txn = None;
+                Ok(())
+            }
+        }
+    }
+
     fn rollback_to_savepoint(&mut self, name: &str) -> SqlResult<Outcome> {
         if matches!(self.block, Block::None | Block::Implicit) {
             return Err(SqlError::new(
@@ -3078,7 +3088,8 @@ impl Session {
         self.savepoints.truncate(position + 1);
         let savepoint = &self.savepoints[position];
         if let Some(txn) = self.txn.as_mut() {
-            txn.rollback_to(&savepoint.writes);
+            txn.rollback_to(&savepoint.writes)
+                .map_err(crate::exec::core)?;
         }
         let mark = savepoint.advisory;
         self.with_advisory(|locks, session| locks.release_xact_after(session, mark));

@@ -786,6 +786,29 @@ mod tests {
 
     /// Point reads answered from the newest-version cache see every version applied after
     /// the key was cached, and reads before the cached version still find older ones.
+    /// Apply enters the keys of an ordinary record in the newest-version cache, and only
+    /// updates cached keys for a bulk record (more than `BULK_WRITES` keys).
+    #[tokio::test]
+    async fn written_keys_are_cached_unless_the_record_is_a_bulk_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), StorageOptions::default());
+        let cached = |key: &str| s.latest.get(key.as_bytes(), Timestamp(100)).is_ok();
+        apply(&s, vec![record(1, 10, vec![put("small", "v")])])
+            .await
+            .unwrap();
+        assert!(cached("small"));
+        let names: Vec<String> = (0..=BULK_WRITES).map(|i| format!("bulk{i}")).collect();
+        let mut writes: Vec<Write> = names.iter().map(|name| put(name.as_str(), "v")).collect();
+        writes.push(put("small", "w"));
+        apply(&s, vec![record(2, 20, writes)]).await.unwrap();
+        assert!(!cached("bulk0") && !cached(&format!("bulk{BULK_WRITES}")));
+        assert_eq!(
+            s.latest.get(b"small", Timestamp(100)).map(|(_, ts)| ts),
+            Ok(Timestamp(20)),
+            "a cached key is still updated"
+        );
+    }
+
     #[tokio::test]
     async fn point_reads_after_new_versions_never_answer_from_a_stale_cache() {
         let dir = tempfile::tempdir().unwrap();
