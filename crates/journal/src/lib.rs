@@ -34,6 +34,13 @@
 //! A frame never spans two segments: when the next frame would push the active segment past
 //! [`JournalOptions::segment_bytes`], the writer starts a new file where the old one ends.
 //!
+//! The active segment's file runs on past its last frame with zeros that the writer wrote and
+//! synced ahead of time ([`JournalOptions::preallocate_bytes`]), so an append overwrites
+//! zeros in place: its `sync_data` flushes data only, with no file size or block allocation
+//! to commit (on this project's virtual disk, 150–170 µs instead of 200–360 µs). A segment is
+//! trimmed to its frames when the next one starts. Where the records end is therefore not
+//! the file's length but the first position from which the file holds only zeros.
+//!
 //! # Invariants
 //!
 //! - **Durability.** An append's future resolves `Ok` only after its frame was written and
@@ -61,10 +68,13 @@
 //!   tail moves only after fsync; a record is in memory (the tail cache) or on disk, whole.
 //! - **Torn tail versus corruption.** A crash can leave the end of the last segment half
 //!   written, and such a tail never held an acknowledged record (it was not yet synced). On
-//!   open, in the last segment only: fewer than 12 bytes of header left, an all-zero header, a
-//!   damaged header with nothing after it, a header whose record runs past the end of the file,
-//!   or a last frame whose payload checksum fails are a *torn tail*: the file is cut there (and
-//!   fsync'd) with a warning. Anything else (a damaged header or payload with data after it,
+//!   open, a segment's records end where only zeros (or nothing) follow: that is the
+//!   preallocated space, in any segment (an earlier one may keep its zeros if a crash came
+//!   before its trim), and it is kept. In the last segment only: fewer than 12 bytes of
+//!   header left, an all-zero header, a damaged header with only zeros after it, a header whose
+//!   record runs past the end of the file, or a last frame whose payload checksum fails with
+//!   only zeros after it are a *torn tail*: the file is cut there (and fsync'd) with a
+//!   warning. Anything else (a damaged header or payload with non-zero data after it,
 //!   any damage in an earlier segment, a gap between segments, records out of `commit_ts`
 //!   order) cannot come from a crash, so the open fails with [`Error::Data`] naming the file
 //!   and byte offset, having dropped nothing: losing acknowledged commits silently is worse
@@ -137,6 +147,11 @@ pub struct JournalOptions {
     /// fsync, as a PostgreSQL backend waits for its own WAL flush. Only on a multi-threaded
     /// tokio runtime.
     pub caller_writes_when_idle: bool,
+    /// The active segment file is kept written with durable zeros this far past its last
+    /// record (refilled when less than half is left), so that appending a record overwrites
+    /// zeros instead of growing the file, and its fsync has no metadata to commit. Zero turns
+    /// it off: every append grows the file.
+    pub preallocate_bytes: u64,
 }
 
 impl Default for JournalOptions {
@@ -146,6 +161,7 @@ impl Default for JournalOptions {
             tail_cache_records: 65_536,
             max_record_bytes: MAX_RECORD_BYTES,
             caller_writes_when_idle: true,
+            preallocate_bytes: 4 << 20,
         }
     }
 }
@@ -271,6 +287,7 @@ impl FileJournal {
         let mut last_ts = None;
         let mut expected: Option<u64> = None;
         let mut last_len = 0;
+        let mut last_file_len = 0;
         for (i, &start) in starts.iter().enumerate() {
             if let Some(expected) = expected.filter(|e| *e != start) {
                 let previous = segment::path(dir, starts[i - 1]);
@@ -293,12 +310,13 @@ impl FileJournal {
             })?;
             last_ts = end.last_ts;
             last_len = end.len;
+            last_file_len = end.file_len;
             expected = Some(start + end.len);
         }
         let file_start = starts.last().copied().unwrap_or_default();
         let active = segment::path(dir, file_start);
         let file = OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(&active)
             .map_err(|e| Error::io(format!("opening journal segment {}", active.display()), e))?;
 
@@ -331,6 +349,7 @@ impl FileJournal {
             file,
             file_start,
             file_len: last_len,
+            zeroed_len: last_file_len,
             watermark,
             poisoned: None,
             buf: Vec::new(),

@@ -46,7 +46,7 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 pub(crate) fn create(dir: &Path, start: u64) -> Result<File> {
     let path = path(dir, start);
     let file = OpenOptions::new()
-        .append(true)
+        .write(true)
         .create_new(true)
         .open(&path)
         .map_err(|e| Error::io(format!("creating journal segment {}", path.display()), e))?;
@@ -68,6 +68,8 @@ pub(crate) struct Scanned {
 pub(crate) struct ScanEnd {
     /// The length of the segment's valid prefix (the file is truncated to it if it was torn).
     pub len: u64,
+    /// The file's length after the scan: `len` plus the zeros written ahead of the records.
+    pub file_len: u64,
     /// The commit timestamp of its last record, if it has any.
     pub last_ts: Option<Timestamp>,
 }
@@ -94,12 +96,19 @@ pub(crate) fn scan(
             start + offset as u64
         ))
     };
+    // Past this, only the zeros the writer keeps ahead of its records (or nothing): the end
+    // of the records, in any segment. A damaged frame with nothing but zeros after it is a
+    // torn write into those zeros.
+    let data_end = data
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(0, |last| last + 1);
     let mut offset = 0usize;
     let torn = loop {
-        let rest = data.len() - offset;
-        if rest == 0 {
+        if offset >= data_end {
             break None;
         }
+        let rest = data.len() - offset;
         if rest < HEADER_LEN {
             break Some("fewer than 12 header bytes");
         }
@@ -109,7 +118,7 @@ pub(crate) fn scan(
             break Some("an all-zero header");
         }
         let Some(parsed) = frame::parse_header(&header) else {
-            if rest == HEADER_LEN {
+            if offset + HEADER_LEN >= data_end {
                 break Some("a damaged header with nothing after it");
             }
             return Err(corrupt(offset, "header checksum mismatch"));
@@ -123,7 +132,7 @@ pub(crate) fn scan(
         }
         let payload = &data[offset + HEADER_LEN..end];
         if !frame::payload_ok(parsed, payload) {
-            if end == data.len() {
+            if end >= data_end {
                 break Some("a last record whose payload checksum fails");
             }
             return Err(corrupt(offset, "payload checksum mismatch"));
@@ -163,9 +172,15 @@ pub(crate) fn scan(
         file.set_len(offset as u64)
             .and_then(|()| file.sync_all())
             .map_err(|e| Error::io(format!("cutting the torn tail of {}", path.display()), e))?;
+        return Ok(ScanEnd {
+            len: offset as u64,
+            file_len: offset as u64,
+            last_ts,
+        });
     }
     Ok(ScanEnd {
         len: offset as u64,
+        file_len: data.len() as u64,
         last_ts,
     })
 }

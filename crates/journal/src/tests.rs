@@ -20,11 +20,19 @@ fn commit(ts: u64) -> AppendRequest {
     }
 }
 
+/// Options where every fsync is a batch's: no zero-filling ahead, which syncs too.
+fn counted() -> JournalOptions {
+    JournalOptions {
+        preallocate_bytes: 0,
+        ..JournalOptions::default()
+    }
+}
+
 /// Options where only the writer thread writes (these tests hold it still).
 fn thread_writes() -> JournalOptions {
     JournalOptions {
         caller_writes_when_idle: false,
-        ..JournalOptions::default()
+        ..counted()
     }
 }
 
@@ -38,7 +46,7 @@ async fn concurrent_appends_share_fsyncs() {
 /// thread while the cache lock is held); the other 63 queue behind it for the writer thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_queued_behind_a_caller_writing_share_fsyncs() {
-    let journal = appends_share_fsyncs(JournalOptions::default()).await;
+    let journal = appends_share_fsyncs(counted()).await;
     let led = journal.stats().caller_batches;
     assert_eq!(led, 1, "the first append wrote its own batch");
     // After the writer thread's batch of 63, the next lone append still goes to the thread
@@ -163,7 +171,7 @@ fn poll_once<F: std::future::Future + Unpin>(future: &mut F) -> std::task::Poll<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_to_an_idle_journal_is_written_by_its_first_poll() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = FileJournal::open(dir.path(), JournalOptions::default()).unwrap();
+    let journal = FileJournal::open(dir.path(), counted()).unwrap();
     let opened = journal.stats();
     for ts in 1..=3 {
         let mut append = journal.append(commit(ts));

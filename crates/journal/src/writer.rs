@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::Write as _;
+use std::os::unix::fs::FileExt as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
@@ -260,8 +260,11 @@ pub(crate) struct Writer {
     pub file: File,
     /// Where the active segment starts.
     pub file_start: u64,
-    /// The active segment's length.
+    /// The active segment's length: where its records end and the next one is written.
     pub file_len: u64,
+    /// How much of the active segment file exists on disk (at least `file_len`): what lies
+    /// past `file_len` is zeros written ahead ([`JournalOptions::preallocate_bytes`]).
+    pub zeroed_len: u64,
     /// The published watermark (at least the last record's `commit_ts`).
     pub watermark: Timestamp,
     /// Set by the first write or fsync failure; from then on everything fails.
@@ -310,6 +313,11 @@ impl Writer {
             }
         };
         self.publish(appends, ends);
+        // After the answers, so the zeros delay only the next batch, and only once per
+        // `preallocate_bytes / 2` of journal.
+        if let Err(error) = self.zero_ahead() {
+            self.poison(&error);
+        }
 
         match control {
             Some(Request::Fence { epoch, reply }) => {
@@ -379,17 +387,20 @@ impl Writer {
             return Ok(());
         }
         let path = segment::path(&self.shared.dir, self.file_start);
-        self.file.write_all(&self.buf).map_err(|e| {
-            Error::io(
-                format!("appending to journal segment {}", path.display()),
-                e,
-            )
-        })?;
+        self.file
+            .write_all_at(&self.buf, self.file_len)
+            .map_err(|e| {
+                Error::io(
+                    format!("appending to journal segment {}", path.display()),
+                    e,
+                )
+            })?;
         self.shared
             .counters
             .bytes
             .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         self.file_len += self.buf.len() as u64;
+        self.zeroed_len = self.zeroed_len.max(self.file_len);
         self.buf.clear();
         self.shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.file
@@ -400,12 +411,55 @@ impl Writer {
     /// Starts a new segment where the active one ends.
     fn roll(&mut self) -> Result<()> {
         let start = self.file_start + self.file_len;
-        self.file = segment::create(&self.shared.dir, start)?;
+        let file = segment::create(&self.shared.dir, start)?;
+        // The finished segment's unused zeros go (recovery accepts them if a crash keeps
+        // them); nothing in it changes, so this needs no fsync.
+        if self.zeroed_len > self.file_len {
+            let path = segment::path(&self.shared.dir, self.file_start);
+            self.file.set_len(self.file_len).map_err(|e| {
+                Error::io(format!("trimming journal segment {}", path.display()), e)
+            })?;
+        }
+        self.file = file;
         self.shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.file_start = start;
         self.file_len = 0;
+        self.zeroed_len = 0;
         lock(&self.shared.segments).push(start);
         Ok(())
+    }
+
+    /// Keeps the active segment's file written with zeros at least `preallocate_bytes / 2`
+    /// past its records (up to the segment size), extending it to `preallocate_bytes` past
+    /// them when it falls short, and makes the zeros durable. A record later written over
+    /// durable zeros changes no file size and allocates no block, so its `sync_data` has only
+    /// data to flush, not file-system metadata: about half the latency of an appending fsync
+    /// on a virtual disk (PostgreSQL zero-fills its WAL segments for the same reason).
+    /// Durability never depends on it: `sync_data` flushes whatever metadata a write needs.
+    fn zero_ahead(&mut self) -> Result<()> {
+        let ahead = self.shared.options.preallocate_bytes;
+        let limit = self.shared.options.segment_bytes.max(self.file_len);
+        let target = (self.file_len + ahead).min(limit);
+        if ahead == 0 || self.zeroed_len >= (self.file_len + ahead / 2).min(limit) {
+            return Ok(());
+        }
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        let path = segment::path(&self.shared.dir, self.file_start);
+        let context = |e| {
+            Error::io(
+                format!("zero-filling journal segment {}", path.display()),
+                e,
+            )
+        };
+        while self.zeroed_len < target {
+            let n = (target - self.zeroed_len).min(ZEROS.len() as u64) as usize;
+            self.file
+                .write_all_at(&ZEROS[..n], self.zeroed_len)
+                .map_err(context)?;
+            self.zeroed_len += n as u64;
+        }
+        self.shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.file.sync_data().map_err(context)
     }
 
     /// Makes a durable batch visible: ring first, then the watch, then the answers, so that a

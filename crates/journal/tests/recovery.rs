@@ -21,6 +21,14 @@ async fn four_records(dir: &Path, options: JournalOptions) -> Vec<PositionedReco
     read_all(&journal).await
 }
 
+/// Every append grows the file, so a segment's length is where its records end.
+fn appending() -> JournalOptions {
+    JournalOptions {
+        preallocate_bytes: 0,
+        ..JournalOptions::default()
+    }
+}
+
 /// Opens `dir` expecting corruption, and checks the message names the file and the offset and
 /// that the file was left as it was.
 fn assert_refuses_to_open(dir: &Path, file: &Path, offset: u64) {
@@ -48,7 +56,7 @@ fn assert_refuses_to_open(dir: &Path, file: &Path, offset: u64) {
 #[tokio::test]
 async fn torn_tail_at_every_cut_point_drops_only_the_torn_record() {
     let dir = tempfile::tempdir().unwrap();
-    let written = four_records(dir.path(), JournalOptions::default()).await;
+    let written = four_records(dir.path(), appending()).await;
     let file = segment(dir.path(), 0);
     let whole = fs::read(&file).unwrap();
     let last = &written[3];
@@ -56,7 +64,7 @@ async fn torn_tail_at_every_cut_point_drops_only_the_torn_record() {
 
     for cut in last.position.0..last.next.0 {
         fs::write(&file, &whole[..cut as usize]).unwrap();
-        let journal = open(dir.path(), JournalOptions::default());
+        let journal = open(dir.path(), appending());
         let kept = read_all(&journal).await;
         assert_eq!(kept, written[..3], "cut at {cut}");
         assert_eq!(status(&journal).await.tail, last.position, "cut at {cut}");
@@ -77,28 +85,40 @@ async fn torn_tail_at_every_cut_point_drops_only_the_torn_record() {
 }
 
 #[tokio::test]
-async fn a_zero_filled_tail_is_torn() {
+async fn a_zero_filled_tail_is_space_written_ahead_and_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let written = four_records(dir.path(), JournalOptions::default()).await;
+    let written = four_records(dir.path(), appending()).await;
     let file = segment(dir.path(), 0);
     let mut bytes = fs::read(&file).unwrap();
     bytes.extend_from_slice(&[0; 4096]); // as a file system may show an unsynced extension
+    let len = bytes.len() as u64;
     fs::write(&file, bytes).unwrap();
-    let journal = open(dir.path(), JournalOptions::default());
+    let journal = open(dir.path(), appending());
     assert_eq!(read_all(&journal).await, written);
-    assert_eq!(fs::metadata(&file).unwrap().len(), written[3].next.0);
+    assert_eq!(
+        fs::metadata(&file).unwrap().len(),
+        len,
+        "zeros are not torn"
+    );
+    // The next record goes where the records end, over the zeros.
+    append(&journal, record(50, 10)).await.unwrap();
+    drop(journal);
+    let journal = open(dir.path(), appending());
+    let all = read_all(&journal).await;
+    assert_eq!(timestamps(&all), [10, 20, 30, 40, 50]);
+    assert_eq!(all[4].position, written[3].next);
 }
 
 #[tokio::test]
 async fn a_last_record_failing_its_payload_checksum_at_end_of_file_is_torn() {
     let dir = tempfile::tempdir().unwrap();
-    let written = four_records(dir.path(), JournalOptions::default()).await;
+    let written = four_records(dir.path(), appending()).await;
     let file = segment(dir.path(), 0);
     let mut bytes = fs::read(&file).unwrap();
     let last_byte = bytes.len() - 1;
     bytes[last_byte] ^= 0xff;
     fs::write(&file, bytes).unwrap();
-    let journal = open(dir.path(), JournalOptions::default());
+    let journal = open(dir.path(), appending());
     assert_eq!(read_all(&journal).await, written[..3]);
 }
 
@@ -116,7 +136,7 @@ async fn payload_corruption_in_a_middle_record_fails_open_naming_file_and_offset
 #[tokio::test]
 async fn a_payload_checksum_failure_with_data_after_it_is_corruption_even_in_the_last_record() {
     let dir = tempfile::tempdir().unwrap();
-    let written = four_records(dir.path(), JournalOptions::default()).await;
+    let written = four_records(dir.path(), appending()).await;
     let file = segment(dir.path(), 0);
     let mut bytes = fs::read(&file).unwrap();
     bytes[written[3].position.0 as usize + 20] ^= 0x01;
@@ -144,7 +164,7 @@ async fn header_corruption_fails_open_naming_file_and_offset() {
 fn small_segments() -> JournalOptions {
     JournalOptions {
         segment_bytes: 700,
-        ..JournalOptions::default()
+        ..appending()
     }
 }
 
@@ -231,4 +251,120 @@ async fn a_torn_tail_in_the_last_of_several_segments_is_cut() {
     let journal = open(dir.path(), small_segments());
     assert_eq!(read_all(&journal).await, written[..written.len() - 1]);
     assert_eq!(status(&journal).await.tail, last.position);
+}
+
+/// The bytes of the segment starting at 0 after its records, which must all be zeros.
+fn zeros_after_records(dir: &Path, records_end: u64) -> usize {
+    let bytes = fs::read(segment(dir, 0)).unwrap();
+    let ahead = &bytes[records_end as usize..];
+    assert!(
+        ahead.iter().all(|b| *b == 0),
+        "only zeros follow the records"
+    );
+    ahead.len()
+}
+
+#[tokio::test]
+async fn records_overwrite_zeros_written_ahead_and_a_reopen_continues_after_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = JournalOptions::default();
+    let written = four_records(dir.path(), options.clone()).await;
+    let end = written[3].next;
+    let ahead = zeros_after_records(dir.path(), end.0) as u64;
+    assert!(
+        ahead >= options.preallocate_bytes / 2,
+        "{ahead} zero bytes written ahead"
+    );
+    for cycle in 0..3u64 {
+        let journal = open(dir.path(), options.clone());
+        let all = read_all(&journal).await;
+        assert_eq!(all.len() as u64, 4 + cycle, "nothing lost or invented");
+        assert_eq!(status(&journal).await.tail, all.last().unwrap().next);
+        let ts = 100 + cycle;
+        let appended = append(&journal, record(ts, 200)).await.unwrap();
+        let all = read_all(&journal).await;
+        assert_eq!(all.last().unwrap().next, appended.end);
+        assert_eq!(all[all.len() - 2].next, all.last().unwrap().position);
+        zeros_after_records(dir.path(), appended.end.0);
+    }
+}
+
+#[tokio::test]
+async fn a_record_torn_inside_zeros_written_ahead_is_cut() {
+    // A crash during the last (unacknowledged) write: part of the record reached the disk,
+    // the rest of the preallocated space is still zeros.
+    type Damage = fn(&mut [u8]);
+    let damage: [(&str, Damage); 3] = [
+        ("second half never written", |frame| {
+            let half = frame.len() / 2;
+            frame[half..].fill(0);
+        }),
+        ("payload scrambled", |frame| frame[40] ^= 0x5a),
+        ("header damaged, nothing after it", |frame| {
+            frame[12..].fill(0);
+            frame[2] ^= 0x01;
+        }),
+    ];
+    for (what, damage) in damage {
+        let dir = tempfile::tempdir().unwrap();
+        let written = four_records(dir.path(), JournalOptions::default()).await;
+        assert!(zeros_after_records(dir.path(), written[3].next.0) > 0);
+        let file = segment(dir.path(), 0);
+        let mut bytes = fs::read(&file).unwrap();
+        let last = &written[3];
+        damage(&mut bytes[last.position.0 as usize..last.next.0 as usize]);
+        fs::write(&file, bytes).unwrap();
+        let journal = open(dir.path(), JournalOptions::default());
+        assert_eq!(read_all(&journal).await, written[..3], "{what}");
+        assert_eq!(status(&journal).await.tail, last.position, "{what}");
+        let end = append(&journal, record(35, 10)).await.unwrap().end;
+        assert_eq!(
+            timestamps(&read_all(&journal).await),
+            [10, 20, 30, 35],
+            "{what}"
+        );
+        zeros_after_records(dir.path(), end.0);
+    }
+}
+
+#[tokio::test]
+async fn damage_before_zeros_written_ahead_is_still_corruption_if_records_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = four_records(dir.path(), JournalOptions::default()).await;
+    assert!(zeros_after_records(dir.path(), written[3].next.0) > 0);
+    let file = segment(dir.path(), 0);
+    let mut bytes = fs::read(&file).unwrap();
+    bytes[written[2].position.0 as usize + 30] ^= 0x01;
+    fs::write(&file, bytes).unwrap();
+    assert_refuses_to_open(dir.path(), &file, written[2].position.0);
+}
+
+#[tokio::test]
+async fn an_earlier_segment_that_kept_its_zeros_opens() {
+    // The writer trims a segment's unused zeros when it starts the next one, without an
+    // fsync: a crash may leave them.
+    let dir = tempfile::tempdir().unwrap();
+    let options = JournalOptions {
+        segment_bytes: 700,
+        ..JournalOptions::default()
+    };
+    let journal = open(dir.path(), options.clone());
+    for ts in 1..=20 {
+        append(&journal, record(ts * 10, 200)).await.unwrap();
+    }
+    let written = read_all(&journal).await;
+    drop(journal);
+    let starts = segments(dir.path());
+    assert!(starts.len() >= 4, "{starts:?}");
+    let file = segment(dir.path(), starts[1]);
+    let len = fs::metadata(&file).unwrap().len();
+    assert_eq!(starts[1] + len, starts[2], "trimmed to its records");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len + 300)
+        .unwrap();
+    let journal = open(dir.path(), options);
+    assert_eq!(read_all(&journal).await, written);
 }
