@@ -14,7 +14,8 @@
 //! published record, the reader's task delivers the heartbeat itself with
 //! [`cairn_crossbar::catch_up`], having published it quietly so the crossbar's thread does
 //! not wake for it), and maintenance (checkpoint storage,
-//! truncate the journal prefix it covers, garbage-collect old versions).
+//! truncate the journal prefix it covers, garbage-collect old versions; each pass on a
+//! blocking thread, since it syncs files and walks every stored version).
 //!
 //! Opening on an existing directory is recovery: the journal truncates a torn tail (and refuses
 //! to open on corruption), the adjudicator fences the journal and continues above its highest
@@ -333,13 +334,27 @@ async fn maintain(
     let age_nanos = u64::try_from(max_transaction_age.as_nanos()).unwrap_or(u64::MAX);
     loop {
         clock.sleep(interval).await;
-        if let Err(e) = checkpoint(journal.as_ref(), storage.as_ref()).await {
-            tracing::warn!(error = %e, "checkpoint failed");
-        }
         let horizon = clock.now().earliest.saturating_sub_nanos(age_nanos);
-        match storage.gc(GcRequest { horizon }).await {
-            Ok(done) => tracing::debug!(removed = done.versions_removed, "garbage collected"),
-            Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+        let (journal, storage) = (journal.clone(), storage.clone());
+        let runtime = tokio::runtime::Handle::current();
+        // On a blocking thread: the checkpoint syncs storage's files and a GC pass walks every
+        // stored version (about 0.6 s of CPU for pgbench's million rows), and on a runtime
+        // worker either would stall the connections queued behind it for that long.
+        let pass = tokio::task::spawn_blocking(move || {
+            runtime.block_on(async {
+                if let Err(e) = checkpoint(journal.as_ref(), storage.as_ref()).await {
+                    tracing::warn!(error = %e, "checkpoint failed");
+                }
+                match storage.gc(GcRequest { horizon }).await {
+                    Ok(done) => {
+                        tracing::debug!(removed = done.versions_removed, "garbage collected")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+                }
+            })
+        });
+        if let Err(e) = pass.await {
+            tracing::error!(error = %e, "a maintenance pass panicked");
         }
     }
 }
