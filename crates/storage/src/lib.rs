@@ -105,10 +105,12 @@
 //! # Shortcuts
 //!
 //! - fjall calls are blocking; they run directly inside the async methods. They are short
-//!   (memtable writes, cached block reads) except checkpoint's fsync and a GC pass; moving
-//!   those to `spawn_blocking` is the first step if they show up as latency.
-//! - GC walks the whole `versions` keyspace each pass; it deletes in batches of about 1,000
-//!   versions. A per-range or incremental GC can come later.
+//!   (memtable writes, cached block reads) except checkpoint's fsync and a GC pass, which
+//!   callers run off their async workers (`cairn-embedded` uses a blocking thread).
+//! - A GC pass walks the whole `versions` keyspace, unless no version was written at or below
+//!   its horizon since the last walk (then nothing can have become garbage, and it returns at
+//!   once: an idle or read-only database stops walking its store every maintenance interval).
+//!   It deletes in batches of about 1,000 versions. A per-key incremental GC can come later.
 //! - Values are copied out of fjall into [`bytes::Bytes`].
 //! - The newest-version cache serves point reads only (scans go to fjall), evicts in
 //!   insertion order rather than by use, and any apply to a key's shard (1/64 of the keys)

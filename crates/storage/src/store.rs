@@ -2,7 +2,7 @@
 //! this module holds the rules: when a read may answer, how apply stays atomic and
 //! idempotent, what a checkpoint promises, and what GC may drop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -98,6 +98,55 @@ impl fmt::Debug for StorageOptions {
     }
 }
 
+/// Writes closer together than this share one [`Unswept`] entry.
+const UNSWEPT_GRANULE_NANOS: u64 = 10_000_000;
+
+/// When versions may have become garbage that no GC pass has walked. A version becomes
+/// garbage only once the horizon reaches a newer version of its key (or the version is a
+/// tombstone the horizon reached), so a pass has work only if some version was written at or
+/// below its horizon and above the last walked one. Each entry `e` stands for applied writes
+/// in `[e, e + 10 ms)`; a write before the last entry is covered by it (a later pass, since
+/// the entry is later). Before `opened_at` nothing is known (the versions already stored), so
+/// every pass walks until its horizon passes the entry for `opened_at`.
+struct Unswept {
+    opened_at: Timestamp,
+    entries: VecDeque<Timestamp>,
+}
+
+impl Unswept {
+    fn new(opened_at: Timestamp) -> Self {
+        Unswept {
+            opened_at,
+            entries: VecDeque::from([opened_at]),
+        }
+    }
+
+    /// Notes versions written at `ts`.
+    fn written(&mut self, ts: Timestamp) {
+        let covered = self
+            .entries
+            .back()
+            .is_some_and(|last| ts.0 < last.0.saturating_add(UNSWEPT_GRANULE_NANOS));
+        if !covered {
+            self.entries.push_back(ts);
+        }
+    }
+
+    /// Whether a pass at `horizon` may find garbage; forgets the entries it will cover
+    /// entirely (what the pass's snapshot, taken after this, holds).
+    fn take_due(&mut self, horizon: Timestamp) -> bool {
+        let due = horizon < self.opened_at || self.entries.front().is_some_and(|e| *e <= horizon);
+        while self
+            .entries
+            .front()
+            .is_some_and(|e| e.0.saturating_add(UNSWEPT_GRANULE_NANOS) <= horizon.0)
+        {
+            self.entries.pop_front();
+        }
+        due
+    }
+}
+
 /// MVCC storage on fjall. See the crate documentation for the layout and the invariants.
 pub struct FjallStorage {
     path: PathBuf,
@@ -120,6 +169,10 @@ pub struct FjallStorage {
     gc_horizon: AtomicU64,
     /// One GC pass at a time, so that the counts it reports are its own.
     gc_pass: Mutex<()>,
+    /// Where garbage may have appeared since GC last walked: see [`Unswept`].
+    unswept: Mutex<Unswept>,
+    /// GC passes that walked the versions (the others had nothing to find).
+    gc_walks: AtomicU64,
     /// The newest version of recently read keys (see `latest.rs`).
     latest: LatestCache,
 }
@@ -202,6 +255,7 @@ impl FjallStorage {
             "storage opened"
         );
         let (complete, _) = watch::channel(Timestamp::ZERO);
+        let opened_at = clock.now().latest;
         Ok(FjallStorage {
             path: dir.to_path_buf(),
             db,
@@ -214,6 +268,8 @@ impl FjallStorage {
             applies: AtomicU64::new(0),
             gc_horizon: AtomicU64::new(gc_horizon),
             gc_pass: Mutex::new(()),
+            unswept: Mutex::new(Unswept::new(opened_at)),
+            gc_walks: AtomicU64::new(0),
             latest: LatestCache::new(options.latest_cache_bytes),
             options,
         })
@@ -465,6 +521,7 @@ impl FjallStorage {
         let mut records = 0usize;
         // What the newest-version cache learns once the batch is committed.
         let mut written: Vec<(Key, Timestamp, Option<Bytes>, bool)> = Vec::new();
+        let mut newest_write = None::<Timestamp>;
         for event in events {
             let (journal, next, record) = match event {
                 ApplyEvent::Heartbeat(ts) => {
@@ -521,6 +578,9 @@ impl FjallStorage {
                     layout::encode_value(write.value.as_deref()),
                 );
             }
+            if !record.writes.is_empty() {
+                newest_write = Some(record.commit_ts);
+            }
             // A bulk write (a large COPY) would only push the cache's other keys out, as
             // PostgreSQL's bulk writes go through a small ring instead of its buffer pool.
             let enter = record.writes.len() <= BULK_WRITES;
@@ -551,6 +611,12 @@ impl FjallStorage {
             for (key, ts, value, enter) in &written {
                 self.latest
                     .applied(key.as_bytes(), *ts, value.as_ref(), *enter);
+            }
+            // After the commit: a GC pass that forgets the entry covering these versions
+            // takes its snapshot later, so it holds them. (The batch's older records are
+            // covered by its newest: later, so delayed at worst.)
+            if let Some(ts) = newest_write {
+                lock(&self.unswept, "GC")?.written(ts);
             }
             *applied = positions;
         }
@@ -628,6 +694,26 @@ impl FjallStorage {
             self.gc_horizon.store(horizon.0, Ordering::SeqCst);
         }
 
+        if !lock(&self.unswept, "GC")?.take_due(horizon) {
+            tracing::debug!(%horizon, "GC pass skipped: no version written at or below the horizon since the last walk");
+            return Ok(GcResponse {
+                versions_removed: 0,
+                horizon,
+            });
+        }
+        self.gc_walks.fetch_add(1, Ordering::Relaxed);
+        let walked = self.walk_for_garbage(horizon);
+        if walked.is_err() {
+            // What the forgotten entries covered may not have been walked: walk next time.
+            lock(&self.unswept, "GC")?
+                .entries
+                .push_front(Timestamp::ZERO);
+        }
+        walked
+    }
+
+    /// Deletes every version no read at or after `horizon` can see (the GC rule).
+    fn walk_for_garbage(&self, horizon: Timestamp) -> Result<GcResponse> {
         let snapshot = self.db.snapshot();
         let mut batch = self.db.batch();
         let mut removed = 0u64;
@@ -1158,5 +1244,122 @@ mod tests {
         let live = live.await.unwrap().rows;
         assert_eq!(live.len(), keys / 2);
         assert!(live.iter().all(|(_, v)| v == "new"));
+    }
+
+    /// Timestamps `secs` seconds in, past the test clock's start (1 s): after storage opened.
+    fn at(secs: f64) -> Timestamp {
+        Timestamp((secs * 1e9) as u64)
+    }
+
+    #[tokio::test]
+    async fn gc_walks_only_when_a_version_was_written_at_or_below_its_horizon_since_the_last_walk()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), StorageOptions::default());
+        let gc = |horizon: Timestamp| s.gc(GcRequest { horizon });
+        let versions = |s: &FjallStorage| s.versions.iter().count();
+        apply(
+            &s,
+            vec![
+                record(1, at(2.0).0, vec![put("k", "v2")]),
+                record(2, at(3.0).0, vec![put("k", "v3")]),
+                ApplyEvent::Heartbeat(at(3.0)),
+            ],
+        )
+        .await
+        .unwrap();
+        // Before the open time, nothing is known: every pass walks.
+        assert_eq!(gc(at(0.5)).await.unwrap().versions_removed, 0);
+        assert_eq!(s.gc_walks.load(Ordering::Relaxed), 1);
+        assert_eq!(gc(at(3.5)).await.unwrap().versions_removed, 1);
+        assert_eq!(s.gc_walks.load(Ordering::Relaxed), 2);
+        assert_eq!(versions(&s), 1);
+
+        // Nothing written since: the pass does not walk.
+        assert_eq!(gc(at(4.0)).await.unwrap().versions_removed, 0);
+        assert_eq!(
+            s.gc_walks.load(Ordering::Relaxed),
+            2,
+            "walked with nothing new"
+        );
+
+        // A write above the horizon makes nothing collectable yet; once the horizon reaches
+        // it, the version it shadows goes.
+        apply(
+            &s,
+            vec![
+                record(3, at(5.0).0, vec![put("k", "v5")]),
+                ApplyEvent::Heartbeat(at(5.0)),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(gc(at(4.5)).await.unwrap().versions_removed, 0);
+        assert_eq!(
+            s.gc_walks.load(Ordering::Relaxed),
+            2,
+            "the write is above the horizon"
+        );
+        assert_eq!(gc(at(5.0)).await.unwrap().versions_removed, 1);
+        assert_eq!(s.gc_walks.load(Ordering::Relaxed), 3);
+        assert_eq!(versions(&s), 1);
+
+        // A tombstone is garbage itself once the horizon reaches it.
+        apply(
+            &s,
+            vec![
+                record(
+                    4,
+                    at(6.0).0,
+                    vec![Write {
+                        key: "k".into(),
+                        value: None,
+                    }],
+                ),
+                ApplyEvent::Heartbeat(at(6.0)),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(gc(at(7.0)).await.unwrap().versions_removed, 2);
+        assert_eq!(versions(&s), 0);
+        assert_eq!(gc(at(8.0)).await.unwrap().versions_removed, 0);
+        assert_eq!(s.gc_walks.load(Ordering::Relaxed), 4);
+    }
+
+    #[tokio::test]
+    async fn after_a_reopen_gc_walks_until_its_horizon_passes_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = open(dir.path(), StorageOptions::default());
+            apply(
+                &s,
+                vec![
+                    record(1, at(2.0).0, vec![put("k", "a")]),
+                    record(2, at(3.0).0, vec![put("k", "b")]),
+                    ApplyEvent::Heartbeat(at(3.0)),
+                ],
+            )
+            .await
+            .unwrap();
+        }
+        // Reopened at 4 s, knowing nothing of what was written before: the first pass whose
+        // horizon passes the open walks, although nothing was written since.
+        let clock = clock();
+        clock.advance(Duration::from_secs(3));
+        let s = FjallStorage::open(dir.path(), clock, StorageOptions::default()).unwrap();
+        let removed = s
+            .gc(GcRequest { horizon: at(4.5) })
+            .await
+            .unwrap()
+            .versions_removed;
+        assert_eq!(removed, 1);
+        assert_eq!(s.gc_walks.load(Ordering::Relaxed), 1);
+        s.gc(GcRequest { horizon: at(5.0) }).await.unwrap();
+        assert_eq!(
+            s.gc_walks.load(Ordering::Relaxed),
+            1,
+            "nothing written since"
+        );
     }
 }
