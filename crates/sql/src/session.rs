@@ -3441,21 +3441,25 @@ fn isolation_name(value: &str) -> SqlResult<&'static str> {
 /// A time setting in milliseconds: a number with an optional unit (us, ms, s, min, h, d;
 /// none is ms), as PostgreSQL reads it.
 fn parse_millis(text: &str) -> Option<f64> {
-    let text = text.trim().to_lowercase();
+    // Without allocating: every statement reads statement_timeout through here. Units are
+    // case-sensitive, as in PostgreSQL.
+    const UNITS: [(&str, f64); 7] = [
+        ("", 1.0),
+        ("ms", 1.0),
+        ("us", 0.001),
+        ("s", 1000.0),
+        ("min", 60_000.0),
+        ("h", 3_600_000.0),
+        ("d", 86_400_000.0),
+    ];
+    let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.' && c != '-' && c != '+')
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().ok()?;
-    let factor = match unit.trim() {
-        "" | "ms" => 1.0,
-        "us" => 0.001,
-        "s" => 1000.0,
-        "min" => 60_000.0,
-        "h" => 3_600_000.0,
-        "d" => 86_400_000.0,
-        _ => return None,
-    };
+    let unit = unit.trim();
+    let (_, factor) = UNITS.iter().find(|(name, _)| unit == *name)?;
     Some(number * factor)
 }
 
