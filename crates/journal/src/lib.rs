@@ -37,7 +37,8 @@
 //! The active segment's file runs on past its last frame with zeros that the writer wrote and
 //! synced ahead of time ([`JournalOptions::preallocate_bytes`]), so an append overwrites
 //! zeros in place: its `sync_data` flushes data only, with no file size or block allocation
-//! to commit (on this project's virtual disk, 150–170 µs instead of 200–360 µs). A segment is
+//! to commit (on the AMD EPYC development VM, 150–190 µs instead of 200–360 µs; see
+//! docs/benchmarks.md). A segment is
 //! trimmed to its frames when the next one starts. Where the records end is therefore not
 //! the file's length but the first position from which the file holds only zeros.
 //!

@@ -314,9 +314,14 @@ impl Writer {
         };
         self.publish(appends, ends);
         // After the answers, so the zeros delay only the next batch, and only once per
-        // `preallocate_bytes / 2` of journal.
+        // `preallocate_bytes / 2` of journal. A failure poisons the journal like a failed
+        // append, so a fence or truncation queued behind it fails too.
         if let Err(error) = self.zero_ahead() {
-            self.poison(&error);
+            let message = self.poison(&error);
+            if let Some(request) = control {
+                request.fail(Error::Internal(message));
+            }
+            return;
         }
 
         match control {
