@@ -117,27 +117,32 @@ impl Merger {
             .map(|s| s.watermark)
             .min()
             .unwrap_or(Timestamp::ZERO);
-        let mut ready: Vec<(JournalId, PositionedRecord)> = Vec::new();
-        for source in &mut self.sources {
-            while source
+        let ready = |source: &Source| {
+            source
                 .queued
-                .front()
-                .is_some_and(|r| r.record.commit_ts <= bound)
-            {
-                if let Some(record) = source.queued.pop_front() {
-                    ready.push((source.journal, record));
-                }
-            }
-        }
-        ready.sort_by_key(|(_, r)| r.record.commit_ts);
-        let mut events: Vec<ApplyEvent> = ready
-            .into_iter()
-            .map(|(journal, r)| ApplyEvent::Record {
+                .iter()
+                .take_while(|r| r.record.commit_ts <= bound)
+                .count()
+        };
+        let mut events = Vec::with_capacity(self.sources.iter().map(ready).sum::<usize>() + 1);
+        let mut contributing = 0;
+        for source in &mut self.sources {
+            let n = ready(source);
+            contributing += usize::from(n > 0);
+            let journal = source.journal;
+            events.extend(source.queued.drain(..n).map(|r| ApplyEvent::Record {
                 journal,
                 next: r.next,
                 record: r.record,
-            })
-            .collect();
+            }));
+        }
+        // Each journal's records are in commit_ts order already: only several need merging.
+        if contributing > 1 {
+            events.sort_by_key(|event| match event {
+                ApplyEvent::Record { record, .. } => record.commit_ts,
+                ApplyEvent::Heartbeat(ts) => *ts,
+            });
+        }
         if bound > self.released {
             self.released = bound;
             events.push(ApplyEvent::Heartbeat(bound));

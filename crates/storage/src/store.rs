@@ -517,10 +517,21 @@ impl FjallStorage {
         // Nothing new may commit at or below this: completeness so far, then each heartbeat.
         let mut covered = self.complete_ts();
         let mut heartbeat = None::<Timestamp>;
-        let mut batch = self.db.batch();
+        // Sized up front: a batch of thousands of writes would otherwise grow its vectors
+        // several times, each into freshly faulted-in memory.
+        let writes: usize = events
+            .iter()
+            .map(|event| match event {
+                ApplyEvent::Record { record, .. } => record.writes.len(),
+                ApplyEvent::Heartbeat(_) => 0,
+            })
+            .sum();
+        // One slot per write, plus the applied positions (one per journal).
+        let slots = writes + positions.len() + 1;
+        let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), slots);
         let mut records = 0usize;
         // What the newest-version cache learns once the batch is committed.
-        let mut written: Vec<(Key, Timestamp, Option<Bytes>, bool)> = Vec::new();
+        let mut written: Vec<(Key, Timestamp, Option<Bytes>, bool)> = Vec::with_capacity(writes);
         let mut newest_write = None::<Timestamp>;
         for event in events {
             let (journal, next, record) = match event {
