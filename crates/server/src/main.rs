@@ -24,7 +24,10 @@
 //!
 //! Logs go to stderr through `tracing-subscriber`; `RUST_LOG` filters them (default `info`).
 //! mimalloc is the global allocator (measured faster than the system allocator for the
-//! core's many small allocations; see docs/benchmarks.md).
+//! core's many small allocations; see docs/benchmarks.md), built without transparent huge
+//! pages: zeroing a 2 MiB page at its first touch stalled commits for up to half a
+//! millisecond. On a system whose THP setting is `always` rather than `madvise`, setting
+//! `MIMALLOC_ALLOW_THP=0` makes mimalloc turn THP off for the process.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
