@@ -308,6 +308,9 @@ pub struct Session {
     /// [`Session::search_path`]'s last answer and the setting text it came from: every
     /// statement asks, the setting rarely changes.
     parsed_search_path: std::sync::Mutex<Option<(String, Arc<[String]>)>>,
+    /// The last `TimeZone` setting text looked up and its zone: a zone named by other than
+    /// UTC is otherwise found in a process-wide map under a lock, for every statement.
+    looked_up_time_zone: std::sync::Mutex<Option<(String, TimeZone)>>,
     cancel: CancelToken,
     txn: Option<Transaction>,
     block: Block,
@@ -1030,6 +1033,7 @@ impl Session {
             jitter: Jitter::new(seed),
             random: std::sync::Mutex::new(Jitter::new(!seed)),
             parsed_search_path: std::sync::Mutex::default(),
+            looked_up_time_zone: std::sync::Mutex::default(),
             cancel: CancelToken::default(),
             txn: None,
             block: Block::None,
@@ -3336,10 +3340,21 @@ impl Session {
 
     /// The session's `TimeZone` setting.
     pub fn time_zone(&self) -> TimeZone {
-        self.settings
-            .get("TimeZone")
-            .and_then(|name| TimeZone::named(name))
-            .unwrap_or_else(TimeZone::utc)
+        let Some(setting) = self.settings.get("TimeZone") else {
+            return TimeZone::utc();
+        };
+        let mut looked_up = self
+            .looked_up_time_zone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((text, zone)) = &*looked_up {
+            if text == setting {
+                return zone.clone();
+            }
+        }
+        let zone = TimeZone::named(setting).unwrap_or_else(TimeZone::utc);
+        *looked_up = Some((setting.clone(), zone.clone()));
+        zone
     }
 
     /// The schemas of the session's `search_path`, in order: quoted names as written, others
