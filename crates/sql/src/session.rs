@@ -305,12 +305,12 @@ pub struct Session {
     jitter: Jitter,
     /// random()'s source, seeded like `jitter` (so a replayed run draws the same numbers).
     random: std::sync::Mutex<Jitter>,
-    /// [`Session::search_path`]'s last answer and the setting text it came from: every
-    /// statement asks, the setting rarely changes.
-    parsed_search_path: std::sync::Mutex<Option<(String, Arc<[String]>)>>,
-    /// The last `TimeZone` setting text looked up and its zone: a zone named by other than
-    /// UTC is otherwise found in a process-wide map under a lock, for every statement.
-    looked_up_time_zone: std::sync::Mutex<Option<(String, TimeZone)>>,
+    /// [`Session::search_path`]'s last answer: every statement asks, the setting rarely
+    /// changes.
+    parsed_search_path: SettingMemo<Arc<[String]>>,
+    /// [`Session::time_zone`]'s last answer: a zone named by other than UTC is otherwise
+    /// found in a process-wide map under a lock, for every statement.
+    looked_up_time_zone: SettingMemo<TimeZone>,
     cancel: CancelToken,
     txn: Option<Transaction>,
     block: Block,
@@ -1032,8 +1032,8 @@ impl Session {
             engine,
             jitter: Jitter::new(seed),
             random: std::sync::Mutex::new(Jitter::new(!seed)),
-            parsed_search_path: std::sync::Mutex::default(),
-            looked_up_time_zone: std::sync::Mutex::default(),
+            parsed_search_path: SettingMemo::default(),
+            looked_up_time_zone: SettingMemo::default(),
             cancel: CancelToken::default(),
             txn: None,
             block: Block::None,
@@ -3343,18 +3343,9 @@ impl Session {
         let Some(setting) = self.settings.get("TimeZone") else {
             return TimeZone::utc();
         };
-        let mut looked_up = self
-            .looked_up_time_zone
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some((text, zone)) = &*looked_up {
-            if text == setting {
-                return zone.clone();
-            }
-        }
-        let zone = TimeZone::named(setting).unwrap_or_else(TimeZone::utc);
-        *looked_up = Some((setting.clone(), zone.clone()));
-        zone
+        self.looked_up_time_zone.get(setting, |name| {
+            TimeZone::named(name).unwrap_or_else(TimeZone::utc)
+        })
     }
 
     /// The schemas of the session's `search_path`, in order: quoted names as written, others
@@ -3365,29 +3356,20 @@ impl Session {
             .settings
             .get("search_path")
             .map_or("public", String::as_str);
-        let mut parsed = self
-            .parsed_search_path
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some((text, schemas)) = &*parsed {
-            if text == setting {
-                return schemas.clone();
-            }
-        }
-        let schemas: Arc<[String]> = setting
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(
-                |s| match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-                    Some(quoted) => quoted.to_string(),
-                    None => s.to_lowercase(),
-                },
-            )
-            .filter(|s| !matches!(s.as_str(), "$user" | "pg_catalog" | "pg_temp"))
-            .collect();
-        *parsed = Some((setting.to_string(), schemas.clone()));
-        schemas
+        self.parsed_search_path.get(setting, |setting| {
+            setting
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(
+                    |s| match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                        Some(quoted) => quoted.to_string(),
+                        None => s.to_lowercase(),
+                    },
+                )
+                .filter(|s| !matches!(s.as_str(), "$user" | "pg_catalog" | "pg_temp"))
+                .collect()
+        })
     }
 
     /// The parameters reported to the client at startup with ParameterStatus, and their values.
@@ -3451,6 +3433,30 @@ fn isolation_name(value: &str) -> SqlResult<&'static str> {
             ))
         }
     })
+}
+
+/// What a setting's text was last turned into, for values every statement asks for and a
+/// `SET` rarely changes: worked out again only when the text differs.
+struct SettingMemo<T>(std::sync::Mutex<Option<(String, T)>>);
+
+impl<T> Default for SettingMemo<T> {
+    fn default() -> Self {
+        SettingMemo(std::sync::Mutex::new(None))
+    }
+}
+
+impl<T: Clone> SettingMemo<T> {
+    fn get(&self, text: &str, work_out: impl FnOnce(&str) -> T) -> T {
+        let mut memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((memo_text, value)) = &*memo {
+            if memo_text == text {
+                return value.clone();
+            }
+        }
+        let value = work_out(text);
+        *memo = Some((text.to_string(), value.clone()));
+        value
+    }
 }
 
 /// A time setting in milliseconds: a number with an optional unit (us, ms, s, min, h, d;
