@@ -354,6 +354,8 @@ impl FileJournal {
             watermark,
             poisoned: None,
             buf: Vec::new(),
+            #[cfg(test)]
+            zero_fills_before_failure: None,
         }));
         let thread = {
             let (shared, writer) = (Arc::clone(&shared), Arc::clone(&writer));

@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use cairn_types::journal::{AppendRequest, Entry, Epoch, Journal, ReadRequest};
+use cairn_types::journal::{
+    AppendRequest, Entry, Epoch, FenceRequest, Journal, ReadRequest, StatusRequest,
+};
 use cairn_types::{CommitRecord, Error, Position, Timestamp, TxnId};
 
 use crate::{FileJournal, JournalOptions};
@@ -204,6 +206,66 @@ async fn an_append_dropped_before_it_was_polled_is_written_by_the_writer_thread(
     assert_eq!(journal.stats().caller_batches, 1);
     let order = commit_order(&journal).await;
     assert_eq!(order, [1, 2]);
+}
+
+/// A zero fill that fails (a full disk) poisons the journal as a failed append does: the
+/// batch's appends were durable before it and are answered, but a fence queued in the same
+/// batch fails instead of persisting its epoch, and so does everything after it.
+#[tokio::test]
+async fn a_failed_zero_fill_fails_the_fence_in_its_batch_and_poisons_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = JournalOptions {
+        preallocate_bytes: 64,
+        ..thread_writes()
+    };
+    let journal = FileJournal::open(dir.path(), options).unwrap();
+    let (first, second, third, fence) = {
+        let mut held = journal.writer.lock().unwrap();
+        // The first batch's fill (64 bytes past its 17-byte record) succeeds; the second
+        // batch's two records use more than half of those zeros, so it fills again, and that
+        // fill fails.
+        held.zero_fills_before_failure = Some(1);
+        // Taken alone by the writer thread, which then waits for the lock held here...
+        let first = journal.append(commit(1));
+        spin_until("the writer thread took the first batch", || {
+            journal.shared.requests.taken()
+        });
+        // ...while these three queue up as the second batch.
+        let second = journal.append(commit(2));
+        let third = journal.append(commit(3));
+        (
+            first,
+            second,
+            third,
+            journal.fence(FenceRequest { epoch: Epoch(1) }),
+        )
+    };
+
+    first.await.unwrap();
+    second.await.unwrap();
+    third.await.unwrap();
+    let refused = fence.await;
+    assert!(
+        matches!(&refused, Err(Error::Internal(m)) if m.contains("zero-filling")),
+        "{refused:?}"
+    );
+    // The fence raised the admission epoch when it was called.
+    let later = AppendRequest {
+        epoch: Epoch(1),
+        ..commit(4)
+    };
+    let refused = journal.append(later).await;
+    assert!(
+        matches!(&refused, Err(Error::Unavailable(m)) if m.contains("poisoned")),
+        "{refused:?}"
+    );
+    drop(journal);
+    let reopened = FileJournal::open(dir.path(), JournalOptions::default()).unwrap();
+    assert_eq!(commit_order(&reopened).await, [1, 2, 3]);
+    assert_eq!(
+        reopened.status(StatusRequest {}).await.unwrap().epoch,
+        Epoch(0)
+    );
 }
 
 #[tokio::test]

@@ -142,6 +142,13 @@ impl Requests {
         !queue.writing && queue.requests.is_empty()
     }
 
+    /// A batch is being written and nothing else is queued.
+    #[cfg(test)]
+    pub(crate) fn taken(&self) -> bool {
+        let queue = self.lock();
+        queue.writing && queue.requests.is_empty()
+    }
+
     /// Requests up to and including the first that ends a batch.
     fn take_batch(queue: &mut Queue) -> Vec<Request> {
         let mut batch = Vec::new();
@@ -271,6 +278,10 @@ pub(crate) struct Writer {
     pub poisoned: Option<String>,
     /// Frames of the batch being written.
     pub buf: Vec<u8>,
+    /// Tests only: how many zero fills succeed before one fails as a full disk would make it
+    /// (`None`: none fails).
+    #[cfg(test)]
+    pub zero_fills_before_failure: Option<usize>,
 }
 
 impl Writer {
@@ -456,6 +467,15 @@ impl Writer {
                 e,
             )
         };
+        #[cfg(test)]
+        if let Some(left) = self.zero_fills_before_failure.as_mut() {
+            if *left == 0 {
+                return Err(context(std::io::Error::from(
+                    std::io::ErrorKind::StorageFull,
+                )));
+            }
+            *left -= 1;
+        }
         while self.zeroed_len < target {
             let n = (target - self.zeroed_len).min(ZEROS.len() as u64) as usize;
             self.file
