@@ -103,8 +103,9 @@ struct State {
     /// takes, was a quarter of the CPU of 64 committers writing fresh keys (zeroing the
     /// pages of each doubled table).
     last_commit: HashMap<u64, Timestamp, BuildHasherDefault<Fingerprinted>>,
-    /// Remembered commits in `commit_ts` order, to forget them once old.
-    history: VecDeque<(Timestamp, Vec<Key>)>,
+    /// Remembered commits in `commit_ts` order, to forget them once old: each key with its
+    /// fingerprint (forgetting needs no hashing under the lock; range checks need the keys).
+    history: VecDeque<(Timestamp, Vec<(Key, u64)>)>,
     /// Keys held in `history` (with repeats): what memory use is bounded by.
     remembered_keys: usize,
     /// Writing transactions with `read_ts` below this are refused.
@@ -171,29 +172,30 @@ impl LocalAdjudicator {
                 "a commit needs at least one write or lock".into(),
             ));
         }
-        let conflict_set: Vec<Key> = writes.iter().map(|w| w.key.clone()).chain(locks).collect();
-        // Hashed before the lock is taken.
-        let written: Vec<u64> = conflict_set
+        // Fingerprinted before the lock is taken.
+        let fingerprinted = |key: Key| {
+            let fingerprint = self.fingerprints.of(&key);
+            (key, fingerprint)
+        };
+        let conflict_set: Vec<(Key, u64)> = writes
             .iter()
-            .map(|k| self.fingerprints.of(k))
+            .map(|w| w.key.clone())
+            .chain(locks)
+            .map(fingerprinted)
             .collect();
-        let read: Vec<u64> = reads.iter().map(|k| self.fingerprints.of(k)).collect();
+        let reads: Vec<(Key, u64)> = reads.into_iter().map(fingerprinted).collect();
         let now = self.clock.now();
         let mut state = self.lock_state();
         let horizon = now.latest.saturating_sub_nanos(self.memory_nanos);
-        state.forget(horizon, self.max_remembered_keys, &self.fingerprints);
+        state.forget(horizon, self.max_remembered_keys);
         if read_ts < state.memory_floor {
             return Err(Error::Conflict(Conflict {
                 kind: ConflictKind::Data,
-                key: conflict_set[0].clone(),
+                key: conflict_set[0].0.clone(),
                 committed_ts: None,
             }));
         }
-        let checked = conflict_set
-            .iter()
-            .chain(&reads)
-            .zip(written.iter().chain(&read));
-        for (key, fingerprint) in checked {
+        for (key, fingerprint) in conflict_set.iter().chain(&reads) {
             if let Some(&committed) = state.last_commit.get(fingerprint) {
                 if committed > read_ts {
                     return Err(Error::Conflict(Conflict {
@@ -213,7 +215,7 @@ impl LocalAdjudicator {
             .max(read_ts.next())
             .max(now.latest);
         state.commit_point = commit_ts;
-        for &fingerprint in &written {
+        for &(_, fingerprint) in &conflict_set {
             state.last_commit.insert(fingerprint, commit_ts);
         }
         state.remembered_keys += conflict_set.len();
@@ -240,7 +242,10 @@ impl State {
             if *committed <= read_ts {
                 break;
             }
-            if let Some(key) = keys.iter().find(|k| ranges.iter().any(|r| r.contains(k))) {
+            if let Some((key, _)) = keys
+                .iter()
+                .find(|(k, _)| ranges.iter().any(|r| r.contains(k)))
+            {
                 return Err(Error::Conflict(Conflict {
                     kind: ConflictKind::Data,
                     key: key.clone(),
@@ -253,7 +258,7 @@ impl State {
 
     /// Forgets commits older than `horizon`, and the oldest beyond `max_keys` remembered
     /// keys, raising the memory floor to match.
-    fn forget(&mut self, horizon: Timestamp, max_keys: usize, fingerprints: &Fingerprints) {
+    fn forget(&mut self, horizon: Timestamp, max_keys: usize) {
         while let Some((ts, _)) = self.history.front() {
             if *ts >= horizon && self.remembered_keys <= max_keys {
                 break;
@@ -262,8 +267,7 @@ impl State {
                 break;
             };
             self.remembered_keys -= keys.len();
-            for key in keys {
-                let fingerprint = fingerprints.of(&key);
+            for (_, fingerprint) in keys {
                 if self.last_commit.get(&fingerprint) == Some(&ts) {
                     self.last_commit.remove(&fingerprint);
                 }
