@@ -31,6 +31,16 @@
 //! - [`Database::watching`] a key prefix counts the commits that write under it (under way,
 //!   and the last `commit_ts`): the SQL layer watches its catalog so that a statement's plan
 //!   need not read its tables' descriptors again while no DDL committed ([`PrefixWatch`]).
+//! - A write made with [`Transaction::put_rebasable`] (the SQL layer's `UPDATE ... SET n = n +
+//!   1` of one row found by primary key) comes with a function that recomputes it over a
+//!   newer stored value. When the commit conflicts on such a key only, the transaction
+//!   *refreshes* instead of failing: it takes a new snapshot, checks that every key it read
+//!   (other than those rows) has no version committed since its first snapshot, recomputes
+//!   the rebasable writes over their rows at the new snapshot, and commits from there. Every
+//!   statement would have returned the same at the new snapshot, so the transaction is one
+//!   that ran there; snapshot isolation holds, and concurrent increments of one row both
+//!   commit instead of one retrying the whole transaction. A rebasable row the transaction
+//!   reads again, or any scan, turns this off (see [`Refresh`]).
 //! - Under [`Isolation::Serializable`] the transaction also records every key it read and
 //!   every range it scanned (up to where the scan stopped), and a writing transaction sends
 //!   them for validation at commit: anything written there after `read_ts`, including a new
@@ -45,11 +55,22 @@ use std::time::Duration;
 use bytes::Bytes;
 use cairn_types::adjudicator::{Adjudicator, CommitRequest};
 use cairn_types::clock::Clock;
-use cairn_types::storage::{GetRequest, ScanRequest, Storage};
+use cairn_types::storage::{GetRequest, GetResponse, ScanRequest, Storage};
 use cairn_types::{Conflict, ConflictKind, Error, Key, KeyRange, Result, Timestamp, TxnId, Write};
 
 /// Rows fetched from storage per scan request when merging with buffered writes.
 const SCAN_PAGE: u32 = 256;
+
+/// Past this many point reads a transaction stops recording them and cannot refresh (see
+/// [`Refresh`]): a refresh reads every one of them again.
+const MAX_REFRESH_READS: usize = 64;
+
+/// How many times one commit may refresh before its conflict is returned.
+const MAX_REFRESHES: usize = 3;
+
+/// Recomputes a rebasable write's post-image over a newer stored value of its key (see
+/// [`Transaction::put_rebasable`]); `None` when the write cannot be carried over to it.
+pub type Rebase = Arc<dyn Fn(&Bytes) -> Option<Bytes> + Send + Sync>;
 
 /// Where transactions come from: the components a query processor talks to. Cloning it (and
 /// beginning a transaction, which holds one) costs one reference count.
@@ -175,6 +196,7 @@ impl Database {
             read_ranges: Vec::new(),
             read_set: (isolation == Isolation::Serializable).then(Mutex::default),
             overtaken: Mutex::default(),
+            refresh: Mutex::default(),
             bytes_written: 0,
             undo: Vec::new(),
             mark_epoch: 0,
@@ -208,8 +230,12 @@ pub struct Transaction {
     /// lock because reads take `&self`.
     read_set: Option<Mutex<ReadSet>>,
     /// Keys a point read found a version of committed after `conflict_ts`, with that
-    /// version's `commit_ts`: writing or locking one dooms the commit. Almost always empty.
+    /// version's `commit_ts`: writing or locking one dooms the commit (unless it is
+    /// rebasable). Almost always empty.
     overtaken: Mutex<BTreeMap<Key, Timestamp>>,
+    /// What a commit needs to move the snapshot forward instead of failing. Behind a lock
+    /// because reads take `&self`.
+    refresh: Mutex<Refresh>,
     /// Bytes of keys and values buffered (for the byte limit).
     bytes_written: usize,
     /// Every write since [`Transaction::forget_marks`], oldest first: its key and what
@@ -239,6 +265,40 @@ pub enum Isolation {
     /// (keys, and scanned ranges including rows that did not exist) changed after `read_ts`.
     /// Read-only transactions still never fail: they are serialised at `read_ts`.
     Serializable,
+}
+
+/// What lets a commit that conflicted on rebasable writes only move the transaction to a
+/// newer snapshot and commit there, rather than fail.
+///
+/// Moving is sound when every statement would have returned the same at the new snapshot:
+/// no key the transaction read from storage has a version committed since its snapshot, it
+/// scanned nothing (a scan's rows are not recorded), and each rebasable row was read once
+/// (by the statement that wrote it, which returned nothing of it) and not again. Its writes
+/// are then what it would have written there, the rebasable ones recomputed over their rows
+/// as they are at the new snapshot; the commit from the new snapshot checks the rest.
+#[derive(Default)]
+struct Refresh {
+    /// Keys point-read from storage (not from the transaction's own writes), in order.
+    read_keys: Vec<Key>,
+    /// A scan, or more than [`MAX_REFRESH_READS`] point reads: the snapshot cannot move.
+    impossible: bool,
+    /// Writes made by [`Transaction::put_rebasable`] and not read since: the post-image as
+    /// put (the write counts only while the buffer still holds it) and how to recompute it.
+    rebasable: BTreeMap<Key, (Bytes, Rebase)>,
+}
+
+impl Refresh {
+    fn note_read(&mut self, key: &Key) {
+        if self.impossible {
+            return;
+        }
+        if self.read_keys.len() == MAX_REFRESH_READS {
+            self.impossible = true;
+            self.read_keys = Vec::new();
+        } else {
+            self.read_keys.push(key.clone());
+        }
+    }
 }
 
 /// What a SERIALIZABLE transaction read.
@@ -323,8 +383,11 @@ impl Transaction {
             lock(read_set).add_key(key.clone());
         }
         if let Some(buffered) = self.writes.get(key) {
+            // The statement sees the row: it can no longer be recomputed behind its back.
+            lock(&self.refresh).rebasable.remove(key);
             return Ok(buffered.clone());
         }
+        lock(&self.refresh).note_read(key);
         let request = GetRequest {
             key: key.clone(),
             ts: self.read_ts,
@@ -340,11 +403,19 @@ impl Transaction {
     /// after its snapshot, as the conflict its commit is certain to fail with (the commit
     /// point only moves forward, so the adjudicator will see that commit in the window).
     /// Found only through point reads; a commit still checks everything.
+    /// A rebasable write is not such a conflict while the transaction can refresh.
     pub fn overtaken_write(&self) -> Option<Conflict> {
         let overtaken = lock(&self.overtaken);
+        if overtaken.is_empty() {
+            return None;
+        }
+        let refresh = lock(&self.refresh);
         overtaken
             .iter()
-            .find(|(key, _)| self.writes.contains_key(key) || self.locks.contains(key))
+            .find(|(key, _)| {
+                (self.writes.contains_key(key) || self.locks.contains(key))
+                    && !self.rebasable_now(&refresh, key)
+            })
             .map(|(key, committed_ts)| Conflict {
                 kind: ConflictKind::Data,
                 key: key.clone(),
@@ -355,6 +426,8 @@ impl Transaction {
     /// Up to `limit` live rows of `range` in key order, as this transaction sees them: storage
     /// at `read_ts` with the transaction's own writes laid over it.
     pub async fn scan(&self, range: &KeyRange, limit: usize) -> Result<Vec<(Key, Bytes)>> {
+        // Its rows are not recorded, so whether they changed cannot be checked.
+        lock(&self.refresh).impossible = true;
         let rows = self.scan_merged(range, limit).await?;
         if let Some(read_set) = &self.read_set {
             // What the scan observed: all of the range, or up to its last row if cut short.
@@ -482,6 +555,19 @@ impl Transaction {
         self.buffer(key, Some(value));
     }
 
+    /// Buffers `value` as the new value of `key`, a row this transaction read once, by the
+    /// statement writing it, which showed the client nothing of it; `rebase` computes what
+    /// the statement would have written over a newer value of the row, so that a commit
+    /// conflicting on it can refresh (see [`Refresh`]). A key read more than once is buffered
+    /// as by [`Transaction::put`].
+    pub fn put_rebasable(&mut self, key: Key, value: Bytes, rebase: Rebase) {
+        self.put(key.clone(), value.clone());
+        let refresh = self.refresh.get_mut().unwrap_or_else(|p| p.into_inner());
+        if refresh.read_keys.iter().filter(|k| **k == key).count() == 1 {
+            refresh.rebasable.insert(key, (value, rebase));
+        }
+    }
+
     /// Buffers a delete of `key`.
     pub fn delete(&mut self, key: Key) {
         self.bytes_written += key.as_bytes().len();
@@ -489,8 +575,31 @@ impl Transaction {
     }
 
     fn buffer(&mut self, key: Key, value: Option<Bytes>) {
+        let refresh = self.refresh.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !refresh.rebasable.is_empty() {
+            refresh.rebasable.remove(&key);
+        }
         let before = self.writes.insert(key.clone(), value);
         self.undo.push((key, before));
+    }
+
+    /// Whether the transaction may refresh at all: snapshot isolation, one snapshot so far
+    /// (not READ COMMITTED's moving one), nothing scanned and no ranges to validate.
+    fn can_refresh(&self, refresh: &Refresh) -> bool {
+        !refresh.impossible
+            && self.read_set.is_none()
+            && self.read_ranges.is_empty()
+            && self.read_ts == self.conflict_ts
+    }
+
+    /// Whether `key`'s buffered write is rebasable now: put by
+    /// [`Transaction::put_rebasable`], still in the buffer (not replaced, not rolled back to
+    /// a savepoint before it) and not read since.
+    fn rebasable_now(&self, refresh: &Refresh, key: &Key) -> bool {
+        self.can_refresh(refresh)
+            && refresh.rebasable.get(key).is_some_and(
+                |(put, _)| matches!(self.writes.get(key), Some(Some(now)) if now == put),
+            )
     }
 
     /// Checks the transaction against its [`Limits`]: call after each statement so the one
@@ -526,6 +635,8 @@ impl Transaction {
     /// transaction committed a write to it after `read_ts`, and later writers conflict with
     /// this commit (what `SELECT ... FOR UPDATE` does).
     pub fn lock(&mut self, key: Key) {
+        let refresh = self.refresh.get_mut().unwrap_or_else(|p| p.into_inner());
+        refresh.rebasable.remove(&key);
         self.locks.insert(key);
     }
 
@@ -545,7 +656,9 @@ impl Transaction {
     }
 
     /// Commits. Read-only transactions succeed at once; others go to the adjudicator and
-    /// return once durable and past commit-wait, or fail with a conflict naming a key.
+    /// return once durable and past commit-wait, or fail with a conflict naming a key. A
+    /// conflict on rebasable writes only is met by refreshing (see [`Refresh`]), at most
+    /// [`MAX_REFRESHES`] times.
     pub async fn commit(self) -> Result<Committed> {
         if self.is_read_only() {
             return Ok(Committed { commit_ts: None });
@@ -554,6 +667,19 @@ impl Transaction {
         if let Some(conflict) = self.overtaken_write() {
             return Err(Error::Conflict(conflict));
         }
+        let refresher = self.refresher();
+        // A rebasable row already seen changed: the first attempt is certain to fail.
+        let mut overtaken = refresher.as_ref().and_then(|refresher| {
+            let overtaken = lock(&self.overtaken);
+            overtaken
+                .iter()
+                .find(|(key, _)| refresher.rebasable.contains_key(*key))
+                .map(|(key, committed_ts)| Conflict {
+                    kind: ConflictKind::Data,
+                    key: key.clone(),
+                    committed_ts: Some(*committed_ts),
+                })
+        });
         let Transaction {
             db,
             txn_id,
@@ -565,6 +691,7 @@ impl Transaction {
             read_ranges: validated_ranges,
             read_set,
             overtaken: _,
+            refresh: _,
             bytes_written: _,
             undo: _,
             mark_epoch: _,
@@ -590,11 +717,7 @@ impl Transaction {
             .into_iter()
             .map(|(key, value)| Write { key, value })
             .collect();
-        let watched = !db.watch.prefix.is_empty()
-            && writes
-                .iter()
-                .any(|w| w.key.as_bytes().starts_with(&db.watch.prefix));
-        let request = CommitRequest {
+        let mut request = CommitRequest {
             txn_id,
             read_ts: conflict_ts,
             writes,
@@ -602,26 +725,35 @@ impl Transaction {
             reads: reads.into_iter().collect(),
             read_ranges,
         };
-        // Counted as under way from before the adjudicator chooses its commit_ts until that
-        // is known (or the commit failed), so no reader misses it.
-        if watched {
-            db.watch.in_flight.fetch_add(1, Ordering::AcqRel);
-        }
-        let committed = db.adjudicator.commit(request).await;
-        if watched {
-            // An outcome unknown (not a conflict) may still commit, at a time not known:
-            // from then on nothing is taken as unchanged.
-            let last = match &committed {
-                Ok(response) => Some(response.commit_ts.0),
-                Err(Error::Conflict { .. }) => None,
-                Err(_) => Some(u64::MAX),
-            };
-            if let Some(last) = last {
-                db.watch.last_commit.fetch_max(last, Ordering::AcqRel);
+        let mut refreshes = 0;
+        let response = loop {
+            if let Some(conflict) = overtaken.take() {
+                let refreshed = match &refresher {
+                    Some(refresher) if refreshes < MAX_REFRESHES => {
+                        refreshes += 1;
+                        refresher.refresh(&db, conflict_ts, &mut request).await
+                    }
+                    _ => false,
+                };
+                if !refreshed {
+                    return Err(Error::Conflict(conflict));
+                }
             }
-            db.watch.in_flight.fetch_sub(1, Ordering::AcqRel);
-        }
-        let commit_ts = committed?.commit_ts;
+            // Kept to send again after a refresh (the adjudicator takes the request).
+            let retry = refresher.as_ref().map(|_| request.clone());
+            match (adjudicate(&db, request).await, retry) {
+                (Err(Error::Conflict(conflict)), Some(retry))
+                    if refresher
+                        .as_ref()
+                        .is_some_and(|r| r.rebasable.contains_key(&conflict.key)) =>
+                {
+                    overtaken = Some(conflict);
+                    request = retry;
+                }
+                (outcome, _) => break outcome?,
+            }
+        };
+        let commit_ts = response.commit_ts;
         db.clock.observe(commit_ts);
         commit_wait(db.clock.as_ref(), commit_ts).await;
         Ok(Committed {
@@ -629,8 +761,118 @@ impl Transaction {
         })
     }
 
-    /// Abandons the transaction; nothing it buffered is kept.
+    /// What a commit of this transaction needs to refresh, or `None` if it cannot (or has
+    /// no rebasable write to gain from it).
+    fn refresher(&self) -> Option<Refresher> {
+        let refresh = lock(&self.refresh);
+        let rebasable: BTreeMap<Key, Rebase> = refresh
+            .rebasable
+            .iter()
+            .filter(|(key, _)| self.rebasable_now(&refresh, key))
+            .map(|(key, (_, rebase))| (key.clone(), rebase.clone()))
+            .collect();
+        if rebasable.is_empty() {
+            return None;
+        }
+        let mut unchanged: BTreeSet<Key> = refresh.read_keys.iter().cloned().collect();
+        unchanged.extend(self.reads.iter().cloned());
+        unchanged.extend(self.locks.iter().cloned());
+        unchanged.retain(|key| !rebasable.contains_key(key));
+        Some(Refresher {
+            unchanged: unchanged.into_iter().collect(),
+            rebasable,
+        })
+    }
+
+    /// Abandons the transaction; nothing it buffered is kept.    /// Abandons the transaction; nothing it buffered is kept.
     pub fn rollback(self) {}
+}
+
+/// What [`Transaction::commit`] needs to move a transaction to a newer snapshot.
+struct Refresher {
+    /// Keys whose values the transaction depends on: read, locked or validated, apart from
+    /// the rebasable rows.
+    unchanged: Vec<Key>,
+    /// The rebasable writes and how to recompute them.
+    rebasable: BTreeMap<Key, Rebase>,
+}
+
+impl Refresher {
+    /// Moves `request` to a new snapshot: checks at it that no key in `unchanged` has a
+    /// version committed after `first_snapshot`, and recomputes the rebasable writes over
+    /// their rows there. `false` (the request is then unusable) when any of that fails; a
+    /// storage error counts as failing, since the conflict is the answer either way.
+    async fn refresh(
+        &self,
+        db: &Components,
+        first_snapshot: Timestamp,
+        request: &mut CommitRequest,
+    ) -> bool {
+        let snapshot = db.clock.now().latest;
+        let read = |key: &Key| {
+            db.storage.get(GetRequest {
+                key: key.clone(),
+                ts: snapshot,
+            })
+        };
+        for key in &self.unchanged {
+            match read(key).await {
+                Ok(GetResponse { newest_ts, .. })
+                    if newest_ts.is_none_or(|ts| ts <= first_snapshot) => {}
+                _ => return false,
+            }
+        }
+        for write in &mut request.writes {
+            let Some(rebase) = self.rebasable.get(&write.key) else {
+                continue;
+            };
+            let Ok(GetResponse {
+                value: Some(stored),
+                ..
+            }) = read(&write.key).await
+            else {
+                return false; // the row is gone
+            };
+            match rebase(&stored) {
+                Some(value) => write.value = Some(value),
+                None => return false,
+            }
+        }
+        request.read_ts = snapshot;
+        true
+    }
+}
+
+/// Sends a commit to the adjudicator, counting it as under way for the watched prefix from
+/// before the adjudicator chooses its `commit_ts` until that is known (or the commit failed),
+/// so no reader misses it.
+async fn adjudicate(
+    db: &Components,
+    request: CommitRequest,
+) -> Result<cairn_types::adjudicator::CommitResponse> {
+    let watched = !db.watch.prefix.is_empty()
+        && request
+            .writes
+            .iter()
+            .any(|w| w.key.as_bytes().starts_with(&db.watch.prefix));
+    if watched {
+        db.watch.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+    let committed = db.adjudicator.commit(request).await;
+    if watched {
+        // An outcome unknown (not a conflict) may still commit, at a time not known: from
+        // then on nothing is taken as unchanged.
+        let last = match &committed {
+            Ok(response) => Some(response.commit_ts.0),
+            Err(Error::Conflict { .. }) => None,
+            Err(_) => Some(u64::MAX),
+        };
+        if let Some(last) = last {
+            db.watch.last_commit.fetch_max(last, Ordering::AcqRel);
+        }
+        db.watch.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+    committed
 }
 
 /// Every critical section on a transaction's read-side state leaves it consistent.

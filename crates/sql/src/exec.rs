@@ -8,6 +8,7 @@
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_qp::Transaction;
@@ -21,7 +22,7 @@ use crate::expr::{
 use crate::memory::{row_bytes, MemoryBudget};
 use crate::plan::{
     Access, Aggregation, ConflictAction, ConflictTarget, InsertSource, JoinKind, JoinStep, Plan,
-    Scan, SelectPlan, Series,
+    Scan, SelectPlan, Series, UpdatePlan,
 };
 use crate::sequence::StatementSequences;
 use crate::types::ops::{self, ArithOp, GroupKey};
@@ -427,6 +428,7 @@ async fn run_statement(
                 changes.push((old_key, old, new));
             }
             let count = changes.len();
+            let additive = additive_assignments(update);
             let mut changed = Vec::new();
             for (old_key, old, new) in changes {
                 let new = conform_row(table, new, ctx.zone)?;
@@ -440,7 +442,17 @@ async fn run_statement(
                 }
                 remove_index_entries(txn, table, &old);
                 add_index_entries(txn, table, &new, ctx.zone).await?;
-                txn.put(new_key, encode(&new)?);
+                match &additive {
+                    Some(additive) => {
+                        let mut deltas = Vec::with_capacity(additive.len());
+                        for (column, op, added) in additive {
+                            deltas.push((*column, *op, added.eval(&old, &ctx.eval())?));
+                        }
+                        let rebase = rebase_additive(table.clone(), old.clone(), deltas);
+                        txn.put_rebasable(new_key, encode(&new)?, rebase);
+                    }
+                    None => txn.put(new_key, encode(&new)?),
+                }
                 if let Some((exprs, _)) = &update.returning {
                     returned.push(project(exprs, &new, ctx)?);
                 }
@@ -496,6 +508,105 @@ async fn run_statement(
         }
         _ => Err(SqlError::internal("not a data statement")),
     }
+}
+
+/// The assignments of an `UPDATE t SET n = n + x [, ...] WHERE <primary key> = ...` whose new
+/// row is a function of the stored one that the statement shows nobody: (column, `+` or `-`,
+/// what is added) for each, or `None` for any other UPDATE. Each assignment adds a value that
+/// does not depend on the row to an integer column that no key, index, constraint, generated
+/// column or the WHERE clause reads, and the statement returns nothing of the row. Its
+/// writes can then be recomputed over a newer version of the row when the commit conflicts
+/// on it ([`cairn_qp::Transaction::put_rebasable`]), as if the statement had run then.
+fn additive_assignments(update: &UpdatePlan) -> Option<Vec<(usize, ArithOp, &Expr)>> {
+    let table = &update.scan.table;
+    let plain = update.from.is_none()
+        && update.row_filter.is_none()
+        && update.returning.is_none()
+        && update.checks.is_empty()
+        && update.subqueries.is_empty()
+        && matches!(update.scan.access, Access::Point(_))
+        && !update.scan.lock
+        && update.scan.derived.is_none()
+        && !table.is_built_in()
+        && table.foreign_keys.is_empty()
+        && table.referenced_by.is_empty()
+        && table.columns.iter().all(|c| c.generated.is_none());
+    if !plain {
+        return None;
+    }
+    let is_column =
+        |expr: &Expr, column: usize| matches!(expr, Expr::Column { index, .. } if *index == column);
+    let mut additive = Vec::with_capacity(update.assignments.len());
+    for (column, expr) in &update.assignments {
+        let ty = &table.columns[*column].data_type;
+        let indexed = table.primary_key.contains(column)
+            || table
+                .indexes
+                .iter()
+                .any(|index| index.columns.contains(column) || index.include.contains(column));
+        if indexed
+            || !matches!(ty, DataType::Int2 | DataType::Int4 | DataType::Int8)
+            || expr.ty() != *ty
+        {
+            return None;
+        }
+        let (op, added) = match expr {
+            Expr::Arith(op @ (ArithOp::Add | ArithOp::Sub), left, right, _)
+                if is_column(left, *column) =>
+            {
+                (*op, &**right)
+            }
+            Expr::Arith(ArithOp::Add, left, right, _) if is_column(right, *column) => {
+                (ArithOp::Add, &**left)
+            }
+            _ => return None,
+        };
+        if !added.is_row_independent() {
+            return None;
+        }
+        additive.push((*column, op, added));
+    }
+    let mut filter_reads_them = false;
+    if let Some(filter) = &update.scan.filter {
+        filter.walk(&mut |e| {
+            if let Expr::Column { index, .. } = e {
+                filter_reads_them |= additive.iter().any(|(column, _, _)| column == index);
+            }
+        });
+    }
+    (!filter_reads_them).then_some(additive)
+}
+
+/// Recomputes an additive UPDATE's row (see [`additive_assignments`]) over a newer stored
+/// version of it: the deltas added to that version's columns, provided every other column is
+/// still as the statement found it in `base` (what its WHERE clause saw).
+fn rebase_additive(
+    table: Arc<TableDesc>,
+    base: Vec<Value>,
+    deltas: Vec<(usize, ArithOp, Value)>,
+) -> cairn_qp::Rebase {
+    Arc::new(move |stored: &Bytes| {
+        let mut row = decode_table_row(&table, stored).ok()?;
+        let added = |i: usize| deltas.iter().any(|(column, _, _)| *column == i);
+        let others_unchanged = row.len() == base.len()
+            && row
+                .iter()
+                .zip(&base)
+                .enumerate()
+                .all(|(i, (now, then))| added(i) || now == then);
+        if !others_unchanged {
+            return None;
+        }
+        for (column, op, delta) in &deltas {
+            let ty = table.columns[*column].data_type.clone();
+            let sum = ops::arith(*op, &row[*column], delta, &TimeZone::utc()).ok()?;
+            if !sum.is_null() && sum.data_type() != ty {
+                return None;
+            }
+            row[*column] = sum;
+        }
+        encode(&row).ok()
+    })
 }
 
 /// ON CONFLICT DO UPDATE for the row stored under `key` (`stored`) and the row an INSERT
