@@ -132,6 +132,104 @@ async fn updating_a_row_changed_after_the_snapshot_fails_at_the_update() {
     assert_eq!(n_of(1).await, 12);
 }
 
+/// `UPDATE ... SET n = n + x WHERE <primary key> = ...` shows the client nothing of the row, so
+/// when two blocks increment one row the second commit need not fail: it moves to a snapshot
+/// after the first (every key it read unchanged since its own) and adds its increment there,
+/// as if it had run after it. Both commit and neither increment is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_of_one_row_in_blocks_both_commit() {
+    let server = common::Server::start().await;
+    setup(
+        &server,
+        "CREATE TABLE counter (id int PRIMARY KEY, n int, note text); \
+         INSERT INTO counter VALUES (1, 0, 'a'), (2, 0, 'b'); \
+         CREATE TABLE other (id int PRIMARY KEY, v int); INSERT INTO other VALUES (1, 0)",
+    )
+    .await;
+    let (a, b) = (server.connect().await, server.connect().await);
+    a.batch_execute("BEGIN; UPDATE counter SET n = n + 1 WHERE id = 1")
+        .await
+        .unwrap();
+    // b reads a row nobody changes, increments two rows, one of them the same as a's.
+    b.batch_execute(
+        "BEGIN; SELECT v FROM other WHERE id = 1; \
+         UPDATE counter SET n = n + 10 WHERE id = 1; UPDATE counter SET n = 5 + n WHERE id = 2",
+    )
+    .await
+    .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    b.batch_execute("COMMIT").await.unwrap();
+    let rows = server
+        .connect()
+        .await
+        .query("SELECT id, n, note FROM counter ORDER BY id", &[])
+        .await
+        .unwrap();
+    let rows: Vec<(i32, i32, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(rows, [(1, 11, "a".into()), (2, 5, "b".into())]);
+}
+
+/// What keeps that sound: the second commit still fails with 40001 whenever the client saw, or
+/// the statement depended on, something a concurrent commit changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_increment_whose_transaction_saw_a_concurrent_change_still_fails() {
+    let server = common::Server::start().await;
+    setup(
+        &server,
+        "CREATE TABLE counter (id int PRIMARY KEY, n int, note text); \
+         INSERT INTO counter VALUES (1, 0, 'a'); \
+         CREATE TABLE other (id int PRIMARY KEY, v int); INSERT INTO other VALUES (1, 0)",
+    )
+    .await;
+    // (what b does after its increment, what a commits meanwhile besides its own increment)
+    let cases = [
+        // b read the row it incremented: the value it saw is no longer the row's.
+        ("SELECT n FROM counter WHERE id = 1", ""),
+        // b read a row a changed: at a newer snapshot it would have read something else.
+        (
+            "SELECT v FROM other WHERE id = 1",
+            "UPDATE other SET v = v + 1 WHERE id = 1",
+        ),
+        // b scanned (its rows are not recorded, so they cannot be checked).
+        ("SELECT count(*) FROM other", ""),
+        // a changed a column b's increment did not set: b's WHERE saw the old row.
+        ("", "UPDATE counter SET note = 'changed' WHERE id = 1"),
+        // a deleted the row: b's UPDATE counted a row that is gone.
+        ("", "DELETE FROM counter WHERE id = 1"),
+    ];
+    for (b_after, a_also) in cases {
+        let (a, b) = (server.connect().await, server.connect().await);
+        b.batch_execute(&format!(
+            "BEGIN; UPDATE counter SET n = n + 10 WHERE id = 1; {b_after}"
+        ))
+        .await
+        .unwrap();
+        a.batch_execute(&format!(
+            "BEGIN; UPDATE counter SET n = n + 1 WHERE id = 1; {a_also}; COMMIT"
+        ))
+        .await
+        .unwrap();
+        serialization_failure(b.batch_execute("COMMIT").await);
+        a.batch_execute(
+            "DELETE FROM counter; INSERT INTO counter VALUES (1, 0, 'a'); UPDATE other SET v = 0",
+        )
+        .await
+        .unwrap();
+    }
+    // A WHERE clause that reads the incremented column makes it an ordinary update.
+    let (a, b) = (server.connect().await, server.connect().await);
+    b.batch_execute("BEGIN; UPDATE counter SET n = n + 10 WHERE id = 1 AND n < 100")
+        .await
+        .unwrap();
+    a.batch_execute("UPDATE counter SET n = n + 1 WHERE id = 1")
+        .await
+        .unwrap();
+    serialization_failure(b.batch_execute("COMMIT").await);
+}
+
 /// Two doctors on call, each going off call when the other is still on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_skew_is_allowed_under_repeatable_read_and_prevented_by_for_update() {

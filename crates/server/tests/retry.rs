@@ -44,7 +44,9 @@ async fn contended_autocommit_updates_are_retried_and_lose_no_increment() {
     );
 }
 
-/// Inside an explicit transaction block the client owns the retry: the conflict is reported.
+/// Inside an explicit transaction block the client owns the retry: the conflict is reported
+/// (here the block showed the client the row before updating it, so its commit cannot be
+/// moved to a newer snapshot either: see isolation.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicts_inside_a_block_still_reach_the_client() {
     let server = common::Server::start().await;
@@ -52,7 +54,7 @@ async fn conflicts_inside_a_block_still_reach_the_client() {
     a.batch_execute("CREATE TABLE c (id int PRIMARY KEY, n int); INSERT INTO c VALUES (1, 0)")
         .await
         .unwrap();
-    b.batch_execute("BEGIN; UPDATE c SET n = n + 1 WHERE id = 1")
+    b.batch_execute("BEGIN; SELECT n FROM c WHERE id = 1; UPDATE c SET n = n + 1 WHERE id = 1")
         .await
         .unwrap();
     a.batch_execute("UPDATE c SET n = n + 1 WHERE id = 1")

@@ -39,8 +39,10 @@ pub struct GetResponse {
     /// The `commit_ts` of the newest version of the key applied when it was read, at, before
     /// or after the snapshot; `None` if storage holds no version of it. A version after the
     /// snapshot is committed, so a writer whose conflicts are checked from the snapshot will
-    /// fail at commit. Storage may report older than it holds only if it never reports a
-    /// version after the snapshot that it does not hold.
+    /// fail at commit. Storage may report older than it holds only for versions after the
+    /// snapshot, and only if it never reports one that it does not hold; it never reports
+    /// older than the version `value` came from (a query processor moving a transaction to a
+    /// newer snapshot relies on that to know a key unchanged since an earlier one).
     pub newest_ts: Option<Timestamp>,
 }
 
