@@ -40,7 +40,7 @@
 //!   statement would have returned the same at the new snapshot, so the transaction is one
 //!   that ran there; snapshot isolation holds, and concurrent increments of one row both
 //!   commit instead of one retrying the whole transaction. A rebasable row the transaction
-//!   reads again, or any scan, turns this off (see [`Refresh`]).
+//!   reads again, or any scan, turns this off.
 //! - Under [`Isolation::Serializable`] the transaction also records every key it read and
 //!   every range it scanned (up to where the scan stopped), and a writing transaction sends
 //!   them for validation at commit: anything written there after `read_ts`, including a new
@@ -558,8 +558,8 @@ impl Transaction {
     /// Buffers `value` as the new value of `key`, a row this transaction read once, by the
     /// statement writing it, which showed the client nothing of it; `rebase` computes what
     /// the statement would have written over a newer value of the row, so that a commit
-    /// conflicting on it can refresh (see [`Refresh`]). A key read more than once is buffered
-    /// as by [`Transaction::put`].
+    /// conflicting on it can refresh (see the crate documentation). A key read more than
+    /// once is buffered as by [`Transaction::put`].
     pub fn put_rebasable(&mut self, key: Key, value: Bytes, rebase: Rebase) {
         self.put(key.clone(), value.clone());
         let refresh = self.refresh.get_mut().unwrap_or_else(|p| p.into_inner());
@@ -657,8 +657,8 @@ impl Transaction {
 
     /// Commits. Read-only transactions succeed at once; others go to the adjudicator and
     /// return once durable and past commit-wait, or fail with a conflict naming a key. A
-    /// conflict on rebasable writes only is met by refreshing (see [`Refresh`]), at most
-    /// [`MAX_REFRESHES`] times.
+    /// conflict on rebasable writes only is met by refreshing (see the crate documentation),
+    /// at most three times.
     pub async fn commit(self) -> Result<Committed> {
         if self.is_read_only() {
             return Ok(Committed { commit_ts: None });
