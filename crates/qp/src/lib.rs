@@ -66,7 +66,7 @@ const SCAN_PAGE: u32 = 256;
 const MAX_REFRESH_READS: usize = 64;
 
 /// How many times one commit may refresh before its conflict is returned.
-const MAX_REFRESHES: usize = 3;
+const MAX_REFRESHES: usize = 10;
 
 /// Recomputes a rebasable write's post-image over a newer stored value of its key (see
 /// [`Transaction::put_rebasable`]); `None` when the write cannot be carried over to it.
@@ -658,7 +658,7 @@ impl Transaction {
     /// Commits. Read-only transactions succeed at once; others go to the adjudicator and
     /// return once durable and past commit-wait, or fail with a conflict naming a key. A
     /// conflict on rebasable writes only is met by refreshing (see the crate documentation),
-    /// at most three times.
+    /// at most ten times.
     pub async fn commit(self) -> Result<Committed> {
         if self.is_read_only() {
             return Ok(Committed { commit_ts: None });
