@@ -2069,7 +2069,11 @@ async fn relation(
                 1 => unqualified_relation(txn, binder, table_name).await?,
                 _ => table_name,
             };
-            if name.0.len() <= 2 && catalog::lookup(txn, &table_name).await?.is_none() {
+            let stored = match name.0.len() <= 2 {
+                true => catalog::lookup(txn, &table_name).await?,
+                false => None,
+            };
+            if name.0.len() <= 2 && stored.is_none() {
                 if let Some(view) = catalog::lookup_view(txn, &table_name).await? {
                     let plan = plan_view(txn, &view, binder).await?;
                     let visible = alias_name(alias)?.unwrap_or_else(|| visible_name(&view.name));
@@ -2078,7 +2082,11 @@ async fn relation(
                     return Ok((table, visible, Some(Arc::new(plan))));
                 }
             }
-            let table = catalog::require(txn, &table_name).await?;
+            // A stored table is not read again (a statement's every table was read twice).
+            let table = match stored {
+                Some(table) => table,
+                None => catalog::require(txn, &table_name).await?,
+            };
             binder.system_catalog |= crate::system::tables::is_system(&table);
             let visible = alias_name(alias)?.unwrap_or_else(|| visible_name(&table.name));
             let table = with_column_aliases(table, &visible, alias)?;
@@ -4712,9 +4720,10 @@ fn target_column(table: &TableDesc, column: &ast::ObjectName) -> SqlResult<(Stri
 /// The table an INSERT, UPDATE or DELETE changes; a view is refused (0A000: Cairn does not
 /// write through views yet), a missing name is 42P01.
 async fn require_writable(txn: &mut Transaction, name: &str) -> SqlResult<Arc<TableDesc>> {
-    if catalog::lookup(txn, name).await?.is_none()
-        && catalog::lookup_view(txn, name).await?.is_some()
-    {
+    if let Some(table) = catalog::lookup(txn, name).await? {
+        return Ok(table);
+    }
+    if catalog::lookup_view(txn, name).await?.is_some() {
         return Err(SqlError::unsupported(format!(
             "cannot change view \"{name}\": writing through views is not supported yet"
         )));
