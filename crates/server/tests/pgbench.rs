@@ -94,4 +94,22 @@ async fn pgbench_initialises_and_runs_with_no_failed_transactions() {
         .unwrap()
         .get(0);
     assert_eq!(accounts, 1_000_000);
+    // Every committed TPC-B transaction added its delta to one account, one teller and one
+    // branch; contended teller and branch rows commit through refreshes, which recompute the
+    // row over its newest version, so a lost or doubled increment would show here.
+    let sums = client
+        .query_one(
+            "SELECT (SELECT sum(abalance) FROM pgbench_accounts), \
+                    (SELECT sum(tbalance) FROM pgbench_tellers), \
+                    (SELECT sum(bbalance) FROM pgbench_branches)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (accounts, tellers, branches): (i64, i64, i64) = (sums.get(0), sums.get(1), sums.get(2));
+    assert_eq!(
+        (tellers, branches),
+        (accounts, accounts),
+        "the balances of accounts, tellers and branches sum alike"
+    );
 }
