@@ -38,45 +38,120 @@ const CAPACITY: usize = 64;
 /// Longer texts (bulk INSERTs, scripts) are parsed each time: they rarely repeat.
 const MAX_TEXT_BYTES: usize = 4096;
 
-/// Parsed statements by text shape; see the module documentation.
-#[derive(Default)]
-pub(crate) struct ParseCache {
-    trees: HashMap<String, Vec<Statement>>,
+/// Parsed statements by text shape; see the module documentation. Each shape may also carry
+/// something its user works out from the tree (the session keeps a plan), dropped with it.
+pub(crate) struct ParseCache<Extra = ()> {
+    trees: HashMap<String, Cached<Extra>>,
     /// Keys in insertion order, for eviction.
     order: VecDeque<String>,
 }
 
-impl ParseCache {
-    /// Parses `sql` as `Parser::parse_sql` with PostgreSQL's dialect would.
-    pub(crate) fn parse(&mut self, sql: &str) -> Result<Vec<Statement>, ParserError> {
-        let dialect = PostgreSqlDialect {};
-        if sql.len() > MAX_TEXT_BYTES || sql.contains('\0') {
-            return Parser::parse_sql(&dialect, sql);
+struct Cached<Extra> {
+    statements: Vec<Statement>,
+    extra: Option<Extra>,
+}
+
+impl<Extra> Default for ParseCache<Extra> {
+    fn default() -> Self {
+        ParseCache {
+            trees: HashMap::new(),
+            order: VecDeque::new(),
         }
-        let tokens = Tokenizer::new(&dialect, sql)
+    }
+}
+
+/// A text's shape: its cache key, its literals, and its tokens until a parse takes them.
+pub(crate) struct Shape {
+    key: String,
+    literals: Vec<Literal>,
+    tokens: Vec<TokenWithSpan>,
+}
+
+impl Shape {
+    /// The shape of `sql`; `None` for a text the cache does not keep (too long, holding a
+    /// NUL, or not tokenizable: the parser says why).
+    pub(crate) fn of(sql: &str) -> Option<Shape> {
+        if sql.len() > MAX_TEXT_BYTES || sql.contains('\0') {
+            return None;
+        }
+        let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
             .with_unescape(true)
-            .tokenize_with_location()?;
+            .tokenize_with_location()
+            .ok()?;
         let (key, literals) = shape(sql, &tokens);
-        if let Some(tree) = self.trees.get(&key) {
-            let mut statements = tree.clone();
+        Some(Shape {
+            key,
+            literals,
+            tokens,
+        })
+    }
+
+    /// The literals' values, in text order.
+    pub(crate) fn literals(&self) -> impl ExactSizeIterator<Item = &Value> {
+        self.literals.iter().map(|literal| &literal.value)
+    }
+}
+
+impl<Extra> ParseCache<Extra> {
+    /// Parses `sql` as `Parser::parse_sql` with PostgreSQL's dialect would.
+    #[cfg(test)]
+    fn parse(&mut self, sql: &str) -> Result<Vec<Statement>, ParserError> {
+        match Shape::of(sql) {
+            Some(mut shape) => self.parse_shaped(sql, &mut shape),
+            None => Parser::parse_sql(&PostgreSqlDialect {}, sql),
+        }
+    }
+
+    /// [`ParseCache::parse`] of `sql`, whose shape is `shape` (its tokens are used up).
+    pub(crate) fn parse_shaped(
+        &mut self,
+        sql: &str,
+        shape: &mut Shape,
+    ) -> Result<Vec<Statement>, ParserError> {
+        if let Some(cached) = self.trees.get(&shape.key) {
+            let mut statements = cached.statements.clone();
             // Filled trees hold every literal as a value of its own (checked when cached).
-            let _ = statements.visit(&mut Literals::substitute(&literals));
+            let _ = statements.visit(&mut Literals::new(&shape.literals, Mode::Substitute));
             debug_assert_eq!(
                 format!("{:?}", Ok::<_, ParserError>(&statements)),
-                format!("{:?}", Parser::parse_sql(&dialect, sql)),
+                format!("{:?}", Parser::parse_sql(&PostgreSqlDialect {}, sql)),
                 "the parse cache answered {sql:?} unlike the parser"
             );
             return Ok(statements);
         }
-        let mut statements = Parser::new(&dialect)
-            .with_tokens_with_locations(tokens)
+        let mut statements = Parser::new(&PostgreSqlDialect {})
+            .with_tokens_with_locations(std::mem::take(&mut shape.tokens))
             .parse_statements()?;
-        let mut check = Literals::check(&literals);
+        let mut check = Literals::new(&shape.literals, Mode::Check);
         let _ = statements.visit(&mut check);
         if check.all_found() {
-            self.insert(key, statements.clone());
+            self.insert(shape.key.clone(), statements.clone());
         }
         Ok(statements)
+    }
+
+    /// `statement` (parsed from a text of `shape`, which the cache keeps) with each literal
+    /// replaced by a parameter, `$1` for the first in the text and so on; `None` if the
+    /// cache does not keep the shape (then a literal might not be a value of its own).
+    pub(crate) fn parametrized(&self, shape: &Shape, statement: &Statement) -> Option<Statement> {
+        if !self.trees.contains_key(&shape.key) {
+            return None;
+        }
+        let mut statement = statement.clone();
+        let _ = statement.visit(&mut Literals::new(&shape.literals, Mode::Parametrize));
+        Some(statement)
+    }
+
+    /// What the user keeps for `shape`, if the cache keeps the shape.
+    pub(crate) fn extra(&self, shape: &Shape) -> Option<&Extra> {
+        self.trees.get(&shape.key)?.extra.as_ref()
+    }
+
+    /// Keeps `extra` with `shape` (if the cache keeps the shape), replacing what was there.
+    pub(crate) fn set_extra(&mut self, shape: &Shape, extra: Option<Extra>) {
+        if let Some(cached) = self.trees.get_mut(&shape.key) {
+            cached.extra = extra;
+        }
     }
 
     fn insert(&mut self, key: String, statements: Vec<Statement>) {
@@ -86,7 +161,11 @@ impl ParseCache {
             }
         }
         self.order.push_back(key.clone());
-        self.trees.insert(key, statements);
+        let cached = Cached {
+            statements,
+            extra: None,
+        };
+        self.trees.insert(key, cached);
     }
 }
 
@@ -164,30 +243,31 @@ fn token_offsets(sql: &str, tokens: &[TokenWithSpan]) -> Vec<usize> {
 }
 
 /// Visits a tree's values that came from literal tokens, matched by position: checks them
-/// against the tokens before a tree is cached, or replaces them with a new text's literals.
+/// against the tokens before a tree is cached, replaces them with a new text's literals, or
+/// replaces them with parameters.
 struct Literals<'a> {
     literals: &'a [Literal],
-    replace: bool,
+    mode: Mode,
     /// How many times each literal was found as a value (checking only).
     found: Vec<u32>,
     /// A literal's value differed from its token's.
     mismatch: bool,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Check,
+    Substitute,
+    Parametrize,
+}
+
 impl<'a> Literals<'a> {
-    fn check(literals: &'a [Literal]) -> Self {
+    fn new(literals: &'a [Literal], mode: Mode) -> Self {
         Literals {
             literals,
-            replace: false,
+            mode,
             found: vec![0; literals.len()],
             mismatch: false,
-        }
-    }
-
-    fn substitute(literals: &'a [Literal]) -> Self {
-        Literals {
-            replace: true,
-            ..Literals::check(literals)
         }
     }
 
@@ -208,14 +288,15 @@ impl VisitorMut for Literals<'_> {
             return ControlFlow::Continue(());
         };
         let literal = &self.literals[i];
-        if self.replace {
-            value.value = literal.value.clone();
-        } else if value.span.end == literal.end {
-            self.found[i] += 1;
-            self.mismatch |= value.value != literal.value;
-        } else {
+        match self.mode {
+            Mode::Substitute => value.value = literal.value.clone(),
+            Mode::Parametrize => value.value = Value::Placeholder(format!("${}", i + 1)),
+            Mode::Check if value.span.end == literal.end => {
+                self.found[i] += 1;
+                self.mismatch |= value.value != literal.value;
+            }
             // A value that starts at a literal but spans more (adjacent strings joined).
-            self.mismatch = true;
+            Mode::Check => self.mismatch = true,
         }
         ControlFlow::Continue(())
     }
@@ -231,7 +312,7 @@ mod tests {
 
     #[test]
     fn a_repeated_shape_is_answered_from_the_cache_with_its_own_literals() {
-        let mut cache = ParseCache::default();
+        let mut cache = ParseCache::<()>::default();
         let first = "SELECT abalance FROM pgbench_accounts WHERE aid = 12345 AND name = 'ab'";
         let second = "SELECT abalance FROM pgbench_accounts WHERE aid = 54321 AND name = 'cd'";
         parse(&mut cache, first);
@@ -251,7 +332,7 @@ mod tests {
 
     #[test]
     fn literals_of_another_length_or_kind_are_another_shape() {
-        let mut cache = ParseCache::default();
+        let mut cache = ParseCache::<()>::default();
         parse(&mut cache, "SELECT 1 + 2");
         parse(&mut cache, "SELECT 10 + 2");
         parse(&mut cache, "SELECT '1' + 2");
@@ -269,7 +350,7 @@ mod tests {
 
     #[test]
     fn literals_the_parser_reads_as_more_than_values_are_never_cached() {
-        let mut cache = ParseCache::default();
+        let mut cache = ParseCache::<()>::default();
         // A type's length or precision, a string read as a column alias.
         for sql in [
             "SELECT CAST(x AS varchar(10)) FROM t",
@@ -284,8 +365,26 @@ mod tests {
     }
 
     #[test]
+    fn a_parametrized_statement_has_a_parameter_for_each_literal_in_text_order() {
+        let mut cache = ParseCache::<()>::default();
+        let sql = "UPDATE t SET b = b + -5, s = 'x' WHERE k = 12 AND c = CAST(x AS varchar(10))";
+        let mut shape = Shape::of(sql).expect("shaped");
+        let tree = cache.parse_shaped(sql, &mut shape).expect("parses");
+        // varchar's length is no value: the shape is not kept, nor parametrized.
+        assert!(cache.parametrized(&shape, &tree[0]).is_none());
+        let sql = "UPDATE t SET b = b + -5, s = 'x' WHERE k = 12";
+        let mut shape = Shape::of(sql).expect("shaped");
+        let tree = cache.parse_shaped(sql, &mut shape).expect("parses");
+        let parametrized = cache.parametrized(&shape, &tree[0]).expect("kept");
+        assert_eq!(
+            parametrized.to_string(),
+            "UPDATE t SET b = b + -$1, s = $2 WHERE k = $3"
+        );
+    }
+
+    #[test]
     fn the_cache_keeps_its_capacity() {
-        let mut cache = ParseCache::default();
+        let mut cache = ParseCache::<()>::default();
         for i in 0..CAPACITY + 10 {
             parse(&mut cache, &format!("SELECT c{i} FROM t WHERE k = 1"));
         }
@@ -295,7 +394,7 @@ mod tests {
 
     #[test]
     fn errors_and_odd_texts_are_parsed_as_the_parser_does() {
-        let mut cache = ParseCache::default();
+        let mut cache = ParseCache::<()>::default();
         for sql in [
             "SELECT FROM WHERE",
             "SELECT 'unterminated",

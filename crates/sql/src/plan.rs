@@ -3776,7 +3776,7 @@ fn string_value(value: &ast::Value) -> Option<String> {
     }
 }
 
-fn literal(value: &ast::Value) -> SqlResult<Expr> {
+pub(crate) fn literal(value: &ast::Value) -> SqlResult<Expr> {
     if let Some(s) = string_value(value) {
         return Ok(Expr::Literal(Value::Text(s), DataType::Unknown));
     }

@@ -44,12 +44,15 @@ use crate::copy::CopyFormat;
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::exec::{self, ExecContext};
 use crate::memory::{self, MemoryBudget};
-use crate::parse_cache::ParseCache;
+use crate::parse_cache::{ParseCache, Shape};
 use crate::plan::{IndexBuild, InsertSource, Plan, TxnModes};
 use crate::planner::{self, Statement};
 use crate::sequence::{self, SequenceCache, SequenceUse, SessionSequences, StatementSequences};
 use crate::types::timezone::TimeZone;
 use crate::types::{DataType, Value};
+
+mod shape_plans;
+use shape_plans::ShapePlan;
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
@@ -222,6 +225,9 @@ pub struct Prepared {
     system_catalog: bool,
     /// The latest snapshot at which the plan's tables were read and found as planned.
     validated_at: AtomicU64,
+    /// A simple-protocol shape's plan (`shape_plans`): made again from a text, never
+    /// re-planned with its parameters, once the catalog changed.
+    shaped: bool,
 }
 
 impl Prepared {
@@ -335,8 +341,11 @@ pub struct Session {
     /// Set by the first advisory lock call: until then the session has nothing in the
     /// process's lock table, and its statements skip the table's (shared) lock entirely.
     advisory_used: AtomicBool,
-    /// Simple-protocol texts' syntax trees by shape (literals blanked out).
-    parse_cache: ParseCache,
+    /// Simple-protocol texts' syntax trees by shape (literals blanked out), with the
+    /// shape's plan once learnt.
+    parse_cache: ParseCache<ShapePlan>,
+    /// Simple-protocol statements that ran their shape's plan (see [`Session::shape_plan_runs`]).
+    shape_plan_runs: u64,
     /// Where NOTIFYs on the channels this session listens to arrive (the connection takes
     /// the receiving end).
     notify_sender: NotificationSender,
@@ -658,7 +667,10 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
 }
 
 /// [`parse`], answering from `cache` what sqlparser would parse when it can.
-fn parse_with(sql: &str, cache: Option<&mut ParseCache>) -> SqlResult<Vec<Statement>> {
+fn parse_with(
+    sql: &str,
+    cache: Option<(&mut ParseCache<ShapePlan>, &mut Shape)>,
+) -> SqlResult<Vec<Statement>> {
     // The statements Cairn reads itself are tried only when their keyword is in the text:
     // each try tokenizes the whole statement, which every other statement would pay for.
     // sqlparser has no ALTER SEQUENCE: Cairn reads it itself (a whole query string of one).
@@ -688,9 +700,12 @@ fn mentions(sql: &str, word: &str) -> bool {
 }
 
 /// [`parse`] by sqlparser.
-fn parse_sql(sql: &str, cache: Option<&mut ParseCache>) -> SqlResult<Vec<ast::Statement>> {
+fn parse_sql(
+    sql: &str,
+    cache: Option<(&mut ParseCache<ShapePlan>, &mut Shape)>,
+) -> SqlResult<Vec<ast::Statement>> {
     let parsed = match cache {
-        Some(cache) => cache.parse(sql),
+        Some((cache, shape)) => cache.parse_shaped(sql, shape),
         None => Parser::parse_sql(&PostgreSqlDialect {}, sql),
     };
     // sqlparser lacks some PostgreSQL spellings whose meaning Cairn has anyway; only a
@@ -1026,6 +1041,7 @@ impl Session {
             session_id: seed,
             advisory_used: AtomicBool::new(false),
             parse_cache: ParseCache::default(),
+            shape_plan_runs: 0,
             prepared_names: std::collections::HashSet::new(),
             sql_prepared: std::collections::HashMap::new(),
             sleep: crate::expr::SleepCredit::default(),
@@ -1138,13 +1154,28 @@ impl Session {
     /// first error (the error is the last element). An empty string gives an empty vector.
     pub async fn simple_query(&mut self, sql: &str) -> Vec<SqlResult<Outcome>> {
         let original = sql;
-        let statements = match parse_with(sql, Some(&mut self.parse_cache)) {
+        let mut shape = Shape::of(sql);
+        if let Some(shape) = shape.as_mut() {
+            if let Some(result) = self.run_shaped(sql, shape).await {
+                return vec![result];
+            }
+        }
+        let cache = shape.as_mut().map(|shape| (&mut self.parse_cache, shape));
+        let statements = match parse_with(sql, cache) {
             Ok(statements) => statements,
             Err(e) => {
                 self.fail_block();
                 return vec![Err(e)];
             }
         };
+        if let (Some(shape), [statement]) = (shape.as_mut(), statements.as_slice()) {
+            if shape_plans::keeps_plan(statement) {
+                self.learn_shape(shape, statement).await;
+                if let Some(result) = self.run_shaped(sql, shape).await {
+                    return vec![result];
+                }
+            }
+        }
         if statements.len() > 1 && statements.iter().any(is_copy_from) {
             self.fail_block();
             return vec![Err(SqlError::unsupported(
@@ -1237,18 +1268,32 @@ impl Session {
                 sequences: Mutex::default(),
                 system_catalog: false,
                 validated_at: AtomicU64::new(0),
+                shaped: false,
             }));
         };
-        let (
-            planner::Planned {
-                plan,
-                params,
-                sequences,
-                system_catalog,
-            },
-            planned_at,
-        ) = self.plan_with_snapshot(stmt, &declared).await?;
-        Ok(Arc::new(Prepared {
+        let (planned, planned_at) = self.plan_with_snapshot(stmt, &declared).await?;
+        Ok(Arc::new(self.new_prepared(
+            sql, statement, declared, planned, planned_at, false,
+        )))
+    }
+
+    /// A prepared statement of `planned`, found good at `planned_at`.
+    fn new_prepared(
+        &self,
+        sql: Arc<str>,
+        statement: Option<Statement>,
+        declared: Vec<Option<DataType>>,
+        planned: planner::Planned,
+        planned_at: cairn_types::Timestamp,
+        shaped: bool,
+    ) -> Prepared {
+        let planner::Planned {
+            plan,
+            params,
+            sequences,
+            system_catalog,
+        } = planned;
+        Prepared {
             param_types: params,
             // FETCH returns its cursor's columns (Describe tells them).
             columns: match &plan {
@@ -1268,7 +1313,8 @@ impl Session {
             sequences: Mutex::new(Arc::new(sequences)),
             system_catalog,
             validated_at: AtomicU64::new(planned_at.0),
-        }))
+            shaped,
+        }
     }
 
     /// Plans in the session's transaction if one is open, else at a fresh snapshot.
@@ -1371,7 +1417,10 @@ impl Session {
             }
             None => result,
         };
-        if result.is_err() {
+        if result
+            .as_ref()
+            .is_err_and(|e| !shape_plans::is_stale_shape_plan(e))
+        {
             self.fail_block();
         }
         result
@@ -2067,6 +2116,9 @@ impl Session {
                     .db
                     .watch()
                     .unchanged_since(validated_at.min(txn.read_ts()));
+            if prepared.shaped && !unchanged {
+                return Err(shape_plans::stale_shape_plan());
+            }
             let mut stale = false;
             for table in plan.tables() {
                 if table.is_built_in() {
@@ -2146,7 +2198,9 @@ impl Session {
                 // Kept for ROLLBACK TO SAVEPOINT, which drops the failed statement's writes,
                 // and for a block's statement that waits for an advisory lock.
                 let waits = crate::advisory::is_would_block(&e) && self.block != Block::None;
-                if !self.savepoints.is_empty() || waits {
+                // A shape's stale plan: the statement runs again, planned as written.
+                let again = shape_plans::is_stale_shape_plan(&e) && self.block != Block::None;
+                if !self.savepoints.is_empty() || waits || again {
                     self.txn = Some(txn);
                 }
                 Err(e)
@@ -3336,6 +3390,12 @@ impl Session {
             "transaction_read_only" => Some(self.read_only_text()),
             _ => self.settings.get(&key).cloned(),
         }
+    }
+
+    /// How many simple-protocol statements ran the plan kept for their text's shape instead
+    /// of being planned (see `session/shape_plans.rs`).
+    pub fn shape_plan_runs(&self) -> u64 {
+        self.shape_plan_runs
     }
 
     /// The session's `TimeZone` setting.

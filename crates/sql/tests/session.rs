@@ -536,3 +536,147 @@ async fn a_write_committed_during_a_batched_rewrite_is_never_lost() {
         [format!("bigint|20000|{committed}"), "SELECT 1".into()]
     );
 }
+
+/// Texts of one shape (the same text but for its number and string literals) run the plan
+/// kept for the shape with their own literals as its parameters: each gives what planning
+/// it as written gives, and a text is planned as written wherever the kept plan would not
+/// be its plan.
+#[tokio::test]
+async fn texts_of_one_shape_run_one_plan_with_their_own_literals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, engine) = engine(dir.path()).await;
+    let mut s = Session::new(engine.clone(), "postgres", "postgres");
+    let mut other = Session::new(engine, "postgres", "postgres");
+    run(
+        &mut s,
+        "CREATE TABLE t (k int PRIMARY KEY, v varchar(3), b bigint, d date)",
+    )
+    .await;
+    run(
+        &mut s,
+        "INSERT INTO t VALUES (1, 'ab', 10, '2020-01-01'), (2, 'cd', 20, '2021-02-03')",
+    )
+    .await;
+    // (text, its output, whether it ran its shape's plan)
+    let script: &[(&str, &[&str], bool)] = &[
+        ("SELECT b FROM t WHERE k = 1", &["10", "SELECT 1"], true),
+        ("SELECT b FROM t WHERE k = 2", &["20", "SELECT 1"], true),
+        // An int8 literal is planned for its own type.
+        ("SELECT b FROM t WHERE k = 3000000000", &["SELECT 0"], true),
+        ("SELECT b FROM t WHERE k = 2", &["20", "SELECT 1"], true),
+        (
+            "SELECT k + 1, -k, -3 FROM t WHERE k = 1",
+            &["2|-1|-3", "SELECT 1"],
+            true,
+        ),
+        (
+            "SELECT k + 7, -k, -4 FROM t WHERE k = 2",
+            &["9|-2|-4", "SELECT 1"],
+            true,
+        ),
+        ("UPDATE t SET b = b + -5 WHERE k = 1", &["UPDATE 1"], true),
+        ("UPDATE t SET b = b + -6 WHERE k = 2", &["UPDATE 1"], true),
+        (
+            "SELECT k, b FROM t WHERE k > 0",
+            &["1|5", "2|14", "SELECT 2"],
+            true,
+        ),
+        (
+            "SELECT k FROM t WHERE d = '2021-02-03'",
+            &["2", "SELECT 1"],
+            true,
+        ),
+        (
+            "SELECT k FROM t WHERE d = '2020-01-01'",
+            &["1", "SELECT 1"],
+            true,
+        ),
+        (
+            "SELECT k FROM t WHERE d = 'garbage!!'",
+            &["ERROR 22007: invalid input syntax for type date: \"garbage!!\""],
+            false,
+        ),
+        // A string read as a type with a length: planned as written (a cast to it would
+        // truncate, and the kept plan cannot tell).
+        ("SELECT k FROM t WHERE v = 'cd'", &["2", "SELECT 1"], false),
+        ("SELECT k FROM t WHERE v = 'ab'", &["1", "SELECT 1"], false),
+        // A column position, not a value.
+        (
+            "SELECT k FROM t ORDER BY 1 DESC",
+            &["2", "1", "SELECT 2"],
+            false,
+        ),
+        (
+            "SELECT k FROM t ORDER BY 2",
+            &["ERROR 42P10: ORDER BY position 2 is not in select list"],
+            false,
+        ),
+        // A cast that truncates: the plan as written holds the cast value.
+        ("SELECT 'ab'::varchar(3)", &["ab", "SELECT 1"], false),
+        ("SELECT 'abcdef'::varchar(3)", &["abc", "SELECT 1"], false),
+        ("SELECT 2147483647 + 0", &["2147483647", "SELECT 1"], true),
+        (
+            "SELECT 2147483647 + 1",
+            &["ERROR 22003: integer out of range"],
+            true,
+        ),
+        ("SELECT 3147483647 + 1", &["3147483648", "SELECT 1"], true),
+        ("SELECT 1.5 + 1", &["2.5", "SELECT 1"], true),
+    ];
+    for (sql, output, shaped) in script {
+        let before = s.shape_plan_runs();
+        assert_eq!(run(&mut s, sql).await, *output, "{sql}");
+        assert_eq!(s.shape_plan_runs() - before, u64::from(*shaped), "{sql}");
+    }
+
+    // A column added by another session: the next text of the shape sees it.
+    let select = |k: i32| format!("SELECT * FROM t WHERE k = {k}");
+    assert_eq!(
+        run(&mut s, &select(1)).await,
+        ["1|ab|5|2020-01-01", "SELECT 1"]
+    );
+    run(&mut other, "ALTER TABLE t ADD COLUMN e int DEFAULT 7").await;
+    assert_eq!(
+        run(&mut s, &select(2)).await,
+        ["2|cd|14|2021-02-03|7", "SELECT 1"]
+    );
+    // A table that the search path now finds first.
+    run(&mut s, "CREATE SCHEMA first").await;
+    run(&mut s, "SET search_path = first, public").await;
+    assert_eq!(
+        run(&mut s, "SELECT b FROM t WHERE k = 1").await,
+        ["5", "SELECT 1"]
+    );
+    run(
+        &mut other,
+        "CREATE TABLE first.t (k int PRIMARY KEY, b int)",
+    )
+    .await;
+    run(&mut other, "INSERT INTO first.t VALUES (1, 99)").await;
+    assert_eq!(
+        run(&mut s, "SELECT b FROM t WHERE k = 1").await,
+        ["99", "SELECT 1"]
+    );
+    run(&mut s, "SET search_path = public").await;
+    assert_eq!(
+        run(&mut s, "SELECT b FROM t WHERE k = 1").await,
+        ["5", "SELECT 1"]
+    );
+    // The block's own schema change: its statements are planned as written.
+    let runs = s.shape_plan_runs();
+    assert_eq!(
+        run(&mut s, "BEGIN; ALTER TABLE t DROP COLUMN e").await,
+        ["BEGIN", "ALTER TABLE"]
+    );
+    assert_eq!(
+        run(&mut s, &select(1)).await,
+        ["1|ab|5|2020-01-01", "SELECT 1"]
+    );
+    assert_eq!(s.shape_plan_runs(), runs);
+    run(&mut s, "COMMIT").await;
+    assert_eq!(
+        run(&mut s, &select(2)).await,
+        ["2|cd|14|2021-02-03", "SELECT 1"]
+    );
+    assert_eq!(s.shape_plan_runs(), runs + 1);
+}
