@@ -261,6 +261,8 @@ pub enum Plan {
     /// DISCARD ALL: settings back to the session's start, prepared statements and advisory
     /// locks gone.
     DiscardAll,
+    /// DISCARD PLANS: the plans the session keeps for simple-protocol text shapes go.
+    DiscardPlans,
     /// SET CONSTRAINTS: accepted (constraints are checked at each statement's end).
     SetConstraints,
 }

@@ -543,8 +543,10 @@ async fn plan_statement(
         )),
         S::Discard { object_type } => match object_type {
             ast::DiscardObject::ALL => Plan::DiscardAll,
-            // Cairn keeps no plans, sequence caches or temporary tables per session to drop.
-            _ => Plan::NoOp("DISCARD"),
+            ast::DiscardObject::PLANS => Plan::DiscardPlans,
+            // Cairn keeps no sequence caches or temporary tables per session to drop.
+            ast::DiscardObject::SEQUENCES => Plan::NoOp("DISCARD SEQUENCES"),
+            ast::DiscardObject::TEMP => Plan::NoOp("DISCARD TEMP"),
         },
         S::Declare { stmts } => {
             let [declare] = stmts.as_slice() else {

@@ -1872,12 +1872,20 @@ impl Session {
                 self.prepared_names.clear();
                 self.sql_prepared.clear();
                 self.cursors.clear();
+                self.parse_cache = ParseCache::default();
                 self.apply_listen(None, false);
                 self.with_advisory(|locks, session| locks.release_all(session));
                 Ok(Outcome {
                     tag: "DISCARD ALL".into(),
                     deallocate: Some(None),
                     parameter_changes,
+                    ..Outcome::default()
+                })
+            }
+            Plan::DiscardPlans => {
+                self.parse_cache = ParseCache::default();
+                Ok(Outcome {
+                    tag: "DISCARD PLANS".into(),
                     ..Outcome::default()
                 })
             }

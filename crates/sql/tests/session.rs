@@ -679,4 +679,9 @@ async fn texts_of_one_shape_run_one_plan_with_their_own_literals() {
         ["2|cd|14|2021-02-03", "SELECT 1"]
     );
     assert_eq!(s.shape_plan_runs(), runs + 1);
+    assert_eq!(run(&mut s, "DISCARD PLANS").await, ["DISCARD PLANS"]);
+    assert_eq!(
+        run(&mut s, &select(1)).await,
+        ["1|ab|5|2020-01-01", "SELECT 1"]
+    );
 }
