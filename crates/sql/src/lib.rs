@@ -19,7 +19,10 @@
 //! - A session keeps the syntax trees of recent simple-protocol texts by shape (their number
 //!   and string literals blanked out) and answers a text of a known shape by substituting its
 //!   literals into a copy (`parse_cache.rs`): the same tree the parser would build, checked
-//!   against the parser in debug builds.
+//!   against the parser in debug builds. Each shape of a SELECT, INSERT, UPDATE or DELETE
+//!   also keeps its statement planned with the literals as parameters, where that plan with
+//!   a text's literals put in is the text's plan, and runs later texts of the shape with it
+//!   (`session/shape_plans.rs`), planning nothing.
 //! - Every error a client sees is a [`SqlError`] with PostgreSQL's SQLSTATE; internal errors of
 //!   the core are mapped in exactly one place, [`SqlError::from_core`].
 //! - Types, their text and binary forms, casts and operators follow PostgreSQL 15 (`types`).

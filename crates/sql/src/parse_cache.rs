@@ -65,6 +65,8 @@ pub(crate) struct Shape {
     key: String,
     literals: Vec<Literal>,
     tokens: Vec<TokenWithSpan>,
+    /// The parse found the shape in the cache: a text of this shape parsed before.
+    seen_before: bool,
 }
 
 impl Shape {
@@ -83,7 +85,13 @@ impl Shape {
             key,
             literals,
             tokens,
+            seen_before: false,
         })
+    }
+
+    /// Whether a text of this shape was parsed (and its tree kept) before this one.
+    pub(crate) fn seen_before(&self) -> bool {
+        self.seen_before
     }
 
     /// The literals' values, in text order.
@@ -109,6 +117,7 @@ impl<Extra> ParseCache<Extra> {
         shape: &mut Shape,
     ) -> Result<Vec<Statement>, ParserError> {
         if let Some(cached) = self.trees.get(&shape.key) {
+            shape.seen_before = true;
             let mut statements = cached.statements.clone();
             // Filled trees hold every literal as a value of its own (checked when cached).
             let _ = statements.visit(&mut Literals::new(&shape.literals, Mode::Substitute));

@@ -1169,7 +1169,8 @@ impl Session {
             }
         };
         if let (Some(shape), [statement]) = (shape.as_mut(), statements.as_slice()) {
-            if shape_plans::keeps_plan(statement) {
+            // A shape is planned with parameters once it comes again: one-off texts are not.
+            if shape.seen_before() && shape_plans::keeps_plan(statement) {
                 self.learn_shape(shape, statement).await;
                 if let Some(result) = self.run_shaped(sql, shape).await {
                     return vec![result];

@@ -3,23 +3,27 @@
 //!
 //! Clients that interpolate values into SQL text (pgbench's simple protocol, many ORMs)
 //! send one statement again and again with different numbers and strings in it; planning
-//! each cost a fifth of what such a statement costs. The parse cache already knows each
-//! text's shape (the text with its literals blanked out) and its literals, so a shape's
-//! statement can be planned once with its literals replaced by parameters `$1`, `$2`, …,
-//! as a prepared statement is, and run with each text's literals as the values.
+//! each (and filling in its cached tree) was a third of the machine time of pgbench's
+//! select by key. The parse cache already knows each text's shape (the text with its
+//! literals blanked out) and its literals, so a shape's statement can be planned once with
+//! its literals replaced by parameters `$1`, `$2`, …, as a prepared statement is, and run
+//! with each text's literals as the values.
 //!
 //! That plan is only right where planning treats a literal as a value and nothing more: a
 //! literal can also be a column position (`ORDER BY 2`), a type's length, a sequence's name,
-//! or be folded into a constant whose type depends on its digits. So the first text of a
-//! shape is planned twice, as written and with parameters, at one snapshot, and the plan
+//! or be folded into a constant whose type depends on its digits. So the second text of a
+//! shape (a text sent once is planned once, as written) is planned twice, as written and
+//! with parameters, at one snapshot, and the plan
 //! with parameters is kept only if, with the text's literal values put in for its
 //! parameters, it *is* the plan as written (compared through their `Debug` forms). Planning
 //! decides nothing else from a literal's value where it keeps the literal as a value, so
 //! the kept plan with another text's values is that text's plan. Two things keep that true:
 //! - The parameters are declared with each literal's own type (`int4`, `int8` or `numeric`
-//!   by its digits, as the planner types a number), and a text whose literals type
-//!   differently, or a string that reads as a type whose literals the planner also casts
-//!   (`varchar(3)` truncates), is planned as written.
+//!   by its digits, as the planner types a number; `unknown` for a string), and a text
+//!   whose literals type differently has the shape planned again for its types.
+//! - A string is a parameter's value only where the parameter's type reads a text as
+//!   itself: where it has a length or precision (`varchar(3)`), the planner may also cast
+//!   the literal to it (truncating), and the text is planned as written.
 //! - A negated number (`-5`) is one constant to the planner, and `-$1` the parameter
 //!   negated: the comparison takes the two as equal, and so they are when run.
 //!
@@ -29,13 +33,15 @@
 //! written and the shape planned again. Debug builds check every use against the plan of
 //! the text as written.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::Expr;
 use crate::parse_cache::Shape;
-use crate::plan;
+use crate::plan::{self, Plan};
 use crate::planner::{self, Statement};
+use crate::sequence::SequenceUse;
 use crate::types::{text, DataType, Value};
 
 use super::{Outcome, Prepared, Session};
@@ -52,6 +58,10 @@ pub(super) struct ShapePlan {
     prepared: Option<Arc<Prepared>>,
 }
 
+/// Shapes with more literals are always planned as written: a long VALUES list is rarely
+/// sent twice, and comparing the two plans costs time in the number of literals.
+const MAX_LITERALS: usize = 64;
+
 /// SQLSTATE of "this shape's plan is out of date": never reaches a client.
 const STALE_SHAPE_PLAN: SqlState = SqlState("55P0P");
 
@@ -65,16 +75,21 @@ pub(super) fn is_stale_shape_plan(error: &SqlError) -> bool {
     error.state == STALE_SHAPE_PLAN
 }
 
-/// Statements whose plan a shape keeps: the ones PostgreSQL prepares (others change the
-/// session, or are planned from their literals' values).
+/// Statements whose plan a shape keeps: the ones PostgreSQL prepares, and BEGIN, COMMIT and
+/// ROLLBACK (whose plans are constants) that surround them. Others change the session, or
+/// are planned from their literals' values.
 pub(super) fn keeps_plan(statement: &Statement) -> bool {
+    use sqlparser::ast::Statement as S;
     matches!(
         statement,
         Statement::Sql(
-            sqlparser::ast::Statement::Query(_)
-                | sqlparser::ast::Statement::Insert(_)
-                | sqlparser::ast::Statement::Update(_)
-                | sqlparser::ast::Statement::Delete(_)
+            S::Query(_)
+                | S::Insert(_)
+                | S::Update(_)
+                | S::Delete(_)
+                | S::StartTransaction { .. }
+                | S::Commit { .. }
+                | S::Rollback { .. }
         )
     )
 }
@@ -185,7 +200,7 @@ impl Session {
     ) -> Option<SqlResult<Outcome>> {
         let (prepared, params) = self.shape_plan(shape)?;
         if cfg!(debug_assertions) {
-            self.check_shape_plan(sql, shape).await;
+            self.check_shape_plan(sql, shape, &prepared, &params).await;
         }
         let result = self.execute(&prepared, params).await;
         if matches!(&result, Err(e) if is_stale_shape_plan(e)) {
@@ -211,6 +226,9 @@ impl Session {
         let Statement::Sql(statement) = statement else {
             return;
         };
+        if shape.literals().len() > MAX_LITERALS {
+            return;
+        }
         let Some(literals) = literal_values(shape) else {
             return;
         };
@@ -233,7 +251,10 @@ impl Session {
         let prepared = match shaped {
             Ok(shaped) => self
                 .literal_params(literals, &literal_types, &shaped.params)
-                .filter(|values| plans_agree(&as_written, &shaped, values))
+                .filter(|values| {
+                    let form = debug_form(&shaped.plan, &shaped.sequences, shaped.system_catalog);
+                    plans_agree(&as_written, form, &shaped.params, values)
+                })
                 .map(|_| {
                     Arc::new(self.new_prepared(
                         Arc::from(""),
@@ -296,41 +317,72 @@ impl Session {
         Some((as_written, shaped, parametrized, declared, txn.read_ts()))
     }
 
-    /// Debug builds: the shape's plan with `sql`'s literals put in is `sql`'s plan.
-    async fn check_shape_plan(&mut self, sql: &str, shape: &mut Shape) {
-        let Ok(statements) = self.parse_cache.parse_shaped(sql, shape) else {
+    /// Debug builds: the shape's plan `prepared` with `values` (`sql`'s literals) for its
+    /// parameters is the plan of `sql` as written, wherever the run will use it (no catalog
+    /// change since it was found good).
+    async fn check_shape_plan(
+        &mut self,
+        sql: &str,
+        shape: &mut Shape,
+        prepared: &Prepared,
+        values: &[Value],
+    ) {
+        let Ok(mut statements) = self.parse_cache.parse_shaped(sql, shape) else {
             panic!("a text of a kept shape does not parse: {sql:?}");
         };
-        let [statement] = statements.as_slice() else {
-            panic!("a kept shape holds more than one statement: {sql:?}");
+        let (Some(statement), true) = (statements.pop(), statements.is_empty()) else {
+            panic!("a kept shape holds other than one statement: {sql:?}");
         };
-        let Some((as_written, Ok(shaped), ..)) =
-            self.plan_as_written_and_shaped(shape, statement).await
-        else {
-            // Planned otherwise now (the catalog changed): the run finds the plan stale.
+        let zone = self.time_zone();
+        let search_path = self.search_path();
+        let validated_at = cairn_types::Timestamp(prepared.validated_at.load(Ordering::Acquire));
+        let mut fresh;
+        let txn = match self.txn.as_mut() {
+            Some(txn) => txn,
+            None => {
+                fresh = self.engine.db.begin();
+                &mut fresh
+            }
+        };
+        let statement = Statement::Sql(statement);
+        let planned = planner::plan(txn, &statement, &[], zone, &search_path).await;
+        let in_use = !txn.has_written_watched()
+            && self
+                .engine
+                .db
+                .watch()
+                .unchanged_since(validated_at.min(txn.read_ts()));
+        let (Ok(as_written), true) = (planned, in_use) else {
+            // The run finds the plan stale and plans the text as written.
             return;
         };
-        let literals = literal_values(shape).unwrap_or_default();
-        let literal_types: Vec<DataType> = literals.iter().map(|(_, ty)| ty.clone()).collect();
-        let values = self.literal_params(literals, &literal_types, &shaped.params);
+        let sequences = prepared
+            .sequences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let shaped = debug_form(&prepared.plan(), &sequences, prepared.system_catalog);
         assert!(
-            values.is_some_and(|values| plans_agree(&as_written, &shaped, &values)),
+            plans_agree(&as_written, shaped, &prepared.param_types, values),
             "a shape's plan is not the plan of {sql:?}"
         );
     }
 }
 
-/// Whether `shaped`, with `values` put in for its parameters, is `as_written` (compared
-/// through their `Debug` forms, so any difference the plans can show counts).
-fn plans_agree(as_written: &planner::Planned, shaped: &planner::Planned, values: &[Value]) -> bool {
-    let debug = |planned: &planner::Planned| {
-        format!(
-            "{:?}",
-            (&planned.plan, &planned.sequences, planned.system_catalog)
-        )
-    };
-    let mut filled = debug(shaped);
-    for (index, (value, ty)) in values.iter().zip(&shaped.params).enumerate() {
+/// A plan and what running it needs, in a form that shows every difference between two.
+fn debug_form(plan: &Plan, sequences: &[SequenceUse], system_catalog: bool) -> String {
+    format!("{:?}", (plan, sequences, system_catalog))
+}
+
+/// Whether `shaped` (a [`debug_form`]), with `values` put in for its parameters of types
+/// `params`, is `as_written`.
+fn plans_agree(
+    as_written: &planner::Planned,
+    mut shaped: String,
+    params: &[DataType],
+    values: &[Value],
+) -> bool {
+    for (index, (value, ty)) in values.iter().zip(params).enumerate() {
         let param = Expr::Param {
             index,
             ty: ty.clone(),
@@ -339,9 +391,14 @@ fn plans_agree(as_written: &planner::Planned, shaped: &planner::Planned, values:
         // The planner folds a negated number into one constant.
         if let (true, Ok(negated)) = (ty.is_numeric(), crate::types::ops::negate(value)) {
             let negation = format!("{:?}", Expr::Neg(Box::new(param.clone()), ty.clone()));
-            filled = filled.replace(&negation, &literal(negated));
+            shaped = shaped.replace(&negation, &literal(negated));
         }
-        filled = filled.replace(&format!("{param:?}"), &literal(value.clone()));
+        shaped = shaped.replace(&format!("{param:?}"), &literal(value.clone()));
     }
-    as_written.params.is_empty() && filled == debug(as_written)
+    let written = debug_form(
+        &as_written.plan,
+        &as_written.sequences,
+        as_written.system_catalog,
+    );
+    values.len() == params.len() && as_written.params.is_empty() && shaped == written
 }
