@@ -31,6 +31,10 @@ def check_psycopg():
             assert cur.fetchone() == ("apple", Decimal("1.25"), ["fruit", "red"])
         row = conn.execute("SELECT count(*), sum(price) FROM py_items").fetchone()
         assert row == (7, Decimal("16.25")), row
+        # A parameter cast to a bounded type is cast as a value would be (truncated, rounded).
+        row = conn.execute("SELECT %s::varchar(3), %s::numeric(4,1)", ("abcdef", Decimal("1.25")),
+                           prepare=True).fetchone()
+        assert row == ("abc", Decimal("1.3")), row
 
         # Errors carry the SQLSTATE, and the session goes on.
         try:

@@ -1505,8 +1505,27 @@ impl Binder {
                         index,
                         ty: DataType::Unknown,
                     } => {
-                        self.params[index] = ty.clone();
-                        Expr::Param { index, ty }
+                        // As PostgreSQL: `$1::varchar(3)` is a varchar parameter cast to
+                        // varchar(3), so a longer value is truncated, not refused.
+                        let unbounded = match &ty {
+                            DataType::Varchar(Some(_)) => DataType::Varchar(None),
+                            DataType::Numeric {
+                                precision: Some(_), ..
+                            } => DataType::Numeric {
+                                precision: None,
+                                scale: None,
+                            },
+                            ty => ty.clone(),
+                        };
+                        self.params[index] = unbounded.clone();
+                        let param = Expr::Param {
+                            index,
+                            ty: unbounded.clone(),
+                        };
+                        match unbounded == ty {
+                            true => param,
+                            false => Expr::Cast(Box::new(param), ty),
+                        }
                     }
                     inner => Expr::Cast(Box::new(inner), ty),
                 }
