@@ -15,14 +15,22 @@
 //! wins; the loser gets [`cairn_types::Error::Conflict`] naming the key.
 //!
 //! **Choosing `commit_ts`.** Greater than `read_ts`, than the commit point (so greater than
-//! every `commit_ts` seen on any key), and at least `clock.now().latest`. The timestamp is
-//! chosen and the journal append is *called* under one lock, so journal order equals
-//! `commit_ts` order; the append is *awaited* outside the lock, so concurrent commits share one
-//! fsync (the journal's call-order contract makes this safe).
+//! every `commit_ts` seen on any key), and at least `clock.now().latest` plus a *lead*: half
+//! the journal's recent append latency ([`AdjudicatorOptions::commit_lead_percent`]). A
+//! transaction that starts while the commit is in its fsync then takes a snapshot below it,
+//! and reads without waiting for that fsync (the commit is not acknowledged yet, so missing
+//! it is no stale read); commit-wait (in the QP) rarely has anything left to wait once the
+//! append is durable. The timestamp is chosen and the journal append is *called* under one
+//! lock, so journal order equals `commit_ts` order; the append is *awaited* outside the
+//! lock, so concurrent commits share one fsync (the journal's call-order contract makes this
+//! safe).
 //!
 //! **Heartbeats.** When idle, storage learns it is complete to `t` only from a promise that
-//! nothing at or below `t` will commit. [`LocalAdjudicator::heartbeat`] raises the commit
-//! point to `now().latest` and appends that promise, ordered with the records, to the journal.
+//! nothing at or below `t` will commit. [`LocalAdjudicator::heartbeat`] promises
+//! `now().latest` (raising the commit point to it if it is below) and appends that promise,
+//! ordered with the records, to the journal. The promise is not the commit point, which the
+//! lead may put ahead of now: a read needs completeness to its snapshot, no further, and the
+//! journal publishes a promise below every record still in its fsync at once.
 //! [`run_heartbeats`] does so periodically and whenever storage signals a waiting read. A
 //! quiet heartbeat (`HeartbeatRequest::quiet`) is appended as `Entry::QuietHeartbeat`, for a
 //! caller that delivers it to storage itself.
@@ -49,6 +57,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher as _, BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -71,6 +80,13 @@ pub struct AdjudicatorOptions {
     /// At most this many remembered commits' keys; past it the oldest are forgotten early
     /// (raising the memory floor), so memory stays bounded under any commit rate.
     pub max_remembered_keys: usize,
+    /// `commit_ts` is chosen this fraction (in percent) of the journal's recent append
+    /// latency ahead of `now().latest`, so that a transaction starting while the commit is in
+    /// its fsync reads below it instead of waiting for it. The higher, the more often a
+    /// commit waits after its fsync for the clock to pass its `commit_ts` (commit-wait), and
+    /// short waits spin: on the 2-CPU development VM, 100 lowered single-client TPC-B by
+    /// about a tenth and 200 halved 8-client TPC-B (docs/benchmarks.md). Zero turns it off.
+    pub commit_lead_percent: u64,
 }
 
 impl Default for AdjudicatorOptions {
@@ -78,6 +94,7 @@ impl Default for AdjudicatorOptions {
         AdjudicatorOptions {
             memory: Duration::from_secs(300),
             max_remembered_keys: 4_000_000,
+            commit_lead_percent: 50,
         }
     }
 }
@@ -89,6 +106,10 @@ pub struct LocalAdjudicator {
     epoch: Epoch,
     memory_nanos: u64,
     max_remembered_keys: usize,
+    commit_lead_percent: u64,
+    /// Moving average of the journal append's latency in nanoseconds (clock's monotonic
+    /// time): what `commit_ts` leads `now().latest` by a fraction of.
+    append_nanos: AtomicU64,
     fingerprints: Fingerprints,
     state: Mutex<State>,
 }
@@ -131,6 +152,8 @@ impl LocalAdjudicator {
             epoch,
             memory_nanos: u64::try_from(options.memory.as_nanos()).unwrap_or(u64::MAX),
             max_remembered_keys: options.max_remembered_keys,
+            commit_lead_percent: options.commit_lead_percent,
+            append_nanos: AtomicU64::new(0),
             fingerprints: Fingerprints::default(),
             state: Mutex::new(State {
                 commit_point: fenced.high_ts,
@@ -148,6 +171,19 @@ impl LocalAdjudicator {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Folds one append's latency into the moving average (weight 1/8; the first is taken
+    /// whole).
+    fn record_append_latency(&self, nanos: u64) {
+        let _ = self
+            .append_nanos
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |average| {
+                Some(match average {
+                    0 => nanos,
+                    _ => average - average / 8 + nanos / 8,
+                })
+            });
     }
 
     /// Checks the conflict set, chooses `commit_ts`, records the keys as pending and calls the
@@ -184,6 +220,7 @@ impl LocalAdjudicator {
             .map(fingerprinted)
             .collect();
         let reads: Vec<(Key, u64)> = reads.into_iter().map(fingerprinted).collect();
+        let lead = self.append_nanos.load(Ordering::Relaxed) * self.commit_lead_percent / 100;
         let now = self.clock.now();
         let mut state = self.lock_state();
         let horizon = now.latest.saturating_sub_nanos(self.memory_nanos);
@@ -213,7 +250,7 @@ impl LocalAdjudicator {
             .commit_point
             .next()
             .max(read_ts.next())
-            .max(now.latest);
+            .max(now.latest.saturating_add_nanos(lead));
         state.commit_point = commit_ts;
         for &(_, fingerprint) in &conflict_set {
             state.last_commit.insert(fingerprint, commit_ts);
@@ -311,11 +348,17 @@ impl Hasher for Fingerprinted {
 
 impl Adjudicator for LocalAdjudicator {
     fn commit(&self, request: CommitRequest) -> BoxFuture<'_, Result<CommitResponse>> {
+        let started = self.clock.monotonic_nanos();
         let accepted = self.accept(request);
         Box::pin(async move {
             let (commit_ts, append) = accepted?;
             match append.await {
-                Ok(_) => Ok(CommitResponse { commit_ts }),
+                Ok(_) => {
+                    self.record_append_latency(
+                        self.clock.monotonic_nanos().saturating_sub(started),
+                    );
+                    Ok(CommitResponse { commit_ts })
+                }
                 // The keys stay recorded: if the record did reach the disk, later commits must
                 // still conflict with it.
                 Err(e) => Err(Error::Unavailable(format!(
@@ -328,8 +371,11 @@ impl Adjudicator for LocalAdjudicator {
     fn heartbeat(&self, request: HeartbeatRequest) -> BoxFuture<'_, Result<HeartbeatResponse>> {
         let (promised, append) = {
             let mut state = self.lock_state();
-            let promised = state.commit_point.max(self.clock.now().latest);
-            state.commit_point = promised;
+            // Not the commit point, which may be ahead of now: a promise up to now is what a
+            // read at a snapshot taken before it needs, and the journal can publish it
+            // without waiting for a commit above it that is still in its fsync.
+            let promised = self.clock.now().latest;
+            state.commit_point = state.commit_point.max(promised);
             let append = self.journal.append(AppendRequest {
                 epoch: self.epoch,
                 entry: if request.quiet {

@@ -292,3 +292,35 @@ async fn a_read_after_a_commit_needs_no_periodic_heartbeat() {
         assert_eq!(int(reader.get(&key).await.unwrap()), n, "read {n}");
     }
 }
+
+/// Two increments of one row from one snapshot, committed at the same time, both commit: the
+/// second conflicts with the first and refreshes over it. The first one's `commit_ts` is
+/// ahead of the clock (the commit lead) while it is in its fsync, so the refresh must read at
+/// that `commit_ts`, not at now: below it, it would meet the same conflict again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_of_one_row_both_commit_through_a_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    seed(&db, &[("counter", 0)]).await;
+    let key = Key::from("counter");
+    let rebase: cairn_qp::Rebase = std::sync::Arc::new(|stored: &Bytes| {
+        let n: i64 = std::str::from_utf8(stored).ok()?.parse().ok()?;
+        Some(bytes(n + 1))
+    });
+    let rounds = 100;
+    for round in 0..rounds {
+        let mut increments = Vec::new();
+        for _ in 0..2 {
+            let mut txn = db.database().begin();
+            let n = int(txn.get(&key).await.unwrap());
+            txn.put_rebasable(key.clone(), bytes(n + 1), rebase.clone());
+            increments.push(tokio::spawn(txn.commit()));
+        }
+        for increment in increments {
+            let outcome = increment.await.unwrap();
+            assert!(outcome.is_ok(), "round {round}: {outcome:?}");
+        }
+    }
+    let reader = db.database().begin();
+    assert_eq!(int(reader.get(&key).await.unwrap()), 2 * rounds);
+}

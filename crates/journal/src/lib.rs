@@ -61,10 +61,13 @@
 //!   ([`JournalOptions::caller_writes_when_idle`]).
 //!   Heartbeats ride in the same batches but are not written: once the batch is durable the
 //!   published watermark becomes the highest record or heartbeat timestamp in it. A heartbeat
-//!   admitted when every admitted record is published already skips the writer: it is
-//!   published at once, in the caller's task. A quiet one raises the watermark that status
-//!   and reads report, but a read waiting for news keeps waiting until the next publication
-//!   or [`FileJournal::wake_readers`].
+//!   below every record still on its way (admitted, not yet published) skips the writer: it
+//!   is published at once, in the caller's task, since every record admitted later must be
+//!   above it too; one that reaches such a record is published at once up to just below
+//!   that record, and in full with the record's batch. The published watermark only rises,
+//!   and every record past the published tail is above it. A quiet one raises the watermark
+//!   that status and reads report, but a read waiting for news keeps waiting until the next
+//!   publication or [`FileJournal::wake_readers`].
 //! - **Whole records only.** Readers see positions up to the published durable tail, and the
 //!   tail moves only after fsync; a record is in memory (the tail cache) or on disk, whole.
 //! - **Torn tail versus corruption.** A crash can leave the end of the last segment half
@@ -105,6 +108,7 @@
 //! - Truncation is at segment granularity: a whole segment goes once it ends at or before the
 //!   requested position, and the active segment is always kept.
 
+use std::collections::VecDeque;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -215,8 +219,10 @@ pub(crate) struct Admission {
     epoch: Epoch,
     /// The highest `commit_ts` or heartbeat admitted: the next record must be above it.
     floor: Timestamp,
-    /// The highest `commit_ts` admitted (records only).
-    last_commit: Timestamp,
+    /// The `commit_ts` of admitted records, oldest first, that may not be published yet:
+    /// entries at or below the published watermark are dropped lazily, so the front is the
+    /// lowest record still on its way once [`Admission::forget_published`] has run.
+    unpublished: VecDeque<Timestamp>,
     /// Requests are taken; false once the journal is closing.
     open: bool,
     /// Why the journal refuses appends after a write failure.
@@ -224,6 +230,15 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
+    /// Drops the records published by now (the watermark covers them) and returns the
+    /// lowest `commit_ts` still on its way, if any.
+    fn forget_published(&mut self, watermark: Timestamp) -> Option<Timestamp> {
+        while self.unpublished.front().is_some_and(|ts| *ts <= watermark) {
+            self.unpublished.pop_front();
+        }
+        self.unpublished.front().copied()
+    }
+
     /// Queues `request` for writing, unless the journal is closing or poisoned; returns
     /// whether the caller is to write it itself ([`Requests::push`]).
     fn send(&self, requests: &Requests, request: Request, may_lead: bool) -> Result<bool> {
@@ -334,7 +349,7 @@ impl FileJournal {
             admission: Mutex::new(Admission {
                 epoch,
                 floor: watermark,
-                last_commit: watermark,
+                unpublished: VecDeque::new(),
                 open: true,
                 poisoned: None,
             }),
@@ -433,31 +448,41 @@ impl FileJournal {
                     }));
                     return Ok((answer, None));
                 }
-                // Every admitted record is published already: nothing can be ordered before
-                // this promise, so publish it now instead of through the writer thread. That
-                // saves a thread hop on the path of every read that waits for completeness.
-                // A quiet one does not wake readers waiting for news: its caller delivers it
-                // or calls `wake_readers` (through the writer it is published like any other).
-                if admission.last_commit <= published.watermark && admission.poisoned.is_none() {
-                    let ts = *ts;
+                // Every record still on its way is above this promise (records admitted later
+                // are above it too: they must exceed the floor), so nothing can be ordered
+                // before it: publish it now instead of through the writer thread. That saves
+                // a thread hop on the path of every read that waits for completeness, and
+                // lets a read below a commit in its fsync go on without waiting for it. A
+                // promise reaching a record on its way is published at once up to just below
+                // that record, and in full after it, by the writer. A quiet one does not wake
+                // readers waiting for news: its caller delivers it or calls `wake_readers`
+                // (through the writer it is published like any other).
+                let lowest_unpublished = admission.forget_published(published.watermark);
+                let at_once = lowest_unpublished
+                    .map_or(*ts, |lowest| (*ts).min(lowest.saturating_sub_nanos(1)));
+                if at_once > published.watermark && admission.poisoned.is_none() {
                     self.shared.published.send_if_modified(|p| {
-                        p.watermark = p.watermark.max(ts);
+                        p.watermark = p.watermark.max(at_once);
                         if wake_readers {
                             p.announced = p.watermark;
                         }
                         wake_readers
                     });
-                    admission.floor = admission.floor.max(ts);
-                    let _ = reply.send(Ok(AppendResponse {
-                        end: published.tail,
-                    }));
-                    return Ok((answer, None));
+                    admission.floor = admission.floor.max(at_once);
+                    if at_once == *ts {
+                        let _ = reply.send(Ok(AppendResponse {
+                            end: published.tail,
+                        }));
+                        return Ok((answer, None));
+                    }
                 }
                 *ts
             }
         };
         if let Pending::Commit { record, .. } = &entry {
-            admission.last_commit = record.commit_ts;
+            let watermark = self.shared.published.borrow().watermark;
+            admission.forget_published(watermark);
+            admission.unpublished.push_back(record.commit_ts);
         }
         // On a single-threaded runtime a caller blocked in fsync would keep every other task
         // from queueing its append to share that fsync: there, the thread writes.

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 
 use cairn_types::journal::{
     AppendRequest, Entry, Epoch, FenceRequest, Journal, ReadRequest, StatusRequest,
@@ -165,7 +166,7 @@ async fn commit_order(journal: &FileJournal) -> Vec<u64> {
 }
 
 /// Polls `future` once, with a waker that does nothing.
-fn poll_once<F: std::future::Future + Unpin>(future: &mut F) -> std::task::Poll<F::Output> {
+fn poll_once<F: std::future::Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());
     std::pin::Pin::new(future).poll(&mut context)
 }
@@ -180,10 +181,7 @@ async fn an_append_to_an_idle_journal_is_written_by_its_first_poll() {
         // Written, fsynced and answered by this poll, in this thread: no hand-off to the
         // writer thread and back.
         let polled = poll_once(&mut append);
-        assert!(
-            matches!(polled, std::task::Poll::Ready(Ok(_))),
-            "{polled:?}"
-        );
+        assert!(matches!(polled, Poll::Ready(Ok(_))), "{polled:?}");
         let stats = journal.stats();
         assert_eq!(stats.appends - opened.appends, ts);
         assert_eq!(stats.caller_batches, ts);
@@ -277,4 +275,58 @@ async fn on_a_single_threaded_runtime_the_writer_thread_writes() {
     }
     // Not one written by its caller, which would have blocked the only thread for an fsync.
     assert_eq!(journal.stats().caller_batches, 0);
+}
+
+/// A heartbeat below every record still on its way (here: held before publication) is
+/// published at once; one reaching such a record is published at once up to just below it,
+/// and in full once the record is.
+#[tokio::test]
+#[allow(clippy::await_holding_lock)] // holding the cache lock keeps the record unpublished
+async fn a_heartbeat_below_the_records_on_their_way_is_published_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(FileJournal::open(dir.path(), thread_writes()).unwrap());
+    let watermark = |journal: Arc<FileJournal>| async move {
+        journal.status(StatusRequest {}).await.unwrap().watermark.0
+    };
+    let held = journal.shared.ring.read().unwrap();
+    let record = tokio::spawn(journal.append(commit(10)));
+    spin_until("the record is written", || journal.stats().appends == 1);
+
+    let below = AppendRequest {
+        epoch: Epoch(0),
+        entry: Entry::Heartbeat(Timestamp(5)),
+    };
+    let published = poll_once(&mut journal.append(below));
+    assert!(matches!(published, Poll::Ready(Ok(_))), "{published:?}");
+    assert_eq!(
+        watermark(journal.clone()).await,
+        5,
+        "published past nothing"
+    );
+    assert!(!record.is_finished(), "the record is still unpublished");
+
+    let across = AppendRequest {
+        epoch: Epoch(0),
+        entry: Entry::Heartbeat(Timestamp(20)),
+    };
+    let mut across = journal.append(across);
+    assert!(
+        poll_once(&mut across).is_pending(),
+        "ordered after the record"
+    );
+    assert_eq!(
+        watermark(journal.clone()).await,
+        9,
+        "up to just below the record"
+    );
+
+    drop(held);
+    record.await.unwrap().unwrap();
+    across.await.unwrap();
+    assert_eq!(watermark(journal.clone()).await, 20);
+    let refused = journal.append(commit(15)).await;
+    assert!(
+        matches!(refused, Err(Error::InvalidInput(_))),
+        "{refused:?}"
+    );
 }

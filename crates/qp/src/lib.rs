@@ -34,7 +34,8 @@
 //! - A write made with [`Transaction::put_rebasable`] (the SQL layer's `UPDATE ... SET n = n +
 //!   1` of one row found by primary key) comes with a function that recomputes it over a
 //!   newer stored value. When the commit conflicts on such a key only, the transaction
-//!   *refreshes* instead of failing: it takes a new snapshot, checks that every key it read
+//!   *refreshes* instead of failing: it takes a new snapshot (at least the conflicting
+//!   commit's `commit_ts`, which may be ahead of the clock), checks that every key it read
 //!   (other than those rows) has no version committed since its first snapshot, recomputes
 //!   the rebasable writes over their rows at the new snapshot, and commits from there. Every
 //!   statement would have returned the same at the new snapshot, so the transaction is one
@@ -731,7 +732,9 @@ impl Transaction {
                 let refreshed = match &refresher {
                     Some(refresher) if refreshes < MAX_REFRESHES => {
                         refreshes += 1;
-                        refresher.refresh(&db, conflict_ts, &mut request).await
+                        refresher
+                            .refresh(&db, conflict_ts, conflict.committed_ts, &mut request)
+                            .await
                     }
                     _ => false,
                 };
@@ -802,13 +805,22 @@ impl Refresher {
     /// version committed after `first_snapshot`, and recomputes the rebasable writes over
     /// their rows there. `false` (the request is then unusable) when any of that fails; a
     /// storage error counts as failing, since the conflict is the answer either way.
+    ///
+    /// The new snapshot is at least `overtaken_by`, the commit that caused the conflict: the
+    /// adjudicator may choose a `commit_ts` ahead of the clock, and a snapshot below it would
+    /// miss that commit and conflict with it again.
     async fn refresh(
         &self,
         db: &Components,
         first_snapshot: Timestamp,
+        overtaken_by: Option<Timestamp>,
         request: &mut CommitRequest,
     ) -> bool {
-        let snapshot = db.clock.now().latest;
+        let snapshot = db
+            .clock
+            .now()
+            .latest
+            .max(overtaken_by.unwrap_or(Timestamp::ZERO));
         let read = |key: &Key| {
             db.storage.get(GetRequest {
                 key: key.clone(),

@@ -244,9 +244,9 @@ async fn heartbeats_promise_and_later_commits_stay_above<A, J, O>(
         .await
         .unwrap()
         .promised;
-    assert!(promised >= done.commit_ts && promised > before);
+    assert!(promised > before);
     let status = journal.status(Default::default()).await.unwrap();
-    assert!(status.watermark >= promised);
+    assert!(status.watermark >= promised && status.watermark >= done.commit_ts);
     // A transaction whose snapshot predates the promise still commits above it.
     let later = adj
         .commit(request(2, read_ts, vec![put("b", "1")], vec![]))

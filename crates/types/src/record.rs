@@ -23,6 +23,11 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(1))
     }
 
+    /// `self` moved on by `nanos` (saturating).
+    pub fn saturating_add_nanos(self, nanos: u64) -> Timestamp {
+        Timestamp(self.0.saturating_add(nanos))
+    }
+
     /// `self` moved back by `nanos` (saturating at zero).
     pub fn saturating_sub_nanos(self, nanos: u64) -> Timestamp {
         Timestamp(self.0.saturating_sub(nanos))
