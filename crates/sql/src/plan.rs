@@ -1522,9 +1522,10 @@ impl Binder {
                             index,
                             ty: unbounded.clone(),
                         };
-                        match unbounded == ty {
-                            true => param,
-                            false => Expr::Cast(Box::new(param), ty),
+                        if unbounded == ty {
+                            param
+                        } else {
+                            Expr::Cast(Box::new(param), ty)
                         }
                     }
                     inner => Expr::Cast(Box::new(inner), ty),
