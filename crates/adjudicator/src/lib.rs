@@ -16,7 +16,8 @@
 //!
 //! **Choosing `commit_ts`.** Greater than `read_ts`, than the commit point (so greater than
 //! every `commit_ts` seen on any key), and at least `clock.now().latest` plus a *lead*: half
-//! the journal's recent append latency ([`AdjudicatorOptions::commit_lead_percent`]). A
+//! the journal's recent append latency, at most 1 ms
+//! ([`AdjudicatorOptions::commit_lead_percent`]). A
 //! transaction that starts while the commit is in its fsync then takes a snapshot below it,
 //! and reads without waiting for that fsync (the commit is not acknowledged yet, so missing
 //! it is no stale read); commit-wait (in the QP) rarely has anything left to wait once the
@@ -85,7 +86,8 @@ pub struct AdjudicatorOptions {
     /// its fsync reads below it instead of waiting for it. The higher, the more often a
     /// commit waits after its fsync for the clock to pass its `commit_ts` (commit-wait), and
     /// short waits spin: on the 2-CPU development VM, 100 lowered single-client TPC-B by
-    /// about a tenth and 200 halved 8-client TPC-B (docs/benchmarks.md). Zero turns it off.
+    /// about a tenth and 200 halved 8-client TPC-B (docs/benchmarks.md). Zero turns it off;
+    /// the lead is never more than 1 ms, however slow the appends were.
     pub commit_lead_percent: u64,
 }
 
@@ -98,6 +100,10 @@ impl Default for AdjudicatorOptions {
         }
     }
 }
+
+/// The commit lead's ceiling: a few ordinary fsyncs' worth, whatever the latency average
+/// says after a stall (a commit may wait in commit-wait as long as its lead).
+const MAX_COMMIT_LEAD_NANOS: u64 = 1_000_000;
 
 /// The one adjudicator of an embedded Cairn: owns every key.
 pub struct LocalAdjudicator {
@@ -220,7 +226,11 @@ impl LocalAdjudicator {
             .map(fingerprinted)
             .collect();
         let reads: Vec<(Key, u64)> = reads.into_iter().map(fingerprinted).collect();
-        let lead = self.append_nanos.load(Ordering::Relaxed) * self.commit_lead_percent / 100;
+        let lead = (self.append_nanos.load(Ordering::Relaxed))
+            .saturating_mul(self.commit_lead_percent)
+            / 100;
+        // One stalled fsync must not make every later commit wait long in commit-wait.
+        let lead = lead.min(MAX_COMMIT_LEAD_NANOS);
         let now = self.clock.now();
         let mut state = self.lock_state();
         let horizon = now.latest.saturating_sub_nanos(self.memory_nanos);

@@ -134,8 +134,22 @@ async fn commit_ts_leads_the_clock_and_heartbeats_do_not_wait_for_it() {
     assert!(watermark >= promised, "published: {watermark} < {promised}");
     assert!(!second.is_finished());
 
-    clock.advance(APPEND);
+    // The append stalls for 10 s: the average jumps, the lead stays at most 1 ms.
+    clock.advance(Duration::from_secs(10));
     let second_ts = second.await.unwrap().unwrap().commit_ts;
     assert_eq!(second_ts, status.commit_point);
     assert!(second_ts > promised);
+    let accepted_after = clock.now().latest;
+    let third = committing(3);
+    tokio::task::yield_now().await;
+    let status = adjudicator.status(Default::default()).await.unwrap();
+    // The manual clock stood still: now, read after the accept, is no earlier than it.
+    let ceiling = clock.now().latest.saturating_add_nanos(1_000_000);
+    assert!(
+        status.commit_point > accepted_after && status.commit_point <= ceiling,
+        "commit point {} is more than 1 ms ahead of the clock",
+        status.commit_point
+    );
+    clock.advance(APPEND);
+    third.await.unwrap().unwrap();
 }
