@@ -63,7 +63,10 @@
 //!   yet (PostgreSQL's `max_connections`); startup must finish within 60 s.
 //! - Shutdown: stop accepting, let running statements finish, FATAL 57P01 to every connection
 //!   once it waits for input; after 5 s cancel what still runs, after 5 s more abandon it.
-//! - Each connection is a `tokio::spawn`ed task, so the session's futures must be `Send`.
+//! - Each connection is a task on one of `ServerConfig::connection_threads` threads, each a
+//!   single-threaded runtime, and stays there; a new connection goes to the thread serving
+//!   the fewest. The session's futures must still be `Send` (the task is spawned from the
+//!   accept loop).
 //! - Cancel secrets and the SCRAM salt come from the standard library's randomly keyed
 //!   SipHash (see `registry::random_u64`), because the workspace has no unseeded RNG.
 
@@ -73,6 +76,7 @@ mod frontend;
 mod registry;
 mod server;
 mod startup;
+mod threads;
 mod wire;
 
 use std::future::Future;
@@ -89,6 +93,9 @@ pub struct ServerConfig {
     /// The password of the `postgres` role. `None`: trust, and only loopback clients are
     /// admitted. `Some`: every client authenticates with SCRAM-SHA-256.
     pub password: Option<String>,
+    /// How many threads serve connections (at least one): each runs its connections on a
+    /// single-threaded runtime of its own (see `threads`).
+    pub connection_threads: usize,
 }
 
 /// Serves PostgreSQL clients on `listener` until `shutdown` resolves.

@@ -1,19 +1,21 @@
 //! The accept loop and shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_clock::SystemClock;
 use cairn_sql::Engine;
 use cairn_types::clock::{timeout, Clock};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
 
 use crate::connection::{self, Shared};
 use crate::registry::Registry;
 use crate::startup::Credential;
+use crate::threads::ConnectionThreads;
 use crate::ServerConfig;
 
 /// How long shutdown waits for running statements before cancelling them, and again before
@@ -36,6 +38,13 @@ pub(crate) async fn serve(
         registry: registry.clone(),
         clock: clock.clone(),
     });
+    let threads = match ConnectionThreads::start(config.connection_threads) {
+        Ok(threads) => threads,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the connection threads");
+            return;
+        }
+    };
     let (stop, stopped) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -47,7 +56,7 @@ pub(crate) async fn serve(
                     if let Err(error) = stream.set_nodelay(true) {
                         tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
                     }
-                    connections.spawn(connection::run(stream, peer, shared.clone(), stopped.clone()));
+                    spawn_connection(&mut connections, &threads, stream, peer, &shared, &stopped);
                 }
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
@@ -81,6 +90,35 @@ pub(crate) async fn serve(
             drain(&mut connections).await;
         }
     }
+}
+
+/// Runs the connection on the thread serving the fewest, its socket registered with that
+/// thread's epoll.
+fn spawn_connection(
+    connections: &mut JoinSet<()>,
+    threads: &ConnectionThreads,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    stopped: &watch::Receiver<bool>,
+) {
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::warn!(%peer, %error, "could not hand the connection to its thread");
+            return;
+        }
+    };
+    let (runtime, serving) = threads.assign();
+    let (shared, stopped) = (shared.clone(), stopped.clone());
+    let connection = async move {
+        let _serving = serving;
+        match TcpStream::from_std(stream) {
+            Ok(stream) => connection::run(stream, peer, shared, stopped).await,
+            Err(error) => tracing::warn!(%peer, %error, "could not register the connection"),
+        }
+    };
+    connections.spawn_on(connection, &runtime);
 }
 
 async fn drain(connections: &mut JoinSet<()>) {

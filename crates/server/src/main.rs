@@ -2,9 +2,10 @@
 //!
 //! ```text
 //!  cairn start --data-dir ./cairn-data --listen 127.0.0.1:5433 [--password-env VAR | --password-file PATH]
+//!              [--connection-threads N]
 //!
 //!   clients ──TCP──▶ cairn_pgwire::serve ──▶ cairn_sql::Engine ──▶ cairn_embedded::Embedded
-//!                    (one task per connection)  (sessions)          journal, storage, adjudicator,
+//!                    (connection threads)       (sessions)          journal, storage, adjudicator,
 //!                                                                   crossbar in <data-dir>
 //! ```
 //!
@@ -68,6 +69,10 @@ struct StartArgs {
     /// Read the password of the `postgres` role from this file (trailing newline ignored).
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
+    /// Threads serving connections, each running its connections on a single-threaded
+    /// runtime [default: twice the number of CPUs].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    connection_threads: Option<u16>,
 }
 
 /// Why `cairn` stopped, as an exit code.
@@ -144,7 +149,17 @@ async fn run(args: StartArgs, password: Option<String>) -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", args.listen)))?;
     let listen = listener.local_addr().unwrap_or(args.listen);
     tracing::info!("listening on {listen}");
-    let config = cairn_pgwire::ServerConfig { listen, password };
+    // Twice the CPUs measured best on 2 cores (docs/benchmarks.md, "Connection threads"):
+    // when one thread is preempted, another still serves its connections.
+    let connection_threads = args.connection_threads.map_or_else(
+        || std::thread::available_parallelism().map_or(2, |cpus| 2 * cpus.get()),
+        usize::from,
+    );
+    let config = cairn_pgwire::ServerConfig {
+        listen,
+        password,
+        connection_threads,
+    };
     cairn_pgwire::serve(listener, engine, config, termination()).await;
     drop(embedded);
     tracing::info!("shut down");

@@ -115,6 +115,16 @@ impl ExecContext<'_> {
         }
         Ok(())
     }
+
+    /// [`check_cancel`](Self::check_cancel), and a point where a long statement lets the
+    /// other connections on its thread run: a connection thread polls one task at a time, so
+    /// a statement that never waits on I/O would hold them all until it ends. Yields only
+    /// once tokio's per-task budget is spent (every 128 calls), so short statements pay a
+    /// counter decrement.
+    pub(crate) async fn checkpoint(&self) -> SqlResult<()> {
+        tokio::task::coop::consume_budget().await;
+        self.check_cancel()
+    }
 }
 
 /// A statement's rows and command tag.
@@ -273,7 +283,7 @@ async fn run_statement(
                     None => e,
                 };
                 let stored = async {
-                ctx.check_cancel()?;
+                ctx.checkpoint().await?;
                 ctx.sequences.top_up(txn).await?;
                 let mut row: Vec<Value> = Vec::with_capacity(table.columns.len());
                 for (i, column) in table.columns.iter().enumerate() {
@@ -414,7 +424,7 @@ async fn run_statement(
             };
             let correlated = correlated_in(update.assignments.iter().map(|(_, e)| e), ctx);
             for (old_key, old) in rows {
-                ctx.check_cancel()?;
+                ctx.checkpoint().await?;
                 ctx.sequences.top_up(txn).await?;
                 let results = correlated_rows(txn, &correlated, &old, ctx).await?;
                 let row_ctx = ExecContext {
@@ -999,7 +1009,7 @@ impl<'s> ScanCursor<'s> {
         ctx: &ExecContext<'_>,
         limit: usize,
     ) -> SqlResult<Option<Vec<(Key, Vec<Value>)>>> {
-        ctx.check_cancel()?;
+        ctx.checkpoint().await?;
         let mut out = Vec::new();
         match std::mem::replace(&mut self.state, CursorState::Done) {
             CursorState::Done => return Ok(None),
@@ -1950,7 +1960,7 @@ async fn lateral_join(
     let keep_unmatched_left = step.kind == JoinKind::Left;
     let mut out = Vec::new();
     for row in left {
-        ctx.check_cancel()?;
+        ctx.checkpoint().await?;
         let mut outer = ctx.outer.to_vec();
         outer.push(row.clone());
         let inner_ctx = ExecContext {
@@ -2026,7 +2036,7 @@ async fn lookup_join(
     let keep_unmatched_left = matches!(step.kind, JoinKind::Left | JoinKind::Full);
     let mut out = Vec::new();
     for row in left {
-        ctx.check_cancel()?;
+        ctx.checkpoint().await?;
         let mut key = Vec::with_capacity(lookup.len());
         for expr in lookup {
             key.push(expr.eval(&row, &ctx.eval())?);
@@ -2100,7 +2110,7 @@ async fn recursive_rows(
     // Rounds stop once the reader has what it wants (PostgreSQL's LIMIT idiom for
     // recursion that would not end by itself).
     while !working.is_empty() && out.len() < want {
-        ctx.check_cancel()?;
+        ctx.checkpoint().await?;
         let mut tables = ctx.working.to_vec();
         tables.push((recursive.id, std::mem::take(&mut working)));
         let round_ctx = ExecContext {
@@ -3170,7 +3180,7 @@ async fn filter_keyed_rows(
     let correlated = correlated_in([filter], ctx);
     let mut kept = Vec::with_capacity(rows.len());
     for (key, row) in rows {
-        ctx.check_cancel()?;
+        ctx.checkpoint().await?;
         let results = correlated_rows(txn, &correlated, &row, ctx).await?;
         let row_ctx = ExecContext {
             correlated: &results,

@@ -251,7 +251,9 @@ pub async fn view_rows(txn: &mut Transaction) -> SqlResult<Vec<Vec<Value>>> {
 
 /// Starts running job `id` in the background.
 pub fn spawn(engine: Arc<Engine>, id: u64) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move { run(&engine, id).await })
+    engine
+        .clone()
+        .spawn_background(async move { run(&engine, id).await })
 }
 
 /// Starts every job a stopped server left running.

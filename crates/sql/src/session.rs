@@ -77,6 +77,8 @@ pub struct Engine {
     listeners: Mutex<
         std::collections::HashMap<String, std::collections::HashMap<u64, NotificationSender>>,
     >,
+    /// The runtime the engine was made on, if any: see [`Engine::spawn_background`].
+    background: Option<tokio::runtime::Handle>,
 }
 
 /// A NOTIFY as a listening session receives it.
@@ -122,7 +124,23 @@ impl Engine {
             advisory: crate::advisory::AdvisoryLocks::default(),
             backends: Mutex::default(),
             listeners: Mutex::default(),
+            background: tokio::runtime::Handle::try_current().ok(),
         })
+    }
+
+    /// Runs `task` on the runtime the engine was made on (the server's multi-threaded one),
+    /// not on the caller's: a connection thread runs its connections one poll at a time, and
+    /// what must happen while one of its statements computes (a statement timeout firing, a
+    /// background job) cannot wait for that statement to await.
+    pub(crate) fn spawn_background<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.background {
+            Some(runtime) => runtime.spawn(task),
+            None => tokio::spawn(task),
+        }
     }
 }
 
@@ -1379,7 +1397,7 @@ impl Session {
             let (cancel, clock) = (self.cancel.clone(), self.engine.db.clock().clone());
             let fired = Arc::new(AtomicBool::new(false));
             let flag = fired.clone();
-            let task = tokio::spawn(async move {
+            let task = self.engine.spawn_background(async move {
                 clock.sleep(limit).await;
                 flag.store(true, Ordering::Release);
                 cancel.cancel();
@@ -1387,9 +1405,9 @@ impl Session {
             (task, fired)
         });
         if timer.is_some() {
-            // The timer starts in this worker's next-task slot, which no other worker may
-            // take: let it arm its sleep now, or a statement that never waits (its reads all
-            // ready at once) would keep it from ever firing.
+            // On an engine made on this very runtime (tests), the timer starts in this
+            // worker's next-task slot, which no other worker may take: let it arm its sleep
+            // now, or a statement that never waits would keep it from ever firing.
             tokio::task::yield_now().await;
         }
         let result = match plan.as_ref() {
