@@ -38,7 +38,7 @@ pub(crate) async fn serve(
         registry: registry.clone(),
         clock: clock.clone(),
     });
-    let threads = match ConnectionThreads::start(config.connection_threads) {
+    let threads = match ConnectionThreads::start(config.connection_threads, clock.clone()) {
         Ok(threads) => threads,
         Err(error) => {
             tracing::error!(%error, "cannot start the connection threads");
@@ -109,16 +109,13 @@ fn spawn_connection(
             return;
         }
     };
-    let (runtime, serving) = threads.assign();
     let (shared, stopped) = (shared.clone(), stopped.clone());
-    let connection = async move {
-        let _serving = serving;
+    threads.spawn(connections, move || async move {
         match TcpStream::from_std(stream) {
             Ok(stream) => connection::run(stream, peer, shared, stopped).await,
             Err(error) => tracing::warn!(%peer, %error, "could not register the connection"),
         }
-    };
-    connections.spawn_on(connection, &runtime);
+    });
 }
 
 async fn drain(connections: &mut JoinSet<()>) {

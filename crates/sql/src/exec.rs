@@ -31,6 +31,8 @@ use crate::types::{cast, keycode, row as rowcode, text, DataType, Value};
 
 /// Rows read per storage request in a scan.
 const SCAN_PAGE: usize = 512;
+/// Rows of work per unit of tokio's cooperative budget (see [`ExecContext::checkpoint`]).
+const ROWS_PER_BUDGET_UNIT: usize = 32;
 /// An index nested loop with more left rows than this first tries reading the right table
 /// whole (see [`join`]).
 const LOOKUPS_BEFORE_PROBING: usize = 256;
@@ -116,13 +118,17 @@ impl ExecContext<'_> {
         Ok(())
     }
 
-    /// [`check_cancel`](Self::check_cancel), and a point where a long statement lets the
-    /// other connections on its thread run: a connection thread polls one task at a time, so
-    /// a statement that never waits on I/O would hold them all until it ends. Yields only
-    /// once tokio's per-task budget is spent (every 128 calls), so short statements pay a
-    /// counter decrement.
-    pub(crate) async fn checkpoint(&self) -> SqlResult<()> {
-        tokio::task::coop::consume_budget().await;
+    /// [`check_cancel`](Self::check_cancel) after `rows` rows of work, and a point where a
+    /// long statement lets the other connections on its thread run: a connection thread
+    /// polls one task at a time, so a statement that never waits on I/O would hold them all
+    /// until it ends. The work is charged to tokio's cooperative budget (128 units a poll,
+    /// one per [`ROWS_PER_BUDGET_UNIT`] rows), which yields once it is spent: after about
+    /// 4,000 rows, by count rather than time so that a simulated run replays alike. Short
+    /// statements pay a few counter decrements.
+    pub(crate) async fn checkpoint(&self, rows: usize) -> SqlResult<()> {
+        for _ in 0..rows.div_ceil(ROWS_PER_BUDGET_UNIT).max(1) {
+            tokio::task::coop::consume_budget().await;
+        }
         self.check_cancel()
     }
 }
@@ -283,7 +289,7 @@ async fn run_statement(
                     None => e,
                 };
                 let stored = async {
-                ctx.checkpoint().await?;
+                ctx.checkpoint(1).await?;
                 ctx.sequences.top_up(txn).await?;
                 let mut row: Vec<Value> = Vec::with_capacity(table.columns.len());
                 for (i, column) in table.columns.iter().enumerate() {
@@ -424,7 +430,7 @@ async fn run_statement(
             };
             let correlated = correlated_in(update.assignments.iter().map(|(_, e)| e), ctx);
             for (old_key, old) in rows {
-                ctx.checkpoint().await?;
+                ctx.checkpoint(1).await?;
                 ctx.sequences.top_up(txn).await?;
                 let results = correlated_rows(txn, &correlated, &old, ctx).await?;
                 let row_ctx = ExecContext {
@@ -1009,7 +1015,7 @@ impl<'s> ScanCursor<'s> {
         ctx: &ExecContext<'_>,
         limit: usize,
     ) -> SqlResult<Option<Vec<(Key, Vec<Value>)>>> {
-        ctx.checkpoint().await?;
+        ctx.checkpoint(limit.min(SCAN_PAGE)).await?;
         let mut out = Vec::new();
         match std::mem::replace(&mut self.state, CursorState::Done) {
             CursorState::Done => return Ok(None),
@@ -1765,7 +1771,7 @@ impl<'s> JoinState<'s> {
             self.try_reading_right_whole(txn, ctx).await?;
         }
         match (&mut self.built, &self.step.lookup, lateral_plan(self.step)) {
-            (Some(built), _, _) => built.join(left, self.step, ctx),
+            (Some(built), _, _) => built.join(left, self.step, ctx).await,
             (None, Some(lookup), _) => lookup_join(txn, left, self.step, lookup, ctx).await,
             (None, None, Some(plan)) => lateral_join(txn, left, self.step, plan, ctx).await,
             (None, None, None) => Err(SqlError::internal("join without a right side")),
@@ -1892,7 +1898,7 @@ impl BuiltSide {
 
     /// Joins `left` with these rows: by the hash table if the join has equality keys, else
     /// every pair.
-    fn join(
+    async fn join(
         &mut self,
         left: Vec<Vec<Value>>,
         step: &JoinStep,
@@ -1910,9 +1916,13 @@ impl BuiltSide {
             None => (0..self.rows.len()).collect(),
         };
         let mut out = Vec::new();
-        for (n, row) in left.into_iter().enumerate() {
-            if n % SCAN_PAGE == 0 {
-                ctx.check_cancel()?;
+        // Pairs compared since the last checkpoint: a join without equality keys compares
+        // each left row with every right row.
+        let mut compared = 0;
+        for row in left {
+            if compared >= SCAN_PAGE {
+                ctx.checkpoint(compared).await?;
+                compared = 0;
             }
             let candidates = match (left_keys, &self.buckets) {
                 (Some(exprs), Some(buckets)) => match join_key(&row, exprs, ctx)? {
@@ -1921,6 +1931,7 @@ impl BuiltSide {
                 },
                 _ => &all_rows[..],
             };
+            compared += candidates.len().max(1);
             let mut matched = false;
             for &i in candidates {
                 let mut combined = row.clone();
@@ -1960,7 +1971,7 @@ async fn lateral_join(
     let keep_unmatched_left = step.kind == JoinKind::Left;
     let mut out = Vec::new();
     for row in left {
-        ctx.checkpoint().await?;
+        ctx.checkpoint(1).await?;
         let mut outer = ctx.outer.to_vec();
         outer.push(row.clone());
         let inner_ctx = ExecContext {
@@ -2036,7 +2047,7 @@ async fn lookup_join(
     let keep_unmatched_left = matches!(step.kind, JoinKind::Left | JoinKind::Full);
     let mut out = Vec::new();
     for row in left {
-        ctx.checkpoint().await?;
+        ctx.checkpoint(1).await?;
         let mut key = Vec::with_capacity(lookup.len());
         for expr in lookup {
             key.push(expr.eval(&row, &ctx.eval())?);
@@ -2110,7 +2121,7 @@ async fn recursive_rows(
     // Rounds stop once the reader has what it wants (PostgreSQL's LIMIT idiom for
     // recursion that would not end by itself).
     while !working.is_empty() && out.len() < want {
-        ctx.checkpoint().await?;
+        ctx.checkpoint(1).await?;
         let mut tables = ctx.working.to_vec();
         tables.push((recursive.id, std::mem::take(&mut working)));
         let round_ctx = ExecContext {
@@ -3180,7 +3191,7 @@ async fn filter_keyed_rows(
     let correlated = correlated_in([filter], ctx);
     let mut kept = Vec::with_capacity(rows.len());
     for (key, row) in rows {
-        ctx.checkpoint().await?;
+        ctx.checkpoint(1).await?;
         let results = correlated_rows(txn, &correlated, &row, ctx).await?;
         let row_ctx = ExecContext {
             correlated: &results,

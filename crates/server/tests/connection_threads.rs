@@ -1,0 +1,115 @@
+//! Connections share connection threads (`--connection-threads`), each running its
+//! connections one poll at a time; these check what keeps a long statement from holding up
+//! the others: it yields as it works, a new connection avoids a thread stuck in one, and a
+//! statement timeout fires though the statement never yields.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A join comparing every pair of 3,000 rows: seconds of work with no I/O to wait on.
+const LONG_JOIN: &str = "SELECT count(*) FROM big a, big b WHERE a.id + b.id < 0";
+/// Seconds of work that never reaches a yield point: a set-returning function's rows are
+/// made in one go, then counted in memory.
+const LONG_WITHOUT_YIELDS: &str = "SELECT count(*) FROM generate_series(1, 2000000)";
+
+async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_statement_lets_the_connections_on_its_thread_run() {
+    let server = common::Server::start_with(&["--connection-threads", "1"], &[]).await;
+    let long = Arc::new(server.connect().await);
+    let other = server.connect().await;
+    long.batch_execute(
+        "CREATE TABLE big (id int PRIMARY KEY); \
+         INSERT INTO big SELECT g FROM generate_series(1, 3000) g",
+    )
+    .await
+    .unwrap();
+    let pid = backend_pid(&long).await;
+    let running = {
+        let long = long.clone();
+        tokio::spawn(async move { long.batch_execute(LONG_JOIN).await })
+    };
+    common::sleep(Duration::from_millis(300)).await;
+
+    // The same thread serves this connection while the join runs, and it can cancel it.
+    let one: i32 = other.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    assert!(
+        !running.is_finished(),
+        "the join ended before the other connection's SELECT"
+    );
+    let cancelled: bool = other
+        .query_one("SELECT pg_cancel_backend($1)", &[&pid])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(cancelled);
+    let error = running.await.unwrap().unwrap_err();
+    assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_connection_avoids_a_thread_stuck_in_a_statement() {
+    let server = common::Server::start_with(&["--connection-threads", "2"], &[]).await;
+    // Threads serve the fewest first: `long` on the first, `idle` on the second, `gone` on
+    // the first again; once `gone` has left, the first thread serves fewer.
+    let long = Arc::new(server.connect().await);
+    let idle = server.connect().await;
+    let gone = server.connect().await;
+    let pid = backend_pid(&long).await;
+    backend_pid(&idle).await;
+    backend_pid(&gone).await;
+    drop(gone);
+    common::sleep(Duration::from_millis(300)).await;
+
+    let running = {
+        let long = long.clone();
+        tokio::spawn(async move { long.batch_execute(LONG_WITHOUT_YIELDS).await })
+    };
+    common::sleep(Duration::from_millis(300)).await;
+
+    // Queued behind the statement, this would wait for it to end.
+    let fresh = server.connect().await;
+    let one: i32 = fresh.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    assert!(
+        !running.is_finished(),
+        "the statement ended before the new connection's SELECT"
+    );
+    let cancelled: bool = fresh
+        .query_one("SELECT pg_cancel_backend($1)", &[&pid])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(cancelled);
+    // Cancelled while making the series, or finished counting before the flag was seen.
+    if let Err(error) = running.await.unwrap() {
+        assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_timeout_fires_while_the_statement_holds_its_thread() {
+    let server = common::Server::start_with(&["--connection-threads", "1"], &[]).await;
+    let client = server.connect().await;
+    client
+        .batch_execute("SET statement_timeout = 100")
+        .await
+        .unwrap();
+    let error = client.batch_execute(LONG_WITHOUT_YIELDS).await.unwrap_err();
+    assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error}");
+    assert_eq!(
+        error.as_db_error().map(|e| e.message()),
+        Some("canceling statement due to statement timeout")
+    );
+}
