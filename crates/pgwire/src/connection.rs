@@ -59,6 +59,7 @@ use tokio::sync::watch;
 use crate::errors::{admin_shutdown, cstring, notice_response, protocol_violation, Severity};
 use crate::frontend::{Frontend, Target};
 use crate::registry::{Registration, Registry};
+use crate::spin::Connections;
 use crate::startup::{startup, Credential};
 use crate::wire::{Stop, Wire};
 
@@ -93,6 +94,7 @@ pub(crate) struct Shared {
     pub(crate) credential: Option<Credential>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) connections: Connections,
 }
 
 /// Serves one connection until it ends. Never panics on client input; every way out closes
@@ -105,7 +107,7 @@ pub(crate) async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut wire = Wire::new(stream);
+    let mut wire = Wire::new(stream).among(&shared.connections);
     let started = tokio::select! {
         biased;
         result = timeout(

@@ -75,6 +75,7 @@ mod errors;
 mod frontend;
 mod registry;
 mod server;
+mod spin;
 mod startup;
 mod threads;
 mod wire;

@@ -14,6 +14,7 @@ use tokio::task::{JoinError, JoinSet};
 
 use crate::connection::{self, Shared};
 use crate::registry::Registry;
+use crate::spin::Connections;
 use crate::startup::Credential;
 use crate::threads::ConnectionThreads;
 use crate::ServerConfig;
@@ -32,12 +33,6 @@ pub(crate) async fn serve(
 ) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let registry = Registry::new();
-    let shared = Arc::new(Shared {
-        engine,
-        credential: config.password.as_deref().map(Credential::new),
-        registry: registry.clone(),
-        clock: clock.clone(),
-    });
     let threads = match ConnectionThreads::start(config.connection_threads, clock.clone()) {
         Ok(threads) => threads,
         Err(error) => {
@@ -45,6 +40,15 @@ pub(crate) async fn serve(
             return;
         }
     };
+    let activity = Connections::new(clock.clone());
+    let shared = Arc::new(Shared {
+        engine,
+        credential: config.password.as_deref().map(Credential::new),
+        registry: registry.clone(),
+        clock: clock.clone(),
+        connections: activity.clone(),
+    });
+    let idle_cpus = tokio::spawn(activity.watch_idle_cpus());
     let (stop, stopped) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -90,6 +94,7 @@ pub(crate) async fn serve(
             drain(&mut connections).await;
         }
     }
+    idle_cpus.abort();
 }
 
 /// Runs the connection on the thread serving the fewest, its socket registered with that

@@ -1,5 +1,6 @@
 //! The threads connections run on: each a single-threaded tokio runtime with its own epoll,
-//! serving the connections given to it cooperatively, as a PostgreSQL backend serves one.
+//! serving the connections given to it one poll at a time (where PostgreSQL gives each
+//! connection a process).
 //!
 //! Why not the multi-threaded runtime the rest of the server uses: its workers hand ready
 //! connections to one another (work stealing, waking a parked worker for each burst of
@@ -34,7 +35,7 @@ use tokio::sync::oneshot;
 /// a deep chain of async calls, as on the server's runtime (cairn-server's `start`).
 const STACK_SIZE: usize = 8 << 20;
 /// A thread whose current poll has run this long is passed over for new connections.
-pub(crate) const STUCK_AFTER: Duration = Duration::from_millis(10);
+const STUCK_AFTER: Duration = Duration::from_millis(10);
 
 /// A fixed set of connection threads.
 pub(crate) struct ConnectionThreads {

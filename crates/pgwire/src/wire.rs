@@ -2,7 +2,9 @@
 //! buffer that backend messages are encoded into and that is flushed when the client will
 //! wait for it (ReadyForQuery, Flush, before blocking on a read) or when it grows large.
 
+use std::future::Future;
 use std::io;
+use std::task::Poll;
 
 use bytes::{BufMut, BytesMut};
 use cairn_sql::SqlError;
@@ -11,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::errors::{error_response, protocol_violation, Severity};
 use crate::frontend::{self, Frontend, Startup};
+use crate::spin::{Connections, Member, Waiting};
 
 /// Output is written out once this much is buffered, so large results stream.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
@@ -36,6 +39,8 @@ pub(crate) struct Wire<S> {
     stream: S,
     input: BytesMut,
     output: BytesMut,
+    /// This connection among the server's, when it may poll for input (see `spin`).
+    member: Option<Member>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
@@ -44,7 +49,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             stream,
             input: BytesMut::with_capacity(8 * 1024),
             output: BytesMut::with_capacity(8 * 1024),
+            member: None,
         }
+    }
+
+    /// Counts the connection among `connections`, and lets it poll for input before
+    /// sleeping on it when it is the only one with anything to do (see `spin`).
+    pub(crate) fn among(mut self, connections: &Connections) -> Self {
+        self.member = Some(connections.open());
+        self
     }
 
     /// Queues a backend message.
@@ -115,8 +128,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     }
 
     /// Reads more input. Cancel-safe: nothing read is lost if the future is dropped.
+    ///
+    /// A connection that may poll (`spin`) polls the socket between yields to its thread's
+    /// other tasks until input comes or the poll ends, and only then sleeps on it: a client
+    /// that answers within microseconds then finds the thread running, not asleep on a CPU
+    /// that takes tens of microseconds to wake.
     pub(crate) async fn fill(&mut self) -> Result<(), Stop> {
-        if self.stream.read_buf(&mut self.input).await? == 0 {
+        let mut waiting = self.member.as_ref().map(Member::wait);
+        while waiting.as_mut().is_some_and(Waiting::poll_again) {
+            if let Some(read) = poll_once(self.stream.read_buf(&mut self.input)).await {
+                return self.filled(read?);
+            }
+            tokio::task::yield_now().await;
+        }
+        let read = self.stream.read_buf(&mut self.input).await?;
+        self.filled(read)
+    }
+
+    /// What `read` bytes of input (0: end of stream) mean for the connection.
+    fn filled(&self, read: usize) -> Result<(), Stop> {
+        if read == 0 {
             if self.input.is_empty() {
                 return Err(Stop::Closed);
             }
@@ -133,4 +164,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
     }
+}
+
+/// `future`'s output if it is ready at its first poll; dropped otherwise.
+async fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        Poll::Ready(match future.as_mut().poll(cx) {
+            Poll::Ready(output) => Some(output),
+            Poll::Pending => None,
+        })
+    })
+    .await
 }
