@@ -17,6 +17,10 @@
 //!
 //! Then it polls for up to [`SPIN`], yielding to its thread's other tasks between polls, and
 //! sleeps after that.
+//!
+//! Known cost: a lone client's write transactions. Single-client TPC-B-like ran a third
+//! slower with polling than without (docs/benchmarks.md, "Connection threads"), not yet
+//! explained.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
