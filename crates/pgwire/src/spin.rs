@@ -129,7 +129,12 @@ impl Member {
         Waiting {
             state,
             polling,
-            since: state.clock.monotonic_nanos(),
+            // Read only when needed: most waits on a busy server do not poll.
+            since: if polling {
+                state.clock.monotonic_nanos()
+            } else {
+                0
+            },
         }
     }
 }

@@ -15,14 +15,6 @@ const LONG_JOIN: &str = "SELECT count(*) FROM big a, big b WHERE a.id + b.id < 0
 /// made in one go, then counted in memory.
 const LONG_WITHOUT_YIELDS: &str = "SELECT count(*) FROM generate_series(1, 2000000)";
 
-async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
-    client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_statement_lets_the_connections_on_its_thread_run() {
     let server = common::Server::start_with(&["--connection-threads", "1"], &[]).await;
@@ -34,7 +26,7 @@ async fn a_long_statement_lets_the_connections_on_its_thread_run() {
     )
     .await
     .unwrap();
-    let pid = backend_pid(&long).await;
+    let pid = common::backend_pid(&long).await;
     let running = {
         let long = long.clone();
         tokio::spawn(async move { long.batch_execute(LONG_JOIN).await })
@@ -48,12 +40,7 @@ async fn a_long_statement_lets_the_connections_on_its_thread_run() {
         !running.is_finished(),
         "the join ended before the other connection's SELECT"
     );
-    let cancelled: bool = other
-        .query_one("SELECT pg_cancel_backend($1)", &[&pid])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(cancelled);
+    assert!(common::cancel_backend(&other, pid).await);
     let error = running.await.unwrap().unwrap_err();
     assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error}");
 }
@@ -66,9 +53,9 @@ async fn a_new_connection_avoids_a_thread_stuck_in_a_statement() {
     let long = Arc::new(server.connect().await);
     let idle = server.connect().await;
     let gone = server.connect().await;
-    let pid = backend_pid(&long).await;
-    backend_pid(&idle).await;
-    backend_pid(&gone).await;
+    let pid = common::backend_pid(&long).await;
+    common::backend_pid(&idle).await;
+    common::backend_pid(&gone).await;
     drop(gone);
     common::sleep(Duration::from_millis(300)).await;
 
@@ -86,12 +73,7 @@ async fn a_new_connection_avoids_a_thread_stuck_in_a_statement() {
         !running.is_finished(),
         "the statement ended before the new connection's SELECT"
     );
-    let cancelled: bool = fresh
-        .query_one("SELECT pg_cancel_backend($1)", &[&pid])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(cancelled);
+    assert!(common::cancel_backend(&fresh, pid).await);
     // Cancelled while making the series, or finished counting before the flag was seen.
     if let Err(error) = running.await.unwrap() {
         assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error}");

@@ -81,22 +81,13 @@ async fn another_session_cancels_by_pid() {
     let server = common::Server::start().await;
     let sleeper = Arc::new(server.connect().await);
     let other = server.connect().await;
-    let pid: i32 = sleeper
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let pid = common::backend_pid(&sleeper).await;
     let sleeping = {
         let sleeper = sleeper.clone();
         tokio::spawn(async move { sleeper.batch_execute("SELECT pg_sleep(10)").await })
     };
     common::sleep(Duration::from_millis(200)).await;
-    let cancelled: bool = other
-        .query_one("SELECT pg_cancel_backend($1)", &[&pid])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(cancelled);
+    assert!(common::cancel_backend(&other, pid).await);
     let error = sleeping.await.unwrap().unwrap_err();
     assert_eq!(error.code().map(|c| c.code()), Some("57014"));
     let unknown: bool = other

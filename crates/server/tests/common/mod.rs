@@ -494,3 +494,21 @@ pub async fn assert_closed_with_protocol_violation(raw: &mut Raw) {
     );
     assert_eq!(last.field(b'S').as_deref(), Some("FATAL"));
 }
+
+/// The backend pid of `client`'s session.
+pub async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pg_backend_pid")
+        .get(0)
+}
+
+/// `pg_cancel_backend(pid)` from `client`: whether a session with that pid was told.
+pub async fn cancel_backend(client: &tokio_postgres::Client, pid: i32) -> bool {
+    client
+        .query_one("SELECT pg_cancel_backend($1)", &[&pid])
+        .await
+        .expect("pg_cancel_backend")
+        .get(0)
+}
