@@ -150,7 +150,7 @@ pub struct JournalOptions {
     /// committer, not a crowd), writes (and fsyncs) its batch in the task that awaits it, instead of handing it to the writer thread and waiting to be
     /// woken. Saves two thread wake-ups per lone commit; blocks that task's thread for the
     /// fsync, as a PostgreSQL backend waits for its own WAL flush. Only on a multi-threaded
-    /// tokio runtime, or on a single-threaded one with no task but the caller's.
+    /// tokio runtime.
     pub caller_writes_when_idle: bool,
     /// The active segment file is kept written with durable zeros this far past its last
     /// record (refilled when less than half is left), so that appending a record overwrites
@@ -484,7 +484,11 @@ impl FileJournal {
             admission.forget_published(watermark);
             admission.unpublished.push_back(record.commit_ts);
         }
-        let may_lead = self.shared.options.caller_writes_when_idle && may_block_in_fsync();
+        // On a single-threaded runtime a caller blocked in fsync would keep every other task
+        // from queueing its append to share that fsync: there, the thread writes.
+        let may_lead = self.shared.options.caller_writes_when_idle
+            && tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         let lead = admission.send(
             &self.shared.requests,
             Request::Append { entry, reply },
@@ -569,27 +573,6 @@ impl FileJournal {
         }
         let starts = lock(&self.shared.segments).clone();
         segment::read(&self.shared.dir, &starts, from, tail, max)
-    }
-}
-
-/// Whether the caller's thread may block in an fsync: a worker of a multi-threaded tokio
-/// runtime may (the others run the other tasks), a single-threaded runtime's thread only when
-/// no other task is alive on it (else they would wait, and could not queue their appends to
-/// share the fsync). A connection thread serving one lone client is the case that matters:
-/// its commits then save the writer thread's two wake-ups.
-fn may_block_in_fsync() -> bool {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    let Ok(runtime) = Handle::try_current() else {
-        return false;
-    };
-    match runtime.runtime_flavor() {
-        RuntimeFlavor::MultiThread => true,
-        RuntimeFlavor::CurrentThread => {
-            // The caller counts among the alive tasks unless it is the future `block_on` runs.
-            let own = usize::from(tokio::task::try_id().is_some());
-            runtime.metrics().num_alive_tasks() <= own
-        }
-        _ => false,
     }
 }
 
