@@ -59,7 +59,7 @@ use tokio::sync::watch;
 use crate::errors::{admin_shutdown, cstring, notice_response, protocol_violation, Severity};
 use crate::frontend::{Frontend, Target};
 use crate::registry::{Registration, Registry};
-use crate::spin::Connections;
+use crate::spin::{Connections, Polling};
 use crate::startup::{startup, Credential};
 use crate::wire::{Stop, Wire};
 
@@ -304,9 +304,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                         None => std::future::pending().await,
                     }
                 };
+                // Inside a block the client answers at once; polling would only keep it
+                // off this thread's CPU (see `spin`).
+                let poll = match self.session.transaction_status() {
+                    TxStatus::Idle => Polling::Allowed,
+                    TxStatus::InBlock | TxStatus::Failed => Polling::Never,
+                };
                 tokio::select! {
                     biased;
-                    filled = self.wire.fill() => filled?,
+                    filled = self.wire.fill(poll) => filled?,
                     () = shutting_down(shutdown) => return Err(Stop::Fatal(admin_shutdown())),
                     Some(notification) = notified => {
                         self.held_notifications.push(notification);
@@ -769,7 +775,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     break message;
                 }
                 self.wire.flush().await?;
-                self.wire.fill().await?;
+                self.wire.fill(Polling::Allowed).await?;
             };
             match message {
                 Frontend::CopyData(chunk) => {

@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::errors::{password_failed, protocol_violation};
 use crate::frontend::{parse_sasl_initial, Frontend, Startup};
 use crate::registry::{random_u64, Registry};
+use crate::spin::Polling;
 use crate::wire::{Stop, Wire};
 
 /// The only role.
@@ -300,7 +301,7 @@ async fn password_message<S: AsyncRead + AsyncWrite + Unpin>(
                     "expected a SASL response during authentication",
                 )))
             }
-            None => wire.fill().await?,
+            None => wire.fill(Polling::Allowed).await?,
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::errors::{error_response, protocol_violation, Severity};
 use crate::frontend::{self, Frontend, Startup};
-use crate::spin::{Connections, Member, Waiting};
+use crate::spin::{Connections, Member, Polling, Waiting};
 
 /// Output is written out once this much is buffered, so large results stream.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
@@ -118,7 +118,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             if let Some(message) = frontend::decode_startup(&mut self.input).map_err(Stop::Fatal)? {
                 return Ok(message);
             }
-            self.fill().await?;
+            self.fill(Polling::Allowed).await?;
         }
     }
 
@@ -129,12 +129,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
 
     /// Reads more input. Cancel-safe: nothing read is lost if the future is dropped.
     ///
-    /// A connection that may poll (`spin`) polls the socket between yields to its thread's
-    /// other tasks until input comes or the poll ends, and only then sleeps on it: a client
-    /// that answers within microseconds then finds the thread running, not asleep on a CPU
-    /// that takes tens of microseconds to wake.
-    pub(crate) async fn fill(&mut self) -> Result<(), Stop> {
-        let mut waiting = self.member.as_ref().map(Member::wait);
+    /// A connection that may poll (`poll` and the rules of `spin`) polls the socket between
+    /// yields to its thread's other tasks until input comes or the poll ends, and only then
+    /// sleeps on it: a client that answers within microseconds then finds the thread
+    /// running, not asleep on a CPU that takes tens of microseconds to wake.
+    pub(crate) async fn fill(&mut self, poll: Polling) -> Result<(), Stop> {
+        let mut waiting = self.member.as_ref().map(|member| member.wait(poll));
         while waiting.as_mut().is_some_and(Waiting::poll_again) {
             if let Some(read) = poll_once(self.stream.read_buf(&mut self.input)).await {
                 return self.filled(read?);
