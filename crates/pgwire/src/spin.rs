@@ -12,8 +12,8 @@
 //! - its session is between transactions, not inside a transaction block: there the client
 //!   answers at once and the kernel runs it on the connection thread's CPU if that thread
 //!   sleeps; a polling thread keeps that CPU busy, so every answer wakes the client on the
-//!   idle one instead (single-client TPC-B-like ran at 1,600–1,700 transactions a second
-//!   polling inside its blocks, 2,200–2,450 not);
+//!   idle one instead (single-client TPC-B-like, alternating: 1,598 / 1,711 transactions a
+//!   second polling inside its blocks, 2,364 / 2,281 not; docs/benchmarks.md);
 //! - it is the server's one connection with anything to do: every connection is waiting for
 //!   its client and no other connection is polling; and
 //! - the machine had at least one CPU to spare over the last [`IDLE_WINDOW`]: idle time
