@@ -304,8 +304,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                         None => std::future::pending().await,
                     }
                 };
-                // Inside a block the client answers at once; polling would only keep it
-                // off this thread's CPU (see `spin`).
+                // Inside a block, polling kept a lone client off this thread's CPU, so
+                // every answer woke it on an idle one (see `spin`).
                 let poll = match self.session.transaction_status() {
                     TxStatus::Idle => Polling::Allowed,
                     TxStatus::InBlock | TxStatus::Failed => Polling::Never,

@@ -9,11 +9,12 @@
 //! 8 clients lost 16–21 %, its connections mostly asleep on commits; with polling allowed
 //! whenever every connection waited, select-only at 8 clients lost 13–30 %: then the client
 //! is what is busy). So a connection polls only when
-//! - its session is between transactions, not inside a transaction block: there the client
-//!   answers at once and the kernel runs it on the connection thread's CPU if that thread
-//!   sleeps; a polling thread keeps that CPU busy, so every answer wakes the client on the
-//!   idle one instead (single-client TPC-B-like, alternating: 1,598 / 1,711 transactions a
-//!   second polling inside its blocks, 2,364 / 2,281 not; docs/benchmarks.md);
+//! - its session is between transactions, not inside a transaction block (COPY data and
+//!   startup aside: the server sends nothing to wait on there). In traced single-client
+//!   TPC-B-like runs the client ran on the connection thread's CPU while that thread slept
+//!   between the statements of a transaction; a polling thread kept that CPU busy, so every
+//!   answer woke the client on the idle one, ~45 µs each (alternating: 1,598 / 1,711
+//!   transactions a second polling inside blocks, 2,364 / 2,281 not; docs/benchmarks.md);
 //! - it is the server's one connection with anything to do: every connection is waiting for
 //!   its client and no other connection is polling; and
 //! - the machine had at least one CPU to spare over the last [`IDLE_WINDOW`]: idle time
