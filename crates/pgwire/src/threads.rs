@@ -11,7 +11,9 @@
 //! The price is that a connection cannot move: while one statement computes, the other
 //! connections on its thread wait for it to reach an await. So:
 //! - long statements yield at their cancellation checks (`ExecContext::checkpoint`, about
-//!   every 4,000 rows of work; sorting or aggregating a large input in memory does not);
+//!   every 4,000 rows of work), and an ORDER BY of more than 10,000 rows sorts on tokio's
+//!   blocking pool; sorts inside window functions and ordered aggregates, and the end of a
+//!   large aggregation, still hold the thread;
 //! - a new connection goes to the thread serving the fewest, skipping a thread whose current
 //!   poll has run for over [`STUCK_AFTER`], so a cancel request or a new client is not queued
 //!   behind a long statement while another thread is free;

@@ -9,11 +9,15 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_types::clock::Clock;
+
 /// A join comparing every pair of 3,000 rows: seconds of work with no I/O to wait on.
 const LONG_JOIN: &str = "SELECT count(*) FROM big a, big b WHERE a.id + b.id < 0";
 /// Seconds of work that never reaches a yield point: a set-returning function's rows are
 /// made in one go, then counted in memory.
 const LONG_WITHOUT_YIELDS: &str = "SELECT count(*) FROM generate_series(1, 2000000)";
+/// A million result rows made, projected and sorted: seconds of work (debug build).
+const MANY_ROWS: &str = "SELECT a.id * 1000 + b.id AS k FROM big a, big b ORDER BY k DESC LIMIT 1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_statement_lets_the_connections_on_its_thread_run() {
@@ -43,6 +47,43 @@ async fn a_long_statement_lets_the_connections_on_its_thread_run() {
     assert!(common::cancel_backend(&other, pid).await);
     let error = running.await.unwrap().unwrap_err();
     assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error}");
+}
+
+/// The other connections on a thread answer throughout a statement that makes a million
+/// result rows: it yields while it projects them and sorts them off the thread (without the
+/// projection's yields a SELECT 1 waited 3 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_making_many_rows_lets_the_connections_on_its_thread_run() {
+    let server = common::Server::start_with(&["--connection-threads", "1"], &[]).await;
+    let long = server.connect().await;
+    let other = server.connect().await;
+    long.batch_execute(
+        "CREATE TABLE big (id int PRIMARY KEY); \
+         INSERT INTO big SELECT g FROM generate_series(1, 1000) g",
+    )
+    .await
+    .unwrap();
+    let clock = common::clock();
+    let running = tokio::spawn(async move { long.query_one(MANY_ROWS, &[]).await });
+    let (mut asked, mut slowest) = (0, Duration::ZERO);
+    while !running.is_finished() {
+        let start = clock.monotonic_nanos();
+        let one: i32 = other.query_one("SELECT 1", &[]).await.unwrap().get(0);
+        assert_eq!(one, 1);
+        slowest = slowest.max(Duration::from_nanos(clock.monotonic_nanos() - start));
+        asked += 1;
+        common::sleep(Duration::from_millis(10)).await;
+    }
+    let last: i32 = running.await.unwrap().unwrap().get(0);
+    assert_eq!(last, 1_001_000);
+    assert!(
+        asked >= 10,
+        "the statement ended too soon to tell ({asked} SELECTs)"
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a SELECT 1 waited {slowest:?} for the statement"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,7 @@ use crate::expr::{
 use crate::memory::{row_bytes, MemoryBudget};
 use crate::plan::{
     Access, Aggregation, ConflictAction, ConflictTarget, InsertSource, JoinKind, JoinStep, Plan,
-    Scan, SelectPlan, Series, UpdatePlan,
+    Scan, SelectPlan, Series, SortKey, UpdatePlan,
 };
 use crate::sequence::StatementSequences;
 use crate::types::ops::{self, ArithOp, GroupKey};
@@ -43,6 +43,9 @@ const ROWS_READ_PER_LOOKUP: usize = 4;
 const MAX_KEY_BYTES: usize = 8_192;
 /// Rows whose encoding is longer than this are refused.
 const MAX_ROW_BYTES: usize = 64 * 1024 * 1024;
+/// Result rows up to which ORDER BY sorts on the statement's own thread (about a
+/// millisecond's work); more go to tokio's blocking pool (`sort_rows`).
+const SORT_IN_PLACE_ROWS: usize = 10_000;
 
 /// What a statement needs besides its plan.
 #[derive(Clone, Copy)]
@@ -2231,6 +2234,38 @@ async fn set_operation_rows(
     Ok(out)
 }
 
+/// Sorts result rows (sort keys, projected row) by their first `order_by.len()` keys. A
+/// sort never yields, so a large one runs on tokio's blocking pool: on a connection thread it
+/// would hold up the thread's other connections until it ends.
+async fn sort_rows(
+    rows: Vec<(Vec<Value>, Vec<Value>)>,
+    order_by: &[SortKey],
+) -> SqlResult<Vec<(Vec<Value>, Vec<Value>)>> {
+    let order: Vec<(bool, bool)> = order_by
+        .iter()
+        .map(|key| (key.descending, key.nulls_first))
+        .collect();
+    let sort = move |mut rows: Vec<(Vec<Value>, Vec<Value>)>| {
+        rows.sort_by(|(a, _), (b, _)| {
+            a.iter()
+                .zip(b)
+                .zip(&order)
+                .map(|((x, y), &(descending, nulls_first))| {
+                    key_order(x, y, descending, nulls_first)
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        });
+        rows
+    };
+    if rows.len() <= SORT_IN_PLACE_ROWS {
+        return Ok(sort(rows));
+    }
+    tokio::task::spawn_blocking(move || sort(rows))
+        .await
+        .map_err(|e| SqlError::internal(format!("sorting the result rows failed: {e}")))
+}
+
 /// Orders two values as an ORDER BY key does.
 fn key_order(x: &Value, y: &Value, descending: bool, nulls_first: bool) -> Ordering {
     match (x.is_null(), y.is_null()) {
@@ -2890,7 +2925,11 @@ async fn select_rows_wanting(
             .collect(),
         _ => Vec::new(),
     };
-    for row in rows {
+    for (n, row) in rows.into_iter().enumerate() {
+        // Projecting a large result is work like a scan's: let the thread's others run.
+        if n % SCAN_PAGE == SCAN_PAGE - 1 {
+            ctx.checkpoint(SCAN_PAGE).await?;
+        }
         ctx.sequences.top_up(txn).await?;
         let row = &row;
         ctx.memory.release(row_bytes(row));
@@ -2927,39 +2966,7 @@ async fn select_rows_wanting(
         produced.push((keys, projected));
     }
     if !select.order_by.is_empty() {
-        produced.sort_by(|(a, _), (b, _)| {
-            for ((x, y), key) in a.iter().zip(b).zip(&select.order_by) {
-                let ordering = match (x.is_null(), y.is_null()) {
-                    (true, true) => Ordering::Equal,
-                    (true, false) => {
-                        if key.nulls_first {
-                            Ordering::Less
-                        } else {
-                            Ordering::Greater
-                        }
-                    }
-                    (false, true) => {
-                        if key.nulls_first {
-                            Ordering::Greater
-                        } else {
-                            Ordering::Less
-                        }
-                    }
-                    (false, false) => {
-                        let o = ops::total_cmp(x, y);
-                        if key.descending {
-                            o.reverse()
-                        } else {
-                            o
-                        }
-                    }
-                };
-                if ordering != Ordering::Equal {
-                    return ordering;
-                }
-            }
-            Ordering::Equal
-        });
+        produced = sort_rows(produced, &select.order_by).await?;
     }
     if !select.distinct_on.is_empty() {
         let sort_width = select.order_by.len();
@@ -4014,4 +4021,48 @@ pub(crate) async fn on_parent_change(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::types::DataType;
+
+    /// On a single-threaded runtime (a connection thread) another task gets the thread while
+    /// a large sort runs; a small one sorts at once.
+    #[tokio::test]
+    async fn a_large_sort_lets_the_other_tasks_on_its_thread_run() {
+        let descending = [SortKey {
+            expr: Expr::Column {
+                index: 0,
+                name: "n".into(),
+                ty: DataType::Int8,
+            },
+            descending: true,
+            nulls_first: false,
+        }];
+        for (rows, yields) in [(SORT_IN_PLACE_ROWS, false), (SORT_IN_PLACE_ROWS * 4, true)] {
+            let unsorted = (0..rows as i64)
+                .map(|n| (vec![Value::Int8(n)], vec![]))
+                .collect();
+            let ran = Arc::new(AtomicBool::new(false));
+            let other = tokio::spawn({
+                let ran = ran.clone();
+                async move { ran.store(true, AtomicOrdering::SeqCst) }
+            });
+            let sorted = sort_rows(unsorted, &descending).await.unwrap();
+            assert_eq!(ran.load(AtomicOrdering::SeqCst), yields, "{rows} rows");
+            let first: Vec<_> = sorted
+                .iter()
+                .take(2)
+                .map(|(keys, _)| keys[0].clone())
+                .collect();
+            let top = rows as i64 - 1;
+            assert_eq!(first, [Value::Int8(top), Value::Int8(top - 1)]);
+            other.await.unwrap();
+        }
+    }
 }
