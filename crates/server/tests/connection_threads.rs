@@ -21,15 +21,8 @@ const MANY_ROWS: &str = "SELECT a.id * 1000 + b.id AS k FROM big a, big b ORDER 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_statement_lets_the_connections_on_its_thread_run() {
-    let server = common::Server::start_with(&["--connection-threads", "1"], &[]).await;
-    let long = Arc::new(server.connect().await);
-    let other = server.connect().await;
-    long.batch_execute(
-        "CREATE TABLE big (id int PRIMARY KEY); \
-         INSERT INTO big SELECT g FROM generate_series(1, 3000) g",
-    )
-    .await
-    .unwrap();
+    let (_server, long, other) = one_thread_with_big_table(3000).await;
+    let long = Arc::new(long);
     let pid = common::backend_pid(&long).await;
     let running = {
         let long = long.clone();
@@ -54,15 +47,7 @@ async fn a_long_statement_lets_the_connections_on_its_thread_run() {
 /// projection's yields a SELECT 1 waited 3 s here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_making_many_rows_lets_the_connections_on_its_thread_run() {
-    let server = common::Server::start_with(&["--connection-threads", "1"], &[]).await;
-    let long = server.connect().await;
-    let other = server.connect().await;
-    long.batch_execute(
-        "CREATE TABLE big (id int PRIMARY KEY); \
-         INSERT INTO big SELECT g FROM generate_series(1, 1000) g",
-    )
-    .await
-    .unwrap();
+    let (_server, long, other) = one_thread_with_big_table(1000).await;
     let clock = common::clock();
     let running = tokio::spawn(async move { long.query_one(MANY_ROWS, &[]).await });
     let (mut asked, mut slowest) = (0, Duration::ZERO);
@@ -135,4 +120,25 @@ async fn a_statement_timeout_fires_while_the_statement_holds_its_thread() {
         error.as_db_error().map(|e| e.message()),
         Some("canceling statement due to statement timeout")
     );
+}
+
+/// A server with one connection thread, two connections to it, and a table `big` of ids 1
+/// to `rows`.
+async fn one_thread_with_big_table(
+    rows: u32,
+) -> (
+    common::Server,
+    tokio_postgres::Client,
+    tokio_postgres::Client,
+) {
+    let server = common::Server::start_with(&["--connection-threads", "1"], &[]).await;
+    let (first, second) = (server.connect().await, server.connect().await);
+    first
+        .batch_execute(&format!(
+            "CREATE TABLE big (id int PRIMARY KEY); \
+             INSERT INTO big SELECT g FROM generate_series(1, {rows}) g"
+        ))
+        .await
+        .unwrap();
+    (server, first, second)
 }
