@@ -7,7 +7,9 @@
 //! transactions are the session's business; the wire layer only frames, encodes and orders.
 //!
 //! ```text
-//!  TcpListener ── accept ──▶ one tokio task per connection (connection.rs)
+//!  TcpListener ── accept ──▶ one tokio task per connection (connection.rs), kept on one
+//!                             of the connection threads (threads.rs); a lone connection
+//!                             polls for input between transactions (spin.rs)
 //!                               │
 //!   bytes ─▶ frontend.rs ───────┤ decode: bounds-checked, length-exact, never panics
 //!                               ▼
