@@ -101,49 +101,67 @@ impl fmt::Debug for StorageOptions {
 /// Writes closer together than this share one [`Unswept`] entry.
 const UNSWEPT_GRANULE_NANOS: u64 = 10_000_000;
 
-/// When versions may have become garbage that no GC pass has walked. A version becomes
-/// garbage only once the horizon reaches a newer version of its key (or the version is a
-/// tombstone the horizon reached), so a pass has work only if some version was written at or
-/// below its horizon and above the last walked one. Each entry `e` stands for applied writes
-/// in `[e, e + 10 ms)`; a write before the last entry is covered by it (a later pass, since
-/// the entry is later). Before `opened_at` nothing is known (the versions already stored), so
-/// every pass walks until its horizon passes the entry for `opened_at`.
+/// A pass walks only once the writes that may have made garbage number at least the versions
+/// the last walk left divided by this. A walk reads every stored version, so walking for a
+/// few overwrites in a large store would cost far more than the garbage it removes; this
+/// bounds the walks' cost to about this many versions read per write, and the garbage left
+/// to about this fraction of the store (PostgreSQL's autovacuum likewise waits for a table's
+/// dead rows to reach a fraction of it, `autovacuum_vacuum_scale_factor`).
+const GC_WALK_DIVISOR: u64 = 10;
+
+/// When versions may have become garbage that no GC pass has walked, and how many writes
+/// could have made it. A version becomes garbage only once the horizon reaches a newer
+/// version of its key (or the version is a tombstone the horizon reached), so a pass has work
+/// only if some version was written at or below its horizon and above the last walked one.
+/// Each entry `(e, n)` stands for `n` applied writes in `[e, e + 10 ms)`; a write before the
+/// last entry is counted in it (a later pass, since the entry is later). Before `opened_at`
+/// nothing is known (the versions already stored): its entry counts as unknown (`u64::MAX`),
+/// and every pass walks until its horizon passes it.
 struct Unswept {
     opened_at: Timestamp,
-    entries: VecDeque<Timestamp>,
+    entries: VecDeque<(Timestamp, u64)>,
 }
 
 impl Unswept {
     fn new(opened_at: Timestamp) -> Self {
         Unswept {
             opened_at,
-            entries: VecDeque::from([opened_at]),
+            entries: VecDeque::from([(opened_at, u64::MAX)]),
         }
     }
 
-    /// Notes versions written at `ts`.
-    fn written(&mut self, ts: Timestamp) {
-        let covered = self
+    /// Notes `writes` versions written at `ts`.
+    fn written(&mut self, ts: Timestamp, writes: u64) {
+        match self.entries.back_mut() {
+            Some((last, count)) if ts.0 < last.0.saturating_add(UNSWEPT_GRANULE_NANOS) => {
+                *count = count.saturating_add(writes);
+            }
+            _ => self.entries.push_back((ts, writes)),
+        }
+    }
+
+    /// Whether a pass at `horizon` walks: it may find garbage, and at least `min_writes`
+    /// writes at or below the horizon could have made it. If so, forgets the entries it will
+    /// cover entirely (what the pass's snapshot, taken after this, holds); if not, forgets
+    /// nothing, so those writes count toward a later pass.
+    fn take_due(&mut self, horizon: Timestamp, min_writes: u64) -> bool {
+        let due_writes = self
             .entries
-            .back()
-            .is_some_and(|last| ts.0 < last.0.saturating_add(UNSWEPT_GRANULE_NANOS));
-        if !covered {
-            self.entries.push_back(ts);
+            .iter()
+            .take_while(|(start, _)| *start <= horizon)
+            .fold(0u64, |sum, (_, writes)| sum.saturating_add(*writes));
+        let walk = horizon < self.opened_at || (due_writes > 0 && due_writes >= min_writes);
+        if !walk {
+            return false;
         }
-    }
-
-    /// Whether a pass at `horizon` may find garbage; forgets the entries it will cover
-    /// entirely (what the pass's snapshot, taken after this, holds).
-    fn take_due(&mut self, horizon: Timestamp) -> bool {
-        let due = horizon < self.opened_at || self.entries.front().is_some_and(|e| *e <= horizon);
         while self
             .entries
             .front()
-            .is_some_and(|e| e.0.saturating_add(UNSWEPT_GRANULE_NANOS) <= horizon.0)
+            .is_some_and(|(start, _)| start.0.saturating_add(UNSWEPT_GRANULE_NANOS) <= horizon.0)
         {
             self.entries.pop_front();
         }
-        due
+        true
     }
 }
 
@@ -171,8 +189,11 @@ pub struct FjallStorage {
     gc_pass: Mutex<()>,
     /// Where garbage may have appeared since GC last walked: see [`Unswept`].
     unswept: Mutex<Unswept>,
-    /// GC passes that walked the versions (the others had nothing to find).
+    /// GC passes that walked the versions (the others had nothing, or too little, to find).
     gc_walks: AtomicU64,
+    /// The versions the last walk left (0 before the first): sets how many writes the next
+    /// walk waits for ([`GC_WALK_DIVISOR`]).
+    stored_versions: AtomicU64,
     /// The newest version of recently read keys (see `latest.rs`).
     latest: LatestCache,
 }
@@ -270,6 +291,7 @@ impl FjallStorage {
             gc_pass: Mutex::new(()),
             unswept: Mutex::new(Unswept::new(opened_at)),
             gc_walks: AtomicU64::new(0),
+            stored_versions: AtomicU64::new(0),
             latest: LatestCache::new(options.latest_cache_bytes),
             options,
         })
@@ -627,7 +649,7 @@ impl FjallStorage {
             // takes its snapshot later, so it holds them. (The batch's older records are
             // covered by its newest: later, so delayed at worst.)
             if let Some(ts) = newest_write {
-                lock(&self.unswept, "GC")?.written(ts);
+                lock(&self.unswept, "GC")?.written(ts, written.len() as u64);
             }
             *applied = positions;
         }
@@ -705,8 +727,9 @@ impl FjallStorage {
             self.gc_horizon.store(horizon.0, Ordering::SeqCst);
         }
 
-        if !lock(&self.unswept, "GC")?.take_due(horizon) {
-            tracing::debug!(%horizon, "GC pass skipped: no version written at or below the horizon since the last walk");
+        let min_writes = self.stored_versions.load(Ordering::Relaxed) / GC_WALK_DIVISOR;
+        if !lock(&self.unswept, "GC")?.take_due(horizon, min_writes) {
+            tracing::debug!(%horizon, min_writes, "GC pass skipped: fewer versions written at or below the horizon since the last walk than a walk waits for");
             return Ok(GcResponse {
                 versions_removed: 0,
                 horizon,
@@ -718,7 +741,7 @@ impl FjallStorage {
             // What the forgotten entries covered may not have been walked: walk next time.
             lock(&self.unswept, "GC")?
                 .entries
-                .push_front(Timestamp::ZERO);
+                .push_front((Timestamp::ZERO, u64::MAX));
         }
         walked
     }
@@ -728,6 +751,7 @@ impl FjallStorage {
         let snapshot = self.db.snapshot();
         let mut batch = self.db.batch();
         let mut removed = 0u64;
+        let mut walked = 0u64;
         // The key being walked, whether its newest version at or before the horizon was seen
         // (all older ones go), and its deletions so far, committed together.
         let mut current: Vec<u8> = Vec::new();
@@ -737,6 +761,7 @@ impl FjallStorage {
             let (stored_key, value) = guard
                 .into_inner()
                 .map_err(engine("scanning versions for GC"))?;
+            walked += 1;
             let (encoded, version_ts) = layout::split_version_key(&stored_key)?;
             if encoded != current.as_slice() {
                 removed += self.queue_deletions(&mut batch, &mut doomed);
@@ -763,7 +788,9 @@ impl FjallStorage {
         }
         removed += self.queue_deletions(&mut batch, &mut doomed);
         batch.commit().map_err(engine("committing GC deletions"))?;
-        tracing::info!(%horizon, removed, "GC pass done");
+        self.stored_versions
+            .store(walked.saturating_sub(removed), Ordering::Relaxed);
+        tracing::info!(%horizon, walked, removed, "GC pass done");
         Ok(GcResponse {
             versions_removed: removed,
             horizon,
@@ -1336,6 +1363,59 @@ mod tests {
         assert_eq!(versions(&s), 0);
         assert_eq!(gc(at(8.0)).await.unwrap().versions_removed, 0);
         assert_eq!(s.gc_walks.load(Ordering::Relaxed), 4);
+    }
+
+    /// In a store of 100 versions, 9 overwrites are too few to walk for (a walk reads all
+    /// 109 versions to remove 9); the tenth makes the walk due, and it removes all ten.
+    #[tokio::test]
+    async fn gc_walks_only_once_the_writes_due_are_a_tenth_of_the_stored_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), StorageOptions::default());
+        let gc = |horizon: Timestamp| s.gc(GcRequest { horizon });
+        let walks = || s.gc_walks.load(Ordering::Relaxed);
+        let versions = || s.versions.iter().count();
+        let puts = |keys: std::ops::Range<usize>, value: &'static str| -> Vec<Write> {
+            keys.map(|i| put(format!("k{i:03}"), value)).collect()
+        };
+        apply(
+            &s,
+            vec![
+                record(1, at(2.0).0, puts(0..100, "a")),
+                ApplyEvent::Heartbeat(at(2.0)),
+            ],
+        )
+        .await
+        .unwrap();
+        // The first walk (storage knows nothing of what was stored before it opened).
+        assert_eq!(gc(at(3.0)).await.unwrap().versions_removed, 0);
+        assert_eq!(walks(), 1);
+
+        apply(
+            &s,
+            vec![
+                record(2, at(4.0).0, puts(0..9, "b")),
+                ApplyEvent::Heartbeat(at(4.0)),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(gc(at(5.0)).await.unwrap().versions_removed, 0);
+        assert_eq!(walks(), 1, "walked for 9 writes in a store of 100 versions");
+        assert_eq!(versions(), 109);
+
+        apply(
+            &s,
+            vec![
+                record(3, at(6.0).0, puts(9..10, "b")),
+                ApplyEvent::Heartbeat(at(6.0)),
+            ],
+        )
+        .await
+        .unwrap();
+        // The skipped pass forgot nothing: the 9 writes still count.
+        assert_eq!(gc(at(7.0)).await.unwrap().versions_removed, 10);
+        assert_eq!(walks(), 2);
+        assert_eq!(versions(), 100);
     }
 
     #[tokio::test]
