@@ -1365,6 +1365,15 @@ mod tests {
         assert_eq!(s.gc_walks.load(Ordering::Relaxed), 4);
     }
 
+    /// Applies one record committed `secs` seconds in, and a heartbeat to it.
+    async fn commit_at(s: &FjallStorage, txn: u64, secs: f64, writes: Vec<Write>) {
+        let events = vec![
+            record(txn, at(secs).0, writes),
+            ApplyEvent::Heartbeat(at(secs)),
+        ];
+        apply(s, events).await.unwrap();
+    }
+
     /// In a store of 100 versions, 9 overwrites are too few to walk for (a walk reads all
     /// 109 versions to remove 9); the tenth makes the walk due, and it removes all ten.
     #[tokio::test]
@@ -1377,41 +1386,17 @@ mod tests {
         let puts = |keys: std::ops::Range<usize>, value: &'static str| -> Vec<Write> {
             keys.map(|i| put(format!("k{i:03}"), value)).collect()
         };
-        apply(
-            &s,
-            vec![
-                record(1, at(2.0).0, puts(0..100, "a")),
-                ApplyEvent::Heartbeat(at(2.0)),
-            ],
-        )
-        .await
-        .unwrap();
+        commit_at(&s, 1, 2.0, puts(0..100, "a")).await;
         // The first walk (storage knows nothing of what was stored before it opened).
         assert_eq!(gc(at(3.0)).await.unwrap().versions_removed, 0);
         assert_eq!(walks(), 1);
 
-        apply(
-            &s,
-            vec![
-                record(2, at(4.0).0, puts(0..9, "b")),
-                ApplyEvent::Heartbeat(at(4.0)),
-            ],
-        )
-        .await
-        .unwrap();
+        commit_at(&s, 2, 4.0, puts(0..9, "b")).await;
         assert_eq!(gc(at(5.0)).await.unwrap().versions_removed, 0);
         assert_eq!(walks(), 1, "walked for 9 writes in a store of 100 versions");
         assert_eq!(versions(), 109);
 
-        apply(
-            &s,
-            vec![
-                record(3, at(6.0).0, puts(9..10, "b")),
-                ApplyEvent::Heartbeat(at(6.0)),
-            ],
-        )
-        .await
-        .unwrap();
+        commit_at(&s, 3, 6.0, puts(9..10, "b")).await;
         // The skipped pass forgot nothing: the 9 writes still count.
         assert_eq!(gc(at(7.0)).await.unwrap().versions_removed, 10);
         assert_eq!(walks(), 2);
