@@ -111,8 +111,9 @@
 //!   below its horizon since the last walk number at least a tenth of the versions that walk
 //!   left (with none, nothing can have become garbage: an idle or read-only database stops
 //!   walking its store every maintenance interval; with few, a walk would read the whole
-//!   store for them, so up to about a tenth of it may be garbage, as PostgreSQL's autovacuum
-//!   lets a fifth of a table be dead rows). It deletes in batches of about 1,000 versions. A
+//!   store for them, so up to about a tenth of it may be garbage from overwrites, a fifth
+//!   from deletes (a tombstone and the version it hides), as PostgreSQL's autovacuum lets a
+//!   fifth of a table be dead rows). It deletes in batches of about 1,000 versions. A
 //!   per-key incremental GC can come later.
 //! - Values are copied out of fjall into [`bytes::Bytes`].
 //! - The newest-version cache serves point reads only (scans go to fjall), evicts in

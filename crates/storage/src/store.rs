@@ -105,8 +105,9 @@ const UNSWEPT_GRANULE_NANOS: u64 = 10_000_000;
 /// the last walk left divided by this. A walk reads every stored version, so walking for a
 /// few overwrites in a large store would cost far more than the garbage it removes; this
 /// bounds the walks' cost to about this many versions read per write, and the garbage left
-/// to about this fraction of the store (PostgreSQL's autovacuum likewise waits for a table's
-/// dead rows to reach a fraction of it, `autovacuum_vacuum_scale_factor`).
+/// to about this fraction of the store for overwrites, twice that for deletes (a tombstone
+/// and the version it hides). PostgreSQL's autovacuum likewise waits for a table's dead rows
+/// to reach a fraction of it (`autovacuum_vacuum_scale_factor`).
 const GC_WALK_DIVISOR: u64 = 10;
 
 /// When versions may have become garbage that no GC pass has walked, and how many writes
@@ -116,10 +117,14 @@ const GC_WALK_DIVISOR: u64 = 10;
 /// Each entry `(e, n)` stands for `n` applied writes in `[e, e + 10 ms)`; a write before the
 /// last entry is counted in it (a later pass, since the entry is later). Before `opened_at`
 /// nothing is known (the versions already stored): its entry counts as unknown (`u64::MAX`),
-/// and every pass walks until its horizon passes it.
+/// and every pass walks until its horizon passes it. Entries wholly below the horizon of a
+/// pass that did not walk are folded into `carried`, so skipped passes keep one count, not
+/// an entry per granule.
 struct Unswept {
     opened_at: Timestamp,
     entries: VecDeque<(Timestamp, u64)>,
+    /// Writes at or below an earlier pass's horizon since the last walk, out of `entries`.
+    carried: u64,
 }
 
 impl Unswept {
@@ -127,6 +132,7 @@ impl Unswept {
         Unswept {
             opened_at,
             entries: VecDeque::from([(opened_at, u64::MAX)]),
+            carried: 0,
         }
     }
 
@@ -142,26 +148,29 @@ impl Unswept {
 
     /// Whether a pass at `horizon` walks: it may find garbage, and at least `min_writes`
     /// writes at or below the horizon could have made it. If so, forgets the entries it will
-    /// cover entirely (what the pass's snapshot, taken after this, holds); if not, forgets
-    /// nothing, so those writes count toward a later pass.
+    /// cover entirely (what the pass's snapshot, taken after this, holds); if not, carries
+    /// their count, so those writes count toward a later pass.
     fn take_due(&mut self, horizon: Timestamp, min_writes: u64) -> bool {
         let due_writes = self
             .entries
             .iter()
             .take_while(|(start, _)| *start <= horizon)
-            .fold(0u64, |sum, (_, writes)| sum.saturating_add(*writes));
+            .fold(self.carried, |sum, (_, writes)| sum.saturating_add(*writes));
         let walk = horizon < self.opened_at || (due_writes > 0 && due_writes >= min_writes);
-        if !walk {
-            return false;
-        }
-        while self
-            .entries
-            .front()
-            .is_some_and(|(start, _)| start.0.saturating_add(UNSWEPT_GRANULE_NANOS) <= horizon.0)
-        {
+        let mut covered = 0u64;
+        while let Some(&(start, writes)) = self.entries.front() {
+            if start.0.saturating_add(UNSWEPT_GRANULE_NANOS) > horizon.0 {
+                break;
+            }
+            covered = covered.saturating_add(writes);
             self.entries.pop_front();
         }
-        true
+        self.carried = if walk {
+            0
+        } else {
+            self.carried.saturating_add(covered)
+        };
+        walk
     }
 }
 
@@ -1401,6 +1410,11 @@ mod tests {
         assert_eq!(gc(at(7.0)).await.unwrap().versions_removed, 10);
         assert_eq!(walks(), 2);
         assert_eq!(versions(), 100);
+
+        // The threshold follows the versions the walk left (100), not those it read (110).
+        commit_at(&s, 4, 8.0, puts(10..20, "b")).await;
+        assert_eq!(gc(at(9.0)).await.unwrap().versions_removed, 10);
+        assert_eq!(walks(), 3);
     }
 
     #[tokio::test]
