@@ -109,12 +109,12 @@
 //!   callers run off their async workers (`cairn-embedded` uses a blocking thread).
 //! - A GC pass walks the whole `versions` keyspace, but only once the versions written at or
 //!   below its horizon since the last walk number at least a tenth of the versions that walk
-//!   left (with none, nothing can have become garbage: an idle or read-only database stops
-//!   walking its store every maintenance interval; with few, a walk would read the whole
-//!   store for them, so up to about a tenth of it may be garbage from overwrites, a fifth
-//!   from deletes (a tombstone and the version it hides), as PostgreSQL's autovacuum lets a
-//!   fifth of a table be dead rows). It deletes in batches of about 1,000 versions. A
-//!   per-key incremental GC can come later.
+//!   left. With none, nothing can have become garbage, so an idle or read-only database
+//!   does not walk its store every maintenance interval. With few, a walk would read the
+//!   whole store for them; so up to about a tenth of the store may be garbage from
+//!   overwrites, a fifth from deletes (a tombstone and the version it hides), as PostgreSQL's
+//!   autovacuum lets a fifth of a table be dead rows. A walk deletes in batches of about
+//!   1,000 versions. A per-key incremental GC can come later.
 //! - Values are copied out of fjall into [`bytes::Bytes`].
 //! - The newest-version cache serves point reads only (scans go to fjall), evicts in
 //!   insertion order rather than by use, and any apply to a key's shard (1/64 of the keys)
